@@ -1,0 +1,28 @@
+//! Shared types of **shortlist**, at the root of the pipeline
+//! (`core` → `data` → `features` → models → training → evaluation → index → serving).
+//!
+//! * [`dataset`]: the in-memory dataset every loader produces: columnar interactions,
+//!   user and item feature tables, and the raw-id ↔ index maps.
+//! * [`rng`]: a small seeded generator whose streams are identical on every platform
+//!   and every version of this crate (splits and synthetic data depend on that).
+//! * [`atomic`]: write files and directories so that a reader never sees half of one.
+//! * [`progress`]: a progress-reporting seam, so libraries stay free of terminal code.
+//!
+//! ```
+//! use shortlist_core::dataset::{Dataset, IdMap};
+//! let mut users = IdMap::default();
+//! assert_eq!(users.intern("alice"), 0);
+//! assert_eq!(users.intern("bob"), 1);
+//! assert_eq!(users.intern("alice"), 0);
+//! assert_eq!(users.raw(1), "bob");
+//! let _ = Dataset::default();
+//! ```
+
+pub mod atomic;
+pub mod dataset;
+pub mod hash;
+pub mod progress;
+pub mod rng;
+
+pub use dataset::{Column, ColumnValues, Dataset, FeatureTable, IdMap, Interactions};
+pub use rng::Rng;
