@@ -194,7 +194,7 @@ pub fn fetch(name: &str, opts: &FetchOptions, progress: &dyn Progress) -> Result
         match download_zip(known, opts, &dir, progress) {
             Ok(source) => return done(name, dir, source),
             Err(e) => {
-                tracing::warn!("GroupLens download failed: {e}");
+                tracing::info!("GroupLens is not reachable ({e}); trying the fallback sources");
                 tried.push(format!("GroupLens ({}/{}): {e}", opts.base_url, known.zip));
             }
         }

@@ -1,0 +1,98 @@
+//! Subcommands. Each parses flags into a validated configuration, calls the library
+//! crates and prints a human report or, with `--json`, one JSON object.
+
+pub mod bench;
+pub mod data;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+/// Global settings every command sees.
+pub struct Context {
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+impl Context {
+    /// The progress reporter for this run.
+    pub fn progress(&self) -> crate::progress::Bars {
+        crate::progress::Bars::new(self.quiet)
+    }
+}
+
+/// An error that is the user's input, not a failure of ours (exit code 2).
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<BadInput>()
+            || c.downcast_ref::<shortlist_data::Error>()
+                .is_some_and(|d| d.is_bad_input())
+            || c.is::<shortlist_features::Error>()
+    })
+}
+
+/// Prints the error chain once and picks the exit code (a closed pipe is not an error).
+pub fn report_error(e: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(e) {
+        return ExitCode::SUCCESS;
+    }
+    let mut msg = format!("error: {e}");
+    for cause in e.chain().skip(1) {
+        msg.push_str(&format!("\n  caused by: {cause}"));
+    }
+    eprintln!("{msg}");
+    if is_bad_input(e) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Writes `value` as one JSON object on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `println!` that returns I/O errors (a closed pipe) instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (k, c) in s.chars().enumerate() {
+        if k > 0 && (s.len() - k) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
