@@ -530,4 +530,68 @@ mod tests {
             "unknown dataset \"ml-7\": expected one of ml-100k, ml-1m, ml-latest-small, ml-25m or the path of a file or directory"
         );
     }
+
+    /// Serves `body` once over HTTP on a loopback port; returns the base URL.
+    #[cfg(feature = "download")]
+    fn serve_once(body: Vec<u8>) -> String {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[cfg(feature = "download")]
+    #[test]
+    fn download_is_checksummed() {
+        let root = tempfile::tempdir().unwrap();
+        let opts = FetchOptions {
+            home: root.path().to_path_buf(),
+            base_url: serve_once(b"not the real zip".to_vec()),
+            download: true,
+            python: "/nonexistent".into(),
+        };
+        let err = fetch("ml-1m", &opts, &NoProgress).unwrap_err().to_string();
+        assert!(
+            err.starts_with("fetching ml-1m: every source failed:"),
+            "{err}"
+        );
+        assert!(
+            err.contains("/ml-1m.zip: SHA-256 mismatch: expected a6898adb"),
+            "{err}"
+        );
+        assert!(!dataset_dir(root.path(), "ml-1m").exists());
+    }
+
+    #[test]
+    fn every_failed_source_is_listed() {
+        let root = tempfile::tempdir().unwrap();
+        let opts = FetchOptions {
+            home: root.path().to_path_buf(),
+            base_url: "http://127.0.0.1:1".into(),
+            download: cfg!(feature = "download"),
+            python: "/nonexistent/python3".into(),
+        };
+        let err = fetch("ml-100k", &opts, &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GroupLens"), "{err}");
+        assert!(err.contains("recbole==1.2.1 wheel via pip: "), "{err}");
+        assert!(!dataset_dir(root.path(), "ml-100k").exists());
+    }
 }
