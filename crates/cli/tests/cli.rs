@@ -1,5 +1,7 @@
 //! Runs the real `shortlist` binary in temporary directories. No network.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,6 +1,8 @@
 //! Every loader on fixture files written by the tests, and each kind of malformed input
 //! with its exact message. No network.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::path::{Path, PathBuf};
 
 use shortlist_core::dataset::{ColumnValues, Feedback};

@@ -16,7 +16,7 @@ use crate::vocab::{VocabConfig, Vocabulary};
 pub const SPEC_VERSION: u32 = 1;
 
 /// What to fit (a section of training configs).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeatureConfig {
     /// User and item id vocabularies.
@@ -35,21 +35,6 @@ pub struct FeatureConfig {
     pub timestamp_buckets: usize,
     /// Quantile buckets for numeric side features, in addition to the normalised value (0: none).
     pub numeric_buckets: usize,
-}
-
-impl Default for FeatureConfig {
-    fn default() -> Self {
-        FeatureConfig {
-            ids: VocabConfig::default(),
-            user_features: Vec::new(),
-            item_features: Vec::new(),
-            categorical: VocabConfig::default(),
-            text: Tokenizer::default(),
-            timestamp: false,
-            timestamp_buckets: 0,
-            numeric_buckets: 0,
-        }
-    }
 }
 
 /// How one side feature is turned into model inputs.

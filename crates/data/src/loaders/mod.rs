@@ -67,7 +67,7 @@ pub enum Format {
     Recbole(PathBuf),
     /// A TOML schema.
     Schema(PathBuf),
-    /// A split file (`user_id	item_id	rating	timestamp`).
+    /// A split file (`user_id⇥item_id⇥rating⇥timestamp` (⇥ = tab)).
     Tsv(PathBuf),
 }
 

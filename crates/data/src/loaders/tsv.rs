@@ -1,5 +1,5 @@
 //! The split file format, a contract shared with other systems:
-//! tab-separated, header `user_id	item_id	rating	timestamp`, raw ids, one interaction per line.
+//! tab-separated, header `user_id⇥item_id⇥rating⇥timestamp` (⇥ = tab), raw ids, one interaction per line.
 //! Columns are found by name, so `rating` and `timestamp` may be absent on input
 //! (implicit feedback, no time); an empty timestamp in the first row means "no timestamps".
 
