@@ -24,6 +24,7 @@ pub mod duplicates;
 pub mod error;
 pub mod fetch;
 pub mod info;
+mod intern;
 pub mod loaders;
 pub mod read;
 pub mod split;

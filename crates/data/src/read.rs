@@ -10,6 +10,7 @@ use shortlist_core::progress::Progress;
 use shortlist_core::Interactions;
 
 use crate::error::{Error, Result, RowError};
+use crate::intern::Interner;
 
 /// Text encoding of a source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -288,8 +289,8 @@ pub struct ParsedInteractions {
 
 #[derive(Default)]
 struct Chunk {
-    users: IdMap,
-    items: IdMap,
+    users: Interner,
+    items: Interner,
     u: Vec<u32>,
     i: Vec<u32>,
     r: Vec<f32>,
@@ -396,7 +397,8 @@ pub fn parse_interactions(
     let chunks: Vec<Chunk> = if quoted {
         vec![parse_quoted(file, body, layout)?]
     } else {
-        let pieces = split_chunks(body, rayon::current_num_threads() * 8);
+        // Few chunks: each chunk interns its own ids, so more chunks repeat that work.
+        let pieces = split_chunks(body, rayon::current_num_threads() * 2);
         pieces
             .into_par_iter()
             .map(|(first_line, piece)| {
@@ -433,8 +435,12 @@ pub fn parse_interactions(
     };
     for c in chunks {
         report.record(c.errors, c.bad);
-        let umap: Vec<u32> = c.users.raw_ids().iter().map(|r| users.intern(r)).collect();
-        let imap: Vec<u32> = c.items.raw_ids().iter().map(|r| items.intern(r)).collect();
+        let umap: Vec<u32> = (0..c.users.len())
+            .map(|k| users.intern(c.users.get(k)))
+            .collect();
+        let imap: Vec<u32> = (0..c.items.len())
+            .map(|k| items.intern(c.items.get(k)))
+            .collect();
         out.users.extend(c.u.iter().map(|&u| umap[u as usize]));
         out.items.extend(c.i.iter().map(|&i| imap[i as usize]));
         out.ratings.extend_from_slice(&c.r);
