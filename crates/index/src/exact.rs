@@ -33,7 +33,7 @@ pub const TENSOR_NAME: &str = "items";
 /// Items scored per tile in the single-query path (a stack buffer of this many f32).
 const SINGLE_TILE: usize = 1024;
 /// Queries per GEMM block in the batch path (also the unit of parallel work).
-const QUERY_BLOCK: usize = 32;
+const QUERY_BLOCK: usize = 128;
 /// Items per GEMM tile in the batch path: QUERY_BLOCK × ITEM_TILE × 4 B = 256 KiB of
 /// scores, so a block's scores stay in L2 while they are selected.
 const ITEM_TILE: usize = 2048;

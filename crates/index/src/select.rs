@@ -70,6 +70,13 @@ impl TopK {
         }
     }
 
+    /// Replaces the worst kept hit by `hit`, which must rank before it.
+    #[inline]
+    fn replace_root(&mut self, hit: Hit) {
+        self.heap[0] = hit;
+        self.sift_down(0);
+    }
+
     fn sift_up(&mut self, mut i: usize) {
         while i > 0 {
             let p = (i - 1) / 2;
@@ -233,11 +240,23 @@ impl<'a> Admissible<'a> {
                     consider(self, top, j);
                     j += 1;
                 }
+                // The heap is full: only a strictly higher score can enter, and it
+                // always displaces the root (see the module docs).
+                if !top.full() {
+                    return; // every score was offered while filling
+                }
+                let mut thr = top.heap[0].score;
                 while j + CHUNK <= scores.len() {
-                    let thr = top.heap[0].score;
-                    if any_above(&scores[j..j + CHUNK], thr) {
-                        for t in j..j + CHUNK {
-                            consider(self, top, t);
+                    let chunk = &scores[j..j + CHUNK];
+                    if any_above(chunk, thr) {
+                        for (t, &s) in chunk.iter().enumerate() {
+                            if s > thr {
+                                let item = (base + j + t) as u32;
+                                if !(check && self.excluded(item)) {
+                                    top.replace_root(Hit { item, score: s });
+                                    thr = top.heap[0].score;
+                                }
+                            }
                         }
                     }
                     j += CHUNK;
