@@ -224,6 +224,9 @@ impl<'a> Admissible<'a> {
                     }
                 }
             }
+            Mode::All if scores.len() >= (top.k + 1) * CHUNK && top.heap.is_empty() => {
+                self.scan_pruned(scores, base, top);
+            }
             Mode::All | Mode::Exclude => {
                 let check = self.mode == Mode::Exclude;
                 let consider = |this: &mut Self, top: &mut TopK, j: usize| {
@@ -264,6 +267,35 @@ impl<'a> Admissible<'a> {
                 while j < scores.len() {
                     consider(self, top, j);
                     j += 1;
+                }
+            }
+        }
+    }
+}
+
+impl Admissible<'_> {
+    /// Unfiltered scan of a first tile with a lower bound on the k-th best score: with
+    /// `T` the k-th largest of the per-chunk maxima, at least `k` items score `≥ T`, so
+    /// a chunk whose maximum is below `T` holds no top-k item and is skipped. Random
+    /// data keeps only about `k` of the chunks, instead of heap work on half of them.
+    fn scan_pruned(&mut self, scores: &[f32], base: usize, top: &mut TopK) {
+        let maxima: Vec<f32> = scores
+            .chunks(CHUNK)
+            .map(|c| {
+                c.iter()
+                    .fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m })
+            })
+            .collect();
+        let mut sorted = maxima.clone();
+        // k-th largest (NaN never wins `>` above, so the maxima hold no NaN).
+        let (_, &mut bound, _) = sorted.select_nth_unstable_by(top.k - 1, |a, b| b.total_cmp(a));
+        for (c, (&m, chunk)) in maxima.iter().zip(scores.chunks(CHUNK)).enumerate() {
+            if m >= bound {
+                for (t, &s) in chunk.iter().enumerate() {
+                    top.push(Hit {
+                        item: (base + c * CHUNK + t) as u32,
+                        score: sanitize(s),
+                    });
                 }
             }
         }
