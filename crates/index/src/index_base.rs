@@ -1,0 +1,77 @@
+//! The top-K trait every index implements, its result type [`Hit`] and the per-query
+//! [`Filter`].
+//!
+//! Ordering contract (shared by every implementation, and checked against the exact
+//! index in tests): hits are sorted by score descending, ties broken by the lower item
+//! index; a NaN score ranks as `-inf`; `k = 0` gives no hits; a `k` larger than the
+//! number of admissible items gives all of them.
+
+use crate::error::Result;
+
+/// One search result: an item index and its score (inner product with the query).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Item index (row of the item matrix).
+    pub item: u32,
+    /// Inner product of the query and the item.
+    pub score: f32,
+}
+
+impl Hit {
+    /// True when `self` ranks strictly before `other`: higher score, or equal score and
+    /// lower item index. NaN scores must have been mapped to `-inf` before.
+    #[inline]
+    pub fn ranks_before(&self, other: &Hit) -> bool {
+        self.score > other.score || (self.score == other.score && self.item < other.item)
+    }
+}
+
+/// Which items a query may return. Building one borrows the caller's list and
+/// allocates nothing; the index copies (and sorts) an unsorted list once per query,
+/// proportional to the list, never to the catalogue.
+///
+/// Out-of-range entries of an exclusion list are ignored (they exclude nothing); an
+/// out-of-range entry of an allow-list is an error, because it is a caller bug.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Filter<'a> {
+    /// Every item is admissible.
+    #[default]
+    None,
+    /// Exclude these items; the slice must be sorted ascending (duplicates allowed),
+    /// e.g. a user's training items from a CSR matrix. Checked: an unsorted slice is an
+    /// error.
+    ExcludeSorted(&'a [u32]),
+    /// Exclude these items, in any order.
+    Exclude(&'a [u32]),
+    /// Only these items are admissible, in any order (duplicates are returned once).
+    AllowOnly(&'a [u32]),
+}
+
+/// A maximum-inner-product top-K index over item embeddings. Object-safe, so servers
+/// can hold an `Arc<dyn TopKIndex>` and swap exact for approximate implementations.
+pub trait TopKIndex: Send + Sync {
+    /// Embedding dimension.
+    fn dim(&self) -> usize;
+
+    /// Number of items.
+    fn len(&self) -> usize;
+
+    /// True when the index holds no items.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `k` admissible items with the highest inner product with `query`
+    /// (length [`dim`](Self::dim)), sorted as described in the [module docs](self).
+    fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>>;
+
+    /// [`search`](Self::search) for `n` queries at once: `queries` is `n × dim`,
+    /// row-major; `filter_of(q)` gives query `q`'s filter (it is called from worker
+    /// threads). Returns one hit list per query, in query order.
+    fn search_batch<'f>(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
+    ) -> Result<Vec<Vec<Hit>>>;
+}

@@ -1,0 +1,35 @@
+//! Top-K retrieval for **shortlist**, after evaluation in the pipeline
+//! (`core` → `data` → `features` → models → training → evaluation → **`index`** → serving).
+//!
+//! * [`index_base`]: the object-safe [`TopKIndex`] trait, its [`Hit`] results and the
+//!   per-query [`Filter`] (exclude seen items, exclude a list, allow only a list).
+//! * [`exact`]: [`ExactIndex`], brute-force maximum inner product search (SIMD dot
+//!   products for one query, blocked GEMM for batches) with safetensors persistence.
+//!   It is the ground truth an approximate index is tested against.
+//! * [`error`]: the crate's [`Error`]; messages name the file or parameter.
+//!
+//! Ordering contract: score descending, ties by lower item index, NaN as `-inf`.
+//!
+//! ```
+//! use shortlist_index::{ExactIndex, Filter, TopKIndex};
+//! // Three items in 2 dimensions.
+//! let index = ExactIndex::new(vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], 2)?;
+//! let hits = index.search(&[1.0, 0.5], 2, &Filter::None)?;
+//! assert_eq!(hits.iter().map(|h| h.item).collect::<Vec<_>>(), vec![2, 0]);
+//! // Exclude item 2 (e.g. already seen by the user).
+//! let hits = index.search(&[1.0, 0.5], 2, &Filter::ExcludeSorted(&[2]))?;
+//! assert_eq!(hits.iter().map(|h| h.item).collect::<Vec<_>>(), vec![0, 1]);
+//! // Two queries at once, the same filter for both.
+//! let all = index.search_batch(&[1.0, 0.5, 0.0, 1.0], 1, &|_| Filter::None)?;
+//! assert_eq!((all[0][0].item, all[1][0].item), (2, 1));
+//! # Ok::<(), shortlist_index::Error>(())
+//! ```
+
+pub mod error;
+pub mod exact;
+pub mod index_base;
+mod select;
+
+pub use error::{Error, Result};
+pub use exact::ExactIndex;
+pub use index_base::{Filter, Hit, TopKIndex};

@@ -1,0 +1,400 @@
+//! Partial selection shared by the single and batched search paths: a bounded heap of
+//! the best `k` hits, and a scan over a tile of scores that applies a prepared filter.
+//!
+//! Items are scanned in increasing index order, so once the heap is full a candidate
+//! must beat the worst kept score *strictly* (an equal score has a higher index and
+//! ranks after). That makes a cheap branch-free "any score above the threshold?" test
+//! per 16 scores possible; the filter is only consulted for the rare candidates.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use crate::error::{Error, Result};
+use crate::index_base::{Filter, Hit};
+
+/// Scores are checked against the heap threshold this many at a time.
+const CHUNK: usize = 16;
+
+/// A NaN score ranks as `-inf` (see the ordering contract in `index_base`).
+#[inline(always)]
+fn sanitize(s: f32) -> f32 {
+    if s.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        s
+    }
+}
+
+/// Ordering of the final result: best first.
+pub(crate) fn rank_order(a: &Hit, b: &Hit) -> Ordering {
+    if a.ranks_before(b) {
+        Ordering::Less
+    } else if b.ranks_before(a) {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
+}
+
+/// The best `k` hits seen so far, as a binary heap whose root is the *worst* kept hit.
+#[derive(Debug, Clone)]
+pub(crate) struct TopK {
+    k: usize,
+    heap: Vec<Hit>,
+}
+
+impl TopK {
+    /// An empty collector for `k` hits; `cap` bounds the preallocation (no point in
+    /// reserving `k` slots when the catalogue is smaller).
+    pub(crate) fn new(k: usize, cap: usize) -> Self {
+        TopK {
+            k,
+            heap: Vec::with_capacity(k.min(cap)),
+        }
+    }
+
+    #[inline(always)]
+    fn full(&self) -> bool {
+        self.heap.len() >= self.k
+    }
+
+    /// Offers a hit (score already sanitised).
+    #[inline]
+    pub(crate) fn push(&mut self, hit: Hit) {
+        if self.heap.len() < self.k {
+            self.heap.push(hit);
+            self.sift_up(self.heap.len() - 1);
+        } else if self.k > 0 && hit.ranks_before(&self.heap[0]) {
+            self.heap[0] = hit;
+            self.sift_down(0);
+        }
+    }
+
+    /// Replaces the worst kept hit by `hit`, which must rank before it.
+    #[inline]
+    fn replace_root(&mut self, hit: Hit) {
+        self.heap[0] = hit;
+        self.sift_down(0);
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let p = (i - 1) / 2;
+            // The parent must rank after (be worse than) its children.
+            if self.heap[p].ranks_before(&self.heap[i]) {
+                self.heap.swap(p, i);
+                i = p;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut worst = i;
+            if l < n && self.heap[worst].ranks_before(&self.heap[l]) {
+                worst = l;
+            }
+            if r < n && self.heap[worst].ranks_before(&self.heap[r]) {
+                worst = r;
+            }
+            if worst == i {
+                break;
+            }
+            self.heap.swap(i, worst);
+            i = worst;
+        }
+    }
+
+    /// The kept hits, best first.
+    pub(crate) fn into_sorted(mut self) -> Vec<Hit> {
+        self.heap.sort_unstable_by(rank_order);
+        self.heap
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    All,
+    Exclude,
+    Allow,
+}
+
+/// A [`Filter`] made ready for scanning: its list sorted ascending (borrowed when the
+/// caller's list already is), with a cursor that only moves forward as the scan does.
+#[derive(Debug, Clone)]
+pub(crate) struct Admissible<'a> {
+    mode: Mode,
+    list: Cow<'a, [u32]>,
+    cursor: usize,
+}
+
+fn is_sorted(list: &[u32]) -> bool {
+    list.windows(2).all(|w| w[0] <= w[1])
+}
+
+impl<'a> Admissible<'a> {
+    /// Prepares `filter` for a catalogue of `n_items` items.
+    pub(crate) fn prepare(filter: &Filter<'a>, n_items: usize) -> Result<Self> {
+        let (mode, list) = match *filter {
+            Filter::None => (Mode::All, Cow::Borrowed(&[][..])),
+            Filter::ExcludeSorted(list) => {
+                if let Some(p) = list.windows(2).position(|w| w[0] > w[1]) {
+                    return Err(Error::invalid(
+                        "filter",
+                        format!(
+                            "Filter::ExcludeSorted needs an ascending list, but entry {} ({}) > entry {} ({}); use Filter::Exclude for unsorted lists",
+                            p,
+                            list[p],
+                            p + 1,
+                            list[p + 1]
+                        ),
+                    ));
+                }
+                (Mode::Exclude, Cow::Borrowed(list))
+            }
+            Filter::Exclude(list) => {
+                if is_sorted(list) {
+                    (Mode::Exclude, Cow::Borrowed(list))
+                } else {
+                    let mut v = list.to_vec();
+                    v.sort_unstable();
+                    (Mode::Exclude, Cow::Owned(v))
+                }
+            }
+            Filter::AllowOnly(list) => {
+                if let Some(&bad) = list.iter().find(|&&i| i as usize >= n_items) {
+                    return Err(Error::invalid(
+                        "filter",
+                        format!(
+                            "allow-list item {bad} is out of range (the index has {n_items} items)"
+                        ),
+                    ));
+                }
+                if list.windows(2).all(|w| w[0] < w[1]) {
+                    (Mode::Allow, Cow::Borrowed(list))
+                } else {
+                    let mut v = list.to_vec();
+                    v.sort_unstable();
+                    v.dedup();
+                    (Mode::Allow, Cow::Owned(v))
+                }
+            }
+        };
+        Ok(Admissible {
+            mode,
+            list,
+            cursor: 0,
+        })
+    }
+
+    /// The allow-list, when this is one (the single-query path scores only these).
+    pub(crate) fn allow_list(&self) -> Option<&[u32]> {
+        (self.mode == Mode::Allow).then_some(&self.list[..])
+    }
+
+    /// Whether `item` is excluded; items must be asked in increasing order.
+    #[inline]
+    fn excluded(&mut self, item: u32) -> bool {
+        let list = &self.list[..];
+        while self.cursor < list.len() && list[self.cursor] < item {
+            self.cursor += 1;
+        }
+        self.cursor < list.len() && list[self.cursor] == item
+    }
+
+    /// Offers the scores of items `base .. base + scores.len()` to `top`. Tiles must be
+    /// scanned in increasing `base` order.
+    pub(crate) fn scan(&mut self, scores: &[f32], base: usize, top: &mut TopK) {
+        if top.k == 0 {
+            return;
+        }
+        let end = base + scores.len();
+        match self.mode {
+            Mode::Allow => {
+                while self.cursor < self.list.len() && (self.list[self.cursor] as usize) < end {
+                    let item = self.list[self.cursor];
+                    self.cursor += 1;
+                    if (item as usize) >= base {
+                        let score = sanitize(scores[item as usize - base]);
+                        top.push(Hit { item, score });
+                    }
+                }
+            }
+            Mode::All if scores.len() >= (top.k + 1) * CHUNK && top.heap.is_empty() => {
+                self.scan_pruned(scores, base, top);
+            }
+            Mode::All | Mode::Exclude => {
+                let check = self.mode == Mode::Exclude;
+                let consider = |this: &mut Self, top: &mut TopK, j: usize| {
+                    let item = (base + j) as u32;
+                    if !(check && this.excluded(item)) {
+                        top.push(Hit {
+                            item,
+                            score: sanitize(scores[j]),
+                        });
+                    }
+                };
+                let mut j = 0;
+                while j < scores.len() && !top.full() {
+                    consider(self, top, j);
+                    j += 1;
+                }
+                // The heap is full: only a strictly higher score can enter, and it
+                // always displaces the root (see the module docs).
+                if !top.full() {
+                    return; // every score was offered while filling
+                }
+                let mut thr = top.heap[0].score;
+                while j + CHUNK <= scores.len() {
+                    let chunk = &scores[j..j + CHUNK];
+                    if any_above(chunk, thr) {
+                        for (t, &s) in chunk.iter().enumerate() {
+                            if s > thr {
+                                let item = (base + j + t) as u32;
+                                if !(check && self.excluded(item)) {
+                                    top.replace_root(Hit { item, score: s });
+                                    thr = top.heap[0].score;
+                                }
+                            }
+                        }
+                    }
+                    j += CHUNK;
+                }
+                while j < scores.len() {
+                    consider(self, top, j);
+                    j += 1;
+                }
+            }
+        }
+    }
+}
+
+impl Admissible<'_> {
+    /// Unfiltered scan of a first tile with a lower bound on the k-th best score: with
+    /// `T` the k-th largest of the per-chunk maxima, at least `k` items score `≥ T`, so
+    /// a chunk whose maximum is below `T` holds no top-k item and is skipped. Random
+    /// data keeps only about `k` of the chunks, instead of heap work on half of them.
+    fn scan_pruned(&mut self, scores: &[f32], base: usize, top: &mut TopK) {
+        let maxima: Vec<f32> = scores
+            .chunks(CHUNK)
+            .map(|c| {
+                c.iter()
+                    .fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m })
+            })
+            .collect();
+        let mut sorted = maxima.clone();
+        // k-th largest (NaN never wins `>` above, so the maxima hold no NaN).
+        let (_, &mut bound, _) = sorted.select_nth_unstable_by(top.k - 1, |a, b| b.total_cmp(a));
+        for (c, (&m, chunk)) in maxima.iter().zip(scores.chunks(CHUNK)).enumerate() {
+            if m >= bound {
+                for (t, &s) in chunk.iter().enumerate() {
+                    top.push(Hit {
+                        item: (base + c * CHUNK + t) as u32,
+                        score: sanitize(s),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Whether any of the `CHUNK` scores is strictly above `thr` (NaN never is). Written
+/// without early exit so LLVM turns it into a few vector compares.
+#[inline(always)]
+fn any_above(chunk: &[f32], thr: f32) -> bool {
+    let mut any = false;
+    for &s in chunk {
+        any |= s > thr;
+    }
+    any
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on purpose
+mod tests {
+    use super::*;
+
+    fn naive(scores: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<Hit> {
+        let mut all: Vec<Hit> = scores
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i as u32))
+            .map(|(i, &s)| Hit {
+                item: i as u32,
+                score: sanitize(s),
+            })
+            .collect();
+        all.sort_by(rank_order);
+        all.truncate(k);
+        all
+    }
+
+    fn run(scores: &[f32], k: usize, filter: Filter<'_>, tile: usize) -> Vec<Hit> {
+        let mut adm = Admissible::prepare(&filter, scores.len()).unwrap();
+        let mut top = TopK::new(k, scores.len());
+        for (t, chunk) in scores.chunks(tile).enumerate() {
+            adm.scan(chunk, t * tile, &mut top);
+        }
+        top.into_sorted()
+    }
+
+    #[test]
+    fn ties_nan_and_k_larger_than_catalogue() {
+        let scores = [1.0, 3.0, f32::NAN, 3.0, -1.0, 3.0, f32::NEG_INFINITY];
+        let got = run(&scores, 3, Filter::None, 100);
+        let items: Vec<u32> = got.iter().map(|h| h.item).collect();
+        assert_eq!(items, vec![1, 3, 5]);
+        let got = run(&scores, 100, Filter::None, 2);
+        let items: Vec<u32> = got.iter().map(|h| h.item).collect();
+        // NaN ranks as -inf; among the two -inf scores the lower index (2) comes first.
+        assert_eq!(items, vec![1, 3, 5, 0, 4, 2, 6]);
+        assert!(run(&scores, 0, Filter::None, 3).is_empty());
+    }
+
+    #[test]
+    fn heap_matches_sort_on_many_ties() {
+        let mut rng = shortlist_core::Rng::new(7);
+        for trial in 0..200 {
+            let n = 1 + rng.below(300) as usize;
+            // Few distinct values, so ties are everywhere.
+            let scores: Vec<f32> = (0..n).map(|_| rng.below(5) as f32).collect();
+            let k = rng.below(n as u64 + 5) as usize;
+            let tile = 1 + rng.below(70) as usize;
+            let excl: Vec<u32> = (0..rng.below(20))
+                .map(|_| rng.below(n as u64) as u32)
+                .collect();
+            let allow: Vec<u32> = (0..rng.below(40))
+                .map(|_| rng.below(n as u64) as u32)
+                .collect();
+            assert_eq!(
+                run(&scores, k, Filter::None, tile),
+                naive(&scores, k, |_| true),
+                "trial {trial}"
+            );
+            assert_eq!(
+                run(&scores, k, Filter::Exclude(&excl), tile),
+                naive(&scores, k, |i| !excl.contains(&i)),
+                "trial {trial}"
+            );
+            assert_eq!(
+                run(&scores, k, Filter::AllowOnly(&allow), tile),
+                naive(&scores, k, |i| allow.contains(&i)),
+                "trial {trial}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_filters_are_errors() {
+        let e = Admissible::prepare(&Filter::ExcludeSorted(&[3, 1]), 10).unwrap_err();
+        assert!(e.to_string().contains("ascending"), "{e}");
+        let e = Admissible::prepare(&Filter::AllowOnly(&[1, 10]), 10).unwrap_err();
+        assert!(e.to_string().contains("item 10"), "{e}");
+        // Out-of-range exclusions exclude nothing.
+        assert!(Admissible::prepare(&Filter::Exclude(&[99]), 10).is_ok());
+    }
+}
