@@ -12,7 +12,7 @@
 //! A dataset directory is built under a temporary name and renamed into place, so an
 //! interrupted fetch never leaves half a dataset behind.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -250,6 +250,7 @@ fn download_zip(
         dataset: known.name.to_owned(),
         message: m,
     };
+    use std::io::Write as _;
     let mut response = agent.get(&url).call().map_err(|e| fail(e.to_string()))?;
     let mut reader = response
         .body_mut()
@@ -290,6 +291,7 @@ fn download_zip(_: &Known, _: &FetchOptions, _: &Path, _: &dyn Progress) -> Resu
     Err(Error::invalid("download", "not compiled in"))
 }
 
+#[cfg(feature = "download")]
 fn ensure_dir(p: &Path) -> Result<&Path> {
     fs_err::create_dir_all(p)?;
     Ok(p)
@@ -415,6 +417,7 @@ pub fn fetch_wheel(
 mod tests {
     use super::*;
     use shortlist_core::progress::NoProgress;
+    use std::io::Write;
 
     /// A fake wheel and a fake `python` that "downloads" it by copying.
     fn fake_pip(root: &Path, members: &[(&str, &[u8])]) -> (String, WheelSource) {
