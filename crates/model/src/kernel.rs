@@ -121,6 +121,7 @@ pub fn gemv_row(x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -43,6 +43,7 @@ pub use ranking::{
 };
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use shortlist_core::Rng;

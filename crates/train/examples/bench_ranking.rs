@@ -47,7 +47,14 @@ fn sparse_step_us(rows: usize, dim: usize, batch: usize) -> f64 {
     // latency, not first-touch page faults of a fresh allocation.
     let mut table = EmbeddingTable::zeros(rows, dim);
     table.data_mut().fill(0.01);
-    let p = OptimParams { lr: 0.1, eps: 1e-7, init_acc: 0.1, beta1: 0.9, beta2: 0.999, decay: 0.0 };
+    let p = OptimParams {
+        lr: 0.1,
+        eps: 1e-7,
+        init_acc: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        decay: 0.0,
+    };
     let mut state = SparseState::new(EmbeddingOptimizer::RowwiseAdagrad, &table, &p);
     let mut grad = SparseGrad::new(rows, dim);
     let mut rng = Rng::new(1);
@@ -69,19 +76,41 @@ fn sparse_step_us(rows: usize, dim: usize, batch: usize) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = PathBuf::from(args.first().map_or("/work/shared/data/ml-100k-split42", String::as_str));
+    let dir = PathBuf::from(
+        args.first()
+            .map_or("/work/shared/data/ml-100k-split42", String::as_str),
+    );
     let epochs: usize = args.get(1).map_or(Ok(5), |s| s.parse())?;
-    let split = load_split(&dir.join("train.tsv"), &dir.join("test.tsv"), &LoadOptions::default(), &NoProgress)?;
-    let cfg = TrainConfig { epochs, ..TrainConfig::default() };
+    let split = load_split(
+        &dir.join("train.tsv"),
+        &dir.join("test.tsv"),
+        &LoadOptions::default(),
+        &NoProgress,
+    )?;
+    let cfg = TrainConfig {
+        epochs,
+        ..TrainConfig::default()
+    };
     let (model, h) = train_split(&split, &cfg)?;
     let sec = h.median_epoch_seconds();
     let eps = h.train_examples as f64 / sec;
     let flop_per_example = 6.0 * model.mlp.macs() as f64;
     let achieved = eps * flop_per_example / 1e9;
     let peak = sgemm_peak();
-    println!("seed config (ids, dim 32, 256-64-1, Adagrad 0.1, batch 8192) on {}", dir.display());
-    println!("  median epoch: {sec:.3} s over {} epochs ({} examples)", h.epochs.len(), h.train_examples);
-    println!("  training throughput: {:.0} examples/s ({:.2}x TF's 258k)", eps, eps / 258_000.0);
+    println!(
+        "seed config (ids, dim 32, 256-64-1, Adagrad 0.1, batch 8192) on {}",
+        dir.display()
+    );
+    println!(
+        "  median epoch: {sec:.3} s over {} epochs ({} examples)",
+        h.epochs.len(),
+        h.train_examples
+    );
+    println!(
+        "  training throughput: {:.0} examples/s ({:.2}x TF's 258k)",
+        eps,
+        eps / 258_000.0
+    );
     println!(
         "  achieved: {achieved:.1} GFLOP/s (6 x {} MACs/example) = {:.0}% of the sgemm peak {peak:.1} GFLOP/s (1536^3, same kernel, this run)",
         model.mlp.macs(),
@@ -109,7 +138,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.push(t.elapsed().as_secs_f64() * 1e3);
         black_box(&out);
     }
-    println!("  scoring: one pair {one:.2} us; 1000 pairs {:.3} ms (median)", median(times));
+    println!(
+        "  scoring: one pair {one:.2} us; 1000 pairs {:.3} ms (median)",
+        median(times)
+    );
     let small = sparse_step_us(10_000, 64, 8192);
     let big = sparse_step_us(10_000_000, 64, 8192);
     println!(

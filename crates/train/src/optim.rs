@@ -240,6 +240,7 @@ impl DenseState {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use shortlist_core::Rng;

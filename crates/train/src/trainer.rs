@@ -543,6 +543,7 @@ pub fn train_ranking(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::{EmbeddingOptimizer, OptimizerKind};
