@@ -1,5 +1,5 @@
 //! Trains a ranking model on a split (default: the shared ML-100k split42 files) and
-//! prints per-epoch metrics.
+//! prints per-epoch metrics (`CURVES_DIR=dir` also writes `curves.csv`/`curves.png` per seed).
 //!
 //! `cargo run --release -p shortlist-train --example ranking_split42 -- CONFIG.toml [EPOCHS] [SEED,SEED…] [DATA_DIR]`
 
@@ -57,6 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(f64::NAN);
         println!("seed {seed}: kept epoch {} test_rmse {t:.4}", h.best_epoch);
         finals.push(t);
+        if let Ok(out) = std::env::var("CURVES_DIR") {
+            h.write_curves(&PathBuf::from(out).join(format!("seed-{seed}")))?;
+        }
     }
     let n = finals.len() as f64;
     let mean = finals.iter().sum::<f64>() / n;

@@ -670,6 +670,8 @@ mod tests {
         h.write_curves(dir.path()).unwrap();
         let csv = std::fs::read_to_string(dir.path().join("curves.csv")).unwrap();
         assert_eq!(csv.lines().count(), h.epochs.len() + 1);
+        let png = std::fs::read(dir.path().join("curves.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
     }
 
     #[test]
