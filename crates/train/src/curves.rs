@@ -78,7 +78,8 @@ pub fn plot_png(history: &History, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         message: e,
     };
-    let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = vec![
+    type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+    let series: Vec<Series> = vec![
         (
             "train RMSE",
             BLUE,
