@@ -1,0 +1,329 @@
+//! Model artifacts: a directory holding `manifest.json` (kind, format version,
+//! hyper-parameters, metrics, data fingerprint, tensor layout, weights checksum),
+//! `weights.safetensors` and `features.json` (the [`FeatureSpec`]). Saving builds the
+//! directory under a temporary name and renames it into place.
+
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use shortlist_core::atomic::{write_file, AtomicDir};
+use shortlist_core::hash::fnv1a64;
+use shortlist_features::FeatureSpec;
+
+use crate::dense::{Activation, Dense, Mlp};
+use crate::embedding::EmbeddingTable;
+use crate::error::{Error, Result};
+use crate::ranking::{InputFeature, Lookup, ModelMeta, RankingConfig, RankingModel, Side};
+
+/// Version of the artifact layout; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Model kind written in ranking manifests.
+pub const RANKING_KIND: &str = "ranking";
+/// Manifest file name.
+pub const MANIFEST: &str = "manifest.json";
+/// Weights file name.
+pub const WEIGHTS: &str = "weights.safetensors";
+/// Feature spec file name.
+pub const FEATURES: &str = "features.json";
+
+/// How an input feature is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeatureKind {
+    /// [`Lookup::Id`].
+    Id,
+    /// [`Lookup::Index`].
+    Index,
+    /// [`Lookup::Bag`].
+    Bag,
+    /// [`Lookup::Dense`].
+    Dense,
+}
+
+/// One input feature in the manifest (tensors `feature.{k}.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureEntry {
+    /// Feature name.
+    pub name: String,
+    /// Whose feature.
+    pub side: Side,
+    /// Storage kind.
+    pub kind: FeatureKind,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Model kind (`ranking`).
+    pub kind: String,
+    /// [`FORMAT_VERSION`] at save time.
+    pub format_version: u32,
+    /// Crate version that wrote it.
+    pub written_by: String,
+    /// Architecture.
+    pub config: RankingConfig,
+    /// Input features in MLP order.
+    pub features: Vec<FeatureEntry>,
+    /// Activations of the MLP layers.
+    pub activations: Vec<Activation>,
+    /// Training facts.
+    pub meta: ModelMeta,
+    /// FNV-1a 64 of the weights file (hex).
+    pub weights_checksum: String,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn u32_bytes(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+struct Tensors(Vec<(String, Dtype, Vec<usize>, Vec<u8>)>);
+
+impl Tensors {
+    fn f32(&mut self, name: String, shape: Vec<usize>, v: &[f32]) {
+        self.0.push((name, Dtype::F32, shape, f32_bytes(v)));
+    }
+    fn u32(&mut self, name: String, v: &[u32]) {
+        self.0.push((name, Dtype::U32, vec![v.len()], u32_bytes(v)));
+    }
+}
+
+impl RankingModel {
+    /// Saves the model into directory `dir` (replaced atomically if it exists).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut t = Tensors(Vec::new());
+        let mut entries = Vec::new();
+        for (k, f) in self.features.iter().enumerate() {
+            if let Some(tab) = &f.table {
+                t.f32(
+                    format!("feature.{k}.table"),
+                    vec![tab.rows(), tab.dim()],
+                    tab.data(),
+                );
+            }
+            let kind = match &f.lookup {
+                Lookup::Id => FeatureKind::Id,
+                Lookup::Index(v) => {
+                    t.u32(format!("feature.{k}.values"), v);
+                    FeatureKind::Index
+                }
+                Lookup::Bag { offsets, ids } => {
+                    t.u32(format!("feature.{k}.offsets"), offsets);
+                    t.u32(format!("feature.{k}.ids"), ids);
+                    FeatureKind::Bag
+                }
+                Lookup::Dense(v) => {
+                    t.f32(format!("feature.{k}.values"), vec![v.len()], v);
+                    FeatureKind::Dense
+                }
+            };
+            entries.push(FeatureEntry {
+                name: f.name.clone(),
+                side: f.side,
+                kind,
+            });
+        }
+        for (name, b) in [
+            ("user_bias", &self.user_bias),
+            ("item_bias", &self.item_bias),
+        ] {
+            if let Some(b) = b {
+                t.f32(name.into(), vec![b.rows()], b.data());
+            }
+        }
+        for (l, layer) in self.mlp.layers.iter().enumerate() {
+            t.f32(
+                format!("mlp.{l}.weight"),
+                vec![layer.input, layer.output],
+                &layer.weight,
+            );
+            t.f32(format!("mlp.{l}.bias"), vec![layer.output], &layer.bias);
+        }
+        let views =
+            t.0.iter()
+                .map(|(name, dtype, shape, bytes)| {
+                    TensorView::new(*dtype, shape.clone(), bytes)
+                        .map(|v| (name.clone(), v))
+                        .map_err(|e| Error::invalid(name.clone(), e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let weights_path = dir.join(WEIGHTS);
+        let weights = safetensors::serialize(views, None)
+            .map_err(|e| Error::corrupt(&weights_path, e.to_string()))?;
+        let manifest = Manifest {
+            kind: RANKING_KIND.into(),
+            format_version: FORMAT_VERSION,
+            written_by: format!("shortlist-model {}", env!("CARGO_PKG_VERSION")),
+            config: self.config.clone(),
+            features: entries,
+            activations: self.mlp.layers.iter().map(|l| l.activation).collect(),
+            meta: self.meta.clone(),
+            weights_checksum: format!("{:016x}", fnv1a64(&weights)),
+        };
+        let json = serde_json::to_string_pretty(&manifest)
+            .map_err(|e| Error::invalid("manifest", e.to_string()))?;
+        let staging = AtomicDir::new(dir).map_err(|e| Error::io(dir, e))?;
+        let p = staging.path();
+        write_file(&p.join(WEIGHTS), &weights).map_err(|e| Error::io(dir.join(WEIGHTS), e))?;
+        write_file(&p.join(FEATURES), self.spec.to_json().as_bytes())
+            .map_err(|e| Error::io(dir.join(FEATURES), e))?;
+        write_file(&p.join(MANIFEST), json.as_bytes())
+            .map_err(|e| Error::io(dir.join(MANIFEST), e))?;
+        staging.commit().map_err(|e| Error::io(dir, e))?;
+        Ok(())
+    }
+
+    /// Loads a model saved by [`RankingModel::save`]. Errors name the offending file.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mpath = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
+        if manifest.kind != RANKING_KIND {
+            return Err(Error::corrupt(
+                &mpath,
+                format!("model kind {:?}, expected {RANKING_KIND:?}", manifest.kind),
+            ));
+        }
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(Error::corrupt(
+                &mpath,
+                format!(
+                    "format version {}, this build reads {FORMAT_VERSION}",
+                    manifest.format_version
+                ),
+            ));
+        }
+        let spec = FeatureSpec::load(&dir.join(FEATURES))?;
+        let wpath = dir.join(WEIGHTS);
+        let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
+        let sum = format!("{:016x}", fnv1a64(&bytes));
+        if sum != manifest.weights_checksum {
+            return Err(Error::corrupt(
+                &wpath,
+                format!(
+                    "checksum {sum} differs from the manifest's {} (truncated or corrupt weights)",
+                    manifest.weights_checksum
+                ),
+            ));
+        }
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
+        let r = Reader {
+            st: &st,
+            path: &wpath,
+        };
+        let mut features = Vec::new();
+        for (k, e) in manifest.features.iter().enumerate() {
+            let table = match e.kind {
+                FeatureKind::Dense => None,
+                _ => Some(r.table(&format!("feature.{k}.table"))?),
+            };
+            let lookup = match e.kind {
+                FeatureKind::Id => Lookup::Id,
+                FeatureKind::Index => Lookup::Index(r.u32(&format!("feature.{k}.values"))?),
+                FeatureKind::Bag => Lookup::Bag {
+                    offsets: r.u32(&format!("feature.{k}.offsets"))?,
+                    ids: r.u32(&format!("feature.{k}.ids"))?,
+                },
+                FeatureKind::Dense => Lookup::Dense(r.f32(&format!("feature.{k}.values"))?.1),
+            };
+            features.push(InputFeature {
+                name: e.name.clone(),
+                side: e.side,
+                lookup,
+                table,
+            });
+        }
+        let bias = |name: &str| -> Result<Option<EmbeddingTable>> {
+            if !manifest.config.biases {
+                return Ok(None);
+            }
+            let (_, v) = r.f32(name)?;
+            Ok(Some(EmbeddingTable::new(v.len(), 1, v)?))
+        };
+        let (user_bias, item_bias) = (bias("user_bias")?, bias("item_bias")?);
+        let mut layers = Vec::new();
+        for (l, &activation) in manifest.activations.iter().enumerate() {
+            let (shape, weight) = r.f32(&format!("mlp.{l}.weight"))?;
+            let (_, b) = r.f32(&format!("mlp.{l}.bias"))?;
+            if shape.len() != 2 {
+                return Err(Error::corrupt(&wpath, format!("mlp.{l}.weight is not 2-d")));
+            }
+            layers.push(
+                Dense::new(shape[0], shape[1], weight, b, activation)
+                    .map_err(|e| Error::corrupt(&wpath, e.to_string()))?,
+            );
+        }
+        let model = RankingModel {
+            config: manifest.config,
+            spec,
+            features,
+            user_bias,
+            item_bias,
+            mlp: Mlp { layers },
+            meta: manifest.meta,
+        };
+        model
+            .check()
+            .map_err(|e| Error::corrupt(&wpath, format!("inconsistent with the manifest: {e}")))?;
+        Ok(model)
+    }
+}
+
+struct Reader<'a, 'd> {
+    st: &'a SafeTensors<'d>,
+    path: &'a Path,
+}
+
+impl Reader<'_, '_> {
+    fn raw(&self, name: &str, dtype: Dtype) -> Result<(Vec<usize>, &[u8])> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|e| Error::corrupt(self.path, format!("tensor {name}: {e}")))?;
+        if t.dtype() != dtype {
+            return Err(Error::corrupt(
+                self.path,
+                format!(
+                    "tensor {name} has dtype {:?}, expected {dtype:?}",
+                    t.dtype()
+                ),
+            ));
+        }
+        Ok((t.shape().to_vec(), t.data()))
+    }
+
+    fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let (shape, data) = self.raw(name, Dtype::F32)?;
+        let v = data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((shape, v))
+    }
+
+    fn u32(&self, name: &str) -> Result<Vec<u32>> {
+        let (_, data) = self.raw(name, Dtype::U32)?;
+        Ok(data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    fn table(&self, name: &str) -> Result<EmbeddingTable> {
+        let (shape, v) = self.f32(name)?;
+        match shape[..] {
+            [rows, dim] => EmbeddingTable::new(rows, dim, v)
+                .map_err(|e| Error::corrupt(self.path, format!("tensor {name}: {e}"))),
+            _ => Err(Error::corrupt(
+                self.path,
+                format!("tensor {name} is not 2-d"),
+            )),
+        }
+    }
+}

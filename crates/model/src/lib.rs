@@ -1,0 +1,156 @@
+//! Inference-only models of **shortlist**, the model stage of the pipeline
+//! (`core` → `data` → `features` → **models** → training → evaluation → index → serving).
+//!
+//! Serving depends on this crate alone; the training code (sparse embedding updates,
+//! backward passes, optimizers) lives in `shortlist-train`.
+//!
+//! * [`EmbeddingTable`]: `rows × dim` row-major tables, single-row and mean-pooled bag lookups.
+//! * [`Dense`] / [`Mlp`]: batched forward passes over the [`kernel`] seam (one GEMM
+//!   function, today `matrixmultiply::sgemm`).
+//! * [`RankingModel`]: id (and optional side-feature) embeddings → MLP → rating, with
+//!   optional user/item biases and a dot-product term; [`RankingModel::save`] /
+//!   [`RankingModel::load`] read and write a directory of `manifest.json`,
+//!   `weights.safetensors` and `features.json`.
+//!
+//! ```
+//! use shortlist_data::synth::{generate, SynthConfig};
+//! use shortlist_features::{FeatureConfig, FeatureSpec, EncodedTable};
+//! use shortlist_model::{RankingConfig, RankingModel};
+//!
+//! let (data, _) = generate(&SynthConfig { users: 20, items: 10, interactions: 200, ..Default::default() })?;
+//! let rows: Vec<usize> = (0..data.interactions.len()).collect();
+//! let spec = FeatureSpec::fit(&data, &rows, &FeatureConfig::default())?;
+//! let model = RankingModel::new(RankingConfig::default(), spec, &EncodedTable::default(), &EncodedTable::default())?;
+//! let p = model.predict_raw("u1", "never-seen");
+//! assert!(p.item_oov && !p.user_oov);
+//! assert_eq!(p.rating, 0.0); // zero-initialised
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod artifact;
+pub mod dense;
+pub mod embedding;
+pub mod error;
+pub mod kernel;
+pub mod ranking;
+
+pub use artifact::{Manifest, FORMAT_VERSION};
+pub use dense::{Activation, Dense, Mlp};
+pub use embedding::EmbeddingTable;
+pub use error::{Error, Result};
+pub use ranking::{
+    InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, Scratch, Side,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shortlist_core::Rng;
+    use shortlist_data::synth::{generate, SynthConfig};
+    use shortlist_features::{FeatureConfig, FeatureSpec};
+
+    fn random_model(side: bool) -> RankingModel {
+        let (data, _) = generate(&SynthConfig {
+            users: 30,
+            items: 20,
+            interactions: 400,
+            ..Default::default()
+        })
+        .unwrap();
+        let rows: Vec<usize> = (0..data.interactions.len()).collect();
+        let cfg = FeatureConfig {
+            item_features: if side { vec!["*".into()] } else { vec![] },
+            user_features: if side { vec!["*".into()] } else { vec![] },
+            ..Default::default()
+        };
+        let spec = FeatureSpec::fit(&data, &rows, &cfg).unwrap();
+        let (u, i) = (spec.encode_users(&data), spec.encode_items(&data));
+        let config = RankingConfig {
+            embedding_dim: 4,
+            hidden: vec![8, 4],
+            biases: true,
+            dot: true,
+        };
+        let mut m = RankingModel::new(config, spec, &u, &i).unwrap();
+        let mut rng = Rng::new(7);
+        for f in &mut m.features {
+            if let Some(t) = &mut f.table {
+                t.data_mut()
+                    .iter_mut()
+                    .for_each(|v| *v = rng.normal() as f32);
+            }
+        }
+        for t in [&mut m.user_bias, &mut m.item_bias].into_iter().flatten() {
+            t.data_mut()
+                .iter_mut()
+                .for_each(|v| *v = rng.normal() as f32);
+        }
+        for l in &mut m.mlp.layers {
+            l.weight
+                .iter_mut()
+                .for_each(|v| *v = rng.normal() as f32 * 0.5);
+            l.bias
+                .iter_mut()
+                .for_each(|v| *v = rng.normal() as f32 * 0.1);
+        }
+        m.meta.metrics.insert("test_rmse".into(), 0.9);
+        m
+    }
+
+    #[test]
+    fn save_load_round_trip_is_bit_identical() {
+        for side in [false, true] {
+            let m = random_model(side);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("model");
+            m.save(&path).unwrap();
+            m.save(&path).unwrap(); // replacing works
+            let back = RankingModel::load(&path).unwrap();
+            assert_eq!(back, m);
+            let users: Vec<u32> = (0..m.num_users() as u32).collect();
+            let items: Vec<u32> = users.iter().map(|u| u % m.num_items() as u32).collect();
+            let a = m.predict_batch(&users, &items);
+            let b = back.predict_batch(&users, &items);
+            assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            assert_eq!(m.predict(3, 4).to_bits(), back.predict(3, 4).to_bits());
+            assert!(a.iter().all(|x| x.is_finite()));
+        }
+    }
+
+    #[test]
+    fn single_and_batched_predictions_agree() {
+        let m = random_model(true);
+        let b = m.predict_batch(&[1, 2, 3], &[4, 5, 6]);
+        for (k, (u, i)) in [(1, 4), (2, 5), (3, 6)].into_iter().enumerate() {
+            assert!((m.predict(u, i) - b[k]).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn corrupt_or_truncated_weights_name_the_file() {
+        let m = random_model(false);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model");
+        m.save(&path).unwrap();
+        let w = path.join(artifact::WEIGHTS);
+        let bytes = std::fs::read(&w).unwrap();
+        std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("weights.safetensors"), "{err}");
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        std::fs::write(&w, &flipped).unwrap();
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("weights.safetensors") && err.contains("checksum"),
+            "{err}"
+        );
+        std::fs::write(path.join(artifact::MANIFEST), "{").unwrap();
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("manifest.json"), "{err}");
+    }
+}

@@ -1,0 +1,469 @@
+//! The ranking model: embeddings of the user id, the item id and optional side
+//! features, concatenated and fed to an MLP that predicts the rating; optional
+//! per-user/per-item bias terms and a user·item dot product are added to its output.
+
+use serde::{Deserialize, Serialize};
+use shortlist_features::{EncodedColumn, EncodedTable, FeatureSpec};
+
+use crate::dense::Mlp;
+use crate::embedding::EmbeddingTable;
+use crate::error::{Error, Result};
+
+/// Architecture hyper-parameters of a [`RankingModel`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankingConfig {
+    /// Width of every embedding (ids and categorical side features).
+    pub embedding_dim: usize,
+    /// Hidden layer widths of the MLP (ReLU); the output layer (width 1) is implied.
+    pub hidden: Vec<usize>,
+    /// Add a learned bias per user and per item to the output.
+    pub biases: bool,
+    /// Add the dot product of the user-id and item-id embeddings to the output.
+    pub dot: bool,
+}
+
+impl Default for RankingConfig {
+    fn default() -> Self {
+        RankingConfig {
+            embedding_dim: 32,
+            hidden: vec![256, 64],
+            biases: false,
+            dot: false,
+        }
+    }
+}
+
+/// Whose feature an input is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    /// Indexed by the user vocabulary row.
+    User,
+    /// Indexed by the item vocabulary row.
+    Item,
+}
+
+/// How an input feature maps an entity row to embedding rows (or a value).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The entity row itself (the id embedding).
+    Id,
+    /// One embedding row per entity row.
+    Index(Vec<u32>),
+    /// A bag of embedding rows per entity row (mean-pooled), CSR-style.
+    Bag {
+        /// Entity row r holds `ids[offsets[r]..offsets[r + 1]]`.
+        offsets: Vec<u32>,
+        /// Concatenated embedding rows.
+        ids: Vec<u32>,
+    },
+    /// One normalised number per entity row, fed as is.
+    Dense(Vec<f32>),
+}
+
+/// One model input: a looked-up embedding or a dense value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputFeature {
+    /// Feature name (`user_id`, `item_id`, or the side feature's column).
+    pub name: String,
+    /// Whose feature it is.
+    pub side: Side,
+    /// Entity row → embedding rows.
+    pub lookup: Lookup,
+    /// The embedding table (`None` for [`Lookup::Dense`]).
+    pub table: Option<EmbeddingTable>,
+}
+
+impl InputFeature {
+    /// Width of the feature in the MLP input.
+    pub fn width(&self) -> usize {
+        self.table.as_ref().map_or(1, |t| t.dim())
+    }
+
+    /// Embedding rows of entity row `row` (`one` is scratch for single-row lookups).
+    pub fn ids<'a>(&'a self, row: u32, one: &'a mut u32) -> &'a [u32] {
+        match &self.lookup {
+            Lookup::Id => {
+                *one = row;
+                std::slice::from_ref(one)
+            }
+            Lookup::Index(v) => {
+                *one = v[row as usize];
+                std::slice::from_ref(one)
+            }
+            Lookup::Bag { offsets, ids } => {
+                &ids[offsets[row as usize] as usize..offsets[row as usize + 1] as usize]
+            }
+            Lookup::Dense(_) => &[],
+        }
+    }
+
+    /// Writes the feature of entity row `row` into `out` (`width()` values).
+    pub fn fill(&self, row: u32, out: &mut [f32]) {
+        match (&self.lookup, &self.table) {
+            (Lookup::Dense(v), _) => out[0] = v[row as usize],
+            (Lookup::Id, Some(t)) => t.lookup_into(row as usize, out),
+            (Lookup::Index(v), Some(t)) => t.lookup_into(v[row as usize] as usize, out),
+            (Lookup::Bag { .. }, Some(t)) => {
+                let mut one = 0;
+                t.bag_mean_into(self.ids(row, &mut one), out)
+            }
+            (_, None) => out[..self.width()].fill(0.0),
+        }
+    }
+
+    /// Number of entity rows this feature covers.
+    pub fn entity_rows(&self) -> Option<usize> {
+        match &self.lookup {
+            Lookup::Id => self.table.as_ref().map(|t| t.rows()),
+            Lookup::Index(v) => Some(v.len()),
+            Lookup::Bag { offsets, .. } => Some(offsets.len().saturating_sub(1)),
+            Lookup::Dense(v) => Some(v.len()),
+        }
+    }
+}
+
+/// Training-side facts stored with a model in its manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// The training hyper-parameters (opaque here: whatever the trainer recorded).
+    pub hyper_parameters: serde_json::Value,
+    /// Final metrics by name (`test_rmse`, …).
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Fingerprint of the training data (hex).
+    pub data_fingerprint: String,
+}
+
+/// The rating predicted for a raw (user, item) pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Predicted rating.
+    pub rating: f32,
+    /// The user id was not in the training vocabulary (its OOV embedding was used).
+    pub user_oov: bool,
+    /// The item id was not in the training vocabulary.
+    pub item_oov: bool,
+}
+
+/// The ranking model (inference).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankingModel {
+    /// Architecture.
+    pub config: RankingConfig,
+    /// The fitted feature spec (id vocabularies, side feature transforms).
+    pub spec: FeatureSpec,
+    /// Inputs in MLP order: `user_id`, `item_id`, then side features.
+    pub features: Vec<InputFeature>,
+    /// Per-user output bias (`rows × 1`) when `config.biases`.
+    pub user_bias: Option<EmbeddingTable>,
+    /// Per-item output bias when `config.biases`.
+    pub item_bias: Option<EmbeddingTable>,
+    /// The MLP (`input width → hidden… → 1`).
+    pub mlp: Mlp,
+    /// Training facts saved in the manifest.
+    pub meta: ModelMeta,
+}
+
+fn side_features(enc: &EncodedTable, side: Side, dim: usize) -> Vec<InputFeature> {
+    enc.columns
+        .iter()
+        .map(|c| match c {
+            EncodedColumn::Index {
+                name,
+                cardinality,
+                values,
+            } => InputFeature {
+                name: name.clone(),
+                side,
+                lookup: Lookup::Index(values.clone()),
+                table: Some(EmbeddingTable::zeros(*cardinality, dim)),
+            },
+            EncodedColumn::Bag {
+                name,
+                cardinality,
+                offsets,
+                ids,
+            } => InputFeature {
+                name: name.clone(),
+                side,
+                lookup: Lookup::Bag {
+                    offsets: offsets.clone(),
+                    ids: ids.clone(),
+                },
+                table: Some(EmbeddingTable::zeros(*cardinality, dim)),
+            },
+            EncodedColumn::Dense { name, values } => InputFeature {
+                name: name.clone(),
+                side,
+                lookup: Lookup::Dense(values.clone()),
+                table: None,
+            },
+        })
+        .collect()
+}
+
+/// Reusable buffers of batched prediction.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// MLP input, `batch × input width`.
+    pub input: Vec<f32>,
+    /// Per-layer outputs.
+    pub acts: Vec<Vec<f32>>,
+}
+
+impl RankingModel {
+    /// A zero-initialised model for `spec` with the encoded side features
+    /// `users`/`items` (from `spec.encode_users/encode_items`; pass empty tables for ids only).
+    pub fn new(
+        config: RankingConfig,
+        spec: FeatureSpec,
+        users: &EncodedTable,
+        items: &EncodedTable,
+    ) -> Result<Self> {
+        if config.embedding_dim == 0 {
+            return Err(Error::invalid("embedding_dim", "expected at least 1"));
+        }
+        if let Some(k) = config.hidden.iter().position(|&h| h == 0) {
+            return Err(Error::invalid(
+                format!("hidden[{k}]"),
+                "expected at least 1",
+            ));
+        }
+        let dim = config.embedding_dim;
+        let (nu, ni) = (spec.user_id.len(), spec.item_id.len());
+        let mut features = vec![
+            InputFeature {
+                name: "user_id".into(),
+                side: Side::User,
+                lookup: Lookup::Id,
+                table: Some(EmbeddingTable::zeros(nu, dim)),
+            },
+            InputFeature {
+                name: "item_id".into(),
+                side: Side::Item,
+                lookup: Lookup::Id,
+                table: Some(EmbeddingTable::zeros(ni, dim)),
+            },
+        ];
+        features.extend(side_features(users, Side::User, dim));
+        features.extend(side_features(items, Side::Item, dim));
+        let width: usize = features.iter().map(InputFeature::width).sum();
+        let mlp = Mlp::zeros(width, &config.hidden, 1);
+        let (user_bias, item_bias) = if config.biases {
+            (
+                Some(EmbeddingTable::zeros(nu, 1)),
+                Some(EmbeddingTable::zeros(ni, 1)),
+            )
+        } else {
+            (None, None)
+        };
+        let model = RankingModel {
+            config,
+            spec,
+            features,
+            user_bias,
+            item_bias,
+            mlp,
+            meta: ModelMeta::default(),
+        };
+        model.check()?;
+        Ok(model)
+    }
+
+    /// Checks that all shapes agree (used after construction and loading).
+    pub fn check(&self) -> Result<()> {
+        let (nu, ni) = (self.num_users(), self.num_items());
+        if self.features.len() < 2
+            || self.features[0].lookup != Lookup::Id
+            || self.features[1].lookup != Lookup::Id
+        {
+            return Err(Error::invalid(
+                "features",
+                "expected user_id and item_id first",
+            ));
+        }
+        for f in &self.features {
+            let want = match f.side {
+                Side::User => nu,
+                Side::Item => ni,
+            };
+            if f.entity_rows() != Some(want) {
+                return Err(Error::invalid(
+                    format!("feature {}", f.name),
+                    format!("expected {want} entity rows, got {:?}", f.entity_rows()),
+                ));
+            }
+            if let (Some(t), Lookup::Index(ids) | Lookup::Bag { ids, .. }) = (&f.table, &f.lookup) {
+                if ids.iter().any(|&i| i as usize >= t.rows()) {
+                    return Err(Error::invalid(
+                        format!("feature {}", f.name),
+                        format!("index out of the table's {} rows", t.rows()),
+                    ));
+                }
+            }
+            if let Lookup::Bag { offsets, ids } = &f.lookup {
+                if offsets.windows(2).any(|w| w[0] > w[1])
+                    || offsets.last().map(|&o| o as usize) != Some(ids.len())
+                {
+                    return Err(Error::invalid(format!("feature {}", f.name), "bad offsets"));
+                }
+            }
+        }
+        let width: usize = self.features.iter().map(InputFeature::width).sum();
+        if self.mlp.input() != width || self.mlp.output() != 1 {
+            return Err(Error::invalid(
+                "mlp",
+                format!(
+                    "expected input {width} and output 1, got {} and {}",
+                    self.mlp.input(),
+                    self.mlp.output()
+                ),
+            ));
+        }
+        for (k, pair) in self.mlp.layers.windows(2).enumerate() {
+            if pair[0].output != pair[1].input {
+                return Err(Error::invalid(
+                    format!("mlp layer {}", k + 1),
+                    "width mismatch",
+                ));
+            }
+        }
+        let dim_ok = |t: &Option<EmbeddingTable>, rows| {
+            t.as_ref().is_none_or(|t| t.rows() == rows && t.dim() == 1)
+        };
+        if !dim_ok(&self.user_bias, nu) || !dim_ok(&self.item_bias, ni) {
+            return Err(Error::invalid(
+                "biases",
+                "expected one value per user and per item",
+            ));
+        }
+        if self.config.dot && self.features[0].width() != self.features[1].width() {
+            return Err(Error::invalid(
+                "dot",
+                "user and item embeddings differ in width",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rows of the user vocabulary.
+    pub fn num_users(&self) -> usize {
+        self.spec.user_id.len()
+    }
+
+    /// Rows of the item vocabulary.
+    pub fn num_items(&self) -> usize {
+        self.spec.item_id.len()
+    }
+
+    /// Width of the MLP input.
+    pub fn input_width(&self) -> usize {
+        self.mlp.input()
+    }
+
+    /// Writes the MLP input of (user row, item row) into `out`.
+    pub fn fill_input(&self, user: u32, item: u32, out: &mut [f32]) {
+        let mut at = 0;
+        for f in &self.features {
+            let w = f.width();
+            let row = match f.side {
+                Side::User => user,
+                Side::Item => item,
+            };
+            f.fill(row, &mut out[at..at + w]);
+            at += w;
+        }
+    }
+
+    /// Terms added to the MLP output for (user row, item row): biases and dot product.
+    pub fn extra(&self, user: u32, item: u32) -> f32 {
+        let mut s = 0.0;
+        if let (Some(ub), Some(ib)) = (&self.user_bias, &self.item_bias) {
+            s += ub.row(user as usize)[0] + ib.row(item as usize)[0];
+        }
+        if self.config.dot {
+            if let (Some(u), Some(i)) = (&self.features[0].table, &self.features[1].table) {
+                s += u
+                    .row(user as usize)
+                    .iter()
+                    .zip(i.row(item as usize))
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>();
+            }
+        }
+        s
+    }
+
+    /// Predicted rating of (user vocabulary row, item vocabulary row).
+    ///
+    /// # Panics
+    /// When a row is out of range (use [`RankingModel::predict_raw`] for raw ids).
+    pub fn predict(&self, user: u32, item: u32) -> f32 {
+        let mut scratch = Scratch::default();
+        let mut out = [0.0];
+        self.predict_batch_with(&[user], &[item], &mut scratch, &mut out);
+        out[0]
+    }
+
+    /// Predicted ratings of many pairs.
+    pub fn predict_batch(&self, users: &[u32], items: &[u32]) -> Vec<f32> {
+        let mut out = vec![0.0; users.len().min(items.len())];
+        self.predict_batch_with(users, items, &mut Scratch::default(), &mut out);
+        out
+    }
+
+    /// Predicted ratings of many pairs into `out`, reusing `scratch`.
+    pub fn predict_batch_with(
+        &self,
+        users: &[u32],
+        items: &[u32],
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
+        let n = users.len().min(items.len()).min(out.len());
+        let w = self.input_width();
+        scratch.input.resize(n * w, 0.0);
+        for (k, (&u, &i)) in users.iter().zip(items).take(n).enumerate() {
+            self.fill_input(u, i, &mut scratch.input[k * w..(k + 1) * w]);
+        }
+        self.mlp.forward_all(&scratch.input, n, &mut scratch.acts);
+        let last = scratch.acts.last().map_or(&[][..], |a| &a[..]);
+        for k in 0..n {
+            out[k] = last[k] + self.extra(users[k], items[k]);
+        }
+    }
+
+    /// Vocabulary rows of raw ids (OOV ids map to their OOV rows).
+    pub fn rows_of(&self, user: &str, item: &str) -> (u32, u32) {
+        (self.spec.user_id.index(user), self.spec.item_id.index(item))
+    }
+
+    /// Predicted rating of a raw (user id, item id) pair, flagging unknown ids.
+    pub fn predict_raw(&self, user: &str, item: &str) -> Prediction {
+        let (u, i) = self.rows_of(user, item);
+        Prediction {
+            rating: self.predict(u, i),
+            user_oov: self.spec.user_id.is_oov(u),
+            item_oov: self.spec.item_id.is_oov(i),
+        }
+    }
+
+    /// Number of learned parameters.
+    pub fn num_parameters(&self) -> usize {
+        let t: usize = self
+            .features
+            .iter()
+            .filter_map(|f| f.table.as_ref())
+            .chain(self.user_bias.iter())
+            .chain(self.item_bias.iter())
+            .map(|t| t.data().len())
+            .sum();
+        t + self
+            .mlp
+            .layers
+            .iter()
+            .map(|l| l.weight.len() + l.bias.len())
+            .sum::<usize>()
+    }
+}

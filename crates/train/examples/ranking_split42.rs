@@ -1,0 +1,69 @@
+//! Trains a ranking model on a split (default: the shared ML-100k split42 files) and
+//! prints per-epoch metrics.
+//!
+//! `cargo run --release -p shortlist-train --example ranking_split42 -- CONFIG.toml [EPOCHS] [SEED,SEED…] [DATA_DIR]`
+
+use std::path::PathBuf;
+
+use shortlist_core::progress::NoProgress;
+use shortlist_data::loaders::tsv::load_split;
+use shortlist_data::LoadOptions;
+use shortlist_train::{train_split, TrainConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "configs/ranking-tfrs.toml".into());
+    let mut cfg = TrainConfig::load(&config)?;
+    if let Some(e) = args.get(1) {
+        cfg.epochs = e.parse()?;
+    }
+    let seeds: Vec<u64> = match args.get(2) {
+        Some(s) => s.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        None => vec![cfg.seed],
+    };
+    let dir = PathBuf::from(
+        args.get(3)
+            .map_or("/work/shared/data/ml-100k-split42", String::as_str),
+    );
+    let split = load_split(
+        &dir.join("train.tsv"),
+        &dir.join("test.tsv"),
+        &LoadOptions::default(),
+        &NoProgress,
+    )?;
+    let mut finals = Vec::new();
+    for seed in seeds {
+        cfg.seed = seed;
+        let (model, h) = train_split(&split, &cfg)?;
+        for e in &h.epochs {
+            println!(
+                "seed {seed} epoch {:3} train_rmse {:.4} valid_rmse {} test_rmse {:.4} test_mae {:.4} {:.3}s",
+                e.epoch,
+                e.train_rmse,
+                e.valid_rmse.map_or("-".into(), |v| format!("{v:.4}")),
+                e.test_rmse.unwrap_or(f64::NAN),
+                e.test_mae.unwrap_or(f64::NAN),
+                e.seconds
+            );
+        }
+        let t = model
+            .meta
+            .metrics
+            .get("test_rmse")
+            .copied()
+            .unwrap_or(f64::NAN);
+        println!("seed {seed}: kept epoch {} test_rmse {t:.4}", h.best_epoch);
+        finals.push(t);
+    }
+    let n = finals.len() as f64;
+    let mean = finals.iter().sum::<f64>() / n;
+    let sd = (finals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+    println!(
+        "test_rmse over {} seed(s): {mean:.4} ± {sd:.4}",
+        finals.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Training of **shortlist** models, the training stage of the pipeline
+//! (`core` → `data` → `features` → models → **training** → evaluation → index → serving).
+//!
+//! * Embedding tables are trained with **sparse** updates: a step gathers the rows of its
+//!   batch, backpropagates into them, deduplicates ids ([`optim::SparseGrad`]) and updates
+//!   only those rows with row-wise Adagrad (one accumulator per row, FBGEMM/TorchRec
+//!   style), element-wise Adagrad, or lazy Adam ([`optim::SparseState`]). A step's cost
+//!   depends on the batch, never on the table's size.
+//! * Dense layers have a hand-written backward pass over the same GEMM seam as inference
+//!   (`shortlist_model::kernel`). candle-nn was considered: it adds minutes of build time
+//!   and per-op overhead for an MLP of three layers; with the seam, swapping the kernel
+//!   (or the whole backend) is one module and the `bench_ranking` example measures it.
+//! * [`TrainConfig`] (TOML, validated), [`train_ranking`] / [`train_split`],
+//!   [`evaluate`], and a per-epoch [`History`] with [`History::write_curves`].
+//!
+//! Runs are deterministic: the same seed and thread count give bit-identical weights
+//! (the training step is sequential; evaluation reduces in a fixed order).
+//!
+//! ```
+//! use shortlist_data::synth::{generate, SynthConfig};
+//! use shortlist_train::{evaluate, train_ranking, TrainConfig};
+//!
+//! let (data, _) = generate(&SynthConfig { users: 50, items: 30, interactions: 2000, ..Default::default() })?;
+//! let rows: Vec<usize> = (0..data.interactions.len()).collect();
+//! let (train, test) = rows.split_at(1600);
+//! let cfg = TrainConfig { hidden: vec![16], embedding_dim: 8, batch_size: 256, epochs: 2, ..Default::default() };
+//! let (model, history) = train_ranking(&data, train, test, &cfg)?;
+//! assert_eq!(history.epochs.len(), 2);
+//! let m = evaluate(&model, &data, test);
+//! assert!(m.rmse.is_finite());
+//! let p = model.predict_raw("u1", "i2");
+//! assert!(!p.user_oov && !p.item_oov);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod config;
+pub mod curves;
+pub mod error;
+pub mod optim;
+pub mod trainer;
+
+pub use config::{EmbeddingOptimizer, OptimizerKind, TrainConfig};
+pub use error::{Error, Result};
+pub use trainer::{
+    evaluate, fingerprint, train_ranking, train_split, EpochRecord, History, Metrics,
+};
+
+/// Loads a saved ranking model (re-exported for callers that only train and load).
+pub fn load_model(dir: &std::path::Path) -> Result<shortlist_model::RankingModel> {
+    Ok(shortlist_model::RankingModel::load(dir)?)
+}
