@@ -18,6 +18,8 @@
 
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use serde::{Deserialize, Serialize};
 use shortlist_core::{Dataset, Rng};
 use shortlist_eval::{
@@ -119,15 +121,15 @@ impl Default for RetrievalTrainConfig {
         RetrievalTrainConfig {
             embedding_dim: 64,
             history: true,
-            temperature: 1.0,
-            loss: RetrievalLoss::FullSoftmax,
+            temperature: 2.0,
+            loss: RetrievalLoss::InBatch,
             loss_reduction: Reduction::Mean,
             logq_correction: true,
             remove_accidental_hits: true,
             sampled_negatives: 0,
             negative_sampling: NegativeSampling::Uniform,
             optimizer: EmbeddingOptimizer::Adam,
-            learning_rate: 0.005,
+            learning_rate: 0.003,
             epsilon: 1e-7,
             initial_accumulator: 0.1,
             beta1: 0.9,
@@ -135,7 +137,7 @@ impl Default for RetrievalTrainConfig {
             l2: 0.0,
             init_scale: 0.05,
             batch_size: 1024,
-            epochs: 20,
+            epochs: 11,
             seed: 42,
             eval_every_epoch: true,
             features: FeatureConfig::default(),
@@ -554,7 +556,6 @@ pub fn train_retrieval(
     let mut cand_counts: Vec<u32> = Vec::new();
     let mut pos_cols: Vec<u32> = Vec::new();
     let mut col_of = vec![u32::MAX; ni];
-    let mut hist_sum = vec![0.0f32; d];
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
         rng.shuffle(&mut order);
@@ -564,23 +565,31 @@ pub fn train_retrieval(
             // Query vectors (leave-one-out history).
             q.clear();
             q.resize(b * d, 0.0);
-            for (k, &e) in batch.iter().enumerate() {
-                let (u, i) = examples[e];
-                let out = &mut q[k * d..(k + 1) * d];
-                tower_into(&model.query, u, out);
-                if let Some(h) = &model.history {
-                    let items = model.seen.row(u as usize);
-                    let n = items.len() - usize::from(items.binary_search(&i).is_ok());
-                    if n > 0 {
-                        hist_sum.fill(0.0);
-                        for &j in items {
-                            if j != i {
-                                axpy(1.0, h.row(j as usize), &mut hist_sum);
+            // Each example's query is independent: computed in parallel, bit-identical
+            // for any thread count.
+            {
+                let model = &model;
+                let examples = &examples;
+                q.par_chunks_mut(d).zip(batch.par_iter()).for_each_init(
+                    || vec![0.0f32; d],
+                    |hist_sum, (out, &e)| {
+                        let (u, i) = examples[e];
+                        tower_into(&model.query, u, out);
+                        if let Some(h) = &model.history {
+                            let items = model.seen.row(u as usize);
+                            let n = items.len() - usize::from(items.binary_search(&i).is_ok());
+                            if n > 0 {
+                                hist_sum.fill(0.0);
+                                for &j in items {
+                                    if j != i {
+                                        axpy(1.0, h.row(j as usize), hist_sum);
+                                    }
+                                }
+                                axpy(1.0 / n as f32, hist_sum, out);
                             }
                         }
-                        axpy(1.0 / n as f32, &hist_sum, out);
-                    }
-                }
+                    },
+                );
             }
             // Candidates. In-batch candidates are deduplicated: B columns holding U distinct
             // items are equivalent to U columns whose logits carry ln(count) — same loss,
