@@ -81,13 +81,13 @@ fn u32_bytes(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-struct Tensors(Vec<(String, Dtype, Vec<usize>, Vec<u8>)>);
+pub(crate) struct Tensors(pub(crate) Vec<(String, Dtype, Vec<usize>, Vec<u8>)>);
 
 impl Tensors {
-    fn f32(&mut self, name: String, shape: Vec<usize>, v: &[f32]) {
+    pub(crate) fn f32(&mut self, name: String, shape: Vec<usize>, v: &[f32]) {
         self.0.push((name, Dtype::F32, shape, f32_bytes(v)));
     }
-    fn u32(&mut self, name: String, v: &[u32]) {
+    pub(crate) fn u32(&mut self, name: String, v: &[u32]) {
         self.0.push((name, Dtype::U32, vec![v.len()], u32_bytes(v)));
     }
 }
@@ -275,9 +275,9 @@ impl RankingModel {
     }
 }
 
-struct Reader<'a, 'd> {
-    st: &'a SafeTensors<'d>,
-    path: &'a Path,
+pub(crate) struct Reader<'a, 'd> {
+    pub(crate) st: &'a SafeTensors<'d>,
+    pub(crate) path: &'a Path,
 }
 
 impl Reader<'_, '_> {
@@ -298,7 +298,7 @@ impl Reader<'_, '_> {
         Ok((t.shape().to_vec(), t.data()))
     }
 
-    fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    pub(crate) fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let (shape, data) = self.raw(name, Dtype::F32)?;
         let v = data
             .chunks_exact(4)
@@ -307,7 +307,7 @@ impl Reader<'_, '_> {
         Ok((shape, v))
     }
 
-    fn u32(&self, name: &str) -> Result<Vec<u32>> {
+    pub(crate) fn u32(&self, name: &str) -> Result<Vec<u32>> {
         let (_, data) = self.raw(name, Dtype::U32)?;
         Ok(data
             .chunks_exact(4)
@@ -315,7 +315,7 @@ impl Reader<'_, '_> {
             .collect())
     }
 
-    fn table(&self, name: &str) -> Result<EmbeddingTable> {
+    pub(crate) fn table(&self, name: &str) -> Result<EmbeddingTable> {
         let (shape, v) = self.f32(name)?;
         match shape[..] {
             [rows, dim] => EmbeddingTable::new(rows, dim, v)

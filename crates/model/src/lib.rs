@@ -33,6 +33,8 @@ pub mod embedding;
 pub mod error;
 pub mod kernel;
 pub mod ranking;
+pub mod retrieval;
+pub mod retrieval_artifact;
 
 pub use artifact::{Manifest, FORMAT_VERSION};
 pub use dense::{Activation, Dense, Mlp};
@@ -41,6 +43,7 @@ pub use error::{Error, Result};
 pub use ranking::{
     InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, Scratch, Side,
 };
+pub use retrieval::{Csr, RetrievalConfig, RetrievalModel};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

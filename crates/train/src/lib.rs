@@ -37,6 +37,7 @@ pub mod config;
 pub mod curves;
 pub mod error;
 pub mod optim;
+pub mod retrieval;
 pub mod trainer;
 
 pub use config::{EmbeddingOptimizer, OptimizerKind, TrainConfig};

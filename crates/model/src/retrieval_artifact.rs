@@ -1,0 +1,274 @@
+//! Saving and loading [`RetrievalModel`]s: `manifest.json` (kind `retrieval`),
+//! `weights.safetensors` (tower tables, history table, users' training items,
+//! popularity), `features.json` and `items.tsv` (display titles by item row).
+//! Written into a temporary directory renamed into place.
+
+use std::path::Path;
+
+use safetensors::tensor::{SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use shortlist_core::atomic::{write_file, AtomicDir};
+use shortlist_core::hash::fnv1a64;
+use shortlist_features::FeatureSpec;
+
+use crate::artifact::{
+    FeatureEntry, FeatureKind, Reader, Tensors, FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
+};
+use crate::error::{Error, Result};
+use crate::ranking::{InputFeature, Lookup, ModelMeta};
+use crate::retrieval::{Csr, RetrievalConfig, RetrievalModel};
+
+/// Model kind written in retrieval manifests.
+pub const RETRIEVAL_KIND: &str = "retrieval";
+/// Display titles by item row.
+pub const ITEMS: &str = "items.tsv";
+
+/// `manifest.json` of a retrieval model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalManifest {
+    /// `retrieval`.
+    pub kind: String,
+    /// [`FORMAT_VERSION`] at save time.
+    pub format_version: u32,
+    /// Crate version that wrote it.
+    pub written_by: String,
+    /// Architecture.
+    pub config: RetrievalConfig,
+    /// Query-tower inputs (tensors `query.{k}.*`).
+    pub query: Vec<FeatureEntry>,
+    /// Candidate-tower inputs (tensors `candidate.{k}.*`).
+    pub candidate: Vec<FeatureEntry>,
+    /// Training facts.
+    pub meta: ModelMeta,
+    /// FNV-1a 64 of the weights file (hex).
+    pub weights_checksum: String,
+}
+
+fn put_features(t: &mut Tensors, prefix: &str, features: &[InputFeature]) -> Vec<FeatureEntry> {
+    let mut entries = Vec::new();
+    for (k, f) in features.iter().enumerate() {
+        if let Some(tab) = &f.table {
+            t.f32(
+                format!("{prefix}.{k}.table"),
+                vec![tab.rows(), tab.dim()],
+                tab.data(),
+            );
+        }
+        let kind = match &f.lookup {
+            Lookup::Id => FeatureKind::Id,
+            Lookup::Index(v) => {
+                t.u32(format!("{prefix}.{k}.values"), v);
+                FeatureKind::Index
+            }
+            Lookup::Bag { offsets, ids } => {
+                t.u32(format!("{prefix}.{k}.offsets"), offsets);
+                t.u32(format!("{prefix}.{k}.ids"), ids);
+                FeatureKind::Bag
+            }
+            Lookup::Dense(v) => {
+                t.f32(format!("{prefix}.{k}.values"), vec![v.len()], v);
+                FeatureKind::Dense
+            }
+        };
+        entries.push(FeatureEntry {
+            name: f.name.clone(),
+            side: f.side,
+            kind,
+        });
+    }
+    entries
+}
+
+fn get_features(
+    r: &Reader<'_, '_>,
+    prefix: &str,
+    entries: &[FeatureEntry],
+) -> Result<Vec<InputFeature>> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            let lookup = match e.kind {
+                FeatureKind::Id => Lookup::Id,
+                FeatureKind::Index => Lookup::Index(r.u32(&format!("{prefix}.{k}.values"))?),
+                FeatureKind::Bag => Lookup::Bag {
+                    offsets: r.u32(&format!("{prefix}.{k}.offsets"))?,
+                    ids: r.u32(&format!("{prefix}.{k}.ids"))?,
+                },
+                FeatureKind::Dense => Lookup::Dense(r.f32(&format!("{prefix}.{k}.values"))?.1),
+            };
+            Ok(InputFeature {
+                name: e.name.clone(),
+                side: e.side,
+                lookup,
+                table: Some(r.table(&format!("{prefix}.{k}.table"))?),
+            })
+        })
+        .collect()
+}
+
+/// Writes `titles` (by item row) next to the item ids of `spec`.
+fn items_tsv(spec: &FeatureSpec, titles: &[String]) -> String {
+    let mut out = String::from("row\titem_id\ttitle\n");
+    for (row, title) in titles.iter().enumerate() {
+        let id = spec.item_id.value(row as u32).unwrap_or("");
+        let clean = |s: &str| s.replace(['\t', '\n'], " ");
+        out.push_str(&format!("{row}\t{}\t{}\n", clean(id), clean(title)));
+    }
+    out
+}
+
+/// Reads `items.tsv`; missing file → no titles.
+pub fn read_titles(dir: &Path, rows: usize) -> Result<Vec<String>> {
+    let path = dir.join(ITEMS);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![String::new(); rows]),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let mut titles = vec![String::new(); rows];
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let mut parts = line.splitn(3, '\t');
+        let row: usize = parts
+            .next()
+            .and_then(|r| r.parse().ok())
+            .filter(|&r| r < rows)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    &path,
+                    format!("line {}: expected an item row below {rows}", n + 1),
+                )
+            })?;
+        parts.next();
+        titles[row] = parts.next().unwrap_or("").to_owned();
+    }
+    Ok(titles)
+}
+
+/// Writes `titles` as `items.tsv` into `dir` (a staging directory).
+pub fn write_titles(dir: &Path, spec: &FeatureSpec, titles: &[String]) -> Result<()> {
+    write_file(&dir.join(ITEMS), items_tsv(spec, titles).as_bytes())
+        .map_err(|e| Error::io(dir.join(ITEMS), e))
+}
+
+impl RetrievalModel {
+    /// Saves the model and the item `titles` into `dir` (replaced atomically).
+    pub fn save(&self, dir: &Path, titles: &[String]) -> Result<()> {
+        let staging = AtomicDir::new(dir).map_err(|e| Error::io(dir, e))?;
+        self.save_into(staging.path(), titles)?;
+        staging.commit().map_err(|e| Error::io(dir, e))?;
+        Ok(())
+    }
+
+    /// Writes the model's files into an existing directory (e.g. a staging directory
+    /// that also receives an index).
+    pub fn save_into(&self, dir: &Path, titles: &[String]) -> Result<()> {
+        let mut t = Tensors(Vec::new());
+        let query = put_features(&mut t, "query", &self.query);
+        let candidate = put_features(&mut t, "candidate", &self.candidate);
+        if let Some(h) = &self.history {
+            t.f32("history".into(), vec![h.rows(), h.dim()], h.data());
+        }
+        t.u32("seen.offsets".into(), &self.seen.offsets);
+        t.u32("seen.ids".into(), &self.seen.ids);
+        t.u32("popularity".into(), &self.popularity);
+        let views =
+            t.0.iter()
+                .map(|(name, dtype, shape, bytes)| {
+                    TensorView::new(*dtype, shape.clone(), bytes)
+                        .map(|v| (name.clone(), v))
+                        .map_err(|e| Error::invalid(name.clone(), e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let wpath = dir.join(WEIGHTS);
+        let weights = safetensors::serialize(views, None)
+            .map_err(|e| Error::corrupt(&wpath, e.to_string()))?;
+        let manifest = RetrievalManifest {
+            kind: RETRIEVAL_KIND.into(),
+            format_version: FORMAT_VERSION,
+            written_by: format!("shortlist-model {}", env!("CARGO_PKG_VERSION")),
+            config: self.config.clone(),
+            query,
+            candidate,
+            meta: self.meta.clone(),
+            weights_checksum: format!("{:016x}", fnv1a64(&weights)),
+        };
+        let json = serde_json::to_string_pretty(&manifest)
+            .map_err(|e| Error::invalid("manifest", e.to_string()))?;
+        write_file(&wpath, &weights).map_err(|e| Error::io(&wpath, e))?;
+        write_file(&dir.join(FEATURES), self.spec.to_json().as_bytes())
+            .map_err(|e| Error::io(dir.join(FEATURES), e))?;
+        write_titles(dir, &self.spec, titles)?;
+        write_file(&dir.join(MANIFEST), json.as_bytes())
+            .map_err(|e| Error::io(dir.join(MANIFEST), e))?;
+        Ok(())
+    }
+
+    /// Loads a model saved by [`RetrievalModel::save`] and its titles. Errors name the file.
+    pub fn load(dir: &Path) -> Result<(Self, Vec<String>)> {
+        let mpath = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
+        let manifest: RetrievalManifest = serde_json::from_str(&text)
+            .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
+        if manifest.kind != RETRIEVAL_KIND {
+            return Err(Error::corrupt(
+                &mpath,
+                format!(
+                    "model kind {:?}, expected {RETRIEVAL_KIND:?}",
+                    manifest.kind
+                ),
+            ));
+        }
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(Error::corrupt(
+                &mpath,
+                format!(
+                    "format version {}, this build reads {FORMAT_VERSION}",
+                    manifest.format_version
+                ),
+            ));
+        }
+        let spec = FeatureSpec::load(&dir.join(FEATURES))?;
+        let wpath = dir.join(WEIGHTS);
+        let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
+        let sum = format!("{:016x}", fnv1a64(&bytes));
+        if sum != manifest.weights_checksum {
+            return Err(Error::corrupt(
+                &wpath,
+                format!(
+                    "checksum {sum} differs from the manifest's {} (truncated or corrupt weights)",
+                    manifest.weights_checksum
+                ),
+            ));
+        }
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
+        let r = Reader {
+            st: &st,
+            path: &wpath,
+        };
+        let history = if manifest.config.history {
+            Some(r.table("history")?)
+        } else {
+            None
+        };
+        let model = RetrievalModel {
+            query: get_features(&r, "query", &manifest.query)?,
+            candidate: get_features(&r, "candidate", &manifest.candidate)?,
+            history,
+            seen: Csr {
+                offsets: r.u32("seen.offsets")?,
+                ids: r.u32("seen.ids")?,
+            },
+            popularity: r.u32("popularity")?,
+            config: manifest.config,
+            spec,
+            meta: manifest.meta,
+        };
+        model
+            .check()
+            .map_err(|e| Error::corrupt(&wpath, format!("inconsistent with the manifest: {e}")))?;
+        let titles = read_titles(dir, model.num_items())?;
+        Ok((model, titles))
+    }
+}

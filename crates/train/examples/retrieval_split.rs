@@ -1,0 +1,51 @@
+//! Trains the retrieval model on a split and prints per-epoch metrics.
+//!
+//! `cargo run --release -p shortlist-train --example retrieval_split -- TRAIN TEST [key=value …]`
+//! where each `key=value` is a TOML line of `RetrievalTrainConfig` (e.g. `epochs=10`).
+
+use std::path::Path;
+
+use shortlist_core::progress::NoProgress;
+use shortlist_data::loaders::tsv::load_split;
+use shortlist_data::LoadOptions;
+use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig, SplitEvaluator};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 {
+        return Err("usage: retrieval_split TRAIN TEST [key=value ...]".into());
+    }
+    let toml = args[2..].join("\n");
+    let cfg = RetrievalTrainConfig::from_toml(&toml, Path::new("<args>"))?;
+    let split = load_split(
+        Path::new(&args[0]),
+        Path::new(&args[1]),
+        &LoadOptions::default(),
+        &NoProgress,
+    )?;
+    let ev = SplitEvaluator::new(&split.dataset, &split.train, &split.test)?;
+    let pop = ev.popularity()?;
+    let show = |m: &shortlist_eval::Metrics| {
+        format!(
+            "R@10 {:.4} R@20 {:.4} N@10 {:.4} N@20 {:.4} acc@100 {:.4}",
+            m.get("recall@10").unwrap_or(0.0),
+            m.get("recall@20").unwrap_or(0.0),
+            m.get("ndcg@10").unwrap_or(0.0),
+            m.get("ndcg@20").unwrap_or(0.0),
+            m.get("top_k_accuracy@100").unwrap_or(0.0)
+        )
+    };
+    println!("popularity: {}", show(&pop));
+    let (_model, hist) = train_retrieval(&split.dataset, &split.train, &split.test, &cfg, |e| {
+        println!(
+            "epoch {:3} loss {:.4} {:.2}s+{:.3}s {}",
+            e.epoch,
+            e.train_loss,
+            e.seconds,
+            e.eval_seconds,
+            e.test.as_ref().map(&show).unwrap_or_default()
+        );
+    })?;
+    println!("median epoch {:.3}s", hist.median_epoch_seconds());
+    Ok(())
+}
