@@ -107,7 +107,7 @@ impl ModelState {
                     state,
                     error,
                 });
-                self.versions.sort_by(|a, b| b.version.cmp(&a.version));
+                self.versions.sort_by_key(|s| std::cmp::Reverse(s.version));
             }
         }
     }
@@ -205,7 +205,7 @@ fn list_versions(dir: &Path) -> Option<Vec<(u64, PathBuf, Option<SystemTime>)>> 
             out.push((v, entry.path(), meta.modified().ok()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|e| std::cmp::Reverse(e.0));
     Some(out)
 }
 

@@ -39,7 +39,7 @@ fn version_of(s: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::invalid(format!("Failed to convert version: {s} to numeric.")))
 }
 
-fn check_name<'a>(name: &'a str) -> Result<&'a str, ApiError> {
+fn check_name(name: &str) -> Result<&str, ApiError> {
     if name.is_empty() {
         Err(ApiError::invalid("Missing model name in request."))
     } else {
