@@ -1,0 +1,75 @@
+//! Server settings and limits.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything [`serve`](crate::serve) needs besides the loader. Every limit has a
+/// default (see [`ServeConfig::default`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// `BASE` of the TensorFlow Serving layout `BASE/<model name>/<version>/`.
+    pub model_base_path: PathBuf,
+    /// Where to listen. Default `0.0.0.0:8501` (TF Serving's REST port); port 0 picks
+    /// a free port (see [`Server::local_addr`](crate::Server::local_addr)).
+    pub addr: SocketAddr,
+    /// How often the model base path is scanned for new versions. Default 1 s.
+    pub poll_interval: Duration,
+    /// Models to serve. Empty (default): every sub-directory of the base path
+    /// whose name does not start with `.`. When set, `/readyz` waits for exactly
+    /// these.
+    pub models: Vec<String>,
+    /// Default retrieval model of `/v1/recommend`. Default `retrieval`.
+    pub retrieval_model: String,
+    /// Default ranking model of `/v1/recommend` and `/v1/rank`. Default `ranking`.
+    pub ranking_model: String,
+    /// Largest accepted request body; larger ones get 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Largest `k` of `/v1/recommend`. Default 1000.
+    pub max_k: usize,
+    /// `num_candidates` of `/v1/recommend` when the request has none (raised to `k`
+    /// if smaller). Default 100.
+    pub default_num_candidates: usize,
+    /// Largest `num_candidates` of `/v1/recommend`, and largest `item_ids` list of
+    /// `/v1/rank`. Default 10 000.
+    pub max_num_candidates: usize,
+    /// Largest number of instances in one `:predict` call. Default 1000.
+    pub max_instances: usize,
+    /// Items returned per user by a retrieval model's `:predict`. Default 10 (the
+    /// TensorFlow Recommenders `BruteForce` default).
+    pub predict_k: usize,
+    /// Time allowed for reading and answering one request; past it the answer is
+    /// 504 with a JSON error. Model computation itself is not preempted. Default 10 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            model_base_path: PathBuf::from("models"),
+            addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8501)),
+            poll_interval: Duration::from_secs(1),
+            models: Vec::new(),
+            retrieval_model: "retrieval".into(),
+            ranking_model: "ranking".into(),
+            max_body_bytes: 1 << 20,
+            max_k: 1000,
+            default_num_candidates: 100,
+            max_num_candidates: 10_000,
+            max_instances: 1000,
+            predict_k: 10,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The defaults with the given base path, listening on `0.0.0.0:port`.
+    pub fn new(model_base_path: impl Into<PathBuf>, port: u16) -> Self {
+        ServeConfig {
+            model_base_path: model_base_path.into(),
+            addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+            ..ServeConfig::default()
+        }
+    }
+}

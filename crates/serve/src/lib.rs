@@ -1,0 +1,465 @@
+//! Model server of **shortlist**, at the end of the pipeline
+//! (`core` → `data` → `features` → models → training → evaluation → index → **serving**).
+//!
+//! It serves TensorFlow Serving's model layout (`BASE/<model name>/<version>/`)
+//! with TensorFlow Serving's REST contract, so existing clients work unchanged, and
+//! adds a native two-stage endpoint (retrieve, then rank). It depends on no model,
+//! training or data-loading crate: models plug in through the small traits of
+//! [`servable`] and a [`Loader`] that turns a version directory into one.
+//!
+//! * [`servable`]: [`Servable`], [`Retriever`], [`Ranker`], [`Loader`].
+//! * [`registry`]: version discovery, hot reload with [`arc_swap`], status.
+//! * [`ServeConfig`]: address, poll interval, default model names and every limit.
+//! * [`app`] builds the [`axum::Router`]; [`bind`] / [`Server::run`] or [`serve`] run it.
+//!
+//! # Endpoints
+//!
+//! Every error, whatever the endpoint, is `{"error": "<message>"}` with
+//! `content-type: application/json`, and HTTP status mapped from TensorFlow
+//! Serving's canonical codes (see [`ApiError`]): 400 malformed JSON, wrong type,
+//! missing field, value out of range (the message names the field); 404 unknown
+//! model or version; 413 body larger than [`ServeConfig::max_body_bytes`]; 500
+//! internal (generic message, detail logged); 501 `:classify`/`:regress`/labels;
+//! 503 not ready; 504 request timeout.
+//!
+//! ## TensorFlow Serving REST API
+//!
+//! `GET /v1/models/{name}` and `GET /v1/models/{name}/versions/{v}`: the versions
+//! seen, highest first (`AVAILABLE` is the one served; `END` were replaced or failed
+//! to load, with `error_code` `UNKNOWN` and the loader's message):
+//! ```json
+//! {"model_version_status": [
+//!   {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
+//!   {"version": "1", "state": "END", "status": {"error_code": "OK", "error_message": ""}}]}
+//! ```
+//! Unknown model: 404 `Could not find any versions of model {name}`; unknown
+//! version: 404 `Could not find version {v} of model {name}`.
+//!
+//! `GET /v1/models/{name}[/versions/{v}]/metadata` (`signature_def` holds
+//! [`Servable::signature`]):
+//! ```json
+//! {"model_spec": {"name": "ranking", "signature_name": "", "version": "2"},
+//!  "metadata": {"signature_def": {"signature_def": {"serving_default": {
+//!    "inputs": {...}, "outputs": {...}, "method_name": "tensorflow/serving/predict"}}}}}
+//! ```
+//!
+//! `POST /v1/models/{name}[/versions/{v}]:predict`, row format
+//! `{"signature_name"?: "serving_default", "instances": [...]}` →
+//! `{"predictions": [...]}`, one prediction per instance; columnar format
+//! `{"inputs": [...]}` or `{"inputs": {"field": [...], ...}}` (equal-length
+//! lists, turned into one instance per index) → `{"outputs": ...}`: a list for
+//! single-output models, an object of lists for models with named outputs.
+//! Only the served (highest) version can be addressed; another gives 404
+//! `Servable not found for request: Specific({name}, {v})`, an unknown model
+//! `Servable not found for request: Latest({name})`. At most
+//! [`ServeConfig::max_instances`] instances.
+//!
+//! * Retrieval model: an instance is a user id (`"42"`, `42`, or
+//!   `{"user_id": "42"}`); a prediction is, like TensorFlow Recommenders'
+//!   exported `BruteForce` layer, `{"output_1": [scores...], "output_2": [item ids...]}`
+//!   ([`ServeConfig::predict_k`] items, best first):
+//!   `{"instances": ["42"]}` → `{"predictions": [{"output_1": [3.1, 2.9], "output_2": ["3142", "2574"]}]}`.
+//! * Ranking model: an instance is `{"user_id": "42", "item_id" | "movie_id" |
+//!   "movie_title": "..."}`; a prediction is `[rating]` (a Keras output of shape
+//!   `[1]`): `{"instances": [{"user_id": "42", "item_id": "1"}]}` →
+//!   `{"predictions": [[4.2]]}`.
+//!
+//! ## Native endpoints
+//!
+//! `POST /v1/recommend`: retrieves `num_candidates` with the retrieval model,
+//! drops `exclude_items` (and, with `exclude_seen`, items seen in training), scores
+//! the rest with the ranking model and returns the `k` best by ranking score.
+//! ```json
+//! {"user_id": "42", "k": 10, "num_candidates": 100, "exclude_seen": true,
+//!  "exclude_items": ["1"], "retrieval_model": "retrieval", "ranking_model": "ranking"}
+//! ```
+//! Only `user_id` (string or integer) is required. Defaults: `k` 10 (1 ..=
+//! [`ServeConfig::max_k`]), `num_candidates` `max(k, default_num_candidates)` (k ..=
+//! [`ServeConfig::max_num_candidates`]), `exclude_seen` true, model names from the
+//! config. If the default ranking model is not loaded, or `ranking_model` is `""`,
+//! items are ordered by retrieval score and `ranking_score` is `null`; a
+//! `ranking_model` named in the request must exist (else 404). Unknown fields are
+//! rejected (400). Response:
+//! ```json
+//! {"user_id": "42", "known_user": true, "model_versions": {"retrieval": 3, "ranking": 2},
+//!  "items": [{"item_id": "3142", "title": "Toy Story (1995)", "retrieval_score": 3.1, "ranking_score": 4.6}]}
+//! ```
+//! `known_user: false` means the retrieval model did not know the user and
+//! answered its popularity fallback (see [`Retrieved::known_user`]).
+//!
+//! `POST /v1/rank`: scores the given items, best first.
+//! `{"user_id": "42", "item_ids": ["1", "2"], "ranking_model"?: "ranking"}` →
+//! ```json
+//! {"user_id": "42", "known_user": true, "model_version": 2,
+//!  "items": [{"item_id": "2", "score": 4.1, "known_item": true}, {"item_id": "1", "score": 3.0, "known_item": true}]}
+//! ```
+//!
+//! ## Operations
+//!
+//! * `GET /healthz`: 200 `{"status": "ok"}` while the process runs.
+//! * `GET /readyz`: 200 `{"ready": true, "models": {"ranking": 2, "retrieval": 3}}`
+//!   once every model has a loaded version; else 503
+//!   `{"ready": false, "error": "...", "models": {"ranking": null, ...}}`.
+//! * `GET /monitoring/prometheus/metrics` (TensorFlow Serving's path): Prometheus
+//!   text with `shortlist_requests_total{endpoint,code}`,
+//!   `shortlist_request_errors_total{endpoint,code}`,
+//!   `shortlist_request_duration_seconds{endpoint}` (histogram),
+//!   `shortlist_model_version{model}` and `shortlist_model_load_failures_total{model}`.
+//!
+//! Other paths: 404 (400 `Malformed request` under `/v1/`, as TensorFlow Serving);
+//! a wrong method on a native endpoint: 405; all with the JSON error body.
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod registry;
+pub mod servable;
+
+mod native;
+mod tfs;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{json, Map, Value};
+
+pub use config::ServeConfig;
+pub use error::{ApiError, ServeError};
+pub use metrics::{Endpoint, Metrics};
+pub use registry::{LiveModel, Registry};
+pub use servable::{Candidate, Loader, ModelKind, Ranked, Ranker, Retrieved, Retriever, Servable};
+
+use error::json_response;
+
+/// Shared state of the HTTP handlers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The models.
+    pub registry: Arc<Registry>,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+    /// Limits and defaults.
+    pub config: Arc<ServeConfig>,
+}
+
+impl AppState {
+    /// State over a registry built from `config` and `loader` (nothing loaded yet:
+    /// call [`Registry::poll_once`] or [`Registry::spawn_poller`]).
+    pub fn new(config: ServeConfig, loader: Loader) -> Self {
+        let registry = Arc::new(Registry::new(
+            config.model_base_path.clone(),
+            loader,
+            config.models.clone(),
+        ));
+        AppState {
+            registry,
+            metrics: Arc::new(Metrics::default()),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::PayloadTooLarge(format!(
+            "Request body is larger than the limit of {limit} bytes"
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ApiError::invalid(format!(
+            "Failed to read the request body: {e}"
+        ))),
+    }
+}
+
+/// Runs a handler under the request timeout and records its metrics.
+async fn instrumented<F>(st: &AppState, endpoint: Endpoint, start: Instant, fut: F) -> Response
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    let timeout = st.config.request_timeout;
+    let resp = match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::DeadlineExceeded(format!(
+            "Request timed out after {} ms",
+            timeout.as_millis()
+        ))
+        .into_response(),
+    };
+    st.metrics
+        .record(endpoint, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+async fn models_handler(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let start = Instant::now();
+    let path = uri.path();
+    let route = match tfs::parse_model_path(&method, path) {
+        Ok(r) => r,
+        Err(e) => {
+            return instrumented(&st, Endpoint::Other, start, async { Err(e) }).await;
+        }
+    };
+    let st2 = st.clone();
+    instrumented(&st, route.endpoint(), start, async move {
+        match route {
+            tfs::ModelRoute::Status { name, version } => tfs::model_status(&st2, name, version),
+            tfs::ModelRoute::Metadata { name, version } => tfs::model_metadata(&st2, name, version),
+            tfs::ModelRoute::Predict { name, version } => {
+                let bytes = read_body(&headers, body, st2.config.max_body_bytes).await?;
+                tfs::predict(&st2, name, version, &bytes)
+            }
+        }
+    })
+    .await
+}
+
+async fn recommend_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Recommend, start, async {
+        let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
+        native::recommend(&st, &bytes)
+    })
+    .await
+}
+
+async fn rank_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Rank, start, async {
+        let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
+        native::rank(&st, &bytes)
+    })
+    .await
+}
+
+async fn healthz_handler(State(st): State<AppState>) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Healthz, start, async {
+        Ok(json_response(
+            StatusCode::OK,
+            br#"{"status":"ok"}"#.to_vec(),
+        ))
+    })
+    .await
+}
+
+async fn readyz_handler(State(st): State<AppState>) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Readyz, start, async {
+        let (ready, models) = st.registry.readiness();
+        let waiting: Vec<&str> = models
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let map: Map<String, Value> = models
+            .iter()
+            .map(|(n, v)| (n.clone(), v.map_or(Value::Null, Value::from)))
+            .collect();
+        let (status, body) = if ready {
+            (StatusCode::OK, json!({ "ready": true, "models": map }))
+        } else {
+            let error = if models.is_empty() {
+                format!(
+                    "No model found under {}",
+                    st.config.model_base_path.display()
+                )
+            } else {
+                format!("Models without a loaded version: {}", waiting.join(", "))
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "ready": false, "error": error, "models": map }),
+            )
+        };
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| ApiError::Internal(format!("serializing readiness: {e}")))?;
+        Ok(json_response(status, bytes))
+    })
+    .await
+}
+
+async fn metrics_handler(State(st): State<AppState>) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Metrics, start, async {
+        let text = st.metrics.render(&st.registry.snapshot());
+        let mut resp = (StatusCode::OK, text).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        Ok(resp)
+    })
+    .await
+}
+
+async fn fallback_handler(State(st): State<AppState>, method: Method, uri: Uri) -> Response {
+    let start = Instant::now();
+    let path = uri.path().to_string();
+    instrumented(&st, Endpoint::Other, start, async move {
+        if path.starts_with("/v1/") {
+            Err(ApiError::invalid(format!(
+                "Malformed request: {method} {path}"
+            )))
+        } else {
+            Err(ApiError::NotFound(format!("Not found: {method} {path}")))
+        }
+    })
+    .await
+}
+
+async fn method_not_allowed_handler(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let start = Instant::now();
+    let msg = format!("Method {method} is not allowed for {}", uri.path());
+    let resp = {
+        let body = serde_json::to_vec(&json!({ "error": msg })).unwrap_or_default();
+        json_response(StatusCode::METHOD_NOT_ALLOWED, body)
+    };
+    st.metrics
+        .record(Endpoint::Other, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+/// The HTTP application: every endpoint of the crate documentation.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/models/{*rest}", any(models_handler))
+        .route("/v1/recommend", post(recommend_handler))
+        .route("/v1/rank", post(rank_handler))
+        .route("/healthz", get(healthz_handler))
+        .route("/readyz", get(readyz_handler))
+        .route("/monitoring/prometheus/metrics", get(metrics_handler))
+        .fallback(fallback_handler)
+        .method_not_allowed_fallback(method_not_allowed_handler)
+        .with_state(state)
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    local_addr: SocketAddr,
+}
+
+/// Binds `config.addr` and prepares the state. Models are loaded by the poller once
+/// [`Server::run`] starts (`/readyz` tells when they are), so `/healthz` answers
+/// during long loads.
+pub async fn bind(config: ServeConfig, loader: Loader) -> Result<Server, ServeError> {
+    if !config.model_base_path.is_dir() {
+        return Err(ServeError::BasePath(config.model_base_path.clone()));
+    }
+    let addr = config.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local_addr = listener.local_addr()?;
+    Ok(Server {
+        listener,
+        state: AppState::new(config, loader),
+        local_addr,
+    })
+}
+
+impl Server {
+    /// The bound address (the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (registry, metrics, config).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections and
+    /// lets in-flight requests finish. Starts the model poller (first scan at once).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        use axum::serve::ListenerExt;
+        let poller = Arc::clone(&self.state.registry).spawn_poller(self.state.config.poll_interval);
+        tracing::info!(addr = %self.local_addr, base = %self.state.config.model_base_path.display(), "serving");
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let result = axum::serve(listener, app(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        poller.abort();
+        tracing::info!("server stopped");
+        result.map_err(ServeError::Io)
+    }
+}
+
+/// Binds `config.addr`, logs the bound address and serves until `shutdown`
+/// completes. For the CLI, pass [`shutdown_signal`] to stop on SIGTERM or SIGINT.
+pub async fn serve(
+    config: ServeConfig,
+    loader: Loader,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    bind(config, loader).await?.run(shutdown).await
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

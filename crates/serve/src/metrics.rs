@@ -1,0 +1,247 @@
+//! Prometheus metrics, hand-written: fixed arrays of atomics, so recording a request
+//! costs a few relaxed atomic adds and no lock or allocation.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::registry::Snapshot;
+
+/// The endpoint families metrics are kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /v1/models/{name}[/versions/{v}]`
+    Status,
+    /// `GET /v1/models/{name}[/versions/{v}]/metadata`
+    Metadata,
+    /// `POST /v1/models/{name}[/versions/{v}]:predict`
+    Predict,
+    /// `POST /v1/recommend`
+    Recommend,
+    /// `POST /v1/rank`
+    Rank,
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `GET /monitoring/prometheus/metrics`
+    Metrics,
+    /// Anything else (unknown routes, wrong methods).
+    Other,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 9] = [
+        Endpoint::Status,
+        Endpoint::Metadata,
+        Endpoint::Predict,
+        Endpoint::Recommend,
+        Endpoint::Rank,
+        Endpoint::Healthz,
+        Endpoint::Readyz,
+        Endpoint::Metrics,
+        Endpoint::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Status => "model_status",
+            Endpoint::Metadata => "model_metadata",
+            Endpoint::Predict => "predict",
+            Endpoint::Recommend => "recommend",
+            Endpoint::Rank => "rank",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Readyz => "readyz",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+#[derive(Default)]
+struct EndpointStats {
+    by_class: [AtomicU64; 5],
+    /// Non-cumulative bucket counts; the last one is `+Inf`.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// Request counters and latency histograms per endpoint.
+#[derive(Default)]
+pub struct Metrics {
+    stats: [EndpointStats; 9],
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Records one answered request.
+    pub fn record(&self, endpoint: Endpoint, status: u16, elapsed: Duration) {
+        let s = &self.stats[endpoint.index()];
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        s.by_class[class].fetch_add(1, Relaxed);
+        let secs = elapsed.as_secs_f64();
+        let b = BUCKETS
+            .iter()
+            .position(|&ub| secs <= ub)
+            .unwrap_or(BUCKETS.len());
+        s.buckets[b].fetch_add(1, Relaxed);
+        s.sum_nanos.fetch_add(
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of all metrics, including the
+    /// per-model gauges read from `snapshot`.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let mut out = String::with_capacity(8192);
+        let w = &mut out;
+        let _ = writeln!(
+            w,
+            "# HELP shortlist_requests_total HTTP requests answered, by endpoint and status class."
+        );
+        let _ = writeln!(w, "# TYPE shortlist_requests_total counter");
+        for e in Endpoint::ALL {
+            let s = &self.stats[e.index()];
+            for (i, class) in CLASSES.iter().enumerate() {
+                let n = s.by_class[i].load(Relaxed);
+                if n > 0 || matches!(i, 1 | 3 | 4) {
+                    let _ = writeln!(
+                        w,
+                        "shortlist_requests_total{{endpoint=\"{}\",code=\"{class}\"}} {n}",
+                        e.as_str()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(w, "# HELP shortlist_request_errors_total HTTP requests answered with a 4xx or 5xx status, by endpoint and status class.");
+        let _ = writeln!(w, "# TYPE shortlist_request_errors_total counter");
+        for e in Endpoint::ALL {
+            let s = &self.stats[e.index()];
+            for i in [3, 4] {
+                let _ = writeln!(
+                    w,
+                    "shortlist_request_errors_total{{endpoint=\"{}\",code=\"{}\"}} {}",
+                    e.as_str(),
+                    CLASSES[i],
+                    s.by_class[i].load(Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            w,
+            "# HELP shortlist_request_duration_seconds Time from request to response, by endpoint."
+        );
+        let _ = writeln!(w, "# TYPE shortlist_request_duration_seconds histogram");
+        for e in Endpoint::ALL {
+            let s = &self.stats[e.index()];
+            let mut cum = 0u64;
+            for (i, ub) in BUCKETS.iter().enumerate() {
+                cum += s.buckets[i].load(Relaxed);
+                let _ = writeln!(w, "shortlist_request_duration_seconds_bucket{{endpoint=\"{}\",le=\"{ub}\"}} {cum}", e.as_str());
+            }
+            cum += s.buckets[BUCKETS.len()].load(Relaxed);
+            let _ = writeln!(
+                w,
+                "shortlist_request_duration_seconds_bucket{{endpoint=\"{}\",le=\"+Inf\"}} {cum}",
+                e.as_str()
+            );
+            let sum = s.sum_nanos.load(Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                w,
+                "shortlist_request_duration_seconds_sum{{endpoint=\"{}\"}} {sum}",
+                e.as_str()
+            );
+            let _ = writeln!(
+                w,
+                "shortlist_request_duration_seconds_count{{endpoint=\"{}\"}} {cum}",
+                e.as_str()
+            );
+        }
+
+        let mut models: Vec<_> = snapshot.models.iter().collect();
+        models.sort_by(|a, b| a.0.cmp(b.0));
+        let _ = writeln!(
+            w,
+            "# HELP shortlist_model_version Version of each model being served (0: none loaded)."
+        );
+        let _ = writeln!(w, "# TYPE shortlist_model_version gauge");
+        for (name, m) in &models {
+            let v = m.live.as_ref().map_or(0, |l| l.version);
+            let _ = writeln!(
+                w,
+                "shortlist_model_version{{model=\"{}\"}} {v}",
+                escape(name)
+            );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP shortlist_model_load_failures_total Failed model version loads since start."
+        );
+        let _ = writeln!(w, "# TYPE shortlist_model_load_failures_total counter");
+        for (name, m) in &models {
+            let _ = writeln!(
+                w,
+                "shortlist_model_load_failures_total{{model=\"{}\"}} {}",
+                escape(name),
+                m.load_failures
+            );
+        }
+        out
+    }
+}
+
+/// Escapes a label value (`\`, `"` and newlines).
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let m = Metrics::default();
+        m.record(Endpoint::Predict, 200, Duration::from_micros(50));
+        m.record(Endpoint::Predict, 200, Duration::from_millis(3));
+        m.record(Endpoint::Predict, 404, Duration::from_secs(20));
+        let text = m.render(&Snapshot::default());
+        assert!(text.contains("shortlist_requests_total{endpoint=\"predict\",code=\"2xx\"} 2\n"));
+        assert!(
+            text.contains("shortlist_request_errors_total{endpoint=\"predict\",code=\"4xx\"} 1\n")
+        );
+        assert!(text.contains(
+            "shortlist_request_duration_seconds_bucket{endpoint=\"predict\",le=\"0.0001\"} 1\n"
+        ));
+        assert!(text.contains(
+            "shortlist_request_duration_seconds_bucket{endpoint=\"predict\",le=\"0.005\"} 2\n"
+        ));
+        assert!(text.contains(
+            "shortlist_request_duration_seconds_bucket{endpoint=\"predict\",le=\"10\"} 2\n"
+        ));
+        assert!(text.contains(
+            "shortlist_request_duration_seconds_bucket{endpoint=\"predict\",le=\"+Inf\"} 3\n"
+        ));
+        assert!(text.contains("shortlist_request_duration_seconds_count{endpoint=\"predict\"} 3\n"));
+    }
+}
