@@ -6,6 +6,7 @@
 mod cmd;
 mod progress;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,91 @@ enum Command {
     /// Datasets: fetch, inspect, split, generate.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
+    /// Train a model: ranking (rating prediction) or retrieval (two towers).
+    #[command(subcommand)]
+    Train(cmd::train::TrainCommand),
+    /// Evaluate a saved model on a test file (RMSE/MAE, or Recall/NDCG/top-K accuracy).
+    Eval {
+        /// Model directory written by `shortlist train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Test split file (user_id, item_id, rating, timestamp).
+        #[arg(long)]
+        test: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predict ratings of items for a user with a ranking model, best first.
+    Predict {
+        /// Ranking model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Raw user id.
+        #[arg(long)]
+        user: String,
+        /// Raw item id (repeatable).
+        #[arg(long = "item")]
+        items: Vec<String>,
+        /// Item title, e.g. "Speed (1994)" (repeatable).
+        #[arg(long = "title")]
+        titles: Vec<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recommend items with a retrieval model, for one user or all users.
+    Recommend {
+        /// Retrieval model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Raw user id.
+        #[arg(
+            long,
+            required_unless_present = "all_users",
+            conflicts_with = "all_users"
+        )]
+        user: Option<String>,
+        /// Every user of the model (JSON Lines).
+        #[arg(long)]
+        all_users: bool,
+        /// Number of items.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Leave out the user's training items.
+        #[arg(long)]
+        exclude_seen: bool,
+        /// Print one JSON object (single user).
+        #[arg(long)]
+        json: bool,
+        /// One JSON line per user: {"user_id", "items", "scores"} (with --all-users; the default there).
+        #[arg(long)]
+        jsonl: bool,
+        /// Write the JSON Lines to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Serve models over HTTP (TensorFlow Serving REST API + /v1/recommend).
+    Serve {
+        /// Directory of <model name>/<integer version>/ model directories.
+        #[arg(long)]
+        model_base_path: PathBuf,
+        /// TCP port.
+        #[arg(long, default_value_t = 8501)]
+        port: u16,
+        /// Seconds between scans for new versions.
+        #[arg(long, default_value_t = 1.0)]
+        poll_seconds: f64,
+    },
+    /// Fetch MovieLens 100k, train and evaluate both stages, recommend for a user.
+    Quickstart {
+        /// Where models are written (OUT/movielens/{retrieval,ranking}/1/).
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
+        /// The user to recommend for.
+        #[arg(long, default_value = "42")]
+        user: String,
+    },
     /// Benchmarks that print figures (not tests).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -60,6 +146,38 @@ fn main() -> ExitCode {
     let ctx = cmd::Context { quiet: cli.quiet };
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c, &ctx),
+        Command::Train(c) => cmd::train::run(c, &ctx),
+        Command::Eval { model, test, json } => cmd::model::eval(&model, &test, json, &ctx),
+        Command::Predict {
+            model,
+            user,
+            items,
+            titles,
+            json,
+        } => cmd::model::predict(&model, &user, &items, &titles, json),
+        Command::Recommend {
+            model,
+            user,
+            all_users: _,
+            k,
+            exclude_seen,
+            json,
+            jsonl: _,
+            output,
+        } => cmd::model::recommend(&cmd::model::RecommendArgs {
+            model: &model,
+            user: user.as_deref(),
+            k,
+            exclude_seen,
+            json,
+            output,
+        }),
+        Command::Serve {
+            model_base_path,
+            port,
+            poll_seconds,
+        } => cmd::serve::run(model_base_path, port, poll_seconds),
+        Command::Quickstart { out, user } => cmd::quickstart::run(&out, &user, &ctx),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

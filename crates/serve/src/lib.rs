@@ -112,6 +112,7 @@
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod models;
 pub mod registry;
 pub mod servable;
 

@@ -73,13 +73,7 @@ fn register_font() -> Result<()> {
 /// Draws RMSE per epoch (train, validation, test) into a PNG at `path`.
 pub fn plot_png(history: &History, path: &Path) -> Result<()> {
     use plotters::prelude::*;
-    register_font()?;
-    let err = |e: String| Error::Output {
-        path: path.to_path_buf(),
-        message: e,
-    };
-    type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
-    let series: Vec<Series> = vec![
+    let series: Vec<Line> = vec![
         (
             "train RMSE",
             BLUE,
@@ -108,6 +102,28 @@ pub fn plot_png(history: &History, path: &Path) -> Result<()> {
                 .collect(),
         ),
     ];
+    let xmax = history.epochs.len().max(2) as f64;
+    plot_lines(path, "Ranking: RMSE per epoch", "RMSE", xmax, series)
+}
+
+/// One plotted line: legend, colour, (epoch, value) points.
+pub type Line<'a> = (&'a str, plotters::style::RGBColor, Vec<(f64, f64)>);
+
+/// Draws `lines` against epochs into a PNG at `path` (written under a temporary name,
+/// then renamed), with the embedded font.
+pub fn plot_lines(
+    path: &Path,
+    caption: &str,
+    y_desc: &str,
+    xmax: f64,
+    series: Vec<Line<'_>>,
+) -> Result<()> {
+    use plotters::prelude::*;
+    register_font()?;
+    let err = |e: String| Error::Output {
+        path: path.to_path_buf(),
+        message: e,
+    };
     let ys = series.iter().flat_map(|s| s.2.iter().map(|p| p.1));
     let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
         (a.min(y), b.max(y))
@@ -117,7 +133,6 @@ pub fn plot_png(history: &History, path: &Path) -> Result<()> {
     } else {
         (0.0, 1.0)
     };
-    let xmax = history.epochs.len().max(2) as f64;
     // Draw next to the target under a temporary name, then rename (atomic).
     let name = path
         .file_name()
@@ -127,7 +142,7 @@ pub fn plot_png(history: &History, path: &Path) -> Result<()> {
         let root = BitMapBackend::new(&tmp, (800, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Ranking: RMSE per epoch", ("sans-serif", 22))
+            .caption(caption, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
@@ -136,7 +151,7 @@ pub fn plot_png(history: &History, path: &Path) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc("RMSE")
+            .y_desc(y_desc)
             .draw()
             .map_err(|e| err(e.to_string()))?;
         for (name, color, pts) in series {

@@ -300,6 +300,52 @@ impl RetrievalHistory {
     }
 }
 
+impl RetrievalHistory {
+    /// Writes `curves.csv` and `curves.png` (recall@20, ndcg@10, top-100 accuracy and
+    /// the training loss scaled to the first epoch) into `dir`.
+    pub fn write_curves(&self, dir: &std::path::Path) -> Result<()> {
+        use plotters::style::{BLACK, BLUE, GREEN, RED};
+        let csv = dir.join("curves.csv");
+        shortlist_core::atomic::write_file(&csv, self.to_csv().as_bytes()).map_err(|e| {
+            Error::Output {
+                path: csv.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let metric = |key: &str| -> Vec<(f64, f64)> {
+            self.epochs
+                .iter()
+                .filter_map(|e| {
+                    e.test
+                        .as_ref()
+                        .and_then(|t| t.get(key))
+                        .map(|v| (e.epoch as f64, v))
+                })
+                .collect()
+        };
+        let first = self.epochs.first().map_or(1.0, |e| e.train_loss.max(1e-12));
+        let loss = self
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f64, e.train_loss / first * 0.5))
+            .collect();
+        let lines = vec![
+            ("test recall@20", BLUE, metric("recall@20")),
+            ("test ndcg@10", GREEN, metric("ndcg@10")),
+            ("test top-100 accuracy", RED, metric("top_k_accuracy@100")),
+            ("train loss (÷ epoch 1, ×0.5)", BLACK, loss),
+        ];
+        let xmax = self.epochs.len().max(2) as f64;
+        crate::curves::plot_lines(
+            &dir.join("curves.png"),
+            "Retrieval: metrics per epoch",
+            "metric",
+            xmax,
+            lines,
+        )
+    }
+}
+
 /// Scores in the dataset's index space: users and items that are not in the model's
 /// vocabulary are handled here (unknown items can never be recommended: `-inf`).
 pub struct DatasetScorer {

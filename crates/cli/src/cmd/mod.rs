@@ -3,6 +3,10 @@
 
 pub mod bench;
 pub mod data;
+pub mod model;
+pub mod quickstart;
+pub mod serve;
+pub mod train;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -47,6 +51,13 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<shortlist_data::Error>()
                 .is_some_and(|d| d.is_bad_input())
             || c.is::<shortlist_features::Error>()
+            || c.downcast_ref::<shortlist_train::Error>().is_some_and(|t| {
+                matches!(
+                    t,
+                    shortlist_train::Error::InvalidParameter { .. }
+                        | shortlist_train::Error::Config { .. }
+                )
+            })
     })
 }
 

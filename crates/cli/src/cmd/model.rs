@@ -1,0 +1,288 @@
+//! `shortlist eval`, `predict` and `recommend`: use a saved model directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde_json::{json, Value};
+use shortlist_core::dataset::{Dataset, IdMap};
+use shortlist_core::Interactions;
+use shortlist_data::loaders::tsv::load_tsv;
+use shortlist_data::LoadOptions;
+use shortlist_model::{RankingModel, RetrievalModel};
+use shortlist_serve::models::RetrievalServable;
+use shortlist_serve::servable::Retriever;
+use shortlist_train::retrieval::SplitEvaluator;
+
+use super::{print_json, BadInput, Context};
+
+/// The `kind` in a model directory's manifest.
+pub fn model_kind(dir: &Path) -> Result<String> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        BadInput(format!(
+            "{}: {e} (expected a model directory written by `shortlist train`)",
+            path.display()
+        ))
+    })?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| BadInput(format!("{}: invalid manifest: {e}", path.display())))?;
+    v.get("kind")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| BadInput(format!("{}: the manifest has no \"kind\"", path.display())).into())
+}
+
+/// `shortlist eval`: metrics of a saved model on a test file.
+pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Result<()> {
+    let kind = model_kind(model_dir)?;
+    let test_data = load_tsv(test, &LoadOptions::default(), &ctx.progress())?;
+    super::data::warn_report(&test_data.report);
+    let test_data = test_data.dataset;
+    let report = match kind.as_str() {
+        "ranking" => {
+            let model = RankingModel::load(model_dir)?;
+            let rows: Vec<usize> = (0..test_data.interactions.len()).collect();
+            let m = shortlist_train::evaluate(&model, &test_data, &rows);
+            json!({ "model": "ranking", "rmse": m.rmse, "mae": m.mae, "count": m.count })
+        }
+        "retrieval" => {
+            let (model, _) = RetrievalModel::load(model_dir)?;
+            let (dataset, train, test_rows) = with_training_items(&model, &test_data);
+            let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
+            let mut v = serde_json::to_value(ev.model(&model, &dataset)?)?;
+            if let Value::Object(m) = &mut v {
+                m.insert("model".into(), json!("retrieval"));
+                m.insert("popularity".into(), serde_json::to_value(ev.popularity()?)?);
+            }
+            v
+        }
+        other => {
+            return Err(BadInput(format!(
+                "{}: unknown model kind {other:?}",
+                model_dir.display()
+            ))
+            .into())
+        }
+    };
+    if json_out {
+        print_json(&report)
+    } else {
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
+        Ok(())
+    }
+}
+
+/// A dataset holding the model's training items (from its saved history: the items
+/// masked at evaluation) followed by the test file's interactions. Every catalogue
+/// item is an index, so all of them are ranked.
+fn with_training_items(
+    model: &RetrievalModel,
+    test: &Dataset,
+) -> (Dataset, Vec<usize>, Vec<usize>) {
+    let (uv, iv) = (&model.spec.user_id, &model.spec.item_id);
+    let mut users = IdMap::default();
+    let mut items = IdMap::default();
+    for row in iv.num_oov()..iv.len() as u32 {
+        items.intern(iv.value(row).unwrap_or_default());
+    }
+    let mut inter = Interactions::default();
+    for row in uv.num_oov()..uv.len() as u32 {
+        let u = users.intern(uv.value(row).unwrap_or_default());
+        for &i in model.seen_items(row) {
+            inter.users.push(u);
+            inter
+                .items
+                .push(items.intern(iv.value(i).unwrap_or_default()));
+            inter.ratings.push(1.0);
+        }
+    }
+    let n_train = inter.len();
+    let t = &test.interactions;
+    for r in 0..t.len() {
+        inter.users.push(users.intern(test.users.raw(t.users[r])));
+        inter.items.push(items.intern(test.items.raw(t.items[r])));
+        inter.ratings.push(t.ratings[r]);
+    }
+    let n = inter.len();
+    let dataset = Dataset {
+        users,
+        items,
+        interactions: inter,
+        ..Dataset::default()
+    };
+    (dataset, (0..n_train).collect(), (n_train..n).collect())
+}
+
+/// Display titles of a model directory's items, by raw id.
+fn titles(dir: &Path, vocab: &shortlist_features::Vocabulary) -> Result<Vec<(String, String)>> {
+    let t = shortlist_model::retrieval_artifact::read_titles(dir, vocab.len())?;
+    Ok((0..vocab.len() as u32)
+        .filter_map(|r| {
+            Some((
+                vocab.value(r)?.to_owned(),
+                t.get(r as usize).cloned().unwrap_or_default(),
+            ))
+        })
+        .collect())
+}
+
+/// `shortlist predict`: predicted ratings of items for one user, best first.
+pub fn predict(
+    model_dir: &Path,
+    user: &str,
+    items: &[String],
+    by_title: &[String],
+    json_out: bool,
+) -> Result<()> {
+    let kind = model_kind(model_dir)?;
+    if kind != "ranking" {
+        return Err(BadInput(format!(
+            "{}: `predict` needs a ranking model, this is a {kind} model",
+            model_dir.display()
+        ))
+        .into());
+    }
+    let model = RankingModel::load(model_dir)?;
+    let catalogue = titles(model_dir, &model.spec.item_id)?;
+    let title_of = |id: &str| {
+        catalogue
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default()
+    };
+    let mut wanted: Vec<String> = items.to_vec();
+    for t in by_title {
+        let id = catalogue
+            .iter()
+            .find(|(_, title)| title == t)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| {
+                BadInput(format!(
+                    "--title {t:?}: no item with this title in the model's catalogue"
+                ))
+            })?;
+        wanted.push(id);
+    }
+    if wanted.is_empty() {
+        return Err(BadInput("give at least one --item ID or --title TITLE".into()).into());
+    }
+    let mut rows: Vec<(String, String, f32, bool)> = wanted
+        .iter()
+        .map(|id| {
+            let p = model.predict_raw(user, id);
+            (id.clone(), title_of(id), p.rating, !p.item_oov)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let known_user = model.spec.user_id.get(user).is_some();
+    if json_out {
+        return print_json(&json!({
+            "user_id": user,
+            "known_user": known_user,
+            "predictions": rows.iter().map(|(id, t, r, k)| json!({"item_id": id, "title": t, "rating": r, "known_item": k})).collect::<Vec<_>>(),
+        }));
+    }
+    if !known_user {
+        crate::outln!(
+            "user {user:?} is unknown to the model: its out-of-vocabulary embedding is used"
+        );
+    }
+    for (id, t, r, known) in rows {
+        let flag = if known {
+            ""
+        } else {
+            "  (unknown item: out-of-vocabulary embedding)"
+        };
+        crate::outln!(
+            "{r:6.3}  {}  [item {id}]{flag}",
+            if t.is_empty() { "-" } else { &t }
+        );
+    }
+    Ok(())
+}
+
+/// Options of `shortlist recommend`.
+pub struct RecommendArgs<'a> {
+    /// The retrieval model directory.
+    pub model: &'a Path,
+    /// One user, or every user (`None`).
+    pub user: Option<&'a str>,
+    /// How many items.
+    pub k: usize,
+    /// Leave out the user's training items.
+    pub exclude_seen: bool,
+    /// One JSON object.
+    pub json: bool,
+    /// Write to this file instead of stdout.
+    pub output: Option<PathBuf>,
+}
+
+/// `shortlist recommend`.
+pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
+    let kind = model_kind(a.model)?;
+    if kind != "retrieval" {
+        return Err(BadInput(format!(
+            "{}: `recommend` needs a retrieval model, this is a {kind} model",
+            a.model.display()
+        ))
+        .into());
+    }
+    if a.k == 0 {
+        return Err(BadInput("-k: expected at least 1".into()).into());
+    }
+    let s = RetrievalServable::load(a.model).map_err(anyhow::Error::msg)?;
+    let fail = |e: shortlist_serve::error::ApiError| anyhow::anyhow!("{}", e.public_message());
+    match a.user {
+        Some(user) => {
+            let r = s.retrieve(user, a.k, a.exclude_seen, &[]).map_err(fail)?;
+            if a.json {
+                return print_json(&json!({
+                    "user_id": user,
+                    "known_user": r.known_user,
+                    "items": r.candidates.iter().map(|c| json!({"item_id": c.item_id, "score": c.score, "title": s.item_title(c.item_id)})).collect::<Vec<_>>(),
+                }));
+            }
+            if !r.known_user {
+                crate::outln!(
+                    "user {user:?} is unknown to the model: showing the most popular items"
+                );
+            }
+            for (rank, c) in r.candidates.iter().enumerate() {
+                crate::outln!(
+                    "{:>3}. {:8.4}  {}  [item {}]",
+                    rank + 1,
+                    c.score,
+                    s.item_title(c.item_id).unwrap_or("-"),
+                    c.item_id
+                );
+            }
+            Ok(())
+        }
+        None => {
+            let (model, _) = RetrievalModel::load(a.model)?;
+            let uv = &model.spec.user_id;
+            let mut out = String::new();
+            for row in uv.num_oov()..uv.len() as u32 {
+                let user = uv.value(row).unwrap_or_default();
+                let r = s.retrieve(user, a.k, a.exclude_seen, &[]).map_err(fail)?;
+                let line = json!({
+                    "user_id": user,
+                    "items": r.candidates.iter().map(|c| c.item_id).collect::<Vec<_>>(),
+                    "scores": r.candidates.iter().map(|c| c.score).collect::<Vec<_>>(),
+                });
+                out.push_str(&line.to_string());
+                out.push('\n');
+            }
+            match &a.output {
+                Some(p) => shortlist_core::atomic::write_file(p, out.as_bytes())
+                    .with_context(|| format!("writing {}", p.display()))?,
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout().lock().write_all(out.as_bytes())?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
