@@ -3,7 +3,7 @@
 //! Users and items get latent factors (rank `rank`, entries scaled so a user–item dot
 //! product is roughly standard normal) plus biases. Each interaction draws a user by a
 //! power-law activity, proposes items by a power-law popularity and accepts one with
-//! probability `sigmoid(2 · dot)`, so who-interacts-with-what carries the factors
+//! probability `sigmoid(affinity_scale · dot)` (default 2), so who-interacts-with-what carries the factors
 //! (a retrieval model can recover them). Ratings are `3.5 + b_u + b_i + dot + noise`,
 //! rounded and clipped to 1–5 (a ranking model can recover them). Side features are
 //! derived from the factors (genre = strongest factor, tags = positive factors, price
@@ -46,6 +46,9 @@ pub struct SynthConfig {
     pub item_exponent: f64,
     /// Power-law exponent of user activity.
     pub user_exponent: f64,
+    /// Strength of the planted preference: an item is accepted with probability
+    /// `sigmoid(affinity_scale · dot)`.
+    pub affinity_scale: f64,
 }
 
 impl Default for SynthConfig {
@@ -59,6 +62,7 @@ impl Default for SynthConfig {
             noise: 0.4,
             item_exponent: 0.8,
             user_exponent: 0.5,
+            affinity_scale: 2.0,
         }
     }
 }
@@ -216,7 +220,7 @@ fn chunk(cfg: &SynthConfig, m: &Model, k: usize) -> Interactions {
         let u = m.users.draw(&mut rng);
         let mut i = m.items.draw(&mut rng);
         for _ in 0..20 {
-            let accept = 1.0 / (1.0 + (-2.0 * m.planted.affinity(u, i) as f64).exp());
+            let accept = 1.0 / (1.0 + (-cfg.affinity_scale * m.planted.affinity(u, i) as f64).exp());
             if rng.next_f64() < accept {
                 break;
             }
