@@ -39,7 +39,8 @@ pub use dense::{Activation, Dense, Mlp};
 pub use embedding::EmbeddingTable;
 pub use error::{Error, Result};
 pub use ranking::{
-    InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, Scratch, Side,
+    InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, ScoringCache,
+    Scratch, Side, IMPLICIT,
 };
 
 #[cfg(test)]
@@ -71,9 +72,19 @@ mod tests {
             hidden: vec![8, 4],
             biases: true,
             dot: true,
+            // the side-feature model also carries the implicit term and clipping
+            implicit: side,
+            clip: side.then_some([-1.0, 1.5]),
         };
         let mut m = RankingModel::new(config, spec, &u, &i).unwrap();
         let mut rng = Rng::new(7);
+        if side {
+            let ni = m.num_items() as u64;
+            let bags: Vec<Vec<u32>> = (0..m.num_users())
+                .map(|u| (0..u % 5).map(|_| rng.below(ni) as u32).collect())
+                .collect();
+            m.set_implicit(&bags).unwrap();
+        }
         for f in &mut m.features {
             if let Some(t) = &mut f.table {
                 t.data_mut()
