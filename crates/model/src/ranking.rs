@@ -155,8 +155,9 @@ pub struct Prediction {
     pub item_oov: bool,
 }
 
-/// The ranking model (inference).
-#[derive(Debug, Clone, PartialEq)]
+/// The ranking model (inference). `==` compares everything but the derived
+/// [`ScoringCache`].
+#[derive(Debug, Clone)]
 pub struct RankingModel {
     /// Architecture.
     pub config: RankingConfig,
@@ -193,9 +194,16 @@ pub struct ScoringCache {
     pub user_vec: Vec<f32>,
 }
 
-impl PartialEq for ScoringCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
+impl PartialEq for RankingModel {
+    fn eq(&self, o: &Self) -> bool {
+        self.config == o.config
+            && self.spec == o.spec
+            && self.features == o.features
+            && self.user_bias == o.user_bias
+            && self.item_bias == o.item_bias
+            && self.mlp == o.mlp
+            && self.meta == o.meta
+            && self.members == o.members
     }
 }
 

@@ -455,6 +455,7 @@ pub fn train_ranking(
         let (m, _) = r?;
         model.members.push(m);
     }
+    model.prepare_scoring();
     if !test.is_empty() {
         let m = evaluate(&model, dataset, test);
         if !model.members.is_empty() {
@@ -467,7 +468,6 @@ pub fn train_ranking(
         }
         history.final_test = Some(m);
     }
-    model.prepare_scoring();
     Ok((model, history))
 }
 
@@ -680,6 +680,13 @@ mod tests {
                 epochs: 30,
                 ..small()
             },
+            TrainConfig {
+                implicit: true,
+                clip_predictions: true,
+                ensemble: 2,
+                lr_decay: 0.95,
+                ..small()
+            },
         ] {
             let (model, h) = train_ranking(&d, &train, &test, &cfg).unwrap();
             let m = evaluate(&model, &d, &test);
@@ -688,7 +695,26 @@ mod tests {
                 "rmse {} vs baseline {base} ({cfg:?})",
                 m.rmse
             );
-            assert_eq!(Some(m.rmse), h.epochs.last().and_then(|e| e.test_rmse));
+            assert_eq!(Some(m.rmse), h.final_test.map(|t| t.rmse));
+            assert_eq!(model.members.len() + 1, cfg.ensemble);
+            if cfg.ensemble == 1 {
+                // per-epoch metrics use the plain forward, the returned model its cache
+                let last = h.epochs.last().and_then(|e| e.test_rmse).unwrap();
+                assert!((m.rmse - last).abs() < 1e-6, "{} vs {last}", m.rmse);
+            }
+            if cfg.implicit {
+                // the bags hold training items only, and the model round-trips
+                assert_eq!(model.features[2].name, shortlist_model::IMPLICIT);
+                let dir = tempfile::tempdir().unwrap();
+                model.save(&dir.path().join("m")).unwrap();
+                let back = crate::load_model(&dir.path().join("m")).unwrap();
+                assert_eq!(back.features, model.features);
+                assert_eq!(back.mlp, model.mlp);
+                assert_eq!(back.members.len(), model.members.len());
+                assert_eq!(back.members[0].features, model.members[0].features);
+                assert_eq!(back.meta.metrics, model.meta.metrics);
+                assert_eq!(evaluate(&back, &d, &test).rmse.to_bits(), m.rmse.to_bits());
+            }
             let first = h.epochs[0].train_rmse;
             assert!(h.epochs.last().unwrap().train_rmse < first);
         }
