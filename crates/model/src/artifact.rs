@@ -286,7 +286,7 @@ impl RankingModel {
             let m = Self::load(&dir.join(format!("member-{k}")))?;
             if m.num_users() != model.num_users() || m.num_items() != model.num_items() {
                 return Err(Error::corrupt(
-                    &dir.join(format!("member-{k}")),
+                    dir.join(format!("member-{k}")),
                     "ensemble member with other vocabularies",
                 ));
             }

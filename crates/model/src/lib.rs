@@ -8,7 +8,10 @@
 //! * [`Dense`] / [`Mlp`]: batched forward passes over the [`kernel`] seam (one GEMM
 //!   function, today `matrixmultiply::sgemm`).
 //! * [`RankingModel`]: id (and optional side-feature) embeddings → MLP → rating, with
-//!   optional user/item biases and a dot-product term; [`RankingModel::save`] /
+//!   optional user/item biases, a dot-product term, an SVD++-style implicit-feedback
+//!   input, clipping and ensemble members; [`RankingModel::prepare_scoring`] precomputes
+//!   the first MLP layer per user and per item row (done on load) so that scoring a pair
+//!   is an add, a ReLU and the remaining layers; [`RankingModel::save`] /
 //!   [`RankingModel::load`] read and write a directory of `manifest.json`,
 //!   `weights.safetensors` and `features.json`.
 //!
