@@ -529,9 +529,14 @@ impl RankingModel {
     /// # Panics
     /// When a row is out of range (use [`RankingModel::predict_raw`] for raw ids).
     pub fn predict(&self, user: u32, item: u32) -> f32 {
-        let mut scratch = Scratch::default();
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+        }
         let mut out = [0.0];
-        self.predict_batch_with(&[user], &[item], &mut scratch, &mut out);
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => self.predict_batch_with(&[user], &[item], &mut s, &mut out),
+            Err(_) => self.predict_batch_with(&[user], &[item], &mut Scratch::default(), &mut out),
+        });
         out[0]
     }
 
