@@ -512,3 +512,50 @@ fn duplicate_policies_apply_on_load() {
         assert_eq!(l.report.duplicates_removed, removed);
     }
 }
+
+#[test]
+fn attach_features_matches_split_ids_by_raw_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("shop");
+    std::fs::create_dir(&src).unwrap();
+    write(
+        &src,
+        "shop.inter",
+        b"user_id:token\titem_id:token\trating:float\n7\ta1\t3\n8\ta2\t4\n",
+    );
+    write(&src, "shop.item", b"item_id:token\tmovie_title:token_seq\tprice:float\ttags:token_seq\na1\tBig Box\t9.5\tred blue\na2\tSmall\t2\tgreen\n");
+    write(
+        &src,
+        "shop.user",
+        b"user_id:token\tcountry:token\n7\tNL\n8\tFR\n",
+    );
+    let source = load(&src).dataset;
+    // The split orders ids differently and has an unknown user and item.
+    let train = write(
+        dir.path(),
+        "train.tsv",
+        b"user_id\titem_id\trating\ttimestamp\n8\ta2\t4\t1\n9\ta1\t3\t2\n",
+    );
+    let test = write(
+        dir.path(),
+        "test.tsv",
+        b"user_id\titem_id\trating\ttimestamp\n7\tzz\t5\t3\n",
+    );
+    let mut split = tsv::load_split(&train, &test, &LoadOptions::default(), &NoProgress).unwrap();
+    let (nu, ni) = tsv::attach_features(&mut split, &source);
+    assert_eq!((nu, ni), (2, 2));
+    let d = &split.dataset;
+    assert_eq!(d.users.raw_ids(), ["8", "9", "7"]);
+    let ColumnValues::Categorical(country) = &d.user_features.get("country").unwrap().values else {
+        panic!()
+    };
+    assert_eq!(country, &["FR", "", "NL"]);
+    assert_eq!(d.items.raw_ids(), ["a2", "a1", "zz"]);
+    let ColumnValues::Numeric(price) = &d.item_features.get("price").unwrap().values else {
+        panic!()
+    };
+    assert_eq!(&price[..2], &[2.0, 9.5]);
+    assert!(price[2].is_nan());
+    assert_eq!(d.item_title(1), "Big Box");
+    assert_eq!(d.item_title(2), "zz");
+}

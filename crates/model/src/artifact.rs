@@ -71,6 +71,9 @@ pub struct Manifest {
     pub meta: ModelMeta,
     /// FNV-1a 64 of the weights file (hex).
     pub weights_checksum: String,
+    /// Number of ensemble members saved in `member-{k}/` sub-directories (same layout).
+    #[serde(default)]
+    pub members: usize,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -163,6 +166,7 @@ impl RankingModel {
             activations: self.mlp.layers.iter().map(|l| l.activation).collect(),
             meta: self.meta.clone(),
             weights_checksum: format!("{:016x}", fnv1a64(&weights)),
+            members: self.members.len(),
         };
         let json = serde_json::to_string_pretty(&manifest)
             .map_err(|e| Error::invalid("manifest", e.to_string()))?;
@@ -173,6 +177,9 @@ impl RankingModel {
             .map_err(|e| Error::io(dir.join(FEATURES), e))?;
         write_file(&p.join(MANIFEST), json.as_bytes())
             .map_err(|e| Error::io(dir.join(MANIFEST), e))?;
+        for (k, m) in self.members.iter().enumerate() {
+            m.save(&p.join(format!("member-{k}")))?;
+        }
         staging.commit().map_err(|e| Error::io(dir, e))?;
         Ok(())
     }
@@ -267,10 +274,25 @@ impl RankingModel {
             item_bias,
             mlp: Mlp { layers },
             meta: manifest.meta,
+            members: Vec::new(),
+            cache: None,
         };
+
         model
             .check()
             .map_err(|e| Error::corrupt(&wpath, format!("inconsistent with the manifest: {e}")))?;
+        let mut model = model;
+        for k in 0..manifest.members {
+            let m = Self::load(&dir.join(format!("member-{k}")))?;
+            if m.num_users() != model.num_users() || m.num_items() != model.num_items() {
+                return Err(Error::corrupt(
+                    dir.join(format!("member-{k}")),
+                    "ensemble member with other vocabularies",
+                ));
+            }
+            model.members.push(m);
+        }
+        model.prepare_scoring();
         Ok(model)
     }
 }

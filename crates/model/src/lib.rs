@@ -8,7 +8,10 @@
 //! * [`Dense`] / [`Mlp`]: batched forward passes over the [`kernel`] seam (one GEMM
 //!   function, today `matrixmultiply::sgemm`).
 //! * [`RankingModel`]: id (and optional side-feature) embeddings → MLP → rating, with
-//!   optional user/item biases and a dot-product term; [`RankingModel::save`] /
+//!   optional user/item biases, a dot-product term, an SVD++-style implicit-feedback
+//!   input, clipping and ensemble members; [`RankingModel::prepare_scoring`] precomputes
+//!   the first MLP layer per user and per item row (done on load) so that scoring a pair
+//!   is an add, a ReLU and the remaining layers; [`RankingModel::save`] /
 //!   [`RankingModel::load`] read and write a directory of `manifest.json`,
 //!   `weights.safetensors` and `features.json`.
 //!
@@ -41,7 +44,8 @@ pub use dense::{Activation, Dense, Mlp};
 pub use embedding::EmbeddingTable;
 pub use error::{Error, Result};
 pub use ranking::{
-    InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, Scratch, Side,
+    InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, ScoringCache,
+    Scratch, Side, IMPLICIT,
 };
 pub use retrieval::{Csr, RetrievalConfig, RetrievalModel};
 
@@ -74,9 +78,19 @@ mod tests {
             hidden: vec![8, 4],
             biases: true,
             dot: true,
+            // the side-feature model also carries the implicit term and clipping
+            implicit: side,
+            clip: side.then_some([-1.0, 1.5]),
         };
         let mut m = RankingModel::new(config, spec, &u, &i).unwrap();
         let mut rng = Rng::new(7);
+        if side {
+            let ni = m.num_items() as u64;
+            let bags: Vec<Vec<u32>> = (0..m.num_users())
+                .map(|u| (0..u % 5).map(|_| rng.below(ni) as u32).collect())
+                .collect();
+            m.set_implicit(&bags).unwrap();
+        }
         for f in &mut m.features {
             if let Some(t) = &mut f.table {
                 t.data_mut()
@@ -104,7 +118,9 @@ mod tests {
     #[test]
     fn save_load_round_trip_is_bit_identical() {
         for side in [false, true] {
-            let m = random_model(side);
+            let mut m = random_model(side);
+            // loading prepares the scoring cache; so does the saved model here
+            m.prepare_scoring();
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("model");
             m.save(&path).unwrap();
@@ -122,6 +138,66 @@ mod tests {
             assert_eq!(m.predict(3, 4).to_bits(), back.predict(3, 4).to_bits());
             assert!(a.iter().all(|x| x.is_finite()));
         }
+    }
+
+    #[test]
+    fn precomputed_scoring_equals_the_plain_forward() {
+        for side in [false, true] {
+            let mut m = random_model(side);
+            // clipping off so that the comparison sees the raw outputs
+            m.config.clip = None;
+            let users: Vec<u32> = (0..m.num_users() as u32).collect();
+            let items: Vec<u32> = users
+                .iter()
+                .map(|u| (u * 7) % m.num_items() as u32)
+                .collect();
+            let plain = m.predict_batch(&users, &items);
+            m.prepare_scoring();
+            assert!(m.cache.is_some());
+            let fast = m.predict_batch(&users, &items);
+            for (a, b) in plain.iter().zip(&fast) {
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+            }
+            assert!(
+                (m.predict(users[5], items[5]) - plain[5]).abs() <= 1e-5 * plain[5].abs().max(1.0)
+            );
+        }
+    }
+
+    #[test]
+    fn ensembles_average_their_members_and_round_trip() {
+        let mut a = random_model(true);
+        a.config.clip = None;
+        let mut b = a.clone();
+        for l in &mut b.mlp.layers {
+            l.bias.iter_mut().for_each(|v| *v += 1.0);
+        }
+        let users = [0u32, 1, 2, 3];
+        let items = [3u32, 2, 1, 0];
+        let (pa, pb) = (
+            a.predict_batch(&users, &items),
+            b.predict_batch(&users, &items),
+        );
+        let mut e = a.clone();
+        e.members.push(b);
+        let pe = e.predict_batch(&users, &items);
+        for k in 0..4 {
+            assert!((pe[k] - 0.5 * (pa[k] + pb[k])).abs() < 1e-5);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        e.save(&dir.path().join("e")).unwrap();
+        let back = RankingModel::load(&dir.path().join("e")).unwrap();
+        assert_eq!(back, e);
+        assert!(back.cache.is_some() && back.members[0].cache.is_some());
+        let pback = back.predict_batch(&users, &items);
+        for (x, y) in pe.iter().zip(&pback) {
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0));
+        }
+        e.config.clip = Some([0.0, 0.1]);
+        assert!(e
+            .predict_batch(&users, &items)
+            .iter()
+            .all(|v| (0.0..=0.1).contains(v)));
     }
 
     #[test]

@@ -21,6 +21,13 @@ pub struct RankingConfig {
     pub biases: bool,
     /// Add the dot product of the user-id and item-id embeddings to the output.
     pub dot: bool,
+    /// SVD++-style implicit feedback: a `user_implicit` input (features\[2\]), the mean
+    /// of the embeddings (own table, one row per item) of the items the user rated in
+    /// training. It is an MLP input and, with `dot`, is added to the user embedding of
+    /// the dot product: `(p_u + mean_j y_j) · q_i`.
+    pub implicit: bool,
+    /// Clip predictions to `[lo, hi]` (the training rating range); `None`: no clipping.
+    pub clip: Option<[f32; 2]>,
 }
 
 impl Default for RankingConfig {
@@ -30,6 +37,8 @@ impl Default for RankingConfig {
             hidden: vec![256, 64],
             biases: false,
             dot: false,
+            implicit: false,
+            clip: None,
         }
     }
 }
@@ -146,8 +155,9 @@ pub struct Prediction {
     pub item_oov: bool,
 }
 
-/// The ranking model (inference).
-#[derive(Debug, Clone, PartialEq)]
+/// The ranking model (inference). `==` compares everything but the derived
+/// [`ScoringCache`].
+#[derive(Debug, Clone)]
 pub struct RankingModel {
     /// Architecture.
     pub config: RankingConfig,
@@ -163,7 +173,42 @@ pub struct RankingModel {
     pub mlp: Mlp,
     /// Training facts saved in the manifest.
     pub meta: ModelMeta,
+    /// Ensemble members (same feature spec): predictions are the mean of this model's
+    /// and the members' raw outputs, then clipped. Saved in `member-{k}/`.
+    pub members: Vec<RankingModel>,
+    /// Precomputed first-layer partial sums for fast scoring (see
+    /// [`RankingModel::prepare_scoring`]); derived data, ignored by `==`.
+    pub cache: Option<ScoringCache>,
 }
+
+/// Per-vocabulary-row partial products of the first MLP layer. The first layer is linear
+/// in the concatenated inputs, so `x·W1 + b1 = (user inputs)·W1_user + b1 + (item
+/// inputs)·W1_item`; scoring a pair is then an add, a ReLU and the remaining layers.
+#[derive(Debug, Clone, Default)]
+pub struct ScoringCache {
+    /// `users × h1`: user-side inputs times their rows of `W1`, plus `b1`.
+    pub user: Vec<f32>,
+    /// `items × h1`: item-side inputs times their rows of `W1`.
+    pub item: Vec<f32>,
+    /// `users × dim`: the user vector of the dot term (`p_u`, plus the implicit mean).
+    pub user_vec: Vec<f32>,
+}
+
+impl PartialEq for RankingModel {
+    fn eq(&self, o: &Self) -> bool {
+        self.config == o.config
+            && self.spec == o.spec
+            && self.features == o.features
+            && self.user_bias == o.user_bias
+            && self.item_bias == o.item_bias
+            && self.mlp == o.mlp
+            && self.meta == o.meta
+            && self.members == o.members
+    }
+}
+
+/// Largest cache [`RankingModel::prepare_scoring`] builds, in floats (256 MiB).
+pub const MAX_CACHE_FLOATS: usize = 64 << 20;
 
 fn side_features(enc: &EncodedTable, side: Side, dim: usize) -> Vec<InputFeature> {
     enc.columns
@@ -203,6 +248,9 @@ fn side_features(enc: &EncodedTable, side: Side, dim: usize) -> Vec<InputFeature
         .collect()
 }
 
+/// Name of the implicit-feedback input (see [`RankingConfig::implicit`]).
+pub const IMPLICIT: &str = "user_implicit";
+
 /// Reusable buffers of batched prediction.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -210,6 +258,8 @@ pub struct Scratch {
     pub input: Vec<f32>,
     /// Per-layer outputs.
     pub acts: Vec<Vec<f32>>,
+    /// Outputs of ensemble members.
+    pub member: Vec<f32>,
 }
 
 impl RankingModel {
@@ -246,6 +296,17 @@ impl RankingModel {
                 table: Some(EmbeddingTable::zeros(ni, dim)),
             },
         ];
+        if config.implicit {
+            features.push(InputFeature {
+                name: IMPLICIT.into(),
+                side: Side::User,
+                lookup: Lookup::Bag {
+                    offsets: vec![0; nu + 1],
+                    ids: Vec::new(),
+                },
+                table: Some(EmbeddingTable::zeros(ni, dim)),
+            });
+        }
         features.extend(side_features(users, Side::User, dim));
         features.extend(side_features(items, Side::Item, dim));
         let width: usize = features.iter().map(InputFeature::width).sum();
@@ -266,6 +327,8 @@ impl RankingModel {
             item_bias,
             mlp,
             meta: ModelMeta::default(),
+            members: Vec::new(),
+            cache: None,
         };
         model.check()?;
         Ok(model)
@@ -308,6 +371,27 @@ impl RankingModel {
                 {
                     return Err(Error::invalid(format!("feature {}", f.name), "bad offsets"));
                 }
+            }
+        }
+        if self.config.implicit {
+            let ok = self.features.get(2).is_some_and(|f| {
+                f.name == IMPLICIT
+                    && f.side == Side::User
+                    && matches!(f.lookup, Lookup::Bag { .. })
+                    && f.table
+                        .as_ref()
+                        .is_some_and(|t| t.rows() == ni && t.dim() == self.features[0].width())
+            });
+            if !ok {
+                return Err(Error::invalid(
+                    "implicit",
+                    "expected features[2] to be the user_implicit bag over the item vocabulary",
+                ));
+            }
+        }
+        if let Some([lo, hi]) = self.config.clip {
+            if lo.is_nan() || hi.is_nan() || lo > hi {
+                return Err(Error::invalid("clip", format!("empty range [{lo}, {hi}]")));
             }
         }
         let width: usize = self.features.iter().map(InputFeature::width).sum();
@@ -376,23 +460,68 @@ impl RankingModel {
         }
     }
 
-    /// Terms added to the MLP output for (user row, item row): biases and dot product.
-    pub fn extra(&self, user: u32, item: u32) -> f32 {
+    /// Sets the implicit-feedback bags: `user_items[u]` are the item vocabulary rows user
+    /// row `u` interacted with in training (missing users get an empty bag).
+    ///
+    /// # Errors
+    /// When the model has no implicit term or an item row is out of range.
+    pub fn set_implicit(&mut self, user_items: &[Vec<u32>]) -> Result<()> {
+        if !self.config.implicit {
+            return Err(Error::invalid("implicit", "the model has no implicit term"));
+        }
+        let nu = self.num_users();
+        let mut offsets = Vec::with_capacity(nu + 1);
+        let mut ids = Vec::new();
+        offsets.push(0);
+        for u in 0..nu {
+            if let Some(v) = user_items.get(u) {
+                ids.extend_from_slice(v);
+            }
+            offsets.push(ids.len() as u32);
+        }
+        self.features[2].lookup = Lookup::Bag { offsets, ids };
+        self.check()
+    }
+
+    /// Terms added to the MLP output given the filled MLP input row `x` of
+    /// (user row, item row): biases and the dot product (with the implicit term).
+    pub fn extra_from_input(&self, user: u32, item: u32, x: &[f32]) -> f32 {
         let mut s = 0.0;
         if let (Some(ub), Some(ib)) = (&self.user_bias, &self.item_bias) {
             s += ub.row(user as usize)[0] + ib.row(item as usize)[0];
         }
         if self.config.dot {
-            if let (Some(u), Some(i)) = (&self.features[0].table, &self.features[1].table) {
-                s += u
-                    .row(user as usize)
+            let d = self.features[0].width();
+            let (p, q) = (&x[..d], &x[d..2 * d]);
+            if self.config.implicit {
+                let y = &x[2 * d..3 * d];
+                s += p
                     .iter()
-                    .zip(i.row(item as usize))
-                    .map(|(a, b)| a * b)
+                    .zip(y)
+                    .zip(q)
+                    .map(|((a, c), b)| (a + c) * b)
                     .sum::<f32>();
+            } else {
+                s += p.iter().zip(q).map(|(a, b)| a * b).sum::<f32>();
             }
         }
         s
+    }
+
+    /// Terms added to the MLP output for (user row, item row): biases and dot product.
+    pub fn extra(&self, user: u32, item: u32) -> f32 {
+        let mut x = vec![0.0; self.input_width()];
+        self.fill_input(user, item, &mut x);
+        self.extra_from_input(user, item, &x)
+    }
+
+    /// Applies the configured clipping to a prediction.
+    #[inline]
+    pub fn clip(&self, v: f32) -> f32 {
+        match self.config.clip {
+            Some([lo, hi]) => v.clamp(lo, hi),
+            None => v,
+        }
     }
 
     /// Predicted rating of (user vocabulary row, item vocabulary row).
@@ -400,9 +529,14 @@ impl RankingModel {
     /// # Panics
     /// When a row is out of range (use [`RankingModel::predict_raw`] for raw ids).
     pub fn predict(&self, user: u32, item: u32) -> f32 {
-        let mut scratch = Scratch::default();
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+        }
         let mut out = [0.0];
-        self.predict_batch_with(&[user], &[item], &mut scratch, &mut out);
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => self.predict_batch_with(&[user], &[item], &mut s, &mut out),
+            Err(_) => self.predict_batch_with(&[user], &[item], &mut Scratch::default(), &mut out),
+        });
         out[0]
     }
 
@@ -413,7 +547,8 @@ impl RankingModel {
         out
     }
 
-    /// Predicted ratings of many pairs into `out`, reusing `scratch`.
+    /// Predicted ratings of many pairs into `out`, reusing `scratch`: the mean of this
+    /// model's and its members' outputs, clipped to `config.clip`.
     pub fn predict_batch_with(
         &self,
         users: &[u32],
@@ -422,6 +557,73 @@ impl RankingModel {
         out: &mut [f32],
     ) {
         let n = users.len().min(items.len()).min(out.len());
+        self.raw_batch(users, items, scratch, &mut out[..n]);
+        if !self.members.is_empty() {
+            let mut tmp = std::mem::take(&mut scratch.member);
+            tmp.resize(n, 0.0);
+            for m in &self.members {
+                m.raw_batch(users, items, scratch, &mut tmp);
+                for (o, t) in out.iter_mut().zip(&tmp) {
+                    *o += t;
+                }
+            }
+            let inv = 1.0 / (self.members.len() + 1) as f32;
+            for o in &mut out[..n] {
+                *o *= inv;
+            }
+            scratch.member = tmp;
+        }
+        for o in &mut out[..n] {
+            *o = self.clip(*o);
+        }
+    }
+
+    /// Unclipped output of this model alone (members ignored) for `out.len()` pairs.
+    fn raw_batch(&self, users: &[u32], items: &[u32], scratch: &mut Scratch, out: &mut [f32]) {
+        let n = out.len();
+        if let Some(c) = &self.cache {
+            let h = self.mlp.layers[0].output;
+            scratch.input.resize(n * h, 0.0);
+            for (k, (&u, &i)) in users.iter().zip(items).take(n).enumerate() {
+                let dst = &mut scratch.input[k * h..(k + 1) * h];
+                let (cu, ci) = (
+                    &c.user[u as usize * h..(u as usize + 1) * h],
+                    &c.item[i as usize * h..(i as usize + 1) * h],
+                );
+                for ((d, a), b) in dst.iter_mut().zip(cu).zip(ci) {
+                    *d = (a + b).max(0.0);
+                }
+            }
+            let rest = &self.mlp.layers[1..];
+            scratch.acts.resize_with(rest.len(), Vec::new);
+            for (l, layer) in rest.iter().enumerate() {
+                let (done, todo) = scratch.acts.split_at_mut(l);
+                let o = &mut todo[0];
+                o.resize(n * layer.output, 0.0);
+                let input: &[f32] = if l == 0 { &scratch.input } else { &done[l - 1] };
+                layer.forward(input, n, o);
+            }
+            let last = scratch.acts.last().map_or(&scratch.input[..], |a| &a[..]);
+            let d = self.features[0].width();
+            for k in 0..n {
+                let (u, i) = (users[k] as usize, items[k] as usize);
+                let mut v = last[k];
+                if let (Some(ub), Some(ib)) = (&self.user_bias, &self.item_bias) {
+                    v += ub.row(u)[0] + ib.row(i)[0];
+                }
+                if self.config.dot {
+                    if let Some(t) = &self.features[1].table {
+                        v += c.user_vec[u * d..(u + 1) * d]
+                            .iter()
+                            .zip(t.row(i))
+                            .map(|(a, b)| a * b)
+                            .sum::<f32>();
+                    }
+                }
+                out[k] = v;
+            }
+            return;
+        }
         let w = self.input_width();
         scratch.input.resize(n * w, 0.0);
         for (k, (&u, &i)) in users.iter().zip(items).take(n).enumerate() {
@@ -430,8 +632,79 @@ impl RankingModel {
         self.mlp.forward_all(&scratch.input, n, &mut scratch.acts);
         let last = scratch.acts.last().map_or(&[][..], |a| &a[..]);
         for k in 0..n {
-            out[k] = last[k] + self.extra(users[k], items[k]);
+            let x = &scratch.input[k * w..(k + 1) * w];
+            out[k] = last[k] + self.extra_from_input(users[k], items[k], x);
         }
+    }
+
+    /// Precomputes the first MLP layer's user part and item part per vocabulary row (and
+    /// the dot term's user vectors), here and in every member, so that scoring skips the
+    /// gathers and the first (widest) GEMM. Skipped (the plain path is used) when the
+    /// cache would exceed [`MAX_CACHE_FLOATS`]. Call again after changing any weight;
+    /// [`RankingModel::load`] and the trainer call it.
+    pub fn prepare_scoring(&mut self) {
+        for m in &mut self.members {
+            m.prepare_scoring();
+        }
+        self.cache = None;
+        let (nu, ni) = (self.num_users(), self.num_items());
+        let layer = &self.mlp.layers[0];
+        let (h, w) = (layer.output, layer.input);
+        let d = self.features[0].width();
+        if (nu + ni) * (h + w) + nu * d > MAX_CACHE_FLOATS || self.mlp.layers.len() < 2 {
+            return;
+        }
+        // Side inputs of every row (other side's columns zero), then one GEMM per side.
+        let side_part = |side: Side, rows: usize| -> Vec<f32> {
+            let mut x = vec![0.0; rows * w];
+            for r in 0..rows {
+                let mut at = 0;
+                for f in &self.features {
+                    let fw = f.width();
+                    if f.side == side {
+                        f.fill(r as u32, &mut x[r * w + at..r * w + at + fw]);
+                    }
+                    at += fw;
+                }
+            }
+            let mut y = vec![0.0; rows * h];
+            if side == Side::User {
+                for row in y.chunks_exact_mut(h) {
+                    row.copy_from_slice(&layer.bias);
+                }
+            }
+            crate::kernel::gemm(
+                rows,
+                w,
+                h,
+                crate::kernel::Operand::new(&x),
+                crate::kernel::Operand::new(&layer.weight),
+                1.0,
+                &mut y,
+            );
+            y
+        };
+        let user = side_part(Side::User, nu);
+        let item = side_part(Side::Item, ni);
+        let mut user_vec = vec![0.0; nu * d];
+        if self.config.dot {
+            let mut tmp = vec![0.0; d];
+            for u in 0..nu {
+                let dst = &mut user_vec[u * d..(u + 1) * d];
+                self.features[0].fill(u as u32, dst);
+                if self.config.implicit {
+                    self.features[2].fill(u as u32, &mut tmp);
+                    for (a, b) in dst.iter_mut().zip(&tmp) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+        self.cache = Some(ScoringCache {
+            user,
+            item,
+            user_vec,
+        });
     }
 
     /// Vocabulary rows of raw ids (OOV ids map to their OOV rows).

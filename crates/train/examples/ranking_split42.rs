@@ -1,13 +1,14 @@
 //! Trains a ranking model on a split (default: the shared ML-100k split42 files) and
-//! prints per-epoch metrics (`CURVES_DIR=dir` also writes `curves.csv`/`curves.png` per seed).
+//! prints per-epoch metrics (`CURVES_DIR=dir` also writes `curves.csv`/`curves.png` per seed;
+//! `FEATURES_FROM=/tmp/slhome/datasets/ml-100k` attaches that dataset's side features by raw id).
 //!
 //! `cargo run --release -p shortlist-train --example ranking_split42 -- CONFIG.toml [EPOCHS] [SEED,SEED…] [DATA_DIR]`
 
 use std::path::PathBuf;
 
 use shortlist_core::progress::NoProgress;
-use shortlist_data::loaders::tsv::load_split;
-use shortlist_data::LoadOptions;
+use shortlist_data::loaders::tsv::{attach_features, load_split};
+use shortlist_data::{load_path, LoadOptions};
 use shortlist_train::{train_split, TrainConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,12 +29,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.get(3)
             .map_or("/work/shared/data/ml-100k-split42", String::as_str),
     );
-    let split = load_split(
+    let mut split = load_split(
         &dir.join("train.tsv"),
         &dir.join("test.tsv"),
         &LoadOptions::default(),
         &NoProgress,
     )?;
+    if let Ok(src) = std::env::var("FEATURES_FROM") {
+        let source = load_path(&PathBuf::from(&src), &LoadOptions::default(), &NoProgress)?;
+        let (u, i) = attach_features(&mut split, &source.dataset);
+        eprintln!("side features from {src}: {u} users, {i} items matched");
+    }
     let mut finals = Vec::new();
     for seed in seeds {
         cfg.seed = seed;
@@ -55,7 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .get("test_rmse")
             .copied()
             .unwrap_or(f64::NAN);
-        println!("seed {seed}: kept epoch {} test_rmse {t:.4}", h.best_epoch);
+        println!(
+            "seed {seed}: kept epoch {} test_rmse {t:.4} ({} model(s))",
+            h.best_epoch,
+            model.members.len() + 1
+        );
         finals.push(t);
         if let Ok(out) = std::env::var("CURVES_DIR") {
             h.write_curves(&PathBuf::from(out).join(format!("seed-{seed}")))?;

@@ -42,6 +42,16 @@ pub struct TrainConfig {
     pub biases: bool,
     /// Dot product of the user and item id embeddings added to the output.
     pub dot: bool,
+    /// SVD++-style implicit-feedback term (see `RankingConfig::implicit`): the bags are
+    /// the items each user rated in the fitted training rows (never validation or test rows).
+    pub implicit: bool,
+    /// Clip predictions to the training ratings' range.
+    pub clip_predictions: bool,
+    /// Number of models trained with seeds `seed, seed+1, …` (in parallel) and averaged;
+    /// the returned model holds the others as `members` (one artifact).
+    pub ensemble: usize,
+    /// Multiply the learning rates by this factor after every epoch (1: constant).
+    pub lr_decay: f32,
     /// Initialise the output bias to the mean training rating (Keras: zero).
     pub init_bias_to_mean: bool,
     /// Optimizer of the MLP.
@@ -87,6 +97,10 @@ impl Default for TrainConfig {
             hidden: vec![256, 64],
             biases: false,
             dot: false,
+            implicit: false,
+            clip_predictions: false,
+            lr_decay: 1.0,
+            ensemble: 1,
             init_bias_to_mean: false,
             optimizer: OptimizerKind::Adagrad,
             learning_rate: 0.1,
@@ -145,6 +159,8 @@ impl TrainConfig {
             hidden: self.hidden.clone(),
             biases: self.biases,
             dot: self.dot,
+            implicit: self.implicit,
+            clip: None,
         }
     }
 
@@ -188,6 +204,7 @@ impl TrainConfig {
             at_least_one(&format!("hidden[{k}]"), h)?;
         }
         at_least_one("batch_size", self.batch_size)?;
+        at_least_one("ensemble", self.ensemble)?;
         at_least_one("epochs", self.epochs)?;
         positive("learning_rate", self.learning_rate)?;
         if let Some(lr) = self.embedding_learning_rate {
@@ -198,6 +215,7 @@ impl TrainConfig {
         unit("beta1", self.beta1)?;
         unit("beta2", self.beta2)?;
         non_negative("weight_decay", self.weight_decay)?;
+        positive("lr_decay", self.lr_decay)?;
         non_negative("embedding_l2", self.embedding_l2)?;
         if !(self.validation_fraction.is_finite() && (0.0..0.9).contains(&self.validation_fraction))
         {

@@ -10,6 +10,12 @@
 //!   (`shortlist_model::kernel`). candle-nn was considered: it adds minutes of build time
 //!   and per-op overhead for an MLP of three layers; with the seam, swapping the kernel
 //!   (or the whole backend) is one module and the `bench_ranking` example measures it.
+//! * Model terms beyond the MLP: user/item biases, a dot term, an SVD++-style implicit
+//!   term (`implicit`: the mean embedding of the items each user rated in the *fitted
+//!   training rows*, added to the user side of the dot term and fed to the MLP), clipping
+//!   to the training rating range, per-epoch learning-rate decay, and seed ensembles
+//!   (`ensemble = K`: K models trained in parallel, averaged, saved as one artifact).
+//!   `configs/ranking-default.toml` combines them with all side features.
 //! * [`TrainConfig`] (TOML, validated), [`train_ranking`] / [`train_split`],
 //!   [`evaluate`], and a per-epoch [`History`] with [`History::write_curves`].
 //!

@@ -63,6 +63,9 @@ pub struct History {
     pub train_examples: usize,
     /// Validation rows carved from the training rows.
     pub valid_examples: usize,
+    /// Test metrics of the returned model (with `ensemble > 1`, of the averaged
+    /// ensemble; `epochs` then follow its first member).
+    pub final_test: Option<Metrics>,
 }
 
 impl History {
@@ -291,7 +294,8 @@ impl Trainer {
         let scale = 2.0 / b as f32;
         let out = self.acts.last().map_or(&[][..], |a| &a[..]);
         for k in 0..b {
-            let e = out[k] + model.extra(users[k], items[k]) - ratings[k];
+            let x = &self.x[k * width..(k + 1) * width];
+            let e = out[k] + model.extra_from_input(users[k], items[k], x) - ratings[k];
             sse += (e * e) as f64;
             self.g[k] = scale * e;
         }
@@ -337,7 +341,27 @@ impl Trainer {
             );
             std::mem::swap(&mut self.delta, &mut self.delta_prev);
         }
-        // self.delta is now dL/dX (b × width): scatter it to the touched embedding rows.
+        // self.delta is now dL/dX (b × width). The dot term's gradient joins it (it reads
+        // the gathered user, item and implicit embeddings), then everything is scattered
+        // to the touched embedding rows.
+        if model.config.dot {
+            let d = model.features[0].width();
+            let implicit = model.config.implicit;
+            for k in 0..b {
+                let g = self.g[k];
+                let x = &self.x[k * width..(k + 1) * width];
+                let dx = &mut self.delta[k * width..(k + 1) * width];
+                for j in 0..d {
+                    let (p, q) = (x[j], x[d + j]);
+                    let pu = if implicit { p + x[2 * d + j] } else { p };
+                    dx[j] += g * q;
+                    dx[d + j] += g * pu;
+                    if implicit {
+                        dx[2 * d + j] += g * q;
+                    }
+                }
+            }
+        }
         let dx = &self.delta;
         let mut at = 0;
         for (f, grad) in model.features.iter().zip(&mut self.grads) {
@@ -357,18 +381,6 @@ impl Trainer {
                 }
             }
             at += w;
-        }
-        if model.config.dot {
-            if let (Some(ut), Some(it)) = (&model.features[0].table, &model.features[1].table) {
-                let (gu, rest) = self.grads.split_at_mut(1);
-                if let (Some(gu), Some(gi)) = (&mut gu[0], &mut rest[0]) {
-                    for k in 0..b {
-                        let (u, i) = (users[k] as usize, items[k] as usize);
-                        gu.add(users[k], self.g[k], it.row(i));
-                        gi.add(items[k], self.g[k], ut.row(u));
-                    }
-                }
-            }
         }
         if self.bias_grads.len() == 2 {
             for k in 0..b {
@@ -414,11 +426,58 @@ impl Trainer {
 
 /// Trains a ranking model on `train` rows of `dataset`.
 ///
+/// With `cfg.ensemble = K > 1`, K models are trained (seeds `seed..seed+K`, in parallel,
+/// each deterministic) and the first one is returned holding the others as
+/// [`RankingModel::members`]; its predictions are their mean. The returned model has its
+/// scoring cache prepared ([`RankingModel::prepare_scoring`]).
+pub fn train_ranking(
+    dataset: &Dataset,
+    train: &[usize],
+    test: &[usize],
+    cfg: &TrainConfig,
+) -> Result<(RankingModel, History)> {
+    cfg.validate()?;
+    let runs: Vec<Result<(RankingModel, History)>> = (0..cfg.ensemble)
+        .into_par_iter()
+        .map(|k| {
+            let c = TrainConfig {
+                seed: cfg.seed.wrapping_add(k as u64),
+                ..cfg.clone()
+            };
+            train_one(dataset, train, if k == 0 { test } else { &[] }, &c)
+        })
+        .collect();
+    let mut runs = runs.into_iter();
+    let (mut model, mut history) = runs
+        .next()
+        .unwrap_or_else(|| Err(Error::NoData("no model".into())))?;
+    for r in runs {
+        let (m, _) = r?;
+        model.members.push(m);
+    }
+    model.prepare_scoring();
+    if !test.is_empty() {
+        let m = evaluate(&model, dataset, test);
+        if !model.members.is_empty() {
+            let single = model.meta.metrics.get("test_rmse").copied();
+            if let Some(v) = single {
+                model.meta.metrics.insert("member_test_rmse".into(), v);
+            }
+            model.meta.metrics.insert("test_rmse".into(), m.rmse);
+            model.meta.metrics.insert("test_mae".into(), m.mae);
+        }
+        history.final_test = Some(m);
+    }
+    Ok((model, history))
+}
+
+/// Trains one model (see [`train_ranking`]).
+///
 /// A validation split (`cfg.validation_fraction`) is carved from `train` with the seed;
 /// it drives early stopping and the kept weights are the best validation epoch's.
 /// `test` rows are only evaluated for the [`History`] (pass `&[]` to skip).
 /// The same seed and thread count give bit-identical weights.
-pub fn train_ranking(
+fn train_one(
     dataset: &Dataset,
     train: &[usize],
     test: &[usize],
@@ -457,6 +516,22 @@ pub fn train_ranking(
     let rs: Vec<f32> = fit_rows.iter().map(|&r| it.ratings[r]).collect();
     let mean = (rs.iter().map(|&r| r as f64).sum::<f64>() / rs.len() as f64) as f32;
     init_model(&mut model, &mut Rng::with_stream(cfg.seed, 0), mean, cfg);
+    if cfg.implicit {
+        let mut bags = vec![Vec::new(); model.num_users()];
+        for (&u, &i) in us.iter().zip(&is) {
+            bags[u as usize].push(i);
+        }
+        for b in &mut bags {
+            b.sort_unstable();
+            b.dedup();
+        }
+        model.set_implicit(&bags)?;
+    }
+    if cfg.clip_predictions {
+        let lo = rs.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = rs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        model.config.clip = Some([lo, hi]);
+    }
     let mut trainer = Trainer::new(&model, cfg);
 
     let n = us.len();
@@ -489,6 +564,8 @@ pub fn train_ranking(
             batches += 1;
         }
         let seconds = start.elapsed().as_secs_f64();
+        trainer.sparse_p.lr *= cfg.lr_decay;
+        trainer.dense_p.lr *= cfg.lr_decay;
         let valid =
             (!valid_rows.is_empty()).then(|| evaluate_mapped(&model, dataset, &valid_rows, &map));
         let tm = (!test.is_empty()).then(|| evaluate_mapped(&model, dataset, test, &map));
@@ -603,6 +680,13 @@ mod tests {
                 epochs: 30,
                 ..small()
             },
+            TrainConfig {
+                implicit: true,
+                clip_predictions: true,
+                ensemble: 2,
+                lr_decay: 0.95,
+                ..small()
+            },
         ] {
             let (model, h) = train_ranking(&d, &train, &test, &cfg).unwrap();
             let m = evaluate(&model, &d, &test);
@@ -611,7 +695,26 @@ mod tests {
                 "rmse {} vs baseline {base} ({cfg:?})",
                 m.rmse
             );
-            assert_eq!(Some(m.rmse), h.epochs.last().and_then(|e| e.test_rmse));
+            assert_eq!(Some(m.rmse), h.final_test.map(|t| t.rmse));
+            assert_eq!(model.members.len() + 1, cfg.ensemble);
+            if cfg.ensemble == 1 {
+                // per-epoch metrics use the plain forward, the returned model its cache
+                let last = h.epochs.last().and_then(|e| e.test_rmse).unwrap();
+                assert!((m.rmse - last).abs() < 1e-6, "{} vs {last}", m.rmse);
+            }
+            if cfg.implicit {
+                // the bags hold training items only, and the model round-trips
+                assert_eq!(model.features[2].name, shortlist_model::IMPLICIT);
+                let dir = tempfile::tempdir().unwrap();
+                model.save(&dir.path().join("m")).unwrap();
+                let back = crate::load_model(&dir.path().join("m")).unwrap();
+                assert_eq!(back.features, model.features);
+                assert_eq!(back.mlp, model.mlp);
+                assert_eq!(back.members.len(), model.members.len());
+                assert_eq!(back.members[0].features, model.members[0].features);
+                assert_eq!(back.meta.metrics, model.meta.metrics);
+                assert_eq!(evaluate(&back, &d, &test).rmse.to_bits(), m.rmse.to_bits());
+            }
             let first = h.epochs[0].train_rmse;
             assert!(h.epochs.last().unwrap().train_rmse < first);
         }

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use shortlist_core::dataset::{Dataset, Feedback, IdMap};
+use shortlist_core::dataset::{Column, ColumnValues, Dataset, FeatureTable, Feedback, IdMap};
 use shortlist_core::progress::Progress;
 use shortlist_core::Interactions;
 
@@ -168,6 +168,63 @@ pub fn load_split(
         test: (sizes[0]..sizes[0] + sizes[1]).collect(),
         report,
     })
+}
+
+fn select_rows(src: &FeatureTable, from: &IdMap, to: &IdMap) -> FeatureTable {
+    let idx: Vec<Option<usize>> = to
+        .raw_ids()
+        .iter()
+        .map(|r| from.get(r).map(|i| i as usize))
+        .collect();
+    fn pick<T: Clone>(v: &[T], idx: &[Option<usize>], missing: T) -> Vec<T> {
+        idx.iter()
+            .map(|i| {
+                i.and_then(|i| v.get(i))
+                    .cloned()
+                    .unwrap_or_else(|| missing.clone())
+            })
+            .collect()
+    }
+    FeatureTable {
+        columns: src
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                values: match &c.values {
+                    ColumnValues::Categorical(v) => {
+                        ColumnValues::Categorical(pick(v, &idx, String::new()))
+                    }
+                    ColumnValues::Text(v) => ColumnValues::Text(pick(v, &idx, String::new())),
+                    ColumnValues::MultiCategorical(v) => {
+                        ColumnValues::MultiCategorical(pick(v, &idx, Vec::new()))
+                    }
+                    ColumnValues::Numeric(v) => ColumnValues::Numeric(pick(v, &idx, f64::NAN)),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Attaches the user and item side-feature tables of `source` (e.g. the cached full
+/// dataset the split came from) to `split`, matching users and items by raw id. Ids of
+/// the split that `source` lacks get missing values; the title column is carried over.
+/// Returns how many split users and items were found in `source`.
+pub fn attach_features(split: &mut SplitData, source: &Dataset) -> (usize, usize) {
+    let d = &mut split.dataset;
+    d.user_features = select_rows(&source.user_features, &source.users, &d.users);
+    d.item_features = select_rows(&source.item_features, &source.items, &d.items);
+    d.title_column = source.title_column.clone();
+    let found = |to: &IdMap, from: &IdMap| {
+        to.raw_ids()
+            .iter()
+            .filter(|r| from.get(r).is_some())
+            .count()
+    };
+    (
+        found(&d.users, &source.users),
+        found(&d.items, &source.items),
+    )
 }
 
 /// Formats a rating the way it reads best: `4` for whole numbers, else the shortest exact form.
