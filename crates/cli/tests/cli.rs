@@ -172,3 +172,299 @@ fn fetch_without_any_source_explains_what_was_tried() {
     assert!(err.contains("recbole==1.2.1 wheel via pip: "), "{err}");
     assert!(!tmp.path().join("datasets").join("ml-100k").exists());
 }
+
+/// Trains both stages on a small synthetic log through the CLI, then evaluates,
+/// predicts and recommends with the saved models.
+#[test]
+fn train_eval_predict_recommend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let synth = home.join("synth");
+    let out = shortlist(
+        &[
+            "data",
+            "synth",
+            "--users",
+            "120",
+            "--items",
+            "60",
+            "--interactions",
+            "6000",
+            "--seed",
+            "3",
+            "--out",
+            synth.to_str().unwrap(),
+        ],
+        home,
+    );
+    assert!(out.status.success());
+    let split = home.join("split");
+    json(&shortlist(
+        &[
+            "data",
+            "split",
+            synth.to_str().unwrap(),
+            "--out",
+            split.to_str().unwrap(),
+            "--json",
+        ],
+        home,
+    ));
+    let (train, test) = (split.join("train.tsv"), split.join("test.tsv"));
+    let cfg = home.join("ranking.toml");
+    std::fs::write(&cfg, "embedding_dim = 8\nhidden = [16]\nbiases = true\ninit_bias_to_mean = true\noptimizer = \"adam\"\nembedding_optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 256\nepochs = 4\n").unwrap();
+    let ranking = home.join("ranking");
+    let r = json(&shortlist(
+        &[
+            "train",
+            "ranking",
+            "--train",
+            train.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--data",
+            synth.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--out",
+            ranking.to_str().unwrap(),
+            "--json",
+        ],
+        home,
+    ));
+    assert_eq!(r["epochs"], 3, "--epochs overrides the config");
+    let rmse = r["rmse"].as_f64().unwrap();
+    assert!(rmse > 0.0 && rmse < 1.2, "rmse {rmse}");
+    for f in [
+        "manifest.json",
+        "weights.safetensors",
+        "features.json",
+        "curves.csv",
+        "curves.png",
+        "config.toml",
+        "items.tsv",
+    ] {
+        assert!(ranking.join(f).exists(), "{f}");
+    }
+    // eval on the same test file reproduces the training report.
+    let e = json(&shortlist(
+        &[
+            "eval",
+            "--model",
+            ranking.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--json",
+        ],
+        home,
+    ));
+    assert!((e["rmse"].as_f64().unwrap() - rmse).abs() < 1e-9);
+    // predict: by id and by title, unknown item flagged.
+    let items_tsv = std::fs::read_to_string(synth.join("items.tsv")).unwrap();
+    let title = items_tsv
+        .lines()
+        .find(|l| l.starts_with("i5\t"))
+        .unwrap()
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let p = json(&shortlist(
+        &[
+            "predict",
+            "--model",
+            ranking.to_str().unwrap(),
+            "--user",
+            "u1",
+            "--item",
+            "i2",
+            "--item",
+            "nope",
+            "--title",
+            &title,
+            "--json",
+        ],
+        home,
+    ));
+    assert!(p["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["item_id"] == "i5" && x["title"] == title.as_str()));
+    let preds = p["predictions"].as_array().unwrap();
+    assert!(preds.len() >= 2);
+    assert!(preds
+        .iter()
+        .any(|x| x["item_id"] == "nope" && x["known_item"] == false));
+    let ratings: Vec<f64> = preds
+        .iter()
+        .map(|x| x["rating"].as_f64().unwrap())
+        .collect();
+    assert!(
+        ratings.windows(2).all(|w| w[0] >= w[1]),
+        "sorted best first: {ratings:?}"
+    );
+
+    let retrieval = home.join("retrieval");
+    let rcfg = home.join("retrieval.toml");
+    std::fs::write(
+        &rcfg,
+        "embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n",
+    )
+    .unwrap();
+    let m = json(&shortlist(
+        &[
+            "train",
+            "retrieval",
+            "--train",
+            train.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--config",
+            rcfg.to_str().unwrap(),
+            "--out",
+            retrieval.to_str().unwrap(),
+            "--json",
+        ],
+        home,
+    ));
+    for key in [
+        "recall@10",
+        "recall@20",
+        "ndcg@10",
+        "ndcg@20",
+        "hit_rate@10",
+        "top_k_accuracy@1",
+        "top_k_accuracy@100",
+    ] {
+        assert!(m[key].as_f64().is_some(), "{key} in {m}");
+    }
+    let e = json(&shortlist(
+        &[
+            "eval",
+            "--model",
+            retrieval.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--json",
+        ],
+        home,
+    ));
+    assert!(
+        (e["ndcg@10"].as_f64().unwrap() - m["ndcg@10"].as_f64().unwrap()).abs() < 1e-9,
+        "{e} vs {m}"
+    );
+
+    // recommend: seen items excluded, k honoured, one JSON line per user.
+    let rec = json(&shortlist(
+        &[
+            "recommend",
+            "--model",
+            retrieval.to_str().unwrap(),
+            "--user",
+            "u1",
+            "-k",
+            "5",
+            "--exclude-seen",
+            "--json",
+        ],
+        home,
+    ));
+    let items: Vec<&str> = rec["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["item_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(items.len(), 5);
+    let seen: Vec<String> = std::fs::read_to_string(&train)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("u1\t"))
+        .map(|l| l.split('\t').nth(1).unwrap().to_owned())
+        .collect();
+    assert!(
+        items.iter().all(|i| !seen.iter().any(|s| s == i)),
+        "{items:?} overlaps {seen:?}"
+    );
+    let all = shortlist(
+        &[
+            "recommend",
+            "--model",
+            retrieval.to_str().unwrap(),
+            "--all-users",
+            "-k",
+            "3",
+            "--exclude-seen",
+            "--jsonl",
+        ],
+        home,
+    );
+    assert!(all.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(all.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 50);
+    assert!(lines
+        .iter()
+        .all(|l| l["items"].as_array().unwrap().len() == 3
+            && l["scores"].as_array().unwrap().len() == 3));
+    // The wrong kind of model is a clear usage error.
+    let out = shortlist(
+        &[
+            "predict",
+            "--model",
+            retrieval.to_str().unwrap(),
+            "--user",
+            "u1",
+            "--item",
+            "i1",
+        ],
+        home,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("`predict` needs a ranking model, this is a retrieval model"));
+}
+
+#[test]
+fn bad_training_config_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d.tsv");
+    std::fs::write(
+        &data,
+        "user_id\titem_id\trating\ttimestamp\na\tx\t5\t1\nb\tx\t3\t2\n",
+    )
+    .unwrap();
+    let cfg = tmp.path().join("bad.toml");
+    std::fs::write(&cfg, "batch_size = 0\n").unwrap();
+    let d = data.to_str().unwrap();
+    let out = shortlist(
+        &[
+            "train",
+            "ranking",
+            "--train",
+            d,
+            "--test",
+            d,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            "m",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: invalid batch_size: expected at least 1"
+    );
+    let out = shortlist(&["train", "retrieval", "--out", "m"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("give --data NAME|PATH, or --train FILE --test FILE"));
+}

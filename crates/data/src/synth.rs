@@ -220,7 +220,8 @@ fn chunk(cfg: &SynthConfig, m: &Model, k: usize) -> Interactions {
         let u = m.users.draw(&mut rng);
         let mut i = m.items.draw(&mut rng);
         for _ in 0..20 {
-            let accept = 1.0 / (1.0 + (-cfg.affinity_scale * m.planted.affinity(u, i) as f64).exp());
+            let accept =
+                1.0 / (1.0 + (-cfg.affinity_scale * m.planted.affinity(u, i) as f64).exp());
             if rng.next_f64() < accept {
                 break;
             }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
 use shortlist_core::atomic::AtomicDir;
-use shortlist_core::dataset::{ColumnValues, Dataset, FeatureTable, IdMap};
+use shortlist_core::dataset::Dataset;
 use shortlist_data::loaders::tsv::{load_split, SplitData};
 use shortlist_data::split::{self, SplitMethod};
 use shortlist_index::ExactIndex;
@@ -79,48 +79,6 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// Copies `full`'s user and item feature tables onto `target` by raw id.
-fn attach_metadata(target: &mut Dataset, full: &Dataset) {
-    fn copy(ids: &IdMap, full_ids: &IdMap, table: &FeatureTable) -> FeatureTable {
-        let rows: Vec<Option<usize>> = ids
-            .raw_ids()
-            .iter()
-            .map(|r| full_ids.get(r).map(|i| i as usize))
-            .collect();
-        let mut out = FeatureTable::default();
-        for c in &table.columns {
-            let values = match &c.values {
-                ColumnValues::Categorical(v) => ColumnValues::Categorical(
-                    rows.iter()
-                        .map(|r| r.map(|r| v[r].clone()).unwrap_or_default())
-                        .collect(),
-                ),
-                ColumnValues::Text(v) => ColumnValues::Text(
-                    rows.iter()
-                        .map(|r| r.map(|r| v[r].clone()).unwrap_or_default())
-                        .collect(),
-                ),
-                ColumnValues::MultiCategorical(v) => ColumnValues::MultiCategorical(
-                    rows.iter()
-                        .map(|r| r.map(|r| v[r].clone()).unwrap_or_default())
-                        .collect(),
-                ),
-                ColumnValues::Numeric(v) => ColumnValues::Numeric(
-                    rows.iter().map(|r| r.map_or(f64::NAN, |r| v[r])).collect(),
-                ),
-            };
-            out.columns.push(shortlist_core::Column {
-                name: c.name.clone(),
-                values,
-            });
-        }
-        out
-    }
-    target.user_features = copy(&target.users, &full.users, &full.user_features);
-    target.item_features = copy(&target.items, &full.items, &full.item_features);
-    target.title_column = full.title_column.clone();
-}
-
 /// Loads the training data the flags describe.
 pub fn load_data(args: &DataArgs, ctx: &Context) -> Result<SplitData> {
     match (&args.data, &args.train, &args.test) {
@@ -129,7 +87,8 @@ pub fn load_data(args: &DataArgs, ctx: &Context) -> Result<SplitData> {
             super::data::warn_report(&s.report);
             if let Some(name) = data {
                 let full = open(name, &args.load, ctx)?.loaded.dataset;
-                attach_metadata(&mut s.dataset, &full);
+                let (users, items) = shortlist_data::loaders::tsv::attach_features(&mut s, &full);
+                tracing::info!("joined side features of {name}: {users} users and {items} items matched by raw id");
             }
             Ok(s)
         }
