@@ -417,6 +417,7 @@ pub fn parse_interactions(
             .collect()
     };
     progress.finish();
+    tracing::debug!("parsed {} chunks", chunks.len());
 
     // Strict mode: the first bad row in file order.
     if !policy.skip_bad_rows {

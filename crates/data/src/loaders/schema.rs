@@ -264,9 +264,12 @@ pub fn load_schema(
         delimiter: delim,
         has_header: spec.file.has_header,
     };
+    let t = std::time::Instant::now();
     let parsed = parse_interactions(&file, &layout, opts.policy, &mut report, progress)?;
+    tracing::debug!("parsed {} interactions in {:.2?}", parsed.interactions.len(), t.elapsed());
     let (mut users, mut items) = (parsed.users, parsed.items);
 
+    let t = std::time::Instant::now();
     let item_features = match &schema.items {
         Some(t) => side_table(t, base, schema_path, "items", &mut items, opts, &mut report)?,
         None => Default::default(),
@@ -275,6 +278,7 @@ pub fn load_schema(
         Some(t) => side_table(t, base, schema_path, "users", &mut users, opts, &mut report)?,
         None => Default::default(),
     };
+    tracing::debug!("read side features in {:.2?}", t.elapsed());
     let name = schema.name.clone().unwrap_or_else(|| {
         schema_path
             .parent()
