@@ -28,6 +28,7 @@
 pub mod error;
 pub mod exact;
 pub mod index_base;
+mod kernel;
 mod select;
 
 pub use error::{Error, Result};

@@ -1,19 +1,17 @@
 //! Partial selection shared by the single and batched search paths: a bounded heap of
-//! the best `k` hits, and a scan over a tile of scores that applies a prepared filter.
+//! the best `k` hits, a prepared filter, and the per-query [`Gate`] the fused kernels
+//! of `kernel` offer candidate lanes to.
 //!
 //! Items are scanned in increasing index order, so once the heap is full a candidate
 //! must beat the worst kept score *strictly* (an equal score has a higher index and
-//! ranks after). That makes a cheap branch-free "any score above the threshold?" test
-//! per 16 scores possible; the filter is only consulted for the rare candidates.
+//! ranks after). That makes one vector compare per 16 scores enough to reject almost
+//! every item; the filter is only consulted for the rare candidates.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
 use crate::index_base::{Filter, Hit};
-
-/// Scores are checked against the heap threshold this many at a time.
-const CHUNK: usize = 16;
 
 /// A NaN score ranks as `-inf` (see the ordering contract in `index_base`).
 #[inline(always)]
@@ -205,112 +203,70 @@ impl<'a> Admissible<'a> {
         }
         self.cursor < list.len() && list[self.cursor] == item
     }
-
-    /// Offers the scores of items `base .. base + scores.len()` to `top`. Tiles must be
-    /// scanned in increasing `base` order.
-    pub(crate) fn scan(&mut self, scores: &[f32], base: usize, top: &mut TopK) {
-        if top.k == 0 {
-            return;
-        }
-        let end = base + scores.len();
-        match self.mode {
-            Mode::Allow => {
-                while self.cursor < self.list.len() && (self.list[self.cursor] as usize) < end {
-                    let item = self.list[self.cursor];
-                    self.cursor += 1;
-                    if (item as usize) >= base {
-                        let score = sanitize(scores[item as usize - base]);
-                        top.push(Hit { item, score });
-                    }
-                }
-            }
-            Mode::All if scores.len() >= (top.k + 1) * CHUNK && top.heap.is_empty() => {
-                self.scan_pruned(scores, base, top);
-            }
-            Mode::All | Mode::Exclude => {
-                let check = self.mode == Mode::Exclude;
-                let consider = |this: &mut Self, top: &mut TopK, j: usize| {
-                    let item = (base + j) as u32;
-                    if !(check && this.excluded(item)) {
-                        top.push(Hit {
-                            item,
-                            score: sanitize(scores[j]),
-                        });
-                    }
-                };
-                let mut j = 0;
-                while j < scores.len() && !top.full() {
-                    consider(self, top, j);
-                    j += 1;
-                }
-                // The heap is full: only a strictly higher score can enter, and it
-                // always displaces the root (see the module docs).
-                if !top.full() {
-                    return; // every score was offered while filling
-                }
-                let mut thr = top.heap[0].score;
-                while j + CHUNK <= scores.len() {
-                    let chunk = &scores[j..j + CHUNK];
-                    if any_above(chunk, thr) {
-                        for (t, &s) in chunk.iter().enumerate() {
-                            if s > thr {
-                                let item = (base + j + t) as u32;
-                                if !(check && self.excluded(item)) {
-                                    top.replace_root(Hit { item, score: s });
-                                    thr = top.heap[0].score;
-                                }
-                            }
-                        }
-                    }
-                    j += CHUNK;
-                }
-                while j < scores.len() {
-                    consider(self, top, j);
-                    j += 1;
-                }
-            }
-        }
-    }
 }
 
-impl Admissible<'_> {
-    /// Unfiltered scan of a first tile with a lower bound on the k-th best score: with
-    /// `T` the k-th largest of the per-chunk maxima, at least `k` items score `≥ T`, so
-    /// a chunk whose maximum is below `T` holds no top-k item and is skipped. Random
-    /// data keeps only about `k` of the chunks, instead of heap work on half of them.
-    fn scan_pruned(&mut self, scores: &[f32], base: usize, top: &mut TopK) {
-        let maxima: Vec<f32> = scores
-            .chunks(CHUNK)
-            .map(|c| {
-                c.iter()
-                    .fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m })
-            })
-            .collect();
-        let mut sorted = maxima.clone();
-        // k-th largest (NaN never wins `>` above, so the maxima hold no NaN).
-        let (_, &mut bound, _) = sorted.select_nth_unstable_by(top.k - 1, |a, b| b.total_cmp(a));
-        for (c, (&m, chunk)) in maxima.iter().zip(scores.chunks(CHUNK)).enumerate() {
-            if m >= bound {
-                for (t, &s) in chunk.iter().enumerate() {
-                    top.push(Hit {
-                        item: (base + c * CHUNK + t) as u32,
+/// Selection state of one query for the fused kernels: the heap, the filter's cursor,
+/// and the gate the kernel tests whole vectors against.
+///
+/// While `open` (heap not yet full) every admissible item is offered. Once full, items
+/// arrive in increasing index order, so a candidate must beat the worst kept score
+/// *strictly* (an equal score has a higher index and ranks after); `thr` is that
+/// score, and a kernel only calls [`offer`](Gate::offer) for lanes `> thr` (NaN never
+/// is). Excluded items are checked only then, by merging the sorted exclusion list.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate<'a> {
+    /// Lanes must score strictly above this (meaningful when `!open`).
+    pub(crate) thr: f32,
+    /// The heap is not full yet: every valid lane must be offered.
+    pub(crate) open: bool,
+    top: TopK,
+    adm: Admissible<'a>,
+}
+
+impl<'a> Gate<'a> {
+    /// A gate for `k` hits out of `n_items`; `adm` must not be an allow-list.
+    pub(crate) fn new(adm: Admissible<'a>, k: usize, n_items: usize) -> Self {
+        debug_assert!(adm.mode != Mode::Allow);
+        Gate {
+            thr: f32::INFINITY,
+            open: k > 0,
+            top: TopK::new(k, n_items),
+            adm,
+        }
+    }
+
+    /// Offers lanes `l` of `scores` whose bit is set in `mask`, as items `base + l`,
+    /// lanes in increasing order; calls must come in increasing `base` order.
+    #[inline(never)]
+    pub(crate) fn offer(&mut self, scores: &[f32; 16], mask: u32, base: u32) {
+        let mut m = mask;
+        while m != 0 {
+            let lane = m.trailing_zeros();
+            m &= m - 1;
+            let s = scores[lane as usize];
+            let item = base + lane;
+            if self.open {
+                if !self.adm.excluded(item) {
+                    self.top.push(Hit {
+                        item,
                         score: sanitize(s),
                     });
+                    if self.top.full() {
+                        self.open = false;
+                        self.thr = self.top.heap[0].score;
+                    }
                 }
+            } else if s > self.thr && !self.adm.excluded(item) {
+                self.top.replace_root(Hit { item, score: s });
+                self.thr = self.top.heap[0].score;
             }
         }
     }
-}
 
-/// Whether any of the `CHUNK` scores is strictly above `thr` (NaN never is). Written
-/// without early exit so LLVM turns it into a few vector compares.
-#[inline(always)]
-fn any_above(chunk: &[f32], thr: f32) -> bool {
-    let mut any = false;
-    for &s in chunk {
-        any |= s > thr;
+    /// The kept hits, best first.
+    pub(crate) fn into_sorted(self) -> Vec<Hit> {
+        self.top.into_sorted()
     }
-    any
 }
 
 #[cfg(test)]
@@ -333,13 +289,38 @@ mod tests {
         all
     }
 
-    fn run(scores: &[f32], k: usize, filter: Filter<'_>, tile: usize) -> Vec<Hit> {
-        let mut adm = Admissible::prepare(&filter, scores.len()).unwrap();
-        let mut top = TopK::new(k, scores.len());
-        for (t, chunk) in scores.chunks(tile).enumerate() {
-            adm.scan(chunk, t * tile, &mut top);
+    /// Offers blocks of 16 scores like a kernel would: a lane goes to the gate when the
+    /// gate is open or the lane beats the threshold; `tile` is ignored beyond checking
+    /// that results do not depend on how calls are split (each call is one block).
+    fn run(scores: &[f32], k: usize, filter: Filter<'_>, _tile: usize) -> Vec<Hit> {
+        let adm = Admissible::prepare(&filter, scores.len()).unwrap();
+        if let Some(allowed) = adm.allow_list() {
+            let mut top = TopK::new(k, scores.len());
+            for &i in allowed {
+                top.push(Hit {
+                    item: i,
+                    score: sanitize(scores[i as usize]),
+                });
+            }
+            return top.into_sorted();
         }
-        top.into_sorted()
+        let mut gate = Gate::new(adm, k, scores.len());
+        for (b, chunk) in scores.chunks(16).enumerate() {
+            let mut block = [0f32; 16];
+            block[..chunk.len()].copy_from_slice(chunk);
+            let valid = (1u32 << chunk.len()) - 1;
+            let mut mask = 0;
+            for (l, &s) in chunk.iter().enumerate() {
+                mask |= u32::from(s > gate.thr) << l;
+            }
+            if gate.open {
+                mask = valid;
+            }
+            if mask != 0 {
+                gate.offer(&block, mask, (b * 16) as u32);
+            }
+        }
+        gate.into_sorted()
     }
 
     #[test]

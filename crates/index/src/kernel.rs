@@ -1,0 +1,462 @@
+//! Fused scoring + selection kernels over a packed item matrix.
+//!
+//! Layout ([`Packed`]): items in blocks of [`BLOCK`] = 16, each block stored dim-major
+//! (`block[d][lane]` = item `16·b + lane`, coordinate `d`), 64-byte aligned, the last
+//! block padded with zeros. One AVX-512 register (or two AVX2 registers) then holds the
+//! partial scores of 16 items, and the inner loop is `acc += splat(q[d]) * block[d]`:
+//! no horizontal sums.
+//!
+//! A *tile* is `Q` queries × `NV` vectors of items; its `Q × NV` accumulators live in
+//! registers for the whole `d` loop (a GEMM micro-kernel), and are then compared with
+//! each query's current threshold (the k-th best score so far) with one vector compare.
+//! Only lanes that pass go to [`Gate::offer`] (the heap and the exclusion list), so the
+//! score matrix never reaches memory.
+//!
+//! Bit-exact results across paths: every kernel computes each item's score as the same
+//! serial chain `s = fma(q[d], x[d], s)` for `d = 0, 1, …, dim-1` starting from `0`
+//! (one fused multiply-add per step, i.e. one rounding per step), whatever the lane
+//! width, tile shape or query count. So the single-query and batched paths, and the
+//! AVX-512, AVX2 and scalar kernels, give identical scores and identical hits.
+//!
+//! `unsafe` is confined to this module: the `std::arch` intrinsics (callable only in
+//! functions compiled with the matching target feature, entered after runtime
+//! detection) and raw-pointer loads whose bounds are argued next to them.
+#![allow(unsafe_code)]
+
+use crate::select::Gate;
+
+/// Items per packed block (one AVX-512 register of `f32`).
+pub(crate) const BLOCK: usize = 16;
+
+/// One 64-byte aligned row of a packed block: coordinate `d` of 16 items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(64))]
+pub(crate) struct Row(pub(crate) [f32; BLOCK]);
+
+/// The item matrix in blocks of 16 items, dim-major inside a block (see module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Packed {
+    dim: usize,
+    n: usize,
+    /// `blocks × dim` rows; block `b` is `rows[b * dim .. (b + 1) * dim]`.
+    rows: Vec<Row>,
+}
+
+impl Packed {
+    /// Packs `items` (`n × dim`, row-major); `dim ≥ 1`.
+    pub(crate) fn new(items: &[f32], dim: usize) -> Self {
+        let n = items.len() / dim;
+        let blocks = n.div_ceil(BLOCK);
+        let mut rows = vec![Row([0.0; BLOCK]); blocks * dim];
+        for (i, item) in items.chunks_exact(dim).enumerate() {
+            let (b, lane) = (i / BLOCK, i % BLOCK);
+            for (d, &x) in item.iter().enumerate() {
+                rows[b * dim + d].0[lane] = x;
+            }
+        }
+        Packed { dim, n, rows }
+    }
+
+    fn blocks(&self) -> usize {
+        self.rows.len() / self.dim.max(1)
+    }
+
+    /// Lanes of block `b` that hold real items (the last block may be partial).
+    #[inline(always)]
+    fn valid(&self, b: usize) -> u32 {
+        let left = self.n - b * BLOCK;
+        if left >= BLOCK {
+            0xFFFF
+        } else {
+            (1u32 << left) - 1
+        }
+    }
+}
+
+/// Which kernel scores the items. [`Kernel::best`] picks the widest the CPU runs;
+/// tests force each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// Portable: 16 lanes of `f32::mul_add`.
+    Scalar,
+    /// AVX2 + FMA: two 8-lane registers per block.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// AVX-512F: one 16-lane register per block.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Kernel {
+    /// The widest kernel this CPU supports (detection is cached by `std`).
+    pub(crate) fn best() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernel::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Scalar
+    }
+
+    /// Every kernel this CPU supports, narrowest first (for tests and benchmarks).
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Kernel> {
+        let mut v = vec![Kernel::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Kernel::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Kernel::Avx512);
+            }
+        }
+        v
+    }
+
+    /// Scores every item of `packed` against each query of `queries` (`gates.len() ×
+    /// dim`, row-major) and offers the passing lanes to that query's gate, items in
+    /// increasing index order.
+    pub(crate) fn scan(self, packed: &Packed, queries: &[f32], gates: &mut [Gate<'_>]) {
+        assert_eq!(queries.len(), gates.len() * packed.dim, "queries × dim");
+        if packed.n == 0 || gates.is_empty() {
+            return;
+        }
+        match self {
+            Kernel::Scalar => scan_all::<Scalar>(packed, queries, gates),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                assert!(
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                );
+                // SAFETY: AVX2 and FMA are present (asserted just above), the only
+                // requirement of calling a `#[target_feature(enable = "avx2,fma")]` fn.
+                unsafe { scan_avx2(packed, queries, gates) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                assert!(std::arch::is_x86_feature_detected!("avx512f"));
+                // SAFETY: AVX-512F is present (asserted just above).
+                unsafe { scan_avx512(packed, queries, gates) }
+            }
+        }
+    }
+
+    /// `Σ_d row[d]·q[d]` as the same serial fma chain as the block kernels (so an
+    /// allow-list query scores each item bit-identically to a full scan).
+    pub(crate) fn dot(self, row: &[f32], q: &[f32]) -> f32 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 | Kernel::Avx512 => {
+                assert!(std::arch::is_x86_feature_detected!("fma"));
+                // SAFETY: FMA is present (asserted just above).
+                unsafe { dot_fma(row, q) }
+            }
+            Kernel::Scalar => dot_chain(row, q),
+        }
+    }
+}
+
+#[inline(always)]
+fn dot_chain(row: &[f32], q: &[f32]) -> f32 {
+    row.iter()
+        .zip(q)
+        .fold(0.0f32, |s, (&x, &y)| y.mul_add(x, s))
+}
+
+/// [`dot_chain`] compiled with FMA, so `mul_add` is one instruction, not a libm call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+fn dot_fma(row: &[f32], q: &[f32]) -> f32 {
+    dot_chain(row, q)
+}
+
+/// The vector operations a kernel needs; `W` lanes per vector, `16 / W` vectors per
+/// block.
+trait Simd {
+    type V: Copy;
+    const W: usize;
+    /// # Safety
+    /// The CPU must support the backend's features (all methods).
+    unsafe fn zero() -> Self::V;
+    /// # Safety
+    /// `p` must be valid for reading `W` floats.
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn splat(x: f32) -> Self::V;
+    /// `a * b + c` with one rounding.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// Bit `l` set when lane `l` is `> thr` (NaN never is).
+    unsafe fn gt(v: Self::V, thr: Self::V) -> u32;
+    /// # Safety
+    /// `p` must be valid for writing `W` floats.
+    unsafe fn store(p: *mut f32, v: Self::V);
+}
+
+/// Portable backend: a whole 16-lane block as an array.
+struct Scalar;
+
+impl Simd for Scalar {
+    type V = [f32; BLOCK];
+    const W: usize = BLOCK;
+    #[inline(always)]
+    unsafe fn zero() -> Self::V {
+        [0.0; BLOCK]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self::V {
+        // SAFETY: the caller guarantees `p` is valid for 16 reads.
+        unsafe { std::ptr::read_unaligned(p.cast::<[f32; BLOCK]>()) }
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self::V {
+        [x; BLOCK]
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
+    }
+    #[inline(always)]
+    unsafe fn gt(v: Self::V, thr: Self::V) -> u32 {
+        let mut m = 0;
+        for l in 0..BLOCK {
+            m |= u32::from(v[l] > thr[l]) << l;
+        }
+        m
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self::V) {
+        // SAFETY: the caller guarantees `p` is valid for 16 writes.
+        unsafe { std::ptr::write_unaligned(p.cast::<[f32; BLOCK]>(), v) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Simd;
+    use std::arch::x86_64::*;
+
+    pub(super) struct Avx2;
+    pub(super) struct Avx512;
+
+    // SAFETY (all methods of both impls): they are only reached from
+    // `scan_avx2` / `scan_avx512`, entered after runtime detection of the features;
+    // pointer validity is the caller's contract, documented on the trait.
+    impl Simd for Avx2 {
+        type V = __m256;
+        const W: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            unsafe { _mm256_load_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m256 {
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn gt(v: __m256, thr: __m256) -> u32 {
+            unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, thr)) as u32 }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+    }
+
+    impl Simd for Avx512 {
+        type V = __m512;
+        const W: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            unsafe { _mm512_load_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m512 {
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn gt(v: __m512, thr: __m512) -> u32 {
+            unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, thr)) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn scan_avx2(packed: &Packed, queries: &[f32], gates: &mut [Gate<'_>]) {
+    // 16 ymm registers: 4 queries × 2 vectors (8 accumulators) for batches, 1 × 8 alone.
+    scan_shapes::<x86::Avx2, 4, 2, 8>(packed, queries, gates);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn scan_avx512(packed: &Packed, queries: &[f32], gates: &mut [Gate<'_>]) {
+    // 32 zmm registers: 8 queries × 2 blocks (16 accumulators), or 1 query × 8 blocks.
+    scan_shapes::<x86::Avx512, 8, 2, 8>(packed, queries, gates);
+}
+
+fn scan_all<S: Simd>(packed: &Packed, queries: &[f32], gates: &mut [Gate<'_>]) {
+    scan_shapes::<S, 4, 1, 4>(packed, queries, gates);
+}
+
+/// Groups of `QB` queries with `NB` vectors per tile; the leftover queries in groups of
+/// 4, 2 and 1; a lone query with `N1` vectors per tile (independent fma chains to hide
+/// latency).
+#[inline(always)]
+fn scan_shapes<S: Simd, const QB: usize, const NB: usize, const N1: usize>(
+    packed: &Packed,
+    queries: &[f32],
+    gates: &mut [Gate<'_>],
+) {
+    let dim = packed.dim;
+    let m = gates.len();
+    let mut q0 = 0;
+    while m - q0 >= QB {
+        group::<S, QB, NB>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + QB]);
+        q0 += QB;
+    }
+    if QB > 4 && m - q0 >= 4 {
+        group::<S, 4, NB>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + 4]);
+        q0 += 4;
+    }
+    if QB > 2 && m - q0 >= 2 {
+        group::<S, 2, NB>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + 2]);
+        q0 += 2;
+    }
+    while q0 < m {
+        group::<S, 1, N1>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + 1]);
+        q0 += 1;
+    }
+}
+
+/// All items for `Q` queries: full tiles of `NV` vectors, then the leftover blocks one
+/// by one.
+#[inline(always)]
+fn group<S: Simd, const Q: usize, const NV: usize>(
+    packed: &Packed,
+    queries: &[f32],
+    gates: &mut [Gate<'_>],
+) {
+    assert!(gates.len() == Q && queries.len() >= Q * packed.dim);
+    let per_block = BLOCK / S::W;
+    // Blocks per tile, rounded up: an AVX2 tile of one vector still spans a block.
+    let tile_blocks = NV.div_ceil(per_block);
+    let nb = packed.blocks();
+    let mut b = 0;
+    if NV % per_block == 0 {
+        while b + tile_blocks <= nb {
+            tile::<S, Q, NV>(packed, queries, gates, b);
+            b += tile_blocks;
+        }
+    }
+    while b < nb {
+        tile_one_block::<S, Q>(packed, queries, gates, b);
+        b += 1;
+    }
+}
+
+#[inline(always)]
+fn tile_one_block<S: Simd, const Q: usize>(
+    packed: &Packed,
+    queries: &[f32],
+    gates: &mut [Gate<'_>],
+    b: usize,
+) {
+    if S::W == BLOCK {
+        tile::<S, Q, 1>(packed, queries, gates, b);
+    } else {
+        tile::<S, Q, 2>(packed, queries, gates, b);
+    }
+}
+
+/// Scores `Q` queries × the `NV · W` items starting at block `b` in registers, then
+/// offers the lanes above each query's threshold to its gate.
+#[inline(always)]
+fn tile<S: Simd, const Q: usize, const NV: usize>(
+    packed: &Packed,
+    queries: &[f32],
+    gates: &mut [Gate<'_>],
+    b: usize,
+) {
+    let dim = packed.dim;
+    let per_block = BLOCK / S::W;
+    debug_assert!(NV % per_block == 0);
+    let blocks = NV / per_block;
+    assert!((b + blocks) * dim <= packed.rows.len() && queries.len() >= Q * dim);
+    let rows = packed.rows.as_ptr().cast::<f32>();
+    let qp = queries.as_ptr();
+    // SAFETY (whole block): the backend's features are enabled (every caller is a
+    // kernel entered after detection). Loads: vector `v` of the tile reads row
+    // `(b + v / per_block) · dim + d` at lane offset `(v % per_block) · W`, `W` floats;
+    // the assertion above keeps the row index below `rows.len()` for `d < dim`, and
+    // `(v % per_block) · W + W ≤ 16`. `Row` is 64-byte aligned, so the aligned loads
+    // are too (lane offsets are multiples of `W` floats = the vector size). Query
+    // reads `qp + q · dim + d` stay below `Q · dim ≤ queries.len()`.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; Q];
+        for d in 0..dim {
+            let mut x = [S::zero(); NV];
+            for (v, xv) in x.iter_mut().enumerate() {
+                let row = (b + v / per_block) * dim + d;
+                *xv = S::load(rows.add(row * BLOCK + (v % per_block) * S::W));
+            }
+            for (q, accq) in acc.iter_mut().enumerate() {
+                let s = S::splat(*qp.add(q * dim + d));
+                for v in 0..NV {
+                    accq[v] = S::fma(s, x[v], accq[v]);
+                }
+            }
+        }
+        for (accq, gate) in acc.iter().zip(gates.iter_mut()) {
+            let mut thr = S::splat(gate.thr);
+            for bi in 0..blocks {
+                let blk = b + bi;
+                let valid = packed.valid(blk);
+                let mut mask = 0u32;
+                for h in 0..per_block {
+                    mask |= S::gt(accq[bi * per_block + h], thr) << (h * S::W);
+                }
+                if gate.open {
+                    mask = valid;
+                }
+                mask &= valid;
+                if mask != 0 {
+                    let mut s = [0f32; BLOCK];
+                    for h in 0..per_block {
+                        S::store(s.as_mut_ptr().add(h * S::W), accq[bi * per_block + h]);
+                    }
+                    gate.offer(&s, mask, (blk * BLOCK) as u32);
+                    thr = S::splat(gate.thr);
+                }
+            }
+        }
+    }
+}
