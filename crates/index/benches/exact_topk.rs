@@ -21,6 +21,8 @@ fn median(f: impl FnMut()) -> Duration {
     median_of(REPS, f)
 }
 
+/// Median wall time of `reps` runs (after 5 warm-ups); the minimum is printed too, as
+/// the machine is shared and medians are noisy.
 fn median_of(reps: usize, mut f: impl FnMut()) -> Duration {
     for _ in 0..5 {
         f(); // warm-up: thread pool, caches
@@ -33,6 +35,7 @@ fn median_of(reps: usize, mut f: impl FnMut()) -> Duration {
         })
         .collect();
     times.sort();
+    println!("  (min {:.3} ms)", times[0].as_secs_f64() * 1e3);
     times[reps / 2]
 }
 

@@ -28,6 +28,9 @@ use crate::select::Gate;
 /// Items per packed block (one AVX-512 register of `f32`).
 pub(crate) const BLOCK: usize = 16;
 
+/// Packed matrices larger than this many bytes get software prefetch (about L2 size).
+const PREFETCH_ABOVE: usize = 1 << 20;
+
 /// One 64-byte aligned row of a packed block: coordinate `d` of 16 items.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C, align(64))]
@@ -199,6 +202,36 @@ trait Simd {
     /// # Safety
     /// `p` must be valid for writing `W` floats.
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// Appends the lanes of block `v` (its `16 / W` vectors) whose bit is set in `mask`
+    /// to `scores`, and their item indices `base + lane` to `items`, in lane order;
+    /// returns how many. Both slices hold at least 16.
+    #[inline(always)]
+    unsafe fn compress(
+        v: &[Self::V],
+        mask: u32,
+        base: u32,
+        scores: &mut [f32],
+        items: &mut [u32],
+    ) -> usize {
+        let mut all = [0f32; BLOCK];
+        for (h, &x) in v.iter().enumerate() {
+            // SAFETY: `h < 16 / W`, so the `W` floats written stay inside `all`.
+            unsafe { Self::store(all.as_mut_ptr().add(h * Self::W), x) };
+        }
+        let mut c = 0;
+        let mut m = mask;
+        while m != 0 {
+            let l = m.trailing_zeros();
+            m &= m - 1;
+            scores[c] = all[l as usize];
+            items[c] = base + l;
+            c += 1;
+        }
+        c
+    }
+    /// Hint that the cache line at `p` will be read soon (any address is allowed: a
+    /// prefetch never faults).
+    unsafe fn prefetch(_p: *const f32) {}
 }
 
 /// Portable backend: a whole 16-lane block as an array.
@@ -277,6 +310,10 @@ mod x86 {
         unsafe fn store(p: *mut f32, v: __m256) {
             unsafe { _mm256_storeu_ps(p, v) }
         }
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
+        }
     }
 
     impl Simd for Avx512 {
@@ -305,6 +342,38 @@ mod x86 {
         #[inline(always)]
         unsafe fn store(p: *mut f32, v: __m512) {
             unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
+        }
+        #[inline(always)]
+        unsafe fn compress(
+            v: &[__m512],
+            mask: u32,
+            base: u32,
+            scores: &mut [f32],
+            items: &mut [u32],
+        ) -> usize {
+            assert!(scores.len() >= 16 && items.len() >= 16 && !v.is_empty());
+            let m = mask as __mmask16;
+            // SAFETY: both slices hold 16 slots (asserted), and each store writes
+            // exactly 16 lanes from the start.
+            unsafe {
+                let idx = _mm512_add_epi32(
+                    _mm512_set1_epi32(base as i32),
+                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                );
+                // Register compress + a full store: the memory form of compress is
+                // microcoded and slow on AMD Zen 4. Lanes past the count are junk the
+                // caller does not keep.
+                _mm512_storeu_ps(scores.as_mut_ptr(), _mm512_maskz_compress_ps(m, v[0]));
+                _mm512_storeu_si512(
+                    items.as_mut_ptr().cast(),
+                    _mm512_maskz_compress_epi32(m, idx),
+                );
+            }
+            mask.count_ones() as usize
         }
     }
 }
@@ -413,6 +482,10 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
     assert!((b + blocks) * dim <= packed.rows.len() && queries.len() >= Q * dim);
     let rows = packed.rows.as_ptr().cast::<f32>();
     let qp = queries.as_ptr();
+    // Catalogues beyond L2 stream from memory: fetch the next tile while this one is
+    // scored (each of its blocks is its own 4 KiB-ish stream, which the hardware
+    // prefetchers pick up late).
+    let prefetch = packed.rows.len() * BLOCK * 4 > PREFETCH_ABOVE;
     // SAFETY (whole block): the backend's features are enabled (every caller is a
     // kernel entered after detection). Loads: vector `v` of the tile reads row
     // `(b + v / per_block) · dim + d` at lane offset `(v % per_block) · W`, `W` floats;
@@ -423,6 +496,13 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
     unsafe {
         let mut acc = [[S::zero(); NV]; Q];
         for d in 0..dim {
+            if prefetch {
+                for bi in 0..blocks {
+                    // Any address is fine for a prefetch; `wrapping_add` keeps the
+                    // pointer arithmetic defined past the end.
+                    S::prefetch(rows.wrapping_add(((b + blocks + bi) * dim + d) * BLOCK));
+                }
+            }
             let mut x = [S::zero(); NV];
             for (v, xv) in x.iter_mut().enumerate() {
                 let row = (b + v / per_block) * dim + d;
@@ -448,14 +528,72 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
                     mask = valid;
                 }
                 mask &= valid;
+                if mask != 0 && gate.filters() {
+                    mask &= !gate.excluded_in((blk * BLOCK) as u32);
+                }
                 if mask != 0 {
-                    let mut s = [0f32; BLOCK];
-                    for h in 0..per_block {
-                        S::store(s.as_mut_ptr().add(h * S::W), accq[bi * per_block + h]);
-                    }
-                    gate.offer(&s, mask, (blk * BLOCK) as u32);
+                    let (rs, ri) = gate.room();
+                    let c = S::compress(
+                        &accq[bi * per_block..(bi + 1) * per_block],
+                        mask,
+                        (blk * BLOCK) as u32,
+                        rs,
+                        ri,
+                    );
+                    gate.commit(c);
                     thr = S::splat(gate.thr);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::select::Admissible;
+    use crate::Filter;
+
+    /// Kernel cost with and without selection, in one process (run with
+    /// `cargo test --release -p shortlist-index timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "timing probe"]
+    fn kernel_vs_selection() {
+        let mut rng = shortlist_core::Rng::new(1);
+        let (n, dim, m) = (1682, 32, 943);
+        let items: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
+        let qs: Vec<f32> = (0..m * dim).map(|_| rng.normal() as f32).collect();
+        let p = Packed::new(&items, dim);
+        let kernel = Kernel::best();
+        for (name, closed) in [("no selection", true), ("k=10", false)] {
+            for single in [true, false] {
+                let mut best = f64::MAX;
+                for _ in 0..30 {
+                    let mut gates: Vec<Gate<'_>> = (0..m)
+                        .map(|_| {
+                            let mut g =
+                                Gate::new(Admissible::prepare(&Filter::None, n).unwrap(), 10, n);
+                            if closed {
+                                g.open = false;
+                            }
+                            g
+                        })
+                        .collect();
+                    let t = std::time::Instant::now();
+                    if single {
+                        for (q, g) in qs.chunks_exact(dim).zip(gates.chunks_mut(1)) {
+                            kernel.scan(&p, q, g);
+                        }
+                    } else {
+                        kernel.scan(&p, &qs, &mut gates);
+                    }
+                    best = best.min(t.elapsed().as_secs_f64());
+                    std::hint::black_box(gates);
+                }
+                println!(
+                    "{name:<14} single={single}: {:.3} µs/query",
+                    best * 1e6 / m as f64
+                );
             }
         }
     }

@@ -51,11 +51,6 @@ impl TopK {
         }
     }
 
-    #[inline(always)]
-    fn full(&self) -> bool {
-        self.heap.len() >= self.k
-    }
-
     /// Offers a hit (score already sanitised).
     #[inline]
     pub(crate) fn push(&mut self, hit: Hit) {
@@ -66,13 +61,6 @@ impl TopK {
             self.heap[0] = hit;
             self.sift_down(0);
         }
-    }
-
-    /// Replaces the worst kept hit by `hit`, which must rank before it.
-    #[inline]
-    fn replace_root(&mut self, hit: Hit) {
-        self.heap[0] = hit;
-        self.sift_down(0);
     }
 
     fn sift_up(&mut self, mut i: usize) {
@@ -193,79 +181,169 @@ impl<'a> Admissible<'a> {
     pub(crate) fn allow_list(&self) -> Option<&[u32]> {
         (self.mode == Mode::Allow).then_some(&self.list[..])
     }
-
-    /// Whether `item` is excluded; items must be asked in increasing order.
-    #[inline]
-    fn excluded(&mut self, item: u32) -> bool {
-        let list = &self.list[..];
-        while self.cursor < list.len() && list[self.cursor] < item {
-            self.cursor += 1;
-        }
-        self.cursor < list.len() && list[self.cursor] == item
-    }
 }
 
-/// Selection state of one query for the fused kernels: the heap, the filter's cursor,
-/// and the gate the kernel tests whole vectors against.
+/// Selection state of one query for the fused kernels: a candidate buffer, the
+/// filter's cursor, and the gate the kernel tests whole vectors against.
 ///
-/// While `open` (heap not yet full) every admissible item is offered. Once full, items
-/// arrive in increasing index order, so a candidate must beat the worst kept score
-/// *strictly* (an equal score has a higher index and ranks after); `thr` is that
-/// score, and a kernel only calls [`offer`](Gate::offer) for lanes `> thr` (NaN never
-/// is). Excluded items are checked only then, by merging the sorted exclusion list.
+/// Candidates are appended to a buffer (cheap, in index order); when it holds `cap`
+/// of them it is cut back to its best `k` by a partial sort, and `thr` becomes the
+/// k-th best score. Items arrive in increasing index order, so from then on a candidate
+/// must beat `thr` *strictly* (an equal score has a higher index and ranks after), and
+/// a kernel only calls [`offer`](Gate::offer) for lanes `> thr` (NaN never is). Until
+/// the first cut (`open`) every valid lane is offered. Excluded items are checked only
+/// for offered lanes, by merging the sorted exclusion list. This beats a binary heap in
+/// the warm-up phase, where a heap would sift for most items.
+/// Selection state of one query for the fused kernels: a candidate buffer, the
+/// exclusion list's cursor, and the gate the kernel tests whole vectors against.
+///
+/// The kernel appends every lane that passes the gate (score `> thr`, not excluded) to
+/// the buffer, branch-free (a compress-store under AVX-512), 16 slots at a time from
+/// [`room`](Gate::room); when the buffer holds `cap` candidates [`commit`](Gate::commit)
+/// cuts it back to its best `k` by a partial sort and `thr` becomes the k-th best
+/// score. Items arrive in increasing index order, so from then on a candidate must beat
+/// `thr` *strictly* (an equal score has a higher index and ranks after; NaN never
+/// passes). Until the first cut (`open`) every valid lane is appended. A stale (lower)
+/// threshold only lets extra candidates in; the final sort is exact either way.
 #[derive(Debug, Clone)]
 pub(crate) struct Gate<'a> {
     /// Lanes must score strictly above this (meaningful when `!open`).
     pub(crate) thr: f32,
-    /// The heap is not full yet: every valid lane must be offered.
+    /// No cut yet: every valid lane must be appended.
     pub(crate) open: bool,
-    top: TopK,
+    k: usize,
+    cap: usize,
+    len: usize,
+    scores: Vec<f32>,
+    items: Vec<u32>,
     adm: Admissible<'a>,
+    /// Scratch of the cuts.
+    hits: Vec<Hit>,
+    sel: Vec<f32>,
 }
 
 impl<'a> Gate<'a> {
-    /// A gate for `k` hits out of `n_items`; `adm` must not be an allow-list.
+    /// A gate for `k ≥ 1` hits out of `n_items`; `adm` must not be an allow-list.
     pub(crate) fn new(adm: Admissible<'a>, k: usize, n_items: usize) -> Self {
-        debug_assert!(adm.mode != Mode::Allow);
+        debug_assert!(adm.mode != Mode::Allow && k > 0);
+        // Never more candidates than items (+ one block of room), so a huge `k` costs
+        // memory proportional to the catalogue at most.
+        let cap = (2 * k).max(k + 48).min(n_items + 1).max(k + 17);
         Gate {
             thr: f32::INFINITY,
             open: k > 0,
-            top: TopK::new(k, n_items),
+            k,
+            cap,
+            len: 0,
+            scores: vec![0.0; cap + 16],
+            items: vec![0; cap + 16],
             adm,
+            hits: Vec::new(),
+            sel: Vec::new(),
         }
     }
 
-    /// Offers lanes `l` of `scores` whose bit is set in `mask`, as items `base + l`,
-    /// lanes in increasing order; calls must come in increasing `base` order.
+    /// Whether this query has an exclusion list (then call
+    /// [`excluded_in`](Gate::excluded_in) before appending a block's lanes).
+    #[inline(always)]
+    pub(crate) fn filters(&self) -> bool {
+        !self.adm.list.is_empty()
+    }
+
+    /// Bit `l` set when item `base + l` is excluded; blocks must be asked in
+    /// increasing `base` order (blocks may be skipped).
+    #[inline]
+    pub(crate) fn excluded_in(&mut self, base: u32) -> u32 {
+        let list = &self.adm.list[..];
+        let mut c = self.adm.cursor;
+        while c < list.len() && list[c] < base {
+            c += 1;
+        }
+        let mut bits = 0u32;
+        let end = base.saturating_add(16);
+        while c < list.len() && list[c] < end {
+            bits |= 1 << (list[c] - base);
+            c += 1;
+        }
+        self.adm.cursor = c;
+        bits
+    }
+
+    /// Space for one block of candidates: 16 score slots and 16 item slots.
+    #[inline(always)]
+    pub(crate) fn room(&mut self) -> (&mut [f32], &mut [u32]) {
+        let l = self.len;
+        (&mut self.scores[l..l + 16], &mut self.items[l..l + 16])
+    }
+
+    /// Keeps the first `count` slots of the last [`room`](Gate::room).
+    #[inline(always)]
+    pub(crate) fn commit(&mut self, count: usize) {
+        debug_assert!(count <= 16);
+        self.len += count;
+        if self.len >= self.cap {
+            self.cut();
+        }
+    }
+
+    /// The buffered candidates as hits (NaN mapped to `-inf`) in `self.hits`.
+    fn gather(&mut self) {
+        self.hits.clear();
+        self.hits.extend(
+            self.scores[..self.len]
+                .iter()
+                .zip(&self.items[..self.len])
+                .map(|(&s, &item)| Hit {
+                    item,
+                    score: sanitize(s),
+                }),
+        );
+    }
+
+    /// Drops the candidates that cannot make the top `k` and sets the threshold to
+    /// the k-th best score `t`: keeps every score `≥ t` (at least `k`, more on ties;
+    /// the final sort settles those). Only when ties keep the buffer nearly full does
+    /// it fall back to an exact cut to `k` by rank.
     #[inline(never)]
-    pub(crate) fn offer(&mut self, scores: &[f32; 16], mask: u32, base: u32) {
-        let mut m = mask;
-        while m != 0 {
-            let lane = m.trailing_zeros();
-            m &= m - 1;
-            let s = scores[lane as usize];
-            let item = base + lane;
-            if self.open {
-                if !self.adm.excluded(item) {
-                    self.top.push(Hit {
-                        item,
-                        score: sanitize(s),
-                    });
-                    if self.top.full() {
-                        self.open = false;
-                        self.thr = self.top.heap[0].score;
-                    }
-                }
-            } else if s > self.thr && !self.adm.excluded(item) {
-                self.top.replace_root(Hit { item, score: s });
-                self.thr = self.top.heap[0].score;
+    fn cut(&mut self) {
+        let k = self.k;
+        let len = self.len;
+        for s in &mut self.scores[..len] {
+            *s = sanitize(*s);
+        }
+        self.sel.clear();
+        self.sel.extend_from_slice(&self.scores[..len]);
+        let (_, &mut t, _) = self
+            .sel
+            .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        let mut w = 0;
+        for r in 0..len {
+            let (s, item) = (self.scores[r], self.items[r]);
+            self.scores[w] = s;
+            self.items[w] = item;
+            w += usize::from(s >= t);
+        }
+        self.len = w;
+        self.thr = t;
+        self.open = false;
+        if self.len + 16 >= self.cap {
+            self.gather();
+            self.hits.select_nth_unstable_by(k - 1, rank_order);
+            for (j, h) in self.hits[..k].iter().enumerate() {
+                self.scores[j] = h.score;
+                self.items[j] = h.item;
             }
+            self.len = k;
         }
     }
 
     /// The kept hits, best first.
-    pub(crate) fn into_sorted(self) -> Vec<Hit> {
-        self.top.into_sorted()
+    pub(crate) fn into_sorted(mut self) -> Vec<Hit> {
+        self.gather();
+        let mut hits = self.hits;
+        hits.sort_unstable_by(rank_order);
+        hits.truncate(self.k);
+        hits
     }
 }
 
@@ -304,10 +382,12 @@ mod tests {
             }
             return top.into_sorted();
         }
+        if k == 0 {
+            return Vec::new();
+        }
         let mut gate = Gate::new(adm, k, scores.len());
         for (b, chunk) in scores.chunks(16).enumerate() {
-            let mut block = [0f32; 16];
-            block[..chunk.len()].copy_from_slice(chunk);
+            let base = (b * 16) as u32;
             let valid = (1u32 << chunk.len()) - 1;
             let mut mask = 0;
             for (l, &s) in chunk.iter().enumerate() {
@@ -316,8 +396,20 @@ mod tests {
             if gate.open {
                 mask = valid;
             }
+            if mask != 0 && gate.filters() {
+                mask &= !gate.excluded_in(base);
+            }
             if mask != 0 {
-                gate.offer(&block, mask, (b * 16) as u32);
+                let (rs, ri) = gate.room();
+                let mut c = 0;
+                for (l, &s) in chunk.iter().enumerate() {
+                    if mask >> l & 1 == 1 {
+                        rs[c] = s;
+                        ri[c] = base + l as u32;
+                        c += 1;
+                    }
+                }
+                gate.commit(c);
             }
         }
         gate.into_sorted()
