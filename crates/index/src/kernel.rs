@@ -524,25 +524,23 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
                 for h in 0..per_block {
                     mask |= S::gt(accq[bi * per_block + h], thr) << (h * S::W);
                 }
-                if gate.open {
-                    mask = valid;
-                }
-                mask &= valid;
-                if mask != 0 && gate.filters() {
+                // While the gate is open every valid lane goes in.
+                mask = (mask | 0u32.wrapping_sub(u32::from(gate.open))) & valid;
+                if gate.filters() && mask != 0 {
                     mask &= !gate.excluded_in((blk * BLOCK) as u32);
                 }
-                if mask != 0 {
-                    let (rs, ri) = gate.room();
-                    let c = S::compress(
-                        &accq[bi * per_block..(bi + 1) * per_block],
-                        mask,
-                        (blk * BLOCK) as u32,
-                        rs,
-                        ri,
-                    );
-                    gate.commit(c);
-                    thr = S::splat(gate.thr);
-                }
+                // No branch on `mask`: which blocks hold candidates is unpredictable,
+                // and appending zero lanes costs less than a mispredicted branch.
+                let (rs, ri) = gate.room();
+                let c = S::compress(
+                    &accq[bi * per_block..(bi + 1) * per_block],
+                    mask,
+                    (blk * BLOCK) as u32,
+                    rs,
+                    ri,
+                );
+                gate.commit(c);
+                thr = S::splat(gate.thr);
             }
         }
     }
