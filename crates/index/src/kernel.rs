@@ -63,17 +63,6 @@ impl Packed {
     fn blocks(&self) -> usize {
         self.rows.len() / self.dim.max(1)
     }
-
-    /// Lanes of block `b` that hold real items (the last block may be partial).
-    #[inline(always)]
-    fn valid(&self, b: usize) -> u32 {
-        let left = self.n - b * BLOCK;
-        if left >= BLOCK {
-            0xFFFF
-        } else {
-            (1u32 << left) - 1
-        }
-    }
 }
 
 /// Which kernel scores the items. [`Kernel::best`] picks the widest the CPU runs;
@@ -202,33 +191,10 @@ trait Simd {
     /// # Safety
     /// `p` must be valid for writing `W` floats.
     unsafe fn store(p: *mut f32, v: Self::V);
-    /// Appends the lanes of block `v` (its `16 / W` vectors) whose bit is set in `mask`
-    /// to `scores`, and their item indices `base + lane` to `items`, in lane order;
-    /// returns how many. Both slices hold at least 16.
-    #[inline(always)]
-    unsafe fn compress(
-        v: &[Self::V],
-        mask: u32,
-        base: u32,
-        scores: &mut [f32],
-        items: &mut [u32],
-    ) -> usize {
-        let mut all = [0f32; BLOCK];
-        for (h, &x) in v.iter().enumerate() {
-            // SAFETY: `h < 16 / W`, so the `W` floats written stay inside `all`.
-            unsafe { Self::store(all.as_mut_ptr().add(h * Self::W), x) };
-        }
-        let mut c = 0;
-        let mut m = mask;
-        while m != 0 {
-            let l = m.trailing_zeros();
-            m &= m - 1;
-            scores[c] = all[l as usize];
-            items[c] = base + l;
-            c += 1;
-        }
-        c
-    }
+    /// Lane-wise `if s > m { s } else { m }` (a NaN `s` keeps `m`).
+    unsafe fn max(s: Self::V, m: Self::V) -> Self::V;
+    /// Bit `l` set when lane `l` is `>= thr` (NaN never is).
+    unsafe fn ge(v: Self::V, thr: Self::V) -> u32;
     /// Hint that the cache line at `p` will be read soon (any address is allowed: a
     /// prefetch never faults).
     unsafe fn prefetch(_p: *const f32) {}
@@ -269,6 +235,18 @@ impl Simd for Scalar {
     unsafe fn store(p: *mut f32, v: Self::V) {
         // SAFETY: the caller guarantees `p` is valid for 16 writes.
         unsafe { std::ptr::write_unaligned(p.cast::<[f32; BLOCK]>(), v) }
+    }
+    #[inline(always)]
+    unsafe fn max(s: Self::V, m: Self::V) -> Self::V {
+        std::array::from_fn(|l| if s[l] > m[l] { s[l] } else { m[l] })
+    }
+    #[inline(always)]
+    unsafe fn ge(v: Self::V, thr: Self::V) -> u32 {
+        let mut m = 0;
+        for l in 0..BLOCK {
+            m |= u32::from(v[l] >= thr[l]) << l;
+        }
+        m
     }
 }
 
@@ -311,6 +289,15 @@ mod x86 {
             unsafe { _mm256_storeu_ps(p, v) }
         }
         #[inline(always)]
+        unsafe fn max(s: __m256, m: __m256) -> __m256 {
+            // maxps returns its second operand unless the first is greater.
+            unsafe { _mm256_max_ps(s, m) }
+        }
+        #[inline(always)]
+        unsafe fn ge(v: __m256, thr: __m256) -> u32 {
+            unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v, thr)) as u32 }
+        }
+        #[inline(always)]
         unsafe fn prefetch(p: *const f32) {
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
         }
@@ -344,36 +331,17 @@ mod x86 {
             unsafe { _mm512_storeu_ps(p, v) }
         }
         #[inline(always)]
-        unsafe fn prefetch(p: *const f32) {
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
+        unsafe fn max(s: __m512, m: __m512) -> __m512 {
+            // maxps returns its second operand unless the first is greater.
+            unsafe { _mm512_max_ps(s, m) }
         }
         #[inline(always)]
-        unsafe fn compress(
-            v: &[__m512],
-            mask: u32,
-            base: u32,
-            scores: &mut [f32],
-            items: &mut [u32],
-        ) -> usize {
-            assert!(scores.len() >= 16 && items.len() >= 16 && !v.is_empty());
-            let m = mask as __mmask16;
-            // SAFETY: both slices hold 16 slots (asserted), and each store writes
-            // exactly 16 lanes from the start.
-            unsafe {
-                let idx = _mm512_add_epi32(
-                    _mm512_set1_epi32(base as i32),
-                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                );
-                // Register compress + a full store: the memory form of compress is
-                // microcoded and slow on AMD Zen 4. Lanes past the count are junk the
-                // caller does not keep.
-                _mm512_storeu_ps(scores.as_mut_ptr(), _mm512_maskz_compress_ps(m, v[0]));
-                _mm512_storeu_si512(
-                    items.as_mut_ptr().cast(),
-                    _mm512_maskz_compress_epi32(m, idx),
-                );
-            }
-            mask.count_ones() as usize
+        unsafe fn ge(v: __m512, thr: __m512) -> u32 {
+            unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, thr)) }
+        }
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
         }
     }
 }
@@ -407,72 +375,103 @@ fn scan_shapes<S: Simd, const QB: usize, const NB: usize, const N1: usize>(
 ) {
     let dim = packed.dim;
     let m = gates.len();
+    let chunk = CHUNK_BLOCKS.min(packed.blocks());
+    let mut scratch = vec![Row([0.0; BLOCK]); m.min(QB) * chunk];
     let mut q0 = 0;
     while m - q0 >= QB {
-        group::<S, QB, NB>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + QB]);
+        group::<S, QB, NB>(
+            packed,
+            &queries[q0 * dim..],
+            &mut gates[q0..q0 + QB],
+            &mut scratch,
+        );
         q0 += QB;
     }
     if QB > 4 && m - q0 >= 4 {
-        group::<S, 4, NB>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + 4]);
+        group::<S, 4, NB>(
+            packed,
+            &queries[q0 * dim..],
+            &mut gates[q0..q0 + 4],
+            &mut scratch,
+        );
         q0 += 4;
     }
     if QB > 2 && m - q0 >= 2 {
-        group::<S, 2, NB>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + 2]);
+        group::<S, 2, NB>(
+            packed,
+            &queries[q0 * dim..],
+            &mut gates[q0..q0 + 2],
+            &mut scratch,
+        );
         q0 += 2;
     }
     while q0 < m {
-        group::<S, 1, N1>(packed, &queries[q0 * dim..], &mut gates[q0..q0 + 1]);
+        group::<S, 1, N1>(
+            packed,
+            &queries[q0 * dim..],
+            &mut gates[q0..q0 + 1],
+            &mut scratch,
+        );
         q0 += 1;
     }
 }
 
-/// All items for `Q` queries: full tiles of `NV` vectors, then the leftover blocks one
-/// by one.
+/// Blocks per chunk: the scores of `Q` queries × this many blocks go to a scratch
+/// buffer (64 KiB for 8 queries, in L2) before selection. A multiple of every tile
+/// width in blocks.
+const CHUNK_BLOCKS: usize = 128;
+
+/// All items for `Q` queries, chunk by chunk: full tiles of `NV` vectors, the leftover
+/// blocks one by one, then selection of each query's chunk of scores.
 #[inline(always)]
 fn group<S: Simd, const Q: usize, const NV: usize>(
     packed: &Packed,
     queries: &[f32],
     gates: &mut [Gate<'_>],
+    scratch: &mut [Row],
 ) {
+    let nb = packed.blocks();
+    let chunk = CHUNK_BLOCKS.min(nb);
     assert!(gates.len() == Q && queries.len() >= Q * packed.dim);
+    assert!(scratch.len() >= Q * chunk);
     let per_block = BLOCK / S::W;
     // Blocks per tile, rounded up: an AVX2 tile of one vector still spans a block.
     let tile_blocks = NV.div_ceil(per_block);
-    let nb = packed.blocks();
-    let mut b = 0;
-    if NV % per_block == 0 {
-        while b + tile_blocks <= nb {
-            tile::<S, Q, NV>(packed, queries, gates, b);
-            b += tile_blocks;
+    for cb in (0..nb).step_by(chunk) {
+        let end = nb.min(cb + chunk);
+        let mut b = cb;
+        if NV % per_block == 0 {
+            while b + tile_blocks <= end {
+                tile::<S, Q, NV>(packed, queries, scratch, chunk, cb, b);
+                b += tile_blocks;
+            }
+        }
+        while b < end {
+            if S::W == BLOCK {
+                tile::<S, Q, 1>(packed, queries, scratch, chunk, cb, b);
+            } else {
+                tile::<S, Q, 2>(packed, queries, scratch, chunk, cb, b);
+            }
+            b += 1;
+        }
+        let valid = packed.n.min(end * BLOCK) - cb * BLOCK;
+        for (q, gate) in gates.iter_mut().enumerate() {
+            let rows = &mut scratch[q * chunk..q * chunk + (end - cb)];
+            select_chunk::<S>(gate, rows, (cb * BLOCK) as u32, valid);
         }
     }
-    while b < nb {
-        tile_one_block::<S, Q>(packed, queries, gates, b);
-        b += 1;
-    }
 }
 
-#[inline(always)]
-fn tile_one_block<S: Simd, const Q: usize>(
-    packed: &Packed,
-    queries: &[f32],
-    gates: &mut [Gate<'_>],
-    b: usize,
-) {
-    if S::W == BLOCK {
-        tile::<S, Q, 1>(packed, queries, gates, b);
-    } else {
-        tile::<S, Q, 2>(packed, queries, gates, b);
-    }
-}
-
-/// Scores `Q` queries × the `NV · W` items starting at block `b` in registers, then
-/// offers the lanes above each query's threshold to its gate.
+/// Scores `Q` queries × the `NV · W` items starting at block `b` in registers and
+/// stores them to `scratch` (query `q`'s chunk, which starts at block `cb`, is
+/// `scratch[q · chunk ..][..chunk]`).
 #[inline(always)]
 fn tile<S: Simd, const Q: usize, const NV: usize>(
     packed: &Packed,
     queries: &[f32],
-    gates: &mut [Gate<'_>],
+    scratch: &mut [Row],
+    chunk: usize,
+    cb: usize,
     b: usize,
 ) {
     let dim = packed.dim;
@@ -480,8 +479,10 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
     debug_assert!(NV % per_block == 0);
     let blocks = NV / per_block;
     assert!((b + blocks) * dim <= packed.rows.len() && queries.len() >= Q * dim);
+    assert!(b >= cb && b + blocks - cb <= chunk && scratch.len() >= Q * chunk);
     let rows = packed.rows.as_ptr().cast::<f32>();
     let qp = queries.as_ptr();
+    let out = scratch.as_mut_ptr().cast::<f32>();
     // Catalogues beyond L2 stream from memory: fetch the next tile while this one is
     // scored (each of its blocks is its own 4 KiB-ish stream, which the hardware
     // prefetchers pick up late).
@@ -489,10 +490,12 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
     // SAFETY (whole block): the backend's features are enabled (every caller is a
     // kernel entered after detection). Loads: vector `v` of the tile reads row
     // `(b + v / per_block) · dim + d` at lane offset `(v % per_block) · W`, `W` floats;
-    // the assertion above keeps the row index below `rows.len()` for `d < dim`, and
+    // the first assertion keeps the row index below `rows.len()` for `d < dim`, and
     // `(v % per_block) · W + W ≤ 16`. `Row` is 64-byte aligned, so the aligned loads
     // are too (lane offsets are multiples of `W` floats = the vector size). Query
-    // reads `qp + q · dim + d` stay below `Q · dim ≤ queries.len()`.
+    // reads `qp + q · dim + d` stay below `Q · dim ≤ queries.len()`. Stores: query
+    // `q`, vector `v` writes floats `(q · chunk + b - cb) · 16 + v · W ..+ W`, inside
+    // `scratch` by the second assertion (`v · W + W ≤ blocks · 16`).
     unsafe {
         let mut acc = [[S::zero(); NV]; Q];
         for d in 0..dim {
@@ -515,33 +518,66 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
                 }
             }
         }
-        for (accq, gate) in acc.iter().zip(gates.iter_mut()) {
-            let mut thr = S::splat(gate.thr);
-            for bi in 0..blocks {
-                let blk = b + bi;
-                let valid = packed.valid(blk);
-                let mut mask = 0u32;
-                for h in 0..per_block {
-                    mask |= S::gt(accq[bi * per_block + h], thr) << (h * S::W);
-                }
-                // While the gate is open every valid lane goes in.
-                mask = (mask | 0u32.wrapping_sub(u32::from(gate.open))) & valid;
-                if gate.filters() && mask != 0 {
-                    mask &= !gate.excluded_in((blk * BLOCK) as u32);
-                }
-                // No branch on `mask`: which blocks hold candidates is unpredictable,
-                // and appending zero lanes costs less than a mispredicted branch.
-                let (rs, ri) = gate.room();
-                let c = S::compress(
-                    &accq[bi * per_block..(bi + 1) * per_block],
-                    mask,
-                    (blk * BLOCK) as u32,
-                    rs,
-                    ri,
-                );
-                gate.commit(c);
-                thr = S::splat(gate.thr);
+        for (q, accq) in acc.iter().enumerate() {
+            let dst = out.add((q * chunk + b - cb) * BLOCK);
+            for (v, &a) in accq.iter().enumerate() {
+                S::store(dst.add(v * S::W), a);
             }
+        }
+    }
+}
+
+/// Selection over one query's chunk of scores (`rows`, items `start ..`, the first
+/// `valid` real): exclusions and padding to `-inf`, lane maxima, then a vector pass
+/// that offers only lanes within the gate's bounds (see [`Gate`]).
+#[inline(always)]
+fn select_chunk<S: Simd>(gate: &mut Gate<'_>, rows: &mut [Row], start: u32, valid: usize) {
+    let per_block = BLOCK / S::W;
+    {
+        let flat = rows.as_mut_ptr().cast::<f32>();
+        // SAFETY: `rows` is `rows.len()` rows of 16 contiguous floats (`Row` is
+        // `repr(C)` around `[f32; 16]`), so the flat view covers exactly its memory,
+        // and `rows` is not used while the view lives.
+        let flat = unsafe { std::slice::from_raw_parts_mut(flat, rows.len() * BLOCK) };
+        gate.begin_chunk(flat, start, valid);
+    }
+    let mut lane_max = [0f32; BLOCK];
+    // SAFETY: the backend's features are enabled (see `tile`); every load reads `W`
+    // floats at offset `h · W ≤ 16 - W` of a 64-byte aligned `Row`, and the store
+    // writes `W` floats at offset `h · W` of the 16-float `lane_max`.
+    unsafe {
+        let mut m = [S::splat(f32::NEG_INFINITY); 2];
+        for row in rows.iter() {
+            for (h, mh) in m.iter_mut().enumerate().take(per_block) {
+                *mh = S::max(S::load(row.0.as_ptr().add(h * S::W)), *mh);
+            }
+        }
+        for (h, &mh) in m.iter().enumerate().take(per_block) {
+            S::store(lane_max.as_mut_ptr().add(h * S::W), mh);
+        }
+    }
+    match gate.bounds(&lane_max) {
+        Some((t, b)) => {
+            // SAFETY: as above (features enabled, aligned in-bounds loads of a `Row`).
+            unsafe {
+                let (tv, bv) = (S::splat(t), S::splat(b));
+                for (r, row) in rows.iter().enumerate() {
+                    let mut mask = 0u32;
+                    for h in 0..per_block {
+                        let v = S::load(row.0.as_ptr().add(h * S::W));
+                        mask |= (S::ge(v, tv) & S::gt(v, bv)) << (h * S::W);
+                    }
+                    if mask != 0 {
+                        gate.push_lanes(&row.0, mask, start + (r * BLOCK) as u32);
+                    }
+                }
+            }
+            gate.end_chunk(Some(t));
+        }
+        None => {
+            let flat: Vec<f32> = rows.iter().flat_map(|r| r.0).collect();
+            gate.fallback(&flat, start, valid);
+            gate.end_chunk(None);
         }
     }
 }
@@ -563,19 +599,12 @@ mod timing {
         let qs: Vec<f32> = (0..m * dim).map(|_| rng.normal() as f32).collect();
         let p = Packed::new(&items, dim);
         let kernel = Kernel::best();
-        for (name, closed) in [("no selection", true), ("k=10", false)] {
+        for (name, kk) in [("k=1", 1), ("k=10", 10), ("k=100", 100)] {
             for single in [true, false] {
                 let mut best = f64::MAX;
                 for _ in 0..30 {
                     let mut gates: Vec<Gate<'_>> = (0..m)
-                        .map(|_| {
-                            let mut g =
-                                Gate::new(Admissible::prepare(&Filter::None, n).unwrap(), 10, n);
-                            if closed {
-                                g.open = false;
-                            }
-                            g
-                        })
+                        .map(|_| Gate::new(Admissible::prepare(&Filter::None, n).unwrap(), kk, n))
                         .collect();
                     let t = std::time::Instant::now();
                     if single {

@@ -183,167 +183,158 @@ impl<'a> Admissible<'a> {
     }
 }
 
-/// Selection state of one query for the fused kernels: a candidate buffer, the
-/// filter's cursor, and the gate the kernel tests whole vectors against.
+/// Selection state of one query for the fused kernels, fed one chunk of scores at a
+/// time (items in increasing index order, chunk after chunk).
 ///
-/// Candidates are appended to a buffer (cheap, in index order); when it holds `cap`
-/// of them it is cut back to its best `k` by a partial sort, and `thr` becomes the
-/// k-th best score. Items arrive in increasing index order, so from then on a candidate
-/// must beat `thr` *strictly* (an equal score has a higher index and ranks after), and
-/// a kernel only calls [`offer`](Gate::offer) for lanes `> thr` (NaN never is). Until
-/// the first cut (`open`) every valid lane is offered. Excluded items are checked only
-/// for offered lanes, by merging the sorted exclusion list. This beats a binary heap in
-/// the warm-up phase, where a heap would sift for most items.
-/// Selection state of one query for the fused kernels: a candidate buffer, the
-/// exclusion list's cursor, and the gate the kernel tests whole vectors against.
-///
-/// The kernel appends every lane that passes the gate (score `> thr`, not excluded) to
-/// the buffer, branch-free (a compress-store under AVX-512), 16 slots at a time from
-/// [`room`](Gate::room); when the buffer holds `cap` candidates [`commit`](Gate::commit)
-/// cuts it back to its best `k` by a partial sort and `thr` becomes the k-th best
-/// score. Items arrive in increasing index order, so from then on a candidate must beat
-/// `thr` *strictly* (an equal score has a higher index and ranks after; NaN never
-/// passes). Until the first cut (`open`) every valid lane is appended. A stale (lower)
-/// threshold only lets extra candidates in; the final sort is exact either way.
+/// Per chunk: excluded items and padding lanes are set to `-inf`; the kernel computes
+/// the 16 lane maxima (each the score of a distinct admissible item) and
+/// [`bounds`](Gate::bounds) takes their k-th largest `t` (when `k ≤ 16`): at least `k`
+/// admissible items of the chunk score `≥ t`, so only scores `≥ t` can make the top
+/// `k`, and in later chunks only scores `> t` (an equal score there has a higher index,
+/// so it ranks after). With `b` the strict bound carried from earlier chunks, the
+/// kernel's vector pass offers only lanes with `s ≥ t && s > b` to
+/// [`push_lanes`](Gate::push_lanes) — typically about `k` per chunk. When no finite
+/// bound exists (`k > 16`, or fewer than `k` finite lane maxima), the exact
+/// per-item [`fallback`](Gate::fallback) runs. The buffer is cut back to its best `k`
+/// when it grows past `cap`, which also raises `b` to the k-th best score.
 #[derive(Debug, Clone)]
 pub(crate) struct Gate<'a> {
-    /// Lanes must score strictly above this (meaningful when `!open`).
-    pub(crate) thr: f32,
-    /// No cut yet: every valid lane must be appended.
-    pub(crate) open: bool,
     k: usize,
     cap: usize,
-    len: usize,
-    scores: Vec<f32>,
-    items: Vec<u32>,
+    /// No bound yet: every admissible item must be kept (fallback only).
+    open: bool,
+    /// Items of later chunks must score strictly above this (when `!open`).
+    b: f32,
+    buf: Vec<Hit>,
     adm: Admissible<'a>,
-    /// Scratch of the cuts.
-    hits: Vec<Hit>,
-    sel: Vec<f32>,
+    /// The exclusion-list entries of the current chunk: `adm.list[excl.0..excl.1]`.
+    excl: (usize, usize),
 }
 
 impl<'a> Gate<'a> {
     /// A gate for `k ≥ 1` hits out of `n_items`; `adm` must not be an allow-list.
     pub(crate) fn new(adm: Admissible<'a>, k: usize, n_items: usize) -> Self {
         debug_assert!(adm.mode != Mode::Allow && k > 0);
-        // Never more candidates than items (+ one block of room), so a huge `k` costs
-        // memory proportional to the catalogue at most.
-        let cap = (2 * k).max(k + 48).min(n_items + 1).max(k + 17);
+        let cap = (2 * k).max(k + 48);
         Gate {
-            thr: f32::INFINITY,
-            open: k > 0,
             k,
             cap,
-            len: 0,
-            scores: vec![0.0; cap + 16],
-            items: vec![0; cap + 16],
+            open: true,
+            b: f32::NEG_INFINITY,
+            buf: Vec::with_capacity(cap.min(n_items)),
             adm,
-            hits: Vec::new(),
-            sel: Vec::new(),
+            excl: (0, 0),
         }
     }
 
-    /// Whether this query has an exclusion list (then call
-    /// [`excluded_in`](Gate::excluded_in) before appending a block's lanes).
-    #[inline(always)]
-    pub(crate) fn filters(&self) -> bool {
-        !self.adm.list.is_empty()
-    }
-
-    /// Bit `l` set when item `base + l` is excluded; blocks must be asked in
-    /// increasing `base` order (blocks may be skipped).
+    /// Starts a chunk: `scores` are items `start ..`, of which the first `valid` are
+    /// real; the rest (padding) and the excluded items are set to `-inf`.
     #[inline]
-    pub(crate) fn excluded_in(&mut self, base: u32) -> u32 {
+    pub(crate) fn begin_chunk(&mut self, scores: &mut [f32], start: u32, valid: usize) {
+        for s in &mut scores[valid..] {
+            *s = f32::NEG_INFINITY;
+        }
         let list = &self.adm.list[..];
+        let end = start as u64 + valid as u64;
         let mut c = self.adm.cursor;
-        while c < list.len() && list[c] < base {
+        while c < list.len() && list[c] < start {
             c += 1;
         }
-        let mut bits = 0u32;
-        let end = base.saturating_add(16);
-        while c < list.len() && list[c] < end {
-            bits |= 1 << (list[c] - base);
+        let c0 = c;
+        while c < list.len() && u64::from(list[c]) < end {
+            scores[(list[c] - start) as usize] = f32::NEG_INFINITY;
             c += 1;
         }
         self.adm.cursor = c;
-        bits
+        self.excl = (c0, c);
     }
 
-    /// Space for one block of candidates: 16 score slots and 16 item slots.
-    #[inline(always)]
-    pub(crate) fn room(&mut self) -> (&mut [f32], &mut [u32]) {
-        let l = self.len;
-        (&mut self.scores[l..l + 16], &mut self.items[l..l + 16])
+    /// From the chunk's 16 lane maxima: `Some((t, b))` when the vector pass may offer
+    /// only lanes `s ≥ t && s > b`, `None` when the chunk needs the exact fallback.
+    #[inline]
+    pub(crate) fn bounds(&self, lane_max: &[f32; 16]) -> Option<(f32, f32)> {
+        if self.k > 16 {
+            return None;
+        }
+        let mut m = *lane_max;
+        let (_, &mut t, _) = m.select_nth_unstable_by(self.k - 1, |a, b| b.total_cmp(a));
+        // NaN never wins the lane maximum; `-inf` may be a placeholder, not an item.
+        (t > f32::NEG_INFINITY).then_some((t, self.b))
     }
 
-    /// Keeps the first `count` slots of the last [`room`](Gate::room).
-    #[inline(always)]
-    pub(crate) fn commit(&mut self, count: usize) {
-        debug_assert!(count <= 16);
-        self.len += count;
-        if self.len >= self.cap {
+    /// Keeps lanes `l` of `group` whose bit is set in `mask`, as items `base + l`.
+    #[inline(never)]
+    pub(crate) fn push_lanes(&mut self, group: &[f32], mask: u32, base: u32) {
+        let mut m = mask;
+        while m != 0 {
+            let l = m.trailing_zeros();
+            m &= m - 1;
+            self.buf.push(Hit {
+                item: base + l,
+                score: group[l as usize],
+            });
+        }
+    }
+
+    /// The exact per-item scan of a chunk (exclusions checked against the list, NaN as
+    /// `-inf`), for when no lane bound exists.
+    #[inline(never)]
+    pub(crate) fn fallback(&mut self, scores: &[f32], start: u32, valid: usize) {
+        let (c0, c1) = self.excl;
+        let mut c = c0;
+        for (j, &s) in scores[..valid].iter().enumerate() {
+            if !self.open && !(s > self.b) {
+                continue;
+            }
+            let item = start + j as u32;
+            let list = &self.adm.list[..];
+            while c < c1 && list[c] < item {
+                c += 1;
+            }
+            if c < c1 && list[c] == item {
+                continue;
+            }
+            self.buf.push(Hit {
+                item,
+                score: sanitize(s),
+            });
+            if self.buf.len() >= self.cap {
+                self.cut();
+            }
+        }
+    }
+
+    /// Ends a chunk whose vector pass used the lane bound `t` (if any).
+    #[inline]
+    pub(crate) fn end_chunk(&mut self, t: Option<f32>) {
+        if let Some(t) = t {
+            self.open = false;
+            if t > self.b {
+                self.b = t;
+            }
+        }
+        if self.buf.len() >= self.cap {
             self.cut();
         }
     }
 
-    /// The buffered candidates as hits (NaN mapped to `-inf`) in `self.hits`.
-    fn gather(&mut self) {
-        self.hits.clear();
-        self.hits.extend(
-            self.scores[..self.len]
-                .iter()
-                .zip(&self.items[..self.len])
-                .map(|(&s, &item)| Hit {
-                    item,
-                    score: sanitize(s),
-                }),
-        );
-    }
-
-    /// Drops the candidates that cannot make the top `k` and sets the threshold to
-    /// the k-th best score `t`: keeps every score `≥ t` (at least `k`, more on ties;
-    /// the final sort settles those). Only when ties keep the buffer nearly full does
-    /// it fall back to an exact cut to `k` by rank.
+    /// Keeps the best `k` of the buffer and raises `b` to the k-th best score.
     #[inline(never)]
     fn cut(&mut self) {
         let k = self.k;
-        let len = self.len;
-        for s in &mut self.scores[..len] {
-            *s = sanitize(*s);
+        let (_, kth, _) = self.buf.select_nth_unstable_by(k - 1, rank_order);
+        if self.open || kth.score > self.b {
+            self.b = kth.score;
         }
-        self.sel.clear();
-        self.sel.extend_from_slice(&self.scores[..len]);
-        let (_, &mut t, _) = self
-            .sel
-            .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        let mut w = 0;
-        for r in 0..len {
-            let (s, item) = (self.scores[r], self.items[r]);
-            self.scores[w] = s;
-            self.items[w] = item;
-            w += usize::from(s >= t);
-        }
-        self.len = w;
-        self.thr = t;
         self.open = false;
-        if self.len + 16 >= self.cap {
-            self.gather();
-            self.hits.select_nth_unstable_by(k - 1, rank_order);
-            for (j, h) in self.hits[..k].iter().enumerate() {
-                self.scores[j] = h.score;
-                self.items[j] = h.item;
-            }
-            self.len = k;
-        }
+        self.buf.truncate(k);
     }
 
     /// The kept hits, best first.
     pub(crate) fn into_sorted(mut self) -> Vec<Hit> {
-        self.gather();
-        let mut hits = self.hits;
-        hits.sort_unstable_by(rank_order);
-        hits.truncate(self.k);
-        hits
+        self.buf.sort_unstable_by(rank_order);
+        self.buf.truncate(self.k);
+        self.buf
     }
 }
 
@@ -367,10 +358,9 @@ mod tests {
         all
     }
 
-    /// Offers blocks of 16 scores like a kernel would: a lane goes to the gate when the
-    /// gate is open or the lane beats the threshold; `tile` is ignored beyond checking
-    /// that results do not depend on how calls are split (each call is one block).
-    fn run(scores: &[f32], k: usize, filter: Filter<'_>, _tile: usize) -> Vec<Hit> {
+    /// Feeds the gate chunk by chunk like a kernel would (chunks of `tile` items
+    /// rounded up to 16, so the last block of each chunk may be padding).
+    fn run(scores: &[f32], k: usize, filter: Filter<'_>, tile: usize) -> Vec<Hit> {
         let adm = Admissible::prepare(&filter, scores.len()).unwrap();
         if let Some(allowed) = adm.allow_list() {
             let mut top = TopK::new(k, scores.len());
@@ -386,30 +376,38 @@ mod tests {
             return Vec::new();
         }
         let mut gate = Gate::new(adm, k, scores.len());
-        for (b, chunk) in scores.chunks(16).enumerate() {
-            let base = (b * 16) as u32;
-            let valid = (1u32 << chunk.len()) - 1;
-            let mut mask = 0;
-            for (l, &s) in chunk.iter().enumerate() {
-                mask |= u32::from(s > gate.thr) << l;
-            }
-            if gate.open {
-                mask = valid;
-            }
-            if mask != 0 && gate.filters() {
-                mask &= !gate.excluded_in(base);
-            }
-            if mask != 0 {
-                let (rs, ri) = gate.room();
-                let mut c = 0;
-                for (l, &s) in chunk.iter().enumerate() {
-                    if mask >> l & 1 == 1 {
-                        rs[c] = s;
-                        ri[c] = base + l as u32;
-                        c += 1;
+        // Chunks of `tile` items rounded up to 16, like the kernel's.
+        let width = tile.div_ceil(16) * 16;
+        for (c, chunk) in scores.chunks(width).enumerate() {
+            let start = (c * width) as u32;
+            let mut sc = vec![0f32; chunk.len().div_ceil(16) * 16];
+            sc[..chunk.len()].copy_from_slice(chunk);
+            gate.begin_chunk(&mut sc, start, chunk.len());
+            let mut lm = [f32::NEG_INFINITY; 16];
+            for g in sc.chunks_exact(16) {
+                for l in 0..16 {
+                    if g[l] > lm[l] {
+                        lm[l] = g[l];
                     }
                 }
-                gate.commit(c);
+            }
+            match gate.bounds(&lm) {
+                Some((t, b)) => {
+                    for (gi, g) in sc.chunks_exact(16).enumerate() {
+                        let mut mask = 0;
+                        for (l, &s) in g.iter().enumerate() {
+                            mask |= u32::from(s >= t && s > b) << l;
+                        }
+                        if mask != 0 {
+                            gate.push_lanes(g, mask, start + (gi * 16) as u32);
+                        }
+                    }
+                    gate.end_chunk(Some(t));
+                }
+                None => {
+                    gate.fallback(&sc, start, chunk.len());
+                    gate.end_chunk(None);
+                }
             }
         }
         gate.into_sorted()
