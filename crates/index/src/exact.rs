@@ -415,6 +415,130 @@ mod tests {
         }
     }
 
+    /// Reference with the kernels' exact arithmetic: each score is the serial chain
+    /// `s = fma(q[d], x[d], s)` from `s = 0` (as `kernel` documents), NaN as `-inf`,
+    /// then a full sort by (score desc, index asc). Results must match bit for bit.
+    fn naive_fma(
+        items: &[f32],
+        dim: usize,
+        q: &[f32],
+        k: usize,
+        keep: impl Fn(u32) -> bool,
+    ) -> Vec<Hit> {
+        let mut all: Vec<Hit> = items
+            .chunks_exact(dim)
+            .enumerate()
+            .filter(|(i, _)| keep(*i as u32))
+            .map(|(i, row)| {
+                let s = row.iter().zip(q).fold(0f32, |s, (&x, &y)| y.mul_add(x, s));
+                Hit {
+                    item: i as u32,
+                    score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+                }
+            })
+            .collect();
+        all.sort_by(rank_order);
+        all.truncate(k);
+        all
+    }
+
+    /// Small integers as coordinates: many exact ties between items, so the tie
+    /// order is tested for real, not just by luck of distinct floats.
+    fn tied(rng: &mut Rng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.below(3) as f32 - 1.0).collect()
+    }
+
+    #[test]
+    fn every_kernel_equals_the_naive_fma_reference_bit_for_bit() {
+        let kernels = Kernel::available();
+        for seed in 0..24u64 {
+            let mut rng = Rng::new(100 + seed);
+            let dim = [1, 2, 7, 16, 32, 33, 64][seed as usize % 7];
+            // Sizes around block (16), tile and chunk (2048) boundaries.
+            let n = [1, 15, 16, 17, 100, 257, 2047, 2048, 2049, 4500][rng.below(10) as usize];
+            let with_ties = seed % 2 == 0;
+            let mut items = if with_ties {
+                tied(&mut rng, n * dim)
+            } else {
+                random(&mut rng, n * dim)
+            };
+            if seed % 6 == 1 && n > 3 {
+                // NaN and infinite scores: a NaN coordinate, and +inf against a
+                // query coordinate that may be 0 (inf · 0 = NaN) or not.
+                items[dim] = f32::NAN;
+                items[2 * dim] = f32::INFINITY;
+                items[3 * dim] = f32::NEG_INFINITY;
+            }
+            let index = ExactIndex::new(items.clone(), dim).unwrap();
+            let nq = 1 + rng.below(21) as usize;
+            let queries = if with_ties {
+                tied(&mut rng, nq * dim)
+            } else {
+                random(&mut rng, nq * dim)
+            };
+            let k = [1, 3, 10, 16, 17, 40, n + 5][rng.below(7) as usize];
+            let seen: Vec<Vec<u32>> = (0..nq)
+                .map(|_| {
+                    let mut v: Vec<u32> = (0..rng.below(n as u64 + 1))
+                        .map(|_| rng.below(n as u64 + 2) as u32)
+                        .collect();
+                    v.sort_unstable();
+                    v
+                })
+                .collect();
+            let filter = |q: usize| match q % 3 {
+                0 => Filter::None,
+                1 => Filter::ExcludeSorted(&seen[q]),
+                _ => Filter::AllowOnly(&[]),
+            };
+            let keep = |q: usize, i: u32| match q % 3 {
+                0 => true,
+                1 => seen[q].binary_search(&i).is_err(),
+                _ => false,
+            };
+            for &kernel in &kernels {
+                let batch = index
+                    .search_batch_with(kernel, &queries, k, &filter)
+                    .unwrap();
+                for q in 0..nq {
+                    let query = &queries[q * dim..(q + 1) * dim];
+                    let want = naive_fma(&items, dim, query, k, |i| keep(q, i));
+                    let single = index.search_with(kernel, query, k, &filter(q)).unwrap();
+                    let ctx = format!("{kernel:?} seed {seed} q {q} n {n} dim {dim} k {k}");
+                    let bits = |h: &[Hit]| {
+                        h.iter()
+                            .map(|h| (h.item, h.score.to_bits()))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(bits(&single), bits(&want), "single {ctx}");
+                    assert_eq!(bits(&batch[q]), bits(&want), "batch {ctx}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn allow_lists_score_bit_identically_to_full_scans() {
+        let mut rng = Rng::new(9);
+        let (n, dim) = (300, 19);
+        let items = random(&mut rng, n * dim);
+        let index = ExactIndex::new(items.clone(), dim).unwrap();
+        let q = random(&mut rng, dim);
+        let all = index.search(&q, n, &Filter::None).unwrap();
+        let allow: Vec<u32> = (0..n as u32).rev().step_by(3).collect();
+        for kernel in Kernel::available() {
+            let got = index
+                .search_with(kernel, &q, n, &Filter::AllowOnly(&allow))
+                .unwrap();
+            let want: Vec<Hit> = all
+                .iter()
+                .filter(|h| allow.contains(&h.item))
+                .copied()
+                .collect();
+            assert_eq!(got, want, "{kernel:?}");
+        }
+    }
+
     #[test]
     fn ties_break_by_lower_index_in_both_paths() {
         // Items 1, 3 and 4 tie for the best score; 0 and 2 tie below.

@@ -440,7 +440,7 @@ fn group<S: Simd, const Q: usize, const NV: usize>(
     for cb in (0..nb).step_by(chunk) {
         let end = nb.min(cb + chunk);
         let mut b = cb;
-        if NV % per_block == 0 {
+        if NV.is_multiple_of(per_block) {
             while b + tile_blocks <= end {
                 tile::<S, Q, NV>(packed, queries, scratch, chunk, cb, b);
                 b += tile_blocks;
@@ -476,7 +476,7 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
 ) {
     let dim = packed.dim;
     let per_block = BLOCK / S::W;
-    debug_assert!(NV % per_block == 0);
+    debug_assert!(NV.is_multiple_of(per_block));
     let blocks = NV / per_block;
     assert!((b + blocks) * dim <= packed.rows.len() && queries.len() >= Q * dim);
     assert!(b >= cb && b + blocks - cb <= chunk && scratch.len() >= Q * chunk);

@@ -283,7 +283,9 @@ impl<'a> Gate<'a> {
         let (c0, c1) = self.excl;
         let mut c = c0;
         for (j, &s) in scores[..valid].iter().enumerate() {
-            if !self.open && !(s > self.b) {
+            // Once bounded, only a strictly higher score can enter (NaN never does).
+            let passes = s > self.b;
+            if !self.open && !passes {
                 continue;
             }
             let item = start + j as u32;
