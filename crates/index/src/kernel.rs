@@ -497,6 +497,11 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
     // `q`, vector `v` writes floats `(q · chunk + b - cb) · 16 + v · W ..+ W`, inside
     // `scratch` by the second assertion (`v · W + W ≤ blocks · 16`).
     unsafe {
+        // One pointer per vector of the tile (row `d` of it is `+ d · 16` floats), so
+        // the loop needs no per-`d` index arithmetic.
+        let streams: [*const f32; NV] = std::array::from_fn(|v| {
+            rows.add((b + v / per_block) * dim * BLOCK + (v % per_block) * S::W)
+        });
         let mut acc = [[S::zero(); NV]; Q];
         for d in 0..dim {
             if prefetch {
@@ -507,9 +512,8 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
                 }
             }
             let mut x = [S::zero(); NV];
-            for (v, xv) in x.iter_mut().enumerate() {
-                let row = (b + v / per_block) * dim + d;
-                *xv = S::load(rows.add(row * BLOCK + (v % per_block) * S::W));
+            for (xv, p) in x.iter_mut().zip(&streams) {
+                *xv = S::load(p.add(d * BLOCK));
             }
             for (q, accq) in acc.iter_mut().enumerate() {
                 let s = S::splat(*qp.add(q * dim + d));

@@ -205,7 +205,8 @@ pub(crate) struct Gate<'a> {
     open: bool,
     /// Items of later chunks must score strictly above this (when `!open`).
     b: f32,
-    buf: Vec<Hit>,
+    /// Candidates as [`key`]s: ascending key order is rank order.
+    buf: Vec<u64>,
     adm: Admissible<'a>,
     /// The exclusion-list entries of the current chunk: `adm.list[excl.0..excl.1]`.
     excl: (usize, usize),
@@ -269,10 +270,7 @@ impl<'a> Gate<'a> {
         while m != 0 {
             let l = m.trailing_zeros();
             m &= m - 1;
-            self.buf.push(Hit {
-                item: base + l,
-                score: group[l as usize],
-            });
+            self.buf.push(key(group[l as usize], base + l));
         }
     }
 
@@ -296,10 +294,7 @@ impl<'a> Gate<'a> {
             if c < c1 && list[c] == item {
                 continue;
             }
-            self.buf.push(Hit {
-                item,
-                score: sanitize(s),
-            });
+            self.buf.push(key(sanitize(s), item));
             if self.buf.len() >= self.cap {
                 self.cut();
             }
@@ -324,9 +319,10 @@ impl<'a> Gate<'a> {
     #[inline(never)]
     fn cut(&mut self) {
         let k = self.k;
-        let (_, kth, _) = self.buf.select_nth_unstable_by(k - 1, rank_order);
-        if self.open || kth.score > self.b {
-            self.b = kth.score;
+        let (_, &mut kth, _) = self.buf.select_nth_unstable(k - 1);
+        let score = unkey(kth).score;
+        if self.open || score > self.b {
+            self.b = score;
         }
         self.open = false;
         self.buf.truncate(k);
@@ -334,9 +330,43 @@ impl<'a> Gate<'a> {
 
     /// The kept hits, best first.
     pub(crate) fn into_sorted(mut self) -> Vec<Hit> {
-        self.buf.sort_unstable_by(rank_order);
-        self.buf.truncate(self.k);
-        self.buf
+        if self.buf.len() > self.k {
+            self.buf.select_nth_unstable(self.k);
+            self.buf.truncate(self.k);
+        }
+        self.buf.sort_unstable();
+        self.buf.into_iter().map(unkey).collect()
+    }
+}
+
+/// A candidate as one integer whose ascending order is the rank order: the score
+/// mapped to a descending order-preserving `u32` (high half), then the item (low
+/// half). `score` must not be NaN. `-0.0` is keyed (and returned) as `+0.0`, which
+/// `==` treats as the same score anyway; the kernels' fma chains start from `+0.0` and
+/// never produce `-0.0`.
+#[inline(always)]
+fn key(score: f32, item: u32) -> u64 {
+    let bits = (score + 0.0).to_bits();
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    (u64::from(!ordered) << 32) | u64::from(item)
+}
+
+/// Inverse of [`key`].
+#[inline(always)]
+fn unkey(key: u64) -> Hit {
+    let ordered = !((key >> 32) as u32);
+    let bits = if ordered >> 31 == 1 {
+        ordered & 0x7FFF_FFFF
+    } else {
+        !ordered
+    };
+    Hit {
+        item: key as u32,
+        score: f32::from_bits(bits),
     }
 }
 
