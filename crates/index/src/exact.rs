@@ -4,7 +4,8 @@
 //! * The items are kept twice: row-major (for [`ExactIndex::items`] and saving) and
 //!   packed in blocks of 16 for the fused kernels of `kernel` (AVX-512, AVX2+FMA or
 //!   portable, picked at run time), which score a tile of queries × items in registers
-//!   and gate each score against the query's current k-th best before any heap work.
+//!   and select per chunk of 2048 items with an exact lower bound on the k-th best, so
+//!   only about `k` candidates per chunk reach the buffer.
 //! * Single query: one pass of the kernel over the packed items (no allocation
 //!   proportional to the catalogue). An allow-list scores only the listed items.
 //! * Batch: blocks of queries in parallel (rayon); inside a block the kernel takes 8

@@ -6,11 +6,16 @@
 //! partial scores of 16 items, and the inner loop is `acc += splat(q[d]) * block[d]`:
 //! no horizontal sums.
 //!
-//! A *tile* is `Q` queries × `NV` vectors of items; its `Q × NV` accumulators live in
-//! registers for the whole `d` loop (a GEMM micro-kernel), and are then compared with
-//! each query's current threshold (the k-th best score so far) with one vector compare.
-//! Only lanes that pass go to [`Gate::offer`] (the heap and the exclusion list), so the
-//! score matrix never reaches memory.
+//! A *tile* is `Q` queries × `NV` vectors of items (8 × 32 items under AVX-512 for
+//! batches, 1 × 128 for a lone query); its `Q × NV` accumulators live in registers
+//! for the whole `d` loop (a GEMM micro-kernel) and are then stored to a per-query
+//! scratch chunk of up to 2048 scores (64 KiB for 8 queries, L2-resident), never to a
+//! full score matrix. Per chunk and query ([`select_chunk`]): excluded items are set
+//! to `-inf` by merging the sorted exclusion list, the 16 lane maxima are taken, and
+//! their k-th largest `t` is an exact lower bound on the k-th best score (16 distinct
+//! admissible items); one vector pass then hands only the lanes with `s ≥ t` (and
+//! above the bound carried from earlier chunks) to the [`Gate`], typically about `k`
+//! per chunk. `k > 16` uses an exact per-item fallback.
 //!
 //! Bit-exact results across paths: every kernel computes each item's score as the same
 //! serial chain `s = fma(q[d], x[d], s)` for `d = 0, 1, …, dim-1` starting from `0`

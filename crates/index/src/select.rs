@@ -1,11 +1,11 @@
-//! Partial selection shared by the single and batched search paths: a bounded heap of
-//! the best `k` hits, a prepared filter, and the per-query [`Gate`] the fused kernels
-//! of `kernel` offer candidate lanes to.
+//! Selection: a bounded heap of the best `k` hits (allow-list queries, which score
+//! only their items), a prepared filter, and the per-query [`Gate`] the fused kernels
+//! of `kernel` feed chunk by chunk.
 //!
-//! Items are scanned in increasing index order, so once the heap is full a candidate
-//! must beat the worst kept score *strictly* (an equal score has a higher index and
-//! ranks after). That makes one vector compare per 16 scores enough to reject almost
-//! every item; the filter is only consulted for the rare candidates.
+//! Items are scanned in increasing index order, so a candidate must beat a score
+//! already known to be reached by `k` items of *lower* index strictly (an equal score
+//! ranks after them); within the current chunk, where the `k` bounding items may have
+//! higher indices, `≥` is the test. The filter is applied by merging sorted lists.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
