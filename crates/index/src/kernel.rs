@@ -536,6 +536,21 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
     }
 }
 
+/// The `k`-th largest of 16 values without NaN (`1 ≤ k ≤ 16`): the largest `v` with
+/// at least `k` values `≥ v`. Branch-free counting, which vectorises, instead of a
+/// data-dependent partial sort.
+#[inline(always)]
+fn kth_largest(m: &[f32; BLOCK], k: usize) -> f32 {
+    let mut t = f32::NEG_INFINITY;
+    for &v in m {
+        let at_least = m.iter().map(|&x| u32::from(x >= v)).sum::<u32>() as usize;
+        if at_least >= k && v > t {
+            t = v;
+        }
+    }
+    t
+}
+
 /// Selection over one query's chunk of scores (`rows`, items `start ..`, the first
 /// `valid` real): exclusions and padding to `-inf`, lane maxima, then a vector pass
 /// that offers only lanes within the gate's bounds (see [`Gate`]).
@@ -565,7 +580,13 @@ fn select_chunk<S: Simd>(gate: &mut Gate<'_>, rows: &mut [Row], start: u32, vali
             S::store(lane_max.as_mut_ptr().add(h * S::W), mh);
         }
     }
-    match gate.bounds(&lane_max) {
+    let k = gate.k();
+    let t = if k <= BLOCK {
+        kth_largest(&lane_max, k)
+    } else {
+        f32::NEG_INFINITY
+    };
+    match gate.bounds(t) {
         Some((t, b)) => {
             // SAFETY: as above (features enabled, aligned in-bounds loads of a `Row`).
             unsafe {

@@ -250,17 +250,19 @@ impl<'a> Gate<'a> {
         self.excl = (c0, c);
     }
 
-    /// From the chunk's 16 lane maxima: `Some((t, b))` when the vector pass may offer
-    /// only lanes `s ≥ t && s > b`, `None` when the chunk needs the exact fallback.
+    /// The number of hits wanted.
+    #[inline(always)]
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// From `t`, the k-th largest of the chunk's 16 lane maxima (`-inf` when unknown,
+    /// or when `k > 16`): `Some((t, b))` when the vector pass may offer only lanes
+    /// `s ≥ t && s > b`, `None` when the chunk needs the exact fallback.
     #[inline]
-    pub(crate) fn bounds(&self, lane_max: &[f32; 16]) -> Option<(f32, f32)> {
-        if self.k > 16 {
-            return None;
-        }
-        let mut m = *lane_max;
-        let (_, &mut t, _) = m.select_nth_unstable_by(self.k - 1, |a, b| b.total_cmp(a));
-        // NaN never wins the lane maximum; `-inf` may be a placeholder, not an item.
-        (t > f32::NEG_INFINITY).then_some((t, self.b))
+    pub(crate) fn bounds(&self, t: f32) -> Option<(f32, f32)> {
+        // NaN never wins a lane maximum; `-inf` may be a placeholder, not an item.
+        (self.k <= 16 && t > f32::NEG_INFINITY).then_some((t, self.b))
     }
 
     /// Keeps lanes `l` of `group` whose bit is set in `mask`, as items `base + l`.
@@ -423,7 +425,14 @@ mod tests {
                     }
                 }
             }
-            match gate.bounds(&lm) {
+            let t = if k <= 16 {
+                let mut m = lm;
+                m.sort_by(|a, b| b.total_cmp(a));
+                m[k - 1]
+            } else {
+                f32::NEG_INFINITY
+            };
+            match gate.bounds(t) {
                 Some((t, b)) => {
                     for (gi, g) in sc.chunks_exact(16).enumerate() {
                         let mut mask = 0;
