@@ -81,6 +81,18 @@ fn main() -> Result<(), shortlist_index::Error> {
             );
         }),
     );
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| shortlist_index::Error::Io(std::io::Error::other(e)))?;
+    report(
+        "batch, no filter, 1 thread (scaling reference)",
+        one.install(|| {
+            median(|| {
+                black_box(index.search_batch(&users, K, &|_| Filter::None).ok());
+            })
+        }),
+    );
     for (name, seen_excluded) in [
         ("single-query path, sequential, no filter", false),
         ("single-query path, sequential, seen excluded", true),
