@@ -15,7 +15,9 @@
 //! their k-th largest `t` is an exact lower bound on the k-th best score (16 distinct
 //! admissible items); one vector pass then hands only the lanes with `s ≥ t` (and
 //! above the bound carried from earlier chunks) to the [`Gate`], typically about `k`
-//! per chunk. `k > 16` uses an exact per-item fallback.
+//! per chunk. For `k > 16` the maxima are taken per lane and row group (`≥ 2k`
+//! groups); the exact per-item fallback only runs when fewer than `k` finite maxima
+//! exist (tiny chunks, masses of excluded or `-inf`/NaN scores).
 //!
 //! Bit-exact results across paths: every kernel computes each item's score as the same
 //! serial chain `s = fma(q[d], x[d], s)` for `d = 0, 1, …, dim-1` starting from `0`
@@ -538,6 +540,31 @@ fn tile<S: Simd, const Q: usize, const NV: usize>(
     }
 }
 
+/// Lane-wise maxima of `rows` (`-inf` for an empty slice; NaN never wins).
+///
+/// # Safety
+/// The backend's features must be enabled (true inside every kernel).
+#[inline(always)]
+unsafe fn group_maxima<S: Simd>(rows: &[Row]) -> [f32; BLOCK] {
+    let per_block = BLOCK / S::W;
+    let mut out = [0f32; BLOCK];
+    // SAFETY: features enabled (caller); every load reads `W` floats at offset
+    // `h · W ≤ 16 - W` of a 64-byte aligned `Row`, and every store writes `W` floats
+    // at offset `h · W` of the 16-float `out`.
+    unsafe {
+        let mut m = [S::splat(f32::NEG_INFINITY); 2];
+        for row in rows {
+            for (h, mh) in m.iter_mut().enumerate().take(per_block) {
+                *mh = S::max(S::load(row.0.as_ptr().add(h * S::W)), *mh);
+            }
+        }
+        for (h, &mh) in m.iter().enumerate().take(per_block) {
+            S::store(out.as_mut_ptr().add(h * S::W), mh);
+        }
+    }
+    out
+}
+
 /// The `k`-th largest of 16 values without NaN (`1 ≤ k ≤ 16`): the largest `v` with
 /// at least `k` values `≥ v`. Branch-free counting, which vectorises, instead of a
 /// data-dependent partial sort.
@@ -567,26 +594,26 @@ fn select_chunk<S: Simd>(gate: &mut Gate<'_>, rows: &mut [Row], start: u32, vali
         let flat = unsafe { std::slice::from_raw_parts_mut(flat, rows.len() * BLOCK) };
         gate.begin_chunk(flat, start, valid);
     }
-    let mut lane_max = [0f32; BLOCK];
-    // SAFETY: the backend's features are enabled (see `tile`); every load reads `W`
-    // floats at offset `h · W ≤ 16 - W` of a 64-byte aligned `Row`, and the store
-    // writes `W` floats at offset `h · W` of the 16-float `lane_max`.
-    unsafe {
-        let mut m = [S::splat(f32::NEG_INFINITY); 2];
-        for row in rows.iter() {
-            for (h, mh) in m.iter_mut().enumerate().take(per_block) {
-                *mh = S::max(S::load(row.0.as_ptr().add(h * S::W)), *mh);
-            }
-        }
-        for (h, &mh) in m.iter().enumerate().take(per_block) {
-            S::store(lane_max.as_mut_ptr().add(h * S::W), mh);
-        }
-    }
     let k = gate.k();
     let t = if k <= BLOCK {
+        // SAFETY: as in `group_maxima`.
+        let lane_max = unsafe { group_maxima::<S>(rows) };
         kth_largest(&lane_max, k)
     } else {
-        f32::NEG_INFINITY
+        // Maxima of 16 lanes × `groups` row groups: `16 · groups ≥ 2k` distinct items.
+        let groups = (2 * k).div_ceil(BLOCK);
+        let per = rows.len().div_ceil(groups).max(1);
+        let mut maxima: Vec<f32> = Vec::with_capacity(groups * BLOCK);
+        for g in rows.chunks(per) {
+            // SAFETY: as in `group_maxima`.
+            maxima.extend_from_slice(&unsafe { group_maxima::<S>(g) });
+        }
+        if maxima.len() >= k {
+            let (_, &mut t, _) = maxima.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+            t
+        } else {
+            f32::NEG_INFINITY
+        }
     };
     match gate.bounds(t) {
         Some((t, b)) => {

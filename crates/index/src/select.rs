@@ -187,15 +187,16 @@ impl<'a> Admissible<'a> {
 /// time (items in increasing index order, chunk after chunk).
 ///
 /// Per chunk: excluded items and padding lanes are set to `-inf`; the kernel computes
-/// the 16 lane maxima (each the score of a distinct admissible item) and
-/// [`bounds`](Gate::bounds) takes their k-th largest `t` (when `k ≤ 16`): at least `k`
-/// admissible items of the chunk score `≥ t`, so only scores `≥ t` can make the top
-/// `k`, and in later chunks only scores `> t` (an equal score there has a higher index,
-/// so it ranks after). With `b` the strict bound carried from earlier chunks, the
+/// the maxima of disjoint groups of items (the 16 lanes, or for `k > 16` lanes × row
+/// groups; each maximum is the score of a distinct admissible item) and their k-th
+/// largest `t`, given to [`bounds`](Gate::bounds): at least `k` admissible items of
+/// the chunk score `≥ t`, so only scores `≥ t` can make the top `k`, and in later
+/// chunks only scores `> t` (an equal score there has a higher index, so it ranks
+/// after). With `b` the strict bound carried from earlier chunks, the
 /// kernel's vector pass offers only lanes with `s ≥ t && s > b` to
 /// [`push_lanes`](Gate::push_lanes) — typically about `k` per chunk. When no finite
-/// bound exists (`k > 16`, or fewer than `k` finite lane maxima), the exact
-/// per-item [`fallback`](Gate::fallback) runs. The buffer is cut back to its best `k`
+/// bound exists (fewer than `k` finite maxima), the exact per-item
+/// [`fallback`](Gate::fallback) runs. The buffer is cut back to its best `k`
 /// when it grows past `cap`, which also raises `b` to the k-th best score.
 #[derive(Debug, Clone)]
 pub(crate) struct Gate<'a> {
@@ -256,13 +257,14 @@ impl<'a> Gate<'a> {
         self.k
     }
 
-    /// From `t`, the k-th largest of the chunk's 16 lane maxima (`-inf` when unknown,
-    /// or when `k > 16`): `Some((t, b))` when the vector pass may offer only lanes
-    /// `s ≥ t && s > b`, `None` when the chunk needs the exact fallback.
+    /// From `t`, the k-th largest of maxima of disjoint groups of the chunk's items
+    /// (`-inf` when there are fewer than `k` groups): `Some((t, b))` when the vector
+    /// pass may offer only lanes `s ≥ t && s > b`, `None` when the chunk needs the
+    /// exact fallback.
     #[inline]
     pub(crate) fn bounds(&self, t: f32) -> Option<(f32, f32)> {
-        // NaN never wins a lane maximum; `-inf` may be a placeholder, not an item.
-        (self.k <= 16 && t > f32::NEG_INFINITY).then_some((t, self.b))
+        // NaN never wins a maximum; `-inf` may be a placeholder, not an item.
+        (t > f32::NEG_INFINITY).then_some((t, self.b))
     }
 
     /// Keeps lanes `l` of `group` whose bit is set in `mask`, as items `base + l`.
