@@ -686,6 +686,48 @@ mod timing {
 }
 
 #[cfg(test)]
+mod timing_api {
+    use crate::{ExactIndex, Filter};
+
+    /// Whole `search_batch` on one thread vs the kernel alone (see `timing`).
+    #[test]
+    #[ignore = "timing probe"]
+    fn batch_api_one_thread() {
+        let mut rng = shortlist_core::Rng::new(1);
+        let (n, dim, m) = (1682, 32, 943);
+        let items: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
+        let qs: Vec<f32> = (0..m * dim).map(|_| rng.normal() as f32).collect();
+        let index = ExactIndex::new(items, dim).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        for threads in [1, 2] {
+            let run = || {
+                let mut best = f64::MAX;
+                for _ in 0..50 {
+                    let t = std::time::Instant::now();
+                    let r =
+                        index.search_batch_with(super::Kernel::best(), &qs, 10, &|_| Filter::None);
+                    best = best.min(t.elapsed().as_secs_f64());
+                    std::hint::black_box(r.unwrap());
+                }
+                best
+            };
+            let best = if threads == 1 {
+                pool.install(run)
+            } else {
+                run()
+            };
+            println!(
+                "search_batch {threads} thread(s): min {:.3} µs/query",
+                best * 1e6 / m as f64
+            );
+        }
+    }
+}
+
+#[cfg(test)]
 mod timing_big {
     use super::*;
     use crate::select::Admissible;
