@@ -1,7 +1,9 @@
 //! Exact top-10 at MovieLens-100k sizes (943 users × 1682 items, dim 32, random
-//! embeddings): the batched path with and without a seen-items filter, and the
-//! single-query path (943 queries one at a time); then one query over 1M random items
-//! of dim 64. Prints median times (50 repetitions, 15 for the 1M case).
+//! embeddings): the batched path with and without a seen-items filter (and on a
+//! 1-thread pool, as an in-run scaling reference), and the single-query path (943
+//! queries one at a time); then one query over 1M random items of dim 64. Prints
+//! median times (50 repetitions, 15 for the 1M case) and, above each, the minimum:
+//! the machine is shared, so compare ratios within one run.
 //!
 //! Run: `cargo bench -p shortlist-index --bench exact_topk`
 
