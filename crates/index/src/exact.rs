@@ -236,7 +236,7 @@ impl ExactIndex {
     /// Top-K for one block of queries (`m × dim`); `first` is the index of the block's
     /// first query (for `filter_of`). Allow-list queries score only their items; the
     /// others go through the kernel together.
-    fn search_block<'f>(
+    pub(crate) fn search_block<'f>(
         &self,
         kernel: Kernel,
         block: &[f32],

@@ -724,6 +724,19 @@ mod timing_api {
                 best * 1e6 / m as f64
             );
         }
+        {
+            let mut best = f64::MAX;
+            for _ in 0..50 {
+                let t = std::time::Instant::now();
+                let r = index.search_block(super::Kernel::best(), &qs, 0, 10, &|_| Filter::None);
+                best = best.min(t.elapsed().as_secs_f64());
+                std::hint::black_box(r.unwrap());
+            }
+            println!(
+                "search_block, all queries: min {:.3} µs/query",
+                best * 1e6 / m as f64
+            );
+        }
     }
 }
 

@@ -206,8 +206,10 @@ pub(crate) struct Gate<'a> {
     open: bool,
     /// Items of later chunks must score strictly above this (when `!open`).
     b: f32,
-    /// Candidates as [`key`]s: ascending key order is rank order.
-    buf: Vec<u64>,
+    /// Candidates, each with its score encoded by [`encode`] (so ascending [`key`]
+    /// order is rank order); decoded in place at the end, so the buffer becomes the
+    /// result without another allocation.
+    buf: Vec<Hit>,
     adm: Admissible<'a>,
     /// The exclusion-list entries of the current chunk: `adm.list[excl.0..excl.1]`.
     excl: (usize, usize),
@@ -274,7 +276,7 @@ impl<'a> Gate<'a> {
         while m != 0 {
             let l = m.trailing_zeros();
             m &= m - 1;
-            self.buf.push(key(group[l as usize], base + l));
+            self.buf.push(encode(group[l as usize], base + l));
         }
     }
 
@@ -298,7 +300,7 @@ impl<'a> Gate<'a> {
             if c < c1 && list[c] == item {
                 continue;
             }
-            self.buf.push(key(sanitize(s), item));
+            self.buf.push(encode(sanitize(s), item));
             if self.buf.len() >= self.cap {
                 self.cut();
             }
@@ -323,8 +325,8 @@ impl<'a> Gate<'a> {
     #[inline(never)]
     fn cut(&mut self) {
         let k = self.k;
-        let (_, &mut kth, _) = self.buf.select_nth_unstable(k - 1);
-        let score = unkey(kth).score;
+        let (_, kth, _) = self.buf.select_nth_unstable_by_key(k - 1, key);
+        let score = decode(*kth).score;
         if self.open || score > self.b {
             self.b = score;
         }
@@ -335,41 +337,53 @@ impl<'a> Gate<'a> {
     /// The kept hits, best first.
     pub(crate) fn into_sorted(mut self) -> Vec<Hit> {
         if self.buf.len() > self.k {
-            self.buf.select_nth_unstable(self.k);
+            self.buf.select_nth_unstable_by_key(self.k, key);
             self.buf.truncate(self.k);
         }
-        self.buf.sort_unstable();
-        self.buf.into_iter().map(unkey).collect()
+        self.buf.sort_unstable_by_key(key);
+        for h in &mut self.buf {
+            *h = decode(*h);
+        }
+        self.buf
     }
 }
 
-/// A candidate as one integer whose ascending order is the rank order: the score
-/// mapped to a descending order-preserving `u32` (high half), then the item (low
-/// half). `score` must not be NaN. `-0.0` is keyed (and returned) as `+0.0`, which
-/// `==` treats as the same score anyway; the kernels' fma chains start from `+0.0` and
-/// never produce `-0.0`.
+/// A candidate with its score replaced by a descending order-preserving `u32` (as
+/// `f32` bits), so that [`key`] — those bits, then the item — sorts ascending in rank
+/// order with plain integer comparisons. `score` must not be NaN. `-0.0` is encoded
+/// (and returned) as `+0.0`, which `==` treats as the same score anyway; the kernels'
+/// fma chains start from `+0.0` and never produce `-0.0`.
 #[inline(always)]
-fn key(score: f32, item: u32) -> u64 {
+fn encode(score: f32, item: u32) -> Hit {
     let bits = (score + 0.0).to_bits();
     let ordered = if bits >> 31 == 1 {
         !bits
     } else {
         bits | 0x8000_0000
     };
-    (u64::from(!ordered) << 32) | u64::from(item)
+    Hit {
+        item,
+        score: f32::from_bits(!ordered),
+    }
 }
 
-/// Inverse of [`key`].
+/// The sort key of an [`encode`]d candidate.
 #[inline(always)]
-fn unkey(key: u64) -> Hit {
-    let ordered = !((key >> 32) as u32);
+fn key(h: &Hit) -> u64 {
+    (u64::from(h.score.to_bits()) << 32) | u64::from(h.item)
+}
+
+/// Inverse of [`encode`].
+#[inline(always)]
+fn decode(h: Hit) -> Hit {
+    let ordered = !h.score.to_bits();
     let bits = if ordered >> 31 == 1 {
         ordered & 0x7FFF_FFFF
     } else {
         !ordered
     };
     Hit {
-        item: key as u32,
+        item: h.item,
         score: f32::from_bits(bits),
     }
 }
