@@ -383,7 +383,14 @@ fn scan_shapes<S: Simd, const QB: usize, const NB: usize, const N1: usize>(
     let dim = packed.dim;
     let m = gates.len();
     let chunk = CHUNK_BLOCKS.min(packed.blocks());
-    let mut scratch = vec![Row([0.0; BLOCK]); m.min(QB) * chunk];
+    // The per-thread scratch is reused across calls (every row of a chunk is written
+    // by a tile before selection reads it, so old contents never matter); taken out
+    // of the thread-local for the call, so nothing is borrowed across it.
+    let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let need = m.min(QB) * chunk;
+    if scratch.len() < need {
+        scratch.resize(need, Row([0.0; BLOCK]));
+    }
     let mut q0 = 0;
     while m - q0 >= QB {
         group::<S, QB, NB>(
@@ -421,6 +428,12 @@ fn scan_shapes<S: Simd, const QB: usize, const NB: usize, const N1: usize>(
         );
         q0 += 1;
     }
+    SCRATCH.with(|s| *s.borrow_mut() = scratch);
+}
+
+thread_local! {
+    /// Score chunks of the current thread's scans (see `scan_shapes`).
+    static SCRATCH: std::cell::RefCell<Vec<Row>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Blocks per chunk: the scores of `Q` queries × this many blocks go to a scratch
