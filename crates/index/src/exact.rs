@@ -581,6 +581,19 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(index.search(&[1.0; 4], 99, &Filter::None).unwrap().len(), 3);
+        assert_eq!(
+            index
+                .search(&[1.0; 4], usize::MAX, &Filter::None)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            index
+                .search_batch(&[1.0; 8], usize::MAX, &|_| Filter::ExcludeSorted(&[1]))
+                .unwrap(),
+            vec![index.search(&[1.0; 4], 9, &Filter::Exclude(&[1])).unwrap(); 2]
+        );
         assert!(index
             .search_batch(&[], 5, &|_| Filter::None)
             .unwrap()

@@ -614,7 +614,7 @@ fn select_chunk<S: Simd>(gate: &mut Gate<'_>, rows: &mut [Row], start: u32, vali
         kth_largest(&lane_max, k)
     } else {
         // Maxima of 16 lanes × `groups` row groups: `16 · groups ≥ 2k` distinct items.
-        let groups = (2 * k).div_ceil(BLOCK);
+        let groups = k.saturating_mul(2).div_ceil(BLOCK).min(rows.len());
         let per = rows.len().div_ceil(groups).max(1);
         let mut maxima: Vec<f32> = Vec::with_capacity(groups * BLOCK);
         for g in rows.chunks(per) {

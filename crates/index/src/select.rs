@@ -219,7 +219,7 @@ impl<'a> Gate<'a> {
     /// A gate for `k ≥ 1` hits out of `n_items`; `adm` must not be an allow-list.
     pub(crate) fn new(adm: Admissible<'a>, k: usize, n_items: usize) -> Self {
         debug_assert!(adm.mode != Mode::Allow && k > 0);
-        let cap = (2 * k).max(k + 48);
+        let cap = k.saturating_mul(2).max(k.saturating_add(48));
         Gate {
             k,
             cap,
