@@ -565,14 +565,26 @@ unsafe fn group_maxima<S: Simd>(rows: &[Row]) -> [f32; BLOCK] {
     // `h · W ≤ 16 - W` of a 64-byte aligned `Row`, and every store writes `W` floats
     // at offset `h · W` of the 16-float `out`.
     unsafe {
-        let mut m = [S::splat(f32::NEG_INFINITY); 2];
-        for row in rows {
-            for (h, mh) in m.iter_mut().enumerate().take(per_block) {
+        // Four independent running maxima per half, so the loop is not one serial
+        // chain of max latencies; merged at the end (max is exact and order-free).
+        let mut m = [[S::splat(f32::NEG_INFINITY); 2]; 4];
+        let mut quads = rows.chunks_exact(4);
+        for quad in &mut quads {
+            for (mj, row) in m.iter_mut().zip(quad) {
+                for (h, mh) in mj.iter_mut().enumerate().take(per_block) {
+                    *mh = S::max(S::load(row.0.as_ptr().add(h * S::W)), *mh);
+                }
+            }
+        }
+        for row in quads.remainder() {
+            for (h, mh) in m[0].iter_mut().enumerate().take(per_block) {
                 *mh = S::max(S::load(row.0.as_ptr().add(h * S::W)), *mh);
             }
         }
-        for (h, &mh) in m.iter().enumerate().take(per_block) {
-            S::store(out.as_mut_ptr().add(h * S::W), mh);
+        let [m0, m1, m2, m3] = m;
+        for h in 0..per_block {
+            let all = S::max(S::max(m0[h], m1[h]), S::max(m2[h], m3[h]));
+            S::store(out.as_mut_ptr().add(h * S::W), all);
         }
     }
     out
