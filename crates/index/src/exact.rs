@@ -1,17 +1,19 @@
 //! [`ExactIndex`]: brute-force maximum inner product search, the ground truth that
 //! approximate indexes are measured against.
 //!
-//! * Single query: dot products tile by tile (a 4 KiB stack buffer, no allocation per
-//!   query proportional to the catalogue), then the partial selection of `select`.
-//! * Batch: a block of queries × a tile of items is one GEMM (`matrixmultiply`), each
-//!   score row then goes through the same selection; query blocks run in parallel.
+//! * The items are kept twice: row-major (for [`ExactIndex::items`] and saving) and
+//!   packed in blocks of 16 for the fused kernels of `kernel` (AVX-512, AVX2+FMA or
+//!   portable, picked at run time), which score a tile of queries × items in registers
+//!   and select per chunk of 2048 items with an exact lower bound on the k-th best, so
+//!   only about `k` candidates per chunk reach the buffer.
+//! * Single query: one pass of the kernel over the packed items (no allocation
+//!   proportional to the catalogue). An allow-list scores only the listed items.
+//! * Batch: blocks of queries in parallel (rayon); inside a block the kernel takes 8
+//!   queries at a time, so the query × item score matrix never reaches memory.
+//! * Every path computes each score with the same serial fma chain over `d`, so single
+//!   and batched searches (and the different kernels) agree bit for bit.
 //! * Persistence: safetensors, one `F32` tensor `items` of shape `[n, dim]` plus
 //!   `format`/`version` metadata, written atomically.
-//!
-//! `unsafe` is allowed in this module only, for two reasons, each next to its use:
-//! calling the AVX2+FMA instantiation of the dot kernel after runtime detection, and
-//! the raw-pointer `sgemm` call, whose bounds are asserted first.
-#![allow(unsafe_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +23,8 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
 use crate::index_base::{Filter, Hit, TopKIndex};
-use crate::select::{Admissible, TopK};
+use crate::kernel::{Kernel, Packed};
+use crate::select::{Admissible, Gate, TopK};
 
 /// Value of the `format` metadata key of a saved index.
 pub const FORMAT: &str = "shortlist.exact-index";
@@ -30,19 +33,17 @@ pub const FORMAT_VERSION: &str = "1";
 /// Name of the item-embedding tensor in a saved index.
 pub const TENSOR_NAME: &str = "items";
 
-/// Items scored per tile in the single-query path (a stack buffer of this many f32).
-const SINGLE_TILE: usize = 1024;
-/// Queries per GEMM block in the batch path (also the unit of parallel work).
-const QUERY_BLOCK: usize = 128;
-/// Items per GEMM tile in the batch path: QUERY_BLOCK × ITEM_TILE × 4 B = 256 KiB of
-/// scores, so a block's scores stay in L2 while they are selected.
-const ITEM_TILE: usize = 2048;
+/// Queries per parallel task in the batch path: 943 ML-100k users make 30 tasks, enough
+/// to balance 2–16 threads, each task long enough (≈ 32 × n × dim fmas) to amortise
+/// the scheduling.
+const QUERY_BLOCK: usize = 32;
 
 /// Exact top-K by inner product over an `n × dim` row-major item matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExactIndex {
     items: Vec<f32>,
     dim: usize,
+    packed: Packed,
 }
 
 impl ExactIndex {
@@ -66,7 +67,8 @@ impl ExactIndex {
                 format!("{n} items do not fit in u32 item indices"),
             ));
         }
-        Ok(ExactIndex { items, dim })
+        let packed = Packed::new(&items, dim);
+        Ok(ExactIndex { items, dim, packed })
     }
 
     /// The item matrix, `len() × dim()`, row-major.
@@ -168,95 +170,47 @@ impl ExactIndex {
         Ok(())
     }
 
-    /// Top-K for one block of queries (`m × dim`, `m ≤ QUERY_BLOCK`); `first` is the
-    /// index of the block's first query (for `filter_of`).
-    fn search_block<'f>(
+    /// [`TopKIndex::search`] with a given kernel.
+    pub(crate) fn search_with(
         &self,
-        block: &[f32],
-        first: usize,
+        kernel: Kernel,
+        query: &[f32],
         k: usize,
-        filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
-    ) -> Result<Vec<Vec<Hit>>> {
-        let n = self.len();
-        let m = block.len() / self.dim;
-        let mut states = (0..m)
-            .map(|q| {
-                Ok((
-                    Admissible::prepare(&filter_of(first + q), n)?,
-                    TopK::new(k, n),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let tile = ITEM_TILE.min(n);
-        let mut scores = vec![0f32; m * tile];
-        for start in (0..n).step_by(tile.max(1)) {
-            let width = tile.min(n - start);
-            gemm_abt(
-                m,
-                width,
-                self.dim,
-                block,
-                &self.items[start * self.dim..(start + width) * self.dim],
-                &mut scores,
-                width,
-            );
-            for (q, (adm, top)) in states.iter_mut().enumerate() {
-                adm.scan(&scores[q * width..(q + 1) * width], start, top);
-            }
-        }
-        Ok(states
-            .into_iter()
-            .map(|(_, top)| top.into_sorted())
-            .collect())
-    }
-}
-
-impl TopKIndex for ExactIndex {
-    fn dim(&self) -> usize {
-        self.dim
-    }
-
-    fn len(&self) -> usize {
-        self.items.len() / self.dim
-    }
-
-    fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>> {
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Hit>> {
         self.check_query("query", query.len())?;
         let n = self.len();
-        let mut adm = Admissible::prepare(filter, n)?;
+        let adm = Admissible::prepare(filter, n)?;
         if k == 0 {
             return Ok(Vec::new());
         }
-        let mut top = TopK::new(k, n);
         if let Some(allowed) = adm.allow_list() {
-            // Score only the allowed items.
-            for &item in allowed {
-                let row = &self.items[item as usize * self.dim..(item as usize + 1) * self.dim];
-                let mut s = [0f32; 1];
-                scores_into(row, self.dim, query, &mut s);
-                top.push(Hit {
-                    item,
-                    score: if s[0].is_nan() {
-                        f32::NEG_INFINITY
-                    } else {
-                        s[0]
-                    },
-                });
-            }
-            return Ok(top.into_sorted());
+            return Ok(self.search_allowed(kernel, query, k, allowed));
         }
-        let mut buf = [0f32; SINGLE_TILE];
-        for start in (0..n).step_by(SINGLE_TILE) {
-            let width = SINGLE_TILE.min(n - start);
-            let rows = &self.items[start * self.dim..(start + width) * self.dim];
-            scores_into(rows, self.dim, query, &mut buf[..width]);
-            adm.scan(&buf[..width], start, &mut top);
-        }
-        Ok(top.into_sorted())
+        let mut gate = [Gate::new(adm, k, n)];
+        kernel.scan(&self.packed, query, &mut gate);
+        let [gate] = gate;
+        Ok(gate.into_sorted())
     }
 
-    fn search_batch<'f>(
+    /// Scores only the allowed items (sorted, deduplicated, in range).
+    fn search_allowed(&self, kernel: Kernel, query: &[f32], k: usize, allowed: &[u32]) -> Vec<Hit> {
+        let mut top = TopK::new(k, allowed.len());
+        for &item in allowed {
+            let i = item as usize;
+            let s = kernel.dot(&self.items[i * self.dim..(i + 1) * self.dim], query);
+            top.push(Hit {
+                item,
+                score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+            });
+        }
+        top.into_sorted()
+    }
+
+    /// [`TopKIndex::search_batch`] with a given kernel.
+    pub(crate) fn search_batch_with<'f>(
         &self,
+        kernel: Kernel,
         queries: &[f32],
         k: usize,
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
@@ -274,93 +228,80 @@ impl TopKIndex for ExactIndex {
         let blocks = queries
             .par_chunks(QUERY_BLOCK * self.dim)
             .enumerate()
-            .map(|(b, block)| self.search_block(block, b * QUERY_BLOCK, k, filter_of))
+            .map(|(b, block)| self.search_block(kernel, block, b * QUERY_BLOCK, k, filter_of))
             .collect::<Result<Vec<_>>>()?;
         Ok(blocks.into_iter().flatten().collect())
     }
-}
 
-/// `out[i] = rows[i] · q` for the `out.len()` rows of `rows` (`out.len() × dim`).
-fn scores_into(rows: &[f32], dim: usize, q: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above), the only
-            // requirement of calling a `#[target_feature(enable = "avx2,fma")]` function.
-            unsafe { scores_avx2(rows, dim, q, out) };
-            return;
+    /// Top-K for one block of queries (`m × dim`); `first` is the index of the block's
+    /// first query (for `filter_of`). Allow-list queries score only their items; the
+    /// others go through the kernel together.
+    pub(crate) fn search_block<'f>(
+        &self,
+        kernel: Kernel,
+        block: &[f32],
+        first: usize,
+        k: usize,
+        filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
+    ) -> Result<Vec<Vec<Hit>>> {
+        let n = self.len();
+        let dim = self.dim;
+        let m = block.len() / dim;
+        let mut out = vec![Vec::new(); m];
+        let mut gates = Vec::with_capacity(m);
+        let mut gated = Vec::with_capacity(m);
+        for (q, query) in block.chunks_exact(dim).enumerate() {
+            let adm = Admissible::prepare(&filter_of(first + q), n)?;
+            if k == 0 {
+                continue;
+            }
+            if let Some(allowed) = adm.allow_list() {
+                out[q] = self.search_allowed(kernel, query, k, allowed);
+            } else {
+                gates.push(Gate::new(adm, k, n));
+                gated.push(q);
+            }
         }
-    }
-    scores_portable(rows, dim, q, out);
-}
-
-/// The portable kernel compiled with AVX2 and FMA enabled, so LLVM uses 8-lane vectors.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn scores_avx2(rows: &[f32], dim: usize, q: &[f32], out: &mut [f32]) {
-    scores_portable(rows, dim, q, out);
-}
-
-#[inline(always)]
-fn scores_portable(rows: &[f32], dim: usize, q: &[f32], out: &mut [f32]) {
-    for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
-        *o = dot(row, q);
-    }
-}
-
-/// Dot product with 16 independent lanes, so the loop vectorises (8-wide × 2 under
-/// AVX2, 4-wide × 4 under SSE2) and the additions are not one serial chain.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let mut tail = 0f32;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail += x * y;
-    }
-    for (x, y) in ca.zip(cb) {
-        for l in 0..16 {
-            acc[l] += x[l] * y[l];
+        if gates.is_empty() {
+            return Ok(out);
         }
-    }
-    let mut w = 8;
-    while w > 0 {
-        for l in 0..w {
-            acc[l] += acc[l + w];
+        if gated.len() == m {
+            kernel.scan(&self.packed, block, &mut gates);
+        } else {
+            let rows: Vec<f32> = gated
+                .iter()
+                .flat_map(|&q| &block[q * dim..(q + 1) * dim])
+                .copied()
+                .collect();
+            kernel.scan(&self.packed, &rows, &mut gates);
         }
-        w /= 2;
+        for (q, gate) in gated.into_iter().zip(gates) {
+            out[q] = gate.into_sorted();
+        }
+        Ok(out)
     }
-    acc[0] + tail
 }
 
-/// `c[i * ldc + j] = Σ_d a[i * k + d] · b[j * k + d]` for `i < m`, `j < n`: A (m × k)
-/// times Bᵀ where B is n × k, both row-major.
-fn gemm_abt(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize) {
-    if m == 0 || n == 0 {
-        return;
+impl TopKIndex for ExactIndex {
+    fn dim(&self) -> usize {
+        self.dim
     }
-    assert!(a.len() >= m * k && b.len() >= n * k && ldc >= n && c.len() >= (m - 1) * ldc + n);
-    // SAFETY: the assertion above keeps every access of sgemm (rows of A with stride k,
-    // columns of Bᵀ with stride k, rows of C with stride ldc) inside the three slices;
-    // `c` is borrowed mutably, so it cannot alias `a` or `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            1,
-            k as isize,
-            0.0,
-            c.as_mut_ptr(),
-            ldc as isize,
-            1,
-        );
+
+    fn len(&self) -> usize {
+        self.items.len() / self.dim
+    }
+
+    fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>> {
+        self.search_with(Kernel::best(), query, k, filter)
+    }
+
+    fn search_batch<'f>(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
+    ) -> Result<Vec<Vec<Hit>>> {
+        self.search_batch_with(Kernel::best(), queries, k, filter_of)
     }
 }
 
@@ -475,6 +416,130 @@ mod tests {
         }
     }
 
+    /// Reference with the kernels' exact arithmetic: each score is the serial chain
+    /// `s = fma(q[d], x[d], s)` from `s = 0` (as `kernel` documents), NaN as `-inf`,
+    /// then a full sort by (score desc, index asc). Results must match bit for bit.
+    fn naive_fma(
+        items: &[f32],
+        dim: usize,
+        q: &[f32],
+        k: usize,
+        keep: impl Fn(u32) -> bool,
+    ) -> Vec<Hit> {
+        let mut all: Vec<Hit> = items
+            .chunks_exact(dim)
+            .enumerate()
+            .filter(|(i, _)| keep(*i as u32))
+            .map(|(i, row)| {
+                let s = row.iter().zip(q).fold(0f32, |s, (&x, &y)| y.mul_add(x, s));
+                Hit {
+                    item: i as u32,
+                    score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+                }
+            })
+            .collect();
+        all.sort_by(rank_order);
+        all.truncate(k);
+        all
+    }
+
+    /// Small integers as coordinates: many exact ties between items, so the tie
+    /// order is tested for real, not just by luck of distinct floats.
+    fn tied(rng: &mut Rng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.below(3) as f32 - 1.0).collect()
+    }
+
+    #[test]
+    fn every_kernel_equals_the_naive_fma_reference_bit_for_bit() {
+        let kernels = Kernel::available();
+        for seed in 0..24u64 {
+            let mut rng = Rng::new(100 + seed);
+            let dim = [1, 2, 7, 16, 32, 33, 64][seed as usize % 7];
+            // Sizes around block (16), tile and chunk (2048) boundaries.
+            let n = [1, 15, 16, 17, 100, 257, 2047, 2048, 2049, 4500][rng.below(10) as usize];
+            let with_ties = seed % 2 == 0;
+            let mut items = if with_ties {
+                tied(&mut rng, n * dim)
+            } else {
+                random(&mut rng, n * dim)
+            };
+            if seed % 6 == 1 && n > 3 {
+                // NaN and infinite scores: a NaN coordinate, and +inf against a
+                // query coordinate that may be 0 (inf · 0 = NaN) or not.
+                items[dim] = f32::NAN;
+                items[2 * dim] = f32::INFINITY;
+                items[3 * dim] = f32::NEG_INFINITY;
+            }
+            let index = ExactIndex::new(items.clone(), dim).unwrap();
+            let nq = 1 + rng.below(21) as usize;
+            let queries = if with_ties {
+                tied(&mut rng, nq * dim)
+            } else {
+                random(&mut rng, nq * dim)
+            };
+            let k = [1, 3, 10, 16, 17, 40, n + 5][rng.below(7) as usize];
+            let seen: Vec<Vec<u32>> = (0..nq)
+                .map(|_| {
+                    let mut v: Vec<u32> = (0..rng.below(n as u64 + 1))
+                        .map(|_| rng.below(n as u64 + 2) as u32)
+                        .collect();
+                    v.sort_unstable();
+                    v
+                })
+                .collect();
+            let filter = |q: usize| match q % 3 {
+                0 => Filter::None,
+                1 => Filter::ExcludeSorted(&seen[q]),
+                _ => Filter::AllowOnly(&[]),
+            };
+            let keep = |q: usize, i: u32| match q % 3 {
+                0 => true,
+                1 => seen[q].binary_search(&i).is_err(),
+                _ => false,
+            };
+            for &kernel in &kernels {
+                let batch = index
+                    .search_batch_with(kernel, &queries, k, &filter)
+                    .unwrap();
+                for q in 0..nq {
+                    let query = &queries[q * dim..(q + 1) * dim];
+                    let want = naive_fma(&items, dim, query, k, |i| keep(q, i));
+                    let single = index.search_with(kernel, query, k, &filter(q)).unwrap();
+                    let ctx = format!("{kernel:?} seed {seed} q {q} n {n} dim {dim} k {k}");
+                    let bits = |h: &[Hit]| {
+                        h.iter()
+                            .map(|h| (h.item, h.score.to_bits()))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(bits(&single), bits(&want), "single {ctx}");
+                    assert_eq!(bits(&batch[q]), bits(&want), "batch {ctx}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn allow_lists_score_bit_identically_to_full_scans() {
+        let mut rng = Rng::new(9);
+        let (n, dim) = (300, 19);
+        let items = random(&mut rng, n * dim);
+        let index = ExactIndex::new(items.clone(), dim).unwrap();
+        let q = random(&mut rng, dim);
+        let all = index.search(&q, n, &Filter::None).unwrap();
+        let allow: Vec<u32> = (0..n as u32).rev().step_by(3).collect();
+        for kernel in Kernel::available() {
+            let got = index
+                .search_with(kernel, &q, n, &Filter::AllowOnly(&allow))
+                .unwrap();
+            let want: Vec<Hit> = all
+                .iter()
+                .filter(|h| allow.contains(&h.item))
+                .copied()
+                .collect();
+            assert_eq!(got, want, "{kernel:?}");
+        }
+    }
+
     #[test]
     fn ties_break_by_lower_index_in_both_paths() {
         // Items 1, 3 and 4 tie for the best score; 0 and 2 tie below.
@@ -516,6 +581,19 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(index.search(&[1.0; 4], 99, &Filter::None).unwrap().len(), 3);
+        assert_eq!(
+            index
+                .search(&[1.0; 4], usize::MAX, &Filter::None)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            index
+                .search_batch(&[1.0; 8], usize::MAX, &|_| Filter::ExcludeSorted(&[1]))
+                .unwrap(),
+            vec![index.search(&[1.0; 4], 9, &Filter::Exclude(&[1])).unwrap(); 2]
+        );
         assert!(index
             .search_batch(&[], 5, &|_| Filter::None)
             .unwrap()

@@ -3,8 +3,11 @@
 //!
 //! * [`index_base`]: the object-safe [`TopKIndex`] trait, its [`Hit`] results and the
 //!   per-query [`Filter`] (exclude seen items, exclude a list, allow only a list).
-//! * [`exact`]: [`ExactIndex`], brute-force maximum inner product search (SIMD dot
-//!   products for one query, blocked GEMM for batches) with safetensors persistence.
+//! * [`exact`]: [`ExactIndex`], brute-force maximum inner product search (fused
+//!   scoring + selection kernels over items packed in blocks of 16: AVX-512, AVX2+FMA
+//!   or portable, picked at run time; one query or register-tiled batches) with
+//!   safetensors persistence. Every path computes a score with the same fma chain, so
+//!   single and batched searches agree bit for bit.
 //!   It is the ground truth an approximate index is tested against.
 //! * [`error`]: the crate's [`Error`]; messages name the file or parameter.
 //!
@@ -28,6 +31,7 @@
 pub mod error;
 pub mod exact;
 pub mod index_base;
+mod kernel;
 mod select;
 
 pub use error::{Error, Result};

@@ -1,19 +1,17 @@
-//! Partial selection shared by the single and batched search paths: a bounded heap of
-//! the best `k` hits, and a scan over a tile of scores that applies a prepared filter.
+//! Selection: a bounded heap of the best `k` hits (allow-list queries, which score
+//! only their items), a prepared filter, and the per-query [`Gate`] the fused kernels
+//! of `kernel` feed chunk by chunk.
 //!
-//! Items are scanned in increasing index order, so once the heap is full a candidate
-//! must beat the worst kept score *strictly* (an equal score has a higher index and
-//! ranks after). That makes a cheap branch-free "any score above the threshold?" test
-//! per 16 scores possible; the filter is only consulted for the rare candidates.
+//! Items are scanned in increasing index order, so a candidate must beat a score
+//! already known to be reached by `k` items of *lower* index strictly (an equal score
+//! ranks after them); within the current chunk, where the `k` bounding items may have
+//! higher indices, `≥` is the test. The filter is applied by merging sorted lists.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
 use crate::index_base::{Filter, Hit};
-
-/// Scores are checked against the heap threshold this many at a time.
-const CHUNK: usize = 16;
 
 /// A NaN score ranks as `-inf` (see the ordering contract in `index_base`).
 #[inline(always)]
@@ -53,11 +51,6 @@ impl TopK {
         }
     }
 
-    #[inline(always)]
-    fn full(&self) -> bool {
-        self.heap.len() >= self.k
-    }
-
     /// Offers a hit (score already sanitised).
     #[inline]
     pub(crate) fn push(&mut self, hit: Hit) {
@@ -68,13 +61,6 @@ impl TopK {
             self.heap[0] = hit;
             self.sift_down(0);
         }
-    }
-
-    /// Replaces the worst kept hit by `hit`, which must rank before it.
-    #[inline]
-    fn replace_root(&mut self, hit: Hit) {
-        self.heap[0] = hit;
-        self.sift_down(0);
     }
 
     fn sift_up(&mut self, mut i: usize) {
@@ -195,122 +181,211 @@ impl<'a> Admissible<'a> {
     pub(crate) fn allow_list(&self) -> Option<&[u32]> {
         (self.mode == Mode::Allow).then_some(&self.list[..])
     }
+}
 
-    /// Whether `item` is excluded; items must be asked in increasing order.
+/// Selection state of one query for the fused kernels, fed one chunk of scores at a
+/// time (items in increasing index order, chunk after chunk).
+///
+/// Per chunk: excluded items and padding lanes are set to `-inf`; the kernel computes
+/// the maxima of disjoint groups of items (the 16 lanes, or for `k > 16` lanes × row
+/// groups; each maximum is the score of a distinct admissible item) and their k-th
+/// largest `t`, given to [`bounds`](Gate::bounds): at least `k` admissible items of
+/// the chunk score `≥ t`, so only scores `≥ t` can make the top `k`, and in later
+/// chunks only scores `> t` (an equal score there has a higher index, so it ranks
+/// after). With `b` the strict bound carried from earlier chunks, the
+/// kernel's vector pass offers only lanes with `s ≥ t && s > b` to
+/// [`push_lanes`](Gate::push_lanes) — typically about `k` per chunk. When no finite
+/// bound exists (fewer than `k` finite maxima), the exact per-item
+/// [`fallback`](Gate::fallback) runs. The buffer is cut back to its best `k`
+/// when it grows past `cap`, which also raises `b` to the k-th best score.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate<'a> {
+    k: usize,
+    cap: usize,
+    /// No bound yet: every admissible item must be kept (fallback only).
+    open: bool,
+    /// Items of later chunks must score strictly above this (when `!open`).
+    b: f32,
+    /// Candidates, each with its score encoded by [`encode`] (so ascending [`key`]
+    /// order is rank order); decoded in place at the end, so the buffer becomes the
+    /// result without another allocation.
+    buf: Vec<Hit>,
+    adm: Admissible<'a>,
+    /// The exclusion-list entries of the current chunk: `adm.list[excl.0..excl.1]`.
+    excl: (usize, usize),
+}
+
+impl<'a> Gate<'a> {
+    /// A gate for `k ≥ 1` hits out of `n_items`; `adm` must not be an allow-list.
+    pub(crate) fn new(adm: Admissible<'a>, k: usize, n_items: usize) -> Self {
+        debug_assert!(adm.mode != Mode::Allow && k > 0);
+        let cap = k.saturating_mul(2).max(k.saturating_add(48));
+        Gate {
+            k,
+            cap,
+            open: true,
+            b: f32::NEG_INFINITY,
+            buf: Vec::with_capacity(cap.min(n_items)),
+            adm,
+            excl: (0, 0),
+        }
+    }
+
+    /// Starts a chunk: `scores` are items `start ..`, of which the first `valid` are
+    /// real; the rest (padding) and the excluded items are set to `-inf`.
     #[inline]
-    fn excluded(&mut self, item: u32) -> bool {
-        let list = &self.list[..];
-        while self.cursor < list.len() && list[self.cursor] < item {
-            self.cursor += 1;
+    pub(crate) fn begin_chunk(&mut self, scores: &mut [f32], start: u32, valid: usize) {
+        for s in &mut scores[valid..] {
+            *s = f32::NEG_INFINITY;
         }
-        self.cursor < list.len() && list[self.cursor] == item
+        let list = &self.adm.list[..];
+        let end = start as u64 + valid as u64;
+        let mut c = self.adm.cursor;
+        while c < list.len() && list[c] < start {
+            c += 1;
+        }
+        let c0 = c;
+        while c < list.len() && u64::from(list[c]) < end {
+            scores[(list[c] - start) as usize] = f32::NEG_INFINITY;
+            c += 1;
+        }
+        self.adm.cursor = c;
+        self.excl = (c0, c);
     }
 
-    /// Offers the scores of items `base .. base + scores.len()` to `top`. Tiles must be
-    /// scanned in increasing `base` order.
-    pub(crate) fn scan(&mut self, scores: &[f32], base: usize, top: &mut TopK) {
-        if top.k == 0 {
-            return;
+    /// The number of hits wanted.
+    #[inline(always)]
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// From `t`, the k-th largest of maxima of disjoint groups of the chunk's items
+    /// (`-inf` when there are fewer than `k` groups): `Some((t, b))` when the vector
+    /// pass may offer only lanes `s ≥ t && s > b`, `None` when the chunk needs the
+    /// exact fallback.
+    #[inline]
+    pub(crate) fn bounds(&self, t: f32) -> Option<(f32, f32)> {
+        // NaN never wins a maximum; `-inf` may be a placeholder, not an item.
+        (t > f32::NEG_INFINITY).then_some((t, self.b))
+    }
+
+    /// Keeps lanes `l` of `group` whose bit is set in `mask`, as items `base + l`.
+    #[inline(never)]
+    pub(crate) fn push_lanes(&mut self, group: &[f32], mask: u32, base: u32) {
+        let mut m = mask;
+        while m != 0 {
+            let l = m.trailing_zeros();
+            m &= m - 1;
+            self.buf.push(encode(group[l as usize], base + l));
         }
-        let end = base + scores.len();
-        match self.mode {
-            Mode::Allow => {
-                while self.cursor < self.list.len() && (self.list[self.cursor] as usize) < end {
-                    let item = self.list[self.cursor];
-                    self.cursor += 1;
-                    if (item as usize) >= base {
-                        let score = sanitize(scores[item as usize - base]);
-                        top.push(Hit { item, score });
-                    }
-                }
+    }
+
+    /// The exact per-item scan of a chunk (exclusions checked against the list, NaN as
+    /// `-inf`), for when no lane bound exists.
+    #[inline(never)]
+    pub(crate) fn fallback(&mut self, scores: &[f32], start: u32, valid: usize) {
+        let (c0, c1) = self.excl;
+        let mut c = c0;
+        for (j, &s) in scores[..valid].iter().enumerate() {
+            // Once bounded, only a strictly higher score can enter (NaN never does).
+            let passes = s > self.b;
+            if !self.open && !passes {
+                continue;
             }
-            Mode::All if scores.len() >= (top.k + 1) * CHUNK && top.heap.is_empty() => {
-                self.scan_pruned(scores, base, top);
+            let item = start + j as u32;
+            let list = &self.adm.list[..];
+            while c < c1 && list[c] < item {
+                c += 1;
             }
-            Mode::All | Mode::Exclude => {
-                let check = self.mode == Mode::Exclude;
-                let consider = |this: &mut Self, top: &mut TopK, j: usize| {
-                    let item = (base + j) as u32;
-                    if !(check && this.excluded(item)) {
-                        top.push(Hit {
-                            item,
-                            score: sanitize(scores[j]),
-                        });
-                    }
-                };
-                let mut j = 0;
-                while j < scores.len() && !top.full() {
-                    consider(self, top, j);
-                    j += 1;
-                }
-                // The heap is full: only a strictly higher score can enter, and it
-                // always displaces the root (see the module docs).
-                if !top.full() {
-                    return; // every score was offered while filling
-                }
-                let mut thr = top.heap[0].score;
-                while j + CHUNK <= scores.len() {
-                    let chunk = &scores[j..j + CHUNK];
-                    if any_above(chunk, thr) {
-                        for (t, &s) in chunk.iter().enumerate() {
-                            if s > thr {
-                                let item = (base + j + t) as u32;
-                                if !(check && self.excluded(item)) {
-                                    top.replace_root(Hit { item, score: s });
-                                    thr = top.heap[0].score;
-                                }
-                            }
-                        }
-                    }
-                    j += CHUNK;
-                }
-                while j < scores.len() {
-                    consider(self, top, j);
-                    j += 1;
-                }
+            if c < c1 && list[c] == item {
+                continue;
+            }
+            self.buf.push(encode(sanitize(s), item));
+            if self.buf.len() >= self.cap {
+                self.cut();
             }
         }
+    }
+
+    /// Ends a chunk whose vector pass used the lane bound `t` (if any).
+    #[inline]
+    pub(crate) fn end_chunk(&mut self, t: Option<f32>) {
+        if let Some(t) = t {
+            self.open = false;
+            if t > self.b {
+                self.b = t;
+            }
+        }
+        if self.buf.len() >= self.cap {
+            self.cut();
+        }
+    }
+
+    /// Keeps the best `k` of the buffer and raises `b` to the k-th best score.
+    #[inline(never)]
+    fn cut(&mut self) {
+        let k = self.k;
+        let (_, kth, _) = self.buf.select_nth_unstable_by_key(k - 1, key);
+        let score = decode(*kth).score;
+        if self.open || score > self.b {
+            self.b = score;
+        }
+        self.open = false;
+        self.buf.truncate(k);
+    }
+
+    /// The kept hits, best first.
+    pub(crate) fn into_sorted(mut self) -> Vec<Hit> {
+        if self.buf.len() > self.k {
+            self.buf.select_nth_unstable_by_key(self.k, key);
+            self.buf.truncate(self.k);
+        }
+        self.buf.sort_unstable_by_key(key);
+        for h in &mut self.buf {
+            *h = decode(*h);
+        }
+        self.buf
     }
 }
 
-impl Admissible<'_> {
-    /// Unfiltered scan of a first tile with a lower bound on the k-th best score: with
-    /// `T` the k-th largest of the per-chunk maxima, at least `k` items score `≥ T`, so
-    /// a chunk whose maximum is below `T` holds no top-k item and is skipped. Random
-    /// data keeps only about `k` of the chunks, instead of heap work on half of them.
-    fn scan_pruned(&mut self, scores: &[f32], base: usize, top: &mut TopK) {
-        let maxima: Vec<f32> = scores
-            .chunks(CHUNK)
-            .map(|c| {
-                c.iter()
-                    .fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m })
-            })
-            .collect();
-        let mut sorted = maxima.clone();
-        // k-th largest (NaN never wins `>` above, so the maxima hold no NaN).
-        let (_, &mut bound, _) = sorted.select_nth_unstable_by(top.k - 1, |a, b| b.total_cmp(a));
-        for (c, (&m, chunk)) in maxima.iter().zip(scores.chunks(CHUNK)).enumerate() {
-            if m >= bound {
-                for (t, &s) in chunk.iter().enumerate() {
-                    top.push(Hit {
-                        item: (base + c * CHUNK + t) as u32,
-                        score: sanitize(s),
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// Whether any of the `CHUNK` scores is strictly above `thr` (NaN never is). Written
-/// without early exit so LLVM turns it into a few vector compares.
+/// A candidate with its score replaced by a descending order-preserving `u32` (as
+/// `f32` bits), so that [`key`] — those bits, then the item — sorts ascending in rank
+/// order with plain integer comparisons. `score` must not be NaN. `-0.0` is encoded
+/// (and returned) as `+0.0`, which `==` treats as the same score anyway; the kernels'
+/// fma chains start from `+0.0` and never produce `-0.0`.
 #[inline(always)]
-fn any_above(chunk: &[f32], thr: f32) -> bool {
-    let mut any = false;
-    for &s in chunk {
-        any |= s > thr;
+fn encode(score: f32, item: u32) -> Hit {
+    let bits = (score + 0.0).to_bits();
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    Hit {
+        item,
+        score: f32::from_bits(!ordered),
     }
-    any
+}
+
+/// The sort key of an [`encode`]d candidate.
+#[inline(always)]
+fn key(h: &Hit) -> u64 {
+    (u64::from(h.score.to_bits()) << 32) | u64::from(h.item)
+}
+
+/// Inverse of [`encode`].
+#[inline(always)]
+fn decode(h: Hit) -> Hit {
+    let ordered = !h.score.to_bits();
+    let bits = if ordered >> 31 == 1 {
+        ordered & 0x7FFF_FFFF
+    } else {
+        !ordered
+    };
+    Hit {
+        item: h.item,
+        score: f32::from_bits(bits),
+    }
 }
 
 #[cfg(test)]
@@ -333,13 +408,66 @@ mod tests {
         all
     }
 
+    /// Feeds the gate chunk by chunk like a kernel would (chunks of `tile` items
+    /// rounded up to 16, so the last block of each chunk may be padding).
     fn run(scores: &[f32], k: usize, filter: Filter<'_>, tile: usize) -> Vec<Hit> {
-        let mut adm = Admissible::prepare(&filter, scores.len()).unwrap();
-        let mut top = TopK::new(k, scores.len());
-        for (t, chunk) in scores.chunks(tile).enumerate() {
-            adm.scan(chunk, t * tile, &mut top);
+        let adm = Admissible::prepare(&filter, scores.len()).unwrap();
+        if let Some(allowed) = adm.allow_list() {
+            let mut top = TopK::new(k, scores.len());
+            for &i in allowed {
+                top.push(Hit {
+                    item: i,
+                    score: sanitize(scores[i as usize]),
+                });
+            }
+            return top.into_sorted();
         }
-        top.into_sorted()
+        if k == 0 {
+            return Vec::new();
+        }
+        let mut gate = Gate::new(adm, k, scores.len());
+        // Chunks of `tile` items rounded up to 16, like the kernel's.
+        let width = tile.div_ceil(16) * 16;
+        for (c, chunk) in scores.chunks(width).enumerate() {
+            let start = (c * width) as u32;
+            let mut sc = vec![0f32; chunk.len().div_ceil(16) * 16];
+            sc[..chunk.len()].copy_from_slice(chunk);
+            gate.begin_chunk(&mut sc, start, chunk.len());
+            let mut lm = [f32::NEG_INFINITY; 16];
+            for g in sc.chunks_exact(16) {
+                for l in 0..16 {
+                    if g[l] > lm[l] {
+                        lm[l] = g[l];
+                    }
+                }
+            }
+            let t = if k <= 16 {
+                let mut m = lm;
+                m.sort_by(|a, b| b.total_cmp(a));
+                m[k - 1]
+            } else {
+                f32::NEG_INFINITY
+            };
+            match gate.bounds(t) {
+                Some((t, b)) => {
+                    for (gi, g) in sc.chunks_exact(16).enumerate() {
+                        let mut mask = 0;
+                        for (l, &s) in g.iter().enumerate() {
+                            mask |= u32::from(s >= t && s > b) << l;
+                        }
+                        if mask != 0 {
+                            gate.push_lanes(g, mask, start + (gi * 16) as u32);
+                        }
+                    }
+                    gate.end_chunk(Some(t));
+                }
+                None => {
+                    gate.fallback(&sc, start, chunk.len());
+                    gate.end_chunk(None);
+                }
+            }
+        }
+        gate.into_sorted()
     }
 
     #[test]
