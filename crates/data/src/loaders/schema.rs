@@ -266,7 +266,11 @@ pub fn load_schema(
     };
     let t = std::time::Instant::now();
     let parsed = parse_interactions(&file, &layout, opts.policy, &mut report, progress)?;
-    tracing::debug!("parsed {} interactions in {:.2?}", parsed.interactions.len(), t.elapsed());
+    tracing::debug!(
+        "parsed {} interactions in {:.2?}",
+        parsed.interactions.len(),
+        t.elapsed()
+    );
     let (mut users, mut items) = (parsed.users, parsed.items);
 
     let t = std::time::Instant::now();
