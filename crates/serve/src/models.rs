@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
-use shortlist_model::{RankingModel, RetrievalModel};
+use shortlist_model::{RankingModel, RetrievalModel, Scratch};
 
 use crate::error::ApiError;
 use crate::servable::{
@@ -206,24 +206,34 @@ impl Servable for RankingServable {
 
 impl Ranker for RankingServable {
     fn rank(&self, user_id: &str, item_ids: &[&str]) -> Result<Ranked, ApiError> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+        }
+        let spec = &self.model.spec;
+        let user = spec.user_id.index(user_id);
         let mut out = Ranked {
-            scores: Vec::with_capacity(item_ids.len()),
-            known_user: self.model.spec.user_id.get(user_id).is_some(),
+            scores: vec![0.0; item_ids.len()],
+            known_user: !spec.user_id.is_oov(user),
             unknown_items: Vec::new(),
         };
+        let users = vec![user; item_ids.len()];
+        let mut items = Vec::with_capacity(item_ids.len());
         for (k, id) in item_ids.iter().enumerate() {
             // An id, or a title (the seeds send `movie_title`).
-            let raw = if self.model.spec.item_id.get(id).is_some() {
-                *id
-            } else {
-                self.by_title.get(*id).map(String::as_str).unwrap_or(id)
+            let row = match spec.item_id.get(id) {
+                Some(r) => r,
+                None => spec.item_id.index(self.by_title.get(*id).map(String::as_str).unwrap_or(id)),
             };
-            let p = self.model.predict_raw(user_id, raw);
-            if p.item_oov {
+            if spec.item_id.is_oov(row) {
                 out.unknown_items.push(k);
             }
-            out.scores.push(p.rating);
+            items.push(row);
         }
+        // One batched pass (GEMMs over every candidate) instead of one pass per item.
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => self.model.predict_batch_with(&users, &items, &mut s, &mut out.scores),
+            Err(_) => self.model.predict_batch_with(&users, &items, &mut Scratch::default(), &mut out.scores),
+        });
         Ok(out)
     }
 }
