@@ -98,7 +98,7 @@ enum Command {
     },
     /// Serve models over HTTP (TensorFlow Serving REST API + /v1/recommend).
     Serve {
-        /// Directory of <model name>/<integer version>/ model directories.
+        /// Directory of `<model name>/<integer version>/` model directories.
         #[arg(long)]
         model_base_path: PathBuf,
         /// TCP port.

@@ -373,7 +373,7 @@ pub fn generate(cfg: &SynthConfig) -> Result<(Dataset, Planted)> {
     Ok((dataset, m.planted))
 }
 
-/// What [`write`] produced.
+/// What [`write()`] produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct SynthSummary {
     /// Output directory.

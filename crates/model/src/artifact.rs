@@ -190,34 +190,14 @@ impl RankingModel {
         let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
         let manifest: Manifest = serde_json::from_str(&text)
             .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
-        if manifest.kind != RANKING_KIND {
-            return Err(Error::corrupt(
-                &mpath,
-                format!("model kind {:?}, expected {RANKING_KIND:?}", manifest.kind),
-            ));
-        }
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(Error::corrupt(
-                &mpath,
-                format!(
-                    "format version {}, this build reads {FORMAT_VERSION}",
-                    manifest.format_version
-                ),
-            ));
-        }
+        check_manifest(
+            &mpath,
+            &manifest.kind,
+            RANKING_KIND,
+            manifest.format_version,
+        )?;
         let spec = FeatureSpec::load(&dir.join(FEATURES))?;
-        let wpath = dir.join(WEIGHTS);
-        let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
-        let sum = format!("{:016x}", fnv1a64(&bytes));
-        if sum != manifest.weights_checksum {
-            return Err(Error::corrupt(
-                &wpath,
-                format!(
-                    "checksum {sum} differs from the manifest's {} (truncated or corrupt weights)",
-                    manifest.weights_checksum
-                ),
-            ));
-        }
+        let (wpath, bytes) = read_weights(dir, &manifest.weights_checksum)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
         let r = Reader {
@@ -295,6 +275,37 @@ impl RankingModel {
         model.prepare_scoring();
         Ok(model)
     }
+}
+
+/// Checks a manifest's model kind and format version (errors name the manifest).
+pub(crate) fn check_manifest(mpath: &Path, kind: &str, expected: &str, version: u32) -> Result<()> {
+    if kind != expected {
+        return Err(Error::corrupt(
+            mpath,
+            format!("model kind {kind:?}, expected {expected:?}"),
+        ));
+    }
+    if version != FORMAT_VERSION {
+        return Err(Error::corrupt(
+            mpath,
+            format!("format version {version}, this build reads {FORMAT_VERSION}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads `dir`'s weights file and checks it against the manifest's checksum.
+pub(crate) fn read_weights(dir: &Path, checksum: &str) -> Result<(std::path::PathBuf, Vec<u8>)> {
+    let wpath = dir.join(WEIGHTS);
+    let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
+    let sum = format!("{:016x}", fnv1a64(&bytes));
+    if sum != checksum {
+        return Err(Error::corrupt(
+            &wpath,
+            format!("checksum {sum} differs from the manifest's {checksum} (truncated or corrupt weights)"),
+        ));
+    }
+    Ok((wpath, bytes))
 }
 
 pub(crate) struct Reader<'a, 'd> {

@@ -210,7 +210,15 @@ impl PartialEq for RankingModel {
 /// Largest cache [`RankingModel::prepare_scoring`] builds, in floats (256 MiB).
 pub const MAX_CACHE_FLOATS: usize = 64 << 20;
 
-fn side_features(enc: &EncodedTable, side: Side, dim: usize) -> Vec<InputFeature> {
+/// Input features for the encoded side-feature columns of one entity. A numeric
+/// column is fed as is (`dense_vector == false`, ranking: one MLP input) or scales a
+/// learned `dim`-vector (`dense_vector == true`, retrieval towers that sum embeddings).
+pub(crate) fn side_features(
+    enc: &EncodedTable,
+    side: Side,
+    dim: usize,
+    dense_vector: bool,
+) -> Vec<InputFeature> {
     enc.columns
         .iter()
         .map(|c| match c {
@@ -242,7 +250,7 @@ fn side_features(enc: &EncodedTable, side: Side, dim: usize) -> Vec<InputFeature
                 name: name.clone(),
                 side,
                 lookup: Lookup::Dense(values.clone()),
-                table: None,
+                table: dense_vector.then(|| EmbeddingTable::zeros(1, dim)),
             },
         })
         .collect()
@@ -307,8 +315,8 @@ impl RankingModel {
                 table: Some(EmbeddingTable::zeros(ni, dim)),
             });
         }
-        features.extend(side_features(users, Side::User, dim));
-        features.extend(side_features(items, Side::Item, dim));
+        features.extend(side_features(users, Side::User, dim, false));
+        features.extend(side_features(items, Side::Item, dim, false));
         let width: usize = features.iter().map(InputFeature::width).sum();
         let mlp = Mlp::zeros(width, &config.hidden, 1);
         let (user_bias, item_bias) = if config.biases {

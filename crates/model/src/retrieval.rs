@@ -12,11 +12,11 @@
 //! excluding seen items) and item popularity (the fallback for unknown users).
 
 use serde::{Deserialize, Serialize};
-use shortlist_features::{EncodedColumn, EncodedTable, FeatureSpec};
+use shortlist_features::{EncodedTable, FeatureSpec};
 
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
-use crate::ranking::{InputFeature, Lookup, ModelMeta, Side};
+use crate::ranking::{side_features, InputFeature, Lookup, ModelMeta, Side};
 
 /// Architecture hyper-parameters of a [`RetrievalModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,41 +118,7 @@ fn tower(enc: &EncodedTable, side: Side, id_rows: usize, dim: usize) -> Vec<Inpu
         lookup: Lookup::Id,
         table: Some(EmbeddingTable::zeros(id_rows, dim)),
     }];
-    for c in &enc.columns {
-        out.push(match c {
-            EncodedColumn::Index {
-                name,
-                cardinality,
-                values,
-            } => InputFeature {
-                name: name.clone(),
-                side,
-                lookup: Lookup::Index(values.clone()),
-                table: Some(EmbeddingTable::zeros(*cardinality, dim)),
-            },
-            EncodedColumn::Bag {
-                name,
-                cardinality,
-                offsets,
-                ids,
-            } => InputFeature {
-                name: name.clone(),
-                side,
-                lookup: Lookup::Bag {
-                    offsets: offsets.clone(),
-                    ids: ids.clone(),
-                },
-                table: Some(EmbeddingTable::zeros(*cardinality, dim)),
-            },
-            // A numeric feature scales one learned vector.
-            EncodedColumn::Dense { name, values } => InputFeature {
-                name: name.clone(),
-                side,
-                lookup: Lookup::Dense(values.clone()),
-                table: Some(EmbeddingTable::zeros(1, dim)),
-            },
-        });
-    }
+    out.extend(side_features(enc, side, dim, true));
     out
 }
 

@@ -12,7 +12,8 @@ use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::artifact::{
-    FeatureEntry, FeatureKind, Reader, Tensors, FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
+    check_manifest, read_weights, FeatureEntry, FeatureKind, Reader, Tensors, FEATURES,
+    FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
 use crate::error::{Error, Result};
 use crate::ranking::{InputFeature, Lookup, ModelMeta};
@@ -210,37 +211,14 @@ impl RetrievalModel {
         let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
         let manifest: RetrievalManifest = serde_json::from_str(&text)
             .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
-        if manifest.kind != RETRIEVAL_KIND {
-            return Err(Error::corrupt(
-                &mpath,
-                format!(
-                    "model kind {:?}, expected {RETRIEVAL_KIND:?}",
-                    manifest.kind
-                ),
-            ));
-        }
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(Error::corrupt(
-                &mpath,
-                format!(
-                    "format version {}, this build reads {FORMAT_VERSION}",
-                    manifest.format_version
-                ),
-            ));
-        }
+        check_manifest(
+            &mpath,
+            &manifest.kind,
+            RETRIEVAL_KIND,
+            manifest.format_version,
+        )?;
         let spec = FeatureSpec::load(&dir.join(FEATURES))?;
-        let wpath = dir.join(WEIGHTS);
-        let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
-        let sum = format!("{:016x}", fnv1a64(&bytes));
-        if sum != manifest.weights_checksum {
-            return Err(Error::corrupt(
-                &wpath,
-                format!(
-                    "checksum {sum} differs from the manifest's {} (truncated or corrupt weights)",
-                    manifest.weights_checksum
-                ),
-            ));
-        }
+        let (wpath, bytes) = read_weights(dir, &manifest.weights_checksum)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
         let r = Reader {

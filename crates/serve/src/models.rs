@@ -222,7 +222,9 @@ impl Ranker for RankingServable {
             // An id, or a title (the seeds send `movie_title`).
             let row = match spec.item_id.get(id) {
                 Some(r) => r,
-                None => spec.item_id.index(self.by_title.get(*id).map(String::as_str).unwrap_or(id)),
+                None => spec
+                    .item_id
+                    .index(self.by_title.get(*id).map(String::as_str).unwrap_or(id)),
             };
             if spec.item_id.is_oov(row) {
                 out.unknown_items.push(k);
@@ -231,8 +233,15 @@ impl Ranker for RankingServable {
         }
         // One batched pass (GEMMs over every candidate) instead of one pass per item.
         SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => self.model.predict_batch_with(&users, &items, &mut s, &mut out.scores),
-            Err(_) => self.model.predict_batch_with(&users, &items, &mut Scratch::default(), &mut out.scores),
+            Ok(mut s) => self
+                .model
+                .predict_batch_with(&users, &items, &mut s, &mut out.scores),
+            Err(_) => self.model.predict_batch_with(
+                &users,
+                &items,
+                &mut Scratch::default(),
+                &mut out.scores,
+            ),
         });
         Ok(out)
     }

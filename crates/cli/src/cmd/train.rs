@@ -125,6 +125,22 @@ pub fn titles_by_row(vocab: &shortlist_features::Vocabulary, dataset: &Dataset) 
         .collect()
 }
 
+/// `--epochs`, `--batch-size` and `--seed` override the configuration file (both
+/// config types have these fields).
+macro_rules! apply_overrides {
+    ($cfg:ident, $args:ident) => {
+        if let Some(e) = $args.epochs {
+            $cfg.epochs = e;
+        }
+        if let Some(b) = $args.batch_size {
+            $cfg.batch_size = b;
+        }
+        if let Some(s) = $args.seed {
+            $cfg.seed = s;
+        }
+    };
+}
+
 fn config_text(args: &TrainArgs, default: &str) -> Result<(String, PathBuf)> {
     match &args.config {
         Some(p) => Ok((
@@ -162,15 +178,7 @@ pub struct RankingReport {
 pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingReport> {
     let (text, path) = config_text(args, RANKING_DEFAULT)?;
     let mut cfg = TrainConfig::from_toml(&text, &path)?;
-    if let Some(e) = args.epochs {
-        cfg.epochs = e;
-    }
-    if let Some(b) = args.batch_size {
-        cfg.batch_size = b;
-    }
-    if let Some(s) = args.seed {
-        cfg.seed = s;
-    }
+    apply_overrides!(cfg, args);
     cfg.validate()?;
     let start = Instant::now();
     let (model, history) =
@@ -209,15 +217,7 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingRepor
 pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Result<Value> {
     let (text, path) = config_text(args, RETRIEVAL_DEFAULT)?;
     let mut cfg = RetrievalTrainConfig::from_toml(&text, &path)?;
-    if let Some(e) = args.epochs {
-        cfg.epochs = e;
-    }
-    if let Some(b) = args.batch_size {
-        cfg.batch_size = b;
-    }
-    if let Some(s) = args.seed {
-        cfg.seed = s;
-    }
+    apply_overrides!(cfg, args);
     cfg.validate()?;
     let start = Instant::now();
     let quiet = ctx.quiet;
