@@ -6,6 +6,11 @@
 //! * [`exact`]: [`ExactIndex`], brute-force maximum inner product search (SIMD dot
 //!   products for one query, blocked GEMM for batches) with safetensors persistence.
 //!   It is the ground truth an approximate index is tested against.
+//! * [`hnsw`] (feature `ann`, on by default): [`HnswIndex`] (alias `ApproximateIndex`),
+//!   approximate maximum inner product search over an HNSW graph (usearch), with
+//!   in-walk filters, memory-mapped persistence and checked file integrity.
+//! * [`approx`]: [`IndexConfig`] / [`AnyIndex`], the per-model choice (exact below
+//!   100k items by default) and save/load in a model directory.
 //! * [`error`]: the crate's [`Error`]; messages name the file or parameter.
 //!
 //! Ordering contract: score descending, ties by lower item index, NaN as `-inf`.
@@ -25,11 +30,17 @@
 //! # Ok::<(), shortlist_index::Error>(())
 //! ```
 
+pub mod approx;
 pub mod error;
 pub mod exact;
+#[cfg(feature = "ann")]
+pub mod hnsw;
 pub mod index_base;
 mod select;
 
+pub use approx::{AnyIndex, IndexConfig, IndexKind};
 pub use error::{Error, Result};
 pub use exact::ExactIndex;
+#[cfg(feature = "ann")]
+pub use hnsw::{HnswIndex, HnswIndex as ApproximateIndex, HnswParams, Quantization};
 pub use index_base::{Filter, Hit, TopKIndex};
