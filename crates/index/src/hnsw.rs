@@ -2,6 +2,13 @@
 //! [usearch](https://github.com/unum-cloud/usearch) C++ core, inner-product metric),
 //! behind the same [`TopKIndex`] trait as the exact index.
 //!
+//! * **MIPS → nearest neighbour.** Inner product is not a metric, and an HNSW graph
+//!   built on raw inner products of vectors with unequal norms has poor recall (0.8 at
+//!   k = 10 on clustered data in our tests). Items are therefore scaled by `1 / max‖x‖`
+//!   and given one extra coordinate `sqrt(1 - ‖x‖²)` (all items then have norm 1, so
+//!   inner product ranks them like cosine / L2 while the graph is built), and queries
+//!   get a `0` there, so the query–item inner product is still exactly `q·x / max‖x‖`
+//!   (Bachrach et al., 2014). The graph stores `dim + 1` coordinates.
 //! * **Scores** are inner products. usearch's `IP` metric returns `1 - dot`; the hit
 //!   score is `1 - distance` (exact to f32 rounding for `f32` storage; an approximation
 //!   of the dot product for `f16` / `i8` storage).
@@ -112,7 +119,7 @@ pub struct HnswParams {
     /// Candidate-list size while inserting (`efConstruction`). Default 128.
     pub expansion_add: usize,
     /// Candidate-list size while searching (`ef`); the walk uses at least `k`.
-    /// Changeable after loading ([`HnswIndex::set_expansion_search`]). Default 64.
+    /// Changeable after loading ([`HnswIndex::set_expansion_search`]). Default 128.
     pub expansion_search: usize,
     /// Storage of the vectors. Default `f32`.
     pub quantization: Quantization,
@@ -126,7 +133,7 @@ impl Default for HnswParams {
         HnswParams {
             connectivity: 16,
             expansion_add: 128,
-            expansion_search: 64,
+            expansion_search: 128,
             quantization: Quantization::F32,
             exact_below: 4096,
         }
@@ -160,7 +167,7 @@ struct Manifest {
     items: usize,
     dim: usize,
     params: HnswParams,
-    /// Items were multiplied by this before insertion (`i8` storage only; else 1).
+    /// Items were multiplied by this (`1 / max‖x‖`) before augmentation.
     scale: f32,
     bytes: u64,
     sha256: String,
@@ -251,10 +258,6 @@ fn new_native(dim: usize, params: &HnswParams) -> Result<Index> {
         multi: false,
     };
     Index::new(&options).map_err(|e| usearch_err("cannot create the index", e))
-}
-
-fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0f32, |m, &x| m.max(x.abs()))
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -365,18 +368,13 @@ impl HnswIndex {
                 ),
             ));
         }
-        let scale = match params.quantization {
-            Quantization::I8 => {
-                let m = max_abs(items);
-                if m > 0.0 {
-                    1.0 / m
-                } else {
-                    1.0
-                }
-            }
-            _ => 1.0,
-        };
-        let index = new_native(dim, &params)?;
+        let max_norm = items
+            .chunks_exact(dim)
+            .map(|v| dot(v, v))
+            .fold(0f32, f32::max)
+            .sqrt();
+        let scale = if max_norm > 0.0 { 1.0 / max_norm } else { 1.0 };
+        let index = new_native(dim + 1, &params)?;
         let threads = thread_slots();
         index
             .reserve_capacity_and_threads(n.max(1), threads)
@@ -390,19 +388,16 @@ impl HnswIndex {
             slots: Slots::new(threads),
         };
         items.par_chunks_exact(dim).enumerate().try_for_each_init(
-            || vec![0f32; dim],
+            || vec![0f32; dim + 1],
             |buf, (i, v)| {
-                let v = if scale != 1.0 {
-                    for (b, &x) in buf.iter_mut().zip(v) {
-                        *b = x * scale;
-                    }
-                    &buf[..]
-                } else {
-                    v
-                };
+                for (b, &x) in buf.iter_mut().zip(v) {
+                    *b = x * scale;
+                }
+                let sq = dot(&buf[..dim], &buf[..dim]);
+                buf[dim] = (1.0 - sq).max(0.0).sqrt();
                 let _slot = this.slots.acquire();
                 this.index
-                    .add(i as u64, v)
+                    .add(i as u64, &buf[..])
                     .map_err(|e| usearch_err(&format!("cannot insert item {i}"), e))
             },
         )?;
@@ -551,14 +546,14 @@ impl HnswIndex {
         // The header is read by usearch only after the length check above, so it exists.
         let meta = Index::metadata(path_str)
             .map_err(|e| bad(format!("unreadable usearch header ({e})")))?;
-        if meta.dimensions as usize != m.dim
+        if meta.dimensions as usize != m.dim + 1
             || meta.count_present as usize != m.items
             || meta.metric != MetricKind::IP
             || meta.quantization != m.params.quantization.scalar()
             || meta.multi
         {
             return Err(bad(format!(
-                "usearch header (dim {}, {} items, metric {:?}, scalar {:?}) does not match the manifest (dim {}, {} items, IP, {})",
+                "usearch header (dim {}, {} items, metric {:?}, scalar {:?}) does not match the manifest (dim {} + 1, {} items, IP, {})",
                 meta.dimensions,
                 meta.count_present,
                 meta.metric,
@@ -568,16 +563,16 @@ impl HnswIndex {
                 m.params.quantization
             )));
         }
-        let index = new_native(m.dim, &m.params)?;
+        let index = new_native(m.dim + 1, &m.params)?;
         if mmap {
             index.view(path_str)
         } else {
             index.load(path_str)
         }
         .map_err(|e| bad(format!("usearch cannot open it ({e})")))?;
-        if index.size() != m.items || index.dimensions() != m.dim {
+        if index.size() != m.items || index.dimensions() != m.dim + 1 {
             return Err(bad(format!(
-                "opened index has {} items of dim {}, the manifest says {} of dim {}",
+                "opened index has {} items of dim {}, the manifest says {} of dim {} + 1",
                 index.size(),
                 index.dimensions(),
                 m.items,
@@ -613,13 +608,13 @@ impl HnswIndex {
     /// Exact top-k over the admissible items (vectors read back from the index).
     fn exact_scan(&self, query: &[f32], k: usize, prep: &Prepared<'_>) -> Result<Vec<Hit>> {
         let mut top = TopK::new(k, self.n);
-        let mut buf = vec![0f32; self.dim];
+        let mut buf = vec![0f32; self.dim + 1];
         let inv = 1.0 / self.scale;
         let mut offer = |item: u32, top: &mut TopK| -> Result<()> {
             self.index
                 .get(item as u64, &mut buf)
                 .map_err(|e| usearch_err(&format!("cannot read item {item}"), e))?;
-            let s = dot(query, &buf) * inv;
+            let s = dot(query, &buf[..self.dim]) * inv;
             top.push(Hit {
                 item,
                 score: if s.is_nan() { f32::NEG_INFINITY } else { s },
@@ -663,14 +658,21 @@ impl HnswIndex {
             let _slot = self.slots.acquire();
             return self.exact_scan(query, k, &prep);
         }
-        // i8 storage: scale the query into [-1, 1] as the items were.
-        let (q, qscale): (Cow<'_, [f32]>, f32) = if self.params.quantization == Quantization::I8 {
-            let m = max_abs(query);
-            let s = if m > 0.0 { 1.0 / m } else { 1.0 };
-            (Cow::Owned(query.iter().map(|x| x * s).collect()), s)
+        // The query gets a 0 in the augmented coordinate; for i8 storage it is also
+        // scaled to unit norm (i8 casts clip at |x| = 1).
+        let qscale = if self.params.quantization == Quantization::I8 {
+            let m = dot(query, query).sqrt();
+            if m > 0.0 {
+                1.0 / m
+            } else {
+                1.0
+            }
         } else {
-            (Cow::Borrowed(query), 1.0)
+            1.0
         };
+        let mut q = Vec::with_capacity(self.dim + 1);
+        q.extend(query.iter().map(|x| x * qscale));
+        q.push(0.0);
         let _slot = self.slots.acquire();
         let matches = match &prep {
             Prepared::All => self.index.search(&q, want),
@@ -686,7 +688,13 @@ impl HnswIndex {
             // The walk ran out of admissible candidates: answer exactly.
             return self.exact_scan(query, k, &prep);
         }
-        let inv = 1.0 / (self.scale * qscale);
+        // usearch's i8 inner product is the integer dot product of `round(127 x)`.
+        let unit = if self.params.quantization == Quantization::I8 {
+            127.0 * 127.0
+        } else {
+            1.0
+        };
+        let inv = 1.0 / (self.scale * qscale * unit);
         let mut hits: Vec<Hit> = matches
             .keys
             .iter()
