@@ -53,6 +53,7 @@ fn parse() -> Args {
             "--out" => a.out = PathBuf::from(v),
             "--m" => a.params.connectivity = v.parse().unwrap(),
             "--ef-add" => a.params.expansion_add = v.parse().unwrap(),
+            "--augment" => a.params.mips_augment = v.parse().unwrap(),
             "--quant" => a.params.quantization = v.parse::<Quantization>().unwrap(),
             "--ef" => a.efs = v.split(',').map(|x| x.parse().unwrap()).collect(),
             "--build-threads" => a.threads_build = Some(v.parse().unwrap()),

@@ -2,13 +2,14 @@
 //! [usearch](https://github.com/unum-cloud/usearch) C++ core, inner-product metric),
 //! behind the same [`TopKIndex`] trait as the exact index.
 //!
-//! * **MIPS → nearest neighbour.** Inner product is not a metric, and an HNSW graph
-//!   built on raw inner products of vectors with unequal norms has poor recall (0.8 at
-//!   k = 10 on clustered data in our tests). Items are therefore scaled by `1 / max‖x‖`
+//! * **MIPS → nearest neighbour** (optional, [`HnswParams::mips_augment`]). Inner
+//!   product is not a metric; with the option, items are scaled by `1 / max‖x‖`
 //!   and given one extra coordinate `sqrt(1 - ‖x‖²)` (all items then have norm 1, so
 //!   inner product ranks them like cosine / L2 while the graph is built), and queries
 //!   get a `0` there, so the query–item inner product is still exactly `q·x / max‖x‖`
-//!   (Bachrach et al., 2014). The graph stores `dim + 1` coordinates.
+//!   (Bachrach et al., 2014). The graph then stores `dim + 1` coordinates. On our
+//!   benchmark (norms varying 3×) it *lowered* recall, so it is off by default;
+//!   without it items are only scaled by `1 / max‖x‖` (ranking unchanged).
 //! * **Scores** are inner products. usearch's `IP` metric returns `1 - dot`; the hit
 //!   score is `1 - distance` (exact to f32 rounding for `f32` storage; an approximation
 //!   of the dot product for `f16` / `i8` storage).
@@ -126,6 +127,10 @@ pub struct HnswParams {
     /// A filtered query with at most this many admissible items is answered by an
     /// exact scan over them instead of the graph walk. Default 4096.
     pub exact_below: usize,
+    /// Add the MIPS→NN coordinate `sqrt(1 - ‖x‖²)` (see the module docs). Helps when
+    /// item norms are similar; hurts badly when they vary a lot (the extra coordinate
+    /// dominates), so it is off by default: measure with `shortlist index tune`.
+    pub mips_augment: bool,
 }
 
 impl Default for HnswParams {
@@ -136,6 +141,7 @@ impl Default for HnswParams {
             expansion_search: 128,
             quantization: Quantization::F32,
             exact_below: 4096,
+            mips_augment: false,
         }
     }
 }
@@ -374,7 +380,7 @@ impl HnswIndex {
             .fold(0f32, f32::max)
             .sqrt();
         let scale = if max_norm > 0.0 { 1.0 / max_norm } else { 1.0 };
-        let index = new_native(dim + 1, &params)?;
+        let index = new_native(dim + params.mips_augment as usize, &params)?;
         let threads = thread_slots();
         index
             .reserve_capacity_and_threads(n.max(1), threads)
@@ -388,13 +394,15 @@ impl HnswIndex {
             slots: Slots::new(threads),
         };
         items.par_chunks_exact(dim).enumerate().try_for_each_init(
-            || vec![0f32; dim + 1],
+            || vec![0f32; dim + params.mips_augment as usize],
             |buf, (i, v)| {
                 for (b, &x) in buf.iter_mut().zip(v) {
                     *b = x * scale;
                 }
-                let sq = dot(&buf[..dim], &buf[..dim]);
-                buf[dim] = (1.0 - sq).max(0.0).sqrt();
+                if params.mips_augment {
+                    let sq = dot(&buf[..dim], &buf[..dim]);
+                    buf[dim] = (1.0 - sq).max(0.0).sqrt();
+                }
                 let _slot = this.slots.acquire();
                 this.index
                     .add(i as u64, &buf[..])
@@ -546,14 +554,14 @@ impl HnswIndex {
         // The header is read by usearch only after the length check above, so it exists.
         let meta = Index::metadata(path_str)
             .map_err(|e| bad(format!("unreadable usearch header ({e})")))?;
-        if meta.dimensions as usize != m.dim + 1
+        if meta.dimensions as usize != m.dim + m.params.mips_augment as usize
             || meta.count_present as usize != m.items
             || meta.metric != MetricKind::IP
             || meta.quantization != m.params.quantization.scalar()
             || meta.multi
         {
             return Err(bad(format!(
-                "usearch header (dim {}, {} items, metric {:?}, scalar {:?}) does not match the manifest (dim {} + 1, {} items, IP, {})",
+                "usearch header (dim {}, {} items, metric {:?}, scalar {:?}) does not match the manifest (dim {} without augmentation, {} items, IP, {})",
                 meta.dimensions,
                 meta.count_present,
                 meta.metric,
@@ -563,16 +571,16 @@ impl HnswIndex {
                 m.params.quantization
             )));
         }
-        let index = new_native(m.dim + 1, &m.params)?;
+        let index = new_native(m.dim + m.params.mips_augment as usize, &m.params)?;
         if mmap {
             index.view(path_str)
         } else {
             index.load(path_str)
         }
         .map_err(|e| bad(format!("usearch cannot open it ({e})")))?;
-        if index.size() != m.items || index.dimensions() != m.dim + 1 {
+        if index.size() != m.items || index.dimensions() != m.dim + m.params.mips_augment as usize {
             return Err(bad(format!(
-                "opened index has {} items of dim {}, the manifest says {} of dim {} + 1",
+                "opened index has {} items of dim {}, the manifest says {} of dim {} (without augmentation)",
                 index.size(),
                 index.dimensions(),
                 m.items,
@@ -608,7 +616,7 @@ impl HnswIndex {
     /// Exact top-k over the admissible items (vectors read back from the index).
     fn exact_scan(&self, query: &[f32], k: usize, prep: &Prepared<'_>) -> Result<Vec<Hit>> {
         let mut top = TopK::new(k, self.n);
-        let mut buf = vec![0f32; self.dim + 1];
+        let mut buf = vec![0f32; self.dim + self.params.mips_augment as usize];
         let inv = 1.0 / self.scale;
         let mut offer = |item: u32, top: &mut TopK| -> Result<()> {
             self.index
@@ -672,7 +680,9 @@ impl HnswIndex {
         };
         let mut q = Vec::with_capacity(self.dim + 1);
         q.extend(query.iter().map(|x| x * qscale));
-        q.push(0.0);
+        if self.params.mips_augment {
+            q.push(0.0);
+        }
         let _slot = self.slots.acquire();
         let matches = match &prep {
             Prepared::All => self.index.search(&q, want),
