@@ -105,7 +105,7 @@ pub enum AnyIndex {
 impl AnyIndex {
     /// Builds the index `config` asks for over `items` (`n × dim`, row-major).
     pub fn build(items: Vec<f32>, dim: usize, config: &IndexConfig) -> Result<Self> {
-        let n = if dim == 0 { 0 } else { items.len() / dim };
+        let n = items.len().checked_div(dim).unwrap_or(0);
         if config.wants_hnsw(n)? {
             #[cfg(feature = "ann")]
             return Ok(AnyIndex::Hnsw(HnswIndex::build(&items, dim, config.hnsw)?));
