@@ -87,6 +87,7 @@ def main():
             ids, qps = timed_queries(lambda q, k: p.knn_query(q, k=k)[0], xq, k)
             r[k] = (recall(ids, gt, k), qps)
         rows.append(("hnswlib", f"ef={ef}", r))
+        print(rows[-1], flush=True)
 
     faiss.omp_set_num_threads(threads)
     # faiss HNSWFlat, inner product.
@@ -109,6 +110,7 @@ def main():
             ids, qps = timed_queries(lambda q, k: h.search(q, k)[1], xq, k)
             r[k] = (recall(ids, gt, k), qps)
         rows.append(("faiss-hnsw", f"ef={ef}", r))
+        print(rows[-1], flush=True)
 
     # faiss IVF-PQ, inner product: nlist ~ 4 sqrt(n), 16 sub-quantizers x 8 bits,
     # re-ranked exactly (IndexRefineFlat) so recall is not capped by PQ.
@@ -118,10 +120,9 @@ def main():
     q = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFPQ(q, dim, nlist, 16, 8, faiss.METRIC_INNER_PRODUCT)
     sample = xb[np.random.default_rng(0).choice(n, min(n, 100 * nlist), replace=False)]
-    ivf.train(sample)
-    ivf.add(xb)
     ref = faiss.IndexRefineFlat(ivf)
-    ref.add(xb) if ref.ntotal == 0 else None
+    ref.train(sample)
+    ref.add(xb)
     build = time.perf_counter() - t
     path = os.path.join(d, "faiss_ivfpq.index")
     faiss.write_index(ivf, path)
