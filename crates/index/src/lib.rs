@@ -9,6 +9,11 @@
 //!   safetensors persistence. Every path computes a score with the same fma chain, so
 //!   single and batched searches agree bit for bit.
 //!   It is the ground truth an approximate index is tested against.
+//! * [`hnsw`] (feature `ann`, on by default): [`HnswIndex`] (alias `ApproximateIndex`),
+//!   approximate maximum inner product search over an HNSW graph (usearch), with
+//!   in-walk filters, memory-mapped persistence and checked file integrity.
+//! * [`approx`]: [`IndexConfig`] / [`AnyIndex`], the per-model choice (exact below
+//!   100k items by default) and save/load in a model directory.
 //! * [`error`]: the crate's [`Error`]; messages name the file or parameter.
 //!
 //! Ordering contract: score descending, ties by lower item index, NaN as `-inf`.
@@ -28,12 +33,18 @@
 //! # Ok::<(), shortlist_index::Error>(())
 //! ```
 
+pub mod approx;
 pub mod error;
 pub mod exact;
+#[cfg(feature = "ann")]
+pub mod hnsw;
 pub mod index_base;
 mod kernel;
 mod select;
 
+pub use approx::{AnyIndex, IndexConfig, IndexKind};
 pub use error::{Error, Result};
 pub use exact::ExactIndex;
+#[cfg(feature = "ann")]
+pub use hnsw::{HnswIndex, HnswIndex as ApproximateIndex, HnswParams, Quantization};
 pub use index_base::{Filter, Hit, TopKIndex};

@@ -1,0 +1,285 @@
+//! Benchmark of the HNSW index against the exact one on synthetic clustered Gaussian
+//! item embeddings (not a trained model: vectors are drawn directly), writing the
+//! vectors and the ground truth as `.npy` for `bench/ann_peers.py` (faiss, hnswlib).
+//!
+//! ```text
+//! cargo run --release -p shortlist-index --example ann_bench -- \
+//!     --n 100000 --dim 64 --queries 1000 --out target/ann-bench/100k
+//! python3 bench/ann_peers.py target/ann-bench/100k
+//! ```
+//!
+//! Prints, per `expansion_search`: recall@10 / recall@100 against the exact index and
+//! single-threaded queries/second (one query at a time on the calling thread), plus
+//! build time, file size, load/view time and peak RSS.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use shortlist_index::{ExactIndex, Filter, HnswIndex, HnswParams, Quantization, TopKIndex};
+
+struct Args {
+    n: usize,
+    dim: usize,
+    queries: usize,
+    clusters: usize,
+    out: PathBuf,
+    params: HnswParams,
+    efs: Vec<usize>,
+    threads_build: Option<usize>,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        n: 100_000,
+        dim: 64,
+        queries: 1000,
+        clusters: 0,
+        out: PathBuf::from("target/ann-bench"),
+        params: HnswParams::default(),
+        efs: vec![16, 32, 64, 128, 256],
+        threads_build: None,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--n" => a.n = v.parse().unwrap(),
+            "--dim" => a.dim = v.parse().unwrap(),
+            "--queries" => a.queries = v.parse().unwrap(),
+            "--clusters" => a.clusters = v.parse().unwrap(),
+            "--out" => a.out = PathBuf::from(v),
+            "--m" => a.params.connectivity = v.parse().unwrap(),
+            "--ef-add" => a.params.expansion_add = v.parse().unwrap(),
+            "--augment" => a.params.mips_augment = v.parse().unwrap(),
+            "--quant" => a.params.quantization = v.parse::<Quantization>().unwrap(),
+            "--ef" => a.efs = v.split(',').map(|x| x.parse().unwrap()).collect(),
+            "--build-threads" => a.threads_build = Some(v.parse().unwrap()),
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    if a.clusters == 0 {
+        a.clusters = (a.n as f64).sqrt() as usize;
+    }
+    a
+}
+
+/// xorshift64* Gaussian generator (deterministic).
+struct Rng(u64);
+impl Rng {
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32) / (1u64 << 24) as f32
+    }
+    fn gauss(&mut self) -> f32 {
+        let u = self.uniform().max(1e-7);
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * self.uniform()).cos()
+    }
+}
+
+/// `n` vectors around `c` centres: centre ~ N(0, I), offset ~ N(0, 0.5² I), and a
+/// per-vector norm factor in [0.5, 1.5] (popularity-like norms, which make MIPS harder
+/// than cosine).
+fn clustered(rng: &mut Rng, centres: &[f32], n: usize, dim: usize) -> Vec<f32> {
+    let c = centres.len() / dim;
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let j = ((rng.uniform() as f64 * c as f64) as usize).min(c - 1);
+        let norm = 0.5 + rng.uniform();
+        for d in 0..dim {
+            out.push(norm * (centres[j * dim + d] + 0.5 * rng.gauss()));
+        }
+    }
+    out
+}
+
+fn write_npy(path: &Path, descr: &str, shape: (usize, usize), data: &[u8]) {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}, {}), }}",
+        shape.0, shape.1
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
+    f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    f.write_all(data).unwrap();
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn peak_rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|x| x.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn recall(truth: &[Vec<u32>], got: &[Vec<u32>], k: usize) -> f64 {
+    let mut f = 0;
+    for (t, g) in truth.iter().zip(got) {
+        let t = &t[..k.min(t.len())];
+        f += g.iter().take(k).filter(|x| t.contains(x)).count();
+    }
+    f as f64 / (truth.len() * k) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let a = parse();
+    if let Some(t) = a.threads_build {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .unwrap();
+    }
+    std::fs::create_dir_all(&a.out).unwrap();
+    let dim = a.dim;
+    let mut rng = Rng(0x5EED);
+    let centres: Vec<f32> = (0..a.clusters * dim).map(|_| rng.gauss()).collect();
+    let items = clustered(&mut rng, &centres, a.n, dim);
+    let queries = clustered(&mut rng, &centres, a.queries, dim);
+    write_npy(
+        &a.out.join("items.npy"),
+        "<f4",
+        (a.n, dim),
+        &f32_bytes(&items),
+    );
+    write_npy(
+        &a.out.join("queries.npy"),
+        "<f4",
+        (a.queries, dim),
+        &f32_bytes(&queries),
+    );
+
+    // Ground truth (k = 100) from the exact index; also its single-thread latency.
+    let exact = ExactIndex::new(items.clone(), dim).unwrap();
+    let t = Instant::now();
+    let truth: Vec<Vec<u32>> = exact
+        .search_batch(&queries, 100, &|_| Filter::None)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.into_iter().map(|x| x.item).collect())
+        .collect();
+    let gt_s = t.elapsed().as_secs_f64();
+    let gt_flat: Vec<u8> = truth
+        .iter()
+        .flat_map(|r| r.iter().flat_map(|&x| (x as i32).to_le_bytes()))
+        .collect();
+    write_npy(&a.out.join("gt.npy"), "<i4", (a.queries, 100), &gt_flat);
+    let nq_exact = a.queries.min(200);
+    let t = Instant::now();
+    for q in queries.chunks_exact(dim).take(nq_exact) {
+        std::hint::black_box(exact.search(q, 10, &Filter::None).unwrap());
+    }
+    let exact_qps = nq_exact as f64 / t.elapsed().as_secs_f64();
+    drop(exact);
+    println!(
+        "# n={} dim={dim} queries={} clusters={} threads={} | ground truth (batch GEMM) {gt_s:.2}s | exact single-thread {exact_qps:.0} q/s",
+        a.n,
+        a.queries,
+        a.clusters,
+        rayon::current_num_threads()
+    );
+
+    let rss_before = peak_rss_mib();
+    let t = Instant::now();
+    let index = HnswIndex::build(&items, dim, a.params).unwrap();
+    let build_s = t.elapsed().as_secs_f64();
+    let rss_build = peak_rss_mib();
+    let path = a.out.join(format!(
+        "index-m{}-{}.hnsw",
+        a.params.connectivity, a.params.quantization
+    ));
+    let t = Instant::now();
+    index.save(&path).unwrap();
+    let save_s = t.elapsed().as_secs_f64();
+    let size_mib = std::fs::metadata(&path).unwrap().len() as f64 / (1 << 20) as f64;
+    drop(index);
+    let t = Instant::now();
+    let loaded = HnswIndex::load(&path).unwrap();
+    let load_s = t.elapsed().as_secs_f64();
+    drop(loaded);
+    let t = Instant::now();
+    let _viewed_unverified = HnswIndex::view_unverified(&path).unwrap();
+    let view_unverified_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut index = HnswIndex::view(&path).unwrap();
+    let view_s = t.elapsed().as_secs_f64();
+    println!(
+        "# build M={} ef_add={} {}: {build_s:.1}s | save {save_s:.2}s | file {size_mib:.1} MiB | load {load_s:.2}s | view {view_s:.2}s (unverified {:.4}s) | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
+        a.params.connectivity, a.params.expansion_add, a.params.quantization, view_unverified_s
+    );
+    println!("| ef | recall@10 | q/s @10 | p50 µs @10 | recall@100 | q/s @100 |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for &ef in &a.efs {
+        index.set_expansion_search(ef);
+        let mut row = Vec::new();
+        for k in [10usize, 100] {
+            // Warm-up pass, then a timed pass, single-threaded.
+            let mut got = Vec::with_capacity(a.queries);
+            let mut lat = Vec::with_capacity(a.queries);
+            for q in queries.chunks_exact(dim).take(100) {
+                std::hint::black_box(index.search(q, k, &Filter::None).unwrap());
+            }
+            let t = Instant::now();
+            for q in queries.chunks_exact(dim) {
+                let t1 = Instant::now();
+                let hits = index.search(q, k, &Filter::None).unwrap();
+                lat.push(t1.elapsed().as_secs_f64() * 1e6);
+                got.push(hits.into_iter().map(|h| h.item).collect::<Vec<_>>());
+            }
+            let qps = a.queries as f64 / t.elapsed().as_secs_f64();
+            row.push((recall(&truth, &got, k), qps, median(lat)));
+        }
+        println!(
+            "| {ef} | {:.4} | {:.0} | {:.0} | {:.4} | {:.0} |",
+            row[0].0, row[0].1, row[0].2, row[1].0, row[1].1
+        );
+    }
+    // Filtered: exclude 10% / 50% / 90% of items (same list for every query).
+    index.set_expansion_search(64);
+    let exact = ExactIndex::new(items, dim).unwrap();
+    for frac in [0.1, 0.5, 0.9] {
+        let mut r = Rng(77);
+        let excl: Vec<u32> = (0..a.n as u32).filter(|_| r.uniform() < frac).collect();
+        let nq = a.queries.min(200);
+        let qs = &queries[..nq * dim];
+        let truth: Vec<Vec<u32>> = exact
+            .search_batch(qs, 10, &|_| Filter::ExcludeSorted(&excl))
+            .unwrap()
+            .into_iter()
+            .map(|h| h.into_iter().map(|x| x.item).collect())
+            .collect();
+        let t = Instant::now();
+        let mut got = Vec::new();
+        for q in qs.chunks_exact(dim) {
+            let hits = index.search(q, 10, &Filter::ExcludeSorted(&excl)).unwrap();
+            assert!(hits.iter().all(|h| excl.binary_search(&h.item).is_err()));
+            got.push(hits.into_iter().map(|h| h.item).collect::<Vec<_>>());
+        }
+        let qps = nq as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "# filtered ef=64, {:.0}% excluded: recall@10 {:.4}, {qps:.0} q/s",
+            frac * 100.0,
+            recall(&truth, &got, 10)
+        );
+    }
+    println!("# peak RSS {:.0} MiB", peak_rss_mib());
+}

@@ -1,0 +1,205 @@
+//! Choosing the index per model: [`IndexConfig`] (`kind = "exact" | "hnsw" | "auto"`)
+//! and [`AnyIndex`], one [`TopKIndex`] that is either the [`ExactIndex`] or (feature
+//! `ann`) the approximate [`HnswIndex`](crate::hnsw::HnswIndex), with save/load inside
+//! a model directory.
+//!
+//! Files in the model directory: [`EXACT_FILE`] (`index.safetensors`, as before) or
+//! [`HNSW_FILE`] (`index.hnsw`) plus its manifest `index.hnsw.json`.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::exact::ExactIndex;
+#[cfg(feature = "ann")]
+use crate::hnsw::{HnswIndex, HnswParams};
+use crate::index_base::{Filter, Hit, TopKIndex};
+
+/// File name of the exact index inside a model directory.
+pub const EXACT_FILE: &str = "index.safetensors";
+/// File name of the HNSW index inside a model directory (manifest: `index.hnsw.json`).
+pub const HNSW_FILE: &str = "index.hnsw";
+/// Default catalogue size from which `kind = "auto"` builds an HNSW index.
+pub const DEFAULT_AUTO_THRESHOLD: usize = 100_000;
+
+/// Which index a model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "ann", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "ann", serde(rename_all = "lowercase"))]
+pub enum IndexKind {
+    /// Exact below [`IndexConfig::auto_threshold`] items, HNSW from there (exact when
+    /// the crate is built without the `ann` feature).
+    #[default]
+    Auto,
+    /// Always the exact index.
+    Exact,
+    /// Always HNSW (an error without the `ann` feature).
+    Hnsw,
+}
+
+impl std::str::FromStr for IndexKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(IndexKind::Auto),
+            "exact" => Ok(IndexKind::Exact),
+            "hnsw" => Ok(IndexKind::Hnsw),
+            other => Err(Error::invalid(
+                "index",
+                format!("{other:?} is not one of auto, exact, hnsw"),
+            )),
+        }
+    }
+}
+
+/// Index choice and parameters (a model config's `[retrieval.index]` section).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "ann", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "ann", serde(default, deny_unknown_fields))]
+pub struct IndexConfig {
+    /// Which index.
+    pub kind: IndexKind,
+    /// Catalogue size from which `Auto` picks HNSW.
+    pub auto_threshold: usize,
+    /// HNSW parameters (used when the index is HNSW).
+    #[cfg(feature = "ann")]
+    pub hnsw: HnswParams,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            kind: IndexKind::Auto,
+            auto_threshold: DEFAULT_AUTO_THRESHOLD,
+            #[cfg(feature = "ann")]
+            hnsw: HnswParams::default(),
+        }
+    }
+}
+
+impl IndexConfig {
+    /// Whether a catalogue of `n` items gets an HNSW index under this config.
+    pub fn wants_hnsw(&self, n: usize) -> Result<bool> {
+        match self.kind {
+            IndexKind::Exact => Ok(false),
+            IndexKind::Hnsw if cfg!(feature = "ann") => Ok(true),
+            IndexKind::Hnsw => Err(Error::invalid(
+                "index",
+                "\"hnsw\" needs shortlist-index built with the `ann` feature",
+            )),
+            IndexKind::Auto => Ok(cfg!(feature = "ann") && n >= self.auto_threshold),
+        }
+    }
+}
+
+/// The exact or the approximate index, as one [`TopKIndex`].
+#[derive(Debug)]
+pub enum AnyIndex {
+    /// Brute force.
+    Exact(ExactIndex),
+    /// HNSW (feature `ann`).
+    #[cfg(feature = "ann")]
+    Hnsw(HnswIndex),
+}
+
+impl AnyIndex {
+    /// Builds the index `config` asks for over `items` (`n × dim`, row-major).
+    pub fn build(items: Vec<f32>, dim: usize, config: &IndexConfig) -> Result<Self> {
+        let n = items.len().checked_div(dim).unwrap_or(0);
+        if config.wants_hnsw(n)? {
+            #[cfg(feature = "ann")]
+            return Ok(AnyIndex::Hnsw(HnswIndex::build(&items, dim, config.hnsw)?));
+        }
+        Ok(AnyIndex::Exact(ExactIndex::new(items, dim)?))
+    }
+
+    /// Short name: `exact` or `hnsw`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            AnyIndex::Exact(_) => "exact",
+            #[cfg(feature = "ann")]
+            AnyIndex::Hnsw(_) => "hnsw",
+        }
+    }
+
+    /// Saves into the model directory `dir` ([`EXACT_FILE`] or [`HNSW_FILE`]),
+    /// atomically. Saving an HNSW index removes a stale [`EXACT_FILE`] and vice versa,
+    /// so [`load_dir`](Self::load_dir) cannot pick up an index of another model version.
+    pub fn save_dir(&self, dir: &Path) -> Result<()> {
+        fs_err::create_dir_all(dir)?;
+        match self {
+            AnyIndex::Exact(e) => {
+                e.save(&dir.join(EXACT_FILE))?;
+                remove_if_exists(&dir.join(HNSW_FILE))?;
+                #[cfg(feature = "ann")]
+                remove_if_exists(&crate::hnsw::manifest_path(&dir.join(HNSW_FILE)))?;
+            }
+            #[cfg(feature = "ann")]
+            AnyIndex::Hnsw(h) => {
+                h.save(&dir.join(HNSW_FILE))?;
+                remove_if_exists(&dir.join(EXACT_FILE))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the index saved in the model directory `dir`: the HNSW index
+    /// (memory-mapped, checksum verified) when [`HNSW_FILE`] exists, else
+    /// [`EXACT_FILE`]. `Ok(None)` when neither exists (the caller builds one).
+    pub fn load_dir(dir: &Path) -> Result<Option<Self>> {
+        let hnsw = dir.join(HNSW_FILE);
+        if hnsw.exists() {
+            #[cfg(feature = "ann")]
+            return Ok(Some(AnyIndex::Hnsw(HnswIndex::view(&hnsw)?)));
+            #[cfg(not(feature = "ann"))]
+            return Err(Error::Format {
+                path: hnsw,
+                message: "an HNSW index needs shortlist-index built with the `ann` feature".into(),
+            });
+        }
+        let exact = dir.join(EXACT_FILE);
+        if exact.exists() {
+            return Ok(Some(AnyIndex::Exact(ExactIndex::load(&exact)?)));
+        }
+        Ok(None)
+    }
+
+    fn inner(&self) -> &dyn TopKIndex {
+        match self {
+            AnyIndex::Exact(e) => e,
+            #[cfg(feature = "ann")]
+            AnyIndex::Hnsw(h) => h,
+        }
+    }
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())).into()),
+    }
+}
+
+impl TopKIndex for AnyIndex {
+    fn dim(&self) -> usize {
+        self.inner().dim()
+    }
+
+    fn len(&self) -> usize {
+        self.inner().len()
+    }
+
+    fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>> {
+        self.inner().search(query, k, filter)
+    }
+
+    fn search_batch<'f>(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
+    ) -> Result<Vec<Vec<Hit>>> {
+        self.inner().search_batch(queries, k, filter_of)
+    }
+}
