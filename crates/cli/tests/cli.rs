@@ -413,6 +413,50 @@ fn train_eval_predict_recommend() {
         .iter()
         .all(|l| l["items"].as_array().unwrap().len() == 3
             && l["scores"].as_array().unwrap().len() == 3));
+    // The same model with an HNSW index (the config chooses): saved, used by recommend.
+    let hnsw = home.join("retrieval-hnsw");
+    let hcfg = home.join("retrieval-hnsw.toml");
+    std::fs::write(&hcfg, "embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n[index]\nkind = \"hnsw\"\n").unwrap();
+    let h = json(&shortlist(
+        &[
+            "train",
+            "retrieval",
+            "--train",
+            train.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--config",
+            hcfg.to_str().unwrap(),
+            "--out",
+            hnsw.to_str().unwrap(),
+            "--json",
+        ],
+        home,
+    ));
+    assert_eq!(h["index"], "hnsw");
+    assert!(hnsw.join("index.hnsw").exists() && !hnsw.join("index.safetensors").exists());
+    let rec_h = json(&shortlist(
+        &[
+            "recommend",
+            "--model",
+            hnsw.to_str().unwrap(),
+            "--user",
+            "u1",
+            "-k",
+            "5",
+            "--exclude-seen",
+            "--json",
+        ],
+        home,
+    ));
+    let items_h: Vec<&str> = rec_h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["item_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(items_h, items, "on 60 items the HNSW search is exact");
+
     // The wrong kind of model is a clear usage error.
     let out = shortlist(
         &[

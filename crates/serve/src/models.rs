@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
-use shortlist_index::{ExactIndex, Filter, TopKIndex};
+use shortlist_index::{AnyIndex, ExactIndex, Filter, TopKIndex};
 use shortlist_model::{RankingModel, RetrievalModel, Scratch};
 
 use crate::error::ApiError;
@@ -19,9 +19,6 @@ use crate::servable::{
     predict_with_ranker, predict_with_retriever, ranking_signature, retrieval_signature, Candidate,
     ModelKind, Ranked, Ranker, Retrieved, Retriever, Servable,
 };
-
-/// File name of the saved exact index inside a retrieval model directory.
-pub const INDEX_FILE: &str = "index.safetensors";
 
 /// How many items a TF-Serving `:predict` on a retrieval model returns.
 pub const PREDICT_K: usize = 10;
@@ -31,7 +28,7 @@ pub struct RetrievalServable {
     model: RetrievalModel,
     titles: Vec<String>,
     queries: Vec<f32>,
-    index: ExactIndex,
+    index: AnyIndex,
     popular: Vec<u32>,
     oov_rows: Vec<u32>,
 }
@@ -40,22 +37,25 @@ impl RetrievalServable {
     /// Loads a retrieval model directory (and its saved index, if any).
     pub fn load(dir: &Path) -> Result<Self, String> {
         let (model, titles) = RetrievalModel::load(dir).map_err(|e| e.to_string())?;
-        let candidates = model.all_candidates();
-        let index_path = dir.join(INDEX_FILE);
-        let index = if index_path.exists() {
-            let index = ExactIndex::load(&index_path).map_err(|e| e.to_string())?;
-            if index.dim() != model.dim()
-                || index.len() != model.num_items()
-                || index.items() != candidates.as_slice()
-            {
-                return Err(format!(
-                    "{}: does not match the model's candidate vectors",
-                    index_path.display()
-                ));
+        // The index saved at training time (exact or HNSW, memory-mapped), else an exact
+        // index built now.
+        let index = match AnyIndex::load_dir(dir).map_err(|e| e.to_string())? {
+            Some(index) => {
+                if index.dim() != model.dim() || index.len() != model.num_items() {
+                    return Err(format!(
+                        "{}: the saved index ({} items × {}) does not match the model ({} items × {})",
+                        dir.display(),
+                        index.len(),
+                        index.dim(),
+                        model.num_items(),
+                        model.dim()
+                    ));
+                }
+                index
             }
-            index
-        } else {
-            ExactIndex::new(candidates, model.dim()).map_err(|e| e.to_string())?
+            None => AnyIndex::Exact(
+                ExactIndex::new(model.all_candidates(), model.dim()).map_err(|e| e.to_string())?,
+            ),
         };
         let oov_rows: Vec<u32> = (0..model.spec.item_id.num_oov()).collect();
         let mut popular: Vec<u32> =

@@ -114,6 +114,8 @@ pub struct RetrievalTrainConfig {
     pub eval_every_epoch: bool,
     /// Feature preprocessing (ids and side features of both towers).
     pub features: FeatureConfig,
+    /// Top-K index saved with the model (`kind = "auto" | "exact" | "hnsw"`, HNSW parameters).
+    pub index: shortlist_index::IndexConfig,
 }
 
 impl Default for RetrievalTrainConfig {
@@ -141,6 +143,7 @@ impl Default for RetrievalTrainConfig {
             seed: 42,
             eval_every_epoch: true,
             features: FeatureConfig::default(),
+            index: shortlist_index::IndexConfig::default(),
         }
     }
 }

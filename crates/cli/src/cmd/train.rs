@@ -11,9 +11,8 @@ use shortlist_core::atomic::AtomicDir;
 use shortlist_core::dataset::Dataset;
 use shortlist_data::loaders::tsv::{load_split, SplitData};
 use shortlist_data::split::{self, SplitMethod};
-use shortlist_index::ExactIndex;
+use shortlist_index::AnyIndex;
 use shortlist_model::retrieval_artifact::write_titles;
-use shortlist_serve::models::INDEX_FILE;
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig, SplitEvaluator};
 use shortlist_train::TrainConfig;
 
@@ -244,7 +243,8 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         staging.path(),
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
-    ExactIndex::new(model.all_candidates(), model.dim())?.save(&staging.path().join(INDEX_FILE))?;
+    let index = AnyIndex::build(model.all_candidates(), model.dim(), &cfg.index)?;
+    index.save_dir(staging.path())?;
     history.write_curves(staging.path())?;
     shortlist_core::atomic::write_file(
         &staging.path().join("config.toml"),
@@ -274,6 +274,7 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         );
         map.insert("train_seconds".into(), json!(train_seconds));
         map.insert("popularity".into(), serde_json::to_value(&popularity)?);
+        map.insert("index".into(), json!(index.kind_name()));
     }
     Ok(report)
 }
