@@ -85,6 +85,13 @@ impl Dense {
         let y = &mut y[..batch * self.output];
         if batch == 1 {
             gemv_row(&x[..self.input], &self.weight, &self.bias, y);
+        } else if self.output == 1 {
+            // A one-wide output layer is a dot product per row: a GEMM would spend more
+            // time packing than computing (this is the ranking model's last layer, on
+            // the serving path).
+            for (yk, xk) in y.iter_mut().zip(x.chunks_exact(self.input)) {
+                *yk = self.bias[0] + dot(xk, &self.weight);
+            }
         } else {
             for row in y.chunks_exact_mut(self.output) {
                 row.copy_from_slice(&self.bias);
@@ -101,6 +108,24 @@ impl Dense {
         }
         self.activation.apply(y);
     }
+}
+
+/// Dot product with 8 independent accumulators (vectorised by the compiler).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// A stack of dense layers (ReLU hidden layers, linear output).
