@@ -189,12 +189,98 @@ struct Trainer {
     bias_grads: Vec<SparseGrad>,
     bias_states: Vec<SparseState>,
     dense_states: Vec<(DenseState, DenseState)>,
-    dgrads: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Forward/backward buffers of each half of a batch (data parallelism).
+    lanes: [Lane; 2],
+}
+
+/// Forward/backward of one slice of a batch: inputs, activations, the error signal
+/// and the MLP gradients of that slice.
+#[derive(Default)]
+struct Lane {
     x: Vec<f32>,
     acts: Vec<Vec<f32>>,
     delta: Vec<f32>,
     delta_prev: Vec<f32>,
     g: Vec<f32>,
+    dgrads: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Batches at least this large are split in two halves computed on two threads.
+const PARALLEL_BATCH: usize = 1024;
+
+impl Lane {
+    /// Forward and backward of `users/items/ratings` (a slice of a batch of `batch`
+    /// examples): fills `delta` with dL/dX, `g` with dL/dprediction and `dgrads`.
+    /// Returns the slice's sum of squared errors.
+    fn run(&mut self, model: &RankingModel, users: &[u32], items: &[u32], ratings: &[f32], batch: usize) -> f64 {
+        let b = users.len();
+        let width = model.input_width();
+        self.x.resize(b * width, 0.0);
+        for k in 0..b {
+            model.fill_input(users[k], items[k], &mut self.x[k * width..(k + 1) * width]);
+        }
+        model.mlp.forward_all(&self.x, b, &mut self.acts);
+        self.g.resize(b, 0.0);
+        let mut sse = 0.0f64;
+        let scale = 2.0 / batch as f32;
+        let out = self.acts.last().map_or(&[][..], |a| &a[..]);
+        for k in 0..b {
+            let x = &self.x[k * width..(k + 1) * width];
+            let e = out[k] + model.extra_from_input(users[k], items[k], x) - ratings[k];
+            sse += (e * e) as f64;
+            self.g[k] = scale * e;
+        }
+        self.dgrads.resize_with(model.mlp.layers.len(), Default::default);
+        // Backward through the MLP.
+        self.delta.clear();
+        self.delta.extend_from_slice(&self.g);
+        for l in (0..model.mlp.layers.len()).rev() {
+            let layer = &model.mlp.layers[l];
+            let (inp, outw) = (layer.input, layer.output);
+            if layer.activation == Activation::Relu {
+                for (d, a) in self.delta.iter_mut().zip(&self.acts[l]) {
+                    if *a <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+            }
+            let input: &[f32] = if l == 0 { &self.x } else { &self.acts[l - 1] };
+            let (dw, db) = &mut self.dgrads[l];
+            dw.resize(layer.weight.len(), 0.0);
+            db.resize(layer.bias.len(), 0.0);
+            gemm(inp, b, outw, Operand::t(input), Operand::new(&self.delta), 0.0, dw);
+            db.fill(0.0);
+            for row in self.delta.chunks_exact(outw) {
+                for (s, d) in db.iter_mut().zip(row) {
+                    *s += d;
+                }
+            }
+            self.delta_prev.resize(b * inp, 0.0);
+            gemm(b, outw, inp, Operand::new(&self.delta), Operand::t(&layer.weight), 0.0, &mut self.delta_prev);
+            std::mem::swap(&mut self.delta, &mut self.delta_prev);
+        }
+        // self.delta is now dL/dX (b × width). The dot term's gradient joins it (it reads
+        // the gathered user, item and implicit embeddings).
+        if model.config.dot {
+            let d = model.features[0].width();
+            let implicit = model.config.implicit;
+            for k in 0..b {
+                let g = self.g[k];
+                let x = &self.x[k * width..(k + 1) * width];
+                let dx = &mut self.delta[k * width..(k + 1) * width];
+                for j in 0..d {
+                    let (p, q) = (x[j], x[d + j]);
+                    let pu = if implicit { p + x[2 * d + j] } else { p };
+                    dx[j] += g * q;
+                    dx[d + j] += g * pu;
+                    if implicit {
+                        dx[2 * d + j] += g * q;
+                    }
+                }
+            }
+        }
+        sse
+    }
 }
 
 impl Trainer {
@@ -259,17 +345,7 @@ impl Trainer {
                     )
                 })
                 .collect(),
-            dgrads: model
-                .mlp
-                .layers
-                .iter()
-                .map(|l| (vec![0.0; l.weight.len()], vec![0.0; l.bias.len()]))
-                .collect(),
-            x: Vec::new(),
-            acts: Vec::new(),
-            delta: Vec::new(),
-            delta_prev: Vec::new(),
-            g: Vec::new(),
+            lanes: Default::default(),
         }
     }
 
@@ -283,109 +359,57 @@ impl Trainer {
     ) -> f64 {
         let b = users.len();
         let width = model.input_width();
-        // Forward: gather embeddings, MLP, output terms.
-        self.x.resize(b * width, 0.0);
-        for k in 0..b {
-            model.fill_input(users[k], items[k], &mut self.x[k * width..(k + 1) * width]);
-        }
-        model.mlp.forward_all(&self.x, b, &mut self.acts);
-        self.g.resize(b, 0.0);
-        let mut sse = 0.0f64;
-        let scale = 2.0 / b as f32;
-        let out = self.acts.last().map_or(&[][..], |a| &a[..]);
-        for k in 0..b {
-            let x = &self.x[k * width..(k + 1) * width];
-            let e = out[k] + model.extra_from_input(users[k], items[k], x) - ratings[k];
-            sse += (e * e) as f64;
-            self.g[k] = scale * e;
-        }
-        // Backward through the MLP.
-        self.delta.clear();
-        self.delta.extend_from_slice(&self.g);
-        for l in (0..model.mlp.layers.len()).rev() {
-            let layer = &model.mlp.layers[l];
-            let (inp, outw) = (layer.input, layer.output);
-            if layer.activation == Activation::Relu {
-                for (d, a) in self.delta.iter_mut().zip(&self.acts[l]) {
-                    if *a <= 0.0 {
-                        *d = 0.0;
-                    }
+        // Forward and backward: in two halves on two threads for large batches (a fixed
+        // split and a fixed summation order: bit-identical for a given thread count).
+        let halves = if b >= PARALLEL_BATCH && rayon::current_num_threads() > 1 { 2 } else { 1 };
+        let mid = if halves == 2 { b / 2 } else { b };
+        let [l0, l1] = &mut self.lanes;
+        let sse = {
+            let m: &RankingModel = model;
+            if halves == 2 {
+                let (a, c) = rayon::join(
+                    || l0.run(m, &users[..mid], &items[..mid], &ratings[..mid], b),
+                    || l1.run(m, &users[mid..], &items[mid..], &ratings[mid..], b),
+                );
+                for ((w0, b0), (w1, b1)) in l0.dgrads.iter_mut().zip(&l1.dgrads) {
+                    w0.iter_mut().zip(w1).for_each(|(x, y)| *x += y);
+                    b0.iter_mut().zip(b1).for_each(|(x, y)| *x += y);
                 }
+                a + c
+            } else {
+                l0.run(m, users, items, ratings, b)
             }
-            let input: &[f32] = if l == 0 { &self.x } else { &self.acts[l - 1] };
-            let (dw, db) = &mut self.dgrads[l];
-            gemm(
-                inp,
-                b,
-                outw,
-                Operand::t(input),
-                Operand::new(&self.delta),
-                0.0,
-                dw,
-            );
-            db.fill(0.0);
-            for row in self.delta.chunks_exact(outw) {
-                for (s, d) in db.iter_mut().zip(row) {
-                    *s += d;
-                }
-            }
-            self.delta_prev.resize(b * inp, 0.0);
-            gemm(
-                b,
-                outw,
-                inp,
-                Operand::new(&self.delta),
-                Operand::t(&layer.weight),
-                0.0,
-                &mut self.delta_prev,
-            );
-            std::mem::swap(&mut self.delta, &mut self.delta_prev);
-        }
-        // self.delta is now dL/dX (b × width). The dot term's gradient joins it (it reads
-        // the gathered user, item and implicit embeddings), then everything is scattered
-        // to the touched embedding rows.
-        if model.config.dot {
-            let d = model.features[0].width();
-            let implicit = model.config.implicit;
-            for k in 0..b {
-                let g = self.g[k];
-                let x = &self.x[k * width..(k + 1) * width];
-                let dx = &mut self.delta[k * width..(k + 1) * width];
-                for j in 0..d {
-                    let (p, q) = (x[j], x[d + j]);
-                    let pu = if implicit { p + x[2 * d + j] } else { p };
-                    dx[j] += g * q;
-                    dx[d + j] += g * pu;
-                    if implicit {
-                        dx[2 * d + j] += g * q;
-                    }
-                }
-            }
-        }
-        let dx = &self.delta;
+        };
+        // Scatter dL/dX to the touched embedding rows, in example order.
+        let lanes: &[(&Lane, usize)] = if halves == 2 { &[(&*l0, 0), (&*l1, mid)] } else { &[(&*l0, 0)] };
         let mut at = 0;
         for (f, grad) in model.features.iter().zip(&mut self.grads) {
             let w = f.width();
             if let Some(grad) = grad {
                 let mut one = 0;
-                for k in 0..b {
-                    let row = match f.side {
-                        Side::User => users[k],
-                        Side::Item => items[k],
-                    };
-                    let ids = f.ids(row, &mut one);
-                    let s = 1.0 / ids.len().max(1) as f32;
-                    for &id in ids {
-                        grad.add(id, s, &dx[k * width + at..k * width + at + w]);
+                for &(lane, first) in lanes {
+                    let dx = &lane.delta;
+                    for k in 0..lane.g.len() {
+                        let row = match f.side {
+                            Side::User => users[first + k],
+                            Side::Item => items[first + k],
+                        };
+                        let ids = f.ids(row, &mut one);
+                        let s = 1.0 / ids.len().max(1) as f32;
+                        for &id in ids {
+                            grad.add(id, s, &dx[k * width + at..k * width + at + w]);
+                        }
                     }
                 }
             }
             at += w;
         }
         if self.bias_grads.len() == 2 {
-            for k in 0..b {
-                self.bias_grads[0].add(users[k], 1.0, &self.g[k..k + 1]);
-                self.bias_grads[1].add(items[k], 1.0, &self.g[k..k + 1]);
+            for &(lane, first) in lanes {
+                for k in 0..lane.g.len() {
+                    self.bias_grads[0].add(users[first + k], 1.0, &lane.g[k..k + 1]);
+                    self.bias_grads[1].add(items[first + k], 1.0, &lane.g[k..k + 1]);
+                }
             }
         }
         // Updates.
@@ -415,7 +439,7 @@ impl Trainer {
             .layers
             .iter_mut()
             .zip(&mut self.dense_states)
-            .zip(&mut self.dgrads)
+            .zip(&mut self.lanes[0].dgrads)
         {
             sw.step(&mut layer.weight, dw, &self.dense_p, true);
             sb.step(&mut layer.bias, db, &self.dense_p, false);
