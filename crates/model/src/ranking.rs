@@ -256,6 +256,9 @@ pub(crate) fn side_features(
         .collect()
 }
 
+/// Batches of at least this many pairs are scored on two threads.
+const PARALLEL_PAIRS: usize = 512;
+
 /// Name of the implicit-feedback input (see [`RankingConfig::implicit`]).
 pub const IMPLICIT: &str = "user_implicit";
 
@@ -565,6 +568,20 @@ impl RankingModel {
         out: &mut [f32],
     ) {
         let n = users.len().min(items.len()).min(out.len());
+        // Large requests use both cores: the second half on another thread with its own
+        // buffers (each pair's score does not depend on the split).
+        if n >= PARALLEL_PAIRS && rayon::current_num_threads() > 1 {
+            let mid = n / 2;
+            let (lo, hi) = out[..n].split_at_mut(mid);
+            rayon::join(
+                || self.predict_batch_with(&users[..mid], &items[..mid], scratch, lo),
+                || {
+                    let mut own = Scratch::default();
+                    self.predict_batch_with(&users[mid..n], &items[mid..n], &mut own, hi)
+                },
+            );
+            return;
+        }
         self.raw_batch(users, items, scratch, &mut out[..n]);
         if !self.members.is_empty() {
             let mut tmp = std::mem::take(&mut scratch.member);
