@@ -3,6 +3,32 @@
 
 use crate::error::{Error, Result};
 
+/// `madvise(MADV_HUGEPAGE)` on the 2 MiB-aligned part of a large buffer (Linux; a hint
+/// the kernel may ignore, so failures are ignored too).
+#[allow(unsafe_code)]
+fn advise_huge_pages(data: &mut [f32]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = std::mem::size_of_val(data);
+        if bytes >= 16 * HUGE {
+            let ptr = data.as_mut_ptr() as usize;
+            let start = (ptr + HUGE - 1) & !(HUGE - 1);
+            let end = (ptr + bytes) & !(HUGE - 1);
+            if end > start {
+                // SAFETY: [start, end) lies inside `data`'s allocation, which we own
+                // mutably; MADV_HUGEPAGE only changes how the kernel backs the pages,
+                // never their contents.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = data;
+}
+
 /// A `rows × dim` embedding table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingTable {
@@ -27,13 +53,13 @@ impl EmbeddingTable {
         Ok(EmbeddingTable { rows, dim, data })
     }
 
-    /// An all-zero table.
+    /// An all-zero table. Large tables ask the kernel for huge pages before their
+    /// memory is first touched: a sparse step reads rows at random, and with 4 KiB pages
+    /// nearly every row of a multi-GB table is a TLB miss on top of a cache miss.
     pub fn zeros(rows: usize, dim: usize) -> Self {
-        EmbeddingTable {
-            rows,
-            dim,
-            data: vec![0.0; rows * dim],
-        }
+        let mut data = vec![0.0; rows * dim];
+        advise_huge_pages(&mut data);
+        EmbeddingTable { rows, dim, data }
     }
 
     /// Number of rows.
