@@ -212,7 +212,14 @@ impl Lane {
     /// Forward and backward of `users/items/ratings` (a slice of a batch of `batch`
     /// examples): fills `delta` with dL/dX, `g` with dL/dprediction and `dgrads`.
     /// Returns the slice's sum of squared errors.
-    fn run(&mut self, model: &RankingModel, users: &[u32], items: &[u32], ratings: &[f32], batch: usize) -> f64 {
+    fn run(
+        &mut self,
+        model: &RankingModel,
+        users: &[u32],
+        items: &[u32],
+        ratings: &[f32],
+        batch: usize,
+    ) -> f64 {
         let b = users.len();
         let width = model.input_width();
         self.x.resize(b * width, 0.0);
@@ -230,7 +237,8 @@ impl Lane {
             sse += (e * e) as f64;
             self.g[k] = scale * e;
         }
-        self.dgrads.resize_with(model.mlp.layers.len(), Default::default);
+        self.dgrads
+            .resize_with(model.mlp.layers.len(), Default::default);
         // Backward through the MLP.
         self.delta.clear();
         self.delta.extend_from_slice(&self.g);
@@ -248,7 +256,15 @@ impl Lane {
             let (dw, db) = &mut self.dgrads[l];
             dw.resize(layer.weight.len(), 0.0);
             db.resize(layer.bias.len(), 0.0);
-            gemm(inp, b, outw, Operand::t(input), Operand::new(&self.delta), 0.0, dw);
+            gemm(
+                inp,
+                b,
+                outw,
+                Operand::t(input),
+                Operand::new(&self.delta),
+                0.0,
+                dw,
+            );
             db.fill(0.0);
             for row in self.delta.chunks_exact(outw) {
                 for (s, d) in db.iter_mut().zip(row) {
@@ -256,7 +272,15 @@ impl Lane {
                 }
             }
             self.delta_prev.resize(b * inp, 0.0);
-            gemm(b, outw, inp, Operand::new(&self.delta), Operand::t(&layer.weight), 0.0, &mut self.delta_prev);
+            gemm(
+                b,
+                outw,
+                inp,
+                Operand::new(&self.delta),
+                Operand::t(&layer.weight),
+                0.0,
+                &mut self.delta_prev,
+            );
             std::mem::swap(&mut self.delta, &mut self.delta_prev);
         }
         // self.delta is now dL/dX (b × width). The dot term's gradient joins it (it reads
@@ -361,7 +385,11 @@ impl Trainer {
         let width = model.input_width();
         // Forward and backward: in two halves on two threads for large batches (a fixed
         // split and a fixed summation order: bit-identical for a given thread count).
-        let halves = if b >= PARALLEL_BATCH && rayon::current_num_threads() > 1 { 2 } else { 1 };
+        let halves = if b >= PARALLEL_BATCH && rayon::current_num_threads() > 1 {
+            2
+        } else {
+            1
+        };
         let mid = if halves == 2 { b / 2 } else { b };
         let [l0, l1] = &mut self.lanes;
         let sse = {
@@ -381,7 +409,11 @@ impl Trainer {
             }
         };
         // Scatter dL/dX to the touched embedding rows, in example order.
-        let lanes: &[(&Lane, usize)] = if halves == 2 { &[(&*l0, 0), (&*l1, mid)] } else { &[(&*l0, 0)] };
+        let lanes: &[(&Lane, usize)] = if halves == 2 {
+            &[(&*l0, 0), (&*l1, mid)]
+        } else {
+            &[(&*l0, 0)]
+        };
         let mut at = 0;
         for (f, grad) in model.features.iter().zip(&mut self.grads) {
             let w = f.width();
