@@ -117,9 +117,34 @@ enum Command {
         #[arg(long, default_value = "42")]
         user: String,
     },
+    /// Top-K index tools.
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Benchmarks that print figures (not tests).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexCommand {
+    /// Recall/latency frontier of HNSW parameters on a retrieval model's items.
+    Tune {
+        /// Retrieval model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Top-k whose recall is measured.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Users sampled as queries.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// Seed of the sample.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -178,6 +203,13 @@ fn main() -> ExitCode {
             poll_seconds,
         } => cmd::serve::run(model_base_path, port, poll_seconds),
         Command::Quickstart { out, user } => cmd::quickstart::run(&out, &user, &ctx),
+        Command::Index(IndexCommand::Tune {
+            model,
+            k,
+            queries,
+            seed,
+            json,
+        }) => cmd::index::tune(&model, k, queries, seed, json),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

@@ -457,6 +457,25 @@ fn train_eval_predict_recommend() {
         .collect();
     assert_eq!(items_h, items, "on 60 items the HNSW search is exact");
 
+    // The HNSW parameter sweep reports recall against the exact index.
+    let tune = json(&shortlist(
+        &[
+            "index",
+            "tune",
+            "--model",
+            retrieval.to_str().unwrap(),
+            "--queries",
+            "20",
+            "--json",
+        ],
+        home,
+    ));
+    let settings = tune["settings"].as_array().unwrap();
+    assert_eq!(settings.len(), 15);
+    assert!(settings
+        .iter()
+        .all(|r| (0.0..=1.0).contains(&r["recall"].as_f64().unwrap())));
+
     // The wrong kind of model is a clear usage error.
     let out = shortlist(
         &[
