@@ -99,37 +99,7 @@ impl RankingModel {
     /// Saves the model into directory `dir` (replaced atomically if it exists).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let mut t = Tensors(Vec::new());
-        let mut entries = Vec::new();
-        for (k, f) in self.features.iter().enumerate() {
-            if let Some(tab) = &f.table {
-                t.f32(
-                    format!("feature.{k}.table"),
-                    vec![tab.rows(), tab.dim()],
-                    tab.data(),
-                );
-            }
-            let kind = match &f.lookup {
-                Lookup::Id => FeatureKind::Id,
-                Lookup::Index(v) => {
-                    t.u32(format!("feature.{k}.values"), v);
-                    FeatureKind::Index
-                }
-                Lookup::Bag { offsets, ids } => {
-                    t.u32(format!("feature.{k}.offsets"), offsets);
-                    t.u32(format!("feature.{k}.ids"), ids);
-                    FeatureKind::Bag
-                }
-                Lookup::Dense(v) => {
-                    t.f32(format!("feature.{k}.values"), vec![v.len()], v);
-                    FeatureKind::Dense
-                }
-            };
-            entries.push(FeatureEntry {
-                name: f.name.clone(),
-                side: f.side,
-                kind,
-            });
-        }
+        let entries = put_features(&mut t, "feature", &self.features);
         for (name, b) in [
             ("user_bias", &self.user_bias),
             ("item_bias", &self.item_bias),
@@ -204,28 +174,7 @@ impl RankingModel {
             st: &st,
             path: &wpath,
         };
-        let mut features = Vec::new();
-        for (k, e) in manifest.features.iter().enumerate() {
-            let table = match e.kind {
-                FeatureKind::Dense => None,
-                _ => Some(r.table(&format!("feature.{k}.table"))?),
-            };
-            let lookup = match e.kind {
-                FeatureKind::Id => Lookup::Id,
-                FeatureKind::Index => Lookup::Index(r.u32(&format!("feature.{k}.values"))?),
-                FeatureKind::Bag => Lookup::Bag {
-                    offsets: r.u32(&format!("feature.{k}.offsets"))?,
-                    ids: r.u32(&format!("feature.{k}.ids"))?,
-                },
-                FeatureKind::Dense => Lookup::Dense(r.f32(&format!("feature.{k}.values"))?.1),
-            };
-            features.push(InputFeature {
-                name: e.name.clone(),
-                side: e.side,
-                lookup,
-                table,
-            });
-        }
+        let features = get_features(&r, "feature", &manifest.features)?;
         let bias = |name: &str| -> Result<Option<EmbeddingTable>> {
             if !manifest.config.biases {
                 return Ok(None);
@@ -275,6 +224,81 @@ impl RankingModel {
         model.prepare_scoring();
         Ok(model)
     }
+}
+
+/// Adds the tensors of `features` under `{prefix}.{k}.*` and returns their manifest entries.
+pub(crate) fn put_features(
+    t: &mut Tensors,
+    prefix: &str,
+    features: &[InputFeature],
+) -> Vec<FeatureEntry> {
+    let mut entries = Vec::new();
+    for (k, f) in features.iter().enumerate() {
+        if let Some(tab) = &f.table {
+            t.f32(
+                format!("{prefix}.{k}.table"),
+                vec![tab.rows(), tab.dim()],
+                tab.data(),
+            );
+        }
+        let kind = match &f.lookup {
+            Lookup::Id => FeatureKind::Id,
+            Lookup::Index(v) => {
+                t.u32(format!("{prefix}.{k}.values"), v);
+                FeatureKind::Index
+            }
+            Lookup::Bag { offsets, ids } => {
+                t.u32(format!("{prefix}.{k}.offsets"), offsets);
+                t.u32(format!("{prefix}.{k}.ids"), ids);
+                FeatureKind::Bag
+            }
+            Lookup::Dense(v) => {
+                t.f32(format!("{prefix}.{k}.values"), vec![v.len()], v);
+                FeatureKind::Dense
+            }
+        };
+        entries.push(FeatureEntry {
+            name: f.name.clone(),
+            side: f.side,
+            kind,
+        });
+    }
+    entries
+}
+
+/// Reads the features written by [`put_features`]. A dense feature has a table only
+/// when one was saved (retrieval towers scale a vector; the ranking MLP takes the value).
+pub(crate) fn get_features(
+    r: &Reader<'_, '_>,
+    prefix: &str,
+    entries: &[FeatureEntry],
+) -> Result<Vec<InputFeature>> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            let name = format!("{prefix}.{k}.table");
+            let table = match e.kind {
+                FeatureKind::Dense if r.st.tensor(&name).is_err() => None,
+                _ => Some(r.table(&name)?),
+            };
+            let lookup = match e.kind {
+                FeatureKind::Id => Lookup::Id,
+                FeatureKind::Index => Lookup::Index(r.u32(&format!("{prefix}.{k}.values"))?),
+                FeatureKind::Bag => Lookup::Bag {
+                    offsets: r.u32(&format!("{prefix}.{k}.offsets"))?,
+                    ids: r.u32(&format!("{prefix}.{k}.ids"))?,
+                },
+                FeatureKind::Dense => Lookup::Dense(r.f32(&format!("{prefix}.{k}.values"))?.1),
+            };
+            Ok(InputFeature {
+                name: e.name.clone(),
+                side: e.side,
+                lookup,
+                table,
+            })
+        })
+        .collect()
 }
 
 /// Checks a manifest's model kind and format version (errors name the manifest).

@@ -12,11 +12,11 @@ use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::artifact::{
-    check_manifest, read_weights, FeatureEntry, FeatureKind, Reader, Tensors, FEATURES,
-    FORMAT_VERSION, MANIFEST, WEIGHTS,
+    check_manifest, get_features, put_features, read_weights, FeatureEntry, Reader, Tensors,
+    FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
 use crate::error::{Error, Result};
-use crate::ranking::{InputFeature, Lookup, ModelMeta};
+use crate::ranking::ModelMeta;
 use crate::retrieval::{Csr, RetrievalConfig, RetrievalModel};
 
 /// Model kind written in retrieval manifests.
@@ -43,69 +43,6 @@ pub struct RetrievalManifest {
     pub meta: ModelMeta,
     /// FNV-1a 64 of the weights file (hex).
     pub weights_checksum: String,
-}
-
-fn put_features(t: &mut Tensors, prefix: &str, features: &[InputFeature]) -> Vec<FeatureEntry> {
-    let mut entries = Vec::new();
-    for (k, f) in features.iter().enumerate() {
-        if let Some(tab) = &f.table {
-            t.f32(
-                format!("{prefix}.{k}.table"),
-                vec![tab.rows(), tab.dim()],
-                tab.data(),
-            );
-        }
-        let kind = match &f.lookup {
-            Lookup::Id => FeatureKind::Id,
-            Lookup::Index(v) => {
-                t.u32(format!("{prefix}.{k}.values"), v);
-                FeatureKind::Index
-            }
-            Lookup::Bag { offsets, ids } => {
-                t.u32(format!("{prefix}.{k}.offsets"), offsets);
-                t.u32(format!("{prefix}.{k}.ids"), ids);
-                FeatureKind::Bag
-            }
-            Lookup::Dense(v) => {
-                t.f32(format!("{prefix}.{k}.values"), vec![v.len()], v);
-                FeatureKind::Dense
-            }
-        };
-        entries.push(FeatureEntry {
-            name: f.name.clone(),
-            side: f.side,
-            kind,
-        });
-    }
-    entries
-}
-
-fn get_features(
-    r: &Reader<'_, '_>,
-    prefix: &str,
-    entries: &[FeatureEntry],
-) -> Result<Vec<InputFeature>> {
-    entries
-        .iter()
-        .enumerate()
-        .map(|(k, e)| {
-            let lookup = match e.kind {
-                FeatureKind::Id => Lookup::Id,
-                FeatureKind::Index => Lookup::Index(r.u32(&format!("{prefix}.{k}.values"))?),
-                FeatureKind::Bag => Lookup::Bag {
-                    offsets: r.u32(&format!("{prefix}.{k}.offsets"))?,
-                    ids: r.u32(&format!("{prefix}.{k}.ids"))?,
-                },
-                FeatureKind::Dense => Lookup::Dense(r.f32(&format!("{prefix}.{k}.values"))?.1),
-            };
-            Ok(InputFeature {
-                name: e.name.clone(),
-                side: e.side,
-                lookup,
-                table: Some(r.table(&format!("{prefix}.{k}.table"))?),
-            })
-        })
-        .collect()
 }
 
 /// Writes `titles` (by item row) next to the item ids of `spec`.
