@@ -15,7 +15,12 @@ use clap::{Parser, Subcommand};
 ///
 /// Exit codes: 0 success, 1 failure, 2 bad input or usage.
 #[derive(Debug, Parser)]
-#[command(name = "shortlist", version, about, long_about = None)]
+#[command(
+    name = "shortlist",
+    version,
+    about = "Recommender system: data → features → models → evaluation → index → serving.",
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad input or usage. With --json, stdout holds one JSON object; logs go to stderr."
+)]
 struct Cli {
     /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
