@@ -11,16 +11,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Recommender system: data → features → models → evaluation → serving.
+/// Recommender system: data → features → models → evaluation → index → serving.
 ///
-/// Exit codes: 0 success, 1 failure, 2 bad input or usage.
+/// Exit codes: 0 success, 1 failure, 2 bad input or usage. With --json, stdout holds one
+/// JSON object; logs and progress go to stderr.
 #[derive(Debug, Parser)]
-#[command(
-    name = "shortlist",
-    version,
-    about = "Recommender system: data → features → models → evaluation → index → serving.",
-    after_help = "Exit codes: 0 success, 1 failure, 2 bad input or usage. With --json, stdout holds one JSON object; logs go to stderr."
-)]
+#[command(name = "shortlist", version)]
 struct Cli {
     /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
