@@ -112,6 +112,10 @@ pub fn run(out: &Path, user: &str, ctx: &Context) -> Result<()> {
         "  shortlist serve --model-base-path {} --port 8501",
         base.display()
     );
+    crate::outln!(
+        "  (from the source tree: cargo run --release -- serve --model-base-path {} --port 8501)",
+        base.display()
+    );
     crate::outln!("then, in another terminal:");
     crate::outln!(
         "  curl -s -d '{{\"instances\": [\"{user}\"]}}' http://localhost:8501/v1/models/retrieval:predict"
