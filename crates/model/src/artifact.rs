@@ -90,6 +90,20 @@ impl Tensors {
     pub(crate) fn f32(&mut self, name: String, shape: Vec<usize>, v: &[f32]) {
         self.0.push((name, Dtype::F32, shape, f32_bytes(v)));
     }
+    /// The tensors as safetensors bytes (`path` names the file in errors).
+    pub(crate) fn serialize(&self, path: &Path) -> Result<Vec<u8>> {
+        let views = self
+            .0
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                TensorView::new(*dtype, shape.clone(), bytes)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| Error::invalid(name.clone(), e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        safetensors::serialize(views, None).map_err(|e| Error::corrupt(path, e.to_string()))
+    }
+
     pub(crate) fn u32(&mut self, name: String, v: &[u32]) {
         self.0.push((name, Dtype::U32, vec![v.len()], u32_bytes(v)));
     }
@@ -116,17 +130,7 @@ impl RankingModel {
             );
             t.f32(format!("mlp.{l}.bias"), vec![layer.output], &layer.bias);
         }
-        let views =
-            t.0.iter()
-                .map(|(name, dtype, shape, bytes)| {
-                    TensorView::new(*dtype, shape.clone(), bytes)
-                        .map(|v| (name.clone(), v))
-                        .map_err(|e| Error::invalid(name.clone(), e.to_string()))
-                })
-                .collect::<Result<Vec<_>>>()?;
-        let weights_path = dir.join(WEIGHTS);
-        let weights = safetensors::serialize(views, None)
-            .map_err(|e| Error::corrupt(&weights_path, e.to_string()))?;
+        let weights = t.serialize(&dir.join(WEIGHTS))?;
         let manifest = Manifest {
             kind: RANKING_KIND.into(),
             format_version: FORMAT_VERSION,
@@ -156,10 +160,7 @@ impl RankingModel {
 
     /// Loads a model saved by [`RankingModel::save`]. Errors name the offending file.
     pub fn load(dir: &Path) -> Result<Self> {
-        let mpath = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
+        let (mpath, manifest): (_, Manifest) = read_manifest(dir)?;
         check_manifest(
             &mpath,
             &manifest.kind,
@@ -299,6 +300,17 @@ pub(crate) fn get_features(
             })
         })
         .collect()
+}
+
+/// Reads and parses `dir/manifest.json`; returns its path too (for later messages).
+pub(crate) fn read_manifest<M: serde::de::DeserializeOwned>(
+    dir: &Path,
+) -> Result<(std::path::PathBuf, M)> {
+    let mpath = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
+    let manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
+    Ok((mpath, manifest))
 }
 
 /// Checks a manifest's model kind and format version (errors name the manifest).

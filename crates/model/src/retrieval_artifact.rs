@@ -5,15 +5,15 @@
 
 use std::path::Path;
 
-use safetensors::tensor::{SafeTensors, TensorView};
+use safetensors::tensor::SafeTensors;
 use serde::{Deserialize, Serialize};
 use shortlist_core::atomic::{write_file, AtomicDir};
 use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::artifact::{
-    check_manifest, get_features, put_features, read_weights, FeatureEntry, Reader, Tensors,
-    FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
+    check_manifest, get_features, put_features, read_manifest, read_weights, FeatureEntry, Reader,
+    Tensors, FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
 use crate::error::{Error, Result};
 use crate::ranking::ModelMeta;
@@ -110,17 +110,8 @@ impl RetrievalModel {
         t.u32("seen.offsets".into(), &self.seen.offsets);
         t.u32("seen.ids".into(), &self.seen.ids);
         t.u32("popularity".into(), &self.popularity);
-        let views =
-            t.0.iter()
-                .map(|(name, dtype, shape, bytes)| {
-                    TensorView::new(*dtype, shape.clone(), bytes)
-                        .map(|v| (name.clone(), v))
-                        .map_err(|e| Error::invalid(name.clone(), e.to_string()))
-                })
-                .collect::<Result<Vec<_>>>()?;
         let wpath = dir.join(WEIGHTS);
-        let weights = safetensors::serialize(views, None)
-            .map_err(|e| Error::corrupt(&wpath, e.to_string()))?;
+        let weights = t.serialize(&wpath)?;
         let manifest = RetrievalManifest {
             kind: RETRIEVAL_KIND.into(),
             format_version: FORMAT_VERSION,
@@ -144,10 +135,7 @@ impl RetrievalModel {
 
     /// Loads a model saved by [`RetrievalModel::save`] and its titles. Errors name the file.
     pub fn load(dir: &Path) -> Result<(Self, Vec<String>)> {
-        let mpath = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
-        let manifest: RetrievalManifest = serde_json::from_str(&text)
-            .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
+        let (mpath, manifest): (_, RetrievalManifest) = read_manifest(dir)?;
         check_manifest(
             &mpath,
             &manifest.kind,
