@@ -80,6 +80,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Seed of initialisation, validation carving and shuffling.
     pub seed: u64,
+    /// Shuffle the training examples before every epoch (false: once, then the same
+    /// batches every epoch, as the TFRS tutorials' `shuffle().batch().cache()` does).
+    pub reshuffle_each_epoch: bool,
     /// Stop after this many epochs without validation improvement (0: never).
     pub patience: usize,
     /// Fraction of the training rows held out for validation (0: none).
@@ -115,6 +118,7 @@ impl Default for TrainConfig {
             batch_size: 8192,
             epochs: 3,
             seed: 42,
+            reshuffle_each_epoch: true,
             patience: 0,
             validation_fraction: 0.0,
             features: FeatureConfig::default(),

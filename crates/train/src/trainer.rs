@@ -602,7 +602,9 @@ fn train_one(
     let mut best: Option<(f64, RankingModel)> = None;
     let mut since_best = 0;
     for epoch in 1..=cfg.epochs {
-        shuffle.shuffle(&mut order);
+        if epoch == 1 || cfg.reshuffle_each_epoch {
+            shuffle.shuffle(&mut order);
+        }
         let start = Instant::now();
         let (mut sse, mut loss_sum, mut batches) = (0.0, 0.0, 0usize);
         for chunk in order.chunks(cfg.batch_size) {
