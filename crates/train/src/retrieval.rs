@@ -110,6 +110,9 @@ pub struct RetrievalTrainConfig {
     pub epochs: usize,
     /// Seed of initialisation, shuffling and negative sampling.
     pub seed: u64,
+    /// Shuffle before every epoch (false: once, then the same batches every epoch, as the
+    /// TFRS tutorials' `shuffle().batch().cache()` does).
+    pub reshuffle_each_epoch: bool,
     /// Evaluate on the test rows after every epoch (curves); else only at the end.
     pub eval_every_epoch: bool,
     /// Feature preprocessing (ids and side features of both towers).
@@ -141,6 +144,7 @@ impl Default for RetrievalTrainConfig {
             batch_size: 1024,
             epochs: 11,
             seed: 42,
+            reshuffle_each_epoch: true,
             eval_every_epoch: true,
             features: FeatureConfig::default(),
             index: shortlist_index::IndexConfig::default(),
@@ -607,7 +611,9 @@ pub fn train_retrieval(
     let mut col_of = vec![u32::MAX; ni];
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
-        rng.shuffle(&mut order);
+        if epoch == 1 || cfg.reshuffle_each_epoch {
+            rng.shuffle(&mut order);
+        }
         let mut loss_sum = 0.0f64;
         for batch in order.chunks(cfg.batch_size) {
             let b = batch.len();
