@@ -49,6 +49,12 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<BadInput>()
+            // A file the user named does not exist or cannot be read.
+            || c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(io.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+            })
+            || c.downcast_ref::<shortlist_data::Error>()
+                .is_some_and(|d| matches!(d, shortlist_data::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound))
             || c.downcast_ref::<shortlist_data::Error>()
                 .is_some_and(|d| d.is_bad_input())
             || c.is::<shortlist_features::Error>()
@@ -68,8 +74,14 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut msg = format!("error: {e}");
+    let mut last = e.to_string();
     for cause in e.chain().skip(1) {
-        msg.push_str(&format!("\n  caused by: {cause}"));
+        // Errors that already quote their source (fs_err's, ours) are not repeated.
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            msg.push_str(&format!("\n  caused by: {text}"));
+        }
+        last = text;
     }
     eprintln!("{msg}");
     if is_bad_input(e) {

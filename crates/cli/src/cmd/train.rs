@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -142,10 +142,10 @@ macro_rules! apply_overrides {
 
 fn config_text(args: &TrainArgs, default: &str) -> Result<(String, PathBuf)> {
     match &args.config {
-        Some(p) => Ok((
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            p.clone(),
-        )),
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) => Ok((text, p.clone())),
+            Err(e) => Err(BadInput(format!("--config {}: {e}", p.display())).into()),
+        },
         None => Ok((default.to_owned(), PathBuf::from("<default config>"))),
     }
 }
