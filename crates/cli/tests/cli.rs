@@ -526,6 +526,39 @@ fn bad_training_config_is_named() {
         String::from_utf8_lossy(&out.stderr).trim(),
         "error: invalid batch_size: expected at least 1"
     );
+    let missing = tmp.path().join("missing.toml");
+    let out = shortlist(
+        &[
+            "train",
+            "ranking",
+            "--train",
+            d,
+            "--test",
+            d,
+            "--config",
+            missing.to_str().unwrap(),
+            "--out",
+            "m",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "error: --config {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+    let out = shortlist(
+        &["eval", "--model", tmp.path().to_str().unwrap(), "--test", d],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a directory without a model is bad input"
+    );
     let out = shortlist(&["train", "retrieval", "--out", "m"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
