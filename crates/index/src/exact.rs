@@ -50,23 +50,7 @@ impl ExactIndex {
     /// An index over `items` (`n × dim`, row-major). Errors when `dim` is 0, when the
     /// length is not a multiple of `dim`, or when `n` does not fit in `u32`.
     pub fn new(items: Vec<f32>, dim: usize) -> Result<Self> {
-        if dim == 0 {
-            return Err(Error::invalid("dim", "must be at least 1"));
-        }
-        if !items.len().is_multiple_of(dim) {
-            return Err(Error::Dimension {
-                what: format!("items (length {} is not n × dim)", items.len()),
-                expected: dim,
-                found: items.len() % dim,
-            });
-        }
-        let n = items.len() / dim;
-        if n > u32::MAX as usize {
-            return Err(Error::invalid(
-                "items",
-                format!("{n} items do not fit in u32 item indices"),
-            ));
-        }
+        crate::index_base::item_count(items.len(), dim)?;
         let packed = Packed::new(&items, dim);
         Ok(ExactIndex { items, dim, packed })
     }

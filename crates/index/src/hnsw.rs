@@ -347,23 +347,7 @@ impl HnswIndex {
     /// more than `u32::MAX` items, a non-finite value (naming the item) or bad params.
     pub fn build(items: &[f32], dim: usize, params: HnswParams) -> Result<Self> {
         params.validate()?;
-        if dim == 0 {
-            return Err(Error::invalid("dim", "must be at least 1"));
-        }
-        if !items.len().is_multiple_of(dim) {
-            return Err(Error::Dimension {
-                what: format!("items (length {} is not n × dim)", items.len()),
-                expected: dim,
-                found: items.len() % dim,
-            });
-        }
-        let n = items.len() / dim;
-        if n > u32::MAX as usize {
-            return Err(Error::invalid(
-                "items",
-                format!("{n} items do not fit in u32 item indices"),
-            ));
-        }
+        let n = crate::index_base::item_count(items.len(), dim)?;
         if let Some(p) = items.iter().position(|x| !x.is_finite()) {
             return Err(Error::invalid(
                 "items",

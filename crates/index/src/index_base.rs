@@ -75,3 +75,26 @@ pub trait TopKIndex: Send + Sync {
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
     ) -> Result<Vec<Vec<Hit>>>;
 }
+
+/// Number of items in a row-major `n × dim` buffer of `len` floats. Errors when `dim`
+/// is 0, when `len` is not a multiple of `dim`, or when `n` does not fit in `u32`.
+pub(crate) fn item_count(len: usize, dim: usize) -> crate::Result<usize> {
+    if dim == 0 {
+        return Err(crate::Error::invalid("dim", "must be at least 1"));
+    }
+    if !len.is_multiple_of(dim) {
+        return Err(crate::Error::Dimension {
+            what: format!("items (length {len} is not n × dim)"),
+            expected: dim,
+            found: len % dim,
+        });
+    }
+    let n = len / dim;
+    if n > u32::MAX as usize {
+        return Err(crate::Error::invalid(
+            "items",
+            format!("{n} items do not fit in u32 item indices"),
+        ));
+    }
+    Ok(n)
+}
