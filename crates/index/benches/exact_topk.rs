@@ -2,7 +2,7 @@
 //! embeddings): the batched path with and without a seen-items filter (and on a
 //! 1-thread pool, as an in-run scaling reference), and the single-query path (943
 //! queries one at a time); then one query over 1M random items of dim 64. Prints
-//! median times (50 repetitions, 15 for the 1M case) and, above each, the minimum:
+//! median times (201 repetitions after a warm-up of at least 0.2 s; 15 for the 1M case) and, above each, the minimum:
 //! the machine is shared, so compare ratios within one run.
 //!
 //! Run: `cargo bench -p shortlist-index --bench exact_topk`
@@ -21,7 +21,7 @@ const USERS: usize = 943;
 const ITEMS: usize = 1682;
 const DIM: usize = 32;
 const K: usize = 10;
-const REPS: usize = 50;
+const REPS: usize = 201;
 
 fn median(f: impl FnMut()) -> Duration {
     median_of(REPS, f)
@@ -30,8 +30,12 @@ fn median(f: impl FnMut()) -> Duration {
 /// Median wall time of `reps` runs (after 5 warm-ups); the minimum is printed too, as
 /// the machine is shared and medians are noisy.
 fn median_of(reps: usize, mut f: impl FnMut()) -> Duration {
-    for _ in 0..5 {
-        f(); // warm-up: thread pool, caches
+    // Warm-up: thread pool, caches, clock ramp (at least 50 runs and 0.2 s).
+    let start = Instant::now();
+    let mut runs = 0;
+    while runs < 50 || start.elapsed() < Duration::from_millis(200) {
+        f();
+        runs += 1;
     }
     let mut times: Vec<Duration> = (0..reps)
         .map(|_| {

@@ -18,13 +18,17 @@
 //! result is the exact top-k, bit for bit. (Approximate scores are kept in units of
 //! `s_q`, and so are `A_q`, `B_q`: one multiply less per score.)
 //!
-//! Measured at ML-100k sizes (943 × 1682, dim 32, one thread): 1.0–1.1 µs per query
-//! against 1.55–1.65 µs for the f32 AVX-512 kernel; of that, int8 scoring ≈ 0.35 µs,
-//! bounds and the k-th lower bound ≈ 0.25, exact rescoring ≈ 0.13, the rest setup
-//! and the result. Things tried that did not pay on this CPU (Zen 4): 16-lane gathers
-//! for rescoring (the compiler's own auto-vectorised gathers were the slowest), scoring
-//! whole packed f32 blocks, a global instead of per-item bound, bounds fused into the
-//! tile epilogue, 4 × 4 tiles, smaller chunks.
+//! Measured at ML-100k sizes (943 × 1682, dim 32, one thread): 0.95–1.05 µs per query
+//! against 1.55–1.65 µs for the f32 AVX-512 kernel; of that, int8 scoring ≈ 0.3 µs
+//! (one `vpdpbusd` per 16 items × 4 dims, the floor of this design), bounds and the
+//! k-th lower bound ≈ 0.15, exact rescoring ≈ 0.12, query preparation ≈ 0.08, the rest
+//! selection and the result. Things tried that did not pay on this CPU (Zen 4): 16-lane
+//! gathers for rescoring (the compiler's own auto-vectorised gathers were the slowest),
+//! scoring whole packed f32 blocks, a global instead of per-item bound, bounds fused
+//! into the tile epilogue, 4 × 4 tiles, smaller chunks, a branch per row on its
+//! candidate mask; and a compress-and-store of candidate numbers per row was replaced
+//! (its 64-byte unaligned stores cost 13 % of one thread, and two threads reached only
+//! 1.5–1.8× of one; scanning the set bits of the masks reaches 1.7–2.0×).
 //!
 //! Used only when the CPU has AVX-512 F/BW/VNNI and every item is finite (and its norms
 //! fit `f32`); a query that cannot be quantised (zero, non-finite) takes the f32 path.
@@ -95,8 +99,26 @@ fn up(x: f64) -> f32 {
 
 /// Symmetric int8 quantisation of finite `v`: `Some(s)` with `v ≈ s · v̂` written to
 /// `out`; `None` when the scale over- or underflows (tiny, subnormal coordinates).
+#[inline(always)]
 fn quantize(v: &[f32], out: &mut [i8]) -> Option<f32> {
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    // Eight partial maxima, so that it vectorises (`v` is finite: no NaN to order).
+    let mut m8 = [0f32; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            m8[l] = if c[l].abs() > m8[l] {
+                c[l].abs()
+            } else {
+                m8[l]
+            };
+        }
+    }
+    let max =
+        chunks
+            .remainder()
+            .iter()
+            .chain(&m8)
+            .fold(0f32, |m, x| if x.abs() > m { x.abs() } else { m });
     if max == 0.0 {
         out.fill(0);
         return Some(0.0);
@@ -118,6 +140,7 @@ fn quantize(v: &[f32], out: &mut [i8]) -> Option<f32> {
 }
 
 /// `(‖v‖, ‖v − s·v̂‖, ‖s·v̂‖)` in `f64` (eight partial sums, so it vectorises).
+#[inline(always)]
 fn norms(v: &[f32], s: f32, vh: &[i8]) -> (f64, f64, f64) {
     let (mut n, mut r, mut h) = ([0f64; 8], [0f64; 8], [0f64; 8]);
     let s = f64::from(s);
@@ -210,6 +233,7 @@ struct QQuery {
 impl QQuery {
     /// `None` for a query the bound cannot cover (zero or non-finite).
     /// Appends the query's words to `words` (`qh` is a work buffer).
+    #[inline(always)]
     fn new(q: &[f32], dim4: usize, words: &mut Vec<i32>, qh: &mut Vec<i8>) -> Option<Self> {
         if q.iter().any(|x| !x.is_finite()) {
             return None;
@@ -340,6 +364,25 @@ pub(crate) fn search<'a>(
     k: usize,
 ) -> Vec<Option<Vec<Hit>>> {
     assert!(available() && k > 0);
+    // SAFETY: `available()` asserted above: the target features are present.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        x86::search(t, items, queries, adms, k)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("available() is false off x86_64")
+}
+
+/// [`search`]'s body, inlined into `x86::search` so that the query preparation is
+/// compiled for AVX-512 too.
+#[inline(always)]
+fn search_inline<'a>(
+    t: &Int8Items,
+    items: &[f32],
+    queries: &[f32],
+    adms: Vec<Admissible<'a>>,
+    k: usize,
+) -> Vec<Option<Vec<Hit>>> {
     assert_eq!(queries.len(), adms.len() * t.dim);
     assert_eq!(items.len(), t.n * t.dim);
     let mut out: Vec<Option<Vec<Hit>>> = vec![None; adms.len()];
@@ -409,6 +452,18 @@ mod x86 {
         /// `kernel`), reused across calls.
         static SCRATCH: std::cell::RefCell<(Vec<Row>, Bufs)> =
             std::cell::RefCell::new((Vec::new(), Bufs::default()));
+    }
+
+    /// [`super::search`] compiled for the int8 kernel's features.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,popcnt")]
+    pub(super) fn search<'a>(
+        t: &Int8Items,
+        items: &[f32],
+        queries: &[f32],
+        adms: Vec<Admissible<'a>>,
+        k: usize,
+    ) -> Vec<Option<Vec<Hit>>> {
+        search_inline(t, items, queries, adms, k)
     }
 
     /// All queries in groups of 8 (then 4, 2, 1), chunk by chunk.
@@ -627,7 +682,15 @@ mod x86 {
                 for (d, &qd) in q.iter().enumerate() {
                     let qv = _mm_set_ss(qd);
                     for j in 0..8 {
-                        acc[j] = _mm_fmadd_ss(qv, _mm_load_ss(rows[j].add(d)), acc[j]);
+                        // One `vfmadd231ss` with a memory operand: the intrinsic's
+                        // upper-lane semantics cost a blend or permute per fma.
+                        std::arch::asm!(
+                            "vfmadd231ss {acc}, {q}, dword ptr [{p}]",
+                            acc = inout(xmm_reg) acc[j],
+                            q = in(xmm_reg) qv,
+                            p = in(reg) rows[j].add(d),
+                            options(pure, readonly, nostack, preserves_flags),
+                        );
                     }
                 }
                 let s: [f32; 8] = std::array::from_fn(|j| _mm_cvtss_f32(acc[j]));
@@ -723,26 +786,30 @@ mod x86 {
             // (`-inf + inf`): an admissible item's `a` and `E` are finite, so
             // `ub ≥ max(L, -MAX)` keeps exactly the admissible candidates.
             let lv = _mm512_set1_ps(st.l.max(f32::MIN));
-            // Branch-free: compress the passing lanes' item numbers into a register,
-            // store all 16 lanes, advance by the count (the buffer has 16 spare).
-            cand.reserve(rows.len() * BLOCK + BLOCK);
+            cand.reserve(rows.len() * BLOCK);
             let dst = cand.as_mut_ptr();
             let mut len = 0usize;
-            let mut idx = _mm512_add_epi32(
-                _mm512_set1_epi32(start as i32),
-                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            );
-            let step = _mm512_set1_epi32(BLOCK as i32);
-            for row in rows.iter() {
-                let ub = _mm512_load_ps(row.0.as_ptr());
-                let mask = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(ub, lv);
-                let packed = _mm512_maskz_compress_epi32(mask, idx);
-                _mm512_storeu_si512(dst.add(len).cast::<__m512i>(), packed);
-                len += mask.count_ones() as usize;
-                idx = _mm512_add_epi32(idx, step);
+            debug_assert!(rows.len() <= CHUNK_BLOCKS);
+            // Masks of all rows first (independent compares), then the item numbers
+            // of the set bits, 64 lanes (4 rows) per word: few words have any, and a
+            // compress-and-store per row costs more than the branch on the word.
+            let mut masks = [0u64; CHUNK_BLOCKS / 4];
+            // Row `r`'s 16 lanes are bits `16 (r % 4) ..` of word `r / 4` (little
+            // endian); `r < CHUNK_BLOCKS` keeps the `u16` writes inside `masks`.
+            let m16 = masks.as_mut_ptr().cast::<u16>();
+            for (r, row) in rows.iter().enumerate() {
+                *m16.add(r) = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_load_ps(row.0.as_ptr()), lv);
             }
-            // The first `len` entries were written by the stores above (each store
-            // is within the reserved capacity: `len ≤ 16 · row`).
+            for (w, &word) in masks[..rows.len().div_ceil(4)].iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    *dst.add(len) = start + (w * 64) as u32 + bits.trailing_zeros();
+                    len += 1;
+                    bits &= bits - 1;
+                }
+            }
+            // The first `len` entries were written above (at most one per lane of
+            // the chunk, within the reserved capacity).
             cand.set_len(len);
         }
         #[cfg(test)]
