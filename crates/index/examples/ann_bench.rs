@@ -29,7 +29,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use shortlist_index::{ExactIndex, Filter, HnswIndex, HnswParams, TopKIndex};
+use shortlist_index::{ExactIndex, Filter, HnswIndex, HnswParams, IvfIndex, IvfParams, TopKIndex};
 
 struct Args {
     n: usize,
@@ -42,6 +42,10 @@ struct Args {
     threads_build: Option<usize>,
     vectors: Option<PathBuf>,
     filter_efs: Vec<usize>,
+    methods: Vec<String>,
+    ivf: IvfParams,
+    probes: Vec<usize>,
+    filter_probes: Vec<usize>,
 }
 
 /// Errors of this program, already worded for the user.
@@ -73,6 +77,10 @@ fn parse() -> Res<Args> {
         threads_build: None,
         vectors: None,
         filter_efs: vec![64, 128],
+        methods: vec!["hnsw".into(), "ivf".into()],
+        ivf: IvfParams::default(),
+        probes: vec![4, 8, 16, 32, 64, 128, 256],
+        filter_probes: vec![16, 64],
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -95,6 +103,19 @@ fn parse() -> Res<Args> {
             "--build-threads" => a.threads_build = Some(value(flag, v)?),
             "--vectors" => a.vectors = Some(PathBuf::from(v)),
             "--filter-ef" => a.filter_efs = list(flag, v)?,
+            "--methods" => {
+                a.methods = v.split(',').map(str::to_string).collect();
+                if let Some(m) = a
+                    .methods
+                    .iter()
+                    .find(|m| !["hnsw", "ivf"].contains(&m.as_str()))
+                {
+                    return Err(format!("--methods: {m:?} is not hnsw or ivf").into());
+                }
+            }
+            "--lists" => a.ivf.lists = value(flag, v)?,
+            "--probes" => a.probes = list(flag, v)?,
+            "--filter-probes" => a.filter_probes = list(flag, v)?,
             other => return Err(format!("unknown argument {other:?}").into()),
         }
         i += 2;
@@ -238,6 +259,92 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// An index with one search-time knob (HNSW `ef`, IVF `probes`).
+trait Knob: TopKIndex {
+    fn set_knob(&mut self, v: usize);
+}
+
+impl Knob for HnswIndex {
+    fn set_knob(&mut self, v: usize) {
+        self.set_expansion_search(v);
+    }
+}
+
+impl Knob for IvfIndex {
+    fn set_knob(&mut self, v: usize) {
+        self.set_probes(v);
+    }
+}
+
+/// Queries, ground truth and filtered cases shared by every method.
+struct Bench<'a> {
+    queries: &'a [f32],
+    dim: usize,
+    truth: &'a [Vec<u32>],
+    filters: &'a [(usize, Vec<u32>, Vec<Vec<u32>>)],
+    filter_queries: usize,
+}
+
+impl Bench<'_> {
+    /// Recall@10 / @100 and single-threaded q/s for each knob value.
+    fn sweep(&self, index: &mut dyn Knob, name: &str, knobs: &[usize]) -> Res<()> {
+        println!("| {name} | recall@10 | q/s @10 | p50 µs @10 | recall@100 | q/s @100 |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        let nq = self.truth.len();
+        for &v in knobs {
+            index.set_knob(v);
+            let mut row = Vec::new();
+            for k in [10usize, 100] {
+                // Warm-up pass, then a timed pass, single-threaded.
+                let mut got = Vec::with_capacity(nq);
+                let mut lat = Vec::with_capacity(nq);
+                for q in self.queries.chunks_exact(self.dim).take(100) {
+                    std::hint::black_box(index.search(q, k, &Filter::None)?);
+                }
+                let t = Instant::now();
+                for q in self.queries.chunks_exact(self.dim) {
+                    let t1 = Instant::now();
+                    let hits = index.search(q, k, &Filter::None)?;
+                    lat.push(t1.elapsed().as_secs_f64() * 1e6);
+                    got.push(hits.into_iter().map(|h| h.item).collect::<Vec<_>>());
+                }
+                let qps = nq as f64 / t.elapsed().as_secs_f64();
+                row.push((recall(self.truth, &got, k), qps, median(lat)));
+            }
+            println!(
+                "| {v} | {:.4} | {:.0} | {:.0} | {:.4} | {:.0} |",
+                row[0].0, row[0].1, row[0].2, row[1].0, row[1].1
+            );
+        }
+        Ok(())
+    }
+
+    /// Filtered recall@10 and q/s with 10 / 50 / 90 % of the items excluded.
+    fn filtered(&self, index: &mut dyn Knob, name: &str, knobs: &[usize]) -> Res<()> {
+        let qs = &self.queries[..self.filter_queries * self.dim];
+        for (pct, excl, truth) in self.filters {
+            for &v in knobs {
+                index.set_knob(v);
+                let t = Instant::now();
+                let mut got = Vec::new();
+                for q in qs.chunks_exact(self.dim) {
+                    let hits = index.search(q, 10, &Filter::ExcludeSorted(excl))?;
+                    if let Some(h) = hits.iter().find(|h| excl.binary_search(&h.item).is_ok()) {
+                        return Err(format!("{name}={v}: returned excluded item {}", h.item).into());
+                    }
+                    got.push(hits.into_iter().map(|h| h.item).collect::<Vec<_>>());
+                }
+                let qps = self.filter_queries as f64 / t.elapsed().as_secs_f64();
+                println!(
+                    "# filtered {name}={v}, {pct}% excluded: recall@10 {:.4}, {qps:.0} q/s",
+                    recall(truth, &got, 10)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 fn main() -> Res<()> {
     let a = parse()?;
     if let Some(t) = a.threads_build {
@@ -301,7 +408,6 @@ fn main() -> Res<()> {
         std::hint::black_box(exact.search(q, 10, &Filter::None)?);
     }
     let exact_qps = nq_exact as f64 / t.elapsed().as_secs_f64();
-    drop(exact);
     println!(
         "# n={} dim={dim} queries={} ({source}) threads={} | ground truth (batch GEMM) {gt_s:.2}s | exact single-thread {exact_qps:.0} q/s",
         a.n,
@@ -309,74 +415,17 @@ fn main() -> Res<()> {
         rayon::current_num_threads()
     );
 
-    let rss_before = peak_rss_mib();
-    let t = Instant::now();
-    let index = HnswIndex::build(&items, dim, a.params)?;
-    let build_s = t.elapsed().as_secs_f64();
-    let rss_build = peak_rss_mib();
-    let path = a.out.join(format!(
-        "index-m{}-{}.hnsw",
-        a.params.connectivity, a.params.quantization
-    ));
-    let t = Instant::now();
-    index.save(&path)?;
-    let save_s = t.elapsed().as_secs_f64();
-    let size_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
-    drop(index);
-    let t = Instant::now();
-    let loaded = HnswIndex::load(&path)?;
-    let load_s = t.elapsed().as_secs_f64();
-    drop(loaded);
-    let t = Instant::now();
-    let _viewed_unverified = HnswIndex::view_unverified(&path)?;
-    let view_unverified_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut index = HnswIndex::view(&path)?;
-    let view_s = t.elapsed().as_secs_f64();
-    println!(
-        "# build M={} ef_add={} {}: {build_s:.1}s | save {save_s:.2}s | file {size_mib:.1} MiB | load {load_s:.2}s | view {view_s:.2}s (unverified {:.4}s) | index memory (usearch) {:.1} MiB | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
-        a.params.connectivity,
-        a.params.expansion_add,
-        a.params.quantization,
-        view_unverified_s,
-        index.memory_usage() as f64 / (1 << 20) as f64
-    );
-    println!("| ef | recall@10 | q/s @10 | p50 µs @10 | recall@100 | q/s @100 |");
-    println!("|---:|---:|---:|---:|---:|---:|");
-    for &ef in &a.efs {
-        index.set_expansion_search(ef);
-        let mut row = Vec::new();
-        for k in [10usize, 100] {
-            // Warm-up pass, then a timed pass, single-threaded.
-            let mut got = Vec::with_capacity(a.queries);
-            let mut lat = Vec::with_capacity(a.queries);
-            for q in queries.chunks_exact(dim).take(100) {
-                std::hint::black_box(index.search(q, k, &Filter::None)?);
-            }
-            let t = Instant::now();
-            for q in queries.chunks_exact(dim) {
-                let t1 = Instant::now();
-                let hits = index.search(q, k, &Filter::None)?;
-                lat.push(t1.elapsed().as_secs_f64() * 1e6);
-                got.push(hits.into_iter().map(|h| h.item).collect::<Vec<_>>());
-            }
-            let qps = a.queries as f64 / t.elapsed().as_secs_f64();
-            row.push((recall(&truth, &got, k), qps, median(lat)));
-        }
-        println!(
-            "| {ef} | {:.4} | {:.0} | {:.0} | {:.4} | {:.0} |",
-            row[0].0, row[0].1, row[0].2, row[1].0, row[1].1
-        );
-    }
-    // Filtered: exclude 10% / 50% / 90% of items (same list for every query).
-    let exact = ExactIndex::new(items, dim)?;
+    // Filtered queries: exclude 10% / 50% / 90% of items (same list for every query),
+    // with the filtered ground truth; written for the peers too.
+    let nq_f = a.queries.min(200);
+    let mut filters = Vec::new();
     for frac in [0.1, 0.5, 0.9] {
         let mut r = Rng(77);
         let excl: Vec<u32> = (0..a.n as u32).filter(|_| r.uniform() < frac).collect();
-        let nq = a.queries.min(200);
-        let qs = &queries[..nq * dim];
         let truth: Vec<Vec<u32>> = exact
-            .search_batch(qs, 10, &|_| Filter::ExcludeSorted(&excl))?
+            .search_batch(&queries[..nq_f * dim], 10, &|_| {
+                Filter::ExcludeSorted(&excl)
+            })?
             .into_iter()
             .map(|h| h.into_iter().map(|x| x.item).collect())
             .collect();
@@ -398,24 +447,80 @@ fn main() -> Res<()> {
         write_npy(
             &a.out.join(format!("gt_excl{pct}.npy")),
             "<i4",
-            (nq, 10),
+            (nq_f, 10),
             &gt_flat,
         )?;
-        for &ef in &a.filter_efs {
-            index.set_expansion_search(ef);
-            let t = Instant::now();
-            let mut got = Vec::new();
-            for q in qs.chunks_exact(dim) {
-                let hits = index.search(q, 10, &Filter::ExcludeSorted(&excl))?;
-                assert!(hits.iter().all(|h| excl.binary_search(&h.item).is_err()));
-                got.push(hits.into_iter().map(|h| h.item).collect::<Vec<_>>());
-            }
-            let qps = nq as f64 / t.elapsed().as_secs_f64();
-            println!(
-                "# filtered ef={ef}, {pct}% excluded: recall@10 {:.4}, {qps:.0} q/s",
-                recall(&truth, &got, 10)
-            );
-        }
+        filters.push((pct, excl, truth));
+    }
+    drop(exact);
+    let bench = Bench {
+        queries: &queries,
+        dim,
+        truth: &truth,
+        filters: &filters,
+        filter_queries: nq_f,
+    };
+
+    if a.methods.iter().any(|m| m == "hnsw") {
+        let rss_before = peak_rss_mib();
+        let t = Instant::now();
+        let index = HnswIndex::build(&items, dim, a.params)?;
+        let build_s = t.elapsed().as_secs_f64();
+        let rss_build = peak_rss_mib();
+        let path = a.out.join(format!(
+            "index-m{}-{}.hnsw",
+            a.params.connectivity, a.params.quantization
+        ));
+        let t = Instant::now();
+        index.save(&path)?;
+        let save_s = t.elapsed().as_secs_f64();
+        let size_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
+        drop(index);
+        let t = Instant::now();
+        let loaded = HnswIndex::load(&path)?;
+        let load_s = t.elapsed().as_secs_f64();
+        drop(loaded);
+        let t = Instant::now();
+        let _viewed_unverified = HnswIndex::view_unverified(&path)?;
+        let view_unverified_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut index = HnswIndex::view(&path)?;
+        let view_s = t.elapsed().as_secs_f64();
+        println!(
+            "# HNSW build M={} ef_add={} {}: {build_s:.1}s | save {save_s:.2}s | file {size_mib:.1} MiB | load {load_s:.2}s | view {view_s:.2}s (unverified {:.4}s) | index memory (usearch) {:.1} MiB | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
+            a.params.connectivity,
+            a.params.expansion_add,
+            a.params.quantization,
+            view_unverified_s,
+            index.memory_usage() as f64 / (1 << 20) as f64
+        );
+        bench.sweep(&mut index, "ef", &a.efs)?;
+        bench.filtered(&mut index, "ef", &a.filter_efs)?;
+    }
+    if a.methods.iter().any(|m| m == "ivf") {
+        let rss_before = peak_rss_mib();
+        let t = Instant::now();
+        let index = IvfIndex::build(&items, dim, a.ivf)?;
+        let build_s = t.elapsed().as_secs_f64();
+        let rss_build = peak_rss_mib();
+        let path = a.out.join("index.ivf.safetensors");
+        let t = Instant::now();
+        index.save(&path)?;
+        let save_s = t.elapsed().as_secs_f64();
+        let size_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
+        let sizes = index.list_sizes();
+        drop(index);
+        let t = Instant::now();
+        let mut index = IvfIndex::load(&path)?;
+        let load_s = t.elapsed().as_secs_f64();
+        println!(
+            "# IVF build lists={} (largest {} items): {build_s:.1}s | save {save_s:.2}s | file {size_mib:.1} MiB | load {load_s:.2}s | index memory {:.1} MiB | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
+            index.lists(),
+            sizes.iter().max().unwrap_or(&0),
+            index.memory_bytes() as f64 / (1 << 20) as f64
+        );
+        bench.sweep(&mut index, "probes", &a.probes)?;
+        bench.filtered(&mut index, "probes", &a.filter_probes)?;
     }
     println!("# peak RSS {:.0} MiB", peak_rss_mib());
     Ok(())

@@ -39,6 +39,7 @@ pub mod exact;
 #[cfg(feature = "ann")]
 pub mod hnsw;
 pub mod index_base;
+pub mod ivf;
 mod kernel;
 mod quant;
 mod select;
@@ -49,3 +50,4 @@ pub use exact::ExactIndex;
 #[cfg(feature = "ann")]
 pub use hnsw::{HnswIndex, HnswIndex as ApproximateIndex, HnswParams, Quantization};
 pub use index_base::{Filter, Hit, TopKIndex};
+pub use ivf::{IvfIndex, IvfParams};

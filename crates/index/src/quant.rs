@@ -282,6 +282,8 @@ struct State<'a> {
     keys: Vec<u64>,
     /// The answer, when the catalogue is one chunk (finished in place, no `keys`).
     result: Option<Vec<Hit>>,
+    /// Item number of each position, when the items are stored permuted (IVF lists).
+    ids: Option<&'a [u32]>,
 }
 
 /// Sort key of a hit: ascending order is rank order (higher score first, then lower
@@ -373,6 +375,58 @@ pub(crate) fn search<'a>(
     unreachable!("available() is false off x86_64")
 }
 
+/// A run of stored positions scanned by [`search_ranges`]: blocks `blocks` (of 16
+/// positions), of which positions `< valid_end` hold items (the rest is padding).
+#[derive(Debug, Clone)]
+pub(crate) struct Range {
+    pub(crate) blocks: std::ops::Range<usize>,
+    pub(crate) valid_end: usize,
+}
+
+/// The exact top-`k` of one query over the items in `ranges` only (an IVF probe):
+/// `t` and `items` hold the items at permuted positions, `ids[p]` is the item number
+/// at position `p`, `adm` excludes positions (sorted ascending). The hits carry item
+/// numbers. `None` when the query cannot be quantised (the caller scans in `f32`).
+/// Requires [`available`].
+pub(crate) fn search_ranges(
+    t: &Int8Items,
+    items: &[f32],
+    ids: &[u32],
+    query: &[f32],
+    adm: Admissible<'_>,
+    k: usize,
+    ranges: &[Range],
+) -> Option<Vec<Hit>> {
+    assert!(available() && k > 0);
+    assert_eq!(query.len(), t.dim);
+    assert_eq!(items.len(), t.n * t.dim);
+    assert!(ids.len() >= t.n);
+    assert!(ranges
+        .iter()
+        .all(|r| r.blocks.end <= t.blocks() && r.valid_end <= t.n.min(r.blocks.end * BLOCK)));
+    let mut words = Vec::with_capacity(t.dim4);
+    let mut qh = Vec::new();
+    let q = QQuery::new(query, t.dim4, &mut words, &mut qh)?;
+    let mut st = State {
+        q,
+        adm,
+        k,
+        l: f32::NEG_INFINITY,
+        keys: Vec::new(),
+        result: None,
+        ids: Some(ids),
+    };
+    // SAFETY: `available()` asserted above: the target features are present.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        x86::scan_ranges(t, items, query, &words, &mut st, ranges)
+    };
+    Some(match st.result.take() {
+        Some(hits) => hits,
+        None => finish(&mut st.keys, k),
+    })
+}
+
 /// [`search`]'s body, inlined into `x86::search` so that the query preparation is
 /// compiled for AVX-512 too.
 #[inline(always)]
@@ -399,6 +453,7 @@ fn search_inline<'a>(
                 l: f32::NEG_INFINITY,
                 keys: Vec::new(),
                 result: None,
+                ids: None,
             });
             which.push(i);
         }
@@ -500,6 +555,50 @@ mod x86 {
         SCRATCH.with(|s| *s.borrow_mut() = (scratch, bufs));
     }
 
+    /// One query over the blocks of `ranges`, each cut into chunks (see
+    /// [`super::search_ranges`]).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,popcnt")]
+    pub(super) fn scan_ranges(
+        t: &Int8Items,
+        items: &[f32],
+        query: &[f32],
+        words: &[i32],
+        st: &mut State<'_>,
+        ranges: &[Range],
+    ) {
+        let (mut scratch, mut bufs) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        if scratch.len() < CHUNK_BLOCKS {
+            scratch.resize(CHUNK_BLOCKS, Row([0.0; BLOCK]));
+        }
+        let words: [&[i32]; 1] = [&words[..t.dim4]];
+        let corr = [st.q.corr];
+        for r in ranges {
+            let start = (r.blocks.start * BLOCK) as u32;
+            // Ranges come in any order: re-seek the exclusion cursor.
+            let c = st.adm.excluded().partition_point(|&x| x < start);
+            st.adm.set_cursor(c);
+            for cb in r.blocks.clone().step_by(CHUNK_BLOCKS) {
+                let end = r.blocks.end.min(cb + CHUNK_BLOCKS);
+                let mut b = cb;
+                while b + 4 <= end {
+                    // SAFETY: features enabled; `b + 4 ≤ end ≤ blocks` (asserted by
+                    // the caller); scratch holds `CHUNK_BLOCKS ≥ end - cb` rows.
+                    unsafe { tile::<1, 4>(t, &words, &corr, &mut scratch, CHUNK_BLOCKS, cb, b) };
+                    b += 4;
+                }
+                while b < end {
+                    // SAFETY: as above with one block.
+                    unsafe { tile::<1, 1>(t, &words, &corr, &mut scratch, CHUNK_BLOCKS, cb, b) };
+                    b += 1;
+                }
+                let valid = r.valid_end.min(end * BLOCK).saturating_sub(cb * BLOCK);
+                let rows = &mut scratch[..end - cb];
+                select(t, items, query, st, &mut bufs, rows, cb, valid);
+            }
+        }
+        SCRATCH.with(|s| *s.borrow_mut() = (scratch, bufs));
+    }
+
     /// `Q` queries over all items; returns `Q`.
     #[inline(always)]
     fn group<const Q: usize>(
@@ -520,6 +619,12 @@ mod x86 {
         for cb in (0..nb).step_by(chunk) {
             let end = nb.min(cb + chunk);
             let mut b = cb;
+            // One query alone: four blocks per tile, for independent accumulators.
+            while Q == 1 && b + 4 <= end {
+                // SAFETY: as below with four blocks.
+                unsafe { tile::<Q, 4>(t, &words, &corr, scratch, chunk, cb, b) };
+                b += 4;
+            }
             while b + 2 <= end {
                 // SAFETY: features enabled (caller); `b + 2 ≤ nb`, scratch holds `Q`
                 // chunks of `chunk ≥ end - cb` rows (asserted above).
@@ -818,6 +923,12 @@ mod x86 {
         // `items` is `n × dim`.
         unsafe { exact_chains(items, t.dim, query, cand, &mut bufs.scores) };
         let sanitized = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
+        if let Some(ids) = st.ids {
+            // Ranked and returned under their item numbers (ties: lower item first).
+            for c in cand.iter_mut() {
+                *c = ids[*c as usize];
+            }
+        }
         if cb == 0 && rows.len() == t.blocks() {
             // The whole catalogue in one chunk: finish now, from a reused buffer.
             bufs.keys.clear();

@@ -1,0 +1,721 @@
+//! [`IvfIndex`]: an inverted-file index (k-means lists) whose probed lists are scanned
+//! with the int8 prefilter of `quant` and re-scored exactly — the ScaNN-style second
+//! approximate method next to HNSW.
+//!
+//! * Build: k-means (L2, seeded) on a sample of the items, then every item goes to its
+//!   nearest centre. The items are stored permuted, list after list, each list padded
+//!   to whole blocks of 16, and quantised once for the int8 kernel.
+//! * Search: the `probes` lists whose centres have the highest inner product with the
+//!   query, best first, scanned as one exact top-k over their items (shared k-th
+//!   bound across lists, exact `f32` re-scoring of the few candidates). Within the
+//!   probed lists the answer is exact — same scores, bit for bit, as [`ExactIndex`],
+//!   same tie order (lower item first) — so recall is lost only to lists not probed.
+//!   `probes = lists` is an exact search.
+//! * Filters: exclusions are mapped to stored positions and masked inside the scan
+//!   (no recall lost to them); an allow-list is scored exactly, item by item.
+//! * Memory: the `f32` items once (permuted) plus one byte per coordinate; no graph.
+//! * Persistence: safetensors with the items in their original order, the centres and
+//!   each item's list; loading re-lays out and re-quantises (linear time, no k-means).
+//!
+//! Without AVX-512 VNNI the probed lists are scanned in `f32`, item by item.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use shortlist_core::Rng;
+
+use crate::error::{Error, Result};
+use crate::exact::ExactIndex;
+use crate::index_base::{Filter, Hit, TopKIndex};
+use crate::kernel::{Kernel, BLOCK};
+use crate::quant::{self, Int8Items, Range};
+use crate::select::{Admissible, TopK};
+
+/// Value of the `format` metadata key of a saved IVF index.
+pub const FORMAT: &str = "shortlist.ivf-index";
+/// Value of the `version` metadata key written by this crate.
+pub const FORMAT_VERSION: &str = "1";
+
+/// Build and search parameters of an [`IvfIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "ann", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "ann", serde(default, deny_unknown_fields))]
+pub struct IvfParams {
+    /// Number of lists (k-means centres); 0 picks `4 · √n`. More lists: each probe
+    /// scans fewer items, but more probes are needed for the same recall.
+    pub lists: usize,
+    /// Lists scanned per query (changeable after loading with
+    /// [`IvfIndex::set_probes`]); 0 picks `lists / 32` (at least 1). The recall /
+    /// speed dial: measure with `shortlist index tune`.
+    pub probes: usize,
+    /// k-means iterations. Default 10.
+    pub iterations: usize,
+    /// k-means trains on at most this many items per list (a seeded sample). Default 64.
+    pub sample_per_list: usize,
+    /// Seed of the sample and the initial centres.
+    pub seed: u64,
+}
+
+impl Default for IvfParams {
+    fn default() -> Self {
+        IvfParams {
+            lists: 0,
+            probes: 0,
+            iterations: 10,
+            sample_per_list: 64,
+            seed: 42,
+        }
+    }
+}
+
+impl IvfParams {
+    /// The number of lists for `n` items (resolving `lists = 0`), at least 1 and at
+    /// most `n`.
+    pub fn lists_for(&self, n: usize) -> usize {
+        let lists = if self.lists == 0 {
+            (4.0 * (n as f64).sqrt()).round() as usize
+        } else {
+            self.lists
+        };
+        lists.clamp(1, n.max(1))
+    }
+
+    /// The number of probes for `lists` lists (resolving `probes = 0`).
+    pub fn probes_for(&self, lists: usize) -> usize {
+        let p = if self.probes == 0 {
+            lists / 32
+        } else {
+            self.probes
+        };
+        p.clamp(1, lists.max(1))
+    }
+
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        if self.iterations == 0 {
+            return Err(Error::invalid("iterations", "must be at least 1, got 0"));
+        }
+        if self.sample_per_list == 0 {
+            return Err(Error::invalid(
+                "sample_per_list",
+                "must be at least 1, got 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Inverted-file index: see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct IvfIndex {
+    dim: usize,
+    n: usize,
+    probes: usize,
+    /// `lists × dim` centres.
+    centroids: Vec<f32>,
+    /// The centres as an exact index, to pick the lists to probe.
+    coarse: ExactIndex,
+    /// The list of every item.
+    assign: Vec<u32>,
+    /// Per list: its blocks of stored positions and where its padding starts.
+    ranges: Vec<Range>,
+    /// `positions × dim`, the items list after list (padding rows are zero).
+    items: Vec<f32>,
+    /// Item number at each stored position (`u32::MAX` for padding).
+    ids: Vec<u32>,
+    /// Stored position of each item.
+    pos: Vec<u32>,
+    int8: Option<Int8Items>,
+}
+
+impl IvfIndex {
+    /// Builds an index over `items` (`n × dim`, row-major, finite).
+    pub fn build(items: &[f32], dim: usize, params: IvfParams) -> Result<Self> {
+        params.validate()?;
+        let n = crate::index_base::item_count(items.len(), dim)?;
+        if let Some(i) = items.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(
+                "items",
+                format!(
+                    "item {} has a non-finite coordinate ({}) at dimension {}",
+                    i / dim,
+                    items[i],
+                    i % dim
+                ),
+            ));
+        }
+        let lists = params.lists_for(n);
+        let centroids = kmeans(items, dim, lists, &params)?;
+        let assign = if n == 0 {
+            Vec::new()
+        } else {
+            nearest(items, dim, &centroids)?
+        };
+        Self::from_parts(items, dim, centroids, assign, params.probes_for(lists))
+    }
+
+    /// Lays out the lists of a trained index (`assign[i] < lists` for every item).
+    fn from_parts(
+        items: &[f32],
+        dim: usize,
+        centroids: Vec<f32>,
+        assign: Vec<u32>,
+        probes: usize,
+    ) -> Result<Self> {
+        let n = items.len() / dim;
+        let lists = centroids.len() / dim;
+        let mut count = vec![0usize; lists];
+        for &l in &assign {
+            count[l as usize] += 1;
+        }
+        let mut ranges = Vec::with_capacity(lists);
+        let mut next = vec![0usize; lists];
+        let mut block = 0usize;
+        for (l, &c) in count.iter().enumerate() {
+            let blocks = c.div_ceil(BLOCK);
+            next[l] = block * BLOCK;
+            ranges.push(Range {
+                blocks: block..block + blocks,
+                valid_end: block * BLOCK + c,
+            });
+            block += blocks;
+        }
+        let positions = block * BLOCK;
+        let mut permuted = vec![0f32; positions * dim];
+        let mut ids = vec![u32::MAX; positions];
+        let mut pos = vec![0u32; n];
+        // Items in ascending order, so each list holds its items in ascending order.
+        for (i, (&l, v)) in assign.iter().zip(items.chunks_exact(dim)).enumerate() {
+            let p = next[l as usize];
+            next[l as usize] += 1;
+            permuted[p * dim..(p + 1) * dim].copy_from_slice(v);
+            ids[p] = i as u32;
+            pos[i] = p as u32;
+        }
+        let int8 = if quant::available() {
+            Int8Items::new(&permuted, dim)
+        } else {
+            None
+        };
+        let coarse = ExactIndex::new(centroids.clone(), dim)?;
+        Ok(IvfIndex {
+            dim,
+            n,
+            probes: probes.clamp(1, lists.max(1)),
+            centroids,
+            coarse,
+            assign,
+            ranges,
+            items: permuted,
+            ids,
+            pos,
+            int8,
+        })
+    }
+
+    /// Number of lists.
+    pub fn lists(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Lists scanned per query.
+    pub fn probes(&self) -> usize {
+        self.probes
+    }
+
+    /// Sets the lists scanned per query (clamped to `1..=lists`).
+    pub fn set_probes(&mut self, probes: usize) {
+        self.probes = probes.clamp(1, self.lists().max(1));
+    }
+
+    /// Sizes of the lists (items per list).
+    pub fn list_sizes(&self) -> Vec<usize> {
+        self.ranges
+            .iter()
+            .map(|r| r.valid_end - r.blocks.start * BLOCK)
+            .collect()
+    }
+
+    /// Bytes held in memory (items, int8 copy, centres, maps), approximately.
+    pub fn memory_bytes(&self) -> usize {
+        let positions = self.ids.len();
+        positions * self.dim * 5
+            + positions * 16
+            + self.n * 8
+            + self.centroids.len() * 4 * 3
+            + self.ranges.len() * std::mem::size_of::<Range>()
+    }
+
+    /// [`TopKIndex::search`] probing `probes` lists.
+    pub fn search_probes(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter<'_>,
+        probes: usize,
+    ) -> Result<Vec<Hit>> {
+        if query.len() != self.dim {
+            return Err(Error::Dimension {
+                what: "query".into(),
+                expected: self.dim,
+                found: query.len(),
+            });
+        }
+        let adm = Admissible::prepare(filter, self.n)?;
+        if k == 0 || self.n == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some(allowed) = adm.allow_list() {
+            return Ok(self.search_allowed(query, k, allowed));
+        }
+        let mut excluded: Vec<u32> = adm
+            .excluded()
+            .iter()
+            .filter(|&&i| (i as usize) < self.n)
+            .map(|&i| self.pos[i as usize])
+            .collect();
+        excluded.sort_unstable();
+        let probes = probes.clamp(1, self.lists());
+        let ranges: Vec<Range> = self
+            .coarse
+            .search(query, probes, &Filter::None)?
+            .iter()
+            .map(|h| self.ranges[h.item as usize].clone())
+            .collect();
+        if let Some(t) = &self.int8 {
+            let adm = Admissible::prepare(&Filter::ExcludeSorted(&excluded), self.ids.len())?;
+            if let Some(hits) =
+                quant::search_ranges(t, &self.items, &self.ids, query, adm, k, &ranges)
+            {
+                return Ok(hits);
+            }
+        }
+        Ok(self.scan_f32(query, k, &excluded, &ranges))
+    }
+
+    /// The probed lists in `f32`, item by item (no VNNI, or a query the int8 path
+    /// cannot quantise).
+    fn scan_f32(&self, query: &[f32], k: usize, excluded: &[u32], ranges: &[Range]) -> Vec<Hit> {
+        let kernel = Kernel::best();
+        let mut top = TopK::new(k, k.saturating_mul(4));
+        for r in ranges {
+            for p in r.blocks.start * BLOCK..r.valid_end {
+                if excluded.binary_search(&(p as u32)).is_ok() {
+                    continue;
+                }
+                let s = kernel.dot(&self.items[p * self.dim..(p + 1) * self.dim], query);
+                top.push(Hit {
+                    item: self.ids[p],
+                    score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+                });
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// Scores only the allowed items (sorted, deduplicated, in range).
+    fn search_allowed(&self, query: &[f32], k: usize, allowed: &[u32]) -> Vec<Hit> {
+        let kernel = Kernel::best();
+        let mut top = TopK::new(k, allowed.len());
+        for &item in allowed {
+            let p = self.pos[item as usize] as usize;
+            let s = kernel.dot(&self.items[p * self.dim..(p + 1) * self.dim], query);
+            top.push(Hit {
+                item,
+                score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+            });
+        }
+        top.into_sorted()
+    }
+
+    /// The items in their original order (`n × dim`).
+    fn original_items(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.n * self.dim];
+        for (i, &p) in self.pos.iter().enumerate() {
+            let p = p as usize;
+            out[i * self.dim..(i + 1) * self.dim]
+                .copy_from_slice(&self.items[p * self.dim..(p + 1) * self.dim]);
+        }
+        out
+    }
+
+    /// Saves the index as safetensors at `path` (atomically: temporary file + rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bad = |message: String| Error::Format {
+            path: path.to_path_buf(),
+            message,
+        };
+        let f32_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let items = f32_bytes(&self.original_items());
+        let centroids = f32_bytes(&self.centroids);
+        let assign: Vec<u8> = self.assign.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let view = |name: &str, dtype, shape: Vec<usize>, data| {
+            TensorView::new(dtype, shape, data)
+                .map_err(|e| bad(format!("cannot build tensor {name}: {e}")))
+        };
+        let tensors = [
+            (
+                "items",
+                view("items", Dtype::F32, vec![self.n, self.dim], &items)?,
+            ),
+            (
+                "centroids",
+                view(
+                    "centroids",
+                    Dtype::F32,
+                    vec![self.lists(), self.dim],
+                    &centroids,
+                )?,
+            ),
+            ("assign", view("assign", Dtype::U32, vec![self.n], &assign)?),
+        ];
+        let metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("version".to_string(), FORMAT_VERSION.to_string()),
+            ("probes".to_string(), self.probes.to_string()),
+        ]);
+        let buf = safetensors::serialize(tensors, Some(metadata))
+            .map_err(|e| bad(format!("cannot serialise: {e}")))?;
+        shortlist_core::atomic::write_file(path, &buf)?;
+        Ok(())
+    }
+
+    /// Loads an index written by [`save`](Self::save). A missing, truncated or corrupt
+    /// file, or one that holds something else, is an error naming the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = fs_err::read(path)?;
+        let bad = |message: String| Error::Format {
+            path: path.to_path_buf(),
+            message,
+        };
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
+        let get = |key: &str| meta.metadata().as_ref().and_then(|m| m.get(key));
+        if get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!(
+                "metadata `format` is {:?}, expected {FORMAT:?}",
+                get("format")
+            )));
+        }
+        if get("version").map(String::as_str) != Some(FORMAT_VERSION) {
+            return Err(bad(format!(
+                "metadata `version` is {:?}; this build reads version {FORMAT_VERSION}",
+                get("version")
+            )));
+        }
+        let probes: usize = get("probes").and_then(|p| p.parse().ok()).ok_or_else(|| {
+            bad(format!(
+                "metadata `probes` is {:?}, expected an integer",
+                get("probes")
+            ))
+        })?;
+        let tensor = |name: &str, dtype: Dtype, rank: usize| {
+            let t = st
+                .tensor(name)
+                .map_err(|e| bad(format!("no tensor {name:?} ({e})")))?;
+            if t.dtype() != dtype || t.shape().len() != rank {
+                return Err(bad(format!(
+                    "tensor {name:?} is {:?} of shape {:?}, expected {dtype:?} of rank {rank}",
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+            let want = t.shape().iter().product::<usize>() * 4;
+            if t.data().len() != want {
+                return Err(bad(format!(
+                    "tensor {name:?} holds {} bytes, shape {:?} needs {want}",
+                    t.data().len(),
+                    t.shape()
+                )));
+            }
+            Ok(t)
+        };
+        let words = |d: &[u8]| -> Vec<[u8; 4]> {
+            d.chunks_exact(4)
+                .map(|b| [b[0], b[1], b[2], b[3]])
+                .collect()
+        };
+        let items_t = tensor("items", Dtype::F32, 2)?;
+        let cent_t = tensor("centroids", Dtype::F32, 2)?;
+        let assign_t = tensor("assign", Dtype::U32, 1)?;
+        let (n, dim) = (items_t.shape()[0], items_t.shape()[1]);
+        let lists = cent_t.shape()[0];
+        if cent_t.shape()[1] != dim || assign_t.shape()[0] != n || dim == 0 || (n > 0 && lists == 0)
+        {
+            return Err(bad(format!(
+                "inconsistent shapes: items {:?}, centroids {:?}, assign {:?}",
+                items_t.shape(),
+                cent_t.shape(),
+                assign_t.shape()
+            )));
+        }
+        let items: Vec<f32> = words(items_t.data())
+            .into_iter()
+            .map(f32::from_le_bytes)
+            .collect();
+        let centroids: Vec<f32> = words(cent_t.data())
+            .into_iter()
+            .map(f32::from_le_bytes)
+            .collect();
+        let assign: Vec<u32> = words(assign_t.data())
+            .into_iter()
+            .map(u32::from_le_bytes)
+            .collect();
+        if let Some(i) = assign.iter().position(|&l| l as usize >= lists) {
+            return Err(bad(format!(
+                "item {i} is assigned to list {}, but there are {lists} lists",
+                assign[i]
+            )));
+        }
+        if let Some(i) = items.iter().chain(&centroids).position(|x| !x.is_finite()) {
+            return Err(bad(format!(
+                "non-finite value at element {i} of items / centroids"
+            )));
+        }
+        Self::from_parts(&items, dim, centroids, assign, probes).map_err(|e| bad(e.to_string()))
+    }
+}
+
+impl TopKIndex for IvfIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>> {
+        self.search_probes(query, k, filter, self.probes)
+    }
+
+    fn search_batch<'f>(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
+    ) -> Result<Vec<Vec<Hit>>> {
+        if !queries.len().is_multiple_of(self.dim) {
+            return Err(Error::Dimension {
+                what: format!(
+                    "queries (length {} is not n × dim; remainder)",
+                    queries.len()
+                ),
+                expected: self.dim,
+                found: queries.len() % self.dim,
+            });
+        }
+        queries
+            .par_chunks(self.dim)
+            .enumerate()
+            .map(|(q, v)| self.search(v, k, &filter_of(q)))
+            .collect()
+    }
+}
+
+/// k-means (L2) centres of a seeded sample of `items`: `lists × dim`.
+fn kmeans(items: &[f32], dim: usize, lists: usize, params: &IvfParams) -> Result<Vec<f32>> {
+    let n = items.len() / dim;
+    if n == 0 {
+        return Ok(vec![0.0; dim]);
+    }
+    let mut rng = Rng::new(params.seed);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    rng.shuffle(&mut order);
+    order.truncate(lists.saturating_mul(params.sample_per_list).max(lists));
+    let sample: Vec<f32> = order
+        .iter()
+        .flat_map(|&i| &items[i as usize * dim..(i as usize + 1) * dim])
+        .copied()
+        .collect();
+    let m = order.len();
+    // Initial centres: the first `lists` sampled items (a random subset).
+    let mut centroids = sample[..lists * dim].to_vec();
+    for _ in 0..params.iterations {
+        let assign = nearest(&sample, dim, &centroids)?;
+        let mut sum = vec![0f64; lists * dim];
+        let mut count = vec![0usize; lists];
+        for (v, &l) in sample.chunks_exact(dim).zip(&assign) {
+            count[l as usize] += 1;
+            for (s, &x) in sum[l as usize * dim..(l as usize + 1) * dim]
+                .iter_mut()
+                .zip(v)
+            {
+                *s += f64::from(x);
+            }
+        }
+        for l in 0..lists {
+            let c = &mut centroids[l * dim..(l + 1) * dim];
+            if count[l] == 0 {
+                // An empty list restarts from a random sampled item.
+                let r = rng.below(m as u64) as usize;
+                c.copy_from_slice(&sample[r * dim..(r + 1) * dim]);
+            } else {
+                for (c, s) in c.iter_mut().zip(&sum[l * dim..(l + 1) * dim]) {
+                    *c = (s / count[l] as f64) as f32;
+                }
+            }
+        }
+    }
+    Ok(centroids)
+}
+
+/// The nearest centre (L2; ties: the lower list) of every row of `data`, through the
+/// exact index: `argmin ‖v − c‖² = argmax v·c − ‖c‖²/2`.
+fn nearest(data: &[f32], dim: usize, centroids: &[f32]) -> Result<Vec<u32>> {
+    let aug: Vec<f32> = centroids
+        .chunks_exact(dim)
+        .flat_map(|c| {
+            let half = c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / 2.0;
+            c.iter().copied().chain([-half as f32])
+        })
+        .collect();
+    let index = ExactIndex::new(aug, dim + 1)?;
+    let mut out = Vec::with_capacity(data.len() / dim);
+    for chunk in data.chunks(65_536 * dim) {
+        let queries: Vec<f32> = chunk
+            .chunks_exact(dim)
+            .flat_map(|v| v.iter().copied().chain([1.0]))
+            .collect();
+        let hits = index.search_batch(&queries, 1, &|_| Filter::None)?;
+        out.extend(hits.iter().map(|h| h.first().map_or(0, |h| h.item)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on purpose
+mod tests {
+    use super::*;
+
+    fn clustered(rng: &mut Rng, n: usize, dim: usize, centres: usize) -> Vec<f32> {
+        let c: Vec<f32> = (0..centres * dim).map(|_| rng.normal() as f32).collect();
+        (0..n)
+            .flat_map(|_| {
+                let k = rng.below(centres as u64) as usize;
+                let scale = 0.5 + rng.next_f32();
+                (0..dim)
+                    .map(|d| (c[k * dim + d] + 0.5 * rng.normal() as f32) * scale)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn bits(h: &[Hit]) -> Vec<(u32, u32)> {
+        h.iter().map(|h| (h.item, h.score.to_bits())).collect()
+    }
+
+    #[test]
+    fn all_probes_equal_the_exact_index_bit_for_bit_with_filters() {
+        let mut rng = Rng::new(5);
+        let (n, dim) = (3000, 24);
+        let items = clustered(&mut rng, n, dim, 20);
+        let exact = ExactIndex::new(items.clone(), dim).unwrap();
+        let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+        assert_eq!(ivf.lists(), 219); // 4 · √3000
+        assert_eq!(ivf.list_sizes().iter().sum::<usize>(), n);
+        let excluded: Vec<u32> = (0..n as u32).filter(|i| i % 3 == 0).collect();
+        let allowed: Vec<u32> = (0..n as u32).filter(|i| i % 7 == 1).collect();
+        for q in 0..20 {
+            let query: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+            for filter in [
+                Filter::None,
+                Filter::ExcludeSorted(&excluded),
+                Filter::AllowOnly(&allowed),
+            ] {
+                for k in [1, 10, 100] {
+                    let want = exact.search(&query, k, &filter).unwrap();
+                    let got = ivf.search_probes(&query, k, &filter, ivf.lists()).unwrap();
+                    assert_eq!(bits(&got), bits(&want), "query {q}, k {k}, {filter:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn few_probes_keep_high_recall_on_clustered_data_and_never_return_excluded() {
+        let mut rng = Rng::new(9);
+        let (n, dim) = (20_000, 32);
+        let items = clustered(&mut rng, n, dim, 100);
+        let exact = ExactIndex::new(items.clone(), dim).unwrap();
+        let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+        let excluded: Vec<u32> = (0..n as u32).filter(|i| i % 2 == 0).collect();
+        let (mut hit, mut total) = (0, 0);
+        for _ in 0..100 {
+            let query = clustered(&mut rng, 1, dim, 100);
+            let want = exact.search(&query, 10, &Filter::None).unwrap();
+            let got = ivf.search(&query, 10, &Filter::None).unwrap();
+            total += want.len();
+            hit += got
+                .iter()
+                .filter(|h| want.iter().any(|w| w.item == h.item))
+                .count();
+            let f = ivf
+                .search(&query, 10, &Filter::ExcludeSorted(&excluded))
+                .unwrap();
+            assert_eq!(f.len(), 10);
+            assert!(f.iter().all(|h| h.item % 2 == 1), "{f:?}");
+        }
+        let recall = hit as f64 / total as f64;
+        // 566 lists, 17 probed (3 % of the items).
+        assert!(recall >= 0.9, "recall@10 {recall}");
+    }
+
+    #[test]
+    fn save_load_round_trip_and_corrupt_files() {
+        let mut rng = Rng::new(3);
+        let items = clustered(&mut rng, 500, 8, 5);
+        let mut ivf = IvfIndex::build(&items, 8, IvfParams::default()).unwrap();
+        ivf.set_probes(7);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.ivf.safetensors");
+        ivf.save(&path).unwrap();
+        let back = IvfIndex::load(&path).unwrap();
+        assert_eq!(back.probes(), 7);
+        assert_eq!(back.lists(), ivf.lists());
+        let queries: Vec<f32> = (0..40 * 8).map(|_| rng.normal() as f32).collect();
+        let a = ivf.search_batch(&queries, 10, &|_| Filter::None).unwrap();
+        let b = back.search_batch(&queries, 10, &|_| Filter::None).unwrap();
+        assert_eq!(a, b);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let e = IvfIndex::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("index.ivf.safetensors") && e.contains("not a readable safetensors"),
+            "{e}"
+        );
+        let exact = dir.path().join("exact.safetensors");
+        ExactIndex::new(items, 8).unwrap().save(&exact).unwrap();
+        let e = IvfIndex::load(&exact).unwrap_err().to_string();
+        assert!(e.contains("metadata `format`"), "{e}");
+    }
+
+    #[test]
+    fn bad_input_gives_named_errors() {
+        let e = IvfIndex::build(&[1.0, f32::NAN, 0.0, 1.0], 2, IvfParams::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid items: item 0 has a non-finite coordinate (NaN) at dimension 1"
+        );
+        let ivf = IvfIndex::build(&[1.0, 0.0, 0.0, 1.0], 2, IvfParams::default()).unwrap();
+        let e = ivf
+            .search(&[1.0], 1, &Filter::None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query"), "{e}");
+        let p = IvfParams {
+            iterations: 0,
+            ..IvfParams::default()
+        };
+        assert!(IvfIndex::build(&[1.0], 1, p)
+            .unwrap_err()
+            .to_string()
+            .contains("iterations"));
+    }
+}
