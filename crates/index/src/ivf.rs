@@ -39,7 +39,7 @@ pub const FORMAT: &str = "shortlist.ivf-index";
 pub const FORMAT_VERSION: &str = "1";
 
 /// Build and search parameters of an [`IvfIndex`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "ann", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "ann", serde(default, deny_unknown_fields))]
 pub struct IvfParams {
@@ -54,6 +54,12 @@ pub struct IvfParams {
     pub iterations: usize,
     /// k-means trains on at most this many items per list (a seeded sample). Default 64.
     pub sample_per_list: usize,
+    /// Fraction of the items, those of largest norm, kept in a head list that every
+    /// query scans first. With popularity-driven norms (trained towers) the top
+    /// scores come mostly from these items, wherever their k-means list lies; the head
+    /// also proves a high k-th score early, so lists whose largest norm cannot reach
+    /// it are skipped exactly. Default 0.005; 0 turns it off.
+    pub head_fraction: f64,
     /// Seed of the sample and the initial centres.
     pub seed: u64,
 }
@@ -65,6 +71,7 @@ impl Default for IvfParams {
             probes: 0,
             iterations: 10,
             sample_per_list: 64,
+            head_fraction: 0.005,
             seed: 42,
         }
     }
@@ -96,6 +103,12 @@ impl IvfParams {
     pub fn validate(&self) -> Result<()> {
         if self.iterations == 0 {
             return Err(Error::invalid("iterations", "must be at least 1, got 0"));
+        }
+        if !(0.0..=1.0).contains(&self.head_fraction) {
+            return Err(Error::invalid(
+                "head_fraction",
+                format!("must be within [0, 1], got {}", self.head_fraction),
+            ));
         }
         if self.sample_per_list == 0 {
             return Err(Error::invalid(
@@ -148,11 +161,25 @@ impl IvfIndex {
         }
         let lists = params.lists_for(n);
         let centroids = kmeans(items, dim, lists, &params)?;
-        let assign = if n == 0 {
+        let mut assign = if n == 0 {
             Vec::new()
         } else {
             nearest(items, dim, &centroids)?
         };
+        // The head: the largest norms (ties: lower item), list number `lists`.
+        let head = ((n as f64 * params.head_fraction).round() as usize).min(n);
+        if head > 0 {
+            let norms: Vec<f64> = items.chunks_exact(dim).map(norm).collect();
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.select_nth_unstable_by(head - 1, |&a, &b| {
+                norms[b as usize]
+                    .total_cmp(&norms[a as usize])
+                    .then(a.cmp(&b))
+            });
+            for &i in &order[..head] {
+                assign[i as usize] = lists as u32;
+            }
+        }
         Self::from_parts(items, dim, centroids, assign, params.probes_for(lists))
     }
 
@@ -166,12 +193,16 @@ impl IvfIndex {
     ) -> Result<Self> {
         let n = items.len() / dim;
         let lists = centroids.len() / dim;
-        let mut count = vec![0usize; lists];
-        for &l in &assign {
+        // Lists `0..lists`, then the head (list `lists`, possibly empty).
+        let mut count = vec![0usize; lists + 1];
+        let mut max_norm = vec![0f32; lists + 1];
+        for (&l, v) in assign.iter().zip(items.chunks_exact(dim)) {
             count[l as usize] += 1;
+            let m = &mut max_norm[l as usize];
+            *m = m.max(up(norm(v)));
         }
-        let mut ranges = Vec::with_capacity(lists);
-        let mut next = vec![0usize; lists];
+        let mut ranges = Vec::with_capacity(lists + 1);
+        let mut next = vec![0usize; lists + 1];
         let mut block = 0usize;
         for (l, &c) in count.iter().enumerate() {
             let blocks = c.div_ceil(BLOCK);
@@ -179,6 +210,7 @@ impl IvfIndex {
             ranges.push(Range {
                 blocks: block..block + blocks,
                 valid_end: block * BLOCK + c,
+                max_norm: max_norm[l],
             });
             block += blocks;
         }
@@ -215,9 +247,15 @@ impl IvfIndex {
         })
     }
 
-    /// Number of lists.
+    /// Number of k-means lists (the head list not counted).
     pub fn lists(&self) -> usize {
-        self.ranges.len()
+        self.ranges.len() - 1
+    }
+
+    /// Items in the head list (scanned by every query).
+    pub fn head_len(&self) -> usize {
+        let r = &self.ranges[self.lists()];
+        r.valid_end - r.blocks.start * BLOCK
     }
 
     /// Lists scanned per query.
@@ -230,9 +268,9 @@ impl IvfIndex {
         self.probes = probes.clamp(1, self.lists().max(1));
     }
 
-    /// Sizes of the lists (items per list).
+    /// Sizes of the k-means lists (items per list; the head not included).
     pub fn list_sizes(&self) -> Vec<usize> {
-        self.ranges
+        self.ranges[..self.lists()]
             .iter()
             .map(|r| r.valid_end - r.blocks.start * BLOCK)
             .collect()
@@ -270,20 +308,20 @@ impl IvfIndex {
         if let Some(allowed) = adm.allow_list() {
             return Ok(self.search_allowed(query, k, allowed));
         }
-        let mut excluded: Vec<u32> = adm
-            .excluded()
-            .iter()
-            .filter(|&&i| (i as usize) < self.n)
-            .map(|&i| self.pos[i as usize])
-            .collect();
-        excluded.sort_unstable();
         let probes = probes.clamp(1, self.lists());
-        let ranges: Vec<Range> = self
-            .coarse
-            .search(query, probes, &Filter::None)?
-            .iter()
-            .map(|h| self.ranges[h.item as usize].clone())
+        // The head first (it proves a high k-th score early), then the probed lists,
+        // best centre first.
+        let head = &self.ranges[self.lists()];
+        let ranges: Vec<Range> = std::iter::once(head.clone())
+            .filter(|r| !r.blocks.is_empty())
+            .chain(
+                self.coarse
+                    .search(query, probes, &Filter::None)?
+                    .iter()
+                    .map(|h| self.ranges[h.item as usize].clone()),
+            )
             .collect();
+        let excluded = self.excluded_positions(adm.excluded(), &ranges);
         if let Some(t) = &self.int8 {
             let adm = Admissible::prepare(&Filter::ExcludeSorted(&excluded), self.ids.len())?;
             if let Some(hits) =
@@ -293,6 +331,33 @@ impl IvfIndex {
             }
         }
         Ok(self.scan_f32(query, k, &excluded, &ranges))
+    }
+
+    /// The stored positions, ascending, of the excluded items (`excluded`: sorted
+    /// item numbers) that lie in `ranges`: mapped and sorted when the list is short,
+    /// else found by looking each scanned item up in it (a long exclusion list, say
+    /// 90 % of the catalogue, costs the items scanned, not its length).
+    fn excluded_positions(&self, excluded: &[u32], ranges: &[Range]) -> Vec<u32> {
+        let scanned: usize = ranges
+            .iter()
+            .map(|r| r.valid_end - r.blocks.start * BLOCK)
+            .sum();
+        let mut out: Vec<u32> = if excluded.len() <= scanned {
+            excluded
+                .iter()
+                .filter(|&&i| (i as usize) < self.n)
+                .map(|&i| self.pos[i as usize])
+                .collect()
+        } else {
+            ranges
+                .iter()
+                .flat_map(|r| r.blocks.start * BLOCK..r.valid_end)
+                .filter(|&p| excluded.binary_search(&self.ids[p]).is_ok())
+                .map(|p| p as u32)
+                .collect()
+        };
+        out.sort_unstable();
+        out
     }
 
     /// The probed lists in `f32`, item by item (no VNNI, or a query the int8 path
@@ -465,9 +530,9 @@ impl IvfIndex {
             .into_iter()
             .map(u32::from_le_bytes)
             .collect();
-        if let Some(i) = assign.iter().position(|&l| l as usize >= lists) {
+        if let Some(i) = assign.iter().position(|&l| l as usize > lists) {
             return Err(bad(format!(
-                "item {i} is assigned to list {}, but there are {lists} lists",
+                "item {i} is assigned to list {}, but there are {lists} lists (+ the head, {lists})",
                 assign[i]
             )));
         }
@@ -514,6 +579,24 @@ impl TopKIndex for IvfIndex {
             .enumerate()
             .map(|(q, v)| self.search(v, k, &filter_of(q)))
             .collect()
+    }
+}
+
+/// `‖v‖` in `f64`.
+fn norm(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// `x` (≥ 0) as `f32`, rounded up.
+fn up(x: f64) -> f32 {
+    let f = x as f32;
+    if f64::from(f) < x {
+        f.next_up()
+    } else {
+        f
     }
 }
 
@@ -617,7 +700,8 @@ mod tests {
         let exact = ExactIndex::new(items.clone(), dim).unwrap();
         let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
         assert_eq!(ivf.lists(), 219); // 4 · √3000
-        assert_eq!(ivf.list_sizes().iter().sum::<usize>(), n);
+        assert_eq!(ivf.head_len(), 15); // 0.5 %
+        assert_eq!(ivf.list_sizes().iter().sum::<usize>() + ivf.head_len(), n);
         let excluded: Vec<u32> = (0..n as u32).filter(|i| i % 3 == 0).collect();
         let allowed: Vec<u32> = (0..n as u32).filter(|i| i % 7 == 1).collect();
         for q in 0..20 {

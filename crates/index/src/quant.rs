@@ -228,6 +228,10 @@ struct QQuery {
     b: f32,
     /// Absolute slack (underflow).
     c: f32,
+    /// The query's scale `s_q` (thresholds `l` are in its units).
+    s: f32,
+    /// `‖q‖`.
+    norm: f64,
 }
 
 impl QQuery {
@@ -266,7 +270,15 @@ impl QQuery {
         let corr = 128 * qh.iter().map(|&x| i32::from(x)).sum::<i32>();
         // Subnormal products round to multiples of the smallest subnormal.
         let c = up(f64::from(f32::from_bits(1)) * (d + 8.0) * 4.0 / sq);
-        Some(QQuery { off, corr, a, b, c })
+        Some(QQuery {
+            off,
+            corr,
+            a,
+            b,
+            c,
+            s,
+            norm: nq,
+        })
     }
 }
 
@@ -381,6 +393,9 @@ pub(crate) fn search<'a>(
 pub(crate) struct Range {
     pub(crate) blocks: std::ops::Range<usize>,
     pub(crate) valid_end: usize,
+    /// The largest `‖v‖` of its items, rounded up: the range is skipped when
+    /// `‖q‖ · max_norm` (plus rounding) is below the k-th best score already proven.
+    pub(crate) max_norm: f32,
 }
 
 /// The exact top-`k` of one query over the items in `ranges` only (an IVF probe):
@@ -572,7 +587,16 @@ mod x86 {
         }
         let words: [&[i32]; 1] = [&words[..t.dim4]];
         let corr = [st.q.corr];
+        // `fl(q·v) ≤ ‖q‖‖v‖ (1 + γ_d)`: a range whose bound is below the proven k-th
+        // score (`l · s_q`, shaved by a relative 1e-6 for its own rounding) cannot
+        // hold a result (ties included: the comparison is strict).
+        let slack = 1.0 + (t.dim as f64 + 4.0) * 2.0 * U;
         for r in ranges {
+            let proven = f64::from(st.l) * f64::from(st.q.s);
+            let proven = proven - proven.abs() * 1e-6;
+            if st.q.norm * f64::from(r.max_norm) * slack < proven {
+                continue;
+            }
             let start = (r.blocks.start * BLOCK) as u32;
             // Ranges come in any order: re-seek the exclusion cursor.
             let c = st.adm.excluded().partition_point(|&x| x < start);

@@ -332,9 +332,28 @@ fn any_index_picks_by_config_and_round_trips_in_a_model_dir() {
         auto_threshold: 1000,
         ..IndexConfig::default()
     };
-    let hnsw = AnyIndex::build(items.clone(), DIM, &small_threshold).unwrap();
+    let ivf = AnyIndex::build(items.clone(), DIM, &small_threshold).unwrap();
+    assert_eq!(ivf.kind_name(), "ivf");
+    ivf.save_dir(dir.path()).unwrap();
+    let loaded = AnyIndex::load_dir(dir.path()).unwrap().unwrap();
+    assert_eq!(loaded.kind_name(), "ivf");
+    assert_eq!(
+        ivf.search(q, 10, &Filter::None).unwrap(),
+        loaded.search(q, 10, &Filter::None).unwrap()
+    );
+    // Saving the HNSW index replaces the IVF file.
+    let hnsw = AnyIndex::build(
+        items.clone(),
+        DIM,
+        &IndexConfig {
+            kind: IndexKind::Hnsw,
+            ..IndexConfig::default()
+        },
+    )
+    .unwrap();
     assert_eq!(hnsw.kind_name(), "hnsw");
     hnsw.save_dir(dir.path()).unwrap();
+    assert!(!dir.path().join(shortlist_index::approx::IVF_FILE).exists());
     let loaded = AnyIndex::load_dir(dir.path()).unwrap().unwrap();
     assert_eq!(loaded.kind_name(), "hnsw");
     assert_eq!(
@@ -360,5 +379,9 @@ fn any_index_picks_by_config_and_round_trips_in_a_model_dir() {
         .unwrap()
         .is_none());
     assert_eq!("HNSW".parse::<IndexKind>().unwrap(), IndexKind::Hnsw);
-    assert!("faiss".parse::<IndexKind>().is_err());
+    assert_eq!("ivf".parse::<IndexKind>().unwrap(), IndexKind::Ivf);
+    assert_eq!(
+        "faiss".parse::<IndexKind>().unwrap_err().to_string(),
+        "invalid index: \"faiss\" is not one of auto, exact, ivf, hnsw"
+    );
 }
