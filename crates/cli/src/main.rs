@@ -128,8 +128,11 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum IndexCommand {
-    /// Recall/latency frontier of HNSW parameters on a retrieval model's items.
+    /// Recall/latency frontier of IVF and HNSW parameters on a retrieval model's items.
     Tune {
+        /// Which index to sweep: ivf, hnsw or all.
+        #[arg(long, default_value = "all")]
+        method: String,
         /// Retrieval model directory.
         #[arg(long)]
         model: PathBuf,
@@ -205,12 +208,13 @@ fn main() -> ExitCode {
         } => cmd::serve::run(model_base_path, port, poll_seconds),
         Command::Quickstart { out, user } => cmd::quickstart::run(&out, &user, &ctx),
         Command::Index(IndexCommand::Tune {
+            method,
             model,
             k,
             queries,
             seed,
             json,
-        }) => cmd::index::tune(&model, k, queries, seed, json),
+        }) => cmd::index::tune(&model, &method, k, queries, seed, json),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

@@ -457,7 +457,52 @@ fn train_eval_predict_recommend() {
         .collect();
     assert_eq!(items_h, items, "on 60 items the HNSW search is exact");
 
-    // The HNSW parameter sweep reports recall against the exact index.
+    // The same with an IVF index probing every list: exact, so the same items.
+    let ivf = home.join("retrieval-ivf");
+    let icfg = home.join("retrieval-ivf.toml");
+    std::fs::write(&icfg, "embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n[index]\nkind = \"ivf\"\n[index.ivf]\nlists = 6\nprobes = 6\n").unwrap();
+    let i = json(&shortlist(
+        &[
+            "train",
+            "retrieval",
+            "--train",
+            train.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--config",
+            icfg.to_str().unwrap(),
+            "--out",
+            ivf.to_str().unwrap(),
+            "--json",
+        ],
+        home,
+    ));
+    assert_eq!(i["index"], "ivf");
+    assert!(ivf.join("index.ivf.safetensors").exists() && !ivf.join("index.safetensors").exists());
+    let rec_i = json(&shortlist(
+        &[
+            "recommend",
+            "--model",
+            ivf.to_str().unwrap(),
+            "--user",
+            "u1",
+            "-k",
+            "5",
+            "--exclude-seen",
+            "--json",
+        ],
+        home,
+    ));
+    let items_i: Vec<&str> = rec_i["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["item_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(items_i, items, "probing every list, IVF is exact");
+
+    // The parameter sweep reports recall against the exact index, for both methods;
+    // each IVF sweep ends at recall 1 (at the latest when every list is probed).
     let tune = json(&shortlist(
         &[
             "index",
@@ -471,10 +516,35 @@ fn train_eval_predict_recommend() {
         home,
     ));
     let settings = tune["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 15);
+    assert_eq!(
+        settings.iter().filter(|r| r["method"] == "hnsw").count(),
+        15
+    );
     assert!(settings
         .iter()
         .all(|r| (0.0..=1.0).contains(&r["recall"].as_f64().unwrap())));
+    let ivf_rows: Vec<_> = settings.iter().filter(|r| r["method"] == "ivf").collect();
+    assert!(!ivf_rows.is_empty());
+    for (j, r) in ivf_rows.iter().enumerate() {
+        let last = ivf_rows.get(j + 1).is_none_or(|n| n["lists"] != r["lists"]);
+        if last {
+            assert!(r["recall"].as_f64().unwrap() >= 0.9999, "{r}");
+        }
+    }
+    let bad = shortlist(
+        &[
+            "index",
+            "tune",
+            "--model",
+            retrieval.to_str().unwrap(),
+            "--method",
+            "faiss",
+        ],
+        home,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("--method: \"faiss\" is not one of ivf, hnsw, all"));
 
     // The wrong kind of model is a clear usage error.
     let out = shortlist(
