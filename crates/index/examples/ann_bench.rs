@@ -1,5 +1,5 @@
-//! Benchmark of the HNSW index against the exact one, writing the vectors and the
-//! ground truth as `.npy` for `bench/ann_peers.py` (faiss, hnswlib).
+//! Benchmark of the approximate indexes (IVF and HNSW) against the exact one, writing
+//! the vectors and the ground truth as `.npy` for `bench/ann_peers.py` (faiss, hnswlib).
 //!
 //! Vectors: by default synthetic clustered Gaussians drawn directly (not a trained
 //! model); with `--vectors DIR`, `DIR/items.npy` and `DIR/queries.npy` (`<f4`, 2-D),
@@ -16,7 +16,10 @@
 //! python3 bench/ann_peers.py target/ann-bench/1m-trained
 //! ```
 //!
-//! Prints, per `expansion_search`: recall@10 / recall@100 against the exact index and
+//! `--methods ivf,hnsw` picks the methods (default both); `--probes` / `--ef` their
+//! search knobs, `--lists` the IVF lists (default `4 √n`).
+//!
+//! Prints, per knob value: recall@10 / recall@100 against the exact index and
 //! single-threaded queries/second (one query at a time on the calling thread), plus
 //! build time, file size, load/view time, the index's own memory and peak RSS; then
 //! filtered recall@10 with 10 / 50 / 90 % of the items excluded (the exclusion masks
@@ -276,12 +279,15 @@ impl Knob for IvfIndex {
     }
 }
 
+/// A filtered case: percent excluded, the excluded items, the filtered ground truth.
+type FilterCase = (usize, Vec<u32>, Vec<Vec<u32>>);
+
 /// Queries, ground truth and filtered cases shared by every method.
 struct Bench<'a> {
     queries: &'a [f32],
     dim: usize,
     truth: &'a [Vec<u32>],
-    filters: &'a [(usize, Vec<u32>, Vec<Vec<u32>>)],
+    filters: &'a [FilterCase],
     filter_queries: usize,
 }
 
@@ -357,7 +363,13 @@ fn main() -> Res<()> {
     let (items, queries, source) = if let Some(dir) = &a.vectors {
         let (n, dim, items) = read_npy_f32(&dir.join("items.npy"))?;
         let (nq, qdim, mut queries) = read_npy_f32(&dir.join("queries.npy"))?;
-        assert_eq!(qdim, dim, "queries.npy and items.npy differ in width");
+        if qdim != dim {
+            return Err(format!(
+                "{}: queries.npy has {qdim} columns, items.npy {dim}",
+                dir.display()
+            )
+            .into());
+        }
         a.n = n;
         a.dim = dim;
         a.queries = a.queries.min(nq);

@@ -117,8 +117,8 @@ impl IndexConfig {
 pub enum AnyIndex {
     /// Brute force.
     Exact(ExactIndex),
-    /// Inverted file (k-means lists, int8 scan).
-    Ivf(IvfIndex),
+    /// Inverted file (k-means lists, int8 scan); boxed, it is the largest variant.
+    Ivf(Box<IvfIndex>),
     /// HNSW (feature `ann`).
     #[cfg(feature = "ann")]
     Hnsw(HnswIndex),
@@ -129,7 +129,9 @@ impl AnyIndex {
     pub fn build(items: Vec<f32>, dim: usize, config: &IndexConfig) -> Result<Self> {
         let n = items.len().checked_div(dim).unwrap_or(0);
         match config.kind_for(n)? {
-            IndexKind::Ivf => Ok(AnyIndex::Ivf(IvfIndex::build(&items, dim, config.ivf)?)),
+            IndexKind::Ivf => Ok(AnyIndex::Ivf(Box::new(IvfIndex::build(
+                &items, dim, config.ivf,
+            )?))),
             #[cfg(feature = "ann")]
             IndexKind::Hnsw => Ok(AnyIndex::Hnsw(HnswIndex::build(&items, dim, config.hnsw)?)),
             _ => Ok(AnyIndex::Exact(ExactIndex::new(items, dim)?)),
@@ -195,7 +197,7 @@ impl AnyIndex {
         }
         let ivf = dir.join(IVF_FILE);
         if ivf.exists() {
-            return Ok(Some(AnyIndex::Ivf(IvfIndex::load(&ivf)?)));
+            return Ok(Some(AnyIndex::Ivf(Box::new(IvfIndex::load(&ivf)?))));
         }
         let exact = dir.join(EXACT_FILE);
         if exact.exists() {
@@ -207,7 +209,7 @@ impl AnyIndex {
     fn inner(&self) -> &dyn TopKIndex {
         match self {
             AnyIndex::Exact(e) => e,
-            AnyIndex::Ivf(i) => i,
+            AnyIndex::Ivf(i) => i.as_ref(),
             #[cfg(feature = "ann")]
             AnyIndex::Hnsw(h) => h,
         }

@@ -1,5 +1,5 @@
 //! End-to-end serving benchmark on a 1M-item synthetic catalogue: generate a log with
-//! planted structure, train a retrieval model (HNSW index built at export) and a
+//! planted structure, train a retrieval model (IVF or HNSW index built at export) and a
 //! ranking model, write a model base directory that `shortlist serve` loads, check the
 //! model cheaply on a user sample, and time one in-process recommend call.
 //!
@@ -25,21 +25,24 @@
 //! 2. Retrieval: dim 64, in-batch softmax (the default loss), `--epochs` epochs,
 //!    per-epoch evaluation off, ids-only towers (`--history` adds the pooled-history
 //!    query feature: its leave-one-out pooling costs O(Σ n_u²) random row reads, over
-//!    10 min per epoch here with power-law user activity), `[index] kind = "hnsw"` with the default parameters;
-//!    written to `OUT/models/retrieval/1/` exactly as `shortlist train retrieval` does
-//!    (model files + `index.hnsw` + manifest).
+//!    10 min per epoch here with power-law user activity), the index `--index` picks (default `auto`: IVF at 1M items) with its default
+//!    parameters; written to `OUT/models/retrieval/1/` exactly as `shortlist train
+//!    retrieval` does (model files + index file).
 //! 3. Ranking: ids only, dim 32, MLP 64-32, one epoch, written to
 //!    `OUT/models/ranking/1/`.
 //! 4. Sanity on the sampled users: recall@100 of the held-out item for the model
-//!    (exact top-100, seen items excluded) and for popularity; overlap of the HNSW
-//!    top-10/top-100 with the exact one (what the server returns vs brute force).
+//!    (exact top-100, seen items excluded) and for popularity; overlap of the
+//!    approximate top-10/top-100 with the exact one (what the server returns vs brute
+//!    force).
 //! 5. Loads both directories with the server's own loaders and times `retrieve(100,
 //!    exclude_seen) → rank → top 10` in process.
 //! 6. Writes `OUT/bodies.jsonl` (10,000 `/v1/recommend` bodies over random users, for
 //!    `oha -Z`) and `OUT/vectors/{items,queries}.npy` (every candidate vector and the
 //!    sampled users' query vectors, for `ann_bench --vectors`).
 //!
-//! `--skip-train` reuses `OUT/models` and only repeats steps 5–6.
+//! `--skip-train` reuses `OUT/models` and only repeats steps 5–6; `--reindex` (with
+//! `--skip-train`) first rebuilds the saved retrieval model's index as `--index
+//! auto|exact|ivf|hnsw` asks (default `auto`: IVF at this size).
 #![allow(missing_docs)]
 
 use std::error::Error;
@@ -66,6 +69,8 @@ struct Args {
     sample_users: usize,
     skip_train: bool,
     history: bool,
+    index: IndexKind,
+    reindex: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -78,16 +83,18 @@ fn parse_args() -> Res<Args> {
         sample_users: 1000,
         skip_train: false,
         history: false,
+        index: IndexKind::Auto,
+        reindex: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
         let flag = argv[i].as_str();
-        if flag == "--skip-train" || flag == "--history" {
-            if flag == "--history" {
-                a.history = true;
-            } else {
-                a.skip_train = true;
+        if flag == "--skip-train" || flag == "--history" || flag == "--reindex" {
+            match flag {
+                "--history" => a.history = true,
+                "--reindex" => a.reindex = true,
+                _ => a.skip_train = true,
             }
             i += 1;
             continue;
@@ -106,6 +113,7 @@ fn parse_args() -> Res<Args> {
             "--interactions" => a.interactions = num()?,
             "--epochs" => a.epochs = num()?,
             "--sample-users" => a.sample_users = num()?,
+            "--index" => a.index = v.parse().map_err(|e| format!("--index: {e}"))?,
             other => return Err(format!("unknown argument {other:?} (see the file header)").into()),
         }
         i += 2;
@@ -233,14 +241,14 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
         test.len()
     );
 
-    // Retrieval model + HNSW index.
+    // Retrieval model + its index (`--index`, default auto: IVF at this size).
     let rcfg = RetrievalTrainConfig {
         embedding_dim: 64,
         history: a.history,
         epochs: a.epochs,
         eval_every_epoch: false,
         index: IndexConfig {
-            kind: IndexKind::Hnsw,
+            kind: a.index,
             ..IndexConfig::default()
         },
         ..Default::default()
@@ -332,10 +340,10 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
     };
     let mut popular: Vec<u32> = (model.spec.item_id.num_oov()..model.num_items() as u32).collect();
     popular.sort_by_key(|&i| (std::cmp::Reverse(model.popularity[i as usize]), i));
-    let (mut hit_model, mut hit_hnsw, mut hit_pop) = (0, 0, 0);
+    let (mut hit_model, mut hit_approx, mut hit_pop) = (0, 0, 0);
     for (j, (u, item, _)) in users.iter().enumerate() {
         hit_model += truth[j].iter().any(|h| h.item == *item) as usize;
-        hit_hnsw += approx[j].iter().any(|h| h.item == *item) as usize;
+        hit_approx += approx[j].iter().any(|h| h.item == *item) as usize;
         let seen = model.seen_items(*u);
         hit_pop += popular
             .iter()
@@ -345,15 +353,16 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
     }
     let nu = users.len().max(1) as f64;
     println!(
-        "sanity on {} sampled users: held-out recall@100 model (exact) {:.4}, model (hnsw) {:.4}, popularity {:.4}",
+        "sanity on {} sampled users: held-out recall@100 model (exact) {:.4}, model ({}) {:.4}, popularity {:.4}",
         users.len(),
         hit_model as f64 / nu,
-        hit_hnsw as f64 / nu,
+        index.kind_name(),
+        hit_approx as f64 / nu,
         hit_pop as f64 / nu
     );
     println!(
-        "hnsw vs exact (k = 100, seen excluded, ef {}): overlap@10 {:.4}, overlap@100 {:.4}; hnsw p50 {:.0} µs p99 {:.0} µs per query; exact batch {:.0} µs/query (2 threads)",
-        shortlist_index::HnswParams::default().expansion_search,
+        "{} vs exact (k = 100, seen excluded, default search parameters): overlap@10 {:.4}, overlap@100 {:.4}; approximate p50 {:.0} µs p99 {:.0} µs per query; exact batch {:.0} µs/query (2 threads)",
+        index.kind_name(),
         overlap(10),
         overlap(100),
         pct(&lat, 0.5),
@@ -399,9 +408,35 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
     Ok(users.into_iter().map(|u| u.2).collect())
 }
 
+/// `--reindex`: rebuilds the saved retrieval model's index as `--index` asks and
+/// records the choice in its `config.toml`.
+fn reindex(a: &Args, models: &Path) -> Res<()> {
+    let dir = models.join("retrieval").join("1");
+    let (model, _) = shortlist_model::RetrievalModel::load(&dir)?;
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let mut cfg = RetrievalTrainConfig::from_toml(&text, &config_path)?;
+    cfg.index.kind = a.index;
+    let t = Instant::now();
+    let index = AnyIndex::build(model.all_candidates(), model.dim(), &cfg.index)?;
+    println!(
+        "reindex: {} index over {} items built in {:.1}s",
+        index.kind_name(),
+        index.len(),
+        t.elapsed().as_secs_f64()
+    );
+    index.save_dir(&dir)?;
+    shortlist_core::atomic::write_file(&config_path, cfg.to_toml().as_bytes())?;
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let a = parse_args()?;
     let models = a.out.join("models");
+    if a.reindex {
+        reindex(&a, &models)?;
+    }
     let sample: Vec<String> = if a.skip_train {
         (0..a.sample_users).map(|u| format!("u{u}")).collect()
     } else {
