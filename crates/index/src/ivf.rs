@@ -688,7 +688,7 @@ fn nearest(data: &[f32], dim: usize, centroids: &[f32]) -> Result<Vec<u32>> {
 mod tests {
     use super::*;
 
-    fn clustered(rng: &mut Rng, n: usize, dim: usize, centres: usize) -> Vec<f32> {
+    pub(super) fn clustered(rng: &mut Rng, n: usize, dim: usize, centres: usize) -> Vec<f32> {
         let c: Vec<f32> = (0..centres * dim).map(|_| rng.normal() as f32).collect();
         (0..n)
             .flat_map(|_| {
@@ -888,5 +888,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("iterations"));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod probe {
+    use super::*;
+
+    /// Time per filtered query (100k clustered items × 64, 16 probes) by exclusion
+    /// fraction. `cargo test --release -p shortlist-index ivf::probe -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "timing probe"]
+    fn filtered_cost() {
+        let mut rng = Rng::new(1);
+        let (n, dim) = (100_000, 64);
+        let items = super::tests::clustered(&mut rng, n, dim, 316);
+        let mut ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+        ivf.set_probes(16);
+        let queries = super::tests::clustered(&mut rng, 200, dim, 316);
+        for frac in [0.0, 0.1, 0.5, 0.9] {
+            let excl: Vec<u32> = (0..n as u32).filter(|_| rng.next_f64() < frac).collect();
+            let t = std::time::Instant::now();
+            for _ in 0..5 {
+                for q in queries.chunks_exact(dim) {
+                    std::hint::black_box(ivf.search(q, 10, &Filter::ExcludeSorted(&excl)).unwrap());
+                }
+            }
+            println!("{frac}: {:.1} µs/query", t.elapsed().as_secs_f64() * 1e6 / 1000.0);
+        }
     }
 }
