@@ -916,7 +916,10 @@ mod probe {
                     std::hint::black_box(ivf.search(q, 10, &Filter::ExcludeSorted(&excl)).unwrap());
                 }
             }
-            println!("{frac}: {:.1} µs/query", t.elapsed().as_secs_f64() * 1e6 / 1000.0);
+            println!(
+                "{frac}: {:.1} µs/query",
+                t.elapsed().as_secs_f64() * 1e6 / 1000.0
+            );
         }
     }
 }

@@ -9,11 +9,15 @@
 //!   safetensors persistence. Every path computes a score with the same fma chain, so
 //!   single and batched searches agree bit for bit.
 //!   It is the ground truth an approximate index is tested against.
-//! * [`hnsw`] (feature `ann`, on by default): [`HnswIndex`] (alias `ApproximateIndex`),
-//!   approximate maximum inner product search over an HNSW graph (usearch), with
-//!   in-walk filters, memory-mapped persistence and checked file integrity.
+//! * [`ivf`]: [`IvfIndex`] (alias `ApproximateIndex`), the default approximate index:
+//!   k-means lists plus a head list of the largest-norm items, the probed lists
+//!   scanned with the exact index's int8 prefilter and re-scored exactly; filters
+//!   masked inside the scan; safetensors persistence.
+//! * [`hnsw`] (feature `ann`, on by default): [`HnswIndex`], approximate maximum inner
+//!   product search over an HNSW graph (usearch), with in-walk filters, memory-mapped
+//!   persistence and checked file integrity.
 //! * [`approx`]: [`IndexConfig`] / [`AnyIndex`], the per-model choice (exact below
-//!   100k items by default) and save/load in a model directory.
+//!   100k items by default, IVF above) and save/load in a model directory.
 //! * [`error`]: the crate's [`Error`]; messages name the file or parameter.
 //!
 //! Ordering contract: score descending, ties by lower item index, NaN as `-inf`.
@@ -48,6 +52,6 @@ pub use approx::{AnyIndex, IndexConfig, IndexKind};
 pub use error::{Error, Result};
 pub use exact::ExactIndex;
 #[cfg(feature = "ann")]
-pub use hnsw::{HnswIndex, HnswIndex as ApproximateIndex, HnswParams, Quantization};
+pub use hnsw::{HnswIndex, HnswParams, Quantization};
 pub use index_base::{Filter, Hit, TopKIndex};
-pub use ivf::{IvfIndex, IvfParams};
+pub use ivf::{IvfIndex, IvfIndex as ApproximateIndex, IvfParams};
