@@ -898,7 +898,9 @@ mod probe {
 
     /// Time per filtered query (100k clustered items × 64, 16 probes) by exclusion
     /// fraction. `cargo test --release -p shortlist-index ivf::probe -- --ignored
-    /// --nocapture`.
+    /// --nocapture`; `PROBE_FRACS=0.9 PROBE_REPS=100` to profile one case.
+    /// (At 90 %: ≈ 95 µs per query, half of it matching the 90k-item list against the
+    /// scanned items, against ≈ 12 µs unfiltered.)
     #[test]
     #[ignore = "timing probe"]
     fn filtered_cost() {
@@ -908,17 +910,20 @@ mod probe {
         let mut ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
         ivf.set_probes(16);
         let queries = super::tests::clustered(&mut rng, 200, dim, 316);
-        for frac in [0.0, 0.1, 0.5, 0.9] {
+        for frac in std::env::var("PROBE_FRACS").map_or(vec![0.0, 0.1, 0.5, 0.9], |v| {
+            v.split(',').map(|x| x.parse().unwrap()).collect()
+        }) {
             let excl: Vec<u32> = (0..n as u32).filter(|_| rng.next_f64() < frac).collect();
             let t = std::time::Instant::now();
-            for _ in 0..5 {
+            let reps: usize = std::env::var("PROBE_REPS").map_or(5, |v| v.parse().unwrap());
+            for _ in 0..reps {
                 for q in queries.chunks_exact(dim) {
                     std::hint::black_box(ivf.search(q, 10, &Filter::ExcludeSorted(&excl)).unwrap());
                 }
             }
             println!(
                 "{frac}: {:.1} µs/query",
-                t.elapsed().as_secs_f64() * 1e6 / 1000.0
+                t.elapsed().as_secs_f64() * 1e6 / (reps * 200) as f64
             );
         }
     }
