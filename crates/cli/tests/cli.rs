@@ -413,93 +413,63 @@ fn train_eval_predict_recommend() {
         .iter()
         .all(|l| l["items"].as_array().unwrap().len() == 3
             && l["scores"].as_array().unwrap().len() == 3));
-    // The same model with an HNSW index (the config chooses): saved, used by recommend.
-    let hnsw = home.join("retrieval-hnsw");
-    let hcfg = home.join("retrieval-hnsw.toml");
-    std::fs::write(&hcfg, "embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n[index]\nkind = \"hnsw\"\n").unwrap();
-    let h = json(&shortlist(
-        &[
-            "train",
-            "retrieval",
-            "--train",
-            train.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-            "--config",
-            hcfg.to_str().unwrap(),
-            "--out",
-            hnsw.to_str().unwrap(),
-            "--json",
-        ],
-        home,
-    ));
-    assert_eq!(h["index"], "hnsw");
-    assert!(hnsw.join("index.hnsw").exists() && !hnsw.join("index.safetensors").exists());
-    let rec_h = json(&shortlist(
-        &[
-            "recommend",
-            "--model",
-            hnsw.to_str().unwrap(),
-            "--user",
-            "u1",
-            "-k",
-            "5",
-            "--exclude-seen",
-            "--json",
-        ],
-        home,
-    ));
-    let items_h: Vec<&str> = rec_h["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["item_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(items_h, items, "on 60 items the HNSW search is exact");
-
-    // The same with an IVF index probing every list: exact, so the same items.
-    let ivf = home.join("retrieval-ivf");
-    let icfg = home.join("retrieval-ivf.toml");
-    std::fs::write(&icfg, "embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n[index]\nkind = \"ivf\"\n[index.ivf]\nlists = 6\nprobes = 6\n").unwrap();
-    let i = json(&shortlist(
-        &[
-            "train",
-            "retrieval",
-            "--train",
-            train.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-            "--config",
-            icfg.to_str().unwrap(),
-            "--out",
-            ivf.to_str().unwrap(),
-            "--json",
-        ],
-        home,
-    ));
-    assert_eq!(i["index"], "ivf");
-    assert!(ivf.join("index.ivf.safetensors").exists() && !ivf.join("index.safetensors").exists());
-    let rec_i = json(&shortlist(
-        &[
-            "recommend",
-            "--model",
-            ivf.to_str().unwrap(),
-            "--user",
-            "u1",
-            "-k",
-            "5",
-            "--exclude-seen",
-            "--json",
-        ],
-        home,
-    ));
-    let items_i: Vec<&str> = rec_i["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["item_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(items_i, items, "probing every list, IVF is exact");
+    // The same model with an approximate index (the config chooses): saved, used by
+    // recommend; on 60 items HNSW is exact, and so is IVF probing every list.
+    let with_index = |name: &str, index_toml: &str, file: &str| {
+        let dir = home.join(format!("retrieval-{name}"));
+        let cfg = home.join(format!("retrieval-{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!("embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n{index_toml}"),
+        )
+        .unwrap();
+        let t = json(&shortlist(
+            &[
+                "train",
+                "retrieval",
+                "--train",
+                train.to_str().unwrap(),
+                "--test",
+                test.to_str().unwrap(),
+                "--config",
+                cfg.to_str().unwrap(),
+                "--out",
+                dir.to_str().unwrap(),
+                "--json",
+            ],
+            home,
+        ));
+        assert_eq!(t["index"], name);
+        assert!(dir.join(file).exists() && !dir.join("index.safetensors").exists());
+        let rec = json(&shortlist(
+            &[
+                "recommend",
+                "--model",
+                dir.to_str().unwrap(),
+                "--user",
+                "u1",
+                "-k",
+                "5",
+                "--exclude-seen",
+                "--json",
+            ],
+            home,
+        ));
+        rec["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["item_id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let hnsw_items = with_index("hnsw", "[index]\nkind = \"hnsw\"\n", "index.hnsw");
+    assert_eq!(hnsw_items, items, "on 60 items the HNSW search is exact");
+    let ivf_items = with_index(
+        "ivf",
+        "[index]\nkind = \"ivf\"\n[index.ivf]\nlists = 6\nprobes = 6\n",
+        "index.ivf.safetensors",
+    );
+    assert_eq!(ivf_items, items, "probing every list, IVF is exact");
 
     // The parameter sweep reports recall against the exact index, for both methods;
     // each IVF sweep ends at recall 1 (at the latest when every list is probed).

@@ -18,17 +18,17 @@
 //! * Persistence: safetensors, one `F32` tensor `items` of shape `[n, dim]` plus
 //!   `format`/`version` metadata, written atomically.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::Dtype;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index_base::{Filter, Hit, TopKIndex};
 use crate::kernel::{Kernel, Packed};
+use crate::persist;
 use crate::quant::{self, Int8Items};
-use crate::select::{Admissible, Gate, TopK};
+use crate::select::{sanitize, Admissible, Gate, TopK};
 
 /// Value of the `format` metadata key of a saved index.
 pub const FORMAT: &str = "shortlist.exact-index";
@@ -90,91 +90,23 @@ impl ExactIndex {
 
     /// Saves the index as safetensors at `path` (atomically: temporary file + rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes: Vec<u8> = self.items.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let view =
-            TensorView::new(Dtype::F32, vec![self.len(), self.dim], &bytes).map_err(|e| {
-                Error::Format {
-                    path: path.to_path_buf(),
-                    message: format!("cannot build tensor {TENSOR_NAME}: {e}"),
-                }
-            })?;
-        let metadata = HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
-            ("version".to_string(), FORMAT_VERSION.to_string()),
-        ]);
-        let buf = safetensors::serialize([(TENSOR_NAME, view)], Some(metadata)).map_err(|e| {
-            Error::Format {
-                path: path.to_path_buf(),
-                message: format!("cannot serialise: {e}"),
-            }
-        })?;
-        shortlist_core::atomic::write_file(path, &buf)?;
-        Ok(())
+        let bytes = persist::f32_bytes(&self.items);
+        persist::write(
+            path,
+            &[(TENSOR_NAME, Dtype::F32, vec![self.len(), self.dim], &bytes)],
+            FORMAT,
+            FORMAT_VERSION,
+            &[],
+        )
     }
 
     /// Loads an index written by [`save`](Self::save). A missing, truncated or corrupt
     /// file, or one that holds something else, is an error naming the file.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fs_err::read(path)?;
-        let bad = |message: String| Error::Format {
-            path: path.to_path_buf(),
-            message,
-        };
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
-        let format = meta.metadata().as_ref().and_then(|m| m.get("format"));
-        if format.map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!(
-                "metadata `format` is {format:?}, expected {FORMAT:?}"
-            )));
-        }
-        let version = meta.metadata().as_ref().and_then(|m| m.get("version"));
-        if version.map(String::as_str) != Some(FORMAT_VERSION) {
-            return Err(bad(format!(
-                "metadata `version` is {version:?}; this build reads version {FORMAT_VERSION}"
-            )));
-        }
-        let t = st
-            .tensor(TENSOR_NAME)
-            .map_err(|e| bad(format!("no tensor {TENSOR_NAME:?} ({e})")))?;
-        if t.dtype() != Dtype::F32 {
-            return Err(bad(format!(
-                "tensor {TENSOR_NAME:?} has dtype {:?}, expected F32",
-                t.dtype()
-            )));
-        }
-        let &[n, dim] = t.shape() else {
-            return Err(bad(format!(
-                "tensor {TENSOR_NAME:?} has shape {:?}, expected [n, dim]",
-                t.shape()
-            )));
-        };
-        let data = t.data();
-        if data.len() != n * dim * 4 {
-            return Err(bad(format!(
-                "tensor {TENSOR_NAME:?} holds {} bytes, shape [{n}, {dim}] needs {}",
-                data.len(),
-                n * dim * 4
-            )));
-        }
-        let items = data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        ExactIndex::new(items, dim).map_err(|e| bad(e.to_string()))
-    }
-
-    fn check_query(&self, what: &str, len: usize) -> Result<()> {
-        if len != self.dim {
-            return Err(Error::Dimension {
-                what: what.into(),
-                expected: self.dim,
-                found: len,
-            });
-        }
-        Ok(())
+        let file = persist::open(path, &bytes, FORMAT, FORMAT_VERSION)?;
+        let (shape, items) = file.f32s(TENSOR_NAME, 2)?;
+        ExactIndex::new(items, shape[1]).map_err(|e| persist::bad(path, e.to_string()))
     }
 
     /// [`TopKIndex::search`] with a given kernel.
@@ -185,7 +117,7 @@ impl ExactIndex {
         k: usize,
         filter: &Filter<'_>,
     ) -> Result<Vec<Hit>> {
-        self.check_query("query", query.len())?;
+        crate::index_base::check_query(query.len(), self.dim)?;
         let n = self.len();
         let adm = Admissible::prepare(filter, n)?;
         if k == 0 {
@@ -241,7 +173,7 @@ impl ExactIndex {
             let s = kernel.dot(&self.items[i * self.dim..(i + 1) * self.dim], query);
             top.push(Hit {
                 item,
-                score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+                score: sanitize(s),
             });
         }
         top.into_sorted()
@@ -255,16 +187,7 @@ impl ExactIndex {
         k: usize,
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
-        if !queries.len().is_multiple_of(self.dim) {
-            return Err(Error::Dimension {
-                what: format!(
-                    "queries (length {} is not n × dim; remainder)",
-                    queries.len()
-                ),
-                expected: self.dim,
-                found: queries.len() % self.dim,
-            });
-        }
+        crate::index_base::check_queries(queries.len(), self.dim)?;
         let blocks = queries
             .par_chunks(QUERY_BLOCK * self.dim)
             .enumerate()
@@ -375,6 +298,7 @@ impl TopKIndex for ExactIndex {
 mod tests {
     use super::*;
     use crate::select::rank_order;
+    use safetensors::tensor::TensorView;
     use shortlist_core::Rng;
 
     fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
@@ -499,7 +423,7 @@ mod tests {
                 let s = row.iter().zip(q).fold(0f32, |s, (&x, &y)| y.mul_add(x, s));
                 Hit {
                     item: i as u32,
-                    score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+                    score: sanitize(s),
                 }
             })
             .collect();

@@ -348,16 +348,7 @@ impl HnswIndex {
     pub fn build(items: &[f32], dim: usize, params: HnswParams) -> Result<Self> {
         params.validate()?;
         let n = crate::index_base::item_count(items.len(), dim)?;
-        if let Some(p) = items.iter().position(|x| !x.is_finite()) {
-            return Err(Error::invalid(
-                "items",
-                format!(
-                    "item {} has a non-finite value at dimension {}",
-                    p / dim,
-                    p % dim
-                ),
-            ));
-        }
+        crate::index_base::check_finite(items, dim)?;
         let max_norm = items
             .chunks_exact(dim)
             .map(|v| dot(v, v))
@@ -586,17 +577,6 @@ impl HnswIndex {
         })
     }
 
-    fn check_query(&self, what: &str, len: usize) -> Result<()> {
-        if len != self.dim {
-            return Err(Error::Dimension {
-                what: what.into(),
-                expected: self.dim,
-                found: len,
-            });
-        }
-        Ok(())
-    }
-
     /// Exact top-k over the admissible items (vectors read back from the index).
     fn exact_scan(&self, query: &[f32], k: usize, prep: &Prepared<'_>) -> Result<Vec<Hit>> {
         let mut top = TopK::new(k, self.n);
@@ -640,7 +620,7 @@ impl HnswIndex {
     }
 
     fn search_one(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>> {
-        self.check_query("query", query.len())?;
+        crate::index_base::check_query(query.len(), self.dim)?;
         let (prep, admissible) = prepare(filter, self.n)?;
         if k == 0 || admissible == 0 {
             return Ok(Vec::new());
@@ -742,13 +722,7 @@ impl TopKIndex for HnswIndex {
         k: usize,
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
-        if !queries.len().is_multiple_of(self.dim) {
-            return Err(Error::Dimension {
-                what: format!("queries (length {} is not n × dim)", queries.len()),
-                expected: self.dim,
-                found: queries.len() % self.dim,
-            });
-        }
+        crate::index_base::check_queries(queries.len(), self.dim)?;
         queries
             .par_chunks_exact(self.dim)
             .enumerate()

@@ -98,3 +98,44 @@ pub(crate) fn item_count(len: usize, dim: usize) -> crate::Result<usize> {
     }
     Ok(n)
 }
+
+/// A query's length must be the index dimension.
+pub(crate) fn check_query(len: usize, dim: usize) -> crate::Result<()> {
+    if len != dim {
+        return Err(crate::Error::Dimension {
+            what: "query".into(),
+            expected: dim,
+            found: len,
+        });
+    }
+    Ok(())
+}
+
+/// A batch of queries must be whole rows of the index dimension.
+pub(crate) fn check_queries(len: usize, dim: usize) -> crate::Result<()> {
+    if !len.is_multiple_of(dim) {
+        return Err(crate::Error::Dimension {
+            what: format!("queries (length {len} is not n × dim; remainder)"),
+            expected: dim,
+            found: len % dim,
+        });
+    }
+    Ok(())
+}
+
+/// Every coordinate of `items` (`n × dim`) must be finite; the error names the first
+/// bad one.
+pub(crate) fn check_finite(items: &[f32], dim: usize) -> crate::Result<()> {
+    match items.iter().position(|x| !x.is_finite()) {
+        Some(p) => Err(crate::Error::invalid(
+            "items",
+            format!(
+                "item {} has a non-finite value ({}) at dimension {}",
+                p / dim,
+                items[p],
+                p % dim
+            ),
+        )),
+        None => Ok(()),
+    }
+}

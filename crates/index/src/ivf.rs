@@ -19,19 +19,19 @@
 //!
 //! Without AVX-512 VNNI the probed lists are scanned in `f32`, item by item.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::Dtype;
 use shortlist_core::Rng;
 
 use crate::error::{Error, Result};
 use crate::exact::ExactIndex;
 use crate::index_base::{Filter, Hit, TopKIndex};
 use crate::kernel::{Kernel, BLOCK};
-use crate::quant::{self, Int8Items, Range};
-use crate::select::{Admissible, TopK};
+use crate::persist;
+use crate::quant::{self, up, Int8Items, Range};
+use crate::select::{sanitize, Admissible, TopK};
 
 /// Value of the `format` metadata key of a saved IVF index.
 pub const FORMAT: &str = "shortlist.ivf-index";
@@ -126,12 +126,8 @@ pub struct IvfIndex {
     dim: usize,
     n: usize,
     probes: usize,
-    /// `lists × dim` centres.
-    centroids: Vec<f32>,
-    /// The centres as an exact index, to pick the lists to probe.
+    /// The `lists × dim` centres as an exact index, to pick the lists to probe.
     coarse: ExactIndex,
-    /// The list of every item.
-    assign: Vec<u32>,
     /// Per list: its blocks of stored positions and where its padding starts.
     ranges: Vec<Range>,
     /// `positions × dim`, the items list after list (padding rows are zero).
@@ -148,17 +144,7 @@ impl IvfIndex {
     pub fn build(items: &[f32], dim: usize, params: IvfParams) -> Result<Self> {
         params.validate()?;
         let n = crate::index_base::item_count(items.len(), dim)?;
-        if let Some(i) = items.iter().position(|x| !x.is_finite()) {
-            return Err(Error::invalid(
-                "items",
-                format!(
-                    "item {} has a non-finite coordinate ({}) at dimension {}",
-                    i / dim,
-                    items[i],
-                    i % dim
-                ),
-            ));
-        }
+        crate::index_base::check_finite(items, dim)?;
         let lists = params.lists_for(n);
         let centroids = kmeans(items, dim, lists, &params)?;
         let mut assign = if n == 0 {
@@ -231,14 +217,12 @@ impl IvfIndex {
         } else {
             None
         };
-        let coarse = ExactIndex::new(centroids.clone(), dim)?;
+        let coarse = ExactIndex::new(centroids, dim)?;
         Ok(IvfIndex {
             dim,
             n,
             probes: probes.clamp(1, lists.max(1)),
-            centroids,
             coarse,
-            assign,
             ranges,
             items: permuted,
             ids,
@@ -282,7 +266,7 @@ impl IvfIndex {
         positions * self.dim * 5
             + positions * 16
             + self.n * 8
-            + self.centroids.len() * 4 * 3
+            + self.coarse.items().len() * 4 * 3
             + self.ranges.len() * std::mem::size_of::<Range>()
     }
 
@@ -294,13 +278,7 @@ impl IvfIndex {
         filter: &Filter<'_>,
         probes: usize,
     ) -> Result<Vec<Hit>> {
-        if query.len() != self.dim {
-            return Err(Error::Dimension {
-                what: "query".into(),
-                expected: self.dim,
-                found: query.len(),
-            });
-        }
+        crate::index_base::check_query(query.len(), self.dim)?;
         let adm = Admissible::prepare(filter, self.n)?;
         if k == 0 || self.n == 0 {
             return Ok(Vec::new());
@@ -386,7 +364,7 @@ impl IvfIndex {
                 let s = kernel.dot(&self.items[p * self.dim..(p + 1) * self.dim], query);
                 top.push(Hit {
                     item: self.ids[p],
-                    score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+                    score: sanitize(s),
                 });
             }
         }
@@ -402,160 +380,111 @@ impl IvfIndex {
             let s = kernel.dot(&self.items[p * self.dim..(p + 1) * self.dim], query);
             top.push(Hit {
                 item,
-                score: if s.is_nan() { f32::NEG_INFINITY } else { s },
+                score: sanitize(s),
             });
         }
         top.into_sorted()
     }
 
-    /// The items in their original order (`n × dim`).
-    fn original_items(&self) -> Vec<f32> {
-        let mut out = vec![0f32; self.n * self.dim];
-        for (i, &p) in self.pos.iter().enumerate() {
-            let p = p as usize;
-            out[i * self.dim..(i + 1) * self.dim]
-                .copy_from_slice(&self.items[p * self.dim..(p + 1) * self.dim]);
+    /// The items in their original order (`n × dim`) and the list of each (the head
+    /// is list `lists`).
+    fn original_order(&self) -> (Vec<f32>, Vec<u32>) {
+        let mut items = vec![0f32; self.n * self.dim];
+        let mut assign = vec![0u32; self.n];
+        for (l, r) in self.ranges.iter().enumerate() {
+            for p in r.blocks.start * BLOCK..r.valid_end {
+                let i = self.ids[p] as usize;
+                assign[i] = l as u32;
+                items[i * self.dim..(i + 1) * self.dim]
+                    .copy_from_slice(&self.items[p * self.dim..(p + 1) * self.dim]);
+            }
         }
-        out
+        (items, assign)
     }
 
     /// Saves the index as safetensors at `path` (atomically: temporary file + rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bad = |message: String| Error::Format {
-            path: path.to_path_buf(),
-            message,
-        };
-        let f32_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
-        let items = f32_bytes(&self.original_items());
-        let centroids = f32_bytes(&self.centroids);
-        let assign: Vec<u8> = self.assign.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let view = |name: &str, dtype, shape: Vec<usize>, data| {
-            TensorView::new(dtype, shape, data)
-                .map_err(|e| bad(format!("cannot build tensor {name}: {e}")))
-        };
-        let tensors = [
-            (
-                "items",
-                view("items", Dtype::F32, vec![self.n, self.dim], &items)?,
-            ),
-            (
-                "centroids",
-                view(
-                    "centroids",
-                    Dtype::F32,
-                    vec![self.lists(), self.dim],
-                    &centroids,
-                )?,
-            ),
-            ("assign", view("assign", Dtype::U32, vec![self.n], &assign)?),
-        ];
-        let metadata = HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
-            ("version".to_string(), FORMAT_VERSION.to_string()),
-            ("probes".to_string(), self.probes.to_string()),
-        ]);
-        let buf = safetensors::serialize(tensors, Some(metadata))
-            .map_err(|e| bad(format!("cannot serialise: {e}")))?;
-        shortlist_core::atomic::write_file(path, &buf)?;
-        Ok(())
+        let (items, assign) = self.original_order();
+        save_parts(
+            path,
+            &items,
+            self.coarse.items(),
+            &assign,
+            self.dim,
+            self.probes,
+        )
     }
 
     /// Loads an index written by [`save`](Self::save). A missing, truncated or corrupt
     /// file, or one that holds something else, is an error naming the file.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fs_err::read(path)?;
-        let bad = |message: String| Error::Format {
-            path: path.to_path_buf(),
-            message,
-        };
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
-        let get = |key: &str| meta.metadata().as_ref().and_then(|m| m.get(key));
-        if get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!(
-                "metadata `format` is {:?}, expected {FORMAT:?}",
-                get("format")
-            )));
-        }
-        if get("version").map(String::as_str) != Some(FORMAT_VERSION) {
-            return Err(bad(format!(
-                "metadata `version` is {:?}; this build reads version {FORMAT_VERSION}",
-                get("version")
-            )));
-        }
-        let probes: usize = get("probes").and_then(|p| p.parse().ok()).ok_or_else(|| {
-            bad(format!(
-                "metadata `probes` is {:?}, expected an integer",
-                get("probes")
-            ))
+        let file = persist::open(path, &bytes, FORMAT, FORMAT_VERSION)?;
+        let found = file.meta.get("probes");
+        let probes: usize = found.and_then(|p| p.parse().ok()).ok_or_else(|| {
+            persist::bad(
+                path,
+                format!("metadata `probes` is {found:?}, expected an integer"),
+            )
         })?;
-        let tensor = |name: &str, dtype: Dtype, rank: usize| {
-            let t = st
-                .tensor(name)
-                .map_err(|e| bad(format!("no tensor {name:?} ({e})")))?;
-            if t.dtype() != dtype || t.shape().len() != rank {
-                return Err(bad(format!(
-                    "tensor {name:?} is {:?} of shape {:?}, expected {dtype:?} of rank {rank}",
-                    t.dtype(),
-                    t.shape()
-                )));
-            }
-            let want = t.shape().iter().product::<usize>() * 4;
-            if t.data().len() != want {
-                return Err(bad(format!(
-                    "tensor {name:?} holds {} bytes, shape {:?} needs {want}",
-                    t.data().len(),
-                    t.shape()
-                )));
-            }
-            Ok(t)
-        };
-        let words = |d: &[u8]| -> Vec<[u8; 4]> {
-            d.chunks_exact(4)
-                .map(|b| [b[0], b[1], b[2], b[3]])
-                .collect()
-        };
-        let items_t = tensor("items", Dtype::F32, 2)?;
-        let cent_t = tensor("centroids", Dtype::F32, 2)?;
-        let assign_t = tensor("assign", Dtype::U32, 1)?;
-        let (n, dim) = (items_t.shape()[0], items_t.shape()[1]);
-        let lists = cent_t.shape()[0];
-        if cent_t.shape()[1] != dim || assign_t.shape()[0] != n || dim == 0 || (n > 0 && lists == 0)
-        {
-            return Err(bad(format!(
-                "inconsistent shapes: items {:?}, centroids {:?}, assign {:?}",
-                items_t.shape(),
-                cent_t.shape(),
-                assign_t.shape()
-            )));
+        let (items_shape, items) = file.f32s("items", 2)?;
+        let (cent_shape, centroids) = file.f32s("centroids", 2)?;
+        let (assign_shape, assign) = file.u32s("assign", 1)?;
+        let (n, dim, lists) = (items_shape[0], items_shape[1], cent_shape[0]);
+        if cent_shape[1] != dim || assign_shape[0] != n || dim == 0 || (n > 0 && lists == 0) {
+            return Err(persist::bad(
+                path,
+                format!(
+                    "inconsistent shapes: items {items_shape:?}, centroids {cent_shape:?}, assign {assign_shape:?}"
+                ),
+            ));
         }
-        let items: Vec<f32> = words(items_t.data())
-            .into_iter()
-            .map(f32::from_le_bytes)
-            .collect();
-        let centroids: Vec<f32> = words(cent_t.data())
-            .into_iter()
-            .map(f32::from_le_bytes)
-            .collect();
-        let assign: Vec<u32> = words(assign_t.data())
-            .into_iter()
-            .map(u32::from_le_bytes)
-            .collect();
         if let Some(i) = assign.iter().position(|&l| l as usize > lists) {
-            return Err(bad(format!(
-                "item {i} is assigned to list {}, but there are {lists} lists (+ the head, {lists})",
-                assign[i]
-            )));
+            return Err(persist::bad(
+                path,
+                format!(
+                    "item {i} is assigned to list {}, but there are {lists} lists (+ the head, {lists})",
+                    assign[i]
+                ),
+            ));
         }
-        if let Some(i) = items.iter().chain(&centroids).position(|x| !x.is_finite()) {
-            return Err(bad(format!(
-                "non-finite value at element {i} of items / centroids"
-            )));
-        }
-        Self::from_parts(&items, dim, centroids, assign, probes).map_err(|e| bad(e.to_string()))
+        crate::index_base::check_finite(&items, dim)
+            .and_then(|()| crate::index_base::check_finite(&centroids, dim))
+            .and_then(|()| Self::from_parts(&items, dim, centroids, assign, probes))
+            .map_err(|e| persist::bad(path, e.to_string()))
     }
+}
+
+/// Writes the parts of an index (items in original order, centres, each item's list).
+fn save_parts(
+    path: &Path,
+    items: &[f32],
+    centroids: &[f32],
+    assign: &[u32],
+    dim: usize,
+    probes: usize,
+) -> Result<()> {
+    let (items_b, cent_b, assign_b) = (
+        persist::f32_bytes(items),
+        persist::f32_bytes(centroids),
+        persist::u32_bytes(assign),
+    );
+    persist::write(
+        path,
+        &[
+            ("items", Dtype::F32, vec![items.len() / dim, dim], &items_b),
+            (
+                "centroids",
+                Dtype::F32,
+                vec![centroids.len() / dim, dim],
+                &cent_b,
+            ),
+            ("assign", Dtype::U32, vec![assign.len()], &assign_b),
+        ],
+        FORMAT,
+        FORMAT_VERSION,
+        &[("probes", probes.to_string())],
+    )
 }
 
 impl TopKIndex for IvfIndex {
@@ -577,16 +506,7 @@ impl TopKIndex for IvfIndex {
         k: usize,
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
-        if !queries.len().is_multiple_of(self.dim) {
-            return Err(Error::Dimension {
-                what: format!(
-                    "queries (length {} is not n × dim; remainder)",
-                    queries.len()
-                ),
-                expected: self.dim,
-                found: queries.len() % self.dim,
-            });
-        }
+        crate::index_base::check_queries(queries.len(), self.dim)?;
         queries
             .par_chunks(self.dim)
             .enumerate()
@@ -601,16 +521,6 @@ fn norm(v: &[f32]) -> f64 {
         .map(|&x| f64::from(x) * f64::from(x))
         .sum::<f64>()
         .sqrt()
-}
-
-/// `x` (≥ 0) as `f32`, rounded up.
-fn up(x: f64) -> f32 {
-    let f = x as f32;
-    if f64::from(f) < x {
-        f.next_up()
-    } else {
-        f
-    }
 }
 
 /// k-means (L2) centres of a seeded sample of `items`: `lists × dim`.
@@ -854,9 +764,9 @@ mod tests {
             "{e}"
         );
         // A list number beyond the lists (and the head) is named.
-        let mut bad = ivf.clone();
-        bad.assign[3] = (bad.lists() + 1) as u32;
-        bad.save(&path).unwrap();
+        let (items, mut assign) = ivf.original_order();
+        assign[3] = (ivf.lists() + 1) as u32;
+        save_parts(&path, &items, ivf.coarse.items(), &assign, 8, 7).unwrap();
         let e = IvfIndex::load(&path).unwrap_err().to_string();
         assert!(e.contains("item 3 is assigned to list"), "{e}");
         let exact = dir.path().join("exact.safetensors");
@@ -872,7 +782,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "invalid items: item 0 has a non-finite coordinate (NaN) at dimension 1"
+            "invalid items: item 0 has a non-finite value (NaN) at dimension 1"
         );
         let ivf = IvfIndex::build(&[1.0, 0.0, 0.0, 1.0], 2, IvfParams::default()).unwrap();
         let e = ivf

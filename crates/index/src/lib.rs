@@ -45,6 +45,7 @@ pub mod hnsw;
 pub mod index_base;
 pub mod ivf;
 mod kernel;
+mod persist;
 mod quant;
 mod select;
 

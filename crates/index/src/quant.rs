@@ -36,7 +36,7 @@
 
 use crate::index_base::Hit;
 use crate::kernel::{Row, BLOCK};
-use crate::select::Admissible;
+use crate::select::{sanitize, Admissible};
 
 /// Candidates scored exactly, summed over all queries (tests check the prefilter
 /// actually prunes).
@@ -88,7 +88,7 @@ pub(crate) fn available() -> bool {
 }
 
 /// `x` (≥ 0) as `f32`, rounded up.
-fn up(x: f64) -> f32 {
+pub(crate) fn up(x: f64) -> f32 {
     let f = x as f32;
     if f64::from(f) < x {
         f.next_up()
@@ -298,6 +298,20 @@ struct State<'a> {
     ids: Option<&'a [u32]>,
 }
 
+impl<'a> State<'a> {
+    fn new(q: QQuery, adm: Admissible<'a>, k: usize, ids: Option<&'a [u32]>) -> Self {
+        State {
+            q,
+            adm,
+            k,
+            l: f32::NEG_INFINITY,
+            keys: Vec::new(),
+            result: None,
+            ids,
+        }
+    }
+}
+
 /// Sort key of a hit: ascending order is rank order (higher score first, then lower
 /// item). `score` must not be NaN.
 #[inline(always)]
@@ -422,15 +436,7 @@ pub(crate) fn search_ranges(
     let mut words = Vec::with_capacity(t.dim4);
     let mut qh = Vec::new();
     let q = QQuery::new(query, t.dim4, &mut words, &mut qh)?;
-    let mut st = State {
-        q,
-        adm,
-        k,
-        l: f32::NEG_INFINITY,
-        keys: Vec::new(),
-        result: None,
-        ids: Some(ids),
-    };
+    let mut st = State::new(q, adm, k, Some(ids));
     // SAFETY: `available()` asserted above: the target features are present.
     #[cfg(target_arch = "x86_64")]
     unsafe {
@@ -461,15 +467,7 @@ fn search_inline<'a>(
     let mut qh = Vec::new();
     for (i, (q, adm)) in queries.chunks_exact(t.dim).zip(adms).enumerate() {
         if let Some(q) = QQuery::new(q, t.dim4, &mut words, &mut qh) {
-            states.push(State {
-                q,
-                adm,
-                k,
-                l: f32::NEG_INFINITY,
-                keys: Vec::new(),
-                result: None,
-                ids: None,
-            });
+            states.push(State::new(q, adm, k, None));
             which.push(i);
         }
     }
@@ -946,7 +944,6 @@ mod x86 {
         // SAFETY: FMA is enabled (caller); candidates are item numbers `< n` and
         // `items` is `n × dim`.
         unsafe { exact_chains(items, t.dim, query, cand, &mut bufs.scores) };
-        let sanitized = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
         if let Some(ids) = st.ids {
             // Ranked and returned under their item numbers (ties: lower item first).
             for c in cand.iter_mut() {
@@ -959,7 +956,7 @@ mod x86 {
             bufs.keys.extend(
                 cand.iter()
                     .zip(&bufs.scores)
-                    .map(|(&item, &s)| key(sanitized(s), item)),
+                    .map(|(&item, &s)| key(sanitize(s), item)),
             );
             st.result = Some(finish(&mut bufs.keys, k));
             return;
@@ -967,7 +964,7 @@ mod x86 {
         st.keys.extend(
             cand.iter()
                 .zip(&bufs.scores)
-                .map(|(&item, &s)| key(sanitized(s), item)),
+                .map(|(&item, &s)| key(sanitize(s), item)),
         );
         // Bounded memory over many chunks: keep the best `k`.
         if st.keys.len() > k.saturating_mul(4).max(64) {

@@ -15,7 +15,7 @@ use crate::index_base::{Filter, Hit};
 
 /// A NaN score ranks as `-inf` (see the ordering contract in `index_base`).
 #[inline(always)]
-fn sanitize(s: f32) -> f32 {
+pub(crate) fn sanitize(s: f32) -> f32 {
     if s.is_nan() {
         f32::NEG_INFINITY
     } else {
