@@ -35,7 +35,9 @@ pub mod autorec;
 pub mod dense;
 pub mod embedding;
 pub mod error;
+pub mod implicit;
 pub mod kernel;
+pub mod linalg;
 pub mod ranking;
 pub mod retrieval;
 pub mod retrieval_artifact;
@@ -45,6 +47,7 @@ pub use autorec::{AutoRec, AutoRecConfig};
 pub use dense::{Activation, Dense, Mlp};
 pub use embedding::EmbeddingTable;
 pub use error::{Error, Result};
+pub use implicit::{EaseConfig, EaseModel, IalsConfig, IalsModel};
 pub use ranking::{
     InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, ScoringCache,
     Scratch, Side, IMPLICIT,

@@ -44,7 +44,10 @@
 pub mod autorec;
 pub mod config;
 pub mod curves;
+pub mod ease;
 pub mod error;
+pub mod ials;
+pub mod interactions;
 pub mod optim;
 pub mod retrieval;
 pub mod trainer;

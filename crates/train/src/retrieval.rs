@@ -444,6 +444,14 @@ impl SplitEvaluator {
             .map_err(|e| Error::invalid("evaluation", e.to_string()))
     }
 
+    /// Metrics of any scorer in the dataset's index space (e.g. a
+    /// [`crate::interactions::RowScorer`] over an EASE or iALS model).
+    pub fn scorer(&self, scorer: &dyn shortlist_eval::Scorer) -> Result<EvalMetrics> {
+        self.evaluator
+            .evaluate(scorer, &self.config)
+            .map_err(|e| Error::invalid("evaluation", e.to_string()))
+    }
+
     /// Metrics of the popularity baseline (training interaction counts).
     pub fn popularity(&self) -> Result<EvalMetrics> {
         let e = |e: shortlist_eval::Error| Error::invalid("evaluation", e.to_string());

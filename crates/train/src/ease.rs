@@ -1,0 +1,304 @@
+//! Fitting [`EaseModel`]s: `G = XᵀX + λI`, `P = G⁻¹`, `B = I − P · diag(1/diag(P))`
+//! (Steck, "Embarrassingly Shallow Autoencoders", 2019), in `f64`.
+//!
+//! The closed form needs two dense `items × items` `f64` matrices at once, so a fit
+//! refuses, before allocating anything large, a catalogue whose matrices would exceed
+//! `max_items` or `max_memory_gb` (use iALS or the two-tower model there).
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use shortlist_core::Dataset;
+use shortlist_features::FeatureConfig;
+use shortlist_model::linalg::spd_inverse;
+use shortlist_model::{EaseConfig, EaseModel, ModelMeta};
+
+use crate::error::{Error, Result};
+use crate::interactions::UserItems;
+
+/// `[ease]` configuration (TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EaseTrainConfig {
+    /// L2 penalty λ on the diagonal of the Gram matrix.
+    pub lambda: f64,
+    /// Largest catalogue (item vocabulary rows) a fit accepts.
+    pub max_items: usize,
+    /// Largest memory (GB, 10⁹ bytes) the fit's two `items × items` `f64` matrices
+    /// may take.
+    pub max_memory_gb: f64,
+    /// Id vocabularies (side features are not used).
+    pub features: FeatureConfig,
+}
+
+impl Default for EaseTrainConfig {
+    fn default() -> Self {
+        EaseTrainConfig {
+            lambda: 400.0,
+            max_items: 30_000,
+            max_memory_gb: 8.0,
+            features: FeatureConfig::default(),
+        }
+    }
+}
+
+impl EaseTrainConfig {
+    /// Parses TOML (`path` names the source in errors) and validates it.
+    pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The configuration as TOML (saved next to the model).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lambda.is_finite() && self.lambda > 0.0) {
+            return Err(Error::invalid(
+                "lambda",
+                format!("expected a positive number, got {}", self.lambda),
+            ));
+        }
+        if !(self.max_memory_gb.is_finite() && self.max_memory_gb > 0.0) {
+            return Err(Error::invalid(
+                "max_memory_gb",
+                format!("expected a positive number, got {}", self.max_memory_gb),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a catalogue of `n` item rows above the limits, with the reason.
+    pub fn check_size(&self, n: usize) -> Result<()> {
+        let gb = 2.0 * 8.0 * (n as f64) * (n as f64) / 1e9;
+        if n > self.max_items {
+            return Err(Error::invalid(
+                "ease",
+                format!(
+                    "{n} items exceed max_items = {} (EASE inverts an items × items matrix; \
+                     use iALS or the two-tower model for this catalogue, or raise [ease] max_items)",
+                    self.max_items
+                ),
+            ));
+        }
+        if gb > self.max_memory_gb {
+            return Err(Error::invalid(
+                "ease",
+                format!(
+                    "{n} items need {gb:.1} GB for two {n} × {n} f64 matrices, above \
+                     max_memory_gb = {} (use iALS or the two-tower model, or raise [ease] max_memory_gb)",
+                    self.max_memory_gb
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Fits EASE on `rows` of `dataset`.
+pub fn train_ease(dataset: &Dataset, rows: &[usize], cfg: &EaseTrainConfig) -> Result<EaseModel> {
+    cfg.validate()?;
+    if rows.is_empty() {
+        return Err(Error::NoData("the training split is empty".into()));
+    }
+    let ui = UserItems::build(dataset, rows, &cfg.features)?;
+    cfg.check_size(ui.num_items())?;
+    let weights = fit_weights(&ui, cfg.lambda)?;
+    let model = EaseModel {
+        config: EaseConfig { lambda: cfg.lambda },
+        spec: ui.spec,
+        weights,
+        seen: ui.by_user,
+        popularity: ui.popularity,
+        meta: ModelMeta {
+            hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
+            metrics: Default::default(),
+            data_fingerprint: crate::fingerprint(dataset, rows),
+        },
+    };
+    model.check()?;
+    Ok(model)
+}
+
+/// The EASE weight matrix `B` (`f32`, row-major) of the binary matrix `ui`.
+pub fn fit_weights(ui: &UserItems, lambda: f64) -> Result<Vec<f32>> {
+    let n = ui.num_items();
+    // G = XᵀX + λI, row i from the users of item i (rows are independent).
+    let mut g = vec![0f64; n * n];
+    g.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
+        for &u in ui.by_item.row(i) {
+            for &j in ui.by_user.row(u as usize) {
+                row[j as usize] += 1.0;
+            }
+        }
+        row[i] += lambda;
+    });
+    let p = spd_inverse(g, n)?;
+    // B[i][j] = −P[i][j] / P[j][j], zero diagonal.
+    let diag: Vec<f64> = (0..n).map(|j| p[j * n + j]).collect();
+    let mut b = vec![0f32; n * n];
+    b.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
+        for (j, w) in row.iter_mut().enumerate() {
+            if i != j {
+                *w = (-p[i * n + j] / diag[j]) as f32;
+            }
+        }
+    });
+    Ok(b)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use shortlist_data::synth::{generate, SynthConfig};
+
+    /// The textbook solve on a tiny matrix: minimise ‖X − XB‖² + λ‖B‖² subject to
+    /// diag(B) = 0, column by column with a Lagrange multiplier, by Gaussian
+    /// elimination on the (n+1) × (n+1) KKT system (no inverse, no Cholesky).
+    fn direct(x: &[Vec<f64>], lambda: f64) -> Vec<f64> {
+        let n = x[0].len();
+        let mut g = vec![vec![0f64; n]; n];
+        for row in x {
+            for i in 0..n {
+                for j in 0..n {
+                    g[i][j] += row[i] * row[j];
+                }
+            }
+        }
+        let mut b = vec![0f64; n * n];
+        for j in 0..n {
+            // [G+λI  e_j] [b]   [G e_j]
+            // [e_jᵀ   0 ] [μ] = [  0  ]
+            let m = n + 1;
+            let mut a = vec![vec![0f64; m + 1]; m];
+            for i in 0..n {
+                for k in 0..n {
+                    a[i][k] = g[i][k] + if i == k { lambda } else { 0.0 };
+                }
+                a[i][n] = if i == j { 1.0 } else { 0.0 };
+                a[i][m] = g[i][j];
+            }
+            a[n][j] = 1.0;
+            for c in 0..m {
+                let piv = (c..m)
+                    .max_by(|&p, &q| a[p][c].abs().total_cmp(&a[q][c].abs()))
+                    .unwrap();
+                a.swap(c, piv);
+                for r in 0..m {
+                    if r != c {
+                        let f = a[r][c] / a[c][c];
+                        for k in c..=m {
+                            a[r][k] -= f * a[c][k];
+                        }
+                    }
+                }
+            }
+            for i in 0..n {
+                b[i * n + j] = a[i][m] / a[i][i];
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn closed_form_equals_the_direct_constrained_solve() {
+        let (data, _) = generate(&SynthConfig {
+            users: 40,
+            items: 12,
+            interactions: 200,
+            ..Default::default()
+        })
+        .unwrap();
+        let rows: Vec<usize> = (0..data.interactions.len()).collect();
+        let cfg = EaseTrainConfig {
+            lambda: 3.0,
+            ..Default::default()
+        };
+        let model = train_ease(&data, &rows, &cfg).unwrap();
+        let ui = UserItems::build(&data, &rows, &cfg.features).unwrap();
+        let n = ui.num_items();
+        let x: Vec<Vec<f64>> = (0..ui.num_users())
+            .map(|u| {
+                let mut r = vec![0f64; n];
+                for &i in ui.by_user.row(u) {
+                    r[i as usize] = 1.0;
+                }
+                r
+            })
+            .collect();
+        let want = direct(&x, 3.0);
+        for (k, (&got, &w)) in model.weights.iter().zip(&want).enumerate() {
+            assert!(
+                (got as f64 - w).abs() < 1e-5,
+                "B[{}][{}]: {got} vs {w}",
+                k / n,
+                k % n
+            );
+        }
+        assert!((0..n).all(|i| model.weights[i * n + i] == 0.0));
+        // Scoring sums the rows of the user's items.
+        let hist = model.seen.row(1).to_vec();
+        let mut all = vec![0f32; n];
+        model.scores_into(&hist, &mut all);
+        let items: Vec<u32> = (0..n as u32).rev().collect();
+        let mut some = vec![0f32; n];
+        model.score_items(&hist, &items, &mut some);
+        for (k, &j) in items.iter().enumerate() {
+            assert_eq!(some[k], all[j as usize]);
+            let want: f64 = hist
+                .iter()
+                .map(|&h| want[h as usize * n + j as usize])
+                .sum();
+            assert!((all[j as usize] as f64 - want).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn large_catalogues_are_refused_before_allocating() {
+        let cfg = EaseTrainConfig::default();
+        let err = cfg.check_size(40_000).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid ease: 40000 items exceed max_items = 30000 (EASE inverts an items × items \
+             matrix; use iALS or the two-tower model for this catalogue, or raise [ease] max_items)"
+        );
+        let cfg = EaseTrainConfig {
+            max_memory_gb: 1.0,
+            ..Default::default()
+        };
+        let err = cfg.check_size(10_000).unwrap_err().to_string();
+        assert!(err.contains("10000 items need 1.6 GB"), "{err}");
+        assert!(cfg.check_size(7_000).is_ok());
+    }
+
+    #[test]
+    fn save_load_round_trip_is_bit_identical() {
+        let (data, _) = generate(&SynthConfig {
+            users: 30,
+            items: 20,
+            interactions: 300,
+            ..Default::default()
+        })
+        .unwrap();
+        let rows: Vec<usize> = (0..data.interactions.len()).collect();
+        let m = train_ease(&data, &rows, &EaseTrainConfig::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        m.save(&dir.path().join("e")).unwrap();
+        let back = EaseModel::load(&dir.path().join("e")).unwrap();
+        assert_eq!(back, m);
+        let err = shortlist_model::IalsModel::load(&dir.path().join("e"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("manifest.json: model kind \"ease\", expected \"ials\""),
+            "{err}"
+        );
+    }
+}
