@@ -36,11 +36,27 @@ enum Command {
     /// Train a model: ranking (rating prediction) or retrieval (two towers).
     #[command(subcommand)]
     Train(cmd::train::TrainCommand),
-    /// Evaluate a saved model on a test file (RMSE/MAE, or Recall/NDCG/top-K accuracy).
+    /// Evaluate a saved model on a test file (RMSE/MAE, or Recall/NDCG/top-K accuracy),
+    /// or, with --pipeline, the lists the server returns (retrieve → rank) beside each
+    /// stage alone and popularity.
     Eval {
         /// Model directory written by `shortlist train`.
+        #[arg(
+            long,
+            required_unless_present = "pipeline",
+            conflicts_with = "pipeline"
+        )]
+        model: Option<PathBuf>,
+        /// A model base directory as served (`BASE/retrieval/N/`, `BASE/ranking/N/`):
+        /// evaluate the served lists.
         #[arg(long)]
-        model: PathBuf,
+        pipeline: Option<PathBuf>,
+        /// With --pipeline: candidate counts to evaluate (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [20, 50, 100, 200])]
+        num_candidates: Vec<usize>,
+        /// With --pipeline: an extra candidate source merged in, NAME=QUOTA (repeatable).
+        #[arg(long = "source")]
+        sources: Vec<String>,
         /// Test split file (user_id, item_id, rating, timestamp).
         #[arg(long)]
         test: PathBuf,
@@ -66,11 +82,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recommend items with a retrieval model, for one user or all users.
+    /// Recommend items with a retrieval model, or with --pipeline through both stages
+    /// as the server does, for one user or all users.
     Recommend {
         /// Retrieval model directory.
+        #[arg(
+            long,
+            required_unless_present = "pipeline",
+            conflicts_with = "pipeline"
+        )]
+        model: Option<PathBuf>,
+        /// A model base directory as served: retrieve, rank and filter like /v1/recommend.
         #[arg(long)]
-        model: PathBuf,
+        pipeline: Option<PathBuf>,
+        /// With --pipeline: candidates retrieved before ranking.
+        #[arg(long, default_value_t = 100)]
+        num_candidates: usize,
         /// Raw user id.
         #[arg(
             long,
@@ -176,7 +203,31 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c, &ctx),
         Command::Train(c) => cmd::train::run(c, &ctx),
-        Command::Eval { model, test, json } => cmd::model::eval(&model, &test, json, &ctx),
+        Command::Eval {
+            model,
+            pipeline,
+            num_candidates,
+            sources,
+            test,
+            json,
+        } => match (model, pipeline) {
+            (_, Some(base)) => cmd::pipeline::eval(
+                &cmd::pipeline::EvalArgs {
+                    models: cmd::pipeline::PipelineArgs {
+                        base: &base,
+                        retrieval: "retrieval",
+                        ranking: "ranking",
+                        sources: &sources,
+                    },
+                    test: &test,
+                    num_candidates: &num_candidates,
+                    json,
+                },
+                &ctx,
+            ),
+            (Some(model), None) => cmd::model::eval(&model, &test, json, &ctx),
+            (None, None) => unreachable!("clap requires --model or --pipeline"),
+        },
         Command::Predict {
             model,
             user,
@@ -186,6 +237,8 @@ fn main() -> ExitCode {
         } => cmd::model::predict(&model, &user, &items, &titles, json),
         Command::Recommend {
             model,
+            pipeline,
+            num_candidates,
             user,
             all_users: _,
             k,
@@ -193,14 +246,31 @@ fn main() -> ExitCode {
             json,
             jsonl: _,
             output,
-        } => cmd::model::recommend(&cmd::model::RecommendArgs {
-            model: &model,
-            user: user.as_deref(),
-            k,
-            exclude_seen,
-            json,
-            output,
-        }),
+        } => match (model, pipeline) {
+            (_, Some(base)) => cmd::pipeline::recommend_cmd(&cmd::pipeline::RecommendArgs {
+                models: cmd::pipeline::PipelineArgs {
+                    base: &base,
+                    retrieval: "retrieval",
+                    ranking: "ranking",
+                    sources: &[],
+                },
+                user: user.as_deref(),
+                k,
+                num_candidates,
+                exclude_seen,
+                json,
+                output,
+            }),
+            (Some(model), None) => cmd::model::recommend(&cmd::model::RecommendArgs {
+                model: &model,
+                user: user.as_deref(),
+                k,
+                exclude_seen,
+                json,
+                output,
+            }),
+            (None, None) => unreachable!("clap requires --model or --pipeline"),
+        },
         Command::Serve {
             model_base_path,
             port,

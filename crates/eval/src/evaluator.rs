@@ -256,6 +256,102 @@ impl Evaluator {
         Ok(metrics)
     }
 
+    /// Evaluates explicit ranked lists, e.g. exactly what a server returned: `list(u)`
+    /// gives user `u`'s items, best first (dataset item indices). The full-ranking
+    /// metrics follow the same definitions as [`Evaluator::evaluate`]: training items in
+    /// a list are dropped before ranks are counted, items after a list's end are never
+    /// retrieved, and a repeated item counts at its first position. Factorized top-K
+    /// accuracy needs every item's score and is not reported. Errors on an item index
+    /// out of range, naming the user.
+    pub fn evaluate_lists(
+        &self,
+        list: impl Fn(u32) -> Vec<u32> + Sync,
+        config: &EvalConfig,
+    ) -> Result<Metrics> {
+        config.validate()?;
+        if self.users.is_empty() {
+            return Err(Error::invalid(
+                "test",
+                "there are no test interactions to evaluate",
+            ));
+        }
+        let mut ks = config.ks.clone();
+        ks.sort_unstable();
+        ks.dedup();
+        let max_k = ks.last().copied().unwrap_or(0);
+        let idcg: Vec<f64> = std::iter::once(0.0)
+            .chain((0..max_k).scan(0.0, |acc, r| {
+                *acc += discount(r);
+                Some(*acc)
+            }))
+            .collect();
+        let per_user = self
+            .users
+            .par_iter()
+            .map(|&u| -> Result<Vec<(f64, f64, f64)>> {
+                let train = self.train.row(u as usize);
+                let relevant = self.relevant.row(u as usize);
+                let mut seen_in_list: Vec<u32> = Vec::new();
+                let mut hits_at: Vec<usize> = Vec::new(); // ranks of relevant hits
+                let mut rank = 0usize;
+                for i in list(u) {
+                    if i as usize >= self.n_items {
+                        return Err(Error::OutOfRange {
+                            what: format!("list of user {u}"),
+                            row: rank,
+                            index: i,
+                            len: self.n_items,
+                        });
+                    }
+                    if rank >= max_k {
+                        break;
+                    }
+                    if train.binary_search(&i).is_ok() || seen_in_list.contains(&i) {
+                        continue;
+                    }
+                    seen_in_list.push(i);
+                    if relevant.binary_search(&i).is_ok() {
+                        hits_at.push(rank);
+                    }
+                    rank += 1;
+                }
+                let n_rel = relevant.len();
+                Ok(ks
+                    .iter()
+                    .map(|&k| {
+                        let hits: Vec<usize> = hits_at.iter().copied().filter(|&r| r < k).collect();
+                        let dcg: f64 = hits.iter().map(|&r| discount(r)).sum();
+                        (
+                            hits.len() as f64 / n_rel as f64,
+                            dcg / idcg[k.min(n_rel)],
+                            if hits.is_empty() { 0.0 } else { 1.0 },
+                        )
+                    })
+                    .collect())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let users = self.users.len() as f64;
+        let mut metrics = Metrics {
+            values: Default::default(),
+            users_evaluated: self.users.len(),
+        };
+        for (x, k) in ks.iter().enumerate() {
+            // Summed in user order: independent of the thread count.
+            let sum =
+                |f: fn(&(f64, f64, f64)) -> f64| per_user.iter().map(|p| f(&p[x])).sum::<f64>();
+            metrics
+                .values
+                .insert(format!("recall@{k}"), sum(|p| p.0) / users);
+            metrics
+                .values
+                .insert(format!("ndcg@{k}"), sum(|p| p.1) / users);
+            metrics
+                .values
+                .insert(format!("hit_rate@{k}"), sum(|p| p.2) / users);
+        }
+        Ok(metrics)
+    }
+
     /// Adds user `u`'s contribution; `row` is the user's score row (NaN is set to -inf).
     fn add_user(&self, u: usize, row: &mut [f32], cuts: &Cuts, p: &mut Partial) {
         for s in row.iter_mut() {
@@ -469,6 +565,51 @@ mod tests {
         close(&m, "recall@3", 0.5);
         close(&m, "hit_rate@3", 1.0);
         close(&m, "ndcg@3", 0.5109560);
+    }
+
+    /// The same hand-computed example as explicit lists: each user's list is the score
+    /// order of the example above, so the full-ranking metrics must be identical; a
+    /// list holding a training item and a repeat, or ending early, follows the rules.
+    #[test]
+    fn lists_follow_the_full_ranking_definitions() {
+        let train = Pairs::new(&[0, 1, 1, 2, 3, 1], &[0, 1, 3, 1, 4, 3]).unwrap();
+        let test = Pairs::new(&[0, 0, 1, 1, 1, 2, 2], &[2, 3, 0, 5, 5, 3, 1]).unwrap();
+        let eval = Evaluator::new(4, 6, train, test).unwrap();
+        let config = EvalConfig {
+            ks: vec![3, 2],
+            accuracy_ks: vec![1],
+            block_users: 2,
+        };
+        let lists = |u: u32| match u {
+            0 => vec![0, 4, 1, 2, 5, 3],
+            1 => vec![0, 1, 2, 3, 4, 5],
+            2 => vec![1, 3, 2, 5, 0, 4],
+            _ => vec![],
+        };
+        let m = eval.evaluate_lists(lists, &config).unwrap();
+        assert_eq!(m.values.len(), 6);
+        close(&m, "recall@2", 1.0 / 3.0);
+        close(&m, "hit_rate@2", 2.0 / 3.0);
+        close(&m, "ndcg@2", 0.4087648);
+        close(&m, "recall@3", 0.5);
+        close(&m, "ndcg@3", 0.5109560);
+        // User 0: [4, 4, 2] → the repeat is skipped, 2 lands at rank 1 (DCG 1/log2 3).
+        // User 1: [] → nothing. User 2: [3] → hit at rank 0.
+        let short = |u: u32| match u {
+            0 => vec![4, 4, 2],
+            2 => vec![3],
+            _ => vec![],
+        };
+        let m = eval.evaluate_lists(short, &config).unwrap();
+        let idcg2 = 1.0 + 1.0 / 3f64.log2();
+        close(
+            &m,
+            "ndcg@2",
+            ((1.0 / 3f64.log2()) / idcg2 + 1.0 / idcg2) / 3.0,
+        );
+        close(&m, "recall@3", (0.5 + 0.0 + 0.5) / 3.0);
+        let err = eval.evaluate_lists(|_| vec![9], &config).unwrap_err();
+        assert!(err.to_string().contains("list of user 0"), "{err}");
     }
 
     #[test]

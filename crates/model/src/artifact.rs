@@ -15,7 +15,9 @@ use crate::autorec::AutoRec;
 use crate::dense::{Activation, Dense, Mlp};
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
+use crate::implicit::{EaseModel, IalsModel};
 use crate::ranking::{InputFeature, Lookup, ModelMeta, RankingConfig, RankingModel, Side};
+use crate::relevance::{RelevanceHead, RelevanceWeights};
 
 /// Version of the artifact layout; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -75,6 +77,10 @@ pub struct Manifest {
     /// Number of ensemble members saved in `member-{k}/` sub-directories (same layout).
     #[serde(default)]
     pub members: usize,
+    /// The relevance head's features and weights; its EASE / iALS models are saved in
+    /// `relevance-ease/` and `relevance-ials/`. Absent: a rating-only model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevance: Option<RelevanceWeights>,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -139,6 +145,9 @@ impl RankingModel {
             t.u32("autorec.user_known".into(), &a.user_known);
             t.u32("autorec.item_known".into(), &a.item_known);
         }
+        if let Some(r) = &self.relevance {
+            t.u32("relevance.popularity".into(), &r.popularity);
+        }
         let weights = t.serialize(&dir.join(WEIGHTS))?;
         let manifest = Manifest {
             kind: RANKING_KIND.into(),
@@ -150,6 +159,7 @@ impl RankingModel {
             meta: self.meta.clone(),
             weights_checksum: format!("{:016x}", fnv1a64(&weights)),
             members: self.members.len(),
+            relevance: self.relevance.as_ref().map(|r| r.weights.clone()),
         };
         let json = serde_json::to_string_pretty(&manifest)
             .map_err(|e| Error::invalid("manifest", e.to_string()))?;
@@ -162,6 +172,14 @@ impl RankingModel {
             .map_err(|e| Error::io(dir.join(MANIFEST), e))?;
         for (k, m) in self.members.iter().enumerate() {
             m.save(&p.join(format!("member-{k}")))?;
+        }
+        if let Some(r) = &self.relevance {
+            if let Some(m) = &r.ease {
+                m.save(&p.join(RELEVANCE_EASE), &[])?;
+            }
+            if let Some(m) = &r.ials {
+                m.save(&p.join(RELEVANCE_IALS), &[])?;
+            }
         }
         staging.commit().map_err(|e| Error::io(dir, e))?;
         Ok(())
@@ -216,6 +234,10 @@ impl RankingModel {
                 item_known: r.u32("autorec.item_known")?,
             }),
         };
+        let relevance_popularity = match manifest.relevance {
+            Some(_) => Some(r.u32("relevance.popularity")?),
+            None => None,
+        };
         let model = RankingModel {
             config: manifest.config,
             spec,
@@ -226,6 +248,7 @@ impl RankingModel {
             meta: manifest.meta,
             members: Vec::new(),
             autorec,
+            relevance: None,
             cache: None,
         };
 
@@ -243,11 +266,50 @@ impl RankingModel {
             }
             model.members.push(m);
         }
+        if let Some(weights) = manifest.relevance {
+            let load_sub = |name: &str| dir.join(name);
+            let ease = weights
+                .features
+                .contains(&crate::ListFeature::Ease)
+                .then(|| EaseModel::load(&load_sub(RELEVANCE_EASE)))
+                .transpose()?;
+            let ials = weights
+                .features
+                .contains(&crate::ListFeature::Ials)
+                .then(|| IalsModel::load(&load_sub(RELEVANCE_IALS)))
+                .transpose()?;
+            let head = RelevanceHead {
+                weights,
+                ease,
+                ials,
+                popularity: relevance_popularity.unwrap_or_default(),
+            };
+            for (name, spec) in [
+                (RELEVANCE_EASE, head.ease.as_ref().map(|m| &m.spec)),
+                (RELEVANCE_IALS, head.ials.as_ref().map(|m| &m.spec)),
+            ] {
+                if let Some(spec) = spec {
+                    if spec.user_id != model.spec.user_id || spec.item_id != model.spec.item_id {
+                        return Err(Error::corrupt(
+                            dir.join(name),
+                            "the relevance model's vocabularies differ from the ranking model's",
+                        ));
+                    }
+                }
+            }
+            head.check(model.num_users(), model.num_items())
+                .map_err(|e| Error::corrupt(&mpath, e.to_string()))?;
+            model.relevance = Some(head);
+        }
         model.prepare_scoring();
         Ok(model)
     }
 }
 
+/// Sub-directory of a ranking model holding its relevance head's EASE model.
+pub const RELEVANCE_EASE: &str = "relevance-ease";
+/// Sub-directory of a ranking model holding its relevance head's iALS model.
+pub const RELEVANCE_IALS: &str = "relevance-ials";
 /// Adds the tensors of `features` under `{prefix}.{k}.*` and returns their manifest entries.
 pub(crate) fn put_features(
     t: &mut Tensors,
@@ -321,6 +383,16 @@ pub(crate) fn get_features(
             })
         })
         .collect()
+}
+
+/// The kind of the model saved in `dir` (`ranking`, `retrieval`, `ease`, `ials`),
+/// read from its manifest. Errors name the manifest.
+pub fn model_kind(dir: &Path) -> Result<String> {
+    let (mpath, v): (_, serde_json::Value) = read_manifest(dir)?;
+    v.get("kind")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| Error::corrupt(&mpath, "no model kind"))
 }
 
 /// Reads and parses `dir/manifest.json`; returns its path too (for later messages).

@@ -108,13 +108,22 @@ impl EaseModel {
         Ok(())
     }
 
-    /// Saves into `dir` (replaced atomically).
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Saves into `dir` (replaced atomically) with the item `titles` by row (may be
+    /// empty: no `items.tsv`).
+    pub fn save(&self, dir: &Path, titles: &[String]) -> Result<()> {
         let n = self.num_items();
         let mut t = Tensors(Vec::new());
         t.f32("weights".into(), vec![n, n], &self.weights);
         put_common(&mut t, &self.seen, &self.popularity);
-        save_simple(dir, EASE_KIND, &self.config, &self.meta, &self.spec, &t)
+        save_simple(
+            dir,
+            EASE_KIND,
+            &self.config,
+            &self.meta,
+            &self.spec,
+            &t,
+            titles,
+        )
     }
 
     /// Loads a model saved by [`EaseModel::save`]. Errors name the file.
@@ -257,14 +266,23 @@ impl IalsModel {
         Ok(())
     }
 
-    /// Saves into `dir` (replaced atomically).
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Saves into `dir` (replaced atomically) with the item `titles` by row (may be
+    /// empty: no `items.tsv`).
+    pub fn save(&self, dir: &Path, titles: &[String]) -> Result<()> {
         let mut t = Tensors(Vec::new());
         for (name, tab) in [("users", &self.user_factors), ("items", &self.item_factors)] {
             t.f32(name.into(), vec![tab.rows(), tab.dim()], tab.data());
         }
         put_common(&mut t, &self.seen, &self.popularity);
-        save_simple(dir, IALS_KIND, &self.config, &self.meta, &self.spec, &t)
+        save_simple(
+            dir,
+            IALS_KIND,
+            &self.config,
+            &self.meta,
+            &self.spec,
+            &t,
+            titles,
+        )
     }
 
     /// Loads a model saved by [`IalsModel::save`]. Errors name the file.
@@ -343,6 +361,7 @@ fn save_simple<C: Serialize>(
     meta: &ModelMeta,
     spec: &FeatureSpec,
     t: &Tensors,
+    titles: &[String],
 ) -> Result<()> {
     let weights = t.serialize(&dir.join(WEIGHTS))?;
     let manifest = SimpleManifest {
@@ -360,6 +379,9 @@ fn save_simple<C: Serialize>(
     write_file(&p.join(WEIGHTS), &weights).map_err(|e| Error::io(dir.join(WEIGHTS), e))?;
     write_file(&p.join(FEATURES), spec.to_json().as_bytes())
         .map_err(|e| Error::io(dir.join(FEATURES), e))?;
+    if !titles.is_empty() {
+        crate::retrieval_artifact::write_titles(p, spec, titles)?;
+    }
     write_file(&p.join(MANIFEST), json.as_bytes()).map_err(|e| Error::io(dir.join(MANIFEST), e))?;
     staging.commit().map_err(|e| Error::io(dir, e))?;
     Ok(())

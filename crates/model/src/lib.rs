@@ -39,6 +39,7 @@ pub mod implicit;
 pub mod kernel;
 pub mod linalg;
 pub mod ranking;
+pub mod relevance;
 pub mod retrieval;
 pub mod retrieval_artifact;
 
@@ -52,6 +53,7 @@ pub use ranking::{
     InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, ScoringCache,
     Scratch, Side, IMPLICIT,
 };
+pub use relevance::{ListFeature, ListInputs, RelevanceHead, RelevanceWeights};
 pub use retrieval::{Csr, RetrievalConfig, RetrievalModel};
 
 #[cfg(test)]

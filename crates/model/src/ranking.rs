@@ -9,6 +9,7 @@ use crate::autorec::{AutoRec, AutoRecConfig};
 use crate::dense::Mlp;
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
+use crate::relevance::RelevanceHead;
 
 /// Architecture hyper-parameters of a [`RankingModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +185,9 @@ pub struct RankingModel {
     /// and item had training ratings (`config.autorec` holds its shape and weight).
     /// Saved as `autorec.*` tensors.
     pub autorec: Option<AutoRec>,
+    /// The relevance head that orders candidate lists (see [`crate::relevance`]);
+    /// `None` for a rating-only model. Saved in the manifest and `relevance-*/`.
+    pub relevance: Option<RelevanceHead>,
     /// Precomputed first-layer partial sums for fast scoring (see
     /// [`RankingModel::prepare_scoring`]); derived data, ignored by `==`.
     pub cache: Option<ScoringCache>,
@@ -213,6 +217,7 @@ impl PartialEq for RankingModel {
             && self.meta == o.meta
             && self.members == o.members
             && self.autorec == o.autorec
+            && self.relevance == o.relevance
     }
 }
 
@@ -349,6 +354,7 @@ impl RankingModel {
             meta: ModelMeta::default(),
             members: Vec::new(),
             autorec: None,
+            relevance: None,
             cache: None,
         };
         model.check()?;
@@ -424,6 +430,9 @@ impl RankingModel {
                     "the configuration and the AutoRec weights disagree",
                 ))
             }
+        }
+        if let Some(r) = &self.relevance {
+            r.check(nu, ni)?;
         }
         let width: usize = self.features.iter().map(InputFeature::width).sum();
         if self.mlp.input() != width || self.mlp.output() != 1 {

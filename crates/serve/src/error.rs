@@ -50,6 +50,15 @@ pub enum ApiError {
     DeadlineExceeded(String),
 }
 
+impl From<shortlist_pipeline::Error> for ApiError {
+    fn from(e: shortlist_pipeline::Error) -> Self {
+        match e {
+            shortlist_pipeline::Error::InvalidArgument(m) => ApiError::InvalidArgument(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     /// Shorthand for [`ApiError::InvalidArgument`].
     pub fn invalid(msg: impl Into<String>) -> Self {

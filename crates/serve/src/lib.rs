@@ -7,7 +7,7 @@
 //! training or data-loading crate: models plug in through the small traits of
 //! [`servable`] and a [`Loader`] that turns a version directory into one.
 //!
-//! * [`servable`]: [`Servable`], [`Retriever`], [`Ranker`], [`Loader`].
+//! * [`servable`]: [`Servable`], [`Loader`] (and the pipeline's [`CandidateSource`], [`Ranker`]).
 //! * [`registry`]: version discovery, hot reload with [`arc_swap`], status.
 //! * [`ServeConfig`]: address, poll interval, default model names and every limit.
 //! * [`app`] builds the [`axum::Router`]; [`bind`] / [`Server::run`] or [`serve`] run it.
@@ -85,7 +85,7 @@
 //!  "items": [{"item_id": "3142", "title": "Toy Story (1995)", "retrieval_score": 3.1, "ranking_score": 4.6}]}
 //! ```
 //! `known_user: false` means the retrieval model did not know the user and
-//! answered its popularity fallback (see [`Retrieved::known_user`]).
+//! answered its popularity fallback (see [`shortlist_pipeline::Retrieved::known_user`]).
 //!
 //! `POST /v1/rank`: scores the given items, best first.
 //! `{"user_id": "42", "item_ids": ["1", "2"], "ranking_model"?: "ranking"}` →
@@ -137,7 +137,8 @@ pub use config::ServeConfig;
 pub use error::{ApiError, ServeError};
 pub use metrics::{Endpoint, Metrics};
 pub use registry::{LiveModel, Registry};
-pub use servable::{Candidate, Loader, ModelKind, Ranked, Ranker, Retrieved, Retriever, Servable};
+pub use servable::{Loader, ModelKind, Servable};
+pub use shortlist_pipeline::{Candidate, CandidateSource, Ranked, Ranker, Retrieved};
 
 use error::json_response;
 

@@ -11,8 +11,10 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use shortlist_pipeline::{CandidateSource, Order, Ranker, Stages};
+
 use crate::error::{json_response, ApiError};
-use crate::servable::Candidate;
+use crate::registry::Snapshot;
 use crate::AppState;
 
 /// An id given as a JSON string or integer; borrows from the body when it can.
@@ -61,6 +63,10 @@ struct RecommendRequest<'a> {
     retrieval_model: Option<Cow<'a, str>>,
     #[serde(borrow)]
     ranking_model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    order_by: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    candidate_sources: std::collections::BTreeMap<Cow<'a, str>, u64>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +78,8 @@ struct RankRequest<'a> {
     item_ids: Vec<Id<'a>>,
     #[serde(borrow)]
     ranking_model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    retrieval_model: Option<Cow<'a, str>>,
 }
 
 /// What a request field must hold, for error messages.
@@ -82,6 +90,8 @@ enum Kind {
     Bool,
     Name,
     IdList,
+    Order,
+    Quotas,
 }
 
 impl Kind {
@@ -93,6 +103,10 @@ impl Kind {
             Kind::Bool => v.is_boolean() || v.is_null(),
             Kind::Name => v.is_string() || v.is_null(),
             Kind::IdList => v.as_array().is_some_and(|a| a.iter().all(is_id)),
+            Kind::Order => v.is_null() || v.as_str().is_some_and(|s| Order::parse(s).is_ok()),
+            Kind::Quotas => v
+                .as_object()
+                .is_some_and(|m| m.values().all(|q| q.is_u64())),
         }
     }
     fn expected(self) -> &'static str {
@@ -102,6 +116,8 @@ impl Kind {
             Kind::Bool => "true or false",
             Kind::Name => "a model name (string)",
             Kind::IdList => "a list of string or integer ids",
+            Kind::Order => "one of \"auto\", \"relevance\", \"rating\", \"retrieval\"",
+            Kind::Quotas => "an object of model name → number of candidates",
         }
     }
 }
@@ -114,12 +130,15 @@ const RECOMMEND_FIELDS: &[(&str, Kind, bool)] = &[
     ("exclude_items", Kind::IdList, false),
     ("retrieval_model", Kind::Name, false),
     ("ranking_model", Kind::Name, false),
+    ("order_by", Kind::Order, false),
+    ("candidate_sources", Kind::Quotas, false),
 ];
 
 const RANK_FIELDS: &[(&str, Kind, bool)] = &[
     ("user_id", Kind::Id, true),
     ("item_ids", Kind::IdList, true),
     ("ranking_model", Kind::Name, false),
+    ("retrieval_model", Kind::Name, false),
 ];
 
 /// Explains why a body did not deserialize, naming the field (slow path only).
@@ -188,12 +207,14 @@ struct RecItem<'a> {
     title: Option<&'a str>,
     retrieval_score: f32,
     ranking_score: Option<f32>,
+    predicted_rating: Option<f32>,
 }
 
 #[derive(Serialize)]
 struct RecResponse<'a> {
     user_id: &'a str,
     known_user: bool,
+    order_by: &'static str,
     model_versions: Versions<'a>,
     items: Vec<RecItem<'a>>,
 }
@@ -204,29 +225,48 @@ fn respond<T: Serialize>(v: &T) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
-/// Small exclusion sets are scanned; large ones hashed.
-enum Excluded<'a> {
-    Few(&'a [&'a str]),
-    Many(rustc_hash::FxHashSet<&'a str>),
+/// The candidate source named `name` in `snap` (an error naming `field` otherwise).
+fn source_named<'s>(
+    snap: &'s Snapshot,
+    name: &str,
+    field: &str,
+) -> Result<(&'s dyn CandidateSource, u64), ApiError> {
+    let live = snap.servable(name, None)?;
+    let source = live.servable.as_retrieval().ok_or_else(|| {
+        ApiError::FailedPrecondition(format!(
+            "model \"{name}\" is a {} model, not a candidate source ({field})",
+            live.servable.kind().as_str()
+        ))
+    })?;
+    Ok((source, live.version))
 }
 
-impl<'a> Excluded<'a> {
-    fn new(ids: &'a [&'a str]) -> Self {
-        if ids.len() <= 32 {
-            Excluded::Few(ids)
-        } else {
-            Excluded::Many(ids.iter().copied().collect())
-        }
+/// The ranking model: an empty name disables it; a missing default model means none;
+/// a missing model named in the request is an error.
+fn ranker_named<'s>(
+    snap: &'s Snapshot,
+    name: &str,
+    explicit: bool,
+) -> Result<Option<(&'s dyn Ranker, u64)>, ApiError> {
+    if name.is_empty() {
+        return Ok(None);
     }
-    fn contains(&self, id: &str) -> bool {
-        match self {
-            Excluded::Few(ids) => ids.contains(&id),
-            Excluded::Many(set) => set.contains(id),
-        }
-    }
+    let live = match snap.servable(name, None) {
+        Ok(l) => l,
+        Err(e) if explicit => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    let ranker = live.servable.as_ranking().ok_or_else(|| {
+        ApiError::FailedPrecondition(format!(
+            "model \"{name}\" is a {} model, not a ranking model (ranking_model)",
+            live.servable.kind().as_str()
+        ))
+    })?;
+    Ok(Some((ranker, live.version)))
 }
 
-/// `POST /v1/recommend`.
+/// `POST /v1/recommend`: the pipeline of `shortlist-pipeline`, as `shortlist eval
+/// --pipeline` evaluates it.
 pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: RecommendRequest<'_> = parse(body, RECOMMEND_FIELDS)?;
     let cfg = &st.config;
@@ -263,112 +303,66 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
             cfg.max_num_candidates
         )));
     }
+    let quota_total: u64 = req.candidate_sources.values().sum();
+    if quota_total > cfg.max_num_candidates as u64 {
+        return Err(ApiError::invalid(format!(
+            "candidate_sources: {quota_total} candidates in all exceed the limit of {}",
+            cfg.max_num_candidates
+        )));
+    }
+    let order = Order::parse(req.order_by.as_deref().unwrap_or("auto"))?;
     let retrieval_name: &str = req
         .retrieval_model
         .as_deref()
         .unwrap_or(&cfg.retrieval_model);
-    let explicit_ranking = req.ranking_model.is_some();
     let ranking_name: &str = req.ranking_model.as_deref().unwrap_or(&cfg.ranking_model);
     let user_id: &str = &req.user_id.0;
     let exclude: Vec<&str> = req.exclude_items.iter().map(|i| i.0.as_ref()).collect();
 
     let snap = st.registry.snapshot();
-    let retrieval_live = snap.servable(retrieval_name, None)?;
-    let retriever = retrieval_live.servable.as_retrieval().ok_or_else(|| {
-        ApiError::FailedPrecondition(format!(
-            "model \"{retrieval_name}\" is a {} model, not a retrieval model (retrieval_model)",
-            retrieval_live.servable.kind().as_str()
-        ))
-    })?;
-    // Ranking: an empty name disables it; a missing default model falls back to
-    // retrieval order; a missing model named in the request is an error.
-    let ranking_live = if ranking_name.is_empty() {
-        None
-    } else {
-        match snap.servable(ranking_name, None) {
-            Ok(l) => Some(l),
-            Err(e) if explicit_ranking => return Err(e),
-            Err(_) => None,
-        }
-    };
-    let ranker = match ranking_live {
-        Some(l) => Some(l.servable.as_ranking().ok_or_else(|| {
-            ApiError::FailedPrecondition(format!(
-                "model \"{ranking_name}\" is a {} model, not a ranking model (ranking_model)",
-                l.servable.kind().as_str()
-            ))
-        })?),
-        None => None,
-    };
-
-    let exclude_seen = req.exclude_seen.unwrap_or(true);
-    let retrieved = retriever.retrieve(user_id, num_candidates, exclude_seen, &exclude)?;
-    let mut candidates: Vec<Candidate<'_>> = retrieved.candidates;
-    if !exclude.is_empty() {
-        let ex = Excluded::new(&exclude);
-        candidates.retain(|c| !ex.contains(c.item_id));
+    let (primary, primary_version) = source_named(&snap, retrieval_name, "retrieval_model")?;
+    let mut versions: Vec<(&str, u64)> = vec![(retrieval_name, primary_version)];
+    let mut extra: Vec<(&dyn CandidateSource, usize)> = Vec::new();
+    for (name, &quota) in &req.candidate_sources {
+        let (s, v) = source_named(&snap, name, "candidate_sources")?;
+        extra.push((s, quota as usize));
+        versions.push((name, v));
     }
-
-    let mut versions: [(&str, u64); 2] = [(retrieval_name, retrieval_live.version), ("", 0)];
-    let mut n_versions = 1;
-    let mut items: Vec<RecItem<'_>> = Vec::with_capacity(candidates.len());
-    match ranker {
-        Some(ranker) => {
-            let ids: Vec<&str> = candidates.iter().map(|c| c.item_id).collect();
-            let ranked = ranker.rank(user_id, &ids)?;
-            if ranked.scores.len() != ids.len() {
-                return Err(ApiError::Internal(format!(
-                    "ranking model {ranking_name} returned {} scores for {} items",
-                    ranked.scores.len(),
-                    ids.len()
-                )));
-            }
-            if let Some(l) = ranking_live {
-                versions[1] = (ranking_name, l.version);
-                n_versions = 2;
-            }
-            items.extend(
-                candidates
-                    .iter()
-                    .zip(&ranked.scores)
-                    .map(|(c, &s)| RecItem {
-                        item_id: c.item_id,
-                        title: None,
-                        retrieval_score: c.score,
-                        ranking_score: Some(s),
-                    }),
-            );
-            let by_rank = |a: &RecItem<'_>, b: &RecItem<'_>| {
-                desc(
-                    a.ranking_score.unwrap_or(f32::NAN),
-                    b.ranking_score.unwrap_or(f32::NAN),
-                )
-                .then_with(|| desc(a.retrieval_score, b.retrieval_score))
-            };
-            if items.len() > k {
-                items.select_nth_unstable_by(k - 1, by_rank);
-                items.truncate(k);
-            }
-            items.sort_unstable_by(by_rank);
-        }
-        None => {
-            candidates.sort_by(|a, b| desc(a.score, b.score));
-            items.extend(candidates.iter().take(k).map(|c| RecItem {
-                item_id: c.item_id,
-                title: None,
-                retrieval_score: c.score,
-                ranking_score: None,
-            }));
-        }
+    let ranker = ranker_named(&snap, ranking_name, req.ranking_model.is_some())?;
+    if let Some((_, v)) = ranker {
+        versions.push((ranking_name, v));
     }
-    for it in &mut items {
-        it.title = retriever.item_title(it.item_id);
-    }
+    let rec = shortlist_pipeline::recommend(
+        &Stages {
+            primary,
+            extra: &extra,
+            ranker: ranker.map(|(r, _)| r),
+        },
+        &shortlist_pipeline::Request {
+            user_id,
+            k,
+            num_candidates,
+            exclude_seen: req.exclude_seen.unwrap_or(true),
+            exclude_items: &exclude,
+            order,
+        },
+    )?;
     respond(&RecResponse {
         user_id,
-        known_user: retrieved.known_user,
-        model_versions: Versions(&versions[..n_versions]),
-        items,
+        known_user: rec.known_user,
+        order_by: rec.order.as_str(),
+        model_versions: Versions(&versions),
+        items: rec
+            .items
+            .iter()
+            .map(|it| RecItem {
+                item_id: it.item_id,
+                title: it.title,
+                retrieval_score: it.retrieval_score,
+                ranking_score: it.ranking_score,
+                predicted_rating: it.predicted_rating,
+            })
+            .collect(),
     })
 }
 
@@ -376,6 +370,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
 struct RankItem<'a> {
     item_id: &'a str,
     score: f32,
+    predicted_rating: f32,
     known_item: bool,
 }
 
@@ -384,10 +379,14 @@ struct RankResponse<'a> {
     user_id: &'a str,
     known_user: bool,
     model_version: u64,
+    order_by: &'static str,
     items: Vec<RankItem<'a>>,
 }
 
-/// `POST /v1/rank`.
+/// `POST /v1/rank`: the ranking model's scores of given items, best first. With a
+/// relevance head, `score` is the relevance score (the retrieval model's scores of the
+/// items are its first input, when that model is served) and orders the answer;
+/// otherwise `score` is the predicted rating.
 pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: RankRequest<'_> = parse(body, RANK_FIELDS)?;
     let cfg = &st.config;
@@ -400,29 +399,47 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     }
     let name: &str = req.ranking_model.as_deref().unwrap_or(&cfg.ranking_model);
     let snap = st.registry.snapshot();
-    let live = snap.servable(name, None)?;
-    let ranker = live.servable.as_ranking().ok_or_else(|| {
-        ApiError::FailedPrecondition(format!(
-            "model \"{name}\" is a {} model, not a ranking model (ranking_model)",
-            live.servable.kind().as_str()
-        ))
-    })?;
+    let Some((ranker, version)) = ranker_named(&snap, name, true)? else {
+        return Err(ApiError::invalid("ranking_model must not be empty"));
+    };
     let ids: Vec<&str> = req.item_ids.iter().map(|i| i.0.as_ref()).collect();
     let user_id: &str = &req.user_id.0;
-    let ranked = ranker.rank(user_id, &ids)?;
-    if ranked.scores.len() != ids.len() {
+    let retrieval_name: &str = req
+        .retrieval_model
+        .as_deref()
+        .unwrap_or(&cfg.retrieval_model);
+    let retrieval_scores = if ranker.has_relevance() {
+        match source_named(&snap, retrieval_name, "retrieval_model") {
+            Ok((source, _)) => {
+                let mut s = vec![0f32; ids.len()];
+                source.score_items(user_id, &ids, &mut s);
+                Some(s)
+            }
+            Err(e) if req.retrieval_model.is_some() => return Err(e),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let ranked = ranker.rank(user_id, &ids, retrieval_scores.as_deref())?;
+    if ranked.ratings.len() != ids.len() {
         return Err(ApiError::Internal(format!(
             "ranking model {name} returned {} scores for {} items",
-            ranked.scores.len(),
+            ranked.ratings.len(),
             ids.len()
         )));
     }
     let mut items: Vec<RankItem<'_>> = ids
         .iter()
-        .zip(&ranked.scores)
-        .map(|(&item_id, &score)| RankItem {
+        .enumerate()
+        .map(|(k, &item_id)| RankItem {
             item_id,
-            score,
+            score: ranked
+                .relevance
+                .as_ref()
+                .and_then(|r| r.get(k).copied())
+                .unwrap_or(ranked.ratings[k]),
+            predicted_rating: ranked.ratings[k],
             known_item: true,
         })
         .collect();
@@ -435,7 +452,12 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     respond(&RankResponse {
         user_id,
         known_user: ranked.known_user,
-        model_version: live.version,
+        model_version: version,
+        order_by: if ranked.relevance.is_some() {
+            "relevance"
+        } else {
+            "rating"
+        },
         items,
     })
 }

@@ -4,7 +4,8 @@
 //! directory into an `Arc<dyn Servable>`; the servable answers TensorFlow Serving
 //! style `:predict` calls in row format and, through [`Servable::as_retrieval`] /
 //! [`Servable::as_ranking`], exposes the typed [`Retriever`] and [`Ranker`] used by
-//! the native `/v1/recommend` and `/v1/rank` endpoints.
+//! the native `/v1/recommend` and `/v1/rank` endpoints. Those two traits, and the
+//! pipeline that uses them, live in `shortlist-pipeline`.
 //!
 //! Most implementations can answer `predict_instances` with
 //! [`predict_with_retriever`] or [`predict_with_ranker`], which fix the JSON shapes
@@ -17,15 +18,17 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use shortlist_pipeline::{CandidateSource, Ranker};
+
 use crate::error::ApiError;
 
 /// What a model does; decides which native endpoints accept it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelKind {
-    /// Scores one (user, item) pair, e.g. a rating regressor.
+    /// Scores one (user, item) pair, e.g. a rating regressor with a relevance head.
     Ranking,
-    /// Returns the top candidates of the catalogue for a user, e.g. a two-tower model
-    /// with an index.
+    /// Returns the top candidates of the catalogue for a user: a two-tower model with
+    /// an index, iALS or EASE.
     Retrieval,
 }
 
@@ -53,8 +56,8 @@ pub trait Servable: Send + Sync + 'static {
     /// (`{"serving_default": {...}}`), in TensorFlow Serving's `SignatureDef` JSON.
     fn signature(&self) -> Value;
 
-    /// The retrieval interface, for `/v1/recommend`.
-    fn as_retrieval(&self) -> Option<&dyn Retriever> {
+    /// The candidate-source interface, for `/v1/recommend`.
+    fn as_retrieval(&self) -> Option<&dyn CandidateSource> {
         None
     }
 
@@ -69,65 +72,6 @@ pub trait Servable: Send + Sync + 'static {
 /// Called off the request path (in a blocking task); an `Err` message is logged and
 /// shown in the model status API, and the previous version stays live.
 pub type Loader = Arc<dyn Fn(&Path) -> Result<Arc<dyn Servable>, String> + Send + Sync>;
-
-/// One retrieved candidate. The id borrows from the model, so retrieval allocates no
-/// string per candidate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Candidate<'a> {
-    /// The raw item id (as in the training data).
-    pub item_id: &'a str,
-    /// The retrieval score (higher is better), e.g. a dot product.
-    pub score: f32,
-}
-
-/// The answer of [`Retriever::retrieve`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Retrieved<'a> {
-    /// Candidates, best first.
-    pub candidates: Vec<Candidate<'a>>,
-    /// `false` when the user id is unknown to the model. The documented fallback is
-    /// then the most popular items (scored by popularity), so clients always get a
-    /// list; the flag lets them tell.
-    pub known_user: bool,
-}
-
-/// First stage: top candidates for a user.
-pub trait Retriever: Send + Sync {
-    /// Returns up to `k` candidates for `user_id`, best first, leaving out the
-    /// items the user interacted with in training when `exclude_seen` is set and
-    /// every id in `exclude_items`. Unknown users get the popularity fallback with
-    /// [`Retrieved::known_user`] `false` (not an error).
-    fn retrieve<'a>(
-        &'a self,
-        user_id: &str,
-        k: usize,
-        exclude_seen: bool,
-        exclude_items: &[&str],
-    ) -> Result<Retrieved<'a>, ApiError>;
-
-    /// The display title of an item, if the model ships item metadata.
-    fn item_title(&self, item_id: &str) -> Option<&str>;
-}
-
-/// The answer of [`Ranker::rank`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Ranked {
-    /// One score per requested item, in request order (e.g. a predicted rating).
-    pub scores: Vec<f32>,
-    /// `false` when the user id is unknown (scores then come from the model's
-    /// out-of-vocabulary embedding or bias only).
-    pub known_user: bool,
-    /// Indices (into the request's `item_ids`) of items unknown to the model.
-    /// Usually empty, so usually no allocation.
-    pub unknown_items: Vec<usize>,
-}
-
-/// Second stage: scores given (user, item) pairs.
-pub trait Ranker: Send + Sync {
-    /// Scores every item of `item_ids` for `user_id`. Unknown ids are not errors:
-    /// they are scored with the model's fallback and flagged in the answer.
-    fn rank(&self, user_id: &str, item_ids: &[&str]) -> Result<Ranked, ApiError>;
-}
 
 /// Reads an id that may be a JSON string or an integer (`"42"` or `42`).
 fn id_of(v: &Value) -> Option<Cow<'_, str>> {
@@ -204,7 +148,7 @@ pub fn instance_field<'v>(
 /// Recommenders' exported `BruteForce`/`ScaNN` layer: for each instance (a user id)
 /// `{"output_1": [scores...], "output_2": [item ids...]}`, best first, `k` long.
 pub fn predict_with_retriever(
-    retriever: &dyn Retriever,
+    retriever: &dyn CandidateSource,
     k: usize,
     instances: &[Value],
 ) -> Result<Vec<Value>, ApiError> {
@@ -227,7 +171,8 @@ pub const ITEM_FIELDS: &[&str] = &["item_id", "movie_id", "movie_title"];
 
 /// Row-format predictions of a ranking model: each instance is
 /// `{"user_id": ..., "item_id" | "movie_id" | "movie_title": ...}` and each
-/// prediction a one-element list `[score]` (a Keras output of shape `[1]`).
+/// prediction a one-element list `[rating]` (a Keras output of shape `[1]`): the
+/// rating head, as TensorFlow Recommenders' ranking model answers.
 pub fn predict_with_ranker(
     ranker: &dyn Ranker,
     instances: &[Value],
@@ -238,11 +183,11 @@ pub fn predict_with_ranker(
         .map(|(i, inst)| {
             let user = instance_field(inst, &["user_id"], i)?;
             let item = instance_field(inst, ITEM_FIELDS, i)?;
-            let r = ranker.rank(&user, &[&item])?;
-            let score = r.scores.first().copied().ok_or_else(|| {
+            let r = ranker.rank(&user, &[&item], None)?;
+            let score = r.ratings.first().copied().ok_or_else(|| {
                 ApiError::Internal(format!(
                     "ranker returned {} scores for 1 item",
-                    r.scores.len()
+                    r.ratings.len()
                 ))
             })?;
             Ok(json!([score]))

@@ -8,6 +8,7 @@ use shortlist_model::RankingConfig;
 
 use crate::autorec::AutoRecTrainConfig;
 use crate::error::{Error, Result};
+use crate::relevance::RelevanceTrainConfig;
 
 /// Optimizer of the dense (MLP) parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +94,9 @@ pub struct TrainConfig {
     /// An I-AutoRec trained on the same rows and blended into the predictions
     /// (`[autorec]` table; absent: none).
     pub autorec: Option<AutoRecTrainConfig>,
+    /// The relevance head that orders candidate lists (`[relevance]` table; absent:
+    /// a rating-only model, whose lists keep the first stage's order).
+    pub relevance: Option<RelevanceTrainConfig>,
 }
 
 impl Default for TrainConfig {
@@ -127,6 +131,7 @@ impl Default for TrainConfig {
             validation_fraction: 0.0,
             features: FeatureConfig::default(),
             autorec: None,
+            relevance: None,
         }
     }
 }
@@ -242,6 +247,9 @@ impl TrainConfig {
                 "patience",
                 "early stopping needs a validation split: set validation_fraction > 0",
             ));
+        }
+        if let Some(r) = &self.relevance {
+            r.validate()?;
         }
         if let Some(a) = &self.autorec {
             a.validate()?;

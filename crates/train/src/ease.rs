@@ -108,6 +108,17 @@ pub fn train_ease(dataset: &Dataset, rows: &[usize], cfg: &EaseTrainConfig) -> R
         return Err(Error::NoData("the training split is empty".into()));
     }
     let ui = UserItems::build(dataset, rows, &cfg.features)?;
+    let meta = ModelMeta {
+        hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
+        metrics: Default::default(),
+        data_fingerprint: crate::fingerprint(dataset, rows),
+    };
+    fit_ease(ui, cfg, meta)
+}
+
+/// Fits EASE on a prepared matrix (its vocabularies become the model's).
+pub fn fit_ease(ui: UserItems, cfg: &EaseTrainConfig, meta: ModelMeta) -> Result<EaseModel> {
+    cfg.validate()?;
     cfg.check_size(ui.num_items())?;
     let weights = fit_weights(&ui, cfg.lambda)?;
     let model = EaseModel {
@@ -116,11 +127,7 @@ pub fn train_ease(dataset: &Dataset, rows: &[usize], cfg: &EaseTrainConfig) -> R
         weights,
         seen: ui.by_user,
         popularity: ui.popularity,
-        meta: ModelMeta {
-            hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
-            metrics: Default::default(),
-            data_fingerprint: crate::fingerprint(dataset, rows),
-        },
+        meta,
     };
     model.check()?;
     Ok(model)
@@ -290,7 +297,7 @@ mod tests {
         let rows: Vec<usize> = (0..data.interactions.len()).collect();
         let m = train_ease(&data, &rows, &EaseTrainConfig::default()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        m.save(&dir.path().join("e")).unwrap();
+        m.save(&dir.path().join("e"), &[]).unwrap();
         let back = EaseModel::load(&dir.path().join("e")).unwrap();
         assert_eq!(back, m);
         let err = shortlist_model::IalsModel::load(&dir.path().join("e"))

@@ -124,6 +124,22 @@ pub fn train_ials(
         return Err(Error::NoData("the training split is empty".into()));
     }
     let ui = UserItems::build(dataset, rows, &cfg.features)?;
+    let meta = ModelMeta {
+        hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
+        metrics: Default::default(),
+        data_fingerprint: crate::fingerprint(dataset, rows),
+    };
+    fit_ials(ui, cfg, meta, on_epoch)
+}
+
+/// Fits iALS on a prepared matrix (its vocabularies become the model's).
+pub fn fit_ials(
+    ui: UserItems,
+    cfg: &IalsTrainConfig,
+    meta: ModelMeta,
+    on_epoch: impl FnMut(IalsEpoch),
+) -> Result<IalsModel> {
+    cfg.validate()?;
     let (users, items) = fit_factors(&ui.by_user, &ui.by_item, cfg, on_epoch)?;
     let model = IalsModel {
         config: IalsConfig {
@@ -136,11 +152,7 @@ pub fn train_ials(
         item_factors: items,
         seen: ui.by_user,
         popularity: ui.popularity,
-        meta: ModelMeta {
-            hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
-            metrics: Default::default(),
-            data_fingerprint: crate::fingerprint(dataset, rows),
-        },
+        meta,
     };
     model.check()?;
     Ok(model)
@@ -466,7 +478,7 @@ mod tests {
         let b = train_ials(&data, &rows, &cfg, |_| {}).unwrap();
         assert_eq!(a, b);
         let dir = tempfile::tempdir().unwrap();
-        a.save(&dir.path().join("m")).unwrap();
+        a.save(&dir.path().join("m"), &[]).unwrap();
         assert_eq!(IalsModel::load(&dir.path().join("m")).unwrap(), a);
         let err = IalsTrainConfig::from_toml("factors = 0", std::path::Path::new("x.toml"))
             .unwrap_err()

@@ -34,6 +34,13 @@ impl UserItems {
             ..features.clone()
         };
         let spec = FeatureSpec::fit(dataset, rows, &ids_only)?;
+        Ok(Self::with_spec(dataset, rows, spec))
+    }
+
+    /// The matrix of `rows` in the vocabularies of an existing `spec` (e.g. a ranking
+    /// model's, so that models fitted here share its rows); ids outside the
+    /// vocabularies fall in its OOV slots.
+    pub fn with_spec(dataset: &Dataset, rows: &[usize], spec: FeatureSpec) -> Self {
         let (urow, irow) = vocab_rows(&spec, dataset);
         let it = &dataset.interactions;
         let (nu, ni) = (spec.user_id.len(), spec.item_id.len());
@@ -47,12 +54,12 @@ impl UserItems {
         for (_, i) in pairs() {
             popularity[i as usize] += 1;
         }
-        Ok(UserItems {
+        UserItems {
             spec,
             by_user,
             by_item,
             popularity,
-        })
+        }
     }
 
     /// Number of user rows.

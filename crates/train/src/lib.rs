@@ -49,6 +49,7 @@ pub mod error;
 pub mod ials;
 pub mod interactions;
 pub mod optim;
+pub mod relevance;
 pub mod retrieval;
 pub mod trainer;
 

@@ -536,6 +536,11 @@ pub fn train_ranking(
         model.autorec = Some(a);
         model.check()?;
     }
+    if let Some(rcfg) = &cfg.relevance {
+        let (head, _) =
+            crate::relevance::train_relevance(dataset, train, &model.spec, rcfg, |_| {})?;
+        model.relevance = Some(head);
+    }
     model.prepare_scoring();
     if !test.is_empty() {
         let m = evaluate(&model, dataset, test);

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod index;
 pub mod model;
+pub mod pipeline;
 pub mod quickstart;
 pub mod serve;
 pub mod train;

@@ -9,8 +9,7 @@ use shortlist_core::Interactions;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_model::{RankingModel, RetrievalModel};
-use shortlist_serve::models::RetrievalServable;
-use shortlist_serve::servable::Retriever;
+use shortlist_pipeline::{CandidateSource, ModelSource};
 use shortlist_train::retrieval::SplitEvaluator;
 
 use super::{print_json, BadInput, Context};
@@ -231,11 +230,10 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
     if a.k == 0 {
         return Err(BadInput("-k: expected at least 1".into()).into());
     }
-    let s = RetrievalServable::load(a.model).map_err(anyhow::Error::msg)?;
-    let fail = |e: shortlist_serve::error::ApiError| anyhow::anyhow!("{}", e.public_message());
+    let s = ModelSource::load(a.model, &kind)?;
     match a.user {
         Some(user) => {
-            let r = s.retrieve(user, a.k, a.exclude_seen, &[]).map_err(fail)?;
+            let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
             if a.json {
                 return print_json(&json!({
                     "user_id": user,
@@ -265,7 +263,7 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
             let mut out = String::new();
             for row in uv.num_oov()..uv.len() as u32 {
                 let user = uv.value(row).unwrap_or_default();
-                let r = s.retrieve(user, a.k, a.exclude_seen, &[]).map_err(fail)?;
+                let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
                 let line = json!({
                     "user_id": user,
                     "items": r.candidates.iter().map(|c| c.item_id).collect::<Vec<_>>(),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::Value;
-use shortlist_serve::servable::{Ranker, Retriever};
+use shortlist_pipeline::{recommend, Order, Request};
 
 use super::data::LoadArgs;
 use super::train::{load_data, train_ranking, train_retrieval_cmd, DataArgs, TrainArgs};
@@ -80,28 +80,36 @@ pub fn run(out: &Path, user: &str, ctx: &Context) -> Result<()> {
         ranking_dir.display()
     );
 
-    // Two stages, as the server runs them: 100 candidates → ranking → top 10.
-    let retriever = shortlist_serve::models::RetrievalServable::load(&retrieval_dir)
-        .map_err(anyhow::Error::msg)?;
-    let ranker =
-        shortlist_serve::models::RankingServable::load(&ranking_dir).map_err(anyhow::Error::msg)?;
-    let fail = |e: shortlist_serve::error::ApiError| anyhow::anyhow!("{}", e.public_message());
-    let cands = retriever.retrieve(user, 100, true, &[]).map_err(fail)?;
-    let ids: Vec<&str> = cands.candidates.iter().map(|c| c.item_id).collect();
-    let ranked = ranker.rank(user, &ids).map_err(fail)?;
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by(|&a, &b| {
-        ranked.scores[b]
-            .total_cmp(&ranked.scores[a])
-            .then(a.cmp(&b))
-    });
-    crate::outln!("\ntop 10 for user {user} (100 retrieved, seen items excluded, ranked by predicted rating):");
-    for (n, &i) in order.iter().take(10).enumerate() {
+    // Two stages, exactly as the server runs them: 100 candidates → ranking → top 10.
+    let pipeline = super::pipeline::Pipeline::load(&super::pipeline::PipelineArgs {
+        base: &base,
+        retrieval: "retrieval",
+        ranking: "ranking",
+        sources: &[],
+    })?;
+    let rec = recommend(
+        &pipeline.stages(&[], true),
+        &Request {
+            user_id: user,
+            k: 10,
+            num_candidates: 100,
+            exclude_seen: true,
+            exclude_items: &[],
+            order: Order::Auto,
+        },
+    )?;
+    crate::outln!(
+        "\ntop 10 for user {user} (100 retrieved, seen items excluded, ordered by {}):",
+        rec.order.as_str()
+    );
+    for (n, it) in rec.items.iter().enumerate() {
         crate::outln!(
-            "{:>3}. {:.2}★  {}",
+            "{:>3}. {}  {}",
             n + 1,
-            ranked.scores[i],
-            retriever.item_title(ids[i]).unwrap_or(ids[i])
+            it.predicted_rating
+                .map(|r| format!("{r:.2}★"))
+                .unwrap_or_default(),
+            it.title.unwrap_or(it.item_id)
         );
     }
     crate::outln!(

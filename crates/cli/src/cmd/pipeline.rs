@@ -1,0 +1,429 @@
+//! The served pipeline from the command line: `shortlist eval --pipeline BASE` scores
+//! exactly the lists `/v1/recommend` returns (through `shortlist_pipeline::recommend`,
+//! the function the server calls) beside each stage alone and popularity, and
+//! `shortlist recommend --pipeline BASE` prints them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde_json::{json, Value};
+use shortlist_core::dataset::{Dataset, IdMap};
+use shortlist_core::Interactions;
+use shortlist_data::loaders::tsv::load_tsv;
+use shortlist_data::LoadOptions;
+use shortlist_eval::{EvalConfig, Evaluator, Metrics, Pairs, PopularityScorer};
+use shortlist_pipeline::{
+    recommend, CandidateSource, ModelSource, Order, Ranker, RankingStage, Request, Stage, Stages,
+};
+
+use super::{print_json, BadInput, Context};
+
+/// The served models of a base directory (`BASE/<name>/<latest version>/`).
+pub struct Pipeline {
+    /// The primary candidate source and where it was loaded from.
+    pub primary: (String, PathBuf, ModelSource),
+    /// More sources with their quotas.
+    pub extra: Vec<(String, PathBuf, ModelSource, usize)>,
+    /// The ranking model, when `BASE/<ranking>/` exists.
+    pub ranker: Option<(String, PathBuf, RankingStage)>,
+}
+
+/// Which models of a base directory to use.
+pub struct PipelineArgs<'a> {
+    /// The base directory.
+    pub base: &'a Path,
+    /// Name of the primary source (default `retrieval`).
+    pub retrieval: &'a str,
+    /// Name of the ranking model (default `ranking`; `""`: none).
+    pub ranking: &'a str,
+    /// `NAME=QUOTA` extra candidate sources.
+    pub sources: &'a [String],
+}
+
+fn load_latest(base: &Path, name: &str) -> Result<Option<(PathBuf, Stage)>> {
+    let dir = base.join(name);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let Some((_, version)) = shortlist_pipeline::latest_version(&dir)? else {
+        return Err(BadInput(format!(
+            "{}: no integer version directory (expected {}/1/, as `shortlist train … --out {}/1` writes)",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        ))
+        .into());
+    };
+    let stage = shortlist_pipeline::load_dir(&version)?;
+    Ok(Some((version, stage)))
+}
+
+impl Pipeline {
+    /// Loads the latest version of each named model under `a.base`.
+    pub fn load(a: &PipelineArgs<'_>) -> Result<Self> {
+        let source = |name: &str| -> Result<(String, PathBuf, ModelSource)> {
+            match load_latest(a.base, name)? {
+                Some((dir, Stage::Source(s))) => Ok((name.to_owned(), dir, s)),
+                Some((dir, Stage::Ranking(_))) => Err(BadInput(format!(
+                    "{}: a ranking model cannot produce candidates",
+                    dir.display()
+                ))
+                .into()),
+                None => Err(BadInput(format!(
+                    "{}: no model {name:?} (expected {}/{name}/<version>/)",
+                    a.base.display(),
+                    a.base.display()
+                ))
+                .into()),
+            }
+        };
+        let primary = source(a.retrieval)?;
+        let mut extra = Vec::new();
+        for spec in a.sources {
+            let (name, quota) = spec.split_once('=').ok_or_else(|| {
+                BadInput(format!(
+                    "--source {spec:?}: expected NAME=QUOTA, e.g. ease=50"
+                ))
+            })?;
+            let quota: usize = quota.parse().map_err(|_| {
+                BadInput(format!(
+                    "--source {spec:?}: the quota must be a non-negative integer"
+                ))
+            })?;
+            let (n, d, s) = source(name)?;
+            extra.push((n, d, s, quota));
+        }
+        let ranker = if a.ranking.is_empty() {
+            None
+        } else {
+            match load_latest(a.base, a.ranking)? {
+                Some((dir, Stage::Ranking(r))) => Some((a.ranking.to_owned(), dir, r)),
+                Some((dir, Stage::Source(_))) => {
+                    return Err(BadInput(format!("{}: not a ranking model", dir.display())).into())
+                }
+                None => None,
+            }
+        };
+        Ok(Pipeline {
+            primary,
+            extra,
+            ranker,
+        })
+    }
+
+    /// The stages, borrowed.
+    pub fn stages<'a>(
+        &'a self,
+        extra: &'a [(&'a dyn CandidateSource, usize)],
+        with_ranker: bool,
+    ) -> Stages<'a> {
+        Stages {
+            primary: &self.primary.2,
+            extra,
+            ranker: if with_ranker {
+                self.ranker.as_ref().map(|r| &r.2 as &dyn Ranker)
+            } else {
+                None
+            },
+        }
+    }
+
+    fn extra_refs(&self) -> Vec<(&dyn CandidateSource, usize)> {
+        self.extra
+            .iter()
+            .map(|(_, _, s, q)| (s as &dyn CandidateSource, *q))
+            .collect()
+    }
+}
+
+/// Options of `shortlist eval --pipeline`.
+pub struct EvalArgs<'a> {
+    /// The models.
+    pub models: PipelineArgs<'a>,
+    /// The test split file.
+    pub test: &'a Path,
+    /// Candidate counts to evaluate the pipeline at.
+    pub num_candidates: &'a [usize],
+    /// One JSON object.
+    pub json: bool,
+}
+
+/// One evaluated list kind.
+struct Row {
+    name: String,
+    metrics: Metrics,
+}
+
+/// `shortlist eval --pipeline BASE --test F`.
+pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
+    let p = Pipeline::load(&a.models)?;
+    let test = load_tsv(a.test, &LoadOptions::default(), &ctx.progress())?;
+    super::data::warn_report(&test.report);
+    let (dataset, train, test_rows) = with_training_items(&p.primary.2, &test.dataset);
+    let it = &dataset.interactions;
+    let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
+    let (tu, ti) = (pick(&train, &it.users), pick(&train, &it.items));
+    let (su, si) = (pick(&test_rows, &it.users), pick(&test_rows, &it.items));
+    let evaluator = Evaluator::new(
+        dataset.users.len(),
+        dataset.items.len(),
+        Pairs::new(&tu, &ti)?,
+        Pairs::new(&su, &si)?,
+    )?;
+    let config = EvalConfig::default();
+    let k = config.ks.iter().copied().max().unwrap_or(20);
+    let mut rows = vec![Row {
+        name: "popularity".into(),
+        metrics: evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
+    }];
+    let lists = |stages: &Stages<'_>, n: usize, order: Order| -> Result<Metrics> {
+        let m = evaluator.evaluate_lists(
+            |u| {
+                let user = dataset.users.raw(u);
+                recommend(
+                    stages,
+                    &Request {
+                        user_id: user,
+                        k,
+                        num_candidates: n.max(k),
+                        exclude_seen: true,
+                        exclude_items: &[],
+                        order,
+                    },
+                )
+                .map(|r| {
+                    r.items
+                        .iter()
+                        .filter_map(|i| dataset.items.get(i.item_id))
+                        .collect()
+                })
+                .unwrap_or_default()
+            },
+            &config,
+        )?;
+        Ok(m)
+    };
+    let none: Vec<(&dyn CandidateSource, usize)> = Vec::new();
+    rows.push(Row {
+        name: format!("{} alone ({})", p.primary.0, p.primary.2.kind()),
+        metrics: lists(&p.stages(&none, false), k, Order::Retrieval)?,
+    });
+    for (name, _, s, _) in &p.extra {
+        let st = Stages {
+            primary: s,
+            extra: &none,
+            ranker: None,
+        };
+        rows.push(Row {
+            name: format!("{name} alone ({})", s.kind()),
+            metrics: lists(&st, k, Order::Retrieval)?,
+        });
+    }
+    let extra = p.extra_refs();
+    let ranked = p.ranker.is_some();
+    let what = match &p.ranker {
+        Some((_, _, r)) if r.has_relevance() => "ranked by relevance",
+        Some(_) => "rating-only ranking model: retrieval order",
+        None => "no ranking model",
+    };
+    for &n in a.num_candidates {
+        rows.push(Row {
+            name: format!("pipeline, {n} candidates ({what})"),
+            metrics: lists(&p.stages(&extra, ranked), n, Order::Auto)?,
+        });
+    }
+    if let Some((_, _, r)) = &p.ranker {
+        rows.push(Row {
+            name: "pipeline ordered by predicted rating, 100 candidates".into(),
+            metrics: lists(&p.stages(&extra, true), 100, Order::Rating)?,
+        });
+        if r.has_relevance() {
+            rows.push(Row {
+                name: "ranking alone (whole catalogue)".into(),
+                metrics: lists(
+                    &p.stages(&none, true),
+                    p.primary.2.num_items(),
+                    Order::Relevance,
+                )?,
+            });
+        }
+    }
+    let keys = ["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
+    if a.json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| json!({"list": r.name, "metrics": r.metrics}))
+            .collect();
+        return print_json(&json!({
+            "base": a.models.base,
+            "test": a.test,
+            "users_evaluated": evaluator.users().len(),
+            "rows": v,
+        }));
+    }
+    crate::outln!(
+        "served lists on {} ({} users; k = {k}, seen items excluded):",
+        a.test.display(),
+        evaluator.users().len()
+    );
+    crate::outln!(
+        "{:<58} {}",
+        "list",
+        keys.iter().map(|k| format!("{k:>12}")).collect::<String>()
+    );
+    for r in &rows {
+        crate::outln!(
+            "{:<58} {}",
+            r.name,
+            keys.iter()
+                .map(|k| format!("{:>12.4}", r.metrics.get(k).unwrap_or(f64::NAN)))
+                .collect::<String>()
+        );
+    }
+    Ok(())
+}
+
+/// A dataset holding the source's training items (the items masked at evaluation)
+/// followed by the test file's interactions. Every catalogue item is an index, so all
+/// of them can be ranked and every served item can be scored.
+pub fn with_training_items(
+    source: &ModelSource,
+    test: &Dataset,
+) -> (Dataset, Vec<usize>, Vec<usize>) {
+    let spec = source.spec();
+    let (uv, iv) = (&spec.user_id, &spec.item_id);
+    let mut users = IdMap::default();
+    let mut items = IdMap::default();
+    for row in iv.num_oov()..iv.len() as u32 {
+        items.intern(iv.value(row).unwrap_or_default());
+    }
+    let mut inter = Interactions::default();
+    for row in uv.num_oov()..uv.len() as u32 {
+        let u = users.intern(uv.value(row).unwrap_or_default());
+        for &i in source.seen().row(row as usize) {
+            inter.users.push(u);
+            inter
+                .items
+                .push(items.intern(iv.value(i).unwrap_or_default()));
+            inter.ratings.push(1.0);
+        }
+    }
+    let n_train = inter.len();
+    let t = &test.interactions;
+    for r in 0..t.len() {
+        inter.users.push(users.intern(test.users.raw(t.users[r])));
+        inter.items.push(items.intern(test.items.raw(t.items[r])));
+        inter.ratings.push(t.ratings[r]);
+    }
+    let n = inter.len();
+    let dataset = Dataset {
+        users,
+        items,
+        interactions: inter,
+        ..Dataset::default()
+    };
+    (dataset, (0..n_train).collect(), (n_train..n).collect())
+}
+
+/// Options of `shortlist recommend --pipeline`.
+pub struct RecommendArgs<'a> {
+    /// The models.
+    pub models: PipelineArgs<'a>,
+    /// One user, or every user of the primary source (`None`).
+    pub user: Option<&'a str>,
+    /// Items per list.
+    pub k: usize,
+    /// Candidates from the primary source.
+    pub num_candidates: usize,
+    /// Leave out the user's training items.
+    pub exclude_seen: bool,
+    /// One JSON object (single user).
+    pub json: bool,
+    /// Write the JSON Lines here instead of stdout.
+    pub output: Option<PathBuf>,
+}
+
+/// `shortlist recommend --pipeline BASE`.
+pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
+    if a.k == 0 {
+        return Err(BadInput("-k: expected at least 1".into()).into());
+    }
+    let p = Pipeline::load(&a.models)?;
+    let extra = p.extra_refs();
+    let stages = p.stages(&extra, true);
+    let run = |user: &str| {
+        recommend(
+            &stages,
+            &Request {
+                user_id: user,
+                k: a.k,
+                num_candidates: a.num_candidates.max(a.k),
+                exclude_seen: a.exclude_seen,
+                exclude_items: &[],
+                order: Order::Auto,
+            },
+        )
+    };
+    match a.user {
+        Some(user) => {
+            let r = run(user)?;
+            let items: Vec<Value> = r
+                .items
+                .iter()
+                .map(|i| {
+                    json!({"item_id": i.item_id, "title": i.title, "retrieval_score": i.retrieval_score,
+                           "ranking_score": i.ranking_score, "predicted_rating": i.predicted_rating})
+                })
+                .collect();
+            if a.json {
+                return print_json(&json!({
+                    "user_id": user, "known_user": r.known_user, "order_by": r.order.as_str(), "items": items,
+                }));
+            }
+            if !r.known_user {
+                crate::outln!(
+                    "user {user:?} is unknown to the models: showing the most popular items"
+                );
+            }
+            crate::outln!("ordered by {}:", r.order.as_str());
+            for (n, i) in r.items.iter().enumerate() {
+                let rating = i
+                    .predicted_rating
+                    .map(|v| format!("{v:.2}★"))
+                    .unwrap_or_default();
+                crate::outln!(
+                    "{:>3}. {:>6}  {}  [item {}]",
+                    n + 1,
+                    rating,
+                    i.title.unwrap_or("-"),
+                    i.item_id
+                );
+            }
+            Ok(())
+        }
+        None => {
+            let uv = &p.primary.2.spec().user_id;
+            let mut out = String::new();
+            for row in uv.num_oov()..uv.len() as u32 {
+                let user = uv.value(row).unwrap_or_default();
+                let r = run(user)?;
+                let line = json!({
+                    "user_id": user,
+                    "items": r.items.iter().map(|i| i.item_id).collect::<Vec<_>>(),
+                    "scores": r.items.iter().map(|i| i.ranking_score.unwrap_or(i.retrieval_score)).collect::<Vec<_>>(),
+                });
+                out.push_str(&line.to_string());
+                out.push('\n');
+            }
+            match &a.output {
+                Some(p) => shortlist_core::atomic::write_file(p, out.as_bytes())
+                    .with_context(|| format!("writing {}", p.display()))?,
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout().lock().write_all(out.as_bytes())?;
+                }
+            }
+            Ok(())
+        }
+    }
+}

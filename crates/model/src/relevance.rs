@@ -1,0 +1,271 @@
+//! The ranking model's **relevance head**: the score that orders a user's candidate
+//! list, trained for the list (a listwise softmax over candidate lists, in
+//! `shortlist-train`'s `relevance.rs`) rather than for the rating.
+//!
+//! For a list of `n` candidates it builds `F` features per candidate, standardises each
+//! feature **within the list** (`(x − mean) / std`; a constant or missing feature
+//! contributes 0), and scores `Σ_f w_f · z_f`. The features ([`ListFeature`]) are the
+//! first stage's retrieval score, the scores of the EASE and iALS models the head
+//! carries and the item's popularity. Standardising per
+//! list makes the head independent of each model's score scale and of the list's
+//! length, so the weights learned on lists of one size and on models fitted to part of
+//! the training data transfer to the served lists.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::implicit::{EaseModel, IalsModel};
+
+/// One input of the relevance head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListFeature {
+    /// The candidate's score from the first stage (given with the list).
+    Retrieval,
+    /// The head's EASE model: `Σ_{i ∈ history} B[i][item]`.
+    Ease,
+    /// The head's iALS model: `x_user · y_item`.
+    Ials,
+    /// `ln(1 + training interactions of the item)`.
+    LogPopularity,
+}
+
+impl ListFeature {
+    /// The name used in configurations and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListFeature::Retrieval => "retrieval",
+            ListFeature::Ease => "ease",
+            ListFeature::Ials => "ials",
+            ListFeature::LogPopularity => "log_popularity",
+        }
+    }
+}
+
+/// The learned part of the head, stored in the ranking model's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelevanceWeights {
+    /// The inputs, in weight order.
+    pub features: Vec<ListFeature>,
+    /// One weight per feature.
+    pub weights: Vec<f32>,
+    /// Training facts (validation metrics of the head, list sizes).
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+/// The relevance head: weights plus the models behind its features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelevanceHead {
+    /// Features and weights.
+    pub weights: RelevanceWeights,
+    /// Present when [`ListFeature::Ease`] is used (same vocabularies as the ranking model).
+    pub ease: Option<EaseModel>,
+    /// Present when [`ListFeature::Ials`] is used (same vocabularies as the ranking model).
+    pub ials: Option<IalsModel>,
+    /// Training interactions per item row of the ranking model.
+    pub popularity: Vec<u32>,
+}
+
+/// One candidate list, in the ranking model's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct ListInputs<'a> {
+    /// The user's row (OOV row 0 when unknown).
+    pub user: u32,
+    /// The user's item rows (their training items for a known user).
+    pub history: &'a [u32],
+    /// Candidate item rows.
+    pub items: &'a [u32],
+    /// First-stage scores, one per candidate (NaN: unknown to the first stage).
+    pub retrieval: &'a [f32],
+}
+
+impl RelevanceHead {
+    /// Checks the weights and the carried models against the ranking vocabularies.
+    pub fn check(&self, users: usize, items: usize) -> Result<()> {
+        let w = &self.weights;
+        if w.features.len() != w.weights.len() || w.features.is_empty() {
+            return Err(Error::invalid(
+                "relevance",
+                format!(
+                    "{} features and {} weights",
+                    w.features.len(),
+                    w.weights.len()
+                ),
+            ));
+        }
+        if w.weights.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("relevance", "a weight is not finite"));
+        }
+        if self.popularity.len() != items {
+            return Err(Error::invalid(
+                "relevance.popularity",
+                format!("expected {items} items, got {}", self.popularity.len()),
+            ));
+        }
+        let uses = |f| w.features.contains(&f);
+        match (&self.ease, uses(ListFeature::Ease)) {
+            (Some(m), true) if m.num_users() == users && m.num_items() == items => {}
+            (None, false) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "relevance.ease",
+                    "the EASE model is missing, unused or of other vocabularies",
+                ))
+            }
+        }
+        match (&self.ials, uses(ListFeature::Ials)) {
+            (Some(m), true) if m.num_users() == users && m.num_items() == items => {}
+            (None, false) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "relevance.ials",
+                    "the iALS model is missing, unused or of other vocabularies",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the relevance score of every candidate of `list` into `out`.
+    /// `features` is scratch (`F × n` values after the call: the raw features).
+    pub fn score(&self, list: &ListInputs<'_>, features: &mut Vec<f32>, out: &mut [f32]) {
+        self.features_into(list, features);
+        list_scores(features, list.items.len(), &self.weights.weights, out);
+    }
+
+    /// The raw features of `list`, feature-major (`F × n`).
+    pub fn features_into(&self, list: &ListInputs<'_>, features: &mut Vec<f32>) {
+        let n = list.items.len();
+        features.clear();
+        features.resize(self.weights.features.len() * n, 0.0);
+        for (f, col) in self
+            .weights
+            .features
+            .iter()
+            .zip(features.chunks_exact_mut(n.max(1)))
+        {
+            match f {
+                ListFeature::Retrieval => col.copy_from_slice(&list.retrieval[..n]),
+                ListFeature::LogPopularity => {
+                    for (c, &i) in col.iter_mut().zip(list.items) {
+                        let p = self.popularity.get(i as usize).copied().unwrap_or(0);
+                        *c = (p as f32).ln_1p();
+                    }
+                }
+                ListFeature::Ease => match &self.ease {
+                    Some(m) => m.score_items(list.history, list.items, col),
+                    None => col.fill(f32::NAN),
+                },
+                ListFeature::Ials => match &self.ials {
+                    Some(m) if (list.user as usize) < m.num_users() && list.user != 0 => {
+                        let x = m.user_factors.row(list.user as usize);
+                        for (c, &i) in col.iter_mut().zip(list.items) {
+                            *c = match m
+                                .item_factors
+                                .data()
+                                .get(i as usize * m.dim()..(i as usize + 1) * m.dim())
+                            {
+                                Some(y) => x.iter().zip(y).map(|(a, b)| a * b).sum(),
+                                None => f32::NAN,
+                            };
+                        }
+                    }
+                    _ => col.fill(f32::NAN),
+                },
+            }
+        }
+    }
+}
+
+/// Standardises each feature row of `features` (`F × n`, feature-major) within the
+/// list and writes `Σ_f w_f · z_f` per candidate into `out`. Non-finite values (a
+/// feature a model cannot compute for that item) are set to the row's mean of the
+/// finite values first; a row with no spread contributes 0.
+pub fn list_scores(features: &mut [f32], n: usize, weights: &[f32], out: &mut [f32]) {
+    out[..n].fill(0.0);
+    if n == 0 {
+        return;
+    }
+    for (row, &w) in features.chunks_exact_mut(n).zip(weights) {
+        standardise(row);
+        out.iter_mut()
+            .zip(row.iter())
+            .for_each(|(o, z)| *o += w * z);
+    }
+}
+
+/// `(x − mean) / std` in place over the finite values; the others become 0.
+pub fn standardise(row: &mut [f32]) {
+    let (mut sum, mut count) = (0f64, 0usize);
+    for &v in row.iter() {
+        if v.is_finite() {
+            sum += v as f64;
+            count += 1;
+        }
+    }
+    if count == 0 {
+        row.fill(0.0);
+        return;
+    }
+    let mean = sum / count as f64;
+    let var = row
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / count as f64;
+    let sd = var.sqrt();
+    for v in row.iter_mut() {
+        *v = if v.is_finite() && sd > 1e-12 {
+            ((*v as f64 - mean) / sd) as f32
+        } else {
+            0.0
+        };
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardise_handles_constants_and_missing_values() {
+        let mut r = [1.0, 3.0, f32::NAN, 5.0];
+        standardise(&mut r);
+        let sd = (8.0f64 / 3.0).sqrt() as f32;
+        assert_eq!(r, [-2.0 / sd, 0.0, 0.0, 2.0 / sd]);
+        let mut c = [2.0; 3];
+        standardise(&mut c);
+        assert_eq!(c, [0.0; 3]);
+        let mut m = [f32::NAN, f32::INFINITY];
+        standardise(&mut m);
+        assert_eq!(m, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn list_scores_are_the_weighted_sum_of_standardised_features() {
+        // Two features over three candidates: [0, 1, 2] (z = −1.2247, 0, 1.2247) and
+        // [10, 10, 40] (z = −0.7071, −0.7071, 1.4142).
+        let mut f = vec![0.0, 1.0, 2.0, 10.0, 10.0, 40.0];
+        let mut out = [0.0; 3];
+        list_scores(&mut f, 3, &[2.0, -1.0], &mut out);
+        let want = [
+            2.0 * -1.2247449 + 0.7071068,
+            0.7071068,
+            2.0 * 1.2247449 - 1.4142135,
+        ];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-5, "{out:?}");
+        }
+        // Scale and shift of a feature never change the scores.
+        let mut g = vec![5.0, 15.0, 25.0, -1.0, -1.0, -4.0];
+        let mut out2 = [0.0; 3];
+        list_scores(&mut g, 3, &[2.0, 1.0], &mut out2);
+        for (a, b) in out.iter().zip(out2) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The retrieve → rank → filter pipeline of **shortlist**, the one place where a
+//! recommendation list is made: the server's `/v1/recommend`, `shortlist recommend`
+//! and `shortlist eval --pipeline` all call [`recommend()`], so the list evaluated
+//! offline is the list served.
+//!
+//! * [`source`]: the first stage. [`CandidateSource`] (top items for a user, scores
+//!   of given items) and [`ModelSource`], which loads any candidate model kind: the
+//!   two-tower `retrieval` model, `ials` and `ease`.
+//! * [`ranking`]: the second stage. [`Ranker`] and [`RankingStage`] (the ranking
+//!   model: a rating head, and a relevance head that orders lists).
+//! * [`recommend()`]: candidates from a primary source (plus other sources with
+//!   quotas, merged and de-duplicated), exclusions, ranking, ordering ([`Order`]).
+//! * [`load_dir`]: any model version directory, by the kind in its manifest.
+//!
+//! It depends on the model and index crates only (no training, no data loading), so
+//! the server stays free of both.
+
+pub mod error;
+pub mod ranking;
+pub mod recommend;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Result};
+pub use ranking::{Ranked, Ranker, RankingStage};
+pub use recommend::{recommend, Item, Order, Recommendation, Request, Stages};
+pub use source::{Candidate, CandidateSource, ModelSource, Retrieved};
+
+/// A loaded model version: a candidate source or a ranking model.
+pub enum Stage {
+    /// `retrieval`, `ials` or `ease`.
+    Source(ModelSource),
+    /// `ranking`.
+    Ranking(RankingStage),
+}
+
+/// Loads one model version directory, whatever its kind (read from `manifest.json`).
+pub fn load_dir(dir: &Path) -> Result<Stage> {
+    let kind =
+        shortlist_model::artifact::model_kind(dir).map_err(|e| Error::Load(e.to_string()))?;
+    match kind.as_str() {
+        shortlist_model::artifact::RANKING_KIND => Ok(Stage::Ranking(RankingStage::load(dir)?)),
+        other => Ok(Stage::Source(ModelSource::load(dir, other)?)),
+    }
+}
+
+/// The highest integer version directory under `model_dir` (TensorFlow Serving's
+/// layout `BASE/<model>/<version>/`), if any.
+pub fn latest_version(model_dir: &Path) -> Result<Option<(u64, PathBuf)>> {
+    let entries = std::fs::read_dir(model_dir)
+        .map_err(|e| Error::Load(format!("{}: {e}", model_dir.display())))?;
+    let mut best: Option<(u64, PathBuf)> = None;
+    for e in entries.flatten() {
+        let Some(v) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        if e.path().is_dir() && best.as_ref().is_none_or(|(b, _)| v > *b) {
+            best = Some((v, e.path()));
+        }
+    }
+    Ok(best)
+}

@@ -1,0 +1,155 @@
+//! The second stage: a [`Ranker`] scores a user's candidates. [`RankingStage`] is the
+//! ranking model: its rating head predicts ratings (what `:predict` answers and the
+//! seeds' tutorials use) and its relevance head, when present, gives the score that
+//! orders a recommendation list.
+
+use std::path::Path;
+
+use rustc_hash::FxHashMap;
+use shortlist_model::retrieval_artifact::read_titles;
+use shortlist_model::{ListInputs, RankingModel, Scratch};
+
+use crate::error::{Error, Result};
+
+/// The answer of [`Ranker::rank`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ranked {
+    /// The list score of each item, in request order (higher is better); `None` for a
+    /// model that only predicts ratings.
+    pub relevance: Option<Vec<f32>>,
+    /// The predicted rating of each item, in request order.
+    pub ratings: Vec<f32>,
+    /// `false` when the user id is unknown (scores then come from the model's
+    /// out-of-vocabulary rows).
+    pub known_user: bool,
+    /// Indices (into the request's items) of items unknown to the model.
+    pub unknown_items: Vec<usize>,
+}
+
+/// Second stage: scores given (user, item) pairs.
+pub trait Ranker: Send + Sync {
+    /// Scores every item of `item_ids` for `user_id`; `retrieval` holds the first
+    /// stage's score of each item when known (the relevance head uses it). Unknown ids
+    /// are not errors: they are scored with the model's fallback and flagged.
+    fn rank(&self, user_id: &str, item_ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked>;
+
+    /// Whether [`Ranked::relevance`] is given (the model has a relevance head).
+    fn has_relevance(&self) -> bool;
+}
+
+/// The ranking model, loaded from its directory.
+pub struct RankingStage {
+    model: RankingModel,
+    by_title: FxHashMap<String, String>,
+}
+
+impl RankingStage {
+    /// Loads a ranking model directory (titles from its `items.tsv`, if present).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let model = RankingModel::load(dir).map_err(|e| Error::Load(e.to_string()))?;
+        let titles = read_titles(dir, model.num_items()).map_err(|e| Error::Load(e.to_string()))?;
+        let by_title = titles
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .filter_map(|(row, t)| {
+                Some((t.clone(), model.spec.item_id.value(row as u32)?.to_owned()))
+            })
+            .collect();
+        Ok(RankingStage { model, by_title })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &RankingModel {
+        &self.model
+    }
+
+    /// The item row of an id, or of a title (the seeds send `movie_title`); the OOV
+    /// row when neither is known.
+    pub fn item_row(&self, id: &str) -> u32 {
+        let spec = &self.model.spec;
+        match spec.item_id.get(id) {
+            Some(r) => r,
+            None => spec
+                .item_id
+                .index(self.by_title.get(id).map(String::as_str).unwrap_or(id)),
+        }
+    }
+}
+
+/// Per-thread buffers of the ranking path (no allocation per request after warm-up).
+#[derive(Default)]
+struct Buffers {
+    scratch: Scratch,
+    features: Vec<f32>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
+impl Ranker for RankingStage {
+    fn rank(&self, user_id: &str, item_ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
+        let spec = &self.model.spec;
+        let user = spec.user_id.index(user_id);
+        let mut out = Ranked {
+            relevance: None,
+            ratings: vec![0.0; item_ids.len()],
+            known_user: !spec.user_id.is_oov(user),
+            unknown_items: Vec::new(),
+        };
+        let mut items = Vec::with_capacity(item_ids.len());
+        for (k, id) in item_ids.iter().enumerate() {
+            let row = self.item_row(id);
+            if spec.item_id.is_oov(row) {
+                out.unknown_items.push(k);
+            }
+            items.push(row);
+        }
+        if let Some(r) = retrieval {
+            if r.len() != items.len() {
+                return Err(Error::Internal(format!(
+                    "{} retrieval scores for {} items",
+                    r.len(),
+                    items.len()
+                )));
+            }
+        }
+        let users = vec![user; items.len()];
+        let nan = vec![f32::NAN; items.len()];
+        let mut run = |b: &mut Buffers| {
+            // One batched pass (GEMMs over every candidate) instead of one per item.
+            self.model
+                .predict_batch_with(&users, &items, &mut b.scratch, &mut out.ratings);
+            if let Some(head) = &self.model.relevance {
+                let history = head
+                    .ease
+                    .as_ref()
+                    .map(|m| m.seen.row(user as usize))
+                    .or_else(|| head.ials.as_ref().map(|m| m.seen.row(user as usize)))
+                    .unwrap_or(&[]);
+                let mut scores = vec![0f32; items.len()];
+                head.score(
+                    &ListInputs {
+                        user,
+                        history,
+                        items: &items,
+                        retrieval: retrieval.unwrap_or(&nan),
+                    },
+                    &mut b.features,
+                    &mut scores,
+                );
+                out.relevance = Some(scores);
+            }
+        };
+        BUFFERS.with(|b| match b.try_borrow_mut() {
+            Ok(mut b) => run(&mut b),
+            Err(_) => run(&mut Buffers::default()),
+        });
+        Ok(out)
+    }
+
+    fn has_relevance(&self) -> bool {
+        self.model.relevance.is_some()
+    }
+}

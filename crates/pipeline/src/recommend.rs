@@ -1,0 +1,231 @@
+//! The pipeline itself: retrieve candidates (from one source, or merged from several
+//! with per-source quotas), drop excluded items, rank, order, cut to `k`.
+//!
+//! This is what `/v1/recommend` answers and what `shortlist recommend` and
+//! `shortlist eval --pipeline` compute, so that the list evaluated offline is exactly
+//! the list served.
+
+use rustc_hash::FxHashSet;
+
+use crate::error::{Error, Result};
+use crate::ranking::Ranker;
+use crate::source::{Candidate, CandidateSource};
+
+/// What orders the final list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// The ranking model's relevance score when it has a relevance head, else the
+    /// first stage's order (ranking by a rating never reorders a list by default).
+    #[default]
+    Auto,
+    /// The relevance score (an error without a relevance head).
+    Relevance,
+    /// The predicted rating, best first (an error without a ranking model).
+    Rating,
+    /// The first stage's score.
+    Retrieval,
+}
+
+impl Order {
+    /// Parses `auto`, `relevance`, `rating` or `retrieval`.
+    pub fn parse(s: &str) -> Result<Order> {
+        match s {
+            "auto" => Ok(Order::Auto),
+            "relevance" => Ok(Order::Relevance),
+            "rating" => Ok(Order::Rating),
+            "retrieval" => Ok(Order::Retrieval),
+            other => Err(Error::InvalidArgument(format!(
+                "order_by must be one of auto, relevance, rating, retrieval, got {other:?}"
+            ))),
+        }
+    }
+
+    /// The name used in requests and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::Auto => "auto",
+            Order::Relevance => "relevance",
+            Order::Rating => "rating",
+            Order::Retrieval => "retrieval",
+        }
+    }
+}
+
+/// One request to the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The user.
+    pub user_id: &'a str,
+    /// Items in the answer.
+    pub k: usize,
+    /// Candidates asked from the primary source.
+    pub num_candidates: usize,
+    /// Leave out the user's training items.
+    pub exclude_seen: bool,
+    /// Leave out these items.
+    pub exclude_items: &'a [&'a str],
+    /// What orders the list.
+    pub order: Order,
+}
+
+/// The stages a request runs through.
+#[derive(Clone, Copy)]
+pub struct Stages<'a> {
+    /// The first stage whose score is each item's `retrieval_score`.
+    pub primary: &'a dyn CandidateSource,
+    /// More sources merged into the candidates, each with its quota.
+    pub extra: &'a [(&'a dyn CandidateSource, usize)],
+    /// The ranking stage, if any.
+    pub ranker: Option<&'a dyn Ranker>,
+}
+
+/// One item of the answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Item<'a> {
+    /// Raw item id.
+    pub item_id: &'a str,
+    /// Display title, when a model ships one.
+    pub title: Option<&'a str>,
+    /// The primary source's score (NaN when it does not know the item).
+    pub retrieval_score: f32,
+    /// The relevance score that ordered the list (`None` without a relevance head).
+    pub ranking_score: Option<f32>,
+    /// The predicted rating (`None` without a ranking model).
+    pub predicted_rating: Option<f32>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation<'a> {
+    /// `false` when the primary source did not know the user (popularity fallback).
+    pub known_user: bool,
+    /// What ordered the list (never [`Order::Auto`]).
+    pub order: Order,
+    /// Best first, at most `k`.
+    pub items: Vec<Item<'a>>,
+}
+
+/// Higher first; NaN last.
+fn desc(a: f32, b: f32) -> std::cmp::Ordering {
+    let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
+    key(b).total_cmp(&key(a))
+}
+
+/// Runs `req` through `stages`.
+pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommendation<'a>> {
+    if req.k == 0 {
+        return Err(Error::InvalidArgument("k must be at least 1".into()));
+    }
+    let order = match (req.order, stages.ranker) {
+        (Order::Auto, Some(r)) if r.has_relevance() => Order::Relevance,
+        (Order::Auto, _) => Order::Retrieval,
+        (Order::Relevance, Some(r)) if !r.has_relevance() => {
+            return Err(Error::InvalidArgument(
+                "order_by \"relevance\" needs a ranking model with a relevance head".into(),
+            ))
+        }
+        (Order::Relevance | Order::Rating, None) => {
+            return Err(Error::InvalidArgument(format!(
+                "order_by \"{}\" needs a ranking model",
+                req.order.as_str()
+            )))
+        }
+        (o, _) => o,
+    };
+    let retrieved = stages.primary.retrieve(
+        req.user_id,
+        req.num_candidates,
+        req.exclude_seen,
+        req.exclude_items,
+    )?;
+    let mut candidates: Vec<Candidate<'a>> = retrieved.candidates;
+    // Sources filter by their own vocabularies; drop what they could not recognise.
+    let excluded: FxHashSet<&str> = req.exclude_items.iter().copied().collect();
+    candidates.retain(|c| !excluded.contains(c.item_id));
+    let mut origin: Vec<&'a dyn CandidateSource> = vec![stages.primary; candidates.len()];
+    if !stages.extra.is_empty() {
+        let mut have: FxHashSet<&str> = candidates.iter().map(|c| c.item_id).collect();
+        let mut added: Vec<&'a str> = Vec::new();
+        for &(source, quota) in stages.extra {
+            let r = source.retrieve(req.user_id, quota, req.exclude_seen, req.exclude_items)?;
+            for c in r.candidates {
+                if !excluded.contains(c.item_id) && have.insert(c.item_id) {
+                    added.push(c.item_id);
+                    origin.push(source);
+                }
+            }
+        }
+        if !added.is_empty() {
+            let mut scores = vec![0f32; added.len()];
+            stages.primary.score_items(req.user_id, &added, &mut scores);
+            candidates.extend(
+                added
+                    .iter()
+                    .zip(scores)
+                    .map(|(&item_id, score)| Candidate { item_id, score }),
+            );
+        }
+    }
+    let mut items: Vec<Item<'a>> = candidates
+        .iter()
+        .map(|c| Item {
+            item_id: c.item_id,
+            title: None,
+            retrieval_score: c.score,
+            ranking_score: None,
+            predicted_rating: None,
+        })
+        .collect();
+    if let Some(ranker) = stages.ranker {
+        let ids: Vec<&str> = candidates.iter().map(|c| c.item_id).collect();
+        let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
+        let ranked = ranker.rank(req.user_id, &ids, Some(&scores))?;
+        if ranked.ratings.len() != ids.len()
+            || ranked
+                .relevance
+                .as_ref()
+                .is_some_and(|r| r.len() != ids.len())
+        {
+            return Err(Error::Internal(format!(
+                "the ranking model returned {} scores for {} items",
+                ranked.ratings.len(),
+                ids.len()
+            )));
+        }
+        for (k, it) in items.iter_mut().enumerate() {
+            it.predicted_rating = Some(ranked.ratings[k]);
+            it.ranking_score = ranked.relevance.as_ref().map(|r| r[k]);
+        }
+    }
+    let key = |it: &Item<'_>| match order {
+        Order::Relevance => it.ranking_score.unwrap_or(f32::NAN),
+        Order::Rating => it.predicted_rating.unwrap_or(f32::NAN),
+        _ => it.retrieval_score,
+    };
+    let by = |a: &(usize, Item<'a>), b: &(usize, Item<'a>)| {
+        desc(key(&a.1), key(&b.1))
+            .then_with(|| desc(a.1.retrieval_score, b.1.retrieval_score))
+            .then(a.0.cmp(&b.0))
+    };
+    let mut indexed: Vec<(usize, Item<'a>)> = items.into_iter().enumerate().collect();
+    if indexed.len() > req.k {
+        indexed.select_nth_unstable_by(req.k - 1, by);
+        indexed.truncate(req.k);
+    }
+    indexed.sort_unstable_by(by);
+    let items = indexed
+        .into_iter()
+        .map(|(pos, mut it)| {
+            it.title = stages
+                .primary
+                .item_title(it.item_id)
+                .or_else(|| origin[pos].item_title(it.item_id));
+            it
+        })
+        .collect();
+    Ok(Recommendation {
+        known_user: retrieved.known_user,
+        order,
+        items,
+    })
+}

@@ -1,0 +1,565 @@
+//! Training the ranking model's relevance head (`shortlist_model::relevance`): the
+//! score that orders a user's candidate list, learned on candidate lists.
+//!
+//! The head's features must be computed by models that did **not** see the
+//! interactions it learns to find, otherwise the retrieval score of a training item is
+//! memorised and says nothing about an unseen one. So, with seed `seed`:
+//!
+//! 1. each user's training interactions are split into a fitting part A and a held-out
+//!    part B (`holdout` of them, at least one left in A);
+//! 2. a two-tower retrieval model (`[relevance.retrieval]`, the default retrieval
+//!    configuration unless set), EASE and iALS are fitted on A alone (λ scaled by
+//!    |A| / |train|);
+//! 3. every user with B items gets a list: the A retrieval model's top `candidates`
+//!    unseen items (the hard negatives the served first stage produces) plus
+//!    `random_negatives` random unseen items; an item of B in the list is a positive;
+//! 4. the weights minimise the listwise softmax loss
+//!    `−(1/|P|) Σ_{j∈P} log softmax(s)_j`, `s = Z w` over the list's standardised
+//!    features `Z`, averaged over lists, plus `l2 ‖w‖²/2` (full-batch Adam);
+//! 5. EASE and iALS are fitted again on all training rows, in the ranking model's
+//!    vocabularies, and carried by the head; at serving the retrieval score comes from
+//!    the served first stage.
+//!
+//! This retrieval model is internal to training the head (nobody has to train or
+//! point to one); it is not saved.
+
+use rayon::prelude::*;
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
+use shortlist_core::{Dataset, Rng};
+use shortlist_features::FeatureSpec;
+use shortlist_index::{ExactIndex, Filter, TopKIndex};
+use shortlist_model::relevance::standardise;
+use shortlist_model::{
+    ListFeature, ListInputs, ModelMeta, RelevanceHead, RelevanceWeights, RetrievalModel,
+};
+
+use crate::ease::{fit_ease, EaseTrainConfig};
+use crate::error::{Error, Result};
+use crate::ials::{fit_ials, IalsTrainConfig};
+use crate::interactions::UserItems;
+use crate::retrieval::{train_retrieval, RetrievalTrainConfig};
+
+/// `[relevance]` configuration of a ranking model (TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelevanceTrainConfig {
+    /// The head's inputs.
+    pub features: Vec<ListFeature>,
+    /// Fraction of each user's training interactions held out as list positives.
+    pub holdout: f32,
+    /// Retrieved candidates per training list (the served default is 100).
+    pub candidates: usize,
+    /// Random unseen items added to each training list.
+    pub random_negatives: usize,
+    /// Full-batch Adam steps on the weights.
+    pub epochs: usize,
+    /// Adam learning rate.
+    pub learning_rate: f32,
+    /// L2 penalty on the weights.
+    pub l2: f32,
+    /// Seed of the hold-out split and the random negatives.
+    pub seed: u64,
+    /// The first stage that produces the training lists.
+    pub retrieval: RetrievalTrainConfig,
+    /// The EASE feature's model.
+    pub ease: EaseTrainConfig,
+    /// The iALS feature's model.
+    pub ials: IalsTrainConfig,
+}
+
+impl Default for RelevanceTrainConfig {
+    fn default() -> Self {
+        RelevanceTrainConfig {
+            features: vec![
+                ListFeature::Retrieval,
+                ListFeature::Ease,
+                ListFeature::Ials,
+                ListFeature::LogPopularity,
+            ],
+            holdout: 0.2,
+            candidates: 100,
+            random_negatives: 0,
+            epochs: 300,
+            learning_rate: 0.05,
+            l2: 0.0,
+            seed: 42,
+            retrieval: RetrievalTrainConfig::default(),
+            ease: EaseTrainConfig::default(),
+            ials: IalsTrainConfig::default(),
+        }
+    }
+}
+
+impl RelevanceTrainConfig {
+    /// Checks ranges (and the nested configurations).
+    pub fn validate(&self) -> Result<()> {
+        if self.features.is_empty() {
+            return Err(Error::invalid(
+                "relevance.features",
+                "expected at least one of retrieval, ease, ials, log_popularity",
+            ));
+        }
+        if let Some(f) = self
+            .features
+            .iter()
+            .enumerate()
+            .find(|(k, f)| self.features[..*k].contains(f))
+        {
+            return Err(Error::invalid(
+                "relevance.features",
+                format!("{} is listed twice", f.1.name()),
+            ));
+        }
+        if !(self.holdout > 0.0 && self.holdout < 1.0) {
+            return Err(Error::invalid(
+                "relevance.holdout",
+                format!("expected a fraction in (0, 1), got {}", self.holdout),
+            ));
+        }
+        if self.candidates == 0 {
+            return Err(Error::invalid(
+                "relevance.candidates",
+                "expected at least 1",
+            ));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::invalid(
+                "relevance.learning_rate",
+                format!("expected a positive number, got {}", self.learning_rate),
+            ));
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return Err(Error::invalid(
+                "relevance.l2",
+                format!("expected a non-negative number, got {}", self.l2),
+            ));
+        }
+        self.retrieval.validate()?;
+        self.ease.validate()?;
+        self.ials.validate()
+    }
+}
+
+/// The training lists: standardised features (`F × n` per list) and labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lists {
+    /// Number of features.
+    pub features: usize,
+    /// Per list: `F × n` standardised features, feature-major.
+    pub z: Vec<Vec<f32>>,
+    /// Per list: 1 for a held-out item, 0 otherwise.
+    pub labels: Vec<Vec<f32>>,
+}
+
+/// What training the head reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelevanceReport {
+    /// Lists trained on.
+    pub lists: usize,
+    /// Share of held-out interactions inside the training lists.
+    pub candidate_recall: f64,
+    /// Mean listwise loss at the start and the end.
+    pub loss: (f64, f64),
+    /// NDCG@10 of the held-out items on the training lists: retrieval order vs head.
+    pub ndcg10: (f64, f64),
+}
+
+/// Trains the relevance head for a ranking model with vocabularies `spec`.
+/// `progress` receives a line per phase.
+pub fn train_relevance(
+    dataset: &Dataset,
+    train: &[usize],
+    spec: &FeatureSpec,
+    cfg: &RelevanceTrainConfig,
+    mut progress: impl FnMut(&str),
+) -> Result<(RelevanceHead, RelevanceReport)> {
+    cfg.validate()?;
+    let (fit, held) = holdout(dataset, train, cfg.holdout, cfg.seed);
+    if held.is_empty() {
+        return Err(Error::NoData(
+            "no user has two training interactions to hold one out for the relevance head".into(),
+        ));
+    }
+    let frac = fit.len() as f64 / train.len() as f64;
+    let uses = |f| cfg.features.contains(&f);
+    progress(&format!(
+        "relevance head: first stage on {} of {} training rows",
+        fit.len(),
+        train.len()
+    ));
+    let (retrieval, _) = train_retrieval(dataset, &fit, &[], &cfg.retrieval, |_| {})?;
+    let meta = ModelMeta::default();
+    let ui_fit = UserItems::with_spec(dataset, &fit, retrieval.spec.clone());
+    let ease_fit = if uses(ListFeature::Ease) {
+        progress("relevance head: EASE on the fitting rows");
+        let c = EaseTrainConfig {
+            lambda: cfg.ease.lambda * frac,
+            ..cfg.ease.clone()
+        };
+        Some(fit_ease(ui_fit.clone(), &c, meta.clone())?)
+    } else {
+        None
+    };
+    let ials_fit = if uses(ListFeature::Ials) {
+        progress("relevance head: iALS on the fitting rows");
+        let c = IalsTrainConfig {
+            regularization: cfg.ials.regularization * frac as f32,
+            ..cfg.ials.clone()
+        };
+        Some(fit_ials(ui_fit, &c, meta.clone(), |_| {})?)
+    } else {
+        None
+    };
+    progress("relevance head: candidate lists");
+    let head_fit = RelevanceHead {
+        weights: RelevanceWeights {
+            features: cfg.features.clone(),
+            weights: vec![0.0; cfg.features.len()],
+            metrics: Default::default(),
+        },
+        ease: ease_fit,
+        ials: ials_fit,
+        popularity: retrieval.popularity.clone(),
+    };
+    let (lists, candidate_recall) = build_lists(dataset, &held, &retrieval, &head_fit, cfg)?;
+    if lists.z.is_empty() {
+        return Err(Error::NoData(
+            "no training list holds a held-out interaction (too few interactions per user?)".into(),
+        ));
+    }
+    progress(&format!(
+        "relevance head: fitting on {} lists",
+        lists.z.len()
+    ));
+    let w = fit_weights(&lists, cfg);
+    let retrieval_first: Vec<f32> = cfg
+        .features
+        .iter()
+        .map(|&f| f32::from(f == ListFeature::Retrieval))
+        .collect();
+    let report = RelevanceReport {
+        lists: lists.z.len(),
+        candidate_recall,
+        loss: (
+            loss_and_grad(&lists, &vec![0.0; w.len()], 0.0).0,
+            loss_and_grad(&lists, &w, 0.0).0,
+        ),
+        ndcg10: (ndcg10(&lists, &retrieval_first), ndcg10(&lists, &w)),
+    };
+
+    progress("relevance head: EASE and iALS on all training rows");
+    let ui = UserItems::with_spec(dataset, train, spec.clone());
+    let ease = uses(ListFeature::Ease)
+        .then(|| fit_ease(ui.clone(), &cfg.ease, meta.clone()))
+        .transpose()?;
+    let ials = uses(ListFeature::Ials)
+        .then(|| fit_ials(ui.clone(), &cfg.ials, meta.clone(), |_| {}))
+        .transpose()?;
+    let mut metrics = std::collections::BTreeMap::new();
+    metrics.insert("lists".into(), report.lists as f64);
+    metrics.insert("candidate_recall".into(), report.candidate_recall);
+    metrics.insert("holdout_ndcg@10_retrieval".into(), report.ndcg10.0);
+    metrics.insert("holdout_ndcg@10_head".into(), report.ndcg10.1);
+    let head = RelevanceHead {
+        weights: RelevanceWeights {
+            features: cfg.features.clone(),
+            weights: w,
+            metrics,
+        },
+        ease,
+        ials,
+        popularity: ui.popularity,
+    };
+    head.check(spec.user_id.len(), spec.item_id.len())?;
+    Ok((head, report))
+}
+
+/// Splits each user's rows: `fraction` of them (rounded, at least one kept) held out.
+fn holdout(
+    dataset: &Dataset,
+    train: &[usize],
+    fraction: f32,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let users = &dataset.interactions.users;
+    let mut by_user: Vec<Vec<usize>> = vec![Vec::new(); dataset.users.len()];
+    for &r in train {
+        by_user[users[r] as usize].push(r);
+    }
+    let mut rng = Rng::with_stream(seed, 11);
+    let (mut fit, mut held) = (Vec::new(), Vec::new());
+    for mut rows in by_user {
+        rng.shuffle(&mut rows);
+        let n = ((rows.len() as f64) * fraction as f64).round() as usize;
+        let n = n.min(rows.len().saturating_sub(1));
+        held.extend_from_slice(&rows[..n]);
+        fit.extend_from_slice(&rows[n..]);
+    }
+    fit.sort_unstable();
+    held.sort_unstable();
+    (fit, held)
+}
+
+/// One list per user with held-out rows, from the fitted models.
+fn build_lists(
+    dataset: &Dataset,
+    held: &[usize],
+    retrieval: &RetrievalModel,
+    head: &RelevanceHead,
+    cfg: &RelevanceTrainConfig,
+) -> Result<(Lists, f64)> {
+    let it = &dataset.interactions;
+    let spec = &retrieval.spec;
+    // Held-out items per retrieval user row, in retrieval item rows (unknown items can
+    // never be found: they still count in the candidate recall's denominator).
+    let mut positives: Vec<FxHashSet<u32>> = vec![FxHashSet::default(); spec.user_id.len()];
+    let mut held_total = 0usize;
+    for &r in held {
+        let u = spec.user_id.index(dataset.users.raw(it.users[r]));
+        let i = spec.item_id.get(dataset.items.raw(it.items[r]));
+        held_total += 1;
+        if let (false, Some(i)) = (spec.user_id.is_oov(u), i) {
+            positives[u as usize].insert(i);
+        }
+    }
+    let d = retrieval.dim();
+    let candidates = retrieval.all_candidates();
+    let index = ExactIndex::new(candidates.clone(), d)
+        .map_err(|e| Error::invalid("relevance", e.to_string()))?;
+    let queries = retrieval.all_queries();
+    let users: Vec<u32> = (0..spec.user_id.len() as u32)
+        .filter(|&u| !positives[u as usize].is_empty())
+        .collect();
+    let num_oov = spec.item_id.num_oov();
+    let ni = retrieval.num_items() as u64;
+    let nf = cfg.features.len();
+    let built: Vec<Option<(Vec<f32>, Vec<f32>, usize)>> = users
+        .par_iter()
+        .map(|&u| -> Result<Option<(Vec<f32>, Vec<f32>, usize)>> {
+            let seen = retrieval.seen_items(u);
+            let mut exclude: Vec<u32> = (0..num_oov).collect();
+            exclude.extend_from_slice(seen);
+            let q = &queries[u as usize * d..(u as usize + 1) * d];
+            let hits = index
+                .search(q, cfg.candidates, &Filter::Exclude(&exclude))
+                .map_err(|e| Error::invalid("relevance", e.to_string()))?;
+            let mut items: Vec<u32> = hits.iter().map(|h| h.item).collect();
+            let mut scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+            let mut rng = Rng::with_stream(cfg.seed ^ u as u64, 13);
+            let mut tries = 0;
+            while items.len() < hits.len() + cfg.random_negatives
+                && tries < 20 * cfg.random_negatives
+            {
+                tries += 1;
+                let j = rng.below(ni) as u32;
+                if j < num_oov || seen.binary_search(&j).is_ok() || items.contains(&j) {
+                    continue;
+                }
+                items.push(j);
+                let c = &candidates[j as usize * d..(j as usize + 1) * d];
+                scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
+            }
+            let labels: Vec<f32> = items
+                .iter()
+                .map(|i| f32::from(positives[u as usize].contains(i)))
+                .collect();
+            let found = labels.iter().filter(|&&l| l > 0.0).count();
+            if found == 0 {
+                return Ok(None);
+            }
+            let mut z = Vec::new();
+            head.features_into(
+                &ListInputs {
+                    user: u,
+                    history: seen,
+                    items: &items,
+                    retrieval: &scores,
+                },
+                &mut z,
+            );
+            for row in z.chunks_exact_mut(items.len()) {
+                standardise(row);
+            }
+            debug_assert_eq!(z.len(), nf * items.len());
+            Ok(Some((z, labels, found)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut lists = Lists {
+        features: nf,
+        ..Default::default()
+    };
+    let mut found_total = 0;
+    for (z, labels, found) in built.into_iter().flatten() {
+        lists.z.push(z);
+        lists.labels.push(labels);
+        found_total += found;
+    }
+    Ok((lists, found_total as f64 / held_total.max(1) as f64))
+}
+
+/// Mean listwise loss over `lists` with weights `w` (plus `l2 ‖w‖²/2`) and its gradient.
+pub fn loss_and_grad(lists: &Lists, w: &[f32], l2: f32) -> (f64, Vec<f64>) {
+    let nf = lists.features;
+    let parts: Vec<(f64, Vec<f64>)> = lists
+        .z
+        .par_iter()
+        .zip(&lists.labels)
+        .map(|(z, y)| {
+            let n = y.len();
+            let s: Vec<f64> = (0..n)
+                .map(|j| (0..nf).map(|f| w[f] as f64 * z[f * n + j] as f64).sum())
+                .collect();
+            let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = s.iter().map(|v| (v - max).exp()).sum();
+            let lse = max + sum.ln();
+            let npos: f64 = y.iter().map(|&v| v as f64).sum();
+            let loss = lse - (0..n).map(|j| y[j] as f64 * s[j]).sum::<f64>() / npos;
+            // ∂loss/∂s_j = p_j − y_j / |P|
+            let gs: Vec<f64> = (0..n)
+                .map(|j| (s[j] - lse).exp() - y[j] as f64 / npos)
+                .collect();
+            let g: Vec<f64> = (0..nf)
+                .map(|f| (0..n).map(|j| gs[j] * z[f * n + j] as f64).sum())
+                .collect();
+            (loss, g)
+        })
+        .collect();
+    let m = parts.len().max(1) as f64;
+    let mut loss = 0.0;
+    let mut grad = vec![0f64; nf];
+    for (l, g) in &parts {
+        loss += l / m;
+        grad.iter_mut().zip(g).for_each(|(a, b)| *a += b / m);
+    }
+    for f in 0..nf {
+        loss += 0.5 * l2 as f64 * (w[f] as f64).powi(2);
+        grad[f] += l2 as f64 * w[f] as f64;
+    }
+    (loss, grad)
+}
+
+/// Full-batch Adam from "retrieval order" (weight 1 on the retrieval feature).
+fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig) -> Vec<f32> {
+    let nf = lists.features;
+    let mut w: Vec<f32> = cfg
+        .features
+        .iter()
+        .map(|&f| f32::from(f == ListFeature::Retrieval))
+        .collect();
+    let (mut m, mut v) = (vec![0f64; nf], vec![0f64; nf]);
+    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+    for t in 1..=cfg.epochs {
+        let (_, g) = loss_and_grad(lists, &w, cfg.l2);
+        for f in 0..nf {
+            m[f] = b1 * m[f] + (1.0 - b1) * g[f];
+            v[f] = b2 * v[f] + (1.0 - b2) * g[f] * g[f];
+            let mh = m[f] / (1.0 - b1.powi(t as i32));
+            let vh = v[f] / (1.0 - b2.powi(t as i32));
+            w[f] -= (cfg.learning_rate as f64 * mh / (vh.sqrt() + eps)) as f32;
+        }
+    }
+    w
+}
+
+/// Mean NDCG@10 of the positives of each list when it is ordered by `Z w`.
+fn ndcg10(lists: &Lists, w: &[f32]) -> f64 {
+    let nf = lists.features;
+    let total: f64 = lists
+        .z
+        .iter()
+        .zip(&lists.labels)
+        .map(|(z, y)| {
+            let n = y.len();
+            let s: Vec<f32> = (0..n)
+                .map(|j| (0..nf).map(|f| w[f] * z[f * n + j]).sum())
+                .collect();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+            let disc = |r: usize| 1.0 / ((r + 2) as f64).log2();
+            let dcg: f64 = order
+                .iter()
+                .take(10)
+                .enumerate()
+                .filter(|(_, &j)| y[j] > 0.0)
+                .map(|(r, _)| disc(r))
+                .sum();
+            let npos = y.iter().filter(|&&v| v > 0.0).count().min(10);
+            dcg / (0..npos).map(disc).sum::<f64>()
+        })
+        .sum();
+    total / lists.z.len().max(1) as f64
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn lists() -> Lists {
+        let mut rng = Rng::new(5);
+        let mut l = Lists {
+            features: 3,
+            ..Default::default()
+        };
+        for k in 0..6 {
+            let n = 4 + k;
+            l.z.push((0..3 * n).map(|_| rng.normal() as f32).collect());
+            let mut y = vec![0.0; n];
+            y[k % n] = 1.0;
+            y[(k + 2) % n] = 1.0;
+            l.labels.push(y);
+        }
+        l
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let l = lists();
+        let w = [0.3f32, -0.7, 1.1];
+        let (_, g) = loss_and_grad(&l, &w, 0.25);
+        for f in 0..3 {
+            let h = 1e-3f32;
+            let mut wp = w;
+            wp[f] += h;
+            let mut wm = w;
+            wm[f] -= h;
+            let fd = (loss_and_grad(&l, &wp, 0.25).0 - loss_and_grad(&l, &wm, 0.25).0)
+                / (2.0 * h as f64);
+            assert!((fd - g[f]).abs() < 1e-4, "feature {f}: {fd} vs {}", g[f]);
+        }
+    }
+
+    #[test]
+    fn loss_is_the_softmax_cross_entropy_of_a_hand_computed_list() {
+        // One list of 3, features [1, 0, -1], weight 2: s = [2, 0, -2], positive 0.
+        let l = Lists {
+            features: 1,
+            z: vec![vec![1.0, 0.0, -1.0]],
+            labels: vec![vec![1.0, 0.0, 0.0]],
+        };
+        let (loss, _) = loss_and_grad(&l, &[2.0], 0.0);
+        let want = -(2f64.exp() / (2f64.exp() + 1.0 + (-2f64).exp())).ln();
+        assert!((loss - want).abs() < 1e-9);
+    }
+
+    #[test]
+    fn holdout_keeps_one_row_per_user_and_is_seeded() {
+        let (data, _) = shortlist_data::synth::generate(&shortlist_data::synth::SynthConfig {
+            users: 30,
+            items: 20,
+            interactions: 300,
+            ..Default::default()
+        })
+        .unwrap();
+        let rows: Vec<usize> = (0..300).collect();
+        let (fit, held) = holdout(&data, &rows, 0.2, 1);
+        assert_eq!(fit.len() + held.len(), 300);
+        assert_eq!(holdout(&data, &rows, 0.2, 1), (fit.clone(), held.clone()));
+        assert_ne!(holdout(&data, &rows, 0.2, 2).1, held);
+        let users_fit: FxHashSet<u32> = fit.iter().map(|&r| data.interactions.users[r]).collect();
+        let users_all: FxHashSet<u32> = rows.iter().map(|&r| data.interactions.users[r]).collect();
+        assert_eq!(users_fit, users_all);
+        assert!((held.len() as f64 - 60.0).abs() <= 20.0, "{}", held.len());
+    }
+}
