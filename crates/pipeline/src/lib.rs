@@ -27,7 +27,9 @@ pub use ranking::{Ranked, Ranker, RankingStage};
 pub use recommend::{recommend, Item, Order, Recommendation, Request, Stages};
 pub use source::{Candidate, CandidateSource, ModelSource, Retrieved};
 
-/// A loaded model version: a candidate source or a ranking model.
+/// A loaded model version: a candidate source or a ranking model. Built once per
+/// load, so the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Stage {
     /// `retrieval`, `ials` or `ease`.
     Source(ModelSource),

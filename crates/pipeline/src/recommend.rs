@@ -35,7 +35,7 @@ impl Order {
             "rating" => Ok(Order::Rating),
             "retrieval" => Ok(Order::Retrieval),
             other => Err(Error::InvalidArgument(format!(
-                "order_by must be one of auto, relevance, rating, retrieval, got {other:?}"
+                "field \"order_by\" must be one of \"auto\", \"relevance\", \"rating\", \"retrieval\", got {other:?}"
             ))),
         }
     }

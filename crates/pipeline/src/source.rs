@@ -121,7 +121,7 @@ impl ModelSource {
                 )))
             }
         };
-        Ok(Self::new(scorer, dir)?)
+        Self::new(scorer, dir)
     }
 
     fn new(scorer: Scorer, dir: &Path) -> Result<Self> {

@@ -53,8 +53,9 @@ use std::time::Instant;
 use shortlist_core::Rng;
 use shortlist_data::synth::{generate, SynthConfig};
 use shortlist_index::{AnyIndex, ExactIndex, Filter, IndexConfig, IndexKind, TopKIndex};
-use shortlist_serve::models::{RankingServable, RetrievalServable};
-use shortlist_serve::servable::{Ranker, Retriever};
+use shortlist_pipeline::{
+    load_dir, recommend, CandidateSource, Order, Ranker, Request, Stage, Stages,
+};
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 use shortlist_train::TrainConfig;
 
@@ -445,24 +446,35 @@ fn main() -> Res<()> {
 
     // The server's loaders, in process.
     let t = Instant::now();
-    let retriever = RetrievalServable::load(&models.join("retrieval").join("1"))?;
-    let ranker = RankingServable::load(&models.join("ranking").join("1"))?;
+    let Stage::Source(retriever) = load_dir(&models.join("retrieval").join("1"))? else {
+        return Err("retrieval/1 is not a candidate source".into());
+    };
+    let Stage::Ranking(ranker) = load_dir(&models.join("ranking").join("1"))? else {
+        return Err("ranking/1 is not a ranking model".into());
+    };
+    let stages = Stages {
+        primary: &retriever,
+        extra: &[],
+        ranker: Some(&ranker as &dyn Ranker),
+    };
     println!(
         "server loaders: both models loaded in {:.1}s",
         t.elapsed().as_secs_f64()
     );
     let one = |user: &str| -> Res<usize> {
-        let c = retriever
-            .retrieve(user, 100, true, &[])
-            .map_err(|e| e.public_message().to_owned())?;
-        let ids: Vec<&str> = c.candidates.iter().map(|c| c.item_id).collect();
-        let r = ranker
-            .rank(user, &ids)
-            .map_err(|e| e.public_message().to_owned())?;
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by(|&x, &y| r.scores[y].total_cmp(&r.scores[x]));
-        order.truncate(10);
-        Ok(order.len())
+        let r = recommend(
+            &stages,
+            &Request {
+                user_id: user,
+                k: 10,
+                num_candidates: 100,
+                exclude_seen: true,
+                exclude_items: &[],
+                order: Order::Auto,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(r.items.len())
     };
     for u in &sample {
         one(u)?; // warm-up
@@ -473,7 +485,7 @@ fn main() -> Res<()> {
         let t = Instant::now();
         retriever
             .retrieve(u, 100, true, &[])
-            .map_err(|e| e.public_message().to_owned())?;
+            .map_err(|e| e.to_string())?;
         retrieval.push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();
         one(u)?;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shortlist_serve::servable::{predict_with_ranker, predict_with_retriever};
 use shortlist_serve::{
-    ApiError, Candidate, Loader, ModelKind, Ranked, Ranker, Retrieved, Retriever, Servable,
+    ApiError, Candidate, CandidateSource, Loader, ModelKind, Ranked, Ranker, Retrieved, Servable,
     ServeConfig,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -81,14 +81,18 @@ impl Synthetic {
     }
 }
 
-impl Retriever for Synthetic {
+impl CandidateSource for Synthetic {
+    fn kind(&self) -> &'static str {
+        "retrieval"
+    }
+
     fn retrieve<'a>(
         &'a self,
         user_id: &str,
         k: usize,
         _exclude_seen: bool,
         exclude_items: &[&str],
-    ) -> Result<Retrieved<'a>, ApiError> {
+    ) -> shortlist_pipeline::Result<Retrieved<'a>> {
         let (u, known) = self.user(user_id);
         let mut all: Vec<Candidate<'a>> = (0..self.ids.len())
             .map(|i| Candidate {
@@ -109,13 +113,29 @@ impl Retriever for Synthetic {
         })
     }
 
+    fn score_items(&self, user_id: &str, item_ids: &[&str], out: &mut [f32]) {
+        let (u, _) = self.user(user_id);
+        for (o, id) in out.iter_mut().zip(item_ids) {
+            *o = self.index.get(*id).map_or(f32::NAN, |&i| self.score(&u, i));
+        }
+    }
+
     fn item_title(&self, item_id: &str) -> Option<&str> {
         self.index.get(item_id).map(|&i| self.titles[i].as_str())
     }
 }
 
 impl Ranker for Synthetic {
-    fn rank(&self, user_id: &str, item_ids: &[&str]) -> Result<Ranked, ApiError> {
+    fn has_relevance(&self) -> bool {
+        true
+    }
+
+    fn rank(
+        &self,
+        user_id: &str,
+        item_ids: &[&str],
+        _retrieval: Option<&[f32]>,
+    ) -> shortlist_pipeline::Result<Ranked> {
         let (u, known) = self.user(user_id);
         let mut unknown_items = Vec::new();
         let scores = item_ids
@@ -129,8 +149,10 @@ impl Ranker for Synthetic {
                 }
             })
             .collect();
+        let scores: Vec<f32> = scores;
         Ok(Ranked {
-            scores,
+            relevance: Some(scores.clone()),
+            ratings: scores,
             known_user: known,
             unknown_items,
         })
@@ -150,8 +172,8 @@ impl Servable for Synthetic {
     fn signature(&self) -> Value {
         Value::Null
     }
-    fn as_retrieval(&self) -> Option<&dyn Retriever> {
-        (self.kind == ModelKind::Retrieval).then_some(self as &dyn Retriever)
+    fn as_retrieval(&self) -> Option<&dyn CandidateSource> {
+        (self.kind == ModelKind::Retrieval).then_some(self as &dyn CandidateSource)
     }
     fn as_ranking(&self) -> Option<&dyn Ranker> {
         (self.kind == ModelKind::Ranking).then_some(self as &dyn Ranker)

@@ -297,14 +297,27 @@ async fn recommend_two_stage() {
         json!({
             "user_id": "42",
             "known_user": true,
+            "order_by": "relevance",
             "model_versions": {"retrieval": 1, "ranking": 1},
             "items": [
-                {"item_id": "3", "title": "Heat (1995)", "retrieval_score": 3.0, "ranking_score": 5.0},
-                {"item_id": "2", "title": "Jumanji (1995)", "retrieval_score": 4.0, "ranking_score": 4.5},
-                {"item_id": "5", "title": "Babe (1995)", "retrieval_score": 9.0, "ranking_score": 2.0}
+                {"item_id": "3", "title": "Heat (1995)", "retrieval_score": 3.0, "ranking_score": 5.0, "predicted_rating": 5.0},
+                {"item_id": "2", "title": "Jumanji (1995)", "retrieval_score": 4.0, "ranking_score": 4.5, "predicted_rating": 4.5},
+                {"item_id": "5", "title": "Babe (1995)", "retrieval_score": 9.0, "ranking_score": 2.0, "predicted_rating": 2.0}
             ]
         })
     );
+    // Ordered by the first stage on request, ratings still given.
+    let r = c
+        .post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "k": 2, "order_by": "retrieval"}),
+        )
+        .await;
+    let v = r.json();
+    assert_eq!(v["order_by"], "retrieval");
+    assert_eq!(v["items"][0]["item_id"], "5");
+    assert_eq!(v["items"][0]["predicted_rating"], 2.0);
+    assert_eq!(v["items"][1]["item_id"], "4");
     // Candidates are limited before ranking; exclusions apply; seen items can come back.
     let r = c
         .post(
@@ -336,8 +349,9 @@ async fn recommend_two_stage() {
     assert_eq!(v["model_versions"], json!({"retrieval": 1}));
     assert_eq!(
         v["items"][0],
-        json!({"item_id": "1", "title": "Toy Story (1995)", "retrieval_score": 5.0, "ranking_score": null})
+        json!({"item_id": "1", "title": "Toy Story (1995)", "retrieval_score": 5.0, "ranking_score": null, "predicted_rating": null})
     );
+    assert_eq!(v["order_by"], "retrieval");
     assert_eq!(v["items"][1]["item_id"], "2");
 
     // Rank a given list.
@@ -350,16 +364,81 @@ async fn recommend_two_stage() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json(),
-        json!({"user_id": "42", "known_user": true, "model_version": 1, "items": [
-            {"item_id": "3", "score": 5.0, "known_item": true},
-            {"item_id": "zzz", "score": 3.0, "known_item": false},
-            {"item_id": "4", "score": 1.0, "known_item": true}
+        json!({"user_id": "42", "known_user": true, "model_version": 1, "order_by": "relevance", "items": [
+            {"item_id": "3", "score": 5.0, "predicted_rating": 5.0, "known_item": true},
+            {"item_id": "zzz", "score": 3.0, "predicted_rating": 3.0, "known_item": false},
+            {"item_id": "4", "score": 1.0, "predicted_rating": 1.0, "known_item": true}
         ]})
     );
     let r = c
         .post("/v1/rank", &json!({"user_id": "nobody", "item_ids": ["1"]}))
         .await;
     assert_eq!(r.json()["known_user"], false);
+    s.stop().await;
+}
+
+/// A ranking model without a relevance head never reorders a list by predicted
+/// rating unless asked: the list keeps the first stage's order, with the ratings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rating_only_ranking_keeps_retrieval_order_unless_asked() {
+    let base = tempfile::tempdir().unwrap();
+    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
+    let mut spec = ranking_spec(0.0);
+    spec["relevance"] = json!(false);
+    write_version(base.path(), "ranking", 1, &spec, false);
+    let s = TestServer::start(base, |_| {}).await;
+    s.wait_ready().await;
+    let mut c = s.client().await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let v = c
+        .post("/v1/recommend", &json!({"user_id": "42", "k": 3}))
+        .await
+        .json();
+    assert_eq!(v["order_by"], "retrieval");
+    assert_eq!(ids(&v), ["5", "4", "2"]);
+    assert_eq!(v["items"][0]["ranking_score"], Value::Null);
+    assert_eq!(v["items"][0]["predicted_rating"], 2.0);
+    let v = c
+        .post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "k": 3, "order_by": "rating"}),
+        )
+        .await
+        .json();
+    assert_eq!(v["order_by"], "rating");
+    assert_eq!(ids(&v), ["3", "2", "5"]);
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "order_by": "relevance"}),
+        )
+        .await,
+        400,
+        "order_by \"relevance\" needs a ranking model with a relevance head",
+    );
+    assert_json_error(
+        &c.post("/v1/recommend", &json!({"user_id": "42", "order_by": "best"}))
+            .await,
+        400,
+        "field \"order_by\" must be one of \"auto\", \"relevance\", \"rating\", \"retrieval\", got \"best\"",
+    );
+    // /v1/rank orders by rating for such a model.
+    let v = c
+        .post(
+            "/v1/rank",
+            &json!({"user_id": "42", "item_ids": ["4", "3"]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["order_by"], "rating");
+    assert_eq!(v["items"][0]["item_id"], "3");
     s.stop().await;
 }
 
@@ -500,7 +579,7 @@ async fn native_errors_name_the_field() {
         )
         .await,
         400,
-        "not a retrieval model (retrieval_model)",
+        "not a candidate source (retrieval_model)",
     );
     assert_json_error(
         &c.post(

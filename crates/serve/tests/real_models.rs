@@ -13,6 +13,8 @@ use common::Client;
 use serde_json::json;
 use shortlist_data::synth::{generate, SynthConfig};
 use shortlist_serve::config::ServeConfig;
+use shortlist_train::ials::IalsTrainConfig;
+use shortlist_train::relevance::RelevanceTrainConfig;
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 use shortlist_train::TrainConfig;
 
@@ -52,6 +54,14 @@ fn train_models(base: &std::path::Path) -> Vec<String> {
         hidden: vec![16],
         epochs: 2,
         batch_size: 256,
+        relevance: Some(RelevanceTrainConfig {
+            retrieval: rcfg.clone(),
+            ials: IalsTrainConfig {
+                factors: 4,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let (ranking, _) = shortlist_train::train_ranking(&d, train, test, &cfg).unwrap();
@@ -62,6 +72,20 @@ fn train_models(base: &std::path::Path) -> Vec<String> {
         .filter(|&&r| d.users.raw(d.interactions.users[r]) == "u1")
         .map(|&r| d.items.raw(d.interactions.items[r]).to_owned())
         .collect()
+}
+
+/// Copies a model directory (with its sub-directories, e.g. the relevance head's).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(from).unwrap() {
+        let f = f.unwrap().path();
+        let dest = to.join(f.file_name().unwrap());
+        if f.is_dir() {
+            copy_dir(&f, &dest);
+        } else {
+            std::fs::copy(&f, dest).unwrap();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,14 +124,18 @@ async fn real_models_serve_both_stages_and_refuse_a_truncated_version() {
     assert_eq!(body["known_user"], true);
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 5);
+    assert_eq!(body["order_by"], "relevance");
     let scores: Vec<f64> = items
         .iter()
         .map(|i| i["ranking_score"].as_f64().unwrap())
         .collect();
     assert!(
         scores.windows(2).all(|w| w[0] >= w[1]),
-        "ranked by the ranking model: {scores:?}"
+        "ranked by the relevance head: {scores:?}"
     );
+    assert!(items
+        .iter()
+        .all(|i| i["predicted_rating"].as_f64().is_some()));
     for i in items {
         assert!(
             !seen.iter().any(|s| s == i["item_id"].as_str().unwrap()),
@@ -149,11 +177,7 @@ async fn real_models_serve_both_stages_and_refuse_a_truncated_version() {
     // Version 2 of the ranking model with truncated weights: refused, v1 keeps serving.
     let v2 = base.path().join("ranking").join("2");
     let staging = base.path().join("ranking").join(".2.partial");
-    std::fs::create_dir_all(&staging).unwrap();
-    for f in std::fs::read_dir(base.path().join("ranking").join("1")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, staging.join(f.file_name().unwrap())).unwrap();
-    }
+    copy_dir(&base.path().join("ranking").join("1"), &staging);
     let w = staging.join("weights.safetensors");
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();

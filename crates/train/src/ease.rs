@@ -169,6 +169,7 @@ mod tests {
     /// The textbook solve on a tiny matrix: minimise ‖X − XB‖² + λ‖B‖² subject to
     /// diag(B) = 0, column by column with a Lagrange multiplier, by Gaussian
     /// elimination on the (n+1) × (n+1) KKT system (no inverse, no Cholesky).
+    #[allow(clippy::needless_range_loop)] // textbook index notation
     fn direct(x: &[Vec<f64>], lambda: f64) -> Vec<f64> {
         let n = x[0].len();
         let mut g = vec![vec![0f64; n]; n];

@@ -376,6 +376,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // textbook index notation
     fn exact_half_step_solves_the_dense_normal_equations() {
         let (data, rows) = data();
         let cfg = IalsTrainConfig {

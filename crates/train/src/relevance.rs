@@ -301,6 +301,9 @@ fn holdout(
     (fit, held)
 }
 
+/// A list's standardised features, labels and number of positives.
+type BuiltList = (Vec<f32>, Vec<f32>, usize);
+
 /// One list per user with held-out rows, from the fitted models.
 fn build_lists(
     dataset: &Dataset,
@@ -334,9 +337,9 @@ fn build_lists(
     let num_oov = spec.item_id.num_oov();
     let ni = retrieval.num_items() as u64;
     let nf = cfg.features.len();
-    let built: Vec<Option<(Vec<f32>, Vec<f32>, usize)>> = users
+    let built: Vec<Option<BuiltList>> = users
         .par_iter()
-        .map(|&u| -> Result<Option<(Vec<f32>, Vec<f32>, usize)>> {
+        .map(|&u| -> Result<Option<BuiltList>> {
             let seen = retrieval.seen_items(u);
             let mut exclude: Vec<u32> = (0..num_oov).collect();
             exclude.extend_from_slice(seen);

@@ -15,7 +15,7 @@ use shortlist_serve::servable::{
     predict_with_ranker, predict_with_retriever, ranking_signature, retrieval_signature,
 };
 use shortlist_serve::{
-    ApiError, Candidate, Loader, ModelKind, Ranked, Ranker, Retrieved, Retriever, Servable,
+    ApiError, Candidate, CandidateSource, Loader, ModelKind, Ranked, Ranker, Retrieved, Servable,
     ServeConfig,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -44,14 +44,17 @@ struct FakeRetrieval {
     k: usize,
 }
 
-impl Retriever for FakeRetrieval {
+impl CandidateSource for FakeRetrieval {
+    fn kind(&self) -> &'static str {
+        "retrieval"
+    }
     fn retrieve<'a>(
         &'a self,
         user_id: &str,
         k: usize,
         exclude_seen: bool,
         exclude_items: &[&str],
-    ) -> Result<Retrieved<'a>, ApiError> {
+    ) -> shortlist_pipeline::Result<Retrieved<'a>> {
         let user = self.users.get(user_id);
         let mut candidates: Vec<Candidate<'a>> = self
             .items
@@ -74,6 +77,18 @@ impl Retriever for FakeRetrieval {
         })
     }
 
+    fn score_items(&self, user_id: &str, item_ids: &[&str], out: &mut [f32]) {
+        let user = self.users.get(user_id);
+        for (o, id) in out.iter_mut().zip(item_ids) {
+            *o = match (user, self.items.iter().find(|i| i.id == *id)) {
+                (Some(u), Some(it)) => {
+                    u.affinity.get(*id).copied().unwrap_or(it.popularity) + self.bias
+                }
+                _ => f32::NAN,
+            };
+        }
+    }
+
     fn item_title(&self, item_id: &str) -> Option<&str> {
         self.items
             .iter()
@@ -92,21 +107,32 @@ impl Servable for FakeRetrieval {
     fn signature(&self) -> Value {
         retrieval_signature(self.k)
     }
-    fn as_retrieval(&self) -> Option<&dyn Retriever> {
+    fn as_retrieval(&self) -> Option<&dyn CandidateSource> {
         Some(self)
     }
 }
 
-/// Fake ranking model: rating from a table, else `default`, plus bias.
+/// Fake ranking model: rating from a table, else `default`, plus bias; with
+/// `relevance` (the default) the same number is also its relevance score.
 struct FakeRanking {
     bias: f32,
     default: f32,
     items: Vec<String>,
     ratings: HashMap<String, HashMap<String, f32>>,
+    relevance: bool,
 }
 
 impl Ranker for FakeRanking {
-    fn rank(&self, user_id: &str, item_ids: &[&str]) -> Result<Ranked, ApiError> {
+    fn has_relevance(&self) -> bool {
+        self.relevance
+    }
+
+    fn rank(
+        &self,
+        user_id: &str,
+        item_ids: &[&str],
+        _retrieval: Option<&[f32]>,
+    ) -> shortlist_pipeline::Result<Ranked> {
         let user = self.ratings.get(user_id);
         let mut unknown_items = Vec::new();
         let scores = item_ids
@@ -121,8 +147,10 @@ impl Ranker for FakeRanking {
                     + self.bias
             })
             .collect();
+        let scores: Vec<f32> = scores;
         Ok(Ranked {
-            scores,
+            relevance: self.relevance.then(|| scores.clone()),
+            ratings: scores,
             known_user: user.is_some(),
             unknown_items,
         })
@@ -157,6 +185,12 @@ struct Spec {
     users: Value,
     #[serde(default)]
     default: f32,
+    #[serde(default = "yes")]
+    relevance: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Loads a fake model from `<dir>/model.json`; a `corrupt` file makes it fail.
@@ -185,6 +219,7 @@ pub fn fake_loader(loads: Arc<AtomicUsize>) -> Loader {
                 items: serde_json::from_value(Value::Array(spec.items))
                     .map_err(|e| e.to_string())?,
                 ratings: serde_json::from_value(spec.users).map_err(|e| e.to_string())?,
+                relevance: spec.relevance,
             }),
             other => return Err(format!("unknown kind {other}")),
         };
