@@ -241,6 +241,42 @@ impl IalsModel {
         Ok(b)
     }
 
+    /// The `k` best item rows for user row `user` by exhaustive scan, leaving out
+    /// `exclude` (any order) and the out-of-vocabulary rows; best first, ties to the
+    /// lower row. `O(items × factors)`: for serving, an index over
+    /// [`IalsModel::item_factors`] is faster on large catalogues.
+    pub fn top_items(&self, user: u32, k: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
+        if user as usize >= self.num_users() || k == 0 {
+            return Vec::new();
+        }
+        let x = self.user_factors.row(user as usize);
+        let mut skip = vec![false; self.num_items()];
+        for r in 0..self.spec.item_id.num_oov() {
+            if let Some(s) = skip.get_mut(r as usize) {
+                *s = true;
+            }
+        }
+        for &e in exclude {
+            if let Some(s) = skip.get_mut(e as usize) {
+                *s = true;
+            }
+        }
+        let mut all: Vec<(u32, f32)> = (0..self.num_items())
+            .filter(|&j| !skip[j])
+            .map(|j| {
+                let y = self.item_factors.row(j);
+                (j as u32, x.iter().zip(y).map(|(a, b)| a * b).sum())
+            })
+            .collect();
+        let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if all.len() > k {
+            all.select_nth_unstable_by(k - 1, better);
+            all.truncate(k);
+        }
+        all.sort_unstable_by(better);
+        all
+    }
+
     /// Checks the sizes against the vocabularies.
     pub fn check(&self) -> Result<()> {
         let (nu, ni) = (self.spec.user_id.len(), self.spec.item_id.len());

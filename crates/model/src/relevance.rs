@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::implicit::{EaseModel, IalsModel};
 
+/// Above this many items the head proposes no candidates of its own (its iALS scan
+/// is exhaustive), in training and serving alike.
+pub const OWN_CANDIDATES_MAX_ITEMS: usize = 100_000;
+
 /// One input of the relevance head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +57,11 @@ pub struct RelevanceWeights {
     /// Training facts (validation metrics of the head, list sizes).
     #[serde(default)]
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The head's own candidates: its iALS model proposes `own_share × num_candidates`
+    /// items that are merged into the first stage's before ranking (as in training),
+    /// so a list is never limited to what one first stage finds. 0: none.
+    #[serde(default)]
+    pub own_share: f32,
 }
 
 /// The relevance head: weights plus the models behind its features.

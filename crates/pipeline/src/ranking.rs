@@ -6,10 +6,13 @@
 use std::path::Path;
 
 use rustc_hash::FxHashMap;
+use shortlist_index::{ExactIndex, Filter, TopKIndex};
+use shortlist_model::relevance::OWN_CANDIDATES_MAX_ITEMS;
 use shortlist_model::retrieval_artifact::read_titles;
 use shortlist_model::{ListInputs, RankingModel, Scratch};
 
 use crate::error::{Error, Result};
+use crate::source::Candidate;
 
 /// The answer of [`Ranker::rank`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,12 +38,28 @@ pub trait Ranker: Send + Sync {
 
     /// Whether [`Ranked::relevance`] is given (the model has a relevance head).
     fn has_relevance(&self) -> bool;
+
+    /// Candidates the ranking model proposes itself for a list whose first stage
+    /// retrieves `num_candidates` (merged before ranking, de-duplicated); none by
+    /// default. Same exclusion rules as [`CandidateSource::retrieve`].
+    fn candidates<'a>(
+        &'a self,
+        _user_id: &str,
+        _num_candidates: usize,
+        _exclude_seen: bool,
+        _exclude_items: &[&str],
+    ) -> Vec<Candidate<'a>> {
+        Vec::new()
+    }
 }
 
 /// The ranking model, loaded from its directory.
 pub struct RankingStage {
     model: RankingModel,
     by_title: FxHashMap<String, String>,
+    /// Exact index over the relevance head's iALS item factors, for its own
+    /// candidates (catalogues up to `OWN_CANDIDATES_MAX_ITEMS`).
+    own_index: Option<ExactIndex>,
 }
 
 impl RankingStage {
@@ -56,7 +75,25 @@ impl RankingStage {
                 Some((t.clone(), model.spec.item_id.value(row as u32)?.to_owned()))
             })
             .collect();
-        Ok(RankingStage { model, by_title })
+        let own_index = match &model.relevance {
+            Some(h)
+                if h.weights.own_share > 0.0 && model.num_items() <= OWN_CANDIDATES_MAX_ITEMS =>
+            {
+                match &h.ials {
+                    Some(m) => Some(
+                        ExactIndex::new(m.item_factors.data().to_vec(), m.dim())
+                            .map_err(|e| Error::Load(format!("{}: {e}", dir.display())))?,
+                    ),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(RankingStage {
+            model,
+            by_title,
+            own_index,
+        })
     }
 
     /// The model.
@@ -152,4 +189,50 @@ impl Ranker for RankingStage {
     fn has_relevance(&self) -> bool {
         self.model.relevance.is_some()
     }
+
+    fn candidates<'a>(
+        &'a self,
+        user_id: &str,
+        num_candidates: usize,
+        exclude_seen: bool,
+        exclude_items: &[&str],
+    ) -> Vec<Candidate<'a>> {
+        let Some(head) = &self.model.relevance else {
+            return Vec::new();
+        };
+        let (Some(ials), Some(index)) = (&head.ials, &self.own_index) else {
+            return Vec::new();
+        };
+        let spec = &self.model.spec;
+        let Some(user) = spec.user_id.get(user_id) else {
+            return Vec::new();
+        };
+        let k = own_count(head.weights.own_share, num_candidates);
+        if k == 0 {
+            return Vec::new();
+        }
+        let mut exclude: Vec<u32> = (0..spec.item_id.num_oov()).collect();
+        if exclude_seen {
+            exclude.extend_from_slice(ials.seen.row(user as usize));
+        }
+        exclude.extend(exclude_items.iter().filter_map(|id| spec.item_id.get(id)));
+        let q = ials.user_factors.row(user as usize);
+        match index.search(q, k, &Filter::Exclude(&exclude)) {
+            Ok(hits) => hits
+                .into_iter()
+                .filter_map(|h| {
+                    Some(Candidate {
+                        item_id: spec.item_id.value(h.item)?,
+                        score: h.score,
+                    })
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// How many own candidates the head adds to a first stage's `n` (as in training).
+fn own_count(share: f32, n: usize) -> usize {
+    (share as f64 * n as f64).round() as usize
 }

@@ -1,5 +1,6 @@
 //! The pipeline itself: retrieve candidates (from one source, or merged from several
-//! with per-source quotas), drop excluded items, rank, order, cut to `k`.
+//! with per-source quotas, plus the ranking model's own proposals), drop excluded
+//! items, rank, order, cut to `k`.
 //!
 //! This is what `/v1/recommend` answers and what `shortlist recommend` and
 //! `shortlist eval --pipeline` compute, so that the list evaluated offline is exactly
@@ -142,8 +143,18 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
     // Sources filter by their own vocabularies; drop what they could not recognise.
     let excluded: FxHashSet<&str> = req.exclude_items.iter().copied().collect();
     candidates.retain(|c| !excluded.contains(c.item_id));
-    let mut origin: Vec<&'a dyn CandidateSource> = vec![stages.primary; candidates.len()];
-    if !stages.extra.is_empty() {
+    let mut origin: Vec<Option<&'a dyn CandidateSource>> =
+        vec![Some(stages.primary); candidates.len()];
+    let own = match (stages.ranker, retrieved.known_user) {
+        (Some(r), true) => r.candidates(
+            req.user_id,
+            req.num_candidates,
+            req.exclude_seen,
+            req.exclude_items,
+        ),
+        _ => Vec::new(),
+    };
+    if !stages.extra.is_empty() || !own.is_empty() {
         let mut have: FxHashSet<&str> = candidates.iter().map(|c| c.item_id).collect();
         let mut added: Vec<&'a str> = Vec::new();
         for &(source, quota) in stages.extra {
@@ -151,8 +162,14 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
             for c in r.candidates {
                 if !excluded.contains(c.item_id) && have.insert(c.item_id) {
                     added.push(c.item_id);
-                    origin.push(source);
+                    origin.push(Some(source));
                 }
+            }
+        }
+        for c in own {
+            if !excluded.contains(c.item_id) && have.insert(c.item_id) {
+                added.push(c.item_id);
+                origin.push(None);
             }
         }
         if !added.is_empty() {
@@ -219,7 +236,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
             it.title = stages
                 .primary
                 .item_title(it.item_id)
-                .or_else(|| origin[pos].item_title(it.item_id));
+                .or_else(|| origin[pos].and_then(|s| s.item_title(it.item_id)));
             it
         })
         .collect();

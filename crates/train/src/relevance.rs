@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use shortlist_core::{Dataset, Rng};
 use shortlist_features::FeatureSpec;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
-use shortlist_model::relevance::standardise;
+use shortlist_model::relevance::{standardise, OWN_CANDIDATES_MAX_ITEMS};
 use shortlist_model::{
     ListFeature, ListInputs, ModelMeta, RelevanceHead, RelevanceWeights, RetrievalModel,
 };
@@ -50,6 +50,9 @@ pub struct RelevanceTrainConfig {
     pub holdout: f32,
     /// Retrieved candidates per training list (the served default is 100).
     pub candidates: usize,
+    /// The head's own candidates: its iALS model adds `own_share × candidates` items to
+    /// each list (in training and serving alike). 0: none; needs the `ials` feature.
+    pub own_share: f32,
     /// Random unseen items added to each training list.
     pub random_negatives: usize,
     /// Full-batch Adam steps on the weights.
@@ -79,6 +82,7 @@ impl Default for RelevanceTrainConfig {
             ],
             holdout: 0.2,
             candidates: 100,
+            own_share: 0.5,
             random_negatives: 0,
             epochs: 300,
             learning_rate: 0.05,
@@ -217,6 +221,7 @@ pub fn train_relevance(
             features: cfg.features.clone(),
             weights: vec![0.0; cfg.features.len()],
             metrics: Default::default(),
+            own_share: cfg.own_share,
         },
         ease: ease_fit,
         ials: ials_fit,
@@ -266,6 +271,7 @@ pub fn train_relevance(
             features: cfg.features.clone(),
             weights: w,
             metrics,
+            own_share: cfg.own_share,
         },
         ease,
         ials,
@@ -299,6 +305,11 @@ fn holdout(
     fit.sort_unstable();
     held.sort_unstable();
     (fit, held)
+}
+
+/// How many own candidates the head adds to a list of `n` first-stage candidates.
+pub fn own_count(share: f32, n: usize) -> usize {
+    (share as f64 * n as f64).round() as usize
 }
 
 /// A list's standardised features, labels and number of positives.
@@ -349,11 +360,24 @@ fn build_lists(
                 .map_err(|e| Error::invalid("relevance", e.to_string()))?;
             let mut items: Vec<u32> = hits.iter().map(|h| h.item).collect();
             let mut scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+            let own = if retrieval.num_items() <= OWN_CANDIDATES_MAX_ITEMS {
+                own_count(head.weights.own_share, cfg.candidates)
+            } else {
+                0
+            };
+            if let (Some(m), true) = (&head.ials, own > 0) {
+                for (j, _) in m.top_items(u, own, &exclude) {
+                    if !items.contains(&j) {
+                        items.push(j);
+                        let c = &candidates[j as usize * d..(j as usize + 1) * d];
+                        scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
+                    }
+                }
+            }
+            let first = items.len();
             let mut rng = Rng::with_stream(cfg.seed ^ u as u64, 13);
             let mut tries = 0;
-            while items.len() < hits.len() + cfg.random_negatives
-                && tries < 20 * cfg.random_negatives
-            {
+            while items.len() < first + cfg.random_negatives && tries < 20 * cfg.random_negatives {
                 tries += 1;
                 let j = rng.below(ni) as u32;
                 if j < num_oov || seen.binary_search(&j).is_ok() || items.contains(&j) {

@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod quickstart;
 pub mod serve;
 pub mod train;
+pub mod train_implicit;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -31,6 +31,10 @@ pub enum TrainCommand {
     Ranking(TrainArgs),
     /// Train the retrieval model (two towers, softmax over items).
     Retrieval(TrainArgs),
+    /// Train an EASE candidate source (closed-form item–item model).
+    Ease(TrainArgs),
+    /// Train an iALS candidate source (implicit alternating least squares).
+    Ials(TrainArgs),
 }
 
 /// Where the training data comes from.
@@ -178,6 +182,12 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingRepor
     let (text, path) = config_text(args, RANKING_DEFAULT)?;
     let mut cfg = TrainConfig::from_toml(&text, &path)?;
     apply_overrides!(cfg, args);
+    if let (Some(seed), Some(r)) = (args.seed, cfg.relevance.as_mut()) {
+        // One seed for the whole model: the relevance head's split, first stage and iALS.
+        r.seed = seed;
+        r.retrieval.seed = seed;
+        r.ials.seed = seed;
+    }
     cfg.validate()?;
     let start = Instant::now();
     let (model, history) =
@@ -307,6 +317,24 @@ pub fn run(cmd: TrainCommand, ctx: &Context) -> Result<()> {
                 print_json(&r)
             } else {
                 print_retrieval(&r, &args.out)
+            }
+        }
+        TrainCommand::Ease(args) => {
+            let split = load_data(&args.data, ctx)?;
+            let r = super::train_implicit::train_ease_cmd(&args, &split)?;
+            if args.json {
+                print_json(&r)
+            } else {
+                super::train_implicit::print(&r)
+            }
+        }
+        TrainCommand::Ials(args) => {
+            let split = load_data(&args.data, ctx)?;
+            let r = super::train_implicit::train_ials_cmd(&args, &split, ctx)?;
+            if args.json {
+                print_json(&r)
+            } else {
+                super::train_implicit::print(&r)
             }
         }
     }
