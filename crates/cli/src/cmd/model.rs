@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
-use shortlist_core::dataset::{Dataset, IdMap};
-use shortlist_core::Interactions;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_model::{RankingModel, RetrievalModel};
 use shortlist_pipeline::{CandidateSource, ModelSource};
+use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::SplitEvaluator;
+
+use super::pipeline::with_training_items;
 
 use super::{print_json, BadInput, Context};
 
@@ -46,14 +47,28 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         }
         "retrieval" => {
             let (model, _) = RetrievalModel::load(model_dir)?;
-            let (dataset, train, test_rows) = with_training_items(&model, &test_data);
+            let (dataset, train, test_rows) =
+                with_training_items(&model.spec, &model.seen, &test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
-            let mut v = serde_json::to_value(ev.model(&model, &dataset)?)?;
-            if let Value::Object(m) = &mut v {
-                m.insert("model".into(), json!("retrieval"));
-                m.insert("popularity".into(), serde_json::to_value(ev.popularity()?)?);
-            }
-            v
+            source_report("retrieval", &ev, &ev.model(&model, &dataset)?)?
+        }
+        "ease" => {
+            let model = shortlist_model::EaseModel::load(model_dir)?;
+            let (dataset, train, test_rows) =
+                with_training_items(&model.spec, &model.seen, &test_data);
+            let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
+            let score = super::train_implicit::ease_scorer(&model);
+            let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
+            source_report("ease", &ev, &m)?
+        }
+        "ials" => {
+            let model = shortlist_model::IalsModel::load(model_dir)?;
+            let (dataset, train, test_rows) =
+                with_training_items(&model.spec, &model.seen, &test_data);
+            let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
+            let score = super::train_implicit::ials_scorer(&model);
+            let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
+            source_report("ials", &ev, &m)?
         }
         other => {
             return Err(BadInput(format!(
@@ -71,45 +86,14 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
     }
 }
 
-/// A dataset holding the model's training items (from its saved history: the items
-/// masked at evaluation) followed by the test file's interactions. Every catalogue
-/// item is an index, so all of them are ranked.
-fn with_training_items(
-    model: &RetrievalModel,
-    test: &Dataset,
-) -> (Dataset, Vec<usize>, Vec<usize>) {
-    let (uv, iv) = (&model.spec.user_id, &model.spec.item_id);
-    let mut users = IdMap::default();
-    let mut items = IdMap::default();
-    for row in iv.num_oov()..iv.len() as u32 {
-        items.intern(iv.value(row).unwrap_or_default());
+/// The JSON report of a candidate source: its metrics, its kind and popularity's.
+fn source_report(kind: &str, ev: &SplitEvaluator, m: &shortlist_eval::Metrics) -> Result<Value> {
+    let mut v = serde_json::to_value(m)?;
+    if let Value::Object(map) = &mut v {
+        map.insert("model".into(), json!(kind));
+        map.insert("popularity".into(), serde_json::to_value(ev.popularity()?)?);
     }
-    let mut inter = Interactions::default();
-    for row in uv.num_oov()..uv.len() as u32 {
-        let u = users.intern(uv.value(row).unwrap_or_default());
-        for &i in model.seen_items(row) {
-            inter.users.push(u);
-            inter
-                .items
-                .push(items.intern(iv.value(i).unwrap_or_default()));
-            inter.ratings.push(1.0);
-        }
-    }
-    let n_train = inter.len();
-    let t = &test.interactions;
-    for r in 0..t.len() {
-        inter.users.push(users.intern(test.users.raw(t.users[r])));
-        inter.items.push(items.intern(test.items.raw(t.items[r])));
-        inter.ratings.push(t.ratings[r]);
-    }
-    let n = inter.len();
-    let dataset = Dataset {
-        users,
-        items,
-        interactions: inter,
-        ..Dataset::default()
-    };
-    (dataset, (0..n_train).collect(), (n_train..n).collect())
+    Ok(v)
 }
 
 /// Display titles of a model directory's items, by raw id.

@@ -12,6 +12,8 @@ use shortlist_core::Interactions;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_eval::{EvalConfig, Evaluator, Metrics, Pairs, PopularityScorer};
+use shortlist_features::FeatureSpec;
+use shortlist_model::Csr;
 use shortlist_pipeline::{
     recommend, CandidateSource, ModelSource, Order, Ranker, RankingStage, Request, Stage, Stages,
 };
@@ -159,7 +161,8 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
     let p = Pipeline::load(&a.models)?;
     let test = load_tsv(a.test, &LoadOptions::default(), &ctx.progress())?;
     super::data::warn_report(&test.report);
-    let (dataset, train, test_rows) = with_training_items(&p.primary.2, &test.dataset);
+    let (dataset, train, test_rows) =
+        with_training_items(p.primary.2.spec(), p.primary.2.seen(), &test.dataset);
     let it = &dataset.interactions;
     let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
     let (tu, ti) = (pick(&train, &it.users), pick(&train, &it.items));
@@ -283,14 +286,14 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-/// A dataset holding the source's training items (the items masked at evaluation)
+/// A dataset holding a model's training items (`seen`, the items masked at evaluation)
 /// followed by the test file's interactions. Every catalogue item is an index, so all
 /// of them can be ranked and every served item can be scored.
 pub fn with_training_items(
-    source: &ModelSource,
+    spec: &FeatureSpec,
+    seen: &Csr,
     test: &Dataset,
 ) -> (Dataset, Vec<usize>, Vec<usize>) {
-    let spec = source.spec();
     let (uv, iv) = (&spec.user_id, &spec.item_id);
     let mut users = IdMap::default();
     let mut items = IdMap::default();
@@ -300,7 +303,7 @@ pub fn with_training_items(
     let mut inter = Interactions::default();
     for row in uv.num_oov()..uv.len() as u32 {
         let u = users.intern(uv.value(row).unwrap_or_default());
-        for &i in source.seen().row(row as usize) {
+        for &i in seen.row(row as usize) {
             inter.users.push(u);
             inter
                 .items
