@@ -5,6 +5,7 @@
 
 mod cmd;
 mod progress;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,7 +79,8 @@ enum Command {
             conflicts_with = "all_users"
         )]
         user: Option<String>,
-        /// Every user of the model (JSON Lines).
+        /// Every user of the model: JSON Lines (the default, or --jsonl), or one JSON
+        /// object with --json.
         #[arg(long)]
         all_users: bool,
         /// Number of items.
@@ -87,14 +89,16 @@ enum Command {
         /// Leave out the user's training items.
         #[arg(long)]
         exclude_seen: bool,
-        /// Print one JSON object (single user).
-        #[arg(long)]
+        /// Print one JSON object: the user's items, or with --all-users
+        /// {"k", "exclude_seen", "users": [{"user_id", "items", "scores"}, …]}.
+        #[arg(long, conflicts_with = "jsonl")]
         json: bool,
-        /// One JSON line per user: {"user_id", "items", "scores"} (with --all-users; the default there).
-        #[arg(long)]
+        /// With --all-users: one JSON line per user, {"user_id", "items", "scores"}
+        /// (best first). The default for --all-users.
+        #[arg(long, requires = "all_users")]
         jsonl: bool,
-        /// Write the JSON Lines to this file instead of stdout.
-        #[arg(long)]
+        /// With --all-users: write to this file (atomically) instead of stdout.
+        #[arg(long, requires = "all_users")]
         output: Option<PathBuf>,
     },
     /// Serve models over HTTP (TensorFlow Serving REST API + /v1/recommend).
@@ -111,10 +115,12 @@ enum Command {
     },
     /// Fetch MovieLens 100k, train and evaluate both stages, recommend for a user.
     Quickstart {
-        /// Where models are written (OUT/movielens/{retrieval,ranking}/1/).
+        /// Where models are written: OUT/movielens/{retrieval,ranking}/V/, V = 1, or the
+        /// next version when earlier runs left some (serve picks the highest).
         #[arg(long, default_value = "models")]
         out: PathBuf,
-        /// The user to recommend for.
+        /// The user to recommend for (a MovieLens 100k user id, 1 to 943; checked
+        /// before training).
         #[arg(long, default_value = "42")]
         user: String,
     },

@@ -14,9 +14,20 @@ use shortlist_serve::servable::Retriever;
 use shortlist_train::retrieval::SplitEvaluator;
 
 use super::{print_json, BadInput, Context};
+use crate::table::Table;
 
 /// The `kind` in a model directory's manifest.
 pub fn model_kind(dir: &Path) -> Result<String> {
+    if !dir.is_dir() {
+        return Err(BadInput(format!(
+            "--model {}: no such directory (expected a model version folder written by `shortlist train` or `quickstart`, e.g. models/movielens/retrieval/1)",
+            dir.display()
+        ))
+        .into());
+    }
+    if let Some(hint) = shortlist_serve::layout::model_dir_hint(dir) {
+        return Err(BadInput(format!("--model {hint}")).into());
+    }
     let path = dir.join("manifest.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         BadInput(format!(
@@ -65,11 +76,26 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         }
     };
     if json_out {
-        print_json(&report)
-    } else {
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
-        Ok(())
+        return print_json(&report);
     }
+    let mut t = Table::new(4);
+    if kind == "ranking" {
+        let count = report["count"].as_u64().unwrap_or(0) as usize;
+        t.section(
+            &format!(
+                "ranking (test: {} ratings; lower is better)",
+                super::thousands(count)
+            ),
+            &["model"],
+        )
+        .row("RMSE", &[report["rmse"].as_f64()])
+        .row("MAE", &[report["mae"].as_f64()]);
+    } else {
+        super::train::add_retrieval_section(&mut t, &report, super::train::RETRIEVAL_ROWS);
+    }
+    crate::outln!("{} on {}", model_dir.display(), test.display());
+    crate::outln!("{}", t.render().trim_end());
+    Ok(())
 }
 
 /// A dataset holding the model's training items (from its saved history: the items
@@ -212,7 +238,7 @@ pub struct RecommendArgs<'a> {
     pub k: usize,
     /// Leave out the user's training items.
     pub exclude_seen: bool,
-    /// One JSON object.
+    /// One JSON object (for every user with `user` `None`; else JSON Lines).
     pub json: bool,
     /// Write to this file instead of stdout.
     pub output: Option<PathBuf>,
@@ -262,18 +288,34 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
         None => {
             let (model, _) = RetrievalModel::load(a.model)?;
             let uv = &model.spec.user_id;
-            let mut out = String::new();
+            let mut lines = Vec::new();
             for row in uv.num_oov()..uv.len() as u32 {
                 let user = uv.value(row).unwrap_or_default();
                 let r = s.retrieve(user, a.k, a.exclude_seen, &[]).map_err(fail)?;
-                let line = json!({
+                lines.push(json!({
                     "user_id": user,
                     "items": r.candidates.iter().map(|c| c.item_id).collect::<Vec<_>>(),
                     "scores": r.candidates.iter().map(|c| c.score).collect::<Vec<_>>(),
-                });
-                out.push_str(&line.to_string());
-                out.push('\n');
+                }));
             }
+            // --json: one object holding every user; else (--jsonl, the default)
+            // one line per user.
+            let out = if a.json {
+                let mut text = serde_json::to_string_pretty(&json!({
+                    "k": a.k,
+                    "exclude_seen": a.exclude_seen,
+                    "users": lines,
+                }))?;
+                text.push('\n');
+                text
+            } else {
+                let mut text = String::new();
+                for line in &lines {
+                    text.push_str(&line.to_string());
+                    text.push('\n');
+                }
+                text
+            };
             match &a.output {
                 Some(p) => shortlist_core::atomic::write_file(p, out.as_bytes())
                     .with_context(|| format!("writing {}", p.display()))?,
