@@ -95,10 +95,10 @@ enum Command {
         json: bool,
         /// With --all-users: one JSON line per user, {"user_id", "items", "scores"}
         /// (best first). The default for --all-users.
-        #[arg(long, requires = "all_users")]
+        #[arg(long)]
         jsonl: bool,
         /// With --all-users: write to this file (atomically) instead of stdout.
-        #[arg(long, requires = "all_users")]
+        #[arg(long)]
         output: Option<PathBuf>,
     },
     /// Serve models over HTTP (TensorFlow Serving REST API + /v1/recommend).
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             k,
             exclude_seen,
             json,
-            jsonl: _,
+            jsonl,
             output,
         } => cmd::model::recommend(&cmd::model::RecommendArgs {
             model: &model,
@@ -205,6 +205,7 @@ fn main() -> ExitCode {
             k,
             exclude_seen,
             json,
+            jsonl,
             output,
         }),
         Command::Serve {

@@ -240,6 +240,8 @@ pub struct RecommendArgs<'a> {
     pub exclude_seen: bool,
     /// One JSON object (for every user with `user` `None`; else JSON Lines).
     pub json: bool,
+    /// One JSON line per user (`--jsonl`, only with every user).
+    pub jsonl: bool,
     /// Write to this file instead of stdout.
     pub output: Option<PathBuf>,
 }
@@ -256,6 +258,13 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
     }
     if a.k == 0 {
         return Err(BadInput("-k: expected at least 1".into()).into());
+    }
+    if a.user.is_some() && (a.jsonl || a.output.is_some()) {
+        return Err(BadInput(
+            "--jsonl and --output go with --all-users (one line per user); for one user use --json"
+                .into(),
+        )
+        .into());
     }
     let s = RetrievalServable::load(a.model).map_err(anyhow::Error::msg)?;
     let fail = |e: shortlist_serve::error::ApiError| anyhow::anyhow!("{}", e.public_message());

@@ -86,13 +86,18 @@ fn reading(r: &Value, k: &RankingReport) -> String {
             recall * 100.0
         )
     };
-    let less = |base: f64| (1.0 - k.rmse / base) * 100.0;
+    // "7% less than" or, when a baseline does better, "3% more than".
+    let versus = |base: f64| {
+        let change = (k.rmse / base - 1.0) * 100.0;
+        let word = if change <= 0.0 { "less" } else { "more" };
+        format!("{:.0}% {word} than", change.abs())
+    };
     format!(
-        "Reading: {retrieval}, and the ranking model's predicted ratings are off by {:.2} stars on average (RMSE), {:.0}% less than user + item biases ({:.2}) and {:.0}% less than always predicting the mean rating ({:.2}).",
+        "Reading: {retrieval}, and the ranking model's predicted ratings miss by {:.2} stars (RMSE), {} user + item biases ({:.2}) and {} always predicting the mean rating ({:.2}).",
         k.rmse,
-        less(k.baselines.user_item_bias.rmse),
+        versus(k.baselines.user_item_bias.rmse),
         k.baselines.user_item_bias.rmse,
-        less(k.baselines.global_mean.rmse),
+        versus(k.baselines.global_mean.rmse),
         k.baselines.global_mean.rmse,
     )
 }
