@@ -765,7 +765,7 @@ fn fake_ml100k(home: &Path) {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            if (x >> 33) % 2 != 0 {
+            if !(x >> 33).is_multiple_of(2) {
                 continue;
             }
             // Item quality, a harsh third of the users, noise: biases to learn.

@@ -1037,6 +1037,61 @@ pub fn train_retrieval_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One panel per quantity, each with the popularity level when it is known, and
+    /// the loss alone in its own panel.
+    #[test]
+    fn curve_panels_put_each_metric_beside_its_popularity_level() {
+        let metrics = |r: f64| EvalMetrics {
+            values: [
+                ("recall@20", r),
+                ("ndcg@10", r / 2.0),
+                ("top_k_accuracy@100", r * 2.0),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            users_evaluated: 3,
+        };
+        let h = RetrievalHistory {
+            epochs: (1..=3)
+                .map(|e| RetrievalEpoch {
+                    epoch: e,
+                    train_loss: 5.0 - e as f64,
+                    test: (e != 2).then(|| metrics(0.1 * e as f64)),
+                    seconds: 0.0,
+                    eval_seconds: 0.0,
+                })
+                .collect(),
+        };
+        let pop = metrics(0.05);
+        let panels = h.panels(Some(&pop));
+        let titles: Vec<&str> = panels.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "Retrieval: test recall@20 (seen items excluded)",
+                "Retrieval: test NDCG@10 (seen items excluded)",
+                "Retrieval: test top-100 accuracy (nothing excluded)",
+                "Retrieval: training loss",
+            ]
+        );
+        let recall = &panels[0].lines;
+        assert_eq!(recall[0].points, vec![(1, 0.1), (3, 0.30000000000000004)]);
+        assert!(recall[1].dashed);
+        assert_eq!(recall[1].label, "popularity baseline: 0.0500");
+        assert_eq!(recall[1].points, vec![(1, 0.05), (3, 0.05)]);
+        assert_eq!(panels[3].lines.len(), 1);
+        assert_eq!(
+            panels[3].lines[0].points,
+            vec![(1, 4.0), (2, 3.0), (3, 2.0)]
+        );
+        assert_eq!(
+            h.panels(None)[0].lines.len(),
+            1,
+            "no baseline without popularity"
+        );
+    }
     use shortlist_data::synth::{generate, SynthConfig};
 
     fn data() -> (
