@@ -5,6 +5,7 @@
 
 mod cmd;
 mod progress;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,7 +106,8 @@ enum Command {
             conflicts_with = "all_users"
         )]
         user: Option<String>,
-        /// Every user of the model (JSON Lines).
+        /// Every user of the model: JSON Lines (the default, or --jsonl), or one JSON
+        /// object with --json.
         #[arg(long)]
         all_users: bool,
         /// Number of items.
@@ -114,13 +116,15 @@ enum Command {
         /// Leave out the user's training items.
         #[arg(long)]
         exclude_seen: bool,
-        /// Print one JSON object (single user).
-        #[arg(long)]
+        /// Print one JSON object: the user's items, or with --all-users
+        /// {"k", "exclude_seen", "users": [{"user_id", "items", "scores"}, …]}.
+        #[arg(long, conflicts_with = "jsonl")]
         json: bool,
-        /// One JSON line per user: {"user_id", "items", "scores"} (with --all-users; the default there).
+        /// With --all-users: one JSON line per user, {"user_id", "items", "scores"}
+        /// (best first). The default for --all-users.
         #[arg(long)]
         jsonl: bool,
-        /// Write the JSON Lines to this file instead of stdout.
+        /// With --all-users: write to this file (atomically) instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
     },
@@ -138,10 +142,12 @@ enum Command {
     },
     /// Fetch MovieLens 100k, train and evaluate both stages, recommend for a user.
     Quickstart {
-        /// Where models are written (OUT/movielens/{retrieval,ranking}/1/).
+        /// Where models are written: OUT/movielens/{retrieval,ranking}/V/, V = 1, or the
+        /// next version when earlier runs left some (serve picks the highest).
         #[arg(long, default_value = "models")]
         out: PathBuf,
-        /// The user to recommend for.
+        /// The user to recommend for (a MovieLens 100k user id, 1 to 943; checked
+        /// before training).
         #[arg(long, default_value = "42")]
         user: String,
     },
@@ -244,7 +250,7 @@ fn main() -> ExitCode {
             k,
             exclude_seen,
             json,
-            jsonl: _,
+            jsonl,
             output,
         } => match (model, pipeline) {
             (_, Some(base)) => cmd::pipeline::recommend_cmd(&cmd::pipeline::RecommendArgs {
@@ -259,6 +265,7 @@ fn main() -> ExitCode {
                 num_candidates,
                 exclude_seen,
                 json,
+                jsonl,
                 output,
             }),
             (Some(model), None) => cmd::model::recommend(&cmd::model::RecommendArgs {
@@ -267,6 +274,7 @@ fn main() -> ExitCode {
                 k,
                 exclude_seen,
                 json,
+                jsonl,
                 output,
             }),
             (None, None) => unreachable!("clap requires --model or --pipeline"),

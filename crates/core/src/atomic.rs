@@ -2,12 +2,32 @@
 //! never half of it. Files go through a temporary file in the same directory,
 //! synced and renamed over the target; directories are built under a temporary
 //! name next to the target and renamed into place.
+//!
+//! Permissions follow the umask, as for any file a program creates: the temporary
+//! file is opened with mode `0o666` and the directory made with `0o777`, and the
+//! kernel clears the umask's bits (tempfile's default, `0o600`/`0o700`, would leave
+//! models and splits unreadable to a server running as another user).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 fn with_path(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// A tempfile builder whose files (`0o666`) and directories (`0o777`) get the
+/// permissions the umask allows, like `File::create` and `create_dir`.
+fn builder(dir_like: bool) -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if dir_like { 0o777 } else { 0o666 };
+        b.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = dir_like;
+    b
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -30,7 +50,7 @@ pub fn write_file_with(
 ) -> io::Result<()> {
     let dir = parent_of(path);
     std::fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
+    let mut tmp = builder(false)
         .prefix(".shortlist-")
         .suffix(".tmp")
         .tempfile_in(dir)
@@ -62,7 +82,7 @@ impl AtomicDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "dir".into());
-        let tmp = tempfile::Builder::new()
+        let tmp = builder(true)
             .prefix(&format!(".{name}.partial-"))
             .tempdir_in(parent)
             .map_err(|e| with_path(parent, e))?;
@@ -118,6 +138,31 @@ mod tests {
         write_file(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Files and directories get what the umask gives an ordinary `File::create` /
+    /// `create_dir` in the same place (e.g. 0644 / 0755 under umask 022), not 0600.
+    #[cfg(unix)]
+    #[test]
+    fn permissions_follow_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plain"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("plain-dir")).unwrap();
+        let (file_mode, dir_mode) = (
+            mode(&dir.path().join("plain")),
+            mode(&dir.path().join("plain-dir")),
+        );
+        // Under the usual umask 022 these are 0644 / 0755, which tempfile's default
+        // (0600 / 0700) failed; under umask 077 the test cannot tell the two apart.
+        write_file(&dir.path().join("a.txt"), b"one").unwrap();
+        assert_eq!(mode(&dir.path().join("a.txt")), file_mode);
+        let d = AtomicDir::new(&dir.path().join("model")).unwrap();
+        write_file(&d.path().join("w"), b"x").unwrap();
+        let target = d.commit().unwrap();
+        assert_eq!(mode(&target), dir_mode);
+        assert_eq!(mode(&target.join("w")), file_mode);
     }
 
     #[test]

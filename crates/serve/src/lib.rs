@@ -111,6 +111,7 @@
 
 pub mod config;
 pub mod error;
+pub mod layout;
 pub mod metrics;
 pub mod models;
 pub mod registry;

@@ -118,23 +118,41 @@ impl ModelState {
 pub struct Snapshot {
     /// Models by name.
     pub models: FxHashMap<String, ModelState>,
+    /// The model base path (named in not-found answers).
+    pub base: PathBuf,
 }
 
 impl Snapshot {
     /// The live version of `name` (`version` `None`: latest), with TensorFlow
-    /// Serving's `NOT_FOUND` message otherwise.
+    /// Serving's `NOT_FOUND` message otherwise, followed by what the base path lacks
+    /// ([`crate::layout::not_found_message`]).
     pub fn servable(&self, name: &str, version: Option<u64>) -> Result<&LiveModel, ApiError> {
-        let live = self.models.get(name).and_then(|m| m.live.as_ref());
+        let model = self.models.get(name);
+        let live = model.and_then(|m| m.live.as_ref());
         match (live, version) {
             (Some(l), None) => Ok(l),
             (Some(l), Some(v)) if l.version == v => Ok(l),
-            (_, None) => Err(ApiError::NotFound(format!(
-                "Servable not found for request: Latest({name})"
-            ))),
-            (_, Some(v)) => Err(ApiError::NotFound(format!(
-                "Servable not found for request: Specific({name}, {v})"
+            _ => Err(ApiError::NotFound(crate::layout::not_found_message(
+                &self.base,
+                name,
+                version,
+                model.is_some_and(|m| !m.versions.is_empty()),
+                live.map(|l| l.version),
+                &self.loaded(),
             ))),
         }
+    }
+
+    /// Names of the models with a loaded version, sorted.
+    fn loaded(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .models
+            .iter()
+            .filter(|(_, m)| m.live.is_some())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Version statuses of `name` (all, or only `version`), with TensorFlow
@@ -145,7 +163,10 @@ impl Snapshot {
             .get(name)
             .filter(|m| !m.versions.is_empty())
             .ok_or_else(|| {
-                ApiError::NotFound(format!("Could not find any versions of model {name}"))
+                ApiError::NotFound(format!(
+                    "Could not find any versions of model {name}. {}",
+                    crate::layout::missing_model(&self.base, name, &self.loaded())
+                ))
             })?;
         match version {
             None => Ok(model.versions.clone()),
@@ -222,12 +243,16 @@ impl Registry {
     /// every non-hidden sub-directory of `base` is a model; otherwise only those.
     /// Nothing is loaded until [`Registry::poll_once`].
     pub fn new(base: impl Into<PathBuf>, loader: Loader, models: Vec<String>) -> Self {
-        let mut snap = Snapshot::default();
+        let base = base.into();
+        let mut snap = Snapshot {
+            base: PathBuf::clone(&base),
+            ..Snapshot::default()
+        };
         for m in &models {
             snap.models.insert(m.clone(), ModelState::default());
         }
         Registry {
-            base: base.into(),
+            base,
             loader,
             only: models,
             state: ArcSwap::from_pointee(snap),
@@ -406,19 +431,23 @@ mod tests {
     }
 
     #[test]
-    fn not_found_messages_match_tf_serving() {
-        let snap = Snapshot::default();
+    fn not_found_messages_start_with_tf_serving_wording() {
+        let snap = Snapshot {
+            base: PathBuf::from("models"),
+            ..Snapshot::default()
+        };
+        let why = "The model base path models has no model \"m\" (expected models/m/<version>); models loaded: none (the server log says at start-up what the path holds)";
         assert_eq!(
             snap.servable("m", None).unwrap_err().to_string(),
-            "Servable not found for request: Latest(m)"
+            format!("Servable not found for request: Latest(m). {why}")
         );
         assert_eq!(
             snap.servable("m", Some(3)).unwrap_err().to_string(),
-            "Servable not found for request: Specific(m, 3)"
+            format!("Servable not found for request: Specific(m, 3). {why}")
         );
         assert_eq!(
             snap.status("m", None).unwrap_err().to_string(),
-            "Could not find any versions of model m"
+            format!("Could not find any versions of model m. {why}")
         );
     }
 }

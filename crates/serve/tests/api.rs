@@ -83,6 +83,17 @@ async fn model_status_and_metadata() {
         404,
         "Servable not found for request: Latest(nope)",
     );
+    // After TF Serving's words, what the base path lacks and what is loaded.
+    let base = s.base.path();
+    assert_json_error(
+        &c.get("/v1/models/nope/metadata").await,
+        404,
+        &format!(
+            "Servable not found for request: Latest(nope). The model base path {} has no model \"nope\" (expected {}); models loaded: ranking, retrieval",
+            base.display(),
+            base.join("nope").join("<version>").display()
+        ),
+    );
     assert_json_error(
         &c.get("/v1/models/ranking/versions/7/metadata").await,
         404,
@@ -143,11 +154,28 @@ async fn predict_row_and_columnar() {
     let r = c
         .post(
             "/v1/models/ranking:predict",
-            &json!({"inputs": {"user_id": ["42", "42"], "movie_title": ["3", "9"]}}),
+            &json!({"inputs": {"user_id": ["42", "42"], "movie_title": ["3", "4"]}}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json(), json!({"outputs": [[5.0], [3.0]]}));
+    assert_eq!(r.json(), json!({"outputs": [[5.0], [1.0]]}));
+    // An unknown item id is scored (a new item); an unknown title is an error.
+    let r = c
+        .post(
+            "/v1/models/ranking:predict",
+            &json!({"instances": [{"user_id": "42", "item_id": "9"}]}),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"predictions": [[3.0]]}));
+    assert_json_error(
+        &c.post(
+            "/v1/models/ranking:predict",
+            &json!({"instances": [{"user_id": "42", "item_id": "2"}, {"user_id": "42", "movie_title": "Spede (1994)"}]}),
+        )
+        .await,
+        400,
+        "instances[1].movie_title: \"Spede (1994)\" is not a title of the model's catalogue (titles match exactly, e.g. \"Speed (1994)\"; an unknown item_id is scored as a new item instead)",
+    );
 
     let r = c
         .post(

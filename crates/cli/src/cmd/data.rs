@@ -142,18 +142,25 @@ pub fn open(spec: &str, load: &LoadArgs, ctx: &Context) -> Result<Opened> {
             );
         }
         (f.dir.clone(), Some(f))
-    } else if path.exists() {
+    } else if path.exists() || looks_like_path(spec) {
+        // A missing path is reported as such by the loader ("no such file or directory").
         (path.to_path_buf(), None)
     } else {
-        return Err(shortlist_data::Error::UnknownDataset {
-            name: spec.to_owned(),
-            known: fetch::known_names(),
-        }
-        .into());
+        return Err(fetch::unknown_dataset(spec).into());
     };
     let loaded = loaders::load_path(&dir, &load.options(), &progress)?;
     warn_report(&loaded.report);
     Ok(Opened { loaded, fetched })
+}
+
+/// A dataset argument that names a file or directory rather than a dataset: it has a
+/// path separator or a file extension (`nope/ratings.csv`, `log.tsv`).
+fn looks_like_path(spec: &str) -> bool {
+    let p = Path::new(spec);
+    spec.contains(std::path::MAIN_SEPARATOR)
+        || spec.contains('/')
+        || spec.starts_with('.')
+        || p.extension().is_some()
 }
 
 /// Logs what loading skipped or merged (never silent).

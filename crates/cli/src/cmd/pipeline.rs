@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use shortlist_core::dataset::{Dataset, IdMap};
 use shortlist_core::Interactions;
@@ -19,6 +19,7 @@ use shortlist_pipeline::{
 };
 
 use super::{print_json, BadInput, Context};
+use crate::table::Table;
 
 /// The served models of a base directory (`BASE/<name>/<latest version>/`).
 pub struct Pipeline {
@@ -150,19 +151,29 @@ pub struct EvalArgs<'a> {
     pub json: bool,
 }
 
-/// One evaluated list kind.
-struct Row {
-    name: String,
-    metrics: Metrics,
+/// The served lists' metrics beside each stage alone and popularity.
+pub struct Served {
+    /// Users with test interactions (the denominator).
+    pub users: usize,
+    /// `(list description, metrics)`, in report order.
+    pub rows: Vec<(String, Metrics)>,
 }
 
-/// `shortlist eval --pipeline BASE --test F`.
-pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
-    let p = Pipeline::load(&a.models)?;
-    let test = load_tsv(a.test, &LoadOptions::default(), &ctx.progress())?;
-    super::data::warn_report(&test.report);
+/// The metrics shown per list, in order.
+pub const SERVED_KEYS: &[&str] = &["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
+
+/// Scores the lists `p` serves (exactly [`recommend`]'s, `k` = the largest cut-off,
+/// seen items excluded) on `test`'s interactions, at each of `num_candidates`; with
+/// `detail`, also the list ordered by predicted rating and the ranking model over the
+/// whole catalogue.
+pub fn served_metrics(
+    p: &Pipeline,
+    test: &Dataset,
+    num_candidates: &[usize],
+    detail: bool,
+) -> Result<Served> {
     let (dataset, train, test_rows) =
-        with_training_items(p.primary.2.spec(), p.primary.2.seen(), &test.dataset);
+        with_training_items(p.primary.2.spec(), p.primary.2.seen(), test);
     let it = &dataset.interactions;
     let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
     let (tu, ti) = (pick(&train, &it.users), pick(&train, &it.items));
@@ -175,10 +186,10 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
     )?;
     let config = EvalConfig::default();
     let k = config.ks.iter().copied().max().unwrap_or(20);
-    let mut rows = vec![Row {
-        name: "popularity".into(),
-        metrics: evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
-    }];
+    let mut rows = vec![(
+        "popularity".to_owned(),
+        evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
+    )];
     let lists = |stages: &Stages<'_>, n: usize, order: Order| -> Result<Metrics> {
         let m = evaluator.evaluate_lists(
             |u| {
@@ -207,20 +218,20 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
         Ok(m)
     };
     let none: Vec<(&dyn CandidateSource, usize)> = Vec::new();
-    rows.push(Row {
-        name: format!("{} alone ({})", p.primary.0, p.primary.2.kind()),
-        metrics: lists(&p.stages(&none, false), k, Order::Retrieval)?,
-    });
+    rows.push((
+        format!("{} alone ({})", p.primary.0, p.primary.2.kind()),
+        lists(&p.stages(&none, false), k, Order::Retrieval)?,
+    ));
     for (name, _, s, _) in &p.extra {
         let st = Stages {
             primary: s,
             extra: &none,
             ranker: None,
         };
-        rows.push(Row {
-            name: format!("{name} alone ({})", s.kind()),
-            metrics: lists(&st, k, Order::Retrieval)?,
-        });
+        rows.push((
+            format!("{name} alone ({})", s.kind()),
+            lists(&st, k, Order::Retrieval)?,
+        ));
     }
     let extra = p.extra_refs();
     let ranked = p.ranker.is_some();
@@ -229,60 +240,74 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
         Some(_) => "rating-only ranking model: retrieval order",
         None => "no ranking model",
     };
-    for &n in a.num_candidates {
-        rows.push(Row {
-            name: format!("pipeline, {n} candidates ({what})"),
-            metrics: lists(&p.stages(&extra, ranked), n, Order::Auto)?,
-        });
+    for &n in num_candidates {
+        rows.push((
+            format!("served: {n} candidates, {what}"),
+            lists(&p.stages(&extra, ranked), n, Order::Auto)?,
+        ));
     }
-    if let Some((_, _, r)) = &p.ranker {
-        rows.push(Row {
-            name: "pipeline ordered by predicted rating, 100 candidates".into(),
-            metrics: lists(&p.stages(&extra, true), 100, Order::Rating)?,
-        });
+    if let (Some((_, _, r)), true) = (&p.ranker, detail) {
+        rows.push((
+            "served, ordered by predicted rating (100 candidates)".into(),
+            lists(&p.stages(&extra, true), 100, Order::Rating)?,
+        ));
         if r.has_relevance() {
-            rows.push(Row {
-                name: "ranking alone (whole catalogue)".into(),
-                metrics: lists(
+            rows.push((
+                "ranking alone (whole catalogue)".into(),
+                lists(
                     &p.stages(&none, true),
                     p.primary.2.num_items(),
                     Order::Relevance,
                 )?,
-            });
+            ));
         }
     }
-    let keys = ["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
+    Ok(Served {
+        users: evaluator.users().len(),
+        rows,
+    })
+}
+
+/// Adds the served lists' section to a text table.
+pub fn add_served_section(t: &mut Table, s: &Served) {
+    let section = t.section(
+        &format!(
+            "served lists (/v1/recommend, test: {} users; higher is better)",
+            super::thousands(s.users)
+        ),
+        SERVED_KEYS,
+    );
+    for (name, m) in &s.rows {
+        let values: Vec<Option<f64>> = SERVED_KEYS.iter().map(|k| m.get(k)).collect();
+        section.row(name, &values);
+    }
+}
+
+/// `shortlist eval --pipeline BASE --test F`.
+pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
+    let p = Pipeline::load(&a.models)?;
+    let test = load_tsv(a.test, &LoadOptions::default(), &ctx.progress())?;
+    super::data::warn_report(&test.report);
+    let served = served_metrics(&p, &test.dataset, a.num_candidates, true)?;
     if a.json {
-        let v: Vec<Value> = rows
+        let v: Vec<Value> = served
+            .rows
             .iter()
-            .map(|r| json!({"list": r.name, "metrics": r.metrics}))
+            .map(|(name, m)| json!({"list": name, "metrics": m}))
             .collect();
         return print_json(&json!({
             "base": a.models.base,
             "test": a.test,
-            "users_evaluated": evaluator.users().len(),
+            "users_evaluated": served.users,
             "rows": v,
         }));
     }
+    let mut t = Table::new(4);
+    add_served_section(&mut t, &served);
+    crate::outln!("{}", t.render().trim_end());
     crate::outln!(
-        "served lists on {} ({} users; k = {k}, seen items excluded):",
-        a.test.display(),
-        evaluator.users().len()
+        "(k = 20 per list, the user's training items excluded; every list is what shortlist_pipeline::recommend returns)"
     );
-    crate::outln!(
-        "{:<58} {}",
-        "list",
-        keys.iter().map(|k| format!("{k:>12}")).collect::<String>()
-    );
-    for r in &rows {
-        crate::outln!(
-            "{:<58} {}",
-            r.name,
-            keys.iter()
-                .map(|k| format!("{:>12.4}", r.metrics.get(k).unwrap_or(f64::NAN)))
-                .collect::<String>()
-        );
-    }
     Ok(())
 }
 
@@ -340,9 +365,11 @@ pub struct RecommendArgs<'a> {
     pub num_candidates: usize,
     /// Leave out the user's training items.
     pub exclude_seen: bool,
-    /// One JSON object (single user).
+    /// One JSON object (for every user with `user` `None`; else JSON Lines).
     pub json: bool,
-    /// Write the JSON Lines here instead of stdout.
+    /// One JSON line per user (only with every user).
+    pub jsonl: bool,
+    /// Write the lists here instead of stdout (only with every user).
     pub output: Option<PathBuf>,
 }
 
@@ -350,6 +377,13 @@ pub struct RecommendArgs<'a> {
 pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
     if a.k == 0 {
         return Err(BadInput("-k: expected at least 1".into()).into());
+    }
+    if a.user.is_some() && (a.jsonl || a.output.is_some()) {
+        return Err(BadInput(
+            "--jsonl and --output go with --all-users (one line per user); for one user use --json"
+                .into(),
+        )
+        .into());
     }
     let p = Pipeline::load(&a.models)?;
     let extra = p.extra_refs();
@@ -406,27 +440,17 @@ pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
         }
         None => {
             let uv = &p.primary.2.spec().user_id;
-            let mut out = String::new();
+            let mut lines = Vec::new();
             for row in uv.num_oov()..uv.len() as u32 {
                 let user = uv.value(row).unwrap_or_default();
                 let r = run(user)?;
-                let line = json!({
+                lines.push(json!({
                     "user_id": user,
                     "items": r.items.iter().map(|i| i.item_id).collect::<Vec<_>>(),
                     "scores": r.items.iter().map(|i| i.ranking_score.unwrap_or(i.retrieval_score)).collect::<Vec<_>>(),
-                });
-                out.push_str(&line.to_string());
-                out.push('\n');
+                }));
             }
-            match &a.output {
-                Some(p) => shortlist_core::atomic::write_file(p, out.as_bytes())
-                    .with_context(|| format!("writing {}", p.display()))?,
-                None => {
-                    use std::io::Write as _;
-                    std::io::stdout().lock().write_all(out.as_bytes())?;
-                }
-            }
-            Ok(())
+            super::model::write_all_users(&lines, a.json, a.k, a.exclude_seen, a.output.as_deref())
         }
     }
 }

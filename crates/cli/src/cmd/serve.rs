@@ -25,6 +25,7 @@ pub fn run(model_base_path: PathBuf, port: u16, poll_seconds: f64) -> Result<()>
     }
     let mut config = shortlist_serve::config::ServeConfig::new(model_base_path, port);
     config.poll_interval = Duration::from_secs_f64(poll_seconds);
+    report_layout(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -34,4 +35,26 @@ pub fn run(model_base_path: PathBuf, port: u16, poll_seconds: f64) -> Result<()>
         shortlist_serve::serve(config, loader, shortlist_serve::shutdown_signal()).await
     })?;
     Ok(())
+}
+
+/// Says what the base path holds before serving: the models, versions and kinds
+/// found, or (a warning) why nothing can be served and which path was probably
+/// meant. The server still starts: versions written later are picked up.
+fn report_layout(config: &shortlist_serve::config::ServeConfig) {
+    let layout = shortlist_serve::layout::scan(&config.model_base_path);
+    let lines = layout.report(&[&config.retrieval_model, &config.ranking_model]);
+    if layout.has_servable() {
+        for line in lines {
+            tracing::info!("{line}");
+        }
+    } else {
+        for line in lines {
+            tracing::warn!("{line}");
+        }
+        tracing::warn!(
+            "serving nothing until a version appears under {} (polled every {:.1} s)",
+            config.model_base_path.display(),
+            config.poll_interval.as_secs_f64()
+        );
+    }
 }
