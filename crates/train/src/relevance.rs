@@ -26,12 +26,14 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
+use shortlist_core::progress::Progress;
 use shortlist_core::{Dataset, Rng};
 use shortlist_features::FeatureSpec;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
 use shortlist_model::relevance::{standardise, OWN_CANDIDATES_MAX_ITEMS};
 use shortlist_model::{
-    ListFeature, ListInputs, ModelMeta, RelevanceHead, RelevanceWeights, RetrievalModel,
+    EaseModel, IalsModel, ListFeature, ListInputs, ModelMeta, RelevanceHead, RelevanceWeights,
+    RetrievalModel,
 };
 
 use crate::ease::{fit_ease, EaseTrainConfig};
@@ -169,14 +171,14 @@ pub struct RelevanceReport {
     pub ndcg10: (f64, f64),
 }
 
-/// Trains the relevance head for a ranking model with vocabularies `spec`.
-/// `progress` receives a line per phase.
+/// Trains the relevance head for a ranking model with vocabularies `spec`, reporting
+/// each phase (first-stage epochs, iALS iterations, weight steps) to `progress`.
 pub fn train_relevance(
     dataset: &Dataset,
     train: &[usize],
     spec: &FeatureSpec,
     cfg: &RelevanceTrainConfig,
-    mut progress: impl FnMut(&str),
+    progress: &dyn Progress,
 ) -> Result<(RelevanceHead, RelevanceReport)> {
     cfg.validate()?;
     let (fit, held) = holdout(dataset, train, cfg.holdout, cfg.seed);
@@ -186,36 +188,34 @@ pub fn train_relevance(
         ));
     }
     let frac = fit.len() as f64 / train.len() as f64;
-    let uses = |f| cfg.features.contains(&f);
-    progress(&format!(
-        "relevance head: first stage on {} of {} training rows",
-        fit.len(),
-        train.len()
-    ));
-    let (retrieval, _) = train_retrieval(dataset, &fit, &[], &cfg.retrieval, |_| {})?;
-    let meta = ModelMeta::default();
+    progress.start(
+        &format!(
+            "relevance head: first stage on {} of {} training rows",
+            fit.len(),
+            train.len()
+        ),
+        Some(cfg.retrieval.epochs as u64),
+    );
+    let (retrieval, _) =
+        train_retrieval(dataset, &fit, &[], &cfg.retrieval, |_| progress.advance(1))?;
+    progress.finish();
     let ui_fit = UserItems::with_spec(dataset, &fit, retrieval.spec.clone());
-    let ease_fit = if uses(ListFeature::Ease) {
-        progress("relevance head: EASE on the fitting rows");
-        let c = EaseTrainConfig {
-            lambda: cfg.ease.lambda * frac,
-            ..cfg.ease.clone()
-        };
-        Some(fit_ease(ui_fit.clone(), &c, meta.clone())?)
-    } else {
-        None
+    let ease_cfg = EaseTrainConfig {
+        lambda: cfg.ease.lambda * frac,
+        ..cfg.ease.clone()
     };
-    let ials_fit = if uses(ListFeature::Ials) {
-        progress("relevance head: iALS on the fitting rows");
-        let c = IalsTrainConfig {
-            regularization: cfg.ials.regularization * frac as f32,
-            ..cfg.ials.clone()
-        };
-        Some(fit_ials(ui_fit, &c, meta.clone(), |_| {})?)
-    } else {
-        None
+    let ials_cfg = IalsTrainConfig {
+        regularization: cfg.ials.regularization * frac as f32,
+        ..cfg.ials.clone()
     };
-    progress("relevance head: candidate lists");
+    let (ease_fit, ials_fit) = fit_sources(
+        ui_fit,
+        &ease_cfg,
+        &ials_cfg,
+        cfg,
+        "the fitting rows",
+        progress,
+    )?;
     let head_fit = RelevanceHead {
         weights: RelevanceWeights {
             features: cfg.features.clone(),
@@ -233,11 +233,12 @@ pub fn train_relevance(
             "no training list holds a held-out interaction (too few interactions per user?)".into(),
         ));
     }
-    progress(&format!(
-        "relevance head: fitting on {} lists",
-        lists.z.len()
-    ));
-    let w = fit_weights(&lists, cfg);
+    progress.start(
+        &format!("relevance head: weights on {} lists", lists.z.len()),
+        Some(cfg.epochs as u64),
+    );
+    let w = fit_weights(&lists, cfg, progress);
+    progress.finish();
     let retrieval_first: Vec<f32> = cfg
         .features
         .iter()
@@ -253,14 +254,9 @@ pub fn train_relevance(
         ndcg10: (ndcg10(&lists, &retrieval_first), ndcg10(&lists, &w)),
     };
 
-    progress("relevance head: EASE and iALS on all training rows");
     let ui = UserItems::with_spec(dataset, train, spec.clone());
-    let ease = uses(ListFeature::Ease)
-        .then(|| fit_ease(ui.clone(), &cfg.ease, meta.clone()))
-        .transpose()?;
-    let ials = uses(ListFeature::Ials)
-        .then(|| fit_ials(ui.clone(), &cfg.ials, meta.clone(), |_| {}))
-        .transpose()?;
+    let popularity = ui.popularity.clone();
+    let (ease, ials) = fit_sources(ui, &cfg.ease, &cfg.ials, cfg, "all training rows", progress)?;
     let mut metrics = std::collections::BTreeMap::new();
     metrics.insert("lists".into(), report.lists as f64);
     metrics.insert("candidate_recall".into(), report.candidate_recall);
@@ -275,10 +271,42 @@ pub fn train_relevance(
         },
         ease,
         ials,
-        popularity: ui.popularity,
+        popularity,
     };
     head.check(spec.user_id.len(), spec.item_id.len())?;
     Ok((head, report))
+}
+
+/// Fits the EASE and iALS models the head's features use, on `ui`.
+fn fit_sources(
+    ui: UserItems,
+    ease: &EaseTrainConfig,
+    ials: &IalsTrainConfig,
+    cfg: &RelevanceTrainConfig,
+    rows: &str,
+    progress: &dyn Progress,
+) -> Result<(Option<EaseModel>, Option<IalsModel>)> {
+    let meta = ModelMeta::default();
+    let e = if cfg.features.contains(&ListFeature::Ease) {
+        progress.start(&format!("relevance head: EASE on {rows}"), None);
+        let m = fit_ease(ui.clone(), ease, meta.clone())?;
+        progress.finish();
+        Some(m)
+    } else {
+        None
+    };
+    let i = if cfg.features.contains(&ListFeature::Ials) {
+        progress.start(
+            &format!("relevance head: iALS on {rows}"),
+            Some(ials.iterations as u64),
+        );
+        let m = fit_ials(ui, ials, meta, |_| progress.advance(1))?;
+        progress.finish();
+        Some(m)
+    } else {
+        None
+    };
+    Ok((e, i))
 }
 
 /// Splits each user's rows: `fraction` of them (rounded, at least one kept) held out.
@@ -467,7 +495,7 @@ pub fn loss_and_grad(lists: &Lists, w: &[f32], l2: f32) -> (f64, Vec<f64>) {
 }
 
 /// Full-batch Adam from "retrieval order" (weight 1 on the retrieval feature).
-fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig) -> Vec<f32> {
+fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig, progress: &dyn Progress) -> Vec<f32> {
     let nf = lists.features;
     let mut w: Vec<f32> = cfg
         .features
@@ -485,6 +513,7 @@ fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig) -> Vec<f32> {
             let vh = v[f] / (1.0 - b2.powi(t as i32));
             w[f] -= (cfg.learning_rate as f64 * mh / (vh.sqrt() + eps)) as f32;
         }
+        progress.advance(1);
     }
     w
 }

@@ -587,7 +587,7 @@ pub fn train_ranking_with(
     }
     if let Some(rcfg) = &cfg.relevance {
         let (head, _) =
-            crate::relevance::train_relevance(dataset, train, &model.spec, rcfg, |_| {})?;
+            crate::relevance::train_relevance(dataset, train, &model.spec, rcfg, progress)?;
         model.relevance = Some(head);
     }
     model.prepare_scoring();
