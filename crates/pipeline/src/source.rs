@@ -93,8 +93,12 @@ impl ModelSource {
         let scorer = match kind {
             RETRIEVAL_KIND => {
                 let (model, _) = RetrievalModel::load(dir).map_err(|e| err(&e))?;
-                let index =
-                    load_index(dir, model.all_candidates(), model.dim(), model.num_items())?;
+                let index = load_index(
+                    dir,
+                    || model.all_candidates(),
+                    model.dim(),
+                    model.num_items(),
+                )?;
                 Scorer::TwoTower {
                     queries: model.all_queries(),
                     model,
@@ -105,7 +109,7 @@ impl ModelSource {
                 let model = IalsModel::load(dir).map_err(|e| err(&e))?;
                 let index = load_index(
                     dir,
-                    model.item_factors.data().to_vec(),
+                    || model.item_factors.data().to_vec(),
                     model.dim(),
                     model.num_items(),
                 )?;
@@ -207,8 +211,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The index saved with a model (checked against it), else an exact one over `items`.
-fn load_index(dir: &Path, items: Vec<f32>, dim: usize, n: usize) -> Result<AnyIndex> {
+/// The index saved with a model (checked against it), else an exact one over
+/// `items()` (built only then).
+fn load_index(
+    dir: &Path,
+    items: impl FnOnce() -> Vec<f32>,
+    dim: usize,
+    n: usize,
+) -> Result<AnyIndex> {
     match AnyIndex::load_dir(dir).map_err(|e| Error::Load(e.to_string()))? {
         Some(index) => {
             if index.dim() != dim || index.len() != n {
@@ -222,7 +232,7 @@ fn load_index(dir: &Path, items: Vec<f32>, dim: usize, n: usize) -> Result<AnyIn
             Ok(index)
         }
         None => Ok(AnyIndex::Exact(
-            ExactIndex::new(items, dim).map_err(|e| Error::Load(e.to_string()))?,
+            ExactIndex::new(items(), dim).map_err(|e| Error::Load(e.to_string()))?,
         )),
     }
 }
