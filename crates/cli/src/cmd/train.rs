@@ -524,3 +524,44 @@ pub fn add_ranking_section(t: &mut Table, r: &RankingReport) {
         ],
     );
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_scale_the_autorec_alike_and_bad_counts_are_named() {
+        let default = || TrainConfig::from_toml(RANKING_DEFAULT, Path::new("d")).unwrap();
+        let autorec = |c: &TrainConfig| c.autorec.as_ref().map(|a| a.epochs);
+        let base = default();
+        assert_eq!((base.epochs, autorec(&base)), (14, Some(200)));
+        for (n, want) in [(2, 29), (7, 100), (28, 400), (14, 200)] {
+            let mut c = default();
+            scale_autorec_epochs(&mut c, Some(n));
+            assert_eq!(autorec(&c), Some(want), "--epochs {n}");
+        }
+        let mut c = default();
+        scale_autorec_epochs(&mut c, None);
+        assert_eq!(autorec(&c), Some(200));
+        // 200 × 1 / 400 rounds to 0: at least one epoch.
+        let mut c = default();
+        c.epochs = 400;
+        scale_autorec_epochs(&mut c, Some(1));
+        assert_eq!(autorec(&c), Some(1));
+
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert_eq!(
+            at_least_one("-1"),
+            Err("expected a whole number ≥ 1, found -1".into())
+        );
+        assert_eq!(
+            at_least_one("0"),
+            Err("expected a whole number ≥ 1, found 0".into())
+        );
+        assert_eq!(
+            at_least_one("two"),
+            Err("expected a whole number ≥ 1, found \"two\"".into())
+        );
+    }
+}
