@@ -163,9 +163,9 @@ pub struct Served {
 pub const SERVED_KEYS: &[&str] = &["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
 
 /// Scores the lists `p` serves (exactly [`recommend`]'s, `k` = the largest cut-off,
-/// seen items excluded) on `test`'s interactions, at each of `num_candidates`; with
-/// `detail`, also the list ordered by predicted rating and the ranking model over the
-/// whole catalogue.
+/// seen items excluded) on `test`'s interactions, at each of `num_candidates`, beside
+/// each source alone; with `detail`, also popularity, the list ordered by predicted
+/// rating and the ranking model over the whole catalogue.
 pub fn served_metrics(
     p: &Pipeline,
     test: &Dataset,
@@ -186,10 +186,13 @@ pub fn served_metrics(
     )?;
     let config = EvalConfig::default();
     let k = config.ks.iter().copied().max().unwrap_or(20);
-    let mut rows = vec![(
-        "popularity".to_owned(),
-        evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
-    )];
+    let mut rows = Vec::new();
+    if detail {
+        rows.push((
+            "popularity".to_owned(),
+            evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
+        ));
+    }
     let lists = |stages: &Stages<'_>, n: usize, order: Order| -> Result<Metrics> {
         let m = evaluator.evaluate_lists(
             |u| {
