@@ -58,6 +58,13 @@ enum Command {
         /// With --pipeline: an extra candidate source merged in, NAME=QUOTA (repeatable).
         #[arg(long = "source")]
         sources: Vec<String>,
+        /// With --pipeline: also serve each test user as an unknown user described by
+        /// their first N training interactions (comma-separated lengths; needs --train).
+        #[arg(long, value_delimiter = ',')]
+        cold_history: Vec<usize>,
+        /// With --cold-history: the training split file.
+        #[arg(long)]
+        train: Option<PathBuf>,
         /// Test split file (user_id, item_id, rating, timestamp).
         #[arg(long)]
         test: PathBuf,
@@ -214,6 +221,8 @@ fn main() -> ExitCode {
             pipeline,
             num_candidates,
             sources,
+            cold_history,
+            train,
             test,
             json,
         } => match (model, pipeline) {
@@ -227,6 +236,8 @@ fn main() -> ExitCode {
                     },
                     test: &test,
                     num_candidates: &num_candidates,
+                    train: train.as_deref(),
+                    cold: &cold_history,
                     json,
                 },
                 &ctx,

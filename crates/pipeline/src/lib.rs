@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, Result};
 pub use ranking::{Ranked, Ranker, RankingStage};
 pub use recommend::{recommend, Item, Order, Recommendation, Request, Stages};
-pub use source::{Candidate, CandidateSource, ModelSource, Retrieved};
+pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 
 /// A loaded model version: a candidate source or a ranking model. Built once per
 /// load, so the size difference of the variants does not matter.

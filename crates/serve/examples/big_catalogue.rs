@@ -54,7 +54,7 @@ use shortlist_core::Rng;
 use shortlist_data::synth::{generate, SynthConfig};
 use shortlist_index::{AnyIndex, ExactIndex, Filter, IndexConfig, IndexKind, TopKIndex};
 use shortlist_pipeline::{
-    load_dir, recommend, CandidateSource, Order, Ranker, Request, Stage, Stages,
+    load_dir, recommend, CandidateSource, Order, Ranker, Request, Stage, Stages, User,
 };
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 use shortlist_train::TrainConfig;
@@ -465,7 +465,7 @@ fn main() -> Res<()> {
         let r = recommend(
             &stages,
             &Request {
-                user_id: user,
+                user: User::id(user),
                 k: 10,
                 num_candidates: 100,
                 exclude_seen: true,
@@ -484,7 +484,7 @@ fn main() -> Res<()> {
     for u in &sample {
         let t = Instant::now();
         retriever
-            .retrieve(u, 100, true, &[])
+            .retrieve(&User::id(u), 100, true, &[])
             .map_err(|e| e.to_string())?;
         retrieval.push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();

@@ -325,6 +325,7 @@ async fn recommend_two_stage() {
         json!({
             "user_id": "42",
             "known_user": true,
+            "user_path": "known",
             "order_by": "relevance",
             "model_versions": {"retrieval": 1, "ranking": 1},
             "items": [
@@ -334,6 +335,51 @@ async fn recommend_two_stage() {
             ]
         })
     );
+    // History: bad entries are named; good ones reach the models (the fakes ignore them).
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": [{"item_id": "1", "strength": -1}]}),
+        )
+        .await,
+        400,
+        "history[0].strength must be a positive number up to 1e6, got -1",
+    );
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": ["1", {"item_id": "2", "event": "stare"}]}),
+        )
+        .await,
+        400,
+        "history[1].event must be one of \"view\", \"click\", \"like\", \"purchase\", got \"stare\"",
+    );
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": [{"item_id": "2", "timestamp": -5}]}),
+        )
+        .await,
+        400,
+        "history[0].timestamp must be Unix seconds between 0 and 32503680000, got -5",
+    );
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": [{"item": "2"}]}),
+        )
+        .await,
+        400,
+        "field \"history\" must be a list of item ids or {\"item_id\", \"strength\", \"event\", \"timestamp\"} objects",
+    );
+    let r = c
+        .post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "k": 1, "history": ["1", 2, {"item_id": "3", "event": "purchase", "timestamp": 900000000}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["user_path"], "known");
     // Ordered by the first stage on request, ratings still given.
     let r = c
         .post(

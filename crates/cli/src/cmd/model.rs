@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_model::{RankingModel, RetrievalModel};
-use shortlist_pipeline::{CandidateSource, ModelSource};
+use shortlist_pipeline::{CandidateSource, ModelSource, User};
 use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::SplitEvaluator;
 
@@ -253,7 +253,7 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
     let s = ModelSource::load(a.model, &kind)?;
     match a.user {
         Some(user) => {
-            let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
+            let r = s.retrieve(&User::id(user), a.k, a.exclude_seen, &[])?;
             if a.json {
                 return print_json(&json!({
                     "user_id": user,
@@ -282,7 +282,7 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
             let mut lines = Vec::new();
             for row in uv.num_oov()..uv.len() as u32 {
                 let user = uv.value(row).unwrap_or_default();
-                let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
+                let r = s.retrieve(&User::id(user), a.k, a.exclude_seen, &[])?;
                 lines.push(json!({
                     "user_id": user,
                     "items": r.candidates.iter().map(|c| c.item_id).collect::<Vec<_>>(),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::Value;
-use shortlist_pipeline::{recommend, Order, Request};
+use shortlist_pipeline::{recommend, Order, Request, User};
 
 use super::data::LoadArgs;
 use super::train::{
@@ -215,7 +215,7 @@ pub fn run(out: &Path, user: &str, ctx: &Context) -> Result<()> {
     let rec = recommend(
         &pipeline.stages(&[], true),
         &Request {
-            user_id: user,
+            user: User::id(user),
             k: 10,
             num_candidates: 100,
             exclude_seen: true,

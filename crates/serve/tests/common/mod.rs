@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shortlist_pipeline::{User, UserPath};
 use shortlist_serve::servable::{
     predict_with_ranker, predict_with_retriever, ranking_signature, retrieval_signature,
 };
@@ -50,12 +51,12 @@ impl CandidateSource for FakeRetrieval {
     }
     fn retrieve<'a>(
         &'a self,
-        user_id: &str,
+        user: &User<'_>,
         k: usize,
         exclude_seen: bool,
         exclude_items: &[&str],
     ) -> shortlist_pipeline::Result<Retrieved<'a>> {
-        let user = self.users.get(user_id);
+        let user = self.users.get(user.id);
         let mut candidates: Vec<Candidate<'a>> = self
             .items
             .iter()
@@ -74,10 +75,16 @@ impl CandidateSource for FakeRetrieval {
         Ok(Retrieved {
             candidates,
             known_user: user.is_some(),
+            path: if user.is_some() {
+                UserPath::Known
+            } else {
+                UserPath::Popular
+            },
         })
     }
 
-    fn score_items(&self, user_id: &str, item_ids: &[&str], out: &mut [f32]) {
+    fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
+        let user_id = user.id;
         let user = self.users.get(user_id);
         for (o, id) in out.iter_mut().zip(item_ids) {
             *o = match (user, self.items.iter().find(|i| i.id == *id)) {
@@ -129,11 +136,11 @@ impl Ranker for FakeRanking {
 
     fn rank(
         &self,
-        user_id: &str,
+        user: &User<'_>,
         item_ids: &[&str],
         _retrieval: Option<&[f32]>,
     ) -> shortlist_pipeline::Result<Ranked> {
-        let user = self.ratings.get(user_id);
+        let user = self.ratings.get(user.id);
         let mut unknown_items = Vec::new();
         let scores = item_ids
             .iter()
