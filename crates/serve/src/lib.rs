@@ -109,7 +109,9 @@
 //! Other paths: 404 (400 `Malformed request` under `/v1/`, as TensorFlow Serving);
 //! a wrong method on a native endpoint: 405; all with the JSON error body.
 
+pub mod compute;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod metrics;
 pub mod models;
@@ -133,6 +135,7 @@ use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Map, Value};
 
+pub use compute::ComputePool;
 pub use config::ServeConfig;
 pub use error::{ApiError, ServeError};
 pub use metrics::{Endpoint, Metrics};
@@ -150,22 +153,47 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Limits and defaults.
     pub config: Arc<ServeConfig>,
+    /// Where model computations run, behind the in-flight limit.
+    pub pool: Arc<ComputePool>,
 }
 
 impl AppState {
     /// State over a registry built from `config` and `loader` (nothing loaded yet:
     /// call [`Registry::poll_once`] or [`Registry::spawn_poller`]).
+    ///
+    /// # Panics
+    /// If the computation pool's threads cannot be started.
     pub fn new(config: ServeConfig, loader: Loader) -> Self {
+        Self::try_new(config, loader).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`AppState::new`], with an error if the computation pool cannot start.
+    pub fn try_new(config: ServeConfig, loader: Loader) -> Result<Self, ServeError> {
         let registry = Arc::new(Registry::new(
             config.model_base_path.clone(),
             loader,
             config.models.clone(),
         ));
-        AppState {
+        let metrics = Arc::new(Metrics::default());
+        let pool = ComputePool::new(&config, Arc::clone(&metrics))
+            .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+        Ok(AppState {
             registry,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             config: Arc::new(config),
-        }
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Runs a model computation on the pool (see [`compute`]): refused at once with
+    /// 503 beyond the in-flight limit, never blocking an async I/O worker.
+    pub async fn compute<T, F>(&self, job: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+    {
+        let st = self.clone();
+        self.pool.run(move || job(&st)).await
     }
 }
 
@@ -234,7 +262,9 @@ async fn models_handler(
             tfs::ModelRoute::Metadata { name, version } => tfs::model_metadata(&st2, name, version),
             tfs::ModelRoute::Predict { name, version } => {
                 let bytes = read_body(&headers, body, st2.config.max_body_bytes).await?;
-                tfs::predict(&st2, name, version, &bytes)
+                let name = name.to_owned();
+                st2.compute(move |st| tfs::predict(st, &name, version, &bytes))
+                    .await
             }
         }
     })
@@ -245,7 +275,7 @@ async fn recommend_handler(State(st): State<AppState>, headers: HeaderMap, body:
     let start = Instant::now();
     instrumented(&st, Endpoint::Recommend, start, async {
         let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-        native::recommend(&st, &bytes)
+        st.compute(move |st| native::recommend(st, &bytes)).await
     })
     .await
 }
@@ -254,7 +284,7 @@ async fn rank_handler(State(st): State<AppState>, headers: HeaderMap, body: Body
     let start = Instant::now();
     instrumented(&st, Endpoint::Rank, start, async {
         let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-        native::rank(&st, &bytes)
+        st.compute(move |st| native::rank(st, &bytes)).await
     })
     .await
 }
@@ -371,6 +401,15 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: AppState,
     local_addr: SocketAddr,
+    connections: Arc<conn::Connections>,
+}
+
+impl std::fmt::Debug for conn::Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("max", &self.max())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Binds `config.addr` and prepares the state. Models are loaded by the poller once
@@ -385,10 +424,16 @@ pub async fn bind(config: ServeConfig, loader: Loader) -> Result<Server, ServeEr
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
+    let state = AppState::try_new(config, loader)?;
+    let connections = Arc::new(conn::Connections::new(
+        &state.config,
+        Arc::clone(&state.metrics),
+    ));
     Ok(Server {
         listener,
-        state: AppState::new(config, loader),
+        state,
         local_addr,
+        connections,
     })
 }
 
@@ -403,26 +448,37 @@ impl Server {
         &self.state
     }
 
+    /// The connection cap in force ([`ServeConfig::max_connections`] or the one
+    /// derived from the file-descriptor limit).
+    pub fn max_connections(&self) -> usize {
+        self.connections.max()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting connections and
-    /// lets in-flight requests finish. Starts the model poller (first scan at once).
+    /// lets in-flight requests finish (at most [`ServeConfig::request_timeout`]
+    /// plus a second). Starts the model poller (first scan at once).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        use axum::serve::ListenerExt;
-        let poller = Arc::clone(&self.state.registry).spawn_poller(self.state.config.poll_interval);
-        tracing::info!(addr = %self.local_addr, base = %self.state.config.model_base_path.display(), "serving");
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(listener, app(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let cfg = Arc::clone(&self.state.config);
+        let poller = Arc::clone(&self.state.registry).spawn_poller(cfg.poll_interval);
+        tracing::info!(addr = %self.local_addr, base = %cfg.model_base_path.display(),
+            max_connections = self.connections.max(), compute_threads = self.state.pool.threads(),
+            max_in_flight = cfg.max_in_flight, "serving");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let accept = tokio::spawn(Arc::clone(&self.connections).accept_loop(
+            self.listener,
+            app(self.state),
+            stop_rx,
+            cfg.request_timeout + std::time::Duration::from_secs(1),
+        ));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let result = accept.await;
         poller.abort();
         tracing::info!("server stopped");
-        result.map_err(ServeError::Io)
+        result.map_err(|e| ServeError::Io(std::io::Error::other(e)))
     }
 }
 
