@@ -73,6 +73,9 @@ pub fn default_max_connections() -> usize {
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
+/// Largest request head (request line + headers); larger ones get 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 const HEAD: u64 = 0;
 const IDLE: u64 = 1;
 const BUSY: u64 = 2;
@@ -288,7 +291,10 @@ impl Connections {
             conns: Arc::clone(&self),
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.keep_alive(true).max_buf_size(64 * 1024);
+        builder
+            .keep_alive(true)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .max_header_size(MAX_HEAD_BYTES);
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let result = tokio::select! {

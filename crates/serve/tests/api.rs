@@ -597,7 +597,8 @@ async fn health_readiness_and_metrics() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let r = c.get("/v1/models/ranking").await;
-        if r.status == 200 {
+        // The version shows as LOADING while the first scan loads it: wait for END.
+        if r.status == 200 && r.json()["model_version_status"][0]["state"] != "LOADING" {
             let v = r.json();
             assert_eq!(v["model_version_status"][0]["state"], "END");
             assert_eq!(

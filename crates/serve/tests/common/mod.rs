@@ -39,6 +39,7 @@ struct RetrievalUser {
 /// Fake retrieval model: score = affinity (or popularity) + bias.
 struct FakeRetrieval {
     bias: f32,
+    compute_ms: u64,
     items: Vec<Item>,
     users: HashMap<String, RetrievalUser>,
     k: usize,
@@ -52,6 +53,7 @@ impl Retriever for FakeRetrieval {
         exclude_seen: bool,
         exclude_items: &[&str],
     ) -> Result<Retrieved<'a>, ApiError> {
+        std::thread::sleep(Duration::from_millis(self.compute_ms));
         let user = self.users.get(user_id);
         let mut candidates: Vec<Candidate<'a>> = self
             .items
@@ -100,6 +102,7 @@ impl Servable for FakeRetrieval {
 /// Fake ranking model: rating from a table, else `default`, plus bias.
 struct FakeRanking {
     bias: f32,
+    compute_ms: u64,
     default: f32,
     items: Vec<String>,
     ratings: HashMap<String, HashMap<String, f32>>,
@@ -107,6 +110,7 @@ struct FakeRanking {
 
 impl Ranker for FakeRanking {
     fn rank(&self, user_id: &str, item_ids: &[&str]) -> Result<Ranked, ApiError> {
+        std::thread::sleep(Duration::from_millis(self.compute_ms));
         let user = self.ratings.get(user_id);
         let mut unknown_items = Vec::new();
         let scores = item_ids
@@ -151,6 +155,9 @@ struct Spec {
     bias: f32,
     #[serde(default)]
     load_ms: u64,
+    /// Time each retrieve / rank call takes.
+    #[serde(default)]
+    compute_ms: u64,
     #[serde(default)]
     items: Vec<Value>,
     #[serde(default)]
@@ -174,6 +181,7 @@ pub fn fake_loader(loads: Arc<AtomicUsize>) -> Loader {
         let s: Arc<dyn Servable> = match spec.kind.as_str() {
             "retrieval" => Arc::new(FakeRetrieval {
                 bias: spec.bias,
+                compute_ms: spec.compute_ms,
                 items: serde_json::from_value(Value::Array(spec.items))
                     .map_err(|e| e.to_string())?,
                 users: serde_json::from_value(spec.users).map_err(|e| e.to_string())?,
@@ -181,6 +189,7 @@ pub fn fake_loader(loads: Arc<AtomicUsize>) -> Loader {
             }),
             "ranking" => Arc::new(FakeRanking {
                 bias: spec.bias,
+                compute_ms: spec.compute_ms,
                 default: spec.default,
                 items: serde_json::from_value(Value::Array(spec.items))
                     .map_err(|e| e.to_string())?,
@@ -333,6 +342,14 @@ impl Client {
         })
     }
 
+    /// Reads until the server closes the connection; returns the bytes read
+    /// (an error such as a reset counts as closed).
+    pub async fn read_until_closed(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.stream.read_to_end(&mut out).await;
+        out
+    }
+
     pub async fn get(&mut self, path: &str) -> Resp {
         self.request("GET", path, None).await.unwrap()
     }
@@ -345,6 +362,12 @@ impl Client {
     pub async fn post_raw(&mut self, path: &str, body: &[u8]) -> Resp {
         self.request("POST", path, Some(body)).await.unwrap()
     }
+}
+
+/// The value of one sample line of the Prometheus text (`name{labels}` exactly).
+pub fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
 }
 
 pub struct TestServer {
