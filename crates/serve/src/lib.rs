@@ -98,8 +98,12 @@
 //!
 //! * `GET /healthz`: 200 `{"status": "ok"}` while the process runs.
 //! * `GET /readyz`: 200 `{"ready": true, "models": {"ranking": 2, "retrieval": 3}}`
-//!   once every model has a loaded version; else 503
-//!   `{"ready": false, "error": "...", "models": {"ranking": null, ...}}`.
+//!   once every required model has a loaded version (the rule is in [`registry`]:
+//!   the `--models` list, else the default `retrieval` / `ranking` models present);
+//!   else 503 `{"ready": false, "error": "...", "models": {"ranking": null, ...}}`.
+//!   Models without a loaded version, required or not, are listed with their last
+//!   error under `"unavailable"` (e.g. a stray directory), paths relative to the
+//!   base path.
 //! * `GET /monitoring/prometheus/metrics` (TensorFlow Serving's path): Prometheus
 //!   text with `shortlist_requests_total{endpoint,code}`,
 //!   `shortlist_request_errors_total{endpoint,code}`,
@@ -169,11 +173,18 @@ impl AppState {
 
     /// Like [`AppState::new`], with an error if the computation pool cannot start.
     pub fn try_new(config: ServeConfig, loader: Loader) -> Result<Self, ServeError> {
-        let registry = Arc::new(Registry::new(
-            config.model_base_path.clone(),
-            loader,
-            config.models.clone(),
-        ));
+        let registry = Arc::new(
+            Registry::new(
+                config.model_base_path.clone(),
+                loader,
+                config.models.clone(),
+            )
+            .with_default_models(vec![
+                config.retrieval_model.clone(),
+                config.ranking_model.clone(),
+            ])
+            .with_settle_time(config.poll_interval),
+        );
         let metrics = Arc::new(Metrics::default());
         let pool = ComputePool::new(&config, Arc::clone(&metrics))
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
@@ -303,31 +314,32 @@ async fn healthz_handler(State(st): State<AppState>) -> Response {
 async fn readyz_handler(State(st): State<AppState>) -> Response {
     let start = Instant::now();
     instrumented(&st, Endpoint::Readyz, start, async {
-        let (ready, models) = st.registry.readiness();
-        let waiting: Vec<&str> = models
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let map: Map<String, Value> = models
+        let r = st.registry.readiness();
+        let models: Map<String, Value> = r
+            .models
             .iter()
             .map(|(n, v)| (n.clone(), v.map_or(Value::Null, Value::from)))
             .collect();
-        let (status, body) = if ready {
-            (StatusCode::OK, json!({ "ready": true, "models": map }))
+        let mut body = json!({ "ready": r.ready, "models": models });
+        if !r.problems.is_empty() {
+            let problems: Map<String, Value> = r
+                .problems
+                .iter()
+                .map(|(n, e)| (n.clone(), Value::from(e.as_str())))
+                .collect();
+            body["unavailable"] = Value::Object(problems);
+        }
+        let status = if r.ready {
+            StatusCode::OK
         } else {
-            let error = if models.is_empty() {
-                format!(
-                    "No model found under {}",
-                    st.config.model_base_path.display()
-                )
+            body["error"] = Value::from(if r.models.is_empty() {
+                "No model found under the model base path".to_string()
+            } else if r.waiting.is_empty() {
+                "No model has a loaded version".to_string()
             } else {
-                format!("Models without a loaded version: {}", waiting.join(", "))
-            };
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "ready": false, "error": error, "models": map }),
-            )
+                format!("Models without a loaded version: {}", r.waiting.join(", "))
+            });
+            StatusCode::SERVICE_UNAVAILABLE
         };
         let bytes = serde_json::to_vec(&body)
             .map_err(|e| ApiError::Internal(format!("serializing readiness: {e}")))?;

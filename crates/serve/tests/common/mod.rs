@@ -155,6 +155,9 @@ struct Spec {
     bias: f32,
     #[serde(default)]
     load_ms: u64,
+    /// Fail this many load attempts of the directory before succeeding.
+    #[serde(default)]
+    fail_first: usize,
     /// Time each retrieve / rank call takes.
     #[serde(default)]
     compute_ms: u64,
@@ -178,6 +181,19 @@ pub fn fake_loader(loads: Arc<AtomicUsize>) -> Loader {
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let spec: Spec = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         std::thread::sleep(Duration::from_millis(spec.load_ms));
+        if spec.fail_first > 0 {
+            static ATTEMPTS: std::sync::Mutex<Option<HashMap<std::path::PathBuf, usize>>> =
+                std::sync::Mutex::new(None);
+            let mut a = ATTEMPTS.lock().unwrap();
+            let n = a
+                .get_or_insert_with(HashMap::new)
+                .entry(dir.to_path_buf())
+                .or_insert(0);
+            *n += 1;
+            if *n <= spec.fail_first {
+                return Err(format!("{}: transient failure {n}", dir.display()));
+            }
+        }
         let s: Arc<dyn Servable> = match spec.kind.as_str() {
             "retrieval" => Arc::new(FakeRetrieval {
                 bias: spec.bias,
