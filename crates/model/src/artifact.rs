@@ -1,7 +1,8 @@
 //! Model artifacts: a directory holding `manifest.json` (kind, format version,
-//! hyper-parameters, metrics, data fingerprint, tensor layout, weights checksum),
+//! hyper-parameters, metrics, data fingerprint, tensor layout, weights checksum,
+//! and the size and SHA-256 of every file — see [`crate::files`]),
 //! `weights.safetensors` and `features.json` (the [`FeatureSpec`]). Saving builds the
-//! directory under a temporary name and renames it into place.
+//! directory under a temporary name, seals it and renames it into place.
 
 use std::path::Path;
 
@@ -15,6 +16,7 @@ use crate::autorec::AutoRec;
 use crate::dense::{Activation, Dense, Mlp};
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
+use crate::files::ModelFiles;
 use crate::ranking::{InputFeature, Lookup, ModelMeta, RankingConfig, RankingModel, Side};
 
 /// Version of the artifact layout; bumped on incompatible changes.
@@ -22,7 +24,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Model kind written in ranking manifests.
 pub const RANKING_KIND: &str = "ranking";
 /// Manifest file name.
-pub const MANIFEST: &str = "manifest.json";
+pub const MANIFEST: &str = crate::files::MANIFEST;
 /// Weights file name.
 pub const WEIGHTS: &str = "weights.safetensors";
 /// Feature spec file name.
@@ -163,21 +165,31 @@ impl RankingModel {
         for (k, m) in self.members.iter().enumerate() {
             m.save(&p.join(format!("member-{k}")))?;
         }
+        crate::files::seal(p)?;
         staging.commit().map_err(|e| Error::io(dir, e))?;
         Ok(())
     }
 
-    /// Loads a model saved by [`RankingModel::save`]. Errors name the offending file.
+    /// Loads a model saved by [`RankingModel::save`], every file verified (see
+    /// [`crate::files`]). Errors name the offending file.
     pub fn load(dir: &Path) -> Result<Self> {
-        let (mpath, manifest): (_, Manifest) = read_manifest(dir)?;
+        let files = ModelFiles::open(dir)?;
+        let model = Self::load_files(&files)?;
+        files.verify_unread()?;
+        Ok(model)
+    }
+
+    fn load_files(files: &ModelFiles) -> Result<Self> {
+        let dir = files.dir();
+        let (mpath, manifest): (_, Manifest) = parse_manifest(files)?;
         check_manifest(
             &mpath,
             &manifest.kind,
             RANKING_KIND,
             manifest.format_version,
         )?;
-        let spec = FeatureSpec::load(&dir.join(FEATURES))?;
-        let (wpath, bytes) = read_weights(dir, &manifest.weights_checksum)?;
+        let spec = read_spec(files)?;
+        let (wpath, bytes) = read_weights(files, &manifest.weights_checksum)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
         let r = Reader {
@@ -323,15 +335,22 @@ pub(crate) fn get_features(
         .collect()
 }
 
-/// Reads and parses `dir/manifest.json`; returns its path too (for later messages).
-pub(crate) fn read_manifest<M: serde::de::DeserializeOwned>(
-    dir: &Path,
+/// Parses the manifest of `files`; returns its path too (for later messages).
+pub(crate) fn parse_manifest<M: serde::de::DeserializeOwned>(
+    files: &ModelFiles,
 ) -> Result<(std::path::PathBuf, M)> {
-    let mpath = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
-    let manifest = serde_json::from_str(&text)
+    let mpath = files.path(MANIFEST);
+    let manifest = serde_json::from_slice(files.manifest())
         .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
     Ok((mpath, manifest))
+}
+
+/// Reads and parses the verified `features.json` of `files`.
+pub(crate) fn read_spec(files: &ModelFiles) -> Result<FeatureSpec> {
+    let path = files.path(FEATURES);
+    let text = String::from_utf8(files.read(FEATURES)?)
+        .map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?;
+    Ok(FeatureSpec::from_json(&text, &path)?)
 }
 
 /// Checks a manifest's model kind and format version (errors name the manifest).
@@ -351,10 +370,17 @@ pub(crate) fn check_manifest(mpath: &Path, kind: &str, expected: &str, version: 
     Ok(())
 }
 
-/// Reads `dir`'s weights file and checks it against the manifest's checksum.
-pub(crate) fn read_weights(dir: &Path, checksum: &str) -> Result<(std::path::PathBuf, Vec<u8>)> {
-    let wpath = dir.join(WEIGHTS);
-    let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
+/// Reads the weights file of `files`, checked against the file list of a sealed
+/// manifest, or against the manifest's weights checksum for an older one.
+pub(crate) fn read_weights(
+    files: &ModelFiles,
+    checksum: &str,
+) -> Result<(std::path::PathBuf, Vec<u8>)> {
+    let wpath = files.path(WEIGHTS);
+    let bytes = files.read(WEIGHTS)?;
+    if files.is_sealed() {
+        return Ok((wpath, bytes));
+    }
     let sum = format!("{:016x}", fnv1a64(&bytes));
     if sum != checksum {
         return Err(Error::corrupt(

@@ -14,6 +14,9 @@
 //!   is an add, a ReLU and the remaining layers; [`RankingModel::save`] /
 //!   [`RankingModel::load`] read and write a directory of `manifest.json`,
 //!   `weights.safetensors` and `features.json`.
+//! * [`files`]: every file of a model directory listed with its size and SHA-256 in
+//!   the manifest ([`files::seal`]), and read back only verified, regular and
+//!   size-checked ([`files::ModelFiles`]).
 //!
 //! ```
 //! use shortlist_data::synth::{generate, SynthConfig};
@@ -35,6 +38,7 @@ pub mod autorec;
 pub mod dense;
 pub mod embedding;
 pub mod error;
+pub mod files;
 pub mod kernel;
 pub mod ranking;
 pub mod retrieval;
@@ -272,16 +276,37 @@ mod tests {
         let bytes = std::fs::read(&w).unwrap();
         std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
         let err = RankingModel::load(&path).unwrap_err().to_string();
-        assert!(err.contains("weights.safetensors"), "{err}");
+        assert!(
+            err.ends_with(&format!(
+                "weights.safetensors: is {} bytes, manifest.json lists {} (truncated, still being copied, or replaced)",
+                bytes.len() / 2,
+                bytes.len()
+            )),
+            "{err}"
+        );
         let mut flipped = bytes.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x40;
         std::fs::write(&w, &flipped).unwrap();
         let err = RankingModel::load(&path).unwrap_err().to_string();
         assert!(
+            err.contains("weights.safetensors: SHA-256 ")
+                && err.ends_with("(corrupt or changed after saving)"),
+            "{err}"
+        );
+        // A manifest of an older build (no file list): the weights checksum applies.
+        let mpath = path.join(artifact::MANIFEST);
+        let mut old: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("files");
+        std::fs::write(&mpath, serde_json::to_vec(&old).unwrap()).unwrap();
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(
             err.contains("weights.safetensors") && err.contains("checksum"),
             "{err}"
         );
+        std::fs::write(&w, &bytes).unwrap();
+        RankingModel::load(&path).unwrap();
         std::fs::write(path.join(artifact::MANIFEST), "{").unwrap();
         let err = RankingModel::load(&path).unwrap_err().to_string();
         assert!(err.contains("manifest.json"), "{err}");

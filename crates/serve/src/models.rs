@@ -250,12 +250,7 @@ impl Ranker for RankingServable {
 /// Loads one model version directory, whatever its kind (read from `manifest.json`).
 pub fn load_model_dir(dir: &Path) -> Result<Arc<dyn Servable>, String> {
     let manifest = dir.join("manifest.json");
-    let text =
-        std::fs::read_to_string(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let kind = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_owned))
-        .ok_or_else(|| format!("{}: no model kind", manifest.display()))?;
+    let kind = shortlist_model::files::manifest_kind(dir).map_err(|e| e.to_string())?;
     match kind.as_str() {
         "retrieval" => Ok(Arc::new(RetrievalServable::load(dir)?)),
         "ranking" => Ok(Arc::new(RankingServable::load(dir)?)),

@@ -21,6 +21,8 @@
 //! * Directories whose name is not an integer are ignored, so the temporary
 //!   `.<version>.partial-*` directories of atomic writes are never loaded
 //!   half-written. A version directory may be a symbolic link (followed).
+//! * A version whose files change while it loads (same names, sizes, times and
+//!   inodes before and after) is refused and retried once they are still.
 //! * Error messages in the status API name files relative to the base path, never
 //!   the server's absolute paths.
 //! * If the served version's directory disappears while lower versions exist, the
@@ -605,6 +607,15 @@ impl Registry {
             .models
             .get(name)
             .and_then(|m| m.live.clone());
+        // A file changed while it was read (copied in place, rewritten): what was
+        // loaded may mix old and new bytes, so it is not served.
+        let result = result.and_then(|servable| {
+            if fingerprint(&c.path) == c.fingerprint {
+                Ok(servable)
+            } else {
+                Err("its files changed while it was loading; retrying once they are still".into())
+            }
+        });
         let result = result.and_then(|servable| match &live {
             Some(l) if l.servable.kind() != servable.kind() => {
                 Err(kind_change(servable.kind(), l.servable.kind(), l.version))

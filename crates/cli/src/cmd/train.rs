@@ -196,6 +196,8 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingRepor
         &model.spec,
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
+    // Every file is in place: list them with their checksums in the manifest.
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let median = history.median_epoch_seconds();
     let used = (split.train.len() as f64 * (1.0 - cfg.validation_fraction as f64)).round();
@@ -250,6 +252,8 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
     )?;
+    // Every file is in place (the index too): list them with their checksums.
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let median = history.median_epoch_seconds();
     let mut report = serde_json::to_value(&metrics)?;
