@@ -604,3 +604,141 @@ fn bad_training_config_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("give --data NAME|PATH, or --train FILE --test FILE"));
 }
+
+/// Every way of naming a bad path exits 2 with a message naming it: missing,
+/// empty, a directory, a FIFO (without hanging), a device.
+#[cfg(unix)]
+#[test]
+fn bad_paths_exit_2_and_never_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let d = |p: &str| tmp.path().join(p).to_str().unwrap().to_owned();
+    std::fs::write(
+        tmp.path().join("t.tsv"),
+        "user_id\titem_id\trating\ttimestamp\n1\t1\t4\t1\n2\t1\t3\t2\n",
+    )
+    .unwrap();
+    std::fs::create_dir(tmp.path().join("adir")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(tmp.path().join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(
+        tmp.path().join("fifo-schema.toml"),
+        "[interactions]\npath = \"fifo\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("dir-schema.toml"),
+        "[interactions]\npath = \"adir\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("nul-schema.toml"),
+        "[interactions]\npath = \"a\\u0000b\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("empty-schema.toml"),
+        "[interactions]\npath = \"\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    let empty_schema = d("empty-schema.toml");
+    let (t, adir, fifo) = (d("t.tsv"), d("adir"), d("fifo"));
+    let (missing, out_s, out_m) = (d("missing.tsv"), d("s"), d("m"));
+    let (fifo_schema, dir_schema, nul_schema) = (
+        d("fifo-schema.toml"),
+        d("dir-schema.toml"),
+        d("nul-schema.toml"),
+    );
+    let (none_toml, nomodel, nobase) = (d("none.toml"), d("nomodel"), d("nobase"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["data", "info", ""], "unknown dataset \"\""),
+        (vec!["data", "info", &missing], "missing.tsv"),
+        (
+            vec!["data", "info", &fifo_schema],
+            "fifo: is a FIFO (named pipe), expected a regular file",
+        ),
+        (
+            vec!["data", "info", &dir_schema],
+            "adir: is a directory, expected a regular file",
+        ),
+        (vec!["data", "info", &nul_schema], "NUL"),
+        (
+            vec!["data", "split", &missing, "--out", &out_s],
+            "missing.tsv",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", "", "--test", &t, "--out", &out_m,
+            ],
+            "a value is required for '--train",
+        ),
+        (
+            vec!["data", "info", &empty_schema],
+            "is a directory, expected a regular file",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", &adir, "--test", &t, "--out", &out_m,
+            ],
+            "adir: is a directory",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", &fifo, "--test", &t, "--out", &out_m,
+            ],
+            "fifo: is a FIFO",
+        ),
+        (
+            vec![
+                "train",
+                "ranking",
+                "--train",
+                &t,
+                "--test",
+                &t,
+                "--config",
+                "/dev/null",
+                "--out",
+                &out_m,
+            ],
+            "/dev/null: is a character device",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", &t, "--test", &t, "--config", &none_toml, "--out",
+                &out_m,
+            ],
+            "none.toml",
+        ),
+        (vec!["eval", "--model", &nomodel, "--test", &t], "nomodel"),
+        (
+            vec!["eval", "--model", &adir, "--test", &t],
+            "manifest.json",
+        ),
+        (
+            vec!["predict", "--model", &nomodel, "--user", "1", "--item", "1"],
+            "nomodel",
+        ),
+        (
+            vec!["recommend", "--model", "", "--user", "1"],
+            "a value is required for '--model",
+        ),
+        (vec!["index", "tune", "--model", &nomodel], "nomodel"),
+        (vec!["serve", "--model-base-path", &nobase], "nobase"),
+    ];
+    let mut failures = Vec::new();
+    for (args, needle) in cases {
+        let out = shortlist(&args, home);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(2) || !err.contains(needle) || err.contains("panicked") {
+            failures.push(format!(
+                "{args:?}: exit {:?}, {err:?} (expected {needle:?})",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -18,10 +18,9 @@ use super::{print_json, BadInput, Context};
 /// The `kind` in a model directory's manifest.
 pub fn model_kind(dir: &Path) -> Result<String> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = shortlist_core::input::read_text(&path).map_err(|e| {
         BadInput(format!(
-            "{}: {e} (expected a model directory written by `shortlist train`)",
-            path.display()
+            "{e} (expected a model directory written by `shortlist train`)"
         ))
     })?;
     let v: Value = serde_json::from_str(&text)
