@@ -742,3 +742,65 @@ fn bad_paths_exit_2_and_never_hang() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `data split` publishes its files as one directory: a second split replaces the
+/// first whole, a directory holding anything else is refused, nothing is left
+/// behind.
+#[test]
+fn split_output_is_one_unit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    json(&shortlist(
+        &[
+            "data",
+            "synth",
+            "--users",
+            "50",
+            "--items",
+            "30",
+            "--interactions",
+            "800",
+            "--out",
+            d,
+            "--json",
+        ],
+        home,
+    ));
+    let out = tmp.path().join("split");
+    let o = out.to_str().unwrap();
+    let a = json(&shortlist(
+        &["data", "split", d, "--out", o, "--json"],
+        home,
+    ));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("split.json")).unwrap()).unwrap();
+    assert_eq!(record["sha256"], a["sha256"]);
+    assert_eq!(record["train"]["rows"], a["train"]);
+    let b = json(&shortlist(
+        &["data", "split", d, "--out", o, "--seed", "7", "--json"],
+        home,
+    ));
+    assert_ne!(a["sha256"], b["sha256"]);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("split.json")).unwrap()).unwrap();
+    assert_eq!(record["sha256"], b["sha256"]);
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data", "split"], "leftovers next to the split");
+
+    // The dataset directory itself holds other files: refused, untouched.
+    let before = std::fs::read_dir(&data).unwrap().count();
+    let r = shortlist(&["data", "split", d, "--out", d], home);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("holds files other than a split's (interactions.tsv, items.tsv, schema.toml, users.tsv)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), before);
+}

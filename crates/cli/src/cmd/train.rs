@@ -144,7 +144,7 @@ fn config_text(args: &TrainArgs, default: &str) -> Result<(String, PathBuf)> {
     match &args.config {
         Some(p) => match shortlist_core::input::read_text(p) {
             Ok(text) => Ok((text, p.clone())),
-            Err(e) => Err(BadInput(format!("--config: {e}")).into()),
+            Err(e) => Err(BadInput(format!("--config {e}")).into()),
         },
         None => Ok((default.to_owned(), PathBuf::from("<default config>"))),
     }
