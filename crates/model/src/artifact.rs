@@ -377,6 +377,10 @@ pub(crate) fn read_weights(
     checksum: &str,
 ) -> Result<(std::path::PathBuf, Vec<u8>)> {
     let wpath = files.path(WEIGHTS);
+    if !files.is_sealed() {
+        // No listed size: check the size the file's own header implies first.
+        check_safetensors_len(&wpath)?;
+    }
     let bytes = files.read(WEIGHTS)?;
     if files.is_sealed() {
         return Ok((wpath, bytes));
@@ -389,6 +393,44 @@ pub(crate) fn read_weights(
         ));
     }
     Ok((wpath, bytes))
+}
+
+/// Checks that a safetensors file is exactly as long as its header says (8 bytes
+/// of header length, the JSON header, the tensors' data), reading the header only:
+/// a sparse, padded or truncated file is refused before it is read whole.
+fn check_safetensors_len(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let (mut f, len) =
+        shortlist_core::input::open_regular(path, shortlist_core::input::max_input_bytes())
+            .map_err(|e| Error::io(path, e))?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|e| Error::io(path, e))?;
+    let header_len = u64::from_le_bytes(n);
+    if header_len > (100 << 20) || header_len.saturating_add(8) > len {
+        return Err(Error::corrupt(
+            path,
+            format!("invalid safetensors header length {header_len} in a {len}-byte file"),
+        ));
+    }
+    let mut header = vec![0; header_len as usize];
+    f.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| Error::corrupt(path, format!("invalid safetensors header: {e}")))?;
+    let data_end = v
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let expected = 8 + header_len + data_end;
+    if expected != len {
+        return Err(Error::corrupt(
+            path,
+            format!("is {len} bytes, its safetensors header describes {expected} (padded, sparse or truncated)"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) struct Reader<'a, 'd> {

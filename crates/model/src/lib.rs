@@ -305,6 +305,19 @@ mod tests {
             err.contains("weights.safetensors") && err.contains("checksum"),
             "{err}"
         );
+        // Padded to 3 GiB (sparse): refused from the header alone, never read whole.
+        let f = std::fs::OpenOptions::new().write(true).open(&w).unwrap();
+        f.set_len(3 << 30).unwrap();
+        drop(f);
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(&format!(
+                "weights.safetensors: is {} bytes, its safetensors header describes {} (padded, sparse or truncated)",
+                3u64 << 30,
+                bytes.len()
+            )),
+            "{err}"
+        );
         std::fs::write(&w, &bytes).unwrap();
         RankingModel::load(&path).unwrap();
         std::fs::write(path.join(artifact::MANIFEST), "{").unwrap();

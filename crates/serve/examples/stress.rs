@@ -417,7 +417,8 @@ async fn soak(addr: SocketAddr, conns: usize, secs: f64, rate: f64, req: Arc<Vec
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: stress slowloris|overload|closed|soak ADDR CONNS SECONDS … (see the file's docs)";
+    let usage =
+        "usage: stress slowloris|overload|closed|soak ADDR CONNS SECONDS … (see the file's docs)";
     if a.len() < 4 {
         eprintln!("{usage}");
         std::process::exit(2);
