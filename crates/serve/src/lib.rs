@@ -10,6 +10,8 @@
 //! * [`servable`]: [`Servable`], [`Retriever`], [`Ranker`], [`Loader`].
 //! * [`registry`]: version discovery, hot reload with [`arc_swap`], status.
 //! * [`ServeConfig`]: address, poll interval, default model names and every limit.
+//! * [`conn`]: the accept loop — header-read and idle timeouts, the connection cap.
+//! * [`compute`]: model computations on a bounded pool; 503 beyond the in-flight limit.
 //! * [`app`] builds the [`axum::Router`]; [`bind`] / [`Server::run`] or [`serve`] run it.
 //!
 //! # Endpoints
@@ -20,7 +22,9 @@
 //! missing field, value out of range (the message names the field); 404 unknown
 //! model or version; 413 body larger than [`ServeConfig::max_body_bytes`]; 500
 //! internal (generic message, detail logged); 501 `:classify`/`:regress`/labels;
-//! 503 not ready; 504 request timeout.
+//! 503 not ready, or overloaded (with `Retry-After: 1`, see [`compute`]); 504
+//! request timeout. Requests the HTTP layer rejects itself get its bare 400, 414 or
+//! 431 (counted in the metrics).
 //!
 //! ## TensorFlow Serving REST API
 //!
@@ -108,7 +112,11 @@
 //!   text with `shortlist_requests_total{endpoint,code}`,
 //!   `shortlist_request_errors_total{endpoint,code}`,
 //!   `shortlist_request_duration_seconds{endpoint}` (histogram),
-//!   `shortlist_model_version{model}` and `shortlist_model_load_failures_total{model}`.
+//!   `shortlist_model_version{model}`, `shortlist_model_load_failures_total{model}`,
+//!   `shortlist_open_connections`, `shortlist_connections_accepted_total`,
+//!   `shortlist_connections_closed_by_server_total{reason}`,
+//!   `shortlist_protocol_errors_total{kind}`, `shortlist_in_flight_requests` and
+//!   `shortlist_shed_requests_total`.
 //!
 //! Other paths: 404 (400 `Malformed request` under `/v1/`, as TensorFlow Serving);
 //! a wrong method on a native endpoint: 405; all with the JSON error body.
