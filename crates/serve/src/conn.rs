@@ -52,7 +52,8 @@ fn fd_reserve(limit: u64) -> u64 {
 }
 
 /// Raises the soft file-descriptor limit to the hard one (as Go's runtime does) and
-/// returns the connection cap it allows: the limit minus [`fd_reserve`], at least 16.
+/// returns the connection cap it allows: the limit minus a reserve of an eighth of
+/// it (at least 128), at least 16.
 pub fn default_max_connections() -> usize {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let lim = getrlimit(Resource::Nofile);
