@@ -11,5 +11,7 @@ rank_body "$ITEMS" > "$RELY_WORK/rank-body.json"
 start_server "$base"
 machine_load
 "$STRESS" overload "$ADDR" "$CONNS" "$SECS" "$RELY_WORK/rank-body.json" /v1/rank
-metric 'shortlist_(shed_requests_total|in_flight_requests|protocol_errors_total)'
+metric 'shortlist_(shed_requests_total|in_flight_requests|protocol_errors_total|connections_closed_by_server_total|connections_accepted_total)'
+echo "server-side time of /v1/rank answers (handler start to answer; cumulative buckets):"
+metric 'shortlist_request_duration_seconds_bucket\{endpoint="rank",le="(0.005|0.01|0.025|0.05|0.1|0.25|0.5|1|\+Inf)"'
 echo "server RSS after: $(rss_mb) MB"

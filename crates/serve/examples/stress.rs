@@ -34,6 +34,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
 static NEXT_SRC: AtomicUsize = AtomicUsize::new(0);
+static ERRORS_SHOWN: AtomicUsize = AtomicUsize::new(0);
+
+/// Prints the first few client-side errors, so a count has a cause.
+fn show_error(what: &str, e: &std::io::Error) {
+    if ERRORS_SHOWN.fetch_add(1, Relaxed) < 5 {
+        eprintln!("client error ({what}): {e} ({:?})", e.kind());
+    }
+}
 
 async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let sock = TcpSocket::new_v4()?;
@@ -164,7 +172,8 @@ async fn closed_loop(addr: SocketAddr, conns: usize, secs: f64, req: Arc<Vec<u8>
                 if conn.is_none() {
                     match connect(addr).await {
                         Ok(s) => conn = Some(BufReader::new(s)),
-                        Err(_) => {
+                        Err(e) => {
+                            show_error("connect", &e);
                             t.conn_errors += 1;
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
@@ -184,7 +193,8 @@ async fn closed_loop(addr: SocketAddr, conns: usize, secs: f64, req: Arc<Vec<u8>
                         sent.elapsed().as_micros() as u32,
                         status,
                     ),
-                    Err(_) => {
+                    Err(e) => {
+                        show_error("request", &e);
                         t.conn_errors += 1;
                         conn = None;
                     }

@@ -21,6 +21,10 @@
 //! A request whose deadline passed while it was queued is dropped before it
 //! starts (its receiver is gone), so a timed-out backlog costs nothing. A panic in
 //! a computation is caught and answered 500.
+//!
+//! The pool's threads keep the I/O workers' scheduling priority: lowering it was
+//! measured to backfire — clients that retry a 503 at once then starve the
+//! computations, whose measured time grows, which refuses more (RELIABILITY.md).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -118,7 +122,12 @@ impl ComputePool {
     }
 
     /// Admits or refuses a computation; refused: [`ApiError::Overloaded`] at once.
-    fn admit(self: &Arc<Self>) -> Result<Slot, ApiError> {
+    /// The admission holds a slot until it is run (or dropped).
+    pub fn admit(self: &Arc<Self>) -> Result<Admission, ApiError> {
+        self.admit_slot().map(|slot| Admission { slot })
+    }
+
+    fn admit_slot(self: &Arc<Self>) -> Result<Slot, ApiError> {
         let ahead = self.in_flight.fetch_add(1, Relaxed);
         // The slot exists from here on, so an early return releases it.
         let slot = Slot {
@@ -151,10 +160,34 @@ impl ComputePool {
         T: Send + 'static,
         F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     {
-        let slot = self.admit()?;
+        self.admit()?.run(job).await
+    }
+}
+
+/// An admitted computation, holding its in-flight slot (see [`ComputePool::admit`]).
+pub struct Admission {
+    slot: Slot,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    /// Runs `job` on the pool and waits for its result without blocking an async
+    /// worker. Dropping the returned future before the job starts cancels it.
+    pub async fn run<T, F>(self, job: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    {
+        let slot = self.slot;
+        let pool = Arc::clone(&slot.pool);
+        let runner = Arc::clone(&pool);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let pool = Arc::clone(self);
-        self.pool.spawn(move || {
+        runner.pool.spawn(move || {
             if tx.is_closed() {
                 return; // the request gave up while queued (the slot drops here)
             }

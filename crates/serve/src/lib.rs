@@ -239,6 +239,27 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     }
 }
 
+/// Admits a model computation (see [`compute`]) before reading the body, so a
+/// refused request costs no buffering; its body (up to the limit) is read and
+/// dropped so the connection stays usable, then 503 is answered.
+async fn admit_and_read(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(compute::Admission, Bytes), ApiError> {
+    match st.pool.admit() {
+        Ok(admission) => Ok((
+            admission,
+            read_body(headers, body, st.config.max_body_bytes).await?,
+        )),
+        Err(refused) => {
+            let mut body = Limited::new(body, st.config.max_body_bytes);
+            while let Some(Ok(_)) = body.frame().await {}
+            Err(refused)
+        }
+    }
+}
+
 /// Runs a handler under the request timeout and records its metrics.
 async fn instrumented<F>(st: &AppState, endpoint: Endpoint, start: Instant, fut: F) -> Response
 where
@@ -280,9 +301,11 @@ async fn models_handler(
             tfs::ModelRoute::Status { name, version } => tfs::model_status(&st2, name, version),
             tfs::ModelRoute::Metadata { name, version } => tfs::model_metadata(&st2, name, version),
             tfs::ModelRoute::Predict { name, version } => {
-                let bytes = read_body(&headers, body, st2.config.max_body_bytes).await?;
+                let (admission, bytes) = admit_and_read(&st2, &headers, body).await?;
                 let name = name.to_owned();
-                st2.compute(move |st| tfs::predict(st, &name, version, &bytes))
+                let st3 = st2.clone();
+                admission
+                    .run(move || tfs::predict(&st3, &name, version, &bytes))
                     .await
             }
         }
@@ -293,8 +316,9 @@ async fn models_handler(
 async fn recommend_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
     instrumented(&st, Endpoint::Recommend, start, async {
-        let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-        st.compute(move |st| native::recommend(st, &bytes)).await
+        let (admission, bytes) = admit_and_read(&st, &headers, body).await?;
+        let st2 = st.clone();
+        admission.run(move || native::recommend(&st2, &bytes)).await
     })
     .await
 }
@@ -302,8 +326,9 @@ async fn recommend_handler(State(st): State<AppState>, headers: HeaderMap, body:
 async fn rank_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
     instrumented(&st, Endpoint::Rank, start, async {
-        let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-        st.compute(move |st| native::rank(st, &bytes)).await
+        let (admission, bytes) = admit_and_read(&st, &headers, body).await?;
+        let st2 = st.clone();
+        admission.run(move || native::rank(&st2, &bytes)).await
     })
     .await
 }
@@ -432,6 +457,22 @@ impl std::fmt::Debug for conn::Connections {
     }
 }
 
+/// Longest queue of connections not yet accepted (the kernel caps it at
+/// `net.core.somaxconn`): a burst of thousands of connections waits there instead
+/// of being reset.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds `config.addr` and prepares the state. Models are loaded by the poller once
 /// [`Server::run`] starts (`/readyz` tells when they are), so `/healthz` answers
 /// during long loads.
@@ -440,9 +481,7 @@ pub async fn bind(config: ServeConfig, loader: Loader) -> Result<Server, ServeEr
         return Err(ServeError::BasePath(config.model_base_path.clone()));
     }
     let addr = config.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| ServeError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
     let state = AppState::try_new(config, loader)?;
     let connections = Arc::new(conn::Connections::new(
