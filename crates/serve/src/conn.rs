@@ -167,10 +167,15 @@ impl Connections {
                 .load(Relaxed)
                 .saturating_sub(c.evicting.load(Relaxed))
         };
+        let batch = (self.max / 64).max(1);
+        // Evicted connections hold their descriptor until their task runs: never
+        // let them add up past one batch (the descriptor reserve covers that).
+        if self.open.load(Relaxed) >= self.max + batch {
+            return false;
+        }
         if live(self) < self.max {
             return true;
         }
-        let batch = (self.max / 64).max(1);
         let mut candidates: Vec<(u64, Arc<Slot>)> = self
             .slots()
             .values()
