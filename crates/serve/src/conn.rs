@@ -17,11 +17,14 @@
 //!
 //! At most [`ServeConfig::max_connections`] are open (by default derived from the
 //! file-descriptor limit, leaving a reserve for model files and the poller, so
-//! "Too many open files" never reaches them). At the cap, the oldest connections
+//! "Too many open files" never reaches them). Near the cap, the oldest connections
 //! in the head or idle phase are closed to make room (a batch of 1/64 of the cap
 //! per scan, so the scan stays cheap under a flood), so a legitimate client — e.g.
 //! a health probe — still gets in while thousands of slow connections are open;
 //! if every connection is busy, the new one is closed at once.
+//!
+//! Connections are accepted on a thread of their own, so accepting never waits
+//! behind thousands of busy connection tasks.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -173,7 +176,8 @@ impl Connections {
         if self.open.load(Relaxed) >= self.max + batch {
             return false;
         }
-        if live(self) < self.max {
+        // Start evicting a little before the cap, so evictions finish before it.
+        if live(self) < self.max - (4 * batch).min(self.max / 8) {
             return true;
         }
         let mut candidates: Vec<(u64, Arc<Slot>)> = self
@@ -201,14 +205,46 @@ impl Connections {
         true
     }
 
-    /// Accepts connections until `shutdown` turns true, then waits (at most
-    /// `drain`) for open connections to finish their requests.
-    pub(crate) async fn accept_loop(
+    /// Accepts connections until `shutdown` turns true, on a thread of its own
+    /// (with its own small runtime), so accepting never queues behind thousands of
+    /// connection tasks: a new client (a health probe) is accepted at once however
+    /// busy the workers are. Connections are served on the runtime of `workers`.
+    pub(crate) fn spawn_acceptor(
+        self: Arc<Self>,
+        listener: TcpListener,
+        router: Router,
+        shutdown: watch::Receiver<bool>,
+        workers: tokio::runtime::Handle,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let listener = listener.into_std()?;
+        std::thread::Builder::new()
+            .name("shortlist-accept".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the accept loop");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(l) => self.accept_loop(l, router, shutdown, workers).await,
+                        Err(e) => tracing::error!(error = %e, "cannot listen"),
+                    }
+                });
+            })
+    }
+
+    async fn accept_loop(
         self: Arc<Self>,
         listener: TcpListener,
         router: Router,
         mut shutdown: watch::Receiver<bool>,
-        drain: Duration,
+        workers: tokio::runtime::Handle,
     ) {
         let mut last_fd_warning: Option<Instant> = None;
         loop {
@@ -241,13 +277,34 @@ impl Connections {
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
+            // Re-registered with the workers' reactor.
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot hand a connection over");
+                    continue;
+                }
+            };
             self.open.fetch_add(1, Relaxed);
             self.metrics.server.connection_opened();
             let conns = Arc::clone(&self);
-            tokio::spawn(conns.serve_one(stream, router.clone(), shutdown.clone()));
+            let (router, shutdown) = (router.clone(), shutdown.clone());
+            workers.spawn(async move {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => conns.serve_one(stream, router, shutdown).await,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot register a connection");
+                        conns.open.fetch_sub(1, Relaxed);
+                        conns.metrics.server.connection_closed();
+                    }
+                }
+            });
         }
-        drop(listener);
-        let waited = tokio::time::timeout(drain, async {
+    }
+
+    /// Waits (at most `grace`) for open connections to finish after shutdown.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        let waited = tokio::time::timeout(grace, async {
             loop {
                 let notified = self.all_closed.notified();
                 if self.open.load(Relaxed) == 0 {

@@ -526,18 +526,26 @@ impl Server {
             max_connections = self.connections.max(), compute_threads = self.state.pool.threads(),
             max_in_flight = cfg.max_in_flight, "serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let accept = tokio::spawn(Arc::clone(&self.connections).accept_loop(
+        let acceptor = Arc::clone(&self.connections).spawn_acceptor(
             self.listener,
             app(self.state),
             stop_rx,
-            cfg.request_timeout + std::time::Duration::from_secs(1),
-        ));
+            tokio::runtime::Handle::current(),
+        )?;
         shutdown.await;
         let _ = stop_tx.send(true);
-        let result = accept.await;
+        let joined = tokio::task::spawn_blocking(move || acceptor.join()).await;
+        self.connections
+            .drain(cfg.request_timeout + std::time::Duration::from_secs(1))
+            .await;
         poller.abort();
         tracing::info!("server stopped");
-        result.map_err(|e| ServeError::Io(std::io::Error::other(e)))
+        match joined {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(ServeError::Io(std::io::Error::other(
+                "the accept thread failed",
+            ))),
+        }
     }
 }
 
