@@ -13,7 +13,7 @@ base="$(fresh_base faults)"
 echo '{"user_id": "42", "k": 10}' > "$RELY_WORK/recommend-body.json"
 start_server "$base" --poll-seconds 0.5
 machine_load
-"$STRESS" soak "$ADDR" 4 150 100 "$RELY_WORK/recommend-body.json" /v1/recommend > "$RELY_WORK/faults-loop.txt" 2>&1 &
+"$STRESS" soak "$ADDR" 4 240 100 "$RELY_WORK/recommend-body.json" /v1/recommend > "$RELY_WORK/faults-loop.txt" 2>&1 &
 loop=$!
 sleep 5
 rss0="$(rss_mb)"
@@ -58,8 +58,9 @@ sleep 2
 row "truncate every served file in place (retrieval/1, ranking/1)" "$(served)"
 # 2. Slow, non-atomic copies of new versions.
 slow_copy "$pristine/ranking/1" "$base/ranking/2" &
+copy=$!
 slow_copy "$pristine/retrieval/1" "$base/retrieval/2"
-wait %1 2> /dev/null || true
+wait "$copy"
 wait_state ranking 2 AVAILABLE 30; wait_state retrieval 2 AVAILABLE 30
 row "slow copies ranking/2, retrieval/2 (refused mid-copy, then)" "ranking/2 $(state ranking 2 | cut -c1-10) retrieval/2 $(state retrieval 2 | cut -c1-10)"
 # 3. Absurd dimensions in the manifest.
@@ -114,6 +115,7 @@ rm -rf "$base/retrieval"
 sleep 2
 row "rm -rf retrieval/ (whole model)" "$(served)"
 
+echo "faults done; the request loop runs to its end"
 wait "$loop" || true
 tail -3 "$RELY_WORK/faults-loop.txt"
 echo "RSS at end: $(rss_mb) MB (start $rss0 MB)"

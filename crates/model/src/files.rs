@@ -56,6 +56,17 @@ struct Listed {
     files: Option<FileList>,
 }
 
+/// An I/O error of `path` whose message may already start with the path (those of
+/// [`shortlist_core::input`]): the path is said once.
+fn io(path: &Path, e: std::io::Error) -> Error {
+    let prefix = format!("{}: ", path.display());
+    let msg = e.to_string();
+    match msg.strip_prefix(&prefix) {
+        Some(rest) => Error::io(path, std::io::Error::new(e.kind(), rest.to_string())),
+        None => Error::io(path, e),
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
     d.iter().map(|b| format!("{b:02x}")).collect()
@@ -114,7 +125,7 @@ fn covered_files(dir: &Path) -> Result<Vec<String>> {
 pub fn seal(dir: &Path) -> Result<()> {
     let mpath = dir.join(MANIFEST);
     let text = shortlist_core::input::read_regular(&mpath, MAX_MANIFEST_BYTES)
-        .map_err(|e| Error::io(&mpath, e))?;
+        .map_err(|e| io(&mpath, e))?;
     let mut manifest: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
     let obj = manifest
@@ -124,7 +135,7 @@ pub fn seal(dir: &Path) -> Result<()> {
     for rel in covered_files(dir)? {
         let path = dir.join(&rel);
         let bytes = shortlist_core::input::read_regular(&path, max_input_bytes())
-            .map_err(|e| Error::io(&path, e))?;
+            .map_err(|e| io(&path, e))?;
         files.insert(
             rel,
             FileEntry {
@@ -137,7 +148,7 @@ pub fn seal(dir: &Path) -> Result<()> {
     obj.insert("files".into(), files);
     let json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::invalid("manifest", e.to_string()))?;
-    shortlist_core::atomic::write_file(&mpath, json.as_bytes()).map_err(|e| Error::io(&mpath, e))
+    shortlist_core::atomic::write_file(&mpath, json.as_bytes()).map_err(|e| io(&mpath, e))
 }
 
 /// The files of one model directory, read and verified against its manifest.
@@ -162,7 +173,7 @@ impl ModelFiles {
     pub fn open_with_limit(dir: &Path, max_bytes: u64) -> Result<Self> {
         let mpath = dir.join(MANIFEST);
         let manifest = shortlist_core::input::read_regular(&mpath, MAX_MANIFEST_BYTES)
-            .map_err(|e| Error::io(&mpath, e))?;
+            .map_err(|e| io(&mpath, e))?;
         let listed: Listed = serde_json::from_slice(&manifest)
             .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
         if let Some(files) = &listed.files {
@@ -248,7 +259,7 @@ impl ModelFiles {
             ),
             None => None,
         };
-        let (file, len) = open_regular(&path, self.max_bytes).map_err(|e| Error::io(&path, e))?;
+        let (file, len) = open_regular(&path, self.max_bytes).map_err(|e| io(&path, e))?;
         if let Some(e) = entry {
             if len != e.bytes {
                 return Err(Error::corrupt(
@@ -263,7 +274,7 @@ impl ModelFiles {
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         file.take(len.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(&path, e))?;
+            .map_err(|e| io(&path, e))?;
         if bytes.len() as u64 != len {
             return Err(Error::corrupt(&path, "changed size while being read"));
         }
@@ -301,7 +312,7 @@ impl ModelFiles {
                 for rel in covered_files(&self.dir)? {
                     if !rel.contains('/') {
                         let path = self.path(&rel);
-                        open_regular(&path, self.max_bytes).map_err(|e| Error::io(&path, e))?;
+                        open_regular(&path, self.max_bytes).map_err(|e| io(&path, e))?;
                     }
                 }
             }
@@ -319,7 +330,7 @@ pub fn manifest_kind(dir: &Path) -> Result<String> {
     }
     let mpath = dir.join(MANIFEST);
     let text = shortlist_core::input::read_regular(&mpath, MAX_MANIFEST_BYTES)
-        .map_err(|e| Error::io(&mpath, e))?;
+        .map_err(|e| io(&mpath, e))?;
     let k: Kind = serde_json::from_slice(&text)
         .map_err(|e| Error::corrupt(&mpath, format!("no model kind: {e}")))?;
     Ok(k.kind)

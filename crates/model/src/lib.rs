@@ -320,6 +320,16 @@ mod tests {
         );
         std::fs::write(&w, &bytes).unwrap();
         RankingModel::load(&path).unwrap();
+        // A manifest that lies about the dimensions (absurd ones): refused, nothing allocated.
+        let mut lying = old.clone();
+        lying["config"]["embedding_dim"] = serde_json::json!(1_000_000_000_000u64);
+        lying["config"]["hidden"] = serde_json::json!([1_000_000_000u64]);
+        std::fs::write(&mpath, serde_json::to_vec(&lying).unwrap()).unwrap();
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("invalid embedding_dim: the configuration says 1000000000000"),
+            "{err}"
+        );
         std::fs::write(path.join(artifact::MANIFEST), "{").unwrap();
         let err = RankingModel::load(&path).unwrap_err().to_string();
         assert!(err.contains("manifest.json"), "{err}");
