@@ -160,10 +160,13 @@ fn write_model(dir: &Path, which: u8) {
     shortlist_model::files::seal(dir).unwrap();
 }
 
+/// The files of one model directory: (relative path, content), sorted.
+type ModelDir = Vec<(String, Vec<u8>)>;
+
 /// The files of the three template models (retrieval + exact index, retrieval +
 /// IVF index, ranking), by relative path.
-fn templates() -> &'static [Vec<(String, Vec<u8>)>; 3] {
-    static T: OnceLock<[Vec<(String, Vec<u8>)>; 3]> = OnceLock::new();
+fn templates() -> &'static [ModelDir; 3] {
+    static T: OnceLock<[ModelDir; 3]> = OnceLock::new();
     T.get_or_init(|| {
         let make = |which: u8| {
             let dir = scratch().join(format!("template-{which}"));

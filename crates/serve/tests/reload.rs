@@ -225,11 +225,12 @@ async fn partial_dirs_are_ignored_and_deleting_a_version_rolls_back() {
 
 async fn status_of(c: &mut common::Client, model: &str, version: u64) -> serde_json::Value {
     let v = c.get(&format!("/v1/models/{model}")).await.json();
+    let version = version.to_string();
     v["model_version_status"]
         .as_array()
         .and_then(|a| {
             a.iter()
-                .find(|s| s["version"] == version.to_string())
+                .find(|s| s["version"].as_str() == Some(version.as_str()))
                 .cloned()
         })
         .unwrap_or(serde_json::Value::Null)
