@@ -136,17 +136,7 @@ enum Command {
         output: Option<PathBuf>,
     },
     /// Serve models over HTTP (TensorFlow Serving REST API + /v1/recommend).
-    Serve {
-        /// Directory of `<model name>/<integer version>/` model directories.
-        #[arg(long)]
-        model_base_path: PathBuf,
-        /// TCP port.
-        #[arg(long, default_value_t = 8501)]
-        port: u16,
-        /// Seconds between scans for new versions.
-        #[arg(long, default_value_t = 1.0)]
-        poll_seconds: f64,
-    },
+    Serve(cmd::serve::ServeArgs),
     /// Fetch MovieLens 100k, train and evaluate both stages, recommend for a user.
     Quickstart {
         /// Where models are written: OUT/movielens/{retrieval,ranking}/V/, V = 1, or the
@@ -290,11 +280,7 @@ fn main() -> ExitCode {
             }),
             (None, None) => unreachable!("clap requires --model or --pipeline"),
         },
-        Command::Serve {
-            model_base_path,
-            port,
-            poll_seconds,
-        } => cmd::serve::run(model_base_path, port, poll_seconds),
+        Command::Serve(args) => cmd::serve::run(&args),
         Command::Quickstart { out, user } => cmd::quickstart::run(&out, &user, &ctx),
         Command::Index(IndexCommand::Tune {
             method,

@@ -40,7 +40,7 @@ pub enum Stage {
 /// Loads one model version directory, whatever its kind (read from `manifest.json`).
 pub fn load_dir(dir: &Path) -> Result<Stage> {
     let kind =
-        shortlist_model::artifact::model_kind(dir).map_err(|e| Error::Load(e.to_string()))?;
+        shortlist_model::files::manifest_kind(dir).map_err(|e| Error::Load(e.to_string()))?;
     match kind.as_str() {
         shortlist_model::artifact::RANKING_KIND => Ok(Stage::Ranking(RankingStage::load(dir)?)),
         other => Ok(Stage::Source(ModelSource::load(dir, other)?)),

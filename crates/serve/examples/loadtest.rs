@@ -258,7 +258,7 @@ fn main() {
         let addr = server.local_addr();
         let reg = Arc::clone(&server.state().registry);
         tokio::spawn(server.run(std::future::pending()));
-        while !reg.readiness().0 {
+        while !reg.readiness().ready {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let until = Instant::now() + Duration::from_secs(secs as u64);

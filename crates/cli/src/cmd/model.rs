@@ -29,10 +29,9 @@ pub fn model_kind(dir: &Path) -> Result<String> {
         return Err(BadInput(format!("--model {hint}")).into());
     }
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = shortlist_core::input::read_text(&path).map_err(|e| {
         BadInput(format!(
-            "{}: {e} (expected a model directory written by `shortlist train`)",
-            path.display()
+            "{e} (expected a model directory written by `shortlist train`)"
         ))
     })?;
     let v: Value = serde_json::from_str(&text)
