@@ -78,6 +78,11 @@ impl ExactIndex {
         self.int8.is_some()
     }
 
+    /// The packed copy of the items (for kernels that score them all).
+    pub(crate) fn packed(&self) -> &Packed {
+        &self.packed
+    }
+
     /// The item matrix, `len() × dim()`, row-major.
     pub fn items(&self) -> &[f32] {
         &self.items
@@ -104,7 +109,7 @@ impl ExactIndex {
     /// file, or one that holds something else, is an error naming the file.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fs_err::read(path)?;
-        let file = persist::open(path, &bytes, FORMAT, FORMAT_VERSION)?;
+        let file = persist::open(path, &bytes, FORMAT, &[FORMAT_VERSION])?;
         let (shape, items) = file.f32s(TENSOR_NAME, 2)?;
         ExactIndex::new(items, shape[1]).map_err(|e| persist::bad(path, e.to_string()))
     }
@@ -125,6 +130,9 @@ impl ExactIndex {
         }
         if let Some(allowed) = adm.allow_list() {
             return Ok(self.search_allowed(kernel, query, k, allowed));
+        }
+        if let Some(allowed) = sparse_bitmap(&adm, n) {
+            return Ok(self.search_allowed(kernel, query, k, &allowed));
         }
         let adm = match (&self.int8, Self::int8_kernel(kernel)) {
             (Some(t), true) => {
@@ -222,6 +230,8 @@ impl ExactIndex {
             }
             if let Some(allowed) = adm.allow_list() {
                 out[q] = self.search_allowed(kernel, query, k, allowed);
+            } else if let Some(allowed) = sparse_bitmap(&adm, n) {
+                out[q] = self.search_allowed(kernel, query, k, &allowed);
             } else if int8.is_some() {
                 int8_adms.push(adm);
                 gated.push(q);
@@ -268,6 +278,14 @@ impl ExactIndex {
         }
         Ok(out)
     }
+}
+
+/// The admissible items of a bitmap filter that admits at most one item in 16 (then
+/// scoring just those beats a scan of the whole catalogue), else `None`.
+fn sparse_bitmap(adm: &Admissible<'_>, n: usize) -> Option<Vec<u32>> {
+    adm.bitmap()
+        .filter(|b| b.count() <= n / 16)
+        .map(|b| b.iter().collect())
 }
 
 impl TopKIndex for ExactIndex {
