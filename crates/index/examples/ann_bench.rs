@@ -33,7 +33,8 @@
 //! `ours.json` (every row) for `ann_peers.py`'s side-by-side summary.
 //!
 //! IVF settings are recall targets (`--targets`, the adaptive default mode) and, for
-//! comparison, fixed probe counts (`--probes`); HNSW settings are `ef` (`--ef`).
+//! comparison, fixed probe counts (`--probes`); HNSW settings are `ef` (`--ef`), built
+//! with `--m`, `--ef-add` and `--quant f32|f16|i8`.
 #![allow(missing_docs)]
 
 use std::error::Error;
@@ -153,6 +154,8 @@ fn parse() -> Res<Args> {
             "--m" => a.hnsw.connectivity = value(flag, v)?,
             #[cfg(feature = "hnsw")]
             "--ef-add" => a.hnsw.expansion_add = value(flag, v)?,
+            #[cfg(feature = "hnsw")]
+            "--quant" => a.hnsw.quantization = value(flag, v)?,
             "--ef" => a.efs = list(flag, v)?,
             "--build-threads" => a.threads_build = Some(value(flag, v)?),
             "--filter-queries" => a.filter_queries = value(flag, v)?,
@@ -687,7 +690,10 @@ fn main() -> Res<()> {
         let t = Instant::now();
         let index = HnswIndex::build(&items, dim, a.hnsw)?;
         let build_s = t.elapsed().as_secs_f64();
-        let path = a.out.join(format!("index-m{}.hnsw", a.hnsw.connectivity));
+        let path = a.out.join(format!(
+            "index-m{}-{}.hnsw",
+            a.hnsw.connectivity, a.hnsw.quantization
+        ));
         index.save(&path)?;
         let size_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
         drop(index);
@@ -695,14 +701,16 @@ fn main() -> Res<()> {
         let mut index = HnswIndex::load(&path)?;
         let load_s = t.elapsed().as_secs_f64();
         println!(
-            "# HNSW M={} ef_add={}: build {build_s:.1}s | file {size_mib:.1} MiB | load {load_s:.2}s | memory (usearch) {:.1} MiB",
+            "# HNSW M={} ef_add={} {}: build {build_s:.1}s | file {size_mib:.1} MiB | load {load_s:.2}s | memory (usearch) {:.1} MiB",
             a.hnsw.connectivity,
             a.hnsw.expansion_add,
+            a.hnsw.quantization,
             index.memory_usage() as f64 / (1 << 20) as f64
         );
         let settings: Vec<String> = a.efs.iter().map(|e| format!("ef={e}")).collect();
         // The walk uses max(ef, k): a setting is measured at the k it can serve.
-        bench.measure(&mut index, "shortlist-hnsw", &settings, |s| {
+        let name = format!("shortlist-hnsw-{}", a.hnsw.quantization);
+        bench.measure(&mut index, &name, &settings, |s| {
             s.trim_start_matches("ef=").parse().unwrap_or(0)
         })?;
     }

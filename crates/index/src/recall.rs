@@ -13,6 +13,8 @@
 //! ```
 //!
 //! As text (index files, command-line flags): `0.95` or `10:0.99,100:0.95,1000:0.9`.
+//!
+//! A target of 1 asks for exact answers (the index opens everything it must).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -272,7 +272,9 @@ fn a_file_truncated_or_rewritten_after_loading_does_not_affect_searches() {
     let direct = HnswIndex::load(&path).unwrap();
     let served = AnyIndex::load_dir(dir.path()).unwrap().unwrap();
     assert_eq!(served.kind_name(), "hnsw");
-    let want = direct.search_batch(&queries, 10, &|_| Filter::None).unwrap();
+    let want = direct
+        .search_batch(&queries, 10, &|_| Filter::None)
+        .unwrap();
     let original = std::fs::read(&path).unwrap();
     // In place, through the same inode: truncate to nothing, then to a few bytes, then
     // overwrite with garbage of the full length, then with another index.

@@ -118,8 +118,12 @@ impl Calibration {
     }
 
     /// Items to open for mean recall `target` at `depth`: `+inf` when no budget short
-    /// of every item reaches it (then the search is exact).
+    /// of every item reaches it, or when the target is 1 (then the search is exact:
+    /// a sample of queries reaching recall 1 proves nothing about the next query).
     pub(crate) fn budget(&self, depth: f64, target: f64) -> f64 {
+        if target >= 1.0 {
+            return f64::INFINITY;
+        }
         let (ks, last) = (&self.ks, self.ks.len() - 1);
         let depth = depth.max(1.0);
         if depth <= f64::from(ks[0]) {

@@ -71,6 +71,9 @@ const U: f64 = f32::EPSILON as f64 / 2.0;
 /// admissible items times this is below its budget is an exact scan over them.
 const EXACT_COST: f64 = 8.0;
 
+/// [`IvfIndex::calibrate`] measures at most this many queries.
+pub const MAX_CALIBRATION_QUERIES: usize = 1024;
+
 /// An exclusion list longer than `n / LONG_EXCLUSION` is tested as a bitmap during the
 /// scan instead of being mapped to sorted positions.
 const LONG_EXCLUSION: usize = 256;
@@ -266,17 +269,32 @@ impl IvfIndex {
         })
     }
 
-    /// Re-measures the calibration with `queries` (`m × dim`, `m ≥ 1`, e.g. a sample
-    /// of the model's user vectors): the recall a query reaches for each number of
-    /// items opened (see [`calibration`]).
+    /// Re-measures the calibration with `queries` (`m × dim`, `m ≥ 1`, e.g. the model's
+    /// user vectors; more than [`MAX_CALIBRATION_QUERIES`] are thinned out evenly):
+    /// the recall a query reaches for each number of items opened (see
+    /// [`calibration`]).
     pub fn calibrate(&mut self, queries: &[f32]) -> Result<()> {
         crate::index_base::check_queries(queries.len(), self.dim)?;
-        if queries.is_empty() {
+        let m = queries.len() / self.dim;
+        if m == 0 {
             return Err(Error::invalid(
                 "queries",
                 "calibration needs at least one query",
             ));
         }
+        let step = m.div_ceil(MAX_CALIBRATION_QUERIES);
+        let thinned: Vec<f32>;
+        let queries = if step > 1 {
+            thinned = queries
+                .chunks_exact(self.dim)
+                .step_by(step)
+                .flatten()
+                .copied()
+                .collect();
+            &thinned[..]
+        } else {
+            queries
+        };
         self.calibration = Calibration::measure(self, &[queries])?;
         Ok(())
     }
