@@ -131,13 +131,24 @@ pub enum AnyIndex {
 
 impl AnyIndex {
     /// Builds the index `config` asks for over `items` (`n × dim`, row-major). An IVF
-    /// index is calibrated with sampled items as queries; [`calibrate`](Self::calibrate)
-    /// re-measures it with the model's own queries.
+    /// index is calibrated with sampled items as queries
+    /// ([`build_with_queries`](Self::build_with_queries) takes the model's own).
     pub fn build(items: Vec<f32>, dim: usize, config: &IndexConfig) -> Result<Self> {
+        Self::build_with_queries(items, dim, config, None)
+    }
+
+    /// [`build`](Self::build), an IVF index calibrated with `queries` (`m × dim`: e.g.
+    /// the model's user vectors, which may sit elsewhere than the items) when given.
+    pub fn build_with_queries(
+        items: Vec<f32>,
+        dim: usize,
+        config: &IndexConfig,
+        queries: Option<&[f32]>,
+    ) -> Result<Self> {
         let n = items.len().checked_div(dim).unwrap_or(0);
         match config.kind_for(n)? {
             IndexKind::Ivf => {
-                let mut ivf = IvfIndex::build(&items, dim, config.ivf)?;
+                let mut ivf = IvfIndex::build_with_queries(&items, dim, config.ivf, queries)?;
                 if config.ivf.probes == 0 {
                     ivf.set_recall_target(config.recall_target.clone());
                 }
@@ -265,5 +276,34 @@ impl TopKIndex for AnyIndex {
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
         self.inner().search_batch(queries, k, filter_of)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on purpose
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_config_round_trips_through_toml_with_either_target_form() {
+        let text = "kind = \"ivf\"\nrecall_target = { \"10\" = 0.99, \"100\" = 0.95 }\n[ivf]\nlists = 64\n";
+        let c: IndexConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.kind, IndexKind::Ivf);
+        assert_eq!(c.recall_target.for_k(10), 0.99);
+        assert_eq!(c.recall_target.for_k(500), 0.95);
+        assert_eq!(c.ivf.lists, 64);
+        let back: IndexConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let one: IndexConfig = toml::from_str("recall_target = 0.9").unwrap();
+        assert_eq!(one.recall_target, RecallTarget::uniform(0.9).unwrap());
+        assert_eq!(IndexConfig::default().recall_target.for_k(100), 0.95);
+        let e = toml::from_str::<IndexConfig>("recall_target = 2.0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 is not within (0, 1]"), "{e}");
+        // HNSW parameters parse without the `hnsw` feature too.
+        let h: IndexConfig = toml::from_str("kind = \"hnsw\"\n[hnsw]\nconnectivity = 8\n").unwrap();
+        assert_eq!(h.hnsw.connectivity, 8);
+        assert_eq!(h.kind_for(10).is_ok(), cfg!(feature = "hnsw"));
     }
 }

@@ -19,7 +19,6 @@
 
 use std::path::Path;
 
-use rayon::prelude::*;
 use safetensors::tensor::Dtype;
 
 use super::IvfIndex;
@@ -28,7 +27,7 @@ use crate::index_base::TopKIndex;
 use crate::persist;
 
 /// The ladder of k measured (those `≤ n`).
-const KS: [usize; 6] = [10, 30, 100, 300, 1000, 3000];
+const KS: [usize; 5] = [10, 30, 100, 300, 1000];
 /// Budget points measured (geometric, the last one every item).
 const BUDGET_POINTS: usize = 40;
 
@@ -68,7 +67,6 @@ impl Calibration {
     /// point of the table, the lowest of the groups' mean recalls.
     pub(crate) fn measure(index: &IvfIndex, groups: &[&[f32]]) -> Result<Self> {
         let n = index.len();
-        let dim = index.dim();
         let ks: Vec<usize> = if n < KS[0] {
             vec![n.max(1)]
         } else {
@@ -90,10 +88,7 @@ impl Calibration {
         let mut recall = vec![1f32; ks.len() * budgets.len()];
         for queries in groups {
             // Per query: the opening positions of its exact top-kmax, in rank order.
-            let positions: Vec<Vec<u32>> = queries
-                .par_chunks_exact(dim)
-                .map(|q| index.opening_positions(q, kmax))
-                .collect::<Result<_>>()?;
+            let positions = index.opening_positions(queries, kmax)?;
             let m = positions.len().max(1) as f64;
             for (i, &k) in ks.iter().enumerate() {
                 for (j, &b) in budgets.iter().enumerate() {

@@ -72,7 +72,7 @@ const U: f64 = f32::EPSILON as f64 / 2.0;
 const EXACT_COST: f64 = 8.0;
 
 /// [`IvfIndex::calibrate`] measures at most this many queries.
-pub const MAX_CALIBRATION_QUERIES: usize = 1024;
+pub const MAX_CALIBRATION_QUERIES: usize = 256;
 
 /// An exclusion list longer than `n / LONG_EXCLUSION` is tested as a bitmap during the
 /// scan instead of being mapped to sorted positions.
@@ -101,9 +101,8 @@ pub struct IvfParams {
     /// `β` of the list order `q·c + β‖q‖r` (see the [module docs](self)), in `[0, 1]`.
     /// Default 0.25.
     pub spread_weight: f64,
-    /// Queries (sampled items, as unit vectors) the build calibrates with, when the
-    /// caller gives none ([`IvfIndex::calibrate`] re-measures with real queries).
-    /// Default 256.
+    /// Queries of each of two kinds (see [`IvfIndex::build`]) the build calibrates
+    /// with when the caller gives none. Default 128.
     pub calibration_queries: usize,
     /// Seed of the sample, the initial centres and the calibration queries.
     pub seed: u64,
@@ -118,7 +117,7 @@ impl Default for IvfParams {
             sample_per_list: 64,
             head_fraction: 0.005,
             spread_weight: 0.25,
-            calibration_queries: 256,
+            calibration_queries: 128,
             seed: 42,
         }
     }
@@ -207,9 +206,25 @@ pub struct IvfIndex {
 }
 
 impl IvfIndex {
-    /// Builds an index over `items` (`n × dim`, row-major, finite), calibrated with
-    /// sampled items as queries.
+    /// Builds an index over `items` (`n × dim`, row-major, finite), calibrated without
+    /// the model's queries: [`IvfParams::calibration_queries`] queries of each of two
+    /// kinds, keeping the lower recall of the two at every point — sampled items as
+    /// unit vectors (item-to-item queries), and random Gaussian combinations of eight
+    /// unit items (queries spread like the catalogue's directions, not tied to one
+    /// item). [`build_with_queries`](Self::build_with_queries) calibrates with real
+    /// queries instead.
     pub fn build(items: &[f32], dim: usize, params: IvfParams) -> Result<Self> {
+        Self::build_with_queries(items, dim, params, None)
+    }
+
+    /// [`build`](Self::build), calibrated with `queries` (`m × dim`, e.g. the model's
+    /// user vectors, see [`calibrate`](Self::calibrate)) when given.
+    pub fn build_with_queries(
+        items: &[f32],
+        dim: usize,
+        params: IvfParams,
+        queries: Option<&[f32]>,
+    ) -> Result<Self> {
         params.validate()?;
         let n = crate::index_base::item_count(items.len(), dim)?;
         crate::index_base::check_finite(items, dim)?;
@@ -223,7 +238,10 @@ impl IvfIndex {
         };
         let mut index =
             Self::from_parts(items, dim, centroids, &assign, params.spread_weight, mode)?;
-        index.calibrate_from_items(items, params.calibration_queries, params.seed)?;
+        match queries {
+            Some(q) => index.calibrate(q)?,
+            None => index.calibrate_from_items(items, params.calibration_queries, params.seed)?,
+        }
         Ok(index)
     }
 
@@ -299,10 +317,7 @@ impl IvfIndex {
         Ok(())
     }
 
-    /// Calibrates without the model's queries: `count` queries of each of two kinds,
-    /// and the lower recall of the two at every point — sampled items as unit vectors
-    /// (item-to-item queries), and random Gaussian combinations of eight unit items
-    /// (queries spread like the catalogue's directions, not tied to one item).
+    /// Calibrates without the model's queries (see [`build`](Self::build)).
     fn calibrate_from_items(&mut self, items: &[f32], count: usize, seed: u64) -> Result<()> {
         let (like_items, mixed) = sample_queries(items, self.dim, count, seed);
         self.calibration = Calibration::measure(self, &[&like_items, &mixed])?;
@@ -576,29 +591,69 @@ impl IvfIndex {
     }
 
     /// For calibration: the opening positions (see [`calibration`]) of the exact
-    /// top-`k` of `query`, in rank order.
-    fn opening_positions(&self, query: &[f32], k: usize) -> Result<Vec<u32>> {
+    /// top-`k` of each query (`m × dim`), in rank order.
+    fn opening_positions(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<u32>>> {
         let lists = self.lists();
-        let top = self.search_probes_all(query, k)?;
-        let order = self.open(query, &Budget::Lists(lists))?;
-        let mut opened_at = vec![0u32; lists + 1];
-        let mut opened = 0u32;
-        for r in order.iter().filter(|r| range_len(r) > 0) {
-            opened += range_len(r) as u32;
-            // The list whose blocks start there.
-            let l = self.list_at(r.blocks.start * BLOCK);
-            opened_at[l] = opened;
-        }
-        Ok(top
-            .iter()
-            .map(|h| opened_at[self.list_at(self.pos[h.item as usize] as usize)])
-            .collect())
+        // The exact answers in batches (one pass over memory per 32 queries).
+        let tops: Vec<Vec<u32>> = queries
+            .par_chunks(32 * self.dim)
+            .map(|chunk| self.exact_batch(chunk, k))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        queries
+            .par_chunks_exact(self.dim)
+            .zip(tops)
+            .map(|(query, top)| {
+                let order = self.open(query, &Budget::Lists(lists))?;
+                let mut opened_at = vec![0u32; lists + 1];
+                let mut opened = 0u32;
+                for r in order.iter().filter(|r| range_len(r) > 0) {
+                    opened += range_len(r) as u32;
+                    // The list whose blocks start there.
+                    opened_at[self.list_at(r.blocks.start * BLOCK)] = opened;
+                }
+                Ok(top
+                    .iter()
+                    .map(|&item| opened_at[self.list_at(self.pos[item as usize] as usize)])
+                    .collect())
+            })
+            .collect()
     }
 
-    /// The exact top-`k` within the index (every list opened, no bound skipping
-    /// needed for exactness).
-    fn search_probes_all(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_mode(query, k, &Filter::None, &SearchMode::Probes(self.lists()))
+    /// The exact top-`k` items (as numbers, best first) of each query of `queries`:
+    /// the int8 kernel's batch path over every stored position (padding excluded;
+    /// ties may come in position rather than item order, which calibration ignores),
+    /// else every list opened, one query at a time.
+    fn exact_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<u32>>> {
+        let m = queries.len() / self.dim;
+        let mut found: Vec<Option<Vec<Hit>>> = vec![None; m];
+        if let Some(t) = &self.int8 {
+            let padding: Vec<u32> = (0..self.ids.len() as u32)
+                .filter(|&p| self.ids[p as usize] == u32::MAX)
+                .collect();
+            let adms = vec![Admissible::excluding_sorted(Cow::Borrowed(&padding[..])); m];
+            found = quant::search(t, &self.items, queries, adms, k);
+            for hits in found.iter_mut().flatten() {
+                for h in hits.iter_mut() {
+                    h.item = self.ids[h.item as usize];
+                }
+            }
+        }
+        queries
+            .chunks_exact(self.dim)
+            .zip(found)
+            .map(|(q, hits)| {
+                let hits = match hits {
+                    Some(h) => h,
+                    None => {
+                        self.search_mode(q, k, &Filter::None, &SearchMode::Probes(self.lists()))?
+                    }
+                };
+                Ok(hits.iter().map(|h| h.item).collect())
+            })
+            .collect()
     }
 
     /// The list (the head is `lists`) holding stored position `p`.
