@@ -505,8 +505,11 @@ impl Bench {
     }
 }
 
-/// The vectors: `(items, measured queries, calibration queries, description)`.
-fn vectors(a: &mut Args) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>, String)> {
+/// The vectors: items, measured queries, calibration queries, description.
+type Vectors = (Vec<f32>, Vec<f32>, Vec<f32>, String);
+
+/// The vector set the flags ask for.
+fn vectors(a: &mut Args) -> Res<Vectors> {
     let total = a.queries + a.calibration;
     if let Some(dir) = &a.vectors {
         let (n, dim, items) = read_npy_f32(&dir.join("items.npy"))?;
@@ -656,14 +659,13 @@ fn main() -> Res<()> {
     if a.methods.iter().any(|m| m == "ivf") {
         let rss_before = peak_rss_mib();
         let t = Instant::now();
-        let mut index = IvfIndex::build(&items, dim, a.ivf)?;
+        let index = IvfIndex::build_with_queries(
+            &items,
+            dim,
+            a.ivf,
+            (!calib.is_empty()).then_some(&calib[..]),
+        )?;
         let build_s = t.elapsed().as_secs_f64();
-        let mut calib_s = 0.0;
-        if !calib.is_empty() {
-            let t = Instant::now();
-            index.calibrate(&calib)?;
-            calib_s = t.elapsed().as_secs_f64();
-        }
         let rss_build = peak_rss_mib();
         let path = a.out.join("index.ivf.safetensors");
         index.save(&path)?;
@@ -674,11 +676,15 @@ fn main() -> Res<()> {
         let mut index = IvfIndex::load(&path)?;
         let load_s = t.elapsed().as_secs_f64();
         println!(
-            "# IVF lists={} (largest {} items), head {}: build {build_s:.1}s (calibration with {} queries {calib_s:.1}s) | file {size_mib:.1} MiB | load {load_s:.2}s | index memory {:.1} MiB | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
+            "# IVF lists={} (largest {} items), head {}: build {build_s:.1}s (calibrated with {}) | file {size_mib:.1} MiB | load {load_s:.2}s | index memory {:.1} MiB | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
             index.lists(),
             sizes.iter().max().unwrap_or(&0),
             index.head_len(),
-            calib.len() / dim,
+            if calib.is_empty() {
+                "sampled items".to_string()
+            } else {
+                format!("{} held-out queries", calib.len() / dim)
+            },
             index.memory_bytes() as f64 / (1 << 20) as f64
         );
         let mut settings: Vec<String> = a.targets.iter().map(|t| format!("target={t}")).collect();

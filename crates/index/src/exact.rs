@@ -548,6 +548,47 @@ mod tests {
     }
 
     #[test]
+    fn bitmap_filters_equal_allow_lists_dense_and_sparse() {
+        let mut rng = Rng::new(17);
+        let (n, dim) = (3000, 24);
+        let items = random(&mut rng, n * dim);
+        let index = ExactIndex::new(items, dim).unwrap();
+        let queries = random(&mut rng, 9 * dim);
+        // Dense (a scan with masking) and sparse (the allow-list path).
+        for every in [2u32, 3, 50] {
+            let allowed: Vec<u32> = (0..n as u32).filter(|i| i % every == 1).collect();
+            let bitmap = crate::ItemBitmap::allowing(n, &allowed).unwrap();
+            for kernel in Kernel::available() {
+                let want = index
+                    .search_batch_with(kernel, &queries, 25, &|_| Filter::AllowOnly(&allowed))
+                    .unwrap();
+                let got = index
+                    .search_batch_with(kernel, &queries, 25, &|_| Filter::AllowBitmap(&bitmap))
+                    .unwrap();
+                assert_eq!(got, want, "{kernel:?} 1 in {every}");
+                for (q, w) in queries.chunks_exact(dim).zip(&want) {
+                    let single = index
+                        .search_with(kernel, q, 25, &Filter::AllowBitmap(&bitmap))
+                        .unwrap();
+                    assert_eq!(&single, w, "{kernel:?} 1 in {every}, single");
+                }
+            }
+        }
+        let e = index
+            .search(
+                &queries[..dim],
+                3,
+                &Filter::AllowBitmap(&crate::ItemBitmap::all(7)),
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid filter: the bitmap covers 7 items, the index has 3000"
+        );
+    }
+
+    #[test]
     fn ties_break_by_lower_index_in_both_paths() {
         // Items 1, 3 and 4 tie for the best score; 0 and 2 tie below.
         let items = vec![1.0, 0.0, 2.0, 0.0, 1.0, 0.0, 2.0, 0.0, 2.0, 0.0];

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use shortlist_index::{
-    AnyIndex, Error, ExactIndex, Filter, HnswIndex, HnswParams, IndexConfig, IndexKind,
+    AnyIndex, Error, ExactIndex, Filter, HnswIndex, HnswParams, IndexConfig, IndexKind, ItemBitmap,
     Quantization, TopKIndex,
 };
 
@@ -176,12 +176,19 @@ fn filters_never_return_excluded_and_keep_recall() {
                     "allow {}, exact_below {exact_below}: recall@{k} = {rec:.3}",
                     1.0 - frac
                 );
-                let got = hnsw
-                    .search_batch(&queries, k, &|_| Filter::Exclude(excl))
-                    .unwrap();
-                for hits in got {
-                    assert_eq!(hits.len(), k);
-                    assert!(hits.iter().all(|h| excl.binary_search(&h.item).is_err()));
+                let bitmap: &'static ItemBitmap =
+                    Box::leak(Box::new(ItemBitmap::excluding(n, excl)));
+                let rec = recall(&exact, &hnsw, &queries, k, &|_| Filter::AllowBitmap(bitmap));
+                assert!(
+                    rec >= 0.90,
+                    "bitmap {frac}, exact_below {exact_below}: recall@{k} = {rec:.3}"
+                );
+                for filter in [Filter::Exclude(excl), Filter::AllowBitmap(bitmap)] {
+                    let got = hnsw.search_batch(&queries, k, &|_| filter).unwrap();
+                    for hits in got {
+                        assert_eq!(hits.len(), k);
+                        assert!(hits.iter().all(|h| excl.binary_search(&h.item).is_err()));
+                    }
                 }
             }
         }

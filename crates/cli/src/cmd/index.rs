@@ -173,26 +173,25 @@ pub fn tune(a: &TuneArgs<'_>) -> Result<()> {
     } else {
         a.ks[a.ks.len() - 1]
     };
-    let mut specs: Vec<(String, usize, Box<dyn Fn(u32) -> Filters>)> =
+    // (name, k, the filter of user `u`): `None` unfiltered, `Some(i)` bitmap `i`, and
+    // the seen task's own kind below.
+    let mut specs: Vec<(String, usize, Option<Option<usize>>)> =
         a.ks.iter()
-            .map(|&k| {
-                (
-                    format!("k={k}"),
-                    k,
-                    Box::new(|_| Filters::None) as Box<dyn Fn(u32) -> Filters>,
-                )
-            })
+            .map(|&k| (format!("k={k}"), k, Some(None)))
             .collect();
     for (i, p) in pcts.iter().enumerate() {
-        specs.push((
-            format!("excl={p}"),
-            10,
-            Box::new(move |_| Filters::Bitmap(i)),
-        ));
+        specs.push((format!("excl={p}"), 10, Some(Some(i))));
     }
-    specs.push((format!("seen,k={seen_k}"), seen_k, Box::new(Filters::Seen)));
-    for (name, k, filter_of) in specs {
-        let filters: Vec<Filters> = measured.iter().map(|&u| filter_of(u)).collect();
+    specs.push((format!("seen,k={seen_k}"), seen_k, None));
+    for (name, k, kind) in specs {
+        let filters: Vec<Filters> = measured
+            .iter()
+            .map(|&u| match kind {
+                Some(None) => Filters::None,
+                Some(Some(i)) => Filters::Bitmap(i),
+                None => Filters::Seen(u),
+            })
+            .collect();
         let mut scratch = Vec::new();
         let truth = filters
             .iter()

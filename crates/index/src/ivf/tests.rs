@@ -97,6 +97,42 @@ fn every_list_opened_equals_the_exact_index_bit_for_bit_with_filters() {
 }
 
 #[test]
+fn the_f32_scan_without_the_int8_copy_equals_the_exact_index() {
+    // As on a CPU without AVX-512 VNNI: the opened lists scored in f32.
+    let mut rng = Rng::new(31);
+    let (n, dim) = (2000, 12);
+    let items = generate(&mut rng, n, dim, 10, true);
+    let exact = ExactIndex::new(items.clone(), dim).unwrap();
+    let mut ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+    ivf.int8 = None;
+    let excluded: Vec<u32> = (0..n as u32).filter(|i| i % 4 == 1).collect();
+    let long: Vec<u32> = (0..n as u32).filter(|i| i % 5 != 0).collect();
+    let bitmap = ItemBitmap::excluding(n, &excluded);
+    for _ in 0..10 {
+        let q: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+        for filter in [
+            Filter::None,
+            Filter::ExcludeSorted(&excluded),
+            Filter::Exclude(&long),
+            Filter::AllowBitmap(&bitmap),
+        ] {
+            for k in [1, 10, 100] {
+                let want = exact.search(&q, k, &filter).unwrap();
+                let got = ivf.search_probes(&q, k, &filter, ivf.lists()).unwrap();
+                assert_eq!(bits(&got), bits(&want), "k {k} {filter:?}");
+                let adaptive = ivf.search(&q, k, &filter).unwrap();
+                assert_eq!(adaptive.len(), want.len());
+                assert!(adaptive.iter().all(|h| exact
+                    .search(&q, n, &filter)
+                    .unwrap()
+                    .iter()
+                    .any(|w| w.item == h.item && w.score.to_bits() == h.score.to_bits())));
+            }
+        }
+    }
+}
+
+#[test]
 fn the_default_target_keeps_recall_and_never_returns_excluded_items() {
     let mut rng = Rng::new(9);
     let (n, dim) = (20_000, 32);
