@@ -427,7 +427,6 @@ impl IvfIndex {
             }
             (None, None) => None,
         };
-        let ranges = self.open(query, &budget)?;
         let scan_adm = match bitmap {
             Some(b) => Admissible::prepare(&Filter::AllowBitmap(b), self.n)?,
             None => {
@@ -441,20 +440,31 @@ impl IvfIndex {
                 Admissible::excluding_sorted(Cow::Owned(p))
             }
         };
-        if let Some(t) = &self.int8 {
-            if let Some(hits) = quant::search_ranges(
-                t,
-                &self.items,
-                &self.ids,
+        let hits = self.scan(query, k, &scan_adm, &self.open(query, &budget)?);
+        // Never short: when the opened lists held fewer admissible items than asked
+        // for (a strict filter, a tiny catalogue), open every list.
+        if hits.len() < k.min(admissible) {
+            return Ok(self.scan(
                 query,
-                scan_adm.clone(),
                 k,
-                &ranges,
-            ) {
-                return Ok(hits);
+                &scan_adm,
+                &self.open(query, &Budget::Lists(self.lists()))?,
+            ));
+        }
+        Ok(hits)
+    }
+
+    /// One exact top-`k` over `ranges` (`adm` filters stored positions, or items for a
+    /// bitmap): the int8 kernel, or `f32` for a query it cannot take.
+    fn scan(&self, query: &[f32], k: usize, adm: &Admissible<'_>, ranges: &[Range]) -> Vec<Hit> {
+        if let Some(t) = &self.int8 {
+            let found =
+                quant::search_ranges(t, &self.items, &self.ids, query, adm.clone(), k, ranges);
+            if let Some(hits) = found {
+                return hits;
             }
         }
-        Ok(self.scan_f32(query, k, &scan_adm, &ranges))
+        self.scan_f32(query, k, adm, ranges)
     }
 
     /// The lists a query opens, head first, each with its bound for this query.

@@ -270,6 +270,40 @@ fn few_admissible_items_are_scored_exactly() {
 }
 
 #[test]
+fn a_strict_filter_never_comes_back_short() {
+    let mut rng = Rng::new(16);
+    let (n, dim) = (20_000, 16);
+    let items = clustered(&mut rng, n, dim, 50);
+    let exact = ExactIndex::new(items.clone(), dim).unwrap();
+    let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+    // 2,000 admissible items, all in a few lists far from the query: the calibrated
+    // budget opens other lists first, finds too few, and then opens everything.
+    let q: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+    let order = ivf
+        .search_probes(&q, n, &Filter::None, ivf.lists())
+        .unwrap();
+    let far: Vec<u32> = order[n - 2000..].iter().map(|h| h.item).collect();
+    let bitmap = ItemBitmap::allowing(n, &far).unwrap();
+    for mode in [
+        SearchMode::Probes(2),
+        SearchMode::Target(RecallTarget::default()),
+    ] {
+        let got = ivf
+            .search_mode(&q, 100, &Filter::AllowBitmap(&bitmap), &mode)
+            .unwrap();
+        let want = exact
+            .search(&q, 100, &Filter::AllowBitmap(&bitmap))
+            .unwrap();
+        assert_eq!(got.len(), 100, "{mode:?}");
+        assert_eq!(
+            bits(&got),
+            bits(&want),
+            "{mode:?}: all lists opened is exact"
+        );
+    }
+}
+
+#[test]
 fn exclusions_as_short_lists_long_lists_and_bitmaps_agree() {
     let mut rng = Rng::new(4);
     let (n, dim) = (5000, 8);
