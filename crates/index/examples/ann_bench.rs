@@ -26,11 +26,16 @@
 //! items). Every search is single-threaded, one `search()` call per query, filter
 //! preparation and result sort included; recall is against the exact index.
 //!
-//! Printed: per method and setting, recall@k and q/s at k = 10, 100, 1000 (`--ks`);
+//! Printed: per method and setting, recall@k and q/s at k = 10, 100, 1000 (`--ks`), by
+//! the wall clock and by CPU time (on a shared machine the wall clock also counts the
+//! time other processes held the cores);
 //! then recall@10 with 10 / 50 / 90 % of the items excluded (one random set per
 //! share, the same for every query, passed as an `ItemBitmap` prepared once, as faiss
 //! takes its `IDSelectorBitmap`); build time, file size, load time, memory. Writes
 //! `ours.json` (every row) for `ann_peers.py`'s side-by-side summary.
+//!
+//! `--reuse` loads the indexes a previous run saved in `--out` instead of building them
+//! (same vectors and build flags assumed; the build time printed is then ~0).
 //!
 //! IVF settings are recall targets (`--targets`, the adaptive default mode) and, for
 //! comparison, fixed probe counts (`--probes`); HNSW settings are `ef` (`--ef`), built
@@ -68,6 +73,7 @@ struct Args {
     efs: Vec<usize>,
     threads_build: Option<usize>,
     filter_queries: usize,
+    reuse: bool,
 }
 
 /// Errors of this program, already worded for the user.
@@ -111,11 +117,17 @@ fn parse() -> Res<Args> {
         efs: vec![16, 32, 64, 128, 256, 512, 1024, 2048],
         threads_build: None,
         filter_queries: 200,
+        reuse: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
         let flag = argv[i].as_str();
+        if flag == "--reuse" {
+            a.reuse = true;
+            i += 1;
+            continue;
+        }
         let v = argv
             .get(i + 1)
             .ok_or_else(|| format!("{flag}: expected a value after it"))?;
@@ -356,6 +368,22 @@ fn recall(truth: &[Vec<u32>], got: &[Vec<u32>], k: usize) -> f64 {
     found as f64 / total.max(1) as f64
 }
 
+/// CPU time of this process in seconds (all threads; the searches run on one):
+/// under load the wall clock also counts the time other processes held the cores.
+fn cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid `timespec` to write to; the clock id is a constant.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
@@ -368,6 +396,8 @@ struct Row {
     task: String,
     recall: f64,
     qps: f64,
+    /// Queries per second of CPU time.
+    cpu_qps: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -413,20 +443,16 @@ struct Bench {
 }
 
 impl Bench {
-    /// Times `filter`ed searches of the first `nq` queries at `k`: (ids, q/s, p50, p99).
-    fn run(
-        &self,
-        index: &dyn TopKIndex,
-        nq: usize,
-        k: usize,
-        filter: &Filter<'_>,
-    ) -> Res<(Vec<Vec<u32>>, f64, f64, f64)> {
+    /// Times `filter`ed searches of the first `nq` queries at `k`: (ids, q/s, q/s of
+    /// CPU time, p50, p99).
+    fn run(&self, index: &dyn TopKIndex, nq: usize, k: usize, filter: &Filter<'_>) -> Res<Timed> {
         let qs = &self.queries[..nq * self.dim];
         for q in qs.chunks_exact(self.dim).take(50) {
             std::hint::black_box(index.search(q, k, filter)?);
         }
         let mut got = Vec::with_capacity(nq);
         let mut lat = Vec::with_capacity(nq);
+        let cpu = cpu_seconds();
         let t = Instant::now();
         for q in qs.chunks_exact(self.dim) {
             let t1 = Instant::now();
@@ -435,8 +461,15 @@ impl Bench {
             got.push(hits.into_iter().map(|h| h.item).collect::<Vec<_>>());
         }
         let qps = nq as f64 / t.elapsed().as_secs_f64();
+        let cpu_qps = nq as f64 / (cpu_seconds() - cpu);
         lat.sort_by(f64::total_cmp);
-        Ok((got, qps, percentile(&lat, 0.5), percentile(&lat, 0.99)))
+        Ok((
+            got,
+            qps,
+            cpu_qps,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+        ))
     }
 
     /// Every k, then every filter, for each setting.
@@ -454,44 +487,42 @@ impl Bench {
                 if min_k(s) < k {
                     continue;
                 }
-                let (got, qps, p50, p99) = self.run(index, nq, k, &Filter::None)?;
-                self.push(
-                    method,
-                    s,
-                    format!("k={k}"),
-                    recall(&self.truth, &got, k),
-                    qps,
-                    p50,
-                    p99,
-                );
+                let (got, qps, cpu_qps, p50, p99) = self.run(index, nq, k, &Filter::None)?;
+                let r = recall(&self.truth, &got, k);
+                self.push(method, s, format!("k={k}"), r, (qps, cpu_qps, p50, p99));
             }
             for f in 0..self.filters.len() {
                 let (pct, bitmap, truth) = &self.filters[f];
-                let (got, qps, p50, p99) =
+                let (got, qps, cpu_qps, p50, p99) =
                     self.run(index, self.filter_queries, 10, &Filter::AllowBitmap(bitmap))?;
                 if let Some(x) = got.iter().flatten().find(|&&x| !bitmap.contains(x)) {
                     return Err(format!("{method} {s}: returned excluded item {x}").into());
                 }
                 let r = recall(truth, &got, 10);
-                self.push(method, s, format!("excl={pct}"), r, qps, p50, p99);
+                self.push(
+                    method,
+                    s,
+                    format!("excl={pct}"),
+                    r,
+                    (qps, cpu_qps, p50, p99),
+                );
             }
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Prints and keeps one row; `t` is (q/s, q/s of CPU time, p50 µs, p99 µs).
     fn push(
         &mut self,
         method: &str,
         setting: &str,
         task: String,
         recall: f64,
-        qps: f64,
-        p50: f64,
-        p99: f64,
+        t: (f64, f64, f64, f64),
     ) {
+        let (qps, cpu_qps, p50, p99) = t;
         println!(
-            "| {method} | {setting} | {task} | {recall:.4} | {qps:.0} | {p50:.0} | {p99:.0} |"
+            "| {method} | {setting} | {task} | {recall:.4} | {qps:.0} | {cpu_qps:.0} | {p50:.0} | {p99:.0} |"
         );
         self.rows.push(Row {
             method: method.into(),
@@ -499,11 +530,15 @@ impl Bench {
             task,
             recall,
             qps,
+            cpu_qps,
             p50_us: p50,
             p99_us: p99,
         });
     }
 }
+
+/// What [`Bench::run`] measures: answers, q/s, q/s of CPU time, p50 µs, p99 µs.
+type Timed = (Vec<Vec<u32>>, f64, f64, f64, f64);
 
 /// The vectors: items, measured queries, calibration queries, description.
 type Vectors = (Vec<f32>, Vec<f32>, Vec<f32>, String);
@@ -653,30 +688,26 @@ fn main() -> Res<()> {
         filter_queries: nq_f,
         rows: Vec::new(),
     };
-    println!("| method | setting | task | recall | q/s | p50 µs | p99 µs |");
-    println!("|---|---|---|---:|---:|---:|---:|");
+    println!("| method | setting | task | recall | q/s | q/s of CPU time | p50 µs | p99 µs |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|");
 
     if a.methods.iter().any(|m| m == "ivf") {
         let rss_before = peak_rss_mib();
+        let path = a.out.join("index.ivf.safetensors");
         let t = Instant::now();
-        let index = IvfIndex::build_with_queries(
-            &items,
-            dim,
-            a.ivf,
-            (!calib.is_empty()).then_some(&calib[..]),
-        )?;
+        if !(a.reuse && path.exists()) {
+            let calib = (!calib.is_empty()).then_some(&calib[..]);
+            IvfIndex::build_with_queries(&items, dim, a.ivf, calib)?.save(&path)?;
+        }
         let build_s = t.elapsed().as_secs_f64();
         let rss_build = peak_rss_mib();
-        let path = a.out.join("index.ivf.safetensors");
-        index.save(&path)?;
         let size_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
-        let sizes = index.list_sizes();
-        drop(index);
         let t = Instant::now();
         let mut index = IvfIndex::load(&path)?;
+        let sizes = index.list_sizes();
         let load_s = t.elapsed().as_secs_f64();
         println!(
-            "# IVF lists={} (largest {} items), head {}: build {build_s:.1}s (calibrated with {}) | file {size_mib:.1} MiB | load {load_s:.2}s | index memory {:.1} MiB | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
+            "# IVF lists={} (largest {} items), head {}: build+save {build_s:.1}s (calibrated with {}) | file {size_mib:.1} MiB | load {load_s:.2}s | index memory {:.1} MiB | peak RSS before build {rss_before:.0} MiB, after {rss_build:.0} MiB",
             index.lists(),
             sizes.iter().max().unwrap_or(&0),
             index.head_len(),
@@ -693,21 +724,21 @@ fn main() -> Res<()> {
     }
     #[cfg(feature = "hnsw")]
     if a.methods.iter().any(|m| m == "hnsw") {
-        let t = Instant::now();
-        let index = HnswIndex::build(&items, dim, a.hnsw)?;
-        let build_s = t.elapsed().as_secs_f64();
         let path = a.out.join(format!(
             "index-m{}-{}.hnsw",
             a.hnsw.connectivity, a.hnsw.quantization
         ));
-        index.save(&path)?;
+        let t = Instant::now();
+        if !(a.reuse && path.exists()) {
+            HnswIndex::build(&items, dim, a.hnsw)?.save(&path)?;
+        }
+        let build_s = t.elapsed().as_secs_f64();
         let size_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
-        drop(index);
         let t = Instant::now();
         let mut index = HnswIndex::load(&path)?;
         let load_s = t.elapsed().as_secs_f64();
         println!(
-            "# HNSW M={} ef_add={} {}: build {build_s:.1}s | file {size_mib:.1} MiB | load {load_s:.2}s | memory (usearch) {:.1} MiB",
+            "# HNSW M={} ef_add={} {}: build+save {build_s:.1}s | file {size_mib:.1} MiB | load {load_s:.2}s | memory (usearch) {:.1} MiB",
             a.hnsw.connectivity,
             a.hnsw.expansion_add,
             a.hnsw.quantization,
@@ -729,8 +760,8 @@ fn main() -> Res<()> {
         .iter()
         .map(|r| {
             format!(
-                "{{\"library\": \"{}\", \"setting\": \"{}\", \"task\": \"{}\", \"recall\": {:.6}, \"qps\": {:.1}, \"p50_us\": {:.1}, \"p99_us\": {:.1}}}",
-                r.method, r.setting, r.task, r.recall, r.qps, r.p50_us, r.p99_us
+                "{{\"library\": \"{}\", \"setting\": \"{}\", \"task\": \"{}\", \"recall\": {:.6}, \"qps\": {:.1}, \"cpu_qps\": {:.1}, \"p50_us\": {:.1}, \"p99_us\": {:.1}}}",
+                r.method, r.setting, r.task, r.recall, r.qps, r.cpu_qps, r.p50_us, r.p99_us
             )
         })
         .collect();

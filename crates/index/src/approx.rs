@@ -1,7 +1,7 @@
 //! Choosing the index per model: [`IndexConfig`] (`kind = "auto" | "exact" | "ivf" |
 //! "hnsw"`, `recall_target`) and [`AnyIndex`], one [`TopKIndex`] that is the
 //! [`ExactIndex`], the approximate [`IvfIndex`] or (feature `hnsw`) the approximate
-//! [`HnswIndex`](crate::HnswIndex), with save/load inside a model directory.
+//! `HnswIndex` ([`hnsw`](crate::hnsw)), with save/load inside a model directory.
 //!
 //! `auto` picks the exact index below [`IndexConfig::auto_threshold`] items and IVF
 //! from there: measured on 100k clustered and 1M trained vectors (BENCHMARKS-ann.md),

@@ -16,7 +16,7 @@
 //!   query opens is calibrated per index for a [`RecallTarget`] ([`recall`]) and
 //!   grows with `k` and with the share a filter excludes, down to an exact scan of
 //!   the admissible items; safetensors persistence.
-//! * [`hnsw`] (feature `hnsw`, off by default; the CLI enables it): [`HnswIndex`],
+//! * [`hnsw`] (feature `hnsw`, off by default; the CLI enables it): `HnswIndex`,
 //!   approximate maximum inner product search over an HNSW graph (usearch), with
 //!   in-walk filters, persistence read into memory and checked file integrity.
 //! * [`approx`]: [`IndexConfig`] / [`AnyIndex`], the per-model choice (exact below

@@ -93,7 +93,7 @@ impl Drop for SlotGuard<'_> {
 }
 
 /// Approximate maximum-inner-product top-K over an HNSW graph (see the
-/// [module docs](self)).
+/// [module docs](crate::hnsw)).
 pub struct HnswIndex {
     index: Index,
     dim: usize,

@@ -1,5 +1,5 @@
 //! The HNSW index: [`HnswParams`] (always available, so that configurations parse the
-//! same with or without the feature) and, with the `hnsw` feature, [`HnswIndex`]:
+//! same with or without the feature) and, with the `hnsw` feature, `HnswIndex`:
 //! approximate maximum-inner-product top-K over an HNSW graph (the
 //! [usearch](https://github.com/unum-cloud/usearch) C++ core, inner-product metric),
 //! behind the same [`TopKIndex`](crate::TopKIndex) trait as the exact index.
@@ -21,17 +21,17 @@
 //!   exact scan over the admissible items instead, and if the graph walk ever returns
 //!   fewer than `min(k, admissible)` hits it falls back to that exact scan too, so a
 //!   filtered query never returns an excluded item and never comes back short.
-//! * **Persistence**: [`save`](HnswIndex::save) writes the usearch file plus a JSON
+//! * **Persistence**: `HnswIndex::save` writes the usearch file plus a JSON
 //!   manifest next to it (`<file>.json`: format, version, shape, build parameters, byte
 //!   length and SHA-256 of the index file), each atomically (temporary file + rename).
-//!   [`load`](HnswIndex::load) reads the file into memory once and checks the
+//!   `HnswIndex::load` reads the file into memory once and checks the
 //!   manifest, the length, the checksum and the usearch header on those bytes
 //!   *before* they reach the C++ side, so a truncated or corrupt file is an
 //!   [`Error::Format`](crate::Error) naming the file, never a crash. The file is never
 //!   memory-mapped: a model directory may be rewritten or truncated in place while a
 //!   server runs, and a mapped file changed underneath would kill it (SIGBUS).
 //! * **Threads**: usearch keeps one search context per concurrent caller; the index
-//!   reserves [`thread_slots`] of them and a small semaphore makes further callers
+//!   reserves `thread_slots` of them and a small semaphore makes further callers
 //!   wait for a free one instead of failing.
 //! * Building inserts items in parallel (rayon), so two builds of the same items can
 //!   give slightly different graphs (and results); a saved index is deterministic.
@@ -95,7 +95,7 @@ impl FromStr for Quantization {
     }
 }
 
-/// Build and search parameters of an [`HnswIndex`].
+/// Build and search parameters of an `HnswIndex`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HnswParams {
@@ -105,7 +105,7 @@ pub struct HnswParams {
     /// Candidate-list size while inserting (`efConstruction`). Default 128.
     pub expansion_add: usize,
     /// Candidate-list size while searching (`ef`); the walk uses at least `k`.
-    /// Changeable after loading ([`HnswIndex::set_expansion_search`]). Default 128.
+    /// Changeable after loading (`HnswIndex::set_expansion_search`). Default 128.
     pub expansion_search: usize,
     /// Storage of the vectors. Default `f32`.
     pub quantization: Quantization,

@@ -1,21 +1,7 @@
 //! How many items an IVF search must open for a given recall: measured once per index
 //! (at build, or with the model's own queries) and stored with it.
 //!
-//! For a sample of queries (or several samples: the table keeps the lowest mean
-//! recall of the samples at every point), every list is ranked as a search ranks them (head first,
-//! then by the list key), and each of the exact top-`K` items gets its *opening
-//! position*: the number of items opened when its list is (the head's size for a head
-//! item). The mean recall@k of a search that opens `B` items is then the mean, over
-//! queries, of the share of the top-k whose position is `≤ B`: a table of recall by
-//! `k` (a ladder 10, 30, 100, …) and `B` (geometric steps up to every item).
-//!
-//! A search with target `t` opens the smallest `B` whose recall reaches `t` at its
-//! *depth* — `k` without a filter; under a filter that leaves `a` of `n` items and
-//! excludes `e`, `k · n / a + min(e, k)`: with a random filter the admissible top-k
-//! lie about as deep as the unfiltered top-`k·n/a`, and the second term covers
-//! exclusions that hit the top itself (a user's seen items) — interpolated in
-//! `log k` and `log B` between the measured points, and proportionally beyond the
-//! largest `k`.
+//! (The method is described in the `ivf` module docs, "Calibration".)
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! [`IvfIndex`]: an inverted-file index (k-means lists) whose opened lists are scanned
 //! with the int8 prefilter of `quant` and re-scored exactly, sized per query.
 //!
-//! * Build ([`layout`]): k-means (L2, seeded) on a sample of the items, every item to
+//! * Build: k-means (L2, seeded) on a sample of the items, every item to
 //!   its nearest centre, except a *head* list of the largest norms that every query
 //!   scans first. Lists are stored one after the other, padded to whole blocks of 16,
 //!   each sorted by decreasing norm, and quantised once for the int8 kernel.
@@ -11,7 +11,7 @@
 //!   classic centre order, which under heavy-tailed norms favours tiny lists of
 //!   outliers and misses the wide lists that hold the deeper hits.
 //! * How much to scan: in [`SearchMode::Target`] (the default) a query opens lists
-//!   until it has opened the number of items that the index's [`calibration`]
+//!   until it has opened the number of items that the index's calibration (below)
 //!   measured to reach the recall target at the query's depth (`k`, deepened by the
 //!   share a filter excludes). When the admissible items are so few that scoring them
 //!   one by one is cheaper than that, the query is an exact scan over them.
@@ -23,14 +23,33 @@
 //!   Within the opened lists the answer is exact — same scores, bit for bit, as
 //!   [`ExactIndex`], same tie order — so recall is lost only to lists not opened.
 //! * Filters: a short exclusion list is mapped to stored positions and masked inside
-//!   the scan; a long one, an allow-list the scan handles, or an [`ItemBitmap`]
-//!   (crate::ItemBitmap) are tested item by item in the scan (one bit each).
+//!   the scan; a long one, an allow-list the scan handles, or an
+//!   [`ItemBitmap`] are tested item by item in the scan (one bit
+//!   each).
 //! * Memory: the `f32` items once (permuted) plus one byte per coordinate; no graph.
 //! * Persistence: safetensors with the items in their original order, the centres,
 //!   each item's list and the calibration table; loading re-lays out and
 //!   re-quantises (linear time, no k-means).
 //!
 //! Without AVX-512 VNNI the opened lists are scored in `f32`, eight items at a time.
+//!
+//! # Calibration
+//!
+//! For a sample of queries (or several samples: the table keeps the lowest mean
+//! recall of the samples at every point), every list is ranked as a search ranks them (head first,
+//! then by the list key), and each of the exact top-`K` items gets its *opening
+//! position*: the number of items opened when its list is (the head's size for a head
+//! item). The mean recall@k of a search that opens `B` items is then the mean, over
+//! queries, of the share of the top-k whose position is `≤ B`: a table of recall by
+//! `k` (a ladder 10, 30, 100, …) and `B` (geometric steps up to every item).
+//!
+//! A search with target `t` opens the smallest `B` whose recall reaches `t` at its
+//! *depth* — `k` without a filter; under a filter that leaves `a` of `n` items and
+//! excludes `e`, `k · n / a + min(e, k)`: with a random filter the admissible top-k
+//! lie about as deep as the unfiltered top-`k·n/a`, and the second term covers
+//! exclusions that hit the top itself (a user's seen items) — interpolated in
+//! `log k` and `log B` between the measured points, and proportionally beyond the
+//! largest `k`.
 
 mod calibration;
 mod layout;
@@ -289,8 +308,8 @@ impl IvfIndex {
 
     /// Re-measures the calibration with `queries` (`m × dim`, `m ≥ 1`, e.g. the model's
     /// user vectors; more than [`MAX_CALIBRATION_QUERIES`] are thinned out evenly):
-    /// the recall a query reaches for each number of items opened (see
-    /// [`calibration`]).
+    /// the recall a query reaches for each number of items opened (see the
+    /// [module docs](self)).
     pub fn calibrate(&mut self, queries: &[f32]) -> Result<()> {
         crate::index_base::check_queries(queries.len(), self.dim)?;
         let m = queries.len() / self.dim;
