@@ -345,7 +345,7 @@ pub(crate) fn key(score: f32, item: u32) -> u64 {
 }
 
 /// Inverse of [`key`].
-fn unkey(k: u64) -> Hit {
+pub(crate) fn unkey(k: u64) -> Hit {
     let ordered = !((k >> 32) as u32);
     let bits = if ordered >> 31 == 1 {
         ordered & 0x7FFF_FFFF

@@ -14,8 +14,10 @@ use crate::persist;
 
 /// The ladder of k measured (those `≤ n`).
 const KS: [usize; 5] = [10, 30, 100, 300, 1000];
+/// The table holds the mean recall minus this many standard errors (one-sided 97.5 %).
+const CONFIDENCE_Z: f64 = 1.96;
 /// Budget points measured (geometric, the last one every item).
-const BUDGET_POINTS: usize = 40;
+const BUDGET_POINTS: usize = 64;
 
 /// The recall table of one index (see the [module docs](self)).
 #[derive(Debug, Clone, PartialEq)]
@@ -78,16 +80,24 @@ impl Calibration {
             let m = positions.len().max(1) as f64;
             for (i, &k) in ks.iter().enumerate() {
                 for (j, &b) in budgets.iter().enumerate() {
-                    let mean = positions
+                    let per_query: Vec<f64> = positions
                         .iter()
                         .map(|p| {
                             let top = &p[..k.min(p.len())];
-                            top.iter().filter(|&&x| x <= b).count() as f64 / top.len().max(1) as f64
+                            top.iter().filter(|&&x| x < b).count() as f64 / top.len().max(1) as f64
                         })
+                        .collect();
+                    let mean = per_query.iter().sum::<f64>() / m;
+                    let var = per_query
+                        .iter()
+                        .map(|r| (r - mean) * (r - mean))
                         .sum::<f64>()
-                        / m;
+                        / (m - 1.0).max(1.0);
+                    // The lower 97.5 % confidence bound of the mean: what new queries of
+                    // the same kind reach, not just the ones measured.
+                    let low = (mean - CONFIDENCE_Z * (var / m).sqrt()).max(0.0);
                     let r = &mut recall[i * budgets.len() + j];
-                    *r = r.min(mean as f32);
+                    *r = r.min(low as f32);
                 }
             }
         }
@@ -123,31 +133,16 @@ impl Calibration {
         (b0.ln() + w * (b1.ln() - b0.ln())).exp()
     }
 
-    /// Row `i`'s smallest budget reaching `target` (log-linear between measured
-    /// points), `+inf` when only opening every item does.
+    /// Row `i`'s smallest measured budget reaching `target` (not interpolated: recall
+    /// grows in steps, a list at a time, so a point between two measured ones may fall
+    /// short), `+inf` when only opening every item does.
     fn row_budget(&self, i: usize, target: f64) -> f64 {
         let nb = self.budgets.len();
         let row = &self.recall[i * nb..(i + 1) * nb];
-        let Some(j) = row.iter().position(|&r| f64::from(r) >= target - 1e-6) else {
-            return f64::INFINITY;
-        };
-        if j + 1 == nb && nb > 1 {
-            return f64::INFINITY;
+        match row.iter().position(|&r| f64::from(r) >= target - 1e-6) {
+            Some(j) if j + 1 < nb || nb == 1 => f64::from(self.budgets[j]).max(1.0),
+            _ => f64::INFINITY,
         }
-        if j == 0 {
-            return f64::from(self.budgets[0]).max(1.0);
-        }
-        let (r0, r1) = (f64::from(row[j - 1]), f64::from(row[j]));
-        let (b0, b1) = (
-            f64::from(self.budgets[j - 1]).max(1.0).ln(),
-            f64::from(self.budgets[j]).max(1.0).ln(),
-        );
-        let w = if r1 > r0 {
-            ((target - r0) / (r1 - r0)).clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        (b0 + w * (b1 - b0)).exp()
     }
 
     /// The measured recall, for reports: `(k, [(items opened, mean recall@k)])`.
@@ -235,13 +230,13 @@ mod tests {
     }
 
     #[test]
-    fn budgets_interpolate_in_log_space_and_beyond_the_ladder() {
+    fn budgets_are_measured_points_interpolated_in_log_k_and_beyond_the_ladder() {
         let c = table();
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
         assert!(close(c.budget(10.0, 0.9), 100.0));
         assert!(close(c.budget(5.0, 0.8), 100.0), "below the ladder: row 0");
-        // Halfway from 0.9 to 1.0 between 100 and 1000 items: √(100 · 1000).
-        assert!(close(c.budget(10.0, 0.95), 316.227_766));
+        // Between 0.9 (100 items) and 1.0 (1000): the point that reaches it.
+        assert!(close(c.budget(10.0, 0.95), 1000.0));
         // Depth 100, target 0.9: 1000 items; depth √(10 · 100) is halfway in log k.
         assert!(close(c.budget(100.0, 0.9), 1000.0));
         assert!(close(c.budget(31.622_776_6, 0.9), 316.227_766));
@@ -250,6 +245,8 @@ mod tests {
         // Reached only by opening every item: exact.
         assert_eq!(c.budget(100.0, 0.99), f64::INFINITY);
         assert_eq!(c.budget(50.0, 0.99), f64::INFINITY);
+        // Target 1: exact whatever the table says.
+        assert_eq!(c.budget(10.0, 1.0), f64::INFINITY);
     }
 
     #[test]

@@ -21,12 +21,16 @@ pub(super) fn norm(v: &[f32]) -> f64 {
 }
 
 /// The lists of `n` items: k-means lists `0..lists`, then the head (list `lists`):
-/// the `head_fraction` of the items of largest norm (ties: the lower item).
+/// the items of largest norm (ties: the lower item), at most `head_fraction` of them
+/// and only those whose norm is at least `head_norm_ratio` times the median norm
+/// (outliers of norm, which rank high for many queries wherever their list lies; a
+/// catalogue without such outliers gets no head, which every query would pay for).
 pub(super) fn assign(
     items: &[f32],
     dim: usize,
     centroids: &[f32],
     head_fraction: f64,
+    head_norm_ratio: f64,
 ) -> Result<Vec<u32>> {
     let n = items.len() / dim;
     let lists = centroids.len() / dim;
@@ -38,13 +42,19 @@ pub(super) fn assign(
     let head = ((n as f64 * head_fraction).round() as usize).min(n);
     if head > 0 {
         let norms: Vec<f64> = items.chunks_exact(dim).map(norm).collect();
+        let mut sorted = norms.clone();
+        let (_, &mut median, _) = sorted.select_nth_unstable_by(n / 2, f64::total_cmp);
+        let floor = median * head_norm_ratio;
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.select_nth_unstable_by(head - 1, |&a, &b| {
             norms[b as usize]
                 .total_cmp(&norms[a as usize])
                 .then(a.cmp(&b))
         });
-        for &i in &order[..head] {
+        for &i in order[..head]
+            .iter()
+            .filter(|&&i| norms[i as usize] >= floor)
+        {
             assign[i as usize] = lists as u32;
         }
     }

@@ -36,20 +36,25 @@
 //! # Calibration
 //!
 //! For a sample of queries (or several samples: the table keeps the lowest mean
-//! recall of the samples at every point), every list is ranked as a search ranks them (head first,
-//! then by the list key), and each of the exact top-`K` items gets its *opening
-//! position*: the number of items opened when its list is (the head's size for a head
-//! item). The mean recall@k of a search that opens `B` items is then the mean, over
-//! queries, of the share of the top-k whose position is `≤ B`: a table of recall by
-//! `k` (a ladder 10, 30, 100, …) and `B` (geometric steps up to every item).
+//! recall of the samples at every point), every list is ranked as a search ranks
+//! them (head first, then by the list key), and each of the exact top-`K` items gets
+//! its *opening position*: the number of items opened before its list (0 for a head
+//! item). A search with budget `B` opens lists while it has opened fewer than `B`
+//! items, so it finds exactly the items of position `< B`; the recall@k at `B` is the
+//! share of the top-k found, and the table keeps, by `k` (a ladder 10, 30, 100, 300,
+//! 1000) and `B` (geometric steps up to every item), the lower 97.5 % confidence bound
+//! of its mean over the queries (mean − 1.96 standard errors): the recall new queries
+//! of the same kind reach, not only the ones measured.
 //!
 //! A search with target `t` opens the smallest `B` whose recall reaches `t` at its
 //! *depth* — `k` without a filter; under a filter that leaves `a` of `n` items and
 //! excludes `e`, `k · n / a + min(e, k)`: with a random filter the admissible top-k
 //! lie about as deep as the unfiltered top-`k·n/a`, and the second term covers
-//! exclusions that hit the top itself (a user's seen items) — interpolated in
-//! `log k` and `log B` between the measured points, and proportionally beyond the
-//! largest `k`.
+//! exclusions that hit the top itself (a user's seen items) — the smallest measured
+//! `B` that reaches it (recall grows in steps, a list at a time), interpolated in
+//! `log k` between the measured k and proportionally beyond the largest; and never
+//! fewer items than hold `k` admissible ones. A search whose opened lists still hold
+//! fewer than `k` admissible items opens twice as many, up to every list.
 
 mod calibration;
 mod layout;
@@ -111,12 +116,16 @@ pub struct IvfParams {
     pub iterations: usize,
     /// k-means trains on at most this many items per list (a seeded sample). Default 64.
     pub sample_per_list: usize,
-    /// Fraction of the items, those of largest norm, kept in a head list that every
-    /// query scans first. With popularity-driven norms (trained towers) the top
-    /// scores come mostly from these items, wherever their k-means list lies; the head
-    /// also proves a high k-th score early, so lists whose bound cannot reach it are
-    /// skipped exactly. Default 0.005; 0 turns it off.
+    /// At most this fraction of the items, those of largest norm, is kept in a head
+    /// list that every query scans first. With popularity-driven norms (trained
+    /// towers) the top scores come mostly from these items, wherever their k-means
+    /// list lies; the head also proves a high k-th score early, so lists whose bound
+    /// cannot reach it are skipped exactly. Default 0.005; 0 turns it off.
     pub head_fraction: f64,
+    /// Only items whose norm is at least this many times the median norm go to the
+    /// head: without outliers of norm (norms within a factor of two, say) a head only
+    /// adds work to every query. Default 2.
+    pub head_norm_ratio: f64,
     /// `β` of the list order `q·c + β‖q‖r` (see the [module docs](self)), in `[0, 1]`.
     /// Default 0.25.
     pub spread_weight: f64,
@@ -135,6 +144,7 @@ impl Default for IvfParams {
             iterations: 10,
             sample_per_list: 64,
             head_fraction: 0.005,
+            head_norm_ratio: 2.0,
             spread_weight: 0.25,
             calibration_queries: 128,
             seed: 42,
@@ -169,6 +179,12 @@ impl IvfParams {
                     format!("must be within [0, 1], got {v}"),
                 ));
             }
+        }
+        if !(self.head_norm_ratio >= 0.0 && self.head_norm_ratio.is_finite()) {
+            return Err(Error::invalid(
+                "head_norm_ratio",
+                format!("must be a finite number ≥ 0, got {}", self.head_norm_ratio),
+            ));
         }
         if self.sample_per_list == 0 {
             return Err(Error::invalid(
@@ -249,7 +265,13 @@ impl IvfIndex {
         crate::index_base::check_finite(items, dim)?;
         let lists = params.lists_for(n);
         let centroids = layout::kmeans(items, dim, lists, &params)?;
-        let assign = layout::assign(items, dim, &centroids, params.head_fraction)?;
+        let assign = layout::assign(
+            items,
+            dim,
+            &centroids,
+            params.head_fraction,
+            params.head_norm_ratio,
+        )?;
         let mode = if params.probes > 0 {
             SearchMode::Probes(params.probes)
         } else {
@@ -419,8 +441,10 @@ impl IvfIndex {
         let budget = match mode {
             SearchMode::Probes(p) => Budget::Lists((*p).clamp(1, self.lists())),
             SearchMode::Target(t) => {
+                // At least as many items as hold `k` admissible ones on average.
                 let depth = calibration::depth(k, admissible, self.n);
-                Budget::Items(self.calibration.budget(depth, t.for_k(k)))
+                let needed = k as f64 * self.n as f64 / admissible as f64;
+                Budget::Items(self.calibration.budget(depth, t.for_k(k)).max(needed))
             }
         };
         let exact_is_cheaper = match budget {
@@ -459,18 +483,21 @@ impl IvfIndex {
                 Admissible::excluding_sorted(Cow::Owned(p))
             }
         };
-        let hits = self.scan(query, k, &scan_adm, &self.open(query, &budget)?);
-        // Never short: when the opened lists held fewer admissible items than asked
-        // for (a strict filter, a tiny catalogue), open every list.
-        if hits.len() < k.min(admissible) {
-            return Ok(self.scan(
-                query,
-                k,
-                &scan_adm,
-                &self.open(query, &Budget::Lists(self.lists()))?,
-            ));
+        let mut budget = budget;
+        loop {
+            let ranges = self.open(query, &budget)?;
+            let all = ranges.len() >= self.lists() + usize::from(self.head_len() > 0);
+            let hits = self.scan(query, k, &scan_adm, &ranges);
+            // Never short: when the opened lists held fewer admissible items than asked
+            // for (a strict filter, small lists), open twice as much, up to every list.
+            if hits.len() >= k.min(admissible) || all {
+                return Ok(hits);
+            }
+            budget = match budget {
+                Budget::Lists(p) => Budget::Lists((p * 2).min(self.lists())),
+                Budget::Items(b) => Budget::Items((b * 2.0).min(self.n as f64)),
+            };
         }
-        Ok(hits)
     }
 
     /// One exact top-`k` over `ranges` (`adm` filters stored positions, or items for a
@@ -499,13 +526,13 @@ impl IvfIndex {
         let mut rows = Vec::new();
         Kernel::best().score_all(self.coarse.packed(), &aug, &mut rows);
         let score = |l: usize| sanitize(rows[l / BLOCK].0[l % BLOCK]);
-        let mut keys: Vec<u64> = (0..lists).map(|l| quant::key(score(l), l as u32)).collect();
+        let key_of = |l: usize| quant::key(score(l), l as u32);
         let head = &self.ranges[lists];
         let mut out: Vec<Range> = Vec::new();
         if !head.blocks.is_empty() {
             out.push(head.clone());
         }
-        let (mut m, want) = match *budget {
+        let (m, want) = match *budget {
             Budget::Lists(p) => (p.min(lists), f64::INFINITY),
             Budget::Items(b) => {
                 let mean = (self.n.saturating_sub(self.head_len()) as f64 / lists as f64).max(1.0);
@@ -515,15 +542,11 @@ impl IvfIndex {
         };
         let finite = query.iter().all(|x| x.is_finite());
         let mut opened = self.head_len() as f64;
-        let mut done = 0;
-        loop {
-            if m < lists && m > done {
-                keys[done..].select_nth_unstable(m - done - 1);
-            }
-            keys[done..m].sort_unstable();
-            for &x in &keys[done..m] {
+        // Opens lists in key order until the budget is met; true when it is.
+        let mut walk = |keys: &[u64], out: &mut Vec<Range>| {
+            for &x in keys {
                 if opened >= want {
-                    return Ok(out);
+                    return true;
                 }
                 let l = x as u32 as usize;
                 let mut r = self.ranges[l].clone();
@@ -533,12 +556,41 @@ impl IvfIndex {
                 opened += range_len(&r) as f64;
                 out.push(r);
             }
-            done = m;
-            if opened >= want || m >= lists || matches!(budget, Budget::Lists(_)) {
-                return Ok(out);
+            opened >= want
+        };
+        // The best `m` lists through a bounded heap (one comparison for most lists),
+        // enough for the budget as estimated; the rest in order only if it falls short.
+        let mut heap = std::collections::BinaryHeap::with_capacity(m + 1);
+        // The score of the worst list kept: most lists fail this one comparison.
+        let mut floor = f32::NEG_INFINITY;
+        for l in 0..lists {
+            if heap.len() >= m && score(l) < floor {
+                continue;
             }
-            m = (m * 2).min(lists);
+            let x = key_of(l);
+            if heap.len() < m {
+                heap.push(x);
+            } else if let Some(mut worst) = heap.peek_mut().filter(|w| x < **w) {
+                *worst = x;
+            }
+            if heap.len() >= m {
+                floor = heap
+                    .peek()
+                    .map_or(f32::NEG_INFINITY, |&w| quant::unkey(w).score);
+            }
         }
+        let first = heap.into_sorted_vec();
+        if walk(&first, &mut out) || matches!(budget, Budget::Lists(_)) || m >= lists {
+            return Ok(out);
+        }
+        let last = first.last().copied();
+        let mut rest: Vec<u64> = (0..lists)
+            .map(key_of)
+            .filter(|&x| last.is_none_or(|l| x > l))
+            .collect();
+        rest.sort_unstable();
+        walk(&rest, &mut out);
+        Ok(out)
     }
 
     /// A proven upper bound on the `f32` score of every item of list `l` for a query of
@@ -636,12 +688,14 @@ impl IvfIndex {
             .zip(tops)
             .map(|(query, top)| {
                 let order = self.open(query, &Budget::Lists(lists))?;
+                // Items opened before each list (a search opens lists while it has
+                // opened fewer items than its budget).
                 let mut opened_at = vec![0u32; lists + 1];
                 let mut opened = 0u32;
                 for r in order.iter().filter(|r| range_len(r) > 0) {
-                    opened += range_len(r) as u32;
                     // The list whose blocks start there.
                     opened_at[self.list_at(r.blocks.start * BLOCK)] = opened;
+                    opened += range_len(r) as u32;
                 }
                 Ok(top
                     .iter()

@@ -59,7 +59,13 @@ fn every_list_opened_equals_the_exact_index_bit_for_bit_with_filters() {
         let exact = ExactIndex::new(items.clone(), dim).unwrap();
         let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
         assert_eq!(ivf.lists(), 219); // 4 · √3000
-        assert_eq!(ivf.head_len(), 15); // 0.5 %
+                                      // At most 0.5 %, the outliers of norm (≥ 2 × the median) among them.
+        let mut norms: Vec<f64> = items.chunks_exact(dim).map(norm).collect();
+        norms.sort_by(|a, b| b.total_cmp(a));
+        let median = norms[n / 2];
+        let outliers = norms[..15].iter().filter(|&&x| x >= 2.0 * median).count();
+        assert_eq!(ivf.head_len(), outliers);
+        assert_eq!(outliers == 15, heavy, "{outliers}");
         assert_eq!(ivf.list_sizes().iter().sum::<usize>() + ivf.head_len(), n);
         let excluded: Vec<u32> = (0..n as u32).filter(|i| i % 3 == 0).collect();
         let long: Vec<u32> = (0..n as u32).filter(|i| i % 10 != 0).collect();
@@ -130,6 +136,35 @@ fn the_f32_scan_without_the_int8_copy_equals_the_exact_index() {
             }
         }
     }
+}
+
+#[test]
+fn the_head_holds_only_outliers_of_norm() {
+    let (n, dim) = (4000, 4);
+    // Norms 1..1.9 (no outlier), then 40 items of norm 5 (outliers, 1 %).
+    let mut items: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let r = 1.0 + (i % 10) as f32 / 10.0;
+            [r, 0.0, 0.0, 0.0]
+        })
+        .collect();
+    let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+    assert_eq!(ivf.head_len(), 0);
+    for i in 0..40 {
+        items[i * 97 * dim + 1] = 5.0;
+        items[i * 97 * dim] = 0.0;
+    }
+    let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+    assert_eq!(ivf.head_len(), 20, "0.5 % of 4000, all outliers");
+    let p = IvfParams {
+        head_fraction: 0.02,
+        ..IvfParams::default()
+    };
+    assert_eq!(
+        IvfIndex::build(&items, dim, p).unwrap().head_len(),
+        40,
+        "only the 40 outliers"
+    );
 }
 
 #[test]
@@ -276,14 +311,15 @@ fn a_strict_filter_never_comes_back_short() {
     let items = clustered(&mut rng, n, dim, 50);
     let exact = ExactIndex::new(items.clone(), dim).unwrap();
     let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
-    // 2,000 admissible items, all in a few lists far from the query: the calibrated
-    // budget opens other lists first, finds too few, and then opens everything.
+    // 2,000 admissible items, all far from the query: the lists opened first hold too
+    // few of them, so the search opens twice as much until it has 100.
     let q: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
-    let order = ivf
+    let all = ivf
         .search_probes(&q, n, &Filter::None, ivf.lists())
         .unwrap();
-    let far: Vec<u32> = order[n - 2000..].iter().map(|h| h.item).collect();
+    let far: Vec<u32> = all[n - 2000..].iter().map(|h| h.item).collect();
     let bitmap = ItemBitmap::allowing(n, &far).unwrap();
+    let want = exact.search(&q, n, &Filter::AllowBitmap(&bitmap)).unwrap();
     for mode in [
         SearchMode::Probes(2),
         SearchMode::Target(RecallTarget::default()),
@@ -291,15 +327,13 @@ fn a_strict_filter_never_comes_back_short() {
         let got = ivf
             .search_mode(&q, 100, &Filter::AllowBitmap(&bitmap), &mode)
             .unwrap();
-        let want = exact
-            .search(&q, 100, &Filter::AllowBitmap(&bitmap))
-            .unwrap();
         assert_eq!(got.len(), 100, "{mode:?}");
-        assert_eq!(
-            bits(&got),
-            bits(&want),
-            "{mode:?}: all lists opened is exact"
-        );
+        // Admissible, with their exact scores, best first.
+        for h in &got {
+            let w = want.iter().find(|w| w.item == h.item).unwrap();
+            assert_eq!(w.score.to_bits(), h.score.to_bits(), "{mode:?}");
+        }
+        assert!(got.windows(2).all(|w| w[0].ranks_before(&w[1])), "{mode:?}");
     }
 }
 
