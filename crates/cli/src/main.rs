@@ -158,7 +158,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum IndexCommand {
-    /// Recall/latency frontier of IVF and HNSW parameters on a retrieval model's items.
+    /// Recall/latency frontier of IVF recall targets and HNSW expansions on a retrieval
+    /// model's items: top-k at each k, top-10 with 10/50/90 % of the items excluded,
+    /// and top-100 with each user's seen items excluded.
     Tune {
         /// Which index to sweep: ivf, hnsw or all.
         #[arg(long, default_value = "all")]
@@ -166,10 +168,18 @@ enum IndexCommand {
         /// Retrieval model directory.
         #[arg(long)]
         model: PathBuf,
-        /// Top-k whose recall is measured.
-        #[arg(short, long, default_value_t = 10)]
-        k: usize,
-        /// Users sampled as queries.
+        /// The k whose recall is measured (comma-separated).
+        #[arg(
+            short,
+            long = "ks",
+            value_delimiter = ',',
+            default_value = "10,100,1000"
+        )]
+        k: Vec<usize>,
+        /// IVF recall targets measured (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "0.8,0.9,0.95,0.98,0.99")]
+        targets: Vec<f64>,
+        /// Users sampled as queries (as many others calibrate IVF).
         #[arg(long, default_value_t = 500)]
         queries: usize,
         /// Seed of the sample.
@@ -286,10 +296,19 @@ fn main() -> ExitCode {
             method,
             model,
             k,
+            targets,
             queries,
             seed,
             json,
-        }) => cmd::index::tune(&model, &method, k, queries, seed, json),
+        }) => cmd::index::tune(&cmd::index::TuneArgs {
+            dir: &model,
+            method: &method,
+            ks: &k,
+            targets: &targets,
+            queries,
+            seed,
+            json,
+        }),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

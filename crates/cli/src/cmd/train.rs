@@ -364,7 +364,15 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         staging.path(),
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
-    let index = AnyIndex::build(model.all_candidates(), model.dim(), &cfg.index)?;
+    // An IVF index sizes each search for the recall target from a calibration:
+    // measured with the model's own users, whose vectors may sit elsewhere than items.
+    let queries = model.all_queries();
+    let index = AnyIndex::build_with_queries(
+        model.all_candidates(),
+        model.dim(),
+        &cfg.index,
+        Some(&queries),
+    )?;
     index.save_dir(staging.path())?;
     history.write_curves_with(staging.path(), Some(&popularity))?;
     shortlist_core::atomic::write_file(
