@@ -132,6 +132,7 @@ pub mod registry;
 pub mod servable;
 
 mod native;
+mod strict_json;
 mod tfs;
 
 use std::future::Future;
