@@ -98,9 +98,16 @@ mod tests {
     #[test]
     fn duplicate_keys_are_named_with_their_place() {
         let e = from_slice(br#"{"instances": [1], "instances": [2]}"#).unwrap_err();
-        assert_eq!(e.to_string(), "duplicate key \"instances\" at line 1 column 30");
-        let e = from_slice(b"{\"instances\": [{\"user_id\": \"1\",\n \"user_id\": \"2\"}]}").unwrap_err();
-        assert_eq!(e.to_string(), "duplicate key \"user_id\" at line 2 column 10");
+        assert_eq!(
+            e.to_string(),
+            "duplicate key \"instances\" at line 1 column 30"
+        );
+        let e = from_slice(b"{\"instances\": [{\"user_id\": \"1\",\n \"user_id\": \"2\"}]}")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "duplicate key \"user_id\" at line 2 column 10"
+        );
         // The same key in sibling objects is fine.
         assert!(from_slice(br#"[{"a": 1}, {"a": 2}]"#).is_ok());
     }
