@@ -91,6 +91,10 @@
 //! `known_user: false` means the retrieval model did not know the user and
 //! answered its popularity fallback (see [`shortlist_pipeline::Retrieved::known_user`]).
 //!
+//! `POST /v1/events`: `{"events": [{"user_id", "item_id", "event", "timestamp"?}]}`
+//! → `{"accepted": n}`; remembered and logged, then part of the user's history in
+//! `/v1/recommend` and `/v1/rank` from the next request on (see [`events`]).
+//!
 //! `POST /v1/rank`: scores the given items, best first.
 //! `{"user_id": "42", "item_ids": ["1", "2"], "ranking_model"?: "ranking"}` →
 //! ```json
