@@ -43,7 +43,7 @@ pub trait Ranker: Send + Sync {
 
     /// Candidates the ranking model proposes itself for a list whose first stage
     /// retrieves `num_candidates` (merged before ranking, de-duplicated); none by
-    /// default. Same exclusion rules as [`CandidateSource::retrieve`].
+    /// default. Same exclusion rules as [`CandidateSource::retrieve`](crate::CandidateSource::retrieve).
     fn candidates<'a>(
         &'a self,
         _user: &User<'_>,
