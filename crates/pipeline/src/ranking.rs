@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
 use shortlist_model::relevance::OWN_CANDIDATES_MAX_ITEMS;
 use shortlist_model::retrieval_artifact::read_titles;
-use shortlist_model::{ListInputs, RankingModel, Scratch};
+use shortlist_model::{ListFeature, ListInputs, RankingModel, Scratch};
 
 use crate::error::{Error, Result};
 use crate::source::Candidate;
@@ -166,12 +166,18 @@ impl Ranker for RankingStage {
                     .or_else(|| head.ials.as_ref().map(|m| m.seen.row(user as usize)))
                     .unwrap_or(&[]);
                 let mut scores = vec![0f32; items.len()];
+                let mut shared = Vec::new();
+                if head.weights.features.contains(&ListFeature::Multitask) {
+                    shared.resize(items.len(), 0.0);
+                    self.model.shared_scores(user, &items, &mut shared);
+                }
                 head.score(
                     &ListInputs {
                         user,
                         history,
                         items: &items,
                         retrieval: retrieval.unwrap_or(&nan),
+                        shared: &shared,
                     },
                     &mut b.features,
                     &mut scores,
