@@ -96,9 +96,7 @@ pub fn generate_clicks(cfg: &ClickSynthConfig) -> Result<(Dataset, Vec<f32>)> {
             shown.swap(k, j);
         }
         for &i in &shown[..cfg.impressions_per_user] {
-            let dot: f64 = (0..r)
-                .map(|f| uf[u * r + f] * vf[i as usize * r + f])
-                .sum();
+            let dot: f64 = (0..r).map(|f| uf[u * r + f] * vf[i as usize * r + f]).sum();
             let logit = cfg.intercept + bias[i as usize] + cfg.scale * dot;
             let p = 1.0 / (1.0 + (-logit).exp());
             let click = rng.next_f64() < p;
@@ -149,7 +147,11 @@ mod tests {
         assert!((rate - mean_p).abs() < 0.015, "{rate} vs {mean_p}");
         assert!((0.15..0.45).contains(&mean_p), "{mean_p}");
         assert_eq!(generate_clicks(&cfg).unwrap().0, d);
-        let other = generate_clicks(&ClickSynthConfig { seed: 1, ..cfg.clone() }).unwrap();
+        let other = generate_clicks(&ClickSynthConfig {
+            seed: 1,
+            ..cfg.clone()
+        })
+        .unwrap();
         assert_ne!(other.0.interactions.ratings, d.interactions.ratings);
         let e = generate_clicks(&ClickSynthConfig {
             impressions_per_user: 500,

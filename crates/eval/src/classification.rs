@@ -195,7 +195,11 @@ mod tests {
             }
         }
         let got = auc(&labels, &scores).unwrap();
-        assert!((got - wins / pairs).abs() < 1e-12, "{got} vs {}", wins / pairs);
+        assert!(
+            (got - wins / pairs).abs() < 1e-12,
+            "{got} vs {}",
+            wins / pairs
+        );
     }
 
     #[test]

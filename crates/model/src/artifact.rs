@@ -238,7 +238,10 @@ impl RankingModel {
             let (shape, weight) = r.f32(&format!("cross.{l}.weight"))?;
             let (_, b) = r.f32(&format!("cross.{l}.bias"))?;
             if shape.len() != 2 {
-                return Err(Error::corrupt(&wpath, format!("cross.{l}.weight is not 2-d")));
+                return Err(Error::corrupt(
+                    &wpath,
+                    format!("cross.{l}.weight is not 2-d"),
+                ));
             }
             cross.layers.push(
                 Dense::new(shape[0], shape[1], weight, b, Activation::Linear)

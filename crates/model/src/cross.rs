@@ -70,13 +70,22 @@ impl CrossNet {
         for (l, layer) in self.layers.iter().enumerate() {
             let w = layer.input;
             let (done, rest) = xs.split_at_mut(l);
-            let input: &[f32] = if l == 0 { &x0[..batch * w] } else { &done[l - 1] };
+            let input: &[f32] = if l == 0 {
+                &x0[..batch * w]
+            } else {
+                &done[l - 1]
+            };
             let t = &mut ts[l];
             t.resize(batch * w, 0.0);
             layer.forward(input, batch, t);
             let out = &mut rest[0];
             out.resize(batch * w, 0.0);
-            for (((o, &a), &tv), &xl) in out.iter_mut().zip(&x0[..batch * w]).zip(t.iter()).zip(input) {
+            for (((o, &a), &tv), &xl) in out
+                .iter_mut()
+                .zip(&x0[..batch * w])
+                .zip(t.iter())
+                .zip(input)
+            {
                 *o = a * tv + xl;
             }
         }

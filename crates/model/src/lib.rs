@@ -49,11 +49,11 @@ pub mod scoring;
 
 pub use artifact::{Manifest, FORMAT_VERSION};
 pub use autorec::{AutoRec, AutoRecConfig};
+pub use cross::CrossNet;
 pub use dense::{Activation, Dense, Mlp};
 pub use embedding::EmbeddingTable;
 pub use error::{Error, Result};
 pub use implicit::{EaseConfig, EaseModel, IalsConfig, IalsModel};
-pub use cross::CrossNet;
 pub use ranking::{
     sigmoid, InputFeature, Lookup, ModelMeta, Objective, Prediction, RankingConfig, RankingModel,
     ScoringCache, Scratch, Side, IMPLICIT,

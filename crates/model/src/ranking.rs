@@ -12,9 +12,9 @@ use crate::cross::CrossNet;
 use crate::dense::Mlp;
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
-use crate::relevance::RelevanceHead;
-pub use crate::input::{InputFeature, Lookup, Side};
 pub(crate) use crate::input::side_features;
+pub use crate::input::{InputFeature, Lookup, Side};
+use crate::relevance::RelevanceHead;
 pub use crate::scoring::{ScoringCache, MAX_CACHE_FLOATS};
 
 /// What the rating head is trained for, and so what its output means.
@@ -543,7 +543,11 @@ impl RankingModel {
             m.shared_user_vector(user, &mut p);
             if let Some(t) = &m.features[1].table {
                 for (o, &i) in out.iter_mut().zip(items) {
-                    *o += p.iter().zip(t.row(i as usize)).map(|(a, b)| a * b).sum::<f32>();
+                    *o += p
+                        .iter()
+                        .zip(t.row(i as usize))
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>();
                 }
             }
         }
@@ -644,8 +648,12 @@ impl RankingModel {
         if self.cross.is_empty() {
             self.mlp.forward_all(&scratch.input, n, &mut scratch.acts);
         } else {
-            self.cross
-                .forward_all(&scratch.input, n, &mut scratch.cross_x, &mut scratch.cross_t);
+            self.cross.forward_all(
+                &scratch.input,
+                n,
+                &mut scratch.cross_x,
+                &mut scratch.cross_t,
+            );
             let crossed = scratch.cross_x.last().map_or(&[][..], |v| &v[..]);
             self.mlp.forward_all(crossed, n, &mut scratch.acts);
         }

@@ -147,5 +147,4 @@ impl RankingModel {
             user_vec,
         });
     }
-
 }

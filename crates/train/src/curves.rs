@@ -372,6 +372,9 @@ mod tests {
             test_rmse: Some(test),
             test_mae: Some(0.7),
             seconds: 0.1,
+            train_retrieval_loss: None,
+            test_log_loss: None,
+            test_auc: None,
         }
     }
 
