@@ -34,14 +34,20 @@ pub enum EmbeddingOptimizer {
 
 /// `[multitask]`: the loss weights of `objective = "multitask"` (TensorFlow
 /// Recommenders' multitask model: `rating_weight · MSE + retrieval_weight · in-batch
-/// softmax` on the shared user and item embeddings).
+/// softmax` on the shared user and item embeddings; as there, the MSE is the batch
+/// mean and the softmax cross-entropy the batch sum).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MultitaskConfig {
     /// Weight of the rating loss (mean squared error).
     pub rating_weight: f32,
-    /// Weight of the retrieval loss (mean in-batch softmax cross-entropy).
+    /// Weight of the retrieval loss (in-batch softmax cross-entropy summed over the batch).
     pub retrieval_weight: f32,
+    /// Subtract `log q(item)` (the item's share of the training rows) from its
+    /// in-batch logits, so that the shared score estimates `log p(item | user)` and
+    /// keeps popularity (without it, popular items are pushed down, as in the plain
+    /// TFRS retrieval task).
+    pub logq_correction: bool,
 }
 
 impl Default for MultitaskConfig {
@@ -49,6 +55,7 @@ impl Default for MultitaskConfig {
         MultitaskConfig {
             rating_weight: 1.0,
             retrieval_weight: 1.0,
+            logq_correction: true,
         }
     }
 }
@@ -224,16 +231,16 @@ impl TrainConfig {
         }
     }
 
+    /// The `[multitask]` settings in effect (defaults when the table is absent);
+    /// `None` for the other objectives.
+    pub fn multitask_settings(&self) -> Option<MultitaskConfig> {
+        (self.objective == Objective::Multitask).then(|| self.multitask.clone().unwrap_or_default())
+    }
+
     /// The loss weights in effect: `(rating, retrieval)`.
     pub fn loss_weights(&self) -> (f32, f32) {
-        match (self.objective, &self.multitask) {
-            (Objective::Multitask, Some(m)) => (m.rating_weight, m.retrieval_weight),
-            (Objective::Multitask, None) => {
-                let m = MultitaskConfig::default();
-                (m.rating_weight, m.retrieval_weight)
-            }
-            _ => (1.0, 0.0),
-        }
+        self.multitask_settings()
+            .map_or((1.0, 0.0), |m| (m.rating_weight, m.retrieval_weight))
     }
 
     /// Checks every value; errors name the parameter.

@@ -29,6 +29,7 @@ fn model(objective: Objective, cross_layers: usize) -> (RankingModel, TrainConfi
         multitask: (objective == Objective::Multitask).then_some(MultitaskConfig {
             rating_weight: 0.7,
             retrieval_weight: 1.3,
+            logq_correction: true,
         }),
         embedding_dim: 3,
         hidden: vec![6, 4],
@@ -85,6 +86,11 @@ fn model(objective: Objective, cross_layers: usize) -> (RankingModel, TrainConfi
     (m, cfg)
 }
 
+/// The logQ shifts of the check: any numbers will do (they are constants of the loss).
+fn log_q(items: usize) -> Vec<f32> {
+    (0..items).map(|i| -1.0 - (i % 5) as f32 * 0.3).collect()
+}
+
 /// The batch mean loss of the objective, from the model's forward pass, in f64.
 fn loss(m: &RankingModel, cfg: &TrainConfig, users: &[u32], items: &[u32], labels: &[f32]) -> f64 {
     let n = users.len();
@@ -110,12 +116,13 @@ fn loss(m: &RankingModel, cfg: &TrainConfig, users: &[u32], items: &[u32], label
         return per;
     }
     // In-batch softmax over the shared embeddings (each example's own item positive).
+    let shift = log_q(m.num_items());
     let mut logits = vec![0f64; n * n];
     let mut s = vec![0f32; n];
     for k in 0..n {
         m.shared_scores(users[k], items, &mut s);
         for j in 0..n {
-            logits[k * n + j] = s[j] as f64;
+            logits[k * n + j] = s[j] as f64 - shift[items[j] as usize] as f64;
         }
     }
     let softmax: f64 = (0..n)
@@ -125,7 +132,8 @@ fn loss(m: &RankingModel, cfg: &TrainConfig, users: &[u32], items: &[u32], label
         })
         .sum::<f64>()
         / n as f64;
-    per + tw as f64 * softmax
+    // the retrieval loss is summed over the batch, the rating loss averaged
+    per + tw as f64 * softmax * n as f64
 }
 
 /// A parameter's location: (group, tensor index, element).
@@ -212,6 +220,7 @@ fn check(objective: Objective, batch: usize, every: usize) -> usize {
         })
         .collect();
     let mut tr = Trainer::new(&m, &cfg);
+    tr.set_log_q(log_q(m.num_items()));
     tr.backward(&m, &users, &items, &labels);
     // Table indices in `analytic` count only features with tables: map them back.
     let tables: Vec<usize> = (0..m.features.len())
@@ -289,6 +298,7 @@ fn a_batch_split_over_two_threads_has_the_gradients_of_one_lane() {
             .unwrap();
         pool.install(|| {
             let mut tr = Trainer::new(&m, &cfg);
+            tr.set_log_q(log_q(m.num_items()));
             let l = tr.backward(&m, &users, &items, &labels);
             (l, analytic(&tr, &m))
         })

@@ -58,6 +58,7 @@ pub mod error;
 pub mod ials;
 pub mod interactions;
 pub mod losses;
+pub mod multitask;
 pub mod optim;
 pub mod relevance;
 pub mod retrieval;

@@ -40,9 +40,14 @@ pub struct SoftmaxScratch {
 
 /// Mean in-batch softmax cross-entropy of `b` examples: example `k`'s logits are its
 /// user vector `users[k]` against every item vector of the batch (`items`, `b × d`,
-/// row-major), the positive being its own item `k`:
+/// row-major), each shifted by `−shift[j]`, the positive being its own item `k`:
 ///
-/// `L = (1/b) Σ_k [ log Σ_j exp(u_k · q_j) − u_k · q_k ]`.
+/// `L = (1/b) Σ_k [ log Σ_j exp(u_k · q_j − s_j) − (u_k · q_k − s_k) ]`.
+///
+/// With `s_j = log q(item j)`, the item's share of the training examples (the
+/// probability that it fills a column), this is the logQ correction of sampled
+/// softmax (Yi et al., 2019): the scores then estimate `log p(item | user)` rather
+/// than a popularity-free ratio. An empty `shift` means no shift.
 ///
 /// Leaves `scale · ∂L/∂users` in `scratch.du` and `scale · ∂L/∂items` in `scratch.dq`
 /// (each `b × d`) and returns `L`. Duplicated items are separate columns (as in
@@ -52,6 +57,7 @@ pub fn in_batch_softmax(
     items: &[f32],
     b: usize,
     d: usize,
+    shift: &[f32],
     scale: f32,
     scratch: &mut SoftmaxScratch,
 ) -> f64 {
@@ -72,6 +78,9 @@ pub fn in_batch_softmax(
     let mut loss = 0f64;
     let g = scale / b as f32;
     for (k, row) in logits.chunks_exact_mut(b).enumerate() {
+        if !shift.is_empty() {
+            row.iter_mut().zip(shift).for_each(|(l, s)| *l -= s);
+        }
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let pos = row[k];
         let mut z = 0f32;
@@ -150,8 +159,10 @@ mod tests {
     }
 
     /// The in-batch softmax loss in f64, straight from its definition.
-    fn softmax_loss(u: &[f64], q: &[f64], b: usize, d: usize) -> f64 {
-        let dot = |k: usize, j: usize| (0..d).map(|f| u[k * d + f] * q[j * d + f]).sum::<f64>();
+    fn softmax_loss(u: &[f64], q: &[f64], shift: &[f32], b: usize, d: usize) -> f64 {
+        let dot = |k: usize, j: usize| {
+            (0..d).map(|f| u[k * d + f] * q[j * d + f]).sum::<f64>() - shift[j] as f64
+        };
         (0..b)
             .map(|k| (0..b).map(|j| dot(k, j).exp()).sum::<f64>().ln() - dot(k, k))
             .sum::<f64>()
@@ -169,19 +180,23 @@ mod tests {
         rest[2 * d..3 * d].copy_from_slice(first);
         let mut s = SoftmaxScratch::default();
         let scale = 0.7;
-        let loss = in_batch_softmax(&u, &q, b, d, scale, &mut s);
-        let (du, dq) = (&s.du, &s.dq);
+        let shift = [0.5, -1.0, 0.0, 2.0, 0.5];
+        let loss = in_batch_softmax(&u, &q, b, d, &shift, scale, &mut s);
+        let (du, dq) = (s.du.clone(), s.dq.clone());
         let (u64_, q64): (Vec<f64>, Vec<f64>) = (
             u.iter().map(|&v| v as f64).collect(),
             q.iter().map(|&v| v as f64).collect(),
         );
-        assert!((loss - softmax_loss(&u64_, &q64, b, d)).abs() < 1e-5);
+        // No shift: the plain softmax of TensorFlow Recommenders' retrieval task.
+        let plain = in_batch_softmax(&u, &q, b, d, &[], 1.0, &mut s);
+        assert!((plain - softmax_loss(&u64_, &q64, &[0.0; 5], b, d)).abs() < 1e-5);
+        assert!((loss - softmax_loss(&u64_, &q64, &shift, b, d)).abs() < 1e-5);
         for k in 0..b * d {
             let fu = fd(
                 |x| {
                     let mut v = u64_.clone();
                     v[k] = x;
-                    softmax_loss(&v, &q64, b, d)
+                    softmax_loss(&v, &q64, &shift, b, d)
                 },
                 u64_[k],
             );
@@ -189,7 +204,7 @@ mod tests {
                 |x| {
                     let mut v = q64.clone();
                     v[k] = x;
-                    softmax_loss(&u64_, &v, b, d)
+                    softmax_loss(&u64_, &v, &shift, b, d)
                 },
                 q64[k],
             );

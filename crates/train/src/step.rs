@@ -21,7 +21,8 @@ pub(crate) struct StepLoss {
     pub loss: f64,
     /// Σ of squared errors of the output (the probability for `click`).
     pub sse: f64,
-    /// Mean in-batch softmax loss of the `multitask` retrieval task (0 otherwise).
+    /// Mean in-batch softmax loss per example of the `multitask` retrieval task (0
+    /// otherwise; the loss optimised is its sum over the batch).
     pub retrieval: f64,
 }
 
@@ -43,6 +44,9 @@ pub(crate) struct Trainer {
     softmax: SoftmaxScratch,
     shared_u: Vec<f32>,
     shared_q: Vec<f32>,
+    /// `log q(item row)` of the logQ correction (empty: none), and the batch's shifts.
+    log_q: Vec<f32>,
+    shift: Vec<f32>,
 }
 
 fn dense_states(
@@ -131,7 +135,16 @@ impl Trainer {
             softmax: SoftmaxScratch::default(),
             shared_u: Vec::new(),
             shared_q: Vec::new(),
+            log_q: Vec::new(),
+            shift: Vec::new(),
         }
+    }
+
+    /// Sets the logQ correction of the `multitask` retrieval loss: `log_q[i]` is
+    /// `ln(share of the training rows with item row i)` (see
+    /// [`crate::losses::in_batch_softmax`]); empty: no correction.
+    pub(crate) fn set_log_q(&mut self, log_q: Vec<f32>) {
+        self.log_q = log_q;
     }
 
     /// One optimisation step on a batch.
@@ -212,11 +225,16 @@ impl Trainer {
             &mut [(l0, 0)]
         };
         if task.objective == Objective::Multitask && task.retrieval_weight > 0.0 {
+            self.shift.clear();
+            if !self.log_q.is_empty() {
+                self.shift
+                    .extend(items.iter().map(|&i| self.log_q[i as usize]));
+            }
             out.retrieval = retrieval_backward(
                 model,
                 lanes,
                 b,
-                task.retrieval_weight,
+                (task.retrieval_weight, &self.shift),
                 (&mut self.shared_u, &mut self.shared_q),
                 &mut self.softmax,
             );
@@ -304,13 +322,15 @@ impl Trainer {
 
 /// The `multitask` retrieval loss over the whole batch (its halves' gathered inputs):
 /// the in-batch softmax of the shared user vectors (`p_u`, plus the implicit mean)
-/// against the batch's item embeddings, weighted by `weight`; its gradient joins each
-/// lane's ∂L/∂x₀. Returns the mean loss.
+/// against the batch's item embeddings (logits shifted by `shift`), **summed** over
+/// the batch as TensorFlow Recommenders' `Retrieval` task does (while the rating MSE is
+/// the batch mean, as its `Ranking` task), weighted by `weight`; its gradient joins
+/// each lane's ∂L/∂x₀. Returns the loss per example.
 fn retrieval_backward(
     model: &RankingModel,
     lanes: &mut [(&mut Lane, usize)],
     b: usize,
-    weight: f32,
+    (weight, shift): (f32, &[f32]),
     (u, q): (&mut Vec<f32>, &mut Vec<f32>),
     softmax: &mut SoftmaxScratch,
 ) -> f64 {
@@ -333,7 +353,7 @@ fn retrieval_backward(
             q[at..at + d].copy_from_slice(&x[d..2 * d]);
         }
     }
-    let loss = in_batch_softmax(u, q, b, d, weight, softmax);
+    let loss = in_batch_softmax(u, q, b, d, shift, weight * b as f32, softmax);
     for (lane, first) in lanes.iter_mut() {
         for k in 0..lane.g.len() {
             let at = (*first + k) * d;

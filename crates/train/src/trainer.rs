@@ -38,7 +38,7 @@ pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
     /// Mean of the batch losses (what Keras prints): MSE, or the click cross-entropy,
-    /// or for `multitask` the weighted sum of the MSE and the retrieval loss.
+    /// or for `multitask` the weighted sum of the MSE and the batch-summed retrieval loss.
     pub train_loss: f64,
     /// RMSE over the epoch's training examples (predictions before each step's update).
     pub train_rmse: f64,
@@ -53,7 +53,7 @@ pub struct EpochRecord {
     pub test_mae: Option<f64>,
     /// Wall-clock seconds of the epoch's training steps (evaluation excluded).
     pub seconds: f64,
-    /// `multitask`: mean in-batch softmax loss of the retrieval task.
+    /// `multitask`: in-batch softmax loss of the retrieval task per example.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_retrieval_loss: Option<f64>,
     /// `click`: log-loss on the monitored test rows.
@@ -480,6 +480,15 @@ fn train_one(
         model.config.clip = Some([lo, hi]);
     }
     let mut trainer = Trainer::new(&model, cfg);
+    if cfg.multitask_settings().is_some_and(|m| m.logq_correction) {
+        let mut counts = vec![0u32; model.num_items()];
+        for &i in &is {
+            counts[i as usize] += 1;
+        }
+        let n = is.len() as f32;
+        // Items absent from the rows never fill a column; their entry is unused.
+        trainer.set_log_q(counts.iter().map(|&c| (c.max(1) as f32 / n).ln()).collect());
+    }
 
     let n = us.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -513,8 +522,9 @@ fn train_one(
             progress.advance(1);
             sse += s.sse;
             let mean_loss = s.loss / chunk.len() as f64;
+            // multitask: the retrieval loss is summed over the batch (see step.rs)
             loss_sum += if multitask {
-                rating_w as f64 * mean_loss + retrieval_w as f64 * s.retrieval
+                rating_w as f64 * mean_loss + retrieval_w as f64 * s.retrieval * chunk.len() as f64
             } else {
                 mean_loss
             };
