@@ -305,6 +305,9 @@ pub fn train_ranking_with(
         &format!("ranking: {members} × {} epochs", cfg.epochs),
         Some(batches * (cfg.epochs * cfg.ensemble) as u64),
     );
+    // One validation carve (with the base seed) for every member: members must share
+    // the vocabularies fitted on their rows, since the ensemble scores them with one.
+    let (fit, valid) = fit_rows(train, cfg);
     let runs: Vec<Result<(RankingModel, History)>> = (0..cfg.ensemble)
         .into_par_iter()
         .map(|k| {
@@ -314,7 +317,7 @@ pub fn train_ranking_with(
             };
             train_one(
                 dataset,
-                train,
+                (&fit, &valid),
                 if k == 0 { test } else { &[] },
                 &c,
                 progress,
@@ -366,7 +369,8 @@ pub fn train_ranking_with(
                 relevance: None,
                 ..cfg.clone()
             };
-            Ok(train_one(dataset, rows, &[], &c, &NoProgress)?.0)
+            let (fit, valid) = fit_rows(rows, &c);
+            Ok(train_one(dataset, (&fit, &valid), &[], &c, &NoProgress)?.0)
         };
         let (head, _) = crate::relevance::train_relevance_with(
             dataset,
@@ -421,27 +425,31 @@ fn fit_rows(train: &[usize], cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
     (fit, valid)
 }
 
-/// Trains one model (see [`train_ranking`]).
+/// Trains one model (see [`train_ranking`]) on `fit_rows`.
 ///
-/// A validation split (`cfg.validation_fraction`) is carved from `train` with the seed;
-/// it drives early stopping and the kept weights are the best validation epoch's.
+/// The validation rows (carved by [`fit_rows`]) drive early stopping and the kept
+/// weights are the best validation epoch's.
 /// `test` rows are only evaluated for the [`History`] (pass `&[]` to skip).
 /// The same seed and thread count give bit-identical weights.
 fn train_one(
     dataset: &Dataset,
-    train: &[usize],
+    (fit_rows, valid_rows): (&[usize], &[usize]),
     test: &[usize],
     cfg: &TrainConfig,
     progress: &dyn Progress,
 ) -> Result<(RankingModel, History)> {
     cfg.validate()?;
     let n_all = dataset.interactions.len();
-    if let Some(&r) = train.iter().chain(test).find(|&&r| r >= n_all) {
+    if let Some(&r) = fit_rows
+        .iter()
+        .chain(valid_rows)
+        .chain(test)
+        .find(|&&r| r >= n_all)
+    {
         return Err(Error::NoData(format!(
             "row {r} is out of the dataset's {n_all} interactions"
         )));
     }
-    let (fit_rows, valid_rows) = fit_rows(train, cfg);
     if fit_rows.is_empty() {
         return Err(Error::NoData("the training rows are empty".into()));
     }

@@ -236,3 +236,31 @@ fn cross_layers_train_save_and_load_and_score_without_the_cache() {
     }
     assert_eq!(RankingModel::load(&dir.path().join("p")).unwrap(), mp);
 }
+
+#[test]
+fn ensemble_members_with_a_validation_split_share_their_vocabularies() {
+    // Sparse data: a validation carve drawn per member would leave different rare
+    // items out of each member's vocabulary (and the ensemble scores them all with
+    // the first member's rows).
+    let (d, _) = generate(&SynthConfig {
+        users: 200,
+        items: 300,
+        interactions: 2500,
+        ..Default::default()
+    })
+    .unwrap();
+    let (train, test) = split(d.interactions.len(), 9);
+    let cfg = TrainConfig {
+        ensemble: 3,
+        validation_fraction: 0.2,
+        epochs: 2,
+        ..small(Objective::Rating)
+    };
+    let (model, h) = train_ranking(&d, &train, &test, &cfg).unwrap();
+    assert_eq!(model.members.len(), 2);
+    for m in &model.members {
+        assert_eq!(m.spec, model.spec);
+    }
+    assert_eq!(h.valid_examples, 400);
+    assert!(evaluate(&model, &d, &test).rmse.is_finite());
+}
