@@ -446,6 +446,58 @@ mod tests {
     }
 
     #[test]
+    fn shipped_ranking_configurations_parse_with_their_options() {
+        let load = |name: &str, text: &str| TrainConfig::from_toml(text, Path::new(name)).unwrap();
+        let click = load(
+            "ranking-click.toml",
+            include_str!("../../../configs/ranking-click.toml"),
+        );
+        assert_eq!(
+            (click.objective, click.click_threshold, &click.autorec),
+            (Objective::Click, Some(4.0), &None)
+        );
+        let multitask = load(
+            "ranking-multitask.toml",
+            include_str!("../../../configs/ranking-multitask.toml"),
+        );
+        assert_eq!(multitask.objective, Objective::Multitask);
+        assert_eq!(
+            multitask.multitask_settings(),
+            Some(MultitaskConfig::default())
+        );
+        assert!(multitask
+            .relevance
+            .as_ref()
+            .is_some_and(|r| r.features.contains(&ListFeature::Multitask)));
+        let dcn = load(
+            "ranking-dcn.toml",
+            include_str!("../../../configs/ranking-dcn.toml"),
+        );
+        assert_eq!(dcn.cross_layers, 2);
+        // Each differs from the default configuration only where it says so.
+        let default = load(
+            "ranking-default.toml",
+            include_str!("../../../configs/ranking-default.toml"),
+        );
+        assert_eq!(
+            TrainConfig {
+                cross_layers: 0,
+                ..dcn
+            },
+            default
+        );
+        assert_eq!(
+            TrainConfig {
+                objective: Objective::Rating,
+                multitask: None,
+                relevance: default.relevance.clone(),
+                ..multitask
+            },
+            default
+        );
+    }
+
+    #[test]
     fn objectives_refuse_what_does_not_apply_by_name() {
         assert_eq!(
             err("objective = \"click\"\nclip_predictions = true"),
