@@ -28,6 +28,27 @@ pub fn bce_with_logit(logit: f32, label: f32) -> (f32, f32) {
     (softplus - label * logit, sigmoid(logit) - label)
 }
 
+/// Softmax cross-entropy of one row of logits (any adjustments already applied; a
+/// `-inf` logit is a removed column) whose positive is column `pos`: returns
+/// `−log softmax(row)[pos]` and leaves `scale · ∂loss/∂row` (softmax − one-hot) in
+/// `row`. The retrieval model's softmax losses are made of these rows.
+pub fn softmax_row(row: &mut [f32], pos: usize, scale: f32) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut z = 0.0f32;
+    for l in row.iter_mut() {
+        *l = (*l - max).exp();
+        z += *l;
+    }
+    let pos_p = row[pos] / z;
+    let loss = -(pos_p.max(1e-30) as f64).ln();
+    let s = scale / z;
+    for l in row.iter_mut() {
+        *l *= s;
+    }
+    row[pos] -= scale;
+    loss
+}
+
 /// Buffers and gradients of [`in_batch_softmax`] (reused across batches).
 #[derive(Debug, Default)]
 pub struct SoftmaxScratch {
@@ -156,6 +177,32 @@ mod tests {
         // far logits stay finite (a probability would round to 0 or 1)
         assert!((bce_with_logit(-100.0, 1.0).0 - 100.0).abs() < 1e-3);
         assert!(bce_with_logit(100.0, 1.0).0.abs() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_row_matches_finite_differences_with_removed_columns() {
+        // Column 3 removed (an accidental hit), positive column 1.
+        let logits = [0.3f32, -1.2, 2.0, f32::NEG_INFINITY, 0.7];
+        let loss = |v: &[f64]| {
+            let z: f64 = v.iter().map(|x| x.exp()).sum();
+            z.ln() - v[1]
+        };
+        let l64: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
+        let mut row = logits;
+        let got = softmax_row(&mut row, 1, 0.5);
+        assert!((got - loss(&l64)).abs() < 1e-6);
+        assert_eq!(row[3], 0.0);
+        for k in [0, 1, 2, 4] {
+            let want = fd(
+                |x| {
+                    let mut v = l64.clone();
+                    v[k] = x;
+                    loss(&v)
+                },
+                l64[k],
+            );
+            assert!((row[k] as f64 - 0.5 * want).abs() < 1e-5, "column {k}");
+        }
     }
 
     /// The in-batch softmax loss in f64, straight from its definition.

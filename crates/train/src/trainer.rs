@@ -453,7 +453,7 @@ fn train_one(
     if fit_rows.is_empty() {
         return Err(Error::NoData("the training rows are empty".into()));
     }
-    let spec = FeatureSpec::fit(dataset, &fit_rows, &cfg.features)?;
+    let spec = FeatureSpec::fit(dataset, fit_rows, &cfg.features)?;
     let (ue, ie) = (spec.encode_users(dataset), spec.encode_items(dataset));
     let map = vocab_rows(&spec, dataset);
     let mut model = RankingModel::new(cfg.model_config(), spec, &ue, &ie)?;
@@ -466,8 +466,8 @@ fn train_one(
         .iter()
         .map(|&r| map.1[it.items[r] as usize])
         .collect();
-    let rs = Labelled::new(dataset, &fit_rows, cfg, "training")?.labels;
-    let valid = Labelled::new(dataset, &valid_rows, cfg, "validation")?;
+    let rs = Labelled::new(dataset, fit_rows, cfg, "training")?.labels;
+    let valid = Labelled::new(dataset, valid_rows, cfg, "validation")?;
     let test = Labelled::new(dataset, test, cfg, "test")?;
     let mean = (rs.iter().map(|&r| r as f64).sum::<f64>() / rs.len() as f64) as f32;
     init_model(&mut model, &mut Rng::with_stream(cfg.seed, 0), mean, cfg);
@@ -599,7 +599,7 @@ fn train_one(
     }
     model.meta.metrics = metrics;
     model.meta.hyper_parameters = serde_json::to_value(cfg).unwrap_or_default();
-    model.meta.data_fingerprint = fingerprint(dataset, &fit_rows);
+    model.meta.data_fingerprint = fingerprint(dataset, fit_rows);
     Ok((model, history))
 }
 
