@@ -601,8 +601,9 @@ fn train_eval_predict_recommend() {
     );
     assert_eq!(ivf_items, items, "probing every list, IVF is exact");
 
-    // The parameter sweep reports recall against the exact index, for both methods;
-    // each IVF sweep ends at recall 1 (at the latest when every list is probed).
+    // The sweep reports recall against the exact index for every task and setting:
+    // at recall target 1 the IVF index opens everything it must (recall 1), and on 60
+    // items every task is within reach.
     let tune = json(&shortlist(
         &[
             "index",
@@ -611,6 +612,10 @@ fn train_eval_predict_recommend() {
             retrieval.to_str().unwrap(),
             "--queries",
             "20",
+            "--ks",
+            "5,10",
+            "--targets",
+            "0.5,1",
             "--json",
         ],
         home,
@@ -634,21 +639,31 @@ fn train_eval_predict_recommend() {
         "the table ends with its hint and a newline: {text:?}"
     );
     let settings = tune["settings"].as_array().unwrap();
-    assert_eq!(
-        settings.iter().filter(|r| r["method"] == "hnsw").count(),
-        15
-    );
+    let tasks = ["k=5", "k=10", "excl=10", "excl=50", "excl=90", "seen,k=10"];
+    for task in tasks {
+        let ivf: Vec<_> = settings
+            .iter()
+            .filter(|r| r["method"] == "ivf" && r["task"] == task)
+            .collect();
+        assert_eq!(ivf.len(), 2, "{task}: one row per target");
+        assert_eq!(ivf[1]["setting"], "recall_target 1");
+        assert!(
+            ivf[1]["recall"].as_f64().unwrap() >= 0.9999,
+            "{task}: {}",
+            ivf[1]
+        );
+        let hnsw = settings
+            .iter()
+            .filter(|r| r["method"] == "hnsw" && r["task"] == task)
+            .count();
+        assert_eq!(hnsw, 7, "{task}: one row per expansion_search");
+    }
+    assert_eq!(settings.len(), tasks.len() * (2 + 7));
     assert!(settings
         .iter()
         .all(|r| (0.0..=1.0).contains(&r["recall"].as_f64().unwrap())));
-    let ivf_rows: Vec<_> = settings.iter().filter(|r| r["method"] == "ivf").collect();
-    assert!(!ivf_rows.is_empty());
-    for (j, r) in ivf_rows.iter().enumerate() {
-        let last = ivf_rows.get(j + 1).is_none_or(|n| n["lists"] != r["lists"]);
-        if last {
-            assert!(r["recall"].as_f64().unwrap() >= 0.9999, "{r}");
-        }
-    }
+    assert_eq!(tune["queries"], 20);
+    assert_eq!(tune["calibration_queries"], 20);
     let bad = shortlist(
         &[
             "index",
@@ -1003,6 +1018,206 @@ fn serve_start_up(base: &Path, home: &Path, until: &str) -> String {
     let _ = child.kill();
     let _ = child.wait();
     log
+}
+
+/// Every way of naming a bad path exits 2 with a message naming it: missing,
+/// empty, a directory, a FIFO (without hanging), a device.
+#[cfg(unix)]
+#[test]
+fn bad_paths_exit_2_and_never_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let d = |p: &str| tmp.path().join(p).to_str().unwrap().to_owned();
+    std::fs::write(
+        tmp.path().join("t.tsv"),
+        "user_id\titem_id\trating\ttimestamp\n1\t1\t4\t1\n2\t1\t3\t2\n",
+    )
+    .unwrap();
+    std::fs::create_dir(tmp.path().join("adir")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(tmp.path().join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(
+        tmp.path().join("fifo-schema.toml"),
+        "[interactions]\npath = \"fifo\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("dir-schema.toml"),
+        "[interactions]\npath = \"adir\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("nul-schema.toml"),
+        "[interactions]\npath = \"a\\u0000b\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("empty-schema.toml"),
+        "[interactions]\npath = \"\"\nuser = \"u\"\nitem = \"i\"\n",
+    )
+    .unwrap();
+    let empty_schema = d("empty-schema.toml");
+    let (t, adir, fifo) = (d("t.tsv"), d("adir"), d("fifo"));
+    let (missing, out_s, out_m) = (d("missing.tsv"), d("s"), d("m"));
+    let (fifo_schema, dir_schema, nul_schema) = (
+        d("fifo-schema.toml"),
+        d("dir-schema.toml"),
+        d("nul-schema.toml"),
+    );
+    let (none_toml, nomodel, nobase) = (d("none.toml"), d("nomodel"), d("nobase"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["data", "info", ""], "unknown dataset \"\""),
+        (vec!["data", "info", &missing], "missing.tsv"),
+        (
+            vec!["data", "info", &fifo_schema],
+            "fifo: is a FIFO (named pipe), expected a regular file",
+        ),
+        (
+            vec!["data", "info", &dir_schema],
+            "adir: is a directory, expected a regular file",
+        ),
+        (vec!["data", "info", &nul_schema], "NUL"),
+        (
+            vec!["data", "split", &missing, "--out", &out_s],
+            "missing.tsv",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", "", "--test", &t, "--out", &out_m,
+            ],
+            "a value is required for '--train",
+        ),
+        (
+            vec!["data", "info", &empty_schema],
+            "is a directory, expected a regular file",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", &adir, "--test", &t, "--out", &out_m,
+            ],
+            "adir: is a directory",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", &fifo, "--test", &t, "--out", &out_m,
+            ],
+            "fifo: is a FIFO",
+        ),
+        (
+            vec![
+                "train",
+                "ranking",
+                "--train",
+                &t,
+                "--test",
+                &t,
+                "--config",
+                "/dev/null",
+                "--out",
+                &out_m,
+            ],
+            "/dev/null: is a character device",
+        ),
+        (
+            vec![
+                "train", "ranking", "--train", &t, "--test", &t, "--config", &none_toml, "--out",
+                &out_m,
+            ],
+            "none.toml",
+        ),
+        (vec!["eval", "--model", &nomodel, "--test", &t], "nomodel"),
+        (
+            vec!["eval", "--model", &adir, "--test", &t],
+            "manifest.json",
+        ),
+        (
+            vec!["predict", "--model", &nomodel, "--user", "1", "--item", "1"],
+            "nomodel",
+        ),
+        (
+            vec!["recommend", "--model", "", "--user", "1"],
+            "a value is required for '--model",
+        ),
+        (vec!["index", "tune", "--model", &nomodel], "nomodel"),
+        (vec!["serve", "--model-base-path", &nobase], "nobase"),
+    ];
+    let mut failures = Vec::new();
+    for (args, needle) in cases {
+        let out = shortlist(&args, home);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(2) || !err.contains(needle) || err.contains("panicked") {
+            failures.push(format!(
+                "{args:?}: exit {:?}, {err:?} (expected {needle:?})",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `data split` publishes its files as one directory: a second split replaces the
+/// first whole, a directory holding anything else is refused, nothing is left
+/// behind.
+#[test]
+fn split_output_is_one_unit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    json(&shortlist(
+        &[
+            "data",
+            "synth",
+            "--users",
+            "50",
+            "--items",
+            "30",
+            "--interactions",
+            "800",
+            "--out",
+            d,
+            "--json",
+        ],
+        home,
+    ));
+    let out = tmp.path().join("split");
+    let o = out.to_str().unwrap();
+    let a = json(&shortlist(
+        &["data", "split", d, "--out", o, "--json"],
+        home,
+    ));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("split.json")).unwrap()).unwrap();
+    assert_eq!(record["sha256"], a["sha256"]);
+    assert_eq!(record["train"]["rows"], a["train"]);
+    let b = json(&shortlist(
+        &["data", "split", d, "--out", o, "--seed", "7", "--json"],
+        home,
+    ));
+    assert_ne!(a["sha256"], b["sha256"]);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("split.json")).unwrap()).unwrap();
+    assert_eq!(record["sha256"], b["sha256"]);
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data", "split"], "leftovers next to the split");
+
+    // The dataset directory itself holds other files: refused, untouched.
+    let before = std::fs::read_dir(&data).unwrap().count();
+    let r = shortlist(&["data", "split", d, "--out", d], home);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("holds files other than a split's (interactions.tsv, items.tsv, schema.toml, users.tsv)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), before);
 }
 
 /// Writes `rows` of `d` as a split file.

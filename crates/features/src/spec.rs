@@ -266,8 +266,7 @@ impl FeatureSpec {
 
     /// Reads a spec file.
     pub fn load(path: &Path) -> Result<FeatureSpec> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let text = shortlist_core::input::read_text(path)?;
         Self::from_json(&text, path)
     }
 

@@ -10,7 +10,7 @@ use rustc_hash::FxHashSet;
 
 use crate::error::{Error, Result};
 use crate::ranking::Ranker;
-use crate::source::{Candidate, CandidateSource};
+use crate::source::{Candidate, CandidateSource, User, UserPath};
 
 /// What orders the final list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,8 +55,8 @@ impl Order {
 /// One request to the pipeline.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// The user.
-    pub user_id: &'a str,
+    /// The user (an id, and any interactions beyond training).
+    pub user: User<'a>,
     /// Items in the answer.
     pub k: usize,
     /// Candidates asked from the primary source.
@@ -98,8 +98,11 @@ pub struct Item<'a> {
 /// The answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation<'a> {
-    /// `false` when the primary source did not know the user (popularity fallback).
+    /// `false` when the primary source does not know the user id.
     pub known_user: bool,
+    /// How the primary source built the user's query (known user, from the request's
+    /// history, or the popularity fallback).
+    pub path: UserPath,
     /// What ordered the list (never [`Order::Auto`]).
     pub order: Order,
     /// Best first, at most `k`.
@@ -134,7 +137,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         (o, _) => o,
     };
     let retrieved = stages.primary.retrieve(
-        req.user_id,
+        &req.user,
         req.num_candidates,
         req.exclude_seen,
         req.exclude_items,
@@ -145,9 +148,9 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
     candidates.retain(|c| !excluded.contains(c.item_id));
     let mut origin: Vec<Option<&'a dyn CandidateSource>> =
         vec![Some(stages.primary); candidates.len()];
-    let own = match (stages.ranker, retrieved.known_user) {
-        (Some(r), true) => r.candidates(
-            req.user_id,
+    let own = match (stages.ranker, retrieved.path) {
+        (Some(r), UserPath::Known | UserPath::History) => r.candidates(
+            &req.user,
             req.num_candidates,
             req.exclude_seen,
             req.exclude_items,
@@ -158,7 +161,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         let mut have: FxHashSet<&str> = candidates.iter().map(|c| c.item_id).collect();
         let mut added: Vec<&'a str> = Vec::new();
         for &(source, quota) in stages.extra {
-            let r = source.retrieve(req.user_id, quota, req.exclude_seen, req.exclude_items)?;
+            let r = source.retrieve(&req.user, quota, req.exclude_seen, req.exclude_items)?;
             for c in r.candidates {
                 if !excluded.contains(c.item_id) && have.insert(c.item_id) {
                     added.push(c.item_id);
@@ -174,7 +177,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         }
         if !added.is_empty() {
             let mut scores = vec![0f32; added.len()];
-            stages.primary.score_items(req.user_id, &added, &mut scores);
+            stages.primary.score_items(&req.user, &added, &mut scores);
             candidates.extend(
                 added
                     .iter()
@@ -196,7 +199,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
     if let Some(ranker) = stages.ranker {
         let ids: Vec<&str> = candidates.iter().map(|c| c.item_id).collect();
         let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
-        let ranked = ranker.rank(req.user_id, &ids, Some(&scores))?;
+        let ranked = ranker.rank(&req.user, &ids, Some(&scores))?;
         if ranked.ratings.len() != ids.len()
             || ranked
                 .relevance
@@ -242,6 +245,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         .collect();
     Ok(Recommendation {
         known_user: retrieved.known_user,
+        path: retrieved.path,
         order,
         items,
     })
@@ -267,7 +271,7 @@ mod tests {
         }
         fn retrieve<'a>(
             &'a self,
-            user_id: &str,
+            user: &User<'_>,
             k: usize,
             exclude_seen: bool,
             exclude_items: &[&str],
@@ -281,12 +285,18 @@ mod tests {
                 .collect();
             c.sort_by(|a, b| desc(a.score, b.score));
             c.truncate(k);
+            let known = user.id != "stranger";
             Ok(Retrieved {
                 candidates: c,
-                known_user: user_id != "stranger",
+                known_user: known,
+                path: if known {
+                    UserPath::Known
+                } else {
+                    UserPath::Popular
+                },
             })
         }
-        fn score_items(&self, _user_id: &str, item_ids: &[&str], out: &mut [f32]) {
+        fn score_items(&self, _user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
             for (o, id) in out.iter_mut().zip(item_ids) {
                 *o = self
                     .scores
@@ -312,7 +322,7 @@ mod tests {
     }
 
     impl Ranker for Table {
-        fn rank(&self, _u: &str, ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
+        fn rank(&self, _u: &User<'_>, ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
             assert_eq!(retrieval.map(<[f32]>::len), Some(ids.len()));
             let rel: Vec<f32> = ids
                 .iter()
@@ -335,7 +345,7 @@ mod tests {
         }
         fn candidates<'a>(
             &'a self,
-            _u: &str,
+            _u: &User<'_>,
             _n: usize,
             _seen: bool,
             exclude: &[&str],
@@ -361,7 +371,7 @@ mod tests {
 
     fn req<'a>(k: usize, n: usize, order: Order, exclude: &'a [&'a str]) -> Request<'a> {
         Request {
-            user_id: "u",
+            user: User::id("u"),
             k,
             num_candidates: n,
             exclude_seen: true,
@@ -483,7 +493,7 @@ mod tests {
             ranker: Some(&t),
         };
         let mut q = req(10, 10, Order::Auto, &[]);
-        q.user_id = "stranger";
+        q.user = User::id("stranger");
         let r = recommend(&st, &q).unwrap();
         assert!(!r.known_user);
         assert!(!ids(&r).contains(&"own"));

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use shortlist_pipeline::{CandidateSource, Ranker};
+use shortlist_pipeline::{CandidateSource, Ranker, User};
 
 use crate::error::ApiError;
 
@@ -157,7 +157,7 @@ pub fn predict_with_retriever(
         .enumerate()
         .map(|(i, inst)| {
             let user = instance_user_id(inst, i)?;
-            let r = retriever.retrieve(&user, k, false, &[])?;
+            let r = retriever.retrieve(&User::id(&user), k, false, &[])?;
             let scores: Vec<Value> = r.candidates.iter().map(|c| json!(c.score)).collect();
             let ids: Vec<Value> = r.candidates.iter().map(|c| json!(c.item_id)).collect();
             Ok(json!({ "output_1": scores, "output_2": ids }))
@@ -193,7 +193,7 @@ pub fn predict_with_ranker(
                     .find(|f| m.contains_key(**f))
                     .is_some_and(|f| *f == "movie_title")
             });
-            let r = ranker.rank(&user, &[&item], None)?;
+            let r = ranker.rank(&User::id(&user), &[&item], None)?;
             if by_title && !r.unknown_items.is_empty() {
                 return Err(ApiError::invalid(format!(
                     "instances[{i}].movie_title: {item:?} is not a title of the model's catalogue (titles match exactly, e.g. \"Speed (1994)\"; an unknown item_id is scored as a new item instead)"

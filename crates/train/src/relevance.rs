@@ -485,7 +485,7 @@ fn build_lists(
             let mut z = Vec::new();
             head.features_into(
                 &ListInputs {
-                    user: u,
+                    ials_query: head.ials.as_ref().map(|m| m.user_factors.row(u as usize)),
                     history: seen,
                     items: &items,
                     retrieval: &scores,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_model::{Objective, RankingModel, RetrievalModel};
-use shortlist_pipeline::{CandidateSource, ModelSource};
+use shortlist_pipeline::{CandidateSource, ModelSource, User};
 use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::SplitEvaluator;
 
@@ -29,10 +29,9 @@ pub fn model_kind(dir: &Path) -> Result<String> {
         return Err(BadInput(format!("--model {hint}")).into());
     }
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = shortlist_core::input::read_text(&path).map_err(|e| {
         BadInput(format!(
-            "{}: {e} (expected a model directory written by `shortlist train`)",
-            path.display()
+            "{e} (expected a model directory written by `shortlist train`)"
         ))
     })?;
     let v: Value = serde_json::from_str(&text)
@@ -281,7 +280,7 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
     let s = ModelSource::load(a.model, &kind)?;
     match a.user {
         Some(user) => {
-            let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
+            let r = s.retrieve(&User::id(user), a.k, a.exclude_seen, &[])?;
             if a.json {
                 return print_json(&json!({
                     "user_id": user,
@@ -310,7 +309,7 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
             let mut lines = Vec::new();
             for row in uv.num_oov()..uv.len() as u32 {
                 let user = uv.value(row).unwrap_or_default();
-                let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
+                let r = s.retrieve(&User::id(user), a.k, a.exclude_seen, &[])?;
                 lines.push(json!({
                     "user_id": user,
                     "items": r.candidates.iter().map(|c| c.item_id).collect::<Vec<_>>(),

@@ -15,7 +15,8 @@ use shortlist_eval::{EvalConfig, Evaluator, Metrics, Pairs, PopularityScorer};
 use shortlist_features::FeatureSpec;
 use shortlist_model::Csr;
 use shortlist_pipeline::{
-    recommend, CandidateSource, ModelSource, Order, Ranker, RankingStage, Request, Stage, Stages,
+    recommend, CandidateSource, HistoryItem, ModelSource, Order, Ranker, RankingStage, Request,
+    Stage, Stages, User,
 };
 
 use super::{print_json, BadInput, Context};
@@ -147,6 +148,11 @@ pub struct EvalArgs<'a> {
     pub test: &'a Path,
     /// Candidate counts to evaluate the pipeline at.
     pub num_candidates: &'a [usize],
+    /// The training split file, for `cold`.
+    pub train: Option<&'a Path>,
+    /// History lengths at which test users are served as unknown users described
+    /// only by their first N training interactions (by timestamp).
+    pub cold: &'a [usize],
     /// One JSON object.
     pub json: bool,
 }
@@ -163,9 +169,9 @@ pub struct Served {
 pub const SERVED_KEYS: &[&str] = &["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
 
 /// Scores the lists `p` serves (exactly [`recommend`]'s, `k` = the largest cut-off,
-/// seen items excluded) on `test`'s interactions, at each of `num_candidates`; with
-/// `detail`, also the list ordered by predicted rating and the ranking model over the
-/// whole catalogue.
+/// seen items excluded) on `test`'s interactions, at each of `num_candidates`, beside
+/// each source alone; with `detail`, also popularity, the list ordered by predicted
+/// rating and the ranking model over the whole catalogue.
 pub fn served_metrics(
     p: &Pipeline,
     test: &Dataset,
@@ -186,10 +192,13 @@ pub fn served_metrics(
     )?;
     let config = EvalConfig::default();
     let k = config.ks.iter().copied().max().unwrap_or(20);
-    let mut rows = vec![(
-        "popularity".to_owned(),
-        evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
-    )];
+    let mut rows = Vec::new();
+    if detail {
+        rows.push((
+            "popularity".to_owned(),
+            evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
+        ));
+    }
     let lists = |stages: &Stages<'_>, n: usize, order: Order| -> Result<Metrics> {
         let m = evaluator.evaluate_lists(
             |u| {
@@ -197,7 +206,7 @@ pub fn served_metrics(
                 recommend(
                     stages,
                     &Request {
-                        user_id: user,
+                        user: User::id(user),
                         k,
                         num_candidates: n.max(k),
                         exclude_seen: true,
@@ -268,6 +277,94 @@ pub fn served_metrics(
     })
 }
 
+/// The served lists of test users presented as unknown users (`cold:<id>`) whose
+/// history is their first `n` training interactions by timestamp (file order on ties),
+/// for each `n` of `lengths`; the metrics mask the users' whole training set, as for
+/// the known users.
+pub fn cold_metrics(
+    p: &Pipeline,
+    train: &Dataset,
+    test: &Dataset,
+    lengths: &[usize],
+) -> Result<Vec<(String, Metrics)>> {
+    let (dataset, tr, te) = with_training_items(p.primary.2.spec(), p.primary.2.seen(), test);
+    let it = &dataset.interactions;
+    let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
+    let evaluator = Evaluator::new(
+        dataset.users.len(),
+        dataset.items.len(),
+        Pairs::new(&pick(&tr, &it.users), &pick(&tr, &it.items))?,
+        Pairs::new(&pick(&te, &it.users), &pick(&te, &it.items))?,
+    )?;
+    // Each user's training items in time order, by raw ids.
+    let t = &train.interactions;
+    let mut order: Vec<usize> = (0..t.len()).collect();
+    if let Some(ts) = &t.timestamps {
+        order.sort_by_key(|&r| (ts[r], r));
+    }
+    let mut by_user: rustc_hash::FxHashMap<&str, Vec<&str>> = Default::default();
+    for r in order {
+        by_user
+            .entry(train.users.raw(t.users[r]))
+            .or_default()
+            .push(train.items.raw(t.items[r]));
+    }
+    let config = EvalConfig::default();
+    let k = config.ks.iter().copied().max().unwrap_or(20);
+    let none: Vec<(&dyn CandidateSource, usize)> = Vec::new();
+    let stages = p.stages(&none, true);
+    lengths
+        .iter()
+        .map(|&n| {
+            let m = evaluator.evaluate_lists(
+                |u| {
+                    let raw = dataset.users.raw(u);
+                    let history: Vec<HistoryItem<'_>> = by_user
+                        .get(raw)
+                        .map(|items| {
+                            items
+                                .iter()
+                                .take(n)
+                                .map(|&item_id| HistoryItem {
+                                    item_id,
+                                    strength: 1.0,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let id = format!("cold:{raw}");
+                    recommend(
+                        &stages,
+                        &Request {
+                            user: User {
+                                id: &id,
+                                history: &history,
+                            },
+                            k,
+                            num_candidates: 100,
+                            exclude_seen: true,
+                            exclude_items: &[],
+                            order: Order::Auto,
+                        },
+                    )
+                    .map(|r| {
+                        r.items
+                            .iter()
+                            .filter_map(|i| dataset.items.get(i.item_id))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+                },
+                &config,
+            )?;
+            Ok((
+                format!("unknown users, first {n} training items as history"),
+                m,
+            ))
+        })
+        .collect()
+}
+
 /// Adds the served lists' section to a text table.
 pub fn add_served_section(t: &mut Table, s: &Served) {
     let section = t.section(
@@ -288,7 +385,20 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
     let p = Pipeline::load(&a.models)?;
     let test = load_tsv(a.test, &LoadOptions::default(), &ctx.progress())?;
     super::data::warn_report(&test.report);
-    let served = served_metrics(&p, &test.dataset, a.num_candidates, true)?;
+    let mut served = served_metrics(&p, &test.dataset, a.num_candidates, true)?;
+    if !a.cold.is_empty() {
+        let Some(train) = a.train else {
+            return Err(BadInput(
+                "--cold-history needs --train (the users' training interactions, in time order)"
+                    .into(),
+            )
+            .into());
+        };
+        let train = load_tsv(train, &LoadOptions::default(), &ctx.progress())?;
+        served
+            .rows
+            .extend(cold_metrics(&p, &train.dataset, &test.dataset, a.cold)?);
+    }
     if a.json {
         let v: Vec<Value> = served
             .rows
@@ -392,7 +502,7 @@ pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
         recommend(
             &stages,
             &Request {
-                user_id: user,
+                user: User::id(user),
                 k: a.k,
                 num_candidates: a.num_candidates.max(a.k),
                 exclude_seen: a.exclude_seen,

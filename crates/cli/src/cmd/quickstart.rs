@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::Value;
-use shortlist_pipeline::{recommend, Order, Request};
+use shortlist_pipeline::{recommend, Order, Request, User};
 
 use super::data::LoadArgs;
 use super::train::{
@@ -194,7 +194,7 @@ pub fn run(out: &Path, user: &str, ctx: &Context) -> Result<()> {
     add_ranking_section(&mut table, &k);
     crate::outln!("\n{}", table.render().trim_end());
     crate::outln!("\n{}", reading(&r, &k));
-    if let (Some(alone), Some(list)) = (served.rows.get(1), served.rows.last()) {
+    if let (Some(alone), Some(list)) = (served.rows.first(), served.rows.last()) {
         let g = |m: &shortlist_eval::Metrics| m.get("ndcg@10").unwrap_or(f64::NAN);
         crate::outln!(
             "The served list (100 retrieved → the ranking model's relevance head → top 10) scores NDCG@10 {:.3} against {:.3} for the retrieval model alone: the relevance head orders candidates by how likely the user is to pick them (it was trained on held-out interactions), while the rating head predicts how much a user would like a film and only answers rating requests.",
@@ -215,7 +215,7 @@ pub fn run(out: &Path, user: &str, ctx: &Context) -> Result<()> {
     let rec = recommend(
         &pipeline.stages(&[], true),
         &Request {
-            user_id: user,
+            user: User::id(user),
             k: 10,
             num_candidates: 100,
             exclude_seen: true,

@@ -165,9 +165,9 @@ macro_rules! apply_overrides {
 
 fn config_text(args: &TrainArgs, default: &str) -> Result<(String, PathBuf)> {
     match &args.config {
-        Some(p) => match std::fs::read_to_string(p) {
+        Some(p) => match shortlist_core::input::read_text(p) {
             Ok(text) => Ok((text, p.clone())),
-            Err(e) => Err(BadInput(format!("--config {}: {e}", p.display())).into()),
+            Err(e) => Err(BadInput(format!("--config {e}")).into()),
         },
         None => Ok((default.to_owned(), PathBuf::from("<default config>"))),
     }
@@ -355,6 +355,8 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Resu
         &model.spec,
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
+    // Every file is in place: list them with their checksums in the manifest.
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let median = history.median_epoch_seconds();
     let used = (split.train.len() as f64 * (1.0 - cfg.validation_fraction as f64)).round();
@@ -418,13 +420,23 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         staging.path(),
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
-    let index = AnyIndex::build(model.all_candidates(), model.dim(), &cfg.index)?;
+    // An IVF index sizes each search for the recall target from a calibration:
+    // measured with the model's own users, whose vectors may sit elsewhere than items.
+    let queries = model.all_queries();
+    let index = AnyIndex::build_with_queries(
+        model.all_candidates(),
+        model.dim(),
+        &cfg.index,
+        Some(&queries),
+    )?;
     index.save_dir(staging.path())?;
     history.write_curves_with(staging.path(), Some(&popularity))?;
     shortlist_core::atomic::write_file(
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
     )?;
+    // Every file is in place (the index too): list them with their checksums.
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let median = history.median_epoch_seconds();
     let mut report = serde_json::to_value(&metrics)?;

@@ -58,6 +58,7 @@ pub fn train_ease_cmd(args: &TrainArgs, split: &SplitData) -> Result<Value> {
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
     )?;
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     Ok(report(args, "ease", metrics, popularity, fit_seconds))
 }
@@ -115,6 +116,7 @@ pub fn train_ials_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Res
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
     )?;
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let mut r = report(args, "ials", metrics, popularity, fit_seconds);
     r["index"] = json!(index.kind_name());
