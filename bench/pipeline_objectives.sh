@@ -10,12 +10,14 @@
 #          configs/ranking-default.toml configs/ranking-multitask.toml
 #
 # Prints each configuration's mean ± std of the served list (and of the rating head's
-# test RMSE) over the seeds.
+# test RMSE) over the seeds. Side features come from the ml-100k dataset (`--data
+# ml-100k`: fetched once into $SHORTLIST_HOME, then read offline). BENCHMARKS.md,
+# "Ranking objectives", has the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 split=${1:-../shared/data/ml-100k-split42}
 seeds=${2:-42 1 2}
-shift 2 || true
+shift $(($# < 2 ? $# : 2))
 configs=("$@")
 if [ ${#configs[@]} -eq 0 ]; then
   configs=(configs/ranking-default.toml configs/ranking-multitask.toml)
