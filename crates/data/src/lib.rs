@@ -8,7 +8,8 @@
 //!   `skip_bad_rows` with a report; large files are parsed in parallel.
 //! * [`duplicates`]: keep-all / keep-last / average for repeated (user, item) pairs.
 //! * [`split`]: seeded random, temporal and leave-last-out splits.
-//! * [`synth`]: synthetic logs with planted low-rank structure, for tests and benchmarks.
+//! * [`synth`]: synthetic logs with planted low-rank structure, for tests and benchmarks;
+//!   [`synth_clicks`]: impression logs with 0/1 click outcomes and their true probabilities.
 //! * [`fetch`]: MovieLens downloads into the cache, with a pip-wheel fallback for ML-100k.
 //! * [`info`]: the summary `shortlist data info` prints.
 //!
@@ -29,6 +30,7 @@ pub mod loaders;
 pub mod read;
 pub mod split;
 pub mod synth;
+pub mod synth_clicks;
 
 pub use duplicates::DuplicatePolicy;
 pub use error::{Error, Result, RowError};

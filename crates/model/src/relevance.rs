@@ -6,7 +6,8 @@
 //! feature **within the list** (`(x − mean) / std`; a constant or missing feature
 //! contributes 0), and scores `Σ_f w_f · z_f`. The features ([`ListFeature`]) are the
 //! first stage's retrieval score, the scores of the EASE and iALS models the head
-//! carries and the item's popularity. Standardising per
+//! carries, the item's popularity and, for a `multitask` ranking model, the score of
+//! its shared user·item embeddings. Standardising per
 //! list makes the head independent of each model's score scale and of the list's
 //! length, so the weights learned on lists of one size and on models fitted to part of
 //! the training data transfer to the served lists.
@@ -32,6 +33,9 @@ pub enum ListFeature {
     Ials,
     /// `ln(1 + training interactions of the item)`.
     LogPopularity,
+    /// The ranking model's shared-embedding score (`RankingModel::shared_scores`,
+    /// trained as a retrieval score by the `multitask` objective; given with the list).
+    Multitask,
 }
 
 impl ListFeature {
@@ -42,6 +46,7 @@ impl ListFeature {
             ListFeature::Ease => "ease",
             ListFeature::Ials => "ials",
             ListFeature::LogPopularity => "log_popularity",
+            ListFeature::Multitask => "multitask",
         }
     }
 }
@@ -89,6 +94,9 @@ pub struct ListInputs<'a> {
     pub items: &'a [u32],
     /// First-stage scores, one per candidate (NaN: unknown to the first stage).
     pub retrieval: &'a [f32],
+    /// The ranking model's shared-embedding scores, one per candidate, when the head
+    /// uses [`ListFeature::Multitask`] (empty otherwise: the feature is then missing).
+    pub shared: &'a [f32],
 }
 
 impl RelevanceHead {
@@ -158,6 +166,10 @@ impl RelevanceHead {
         {
             match f {
                 ListFeature::Retrieval => col.copy_from_slice(&list.retrieval[..n]),
+                ListFeature::Multitask => match list.shared.get(..n) {
+                    Some(s) => col.copy_from_slice(s),
+                    None => col.fill(f32::NAN),
+                },
                 ListFeature::LogPopularity => {
                     for (c, &i) in col.iter_mut().zip(list.items) {
                         let p = self.popularity.get(i as usize).copied().unwrap_or(0);
