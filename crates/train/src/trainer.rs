@@ -1,5 +1,5 @@
 //! The ranking training loop: labels of the objective, seeded shuffling, one
-//! [`Trainer::step`](crate::step) per batch (forward and hand-written backward in
+//! `Trainer::step` (`step.rs`) per batch (forward and hand-written backward in
 //! `backward.rs`, updates in `step.rs`), per-epoch metrics and early stopping, seed
 //! ensembles, the AutoRec blend and the relevance head.
 
