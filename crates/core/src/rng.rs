@@ -168,9 +168,16 @@ mod tests {
         let f64s: Vec<u64> = (0..3).map(|_| r.next_f64().to_bits()).collect();
         assert_eq!(
             f64s,
-            [0x3fea_0ec9_a9e8_8ecd, 0x3fd4_6790_5d15_dbcc, 0x3fef_7c0f_9f61_849d]
+            [
+                0x3fea_0ec9_a9e8_8ecd,
+                0x3fd4_6790_5d15_dbcc,
+                0x3fef_7c0f_9f61_849d
+            ]
         );
-        assert_eq!(f64::from_bits(f64s[0]), (NEW_42[0] >> 11) as f64 / (1u64 << 53) as f64);
+        assert_eq!(
+            f64::from_bits(f64s[0]),
+            (NEW_42[0] >> 11) as f64 / (1u64 << 53) as f64
+        );
         let mut r = Rng::new(42);
         let f32s: Vec<u32> = (0..3).map(|_| r.next_f32().to_bits()).collect();
         assert_eq!(f32s, [0x3f50_764d, 0x3ea3_3c82, 0x3f7b_e07c]);
@@ -178,7 +185,11 @@ mod tests {
         let normals: Vec<u64> = (0..3).map(|_| r.normal().to_bits()).collect();
         assert_eq!(
             normals,
-            [0xbfe8_9b97_5220_657e, 0xbfeb_ca4f_7dbd_8ae6, 0xbff8_2cf4_1a90_fe1a]
+            [
+                0xbfe8_9b97_5220_657e,
+                0xbfeb_ca4f_7dbd_8ae6,
+                0xbff8_2cf4_1a90_fe1a
+            ]
         );
 
         // Fisher–Yates from the last position down, as the random split uses it.
