@@ -17,7 +17,7 @@
 
 #![allow(clippy::unwrap_used)] // a developer tool: fail loudly
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use shortlist_core::atomic::AtomicDir;
 use shortlist_data::synth::{generate, SynthConfig};
@@ -30,7 +30,7 @@ use shortlist_train::TrainConfig;
 
 /// The users, items and histories whose answers the test pins (raw ids of the
 /// generated log; `nobody` and `i-unknown` are out of vocabulary).
-pub const PAIRS: [(&str, &str); 6] = [
+const PAIRS: [(&str, &str); 6] = [
     ("u0", "i0"),
     ("u1", "i3"),
     ("u7", "i11"),
@@ -39,9 +39,9 @@ pub const PAIRS: [(&str, &str); 6] = [
     ("u3", "i-unknown"),
 ];
 /// Users whose top 5 the test pins.
-pub const USERS: [&str; 3] = ["u0", "u5", "u9"];
+const USERS: [&str; 3] = ["u0", "u5", "u9"];
 /// The history of an unknown user (folded in by the two-tower query).
-pub const HISTORY: [&str; 3] = ["i1", "i4", "i9"];
+const HISTORY: [&str; 3] = ["i1", "i4", "i9"];
 
 fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,7 +100,7 @@ fn main() {
     print_golden(&ranking_dir, &retrieval_dir);
 }
 
-fn save_retrieval(model: &RetrievalModel, dir: &PathBuf) {
+fn save_retrieval(model: &RetrievalModel, dir: &Path) {
     let staging = AtomicDir::new(dir).unwrap();
     let titles: Vec<String> = (0..model.num_items())
         .map(|r| format!("title {r}"))
