@@ -106,17 +106,104 @@ impl Rng {
 mod tests {
     use super::*;
 
+    // Golden values of the stream. Every split, every initialisation and every
+    // shuffle users have made derives from these numbers: changing them changes every
+    // user's split (and every trained model's starting point). They were computed once
+    // from this code and checked against an independent Python transcription of
+    // SplitMix64 + xoshiro256++ (the published reference algorithms). If this test
+    // fails, the generator changed: restore it, do not update the constants.
+
+    /// `Rng::new(42)`'s first four outputs.
+    const NEW_42: [u64; 4] = [
+        0xd076_4d4f_4476_689f,
+        0x519e_4174_576f_3791,
+        0xfbe0_7cfb_0c24_ed8c,
+        0xb37d_9f60_0cd8_35b8,
+    ];
+    /// `Rng::with_stream(42, 1)`'s first four outputs.
+    const STREAM_42_1: [u64; 4] = [
+        0xad8a_0022_9341_9ec4,
+        0xf048_2e73_6282_8ac7,
+        0xf436_f53f_39a9_3286,
+        0x4e19_7212_2f89_b483,
+    ];
+
+    fn first<const N: usize>(mut r: Rng) -> [u64; N] {
+        std::array::from_fn(|_| r.next_u64())
+    }
+
     #[test]
     fn stream_is_pinned() {
-        // Pinned values: a change here changes every split users have made.
+        assert_eq!(first::<4>(Rng::new(42)), NEW_42);
+        assert_eq!(first::<4>(Rng::with_stream(42, 1)), STREAM_42_1);
+        assert_eq!(
+            first::<2>(Rng::with_stream(42, 0)),
+            [0x2fcd_8d44_ddf0_9827, 0x1b03_5635_de0f_5d7f]
+        );
+        assert_eq!(
+            first::<2>(Rng::new(0)),
+            [0x5317_5d61_490b_23df, 0x61da_6f3d_c380_d507]
+        );
+    }
+
+    #[test]
+    fn seeding_is_splitmix64() {
+        // The reference SplitMix64's first output for state 0.
+        let mut state = 0;
+        assert_eq!(splitmix64(&mut state), 0xe220_a839_7b1d_cdaf);
+    }
+
+    #[test]
+    fn derived_draws_are_pinned() {
+        // below: Lemire's multiply-shift on the same words as NEW_42.
         let mut r = Rng::new(42);
-        let first: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        let mut again = Rng::new(42);
-        assert_eq!(first, (0..3).map(|_| again.next_u64()).collect::<Vec<_>>());
-        assert_ne!(Rng::new(43).next_u64(), first[0]);
+        let below: Vec<u64> = (0..8).map(|_| r.below(10)).collect();
+        assert_eq!(below, [8, 3, 9, 7, 7, 5, 1, 6]);
+        let mut r = Rng::new(42);
+        let big: Vec<u64> = (0..4).map(|_| r.below(1_000_000_007)).collect();
+        assert_eq!(big, [814_305_150, 318_821_042, 983_894_175, 701_135_603]);
+
+        // Floats: compared bit for bit.
+        let mut r = Rng::new(42);
+        let f64s: Vec<u64> = (0..3).map(|_| r.next_f64().to_bits()).collect();
+        assert_eq!(
+            f64s,
+            [
+                0x3fea_0ec9_a9e8_8ecd,
+                0x3fd4_6790_5d15_dbcc,
+                0x3fef_7c0f_9f61_849d
+            ]
+        );
+        assert_eq!(
+            f64::from_bits(f64s[0]),
+            (NEW_42[0] >> 11) as f64 / (1u64 << 53) as f64
+        );
+        let mut r = Rng::new(42);
+        let f32s: Vec<u32> = (0..3).map(|_| r.next_f32().to_bits()).collect();
+        assert_eq!(f32s, [0x3f50_764d, 0x3ea3_3c82, 0x3f7b_e07c]);
+        let mut r = Rng::new(42);
+        let normals: Vec<u64> = (0..3).map(|_| r.normal().to_bits()).collect();
+        assert_eq!(
+            normals,
+            [
+                0xbfe8_9b97_5220_657e,
+                0xbfeb_ca4f_7dbd_8ae6,
+                0xbff8_2cf4_1a90_fe1a
+            ]
+        );
+
+        // Fisher–Yates from the last position down, as the random split uses it.
+        let mut v: Vec<u32> = (0..10).collect();
+        Rng::new(42).shuffle(&mut v);
+        assert_eq!(v, [5, 3, 1, 0, 9, 6, 4, 7, 2, 8]);
+    }
+
+    #[test]
+    fn seeds_and_streams_differ() {
+        assert_ne!(first::<1>(Rng::new(43)), [NEW_42[0]]);
         assert_ne!(
-            Rng::with_stream(42, 1).next_u64(),
-            Rng::with_stream(42, 2).next_u64()
+            first::<1>(Rng::with_stream(42, 1)),
+            first::<1>(Rng::with_stream(42, 2))
         );
     }
 
