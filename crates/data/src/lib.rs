@@ -8,7 +8,9 @@
 //!   `skip_bad_rows` with a report; large files are parsed in parallel.
 //! * [`duplicates`]: keep-all / keep-last / average for repeated (user, item) pairs.
 //! * [`split`]: seeded random, temporal and leave-last-out splits.
-//! * [`synth`]: synthetic logs with planted low-rank structure, for tests and benchmarks.
+//! * [`synth`]: synthetic logs with planted low-rank structure, for tests and benchmarks;
+//!   [`products`]: a synthetic product log (string ids, catalogue features, events of
+//!   several strengths, late launches) for cold-start tests on a temporal split.
 //! * [`fetch`]: MovieLens downloads into the cache, with a pip-wheel fallback for ML-100k.
 //! * [`info`]: the summary `shortlist data info` prints.
 //!
@@ -26,6 +28,7 @@ pub mod fetch;
 pub mod info;
 mod intern;
 pub mod loaders;
+pub mod products;
 pub mod read;
 pub mod split;
 pub mod synth;
