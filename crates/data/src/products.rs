@@ -78,6 +78,8 @@ pub struct ProductConfig {
     pub category_spread: f64,
     /// Power-law exponent of product popularity (rank^-a, times the brand's).
     pub popularity_exponent: f64,
+    /// Power-law exponent of brand popularity.
+    pub brand_exponent: f64,
     /// Weight of the product-specific part of a product's latent vector (the part no
     /// side feature explains; brand and tags weigh 1.0 and 0.7).
     pub item_noise: f64,
@@ -101,8 +103,9 @@ impl Default for ProductConfig {
             novelty_days: 14.0,
             affinity_scale: 2.0,
             category_spread: 0.05,
-            popularity_exponent: 0.8,
-            item_noise: 0.5,
+            popularity_exponent: 0.5,
+            brand_exponent: 1.0,
+            item_noise: 0.3,
             categories: 12,
             brands: 60,
         }
@@ -279,6 +282,7 @@ fn check(cfg: &ProductConfig) -> Result<()> {
         ("affinity_scale", cfg.affinity_scale),
         ("category_spread", cfg.category_spread),
         ("popularity_exponent", cfg.popularity_exponent),
+        ("brand_exponent", cfg.brand_exponent),
         ("item_noise", cfg.item_noise),
     ] {
         if !(v.is_finite() && v >= 0.0) {
@@ -317,7 +321,7 @@ fn world(cfg: &ProductConfig) -> World {
     let brands_by_home: Vec<Vec<u32>> = (0..cfg.categories as u32)
         .map(|c| (0..cfg.brands as u32).filter(|&b| brand_home[b as usize] == c).collect())
         .collect();
-    let brand_pop = power_law(cfg.brands, 0.5, &mut rng);
+    let brand_pop = power_law(cfg.brands, cfg.brand_exponent, &mut rng);
     let base_pop = power_law(np, cfg.popularity_exponent, &mut rng);
     let span = cfg.days as i64 * DAY;
     let late_from = ((1.0 - cfg.late_window) * span as f64) as i64;
