@@ -193,7 +193,7 @@ pub struct ProductTruth {
     pub price_sensitivity: Vec<f32>,
     /// Per product: standardised log-price.
     pub price_z: Vec<f32>,
-    /// Per product: category index (into the categories' order of [`CATEGORIES`]).
+    /// Per product: category index (`0..categories`).
     pub category: Vec<u32>,
     /// Per product: launch time (Unix seconds).
     pub launch: Vec<i64>,
@@ -299,13 +299,18 @@ fn gaussian(n: usize, scale: f64, rng: &mut Rng) -> Vec<f32> {
     (0..n).map(|_| (rng.normal() * scale) as f32).collect()
 }
 
-fn world(cfg: &ProductConfig) -> World {
-    let mut rng = Rng::with_stream(cfg.seed, u64::MAX);
-    let (np, nc) = (cfg.products, cfg.customers);
-    // Entries scaled so that a customer–component dot product has variance ≈ weight².
-    let s = 1.0 / (RANK as f64).powf(0.25);
-    let brand_f = gaussian(cfg.brands * RANK, s, &mut rng);
-    let tag_f = gaussian(TAGS.len() * RANK, s * 0.7, &mut rng);
+/// Entries of the latent vectors are scaled so that a customer–component dot product
+/// has variance ≈ weight².
+fn latent_scale() -> f64 {
+    1.0 / (RANK as f64).powf(0.25)
+}
+
+/// The catalogue and each product's latent vector (`products × RANK`).
+fn catalogue(cfg: &ProductConfig, rng: &mut Rng) -> (Catalogue, Vec<f32>) {
+    let np = cfg.products;
+    let s = latent_scale();
+    let brand_f = gaussian(cfg.brands * RANK, s, rng);
+    let tag_f = gaussian(TAGS.len() * RANK, s * 0.7, rng);
     // Each brand has a home category; each category six typical tags.
     let brand_home: Vec<u32> = (0..cfg.brands)
         .map(|_| rng.below(cfg.categories as u64) as u32)
@@ -321,8 +326,8 @@ fn world(cfg: &ProductConfig) -> World {
     let brands_by_home: Vec<Vec<u32>> = (0..cfg.categories as u32)
         .map(|c| (0..cfg.brands as u32).filter(|&b| brand_home[b as usize] == c).collect())
         .collect();
-    let brand_pop = power_law(cfg.brands, cfg.brand_exponent, &mut rng);
-    let base_pop = power_law(np, cfg.popularity_exponent, &mut rng);
+    let brand_pop = power_law(cfg.brands, cfg.brand_exponent, rng);
+    let base_pop = power_law(np, cfg.popularity_exponent, rng);
     let span = cfg.days as i64 * DAY;
     let late_from = ((1.0 - cfg.late_window) * span as f64) as i64;
 
@@ -367,31 +372,8 @@ fn world(cfg: &ProductConfig) -> World {
                     .sum::<f32>()
                 + (rng.normal() * s * cfg.item_noise) as f32;
         }
-        // Price: the category's level × the brand's tier × noise, tags shift it.
-        let level = 8.0 * (1.0 + (c as f64 * 0.37).sin().abs() * 6.0);
-        let tier = 0.6 + 1.4 * ((b as f64 * 1.7).cos() * 0.5 + 0.5);
-        let mut price = level * tier * (0.3 * rng.normal()).exp();
-        for &t in &tags {
-            match TAGS[t as usize] {
-                "premium" | "luxury" => price *= 1.6,
-                "budget" => price *= 0.6,
-                _ => {}
-            }
-        }
-        let nouns = CATEGORIES[c as usize].2;
-        let adjective = TAGS[tags[rng.below(tags.len() as u64) as usize] as usize];
-        let noun = nouns[rng.below(4) as usize];
-        let model = format!(
-            "{}{}",
-            (b'A' + rng.below(26) as u8) as char,
-            1 + rng.below(9)
-        );
-        cat.title.push(format!(
-            "{} {}{} {noun} {model}",
-            brand_name(b as usize),
-            adjective[..1].to_uppercase(),
-            &adjective[1..]
-        ));
+        let price = draw_price(c, b, &tags, rng);
+        cat.title.push(draw_title(c, b, &tags, rng));
         let launch = if rng.next_f64() < cfg.late_share {
             late_from + rng.below((span - late_from).max(1) as u64) as i64
         } else if rng.next_f64() < 0.6 || late_from == 0 {
@@ -406,13 +388,53 @@ fn world(cfg: &ProductConfig) -> World {
         cat.brand.push(b);
         cat.tags.push(tags);
     }
+    (cat, product_factors)
+}
+
+/// Price: the category's level × the brand's tier × noise; some tags shift it.
+fn draw_price(category: u32, brand: u32, tags: &[u32], rng: &mut Rng) -> f64 {
+    let level = 8.0 * (1.0 + (category as f64 * 0.37).sin().abs() * 6.0);
+    let tier = 0.6 + 1.4 * ((brand as f64 * 1.7).cos() * 0.5 + 0.5);
+    let mut price = level * tier * (0.3 * rng.normal()).exp();
+    for &t in tags {
+        match TAGS[t as usize] {
+            "premium" | "luxury" => price *= 1.6,
+            "budget" => price *= 0.6,
+            _ => {}
+        }
+    }
+    price
+}
+
+/// "Brand Adjective noun model": the adjective from a tag, the noun from the category.
+fn draw_title(category: u32, brand: u32, tags: &[u32], rng: &mut Rng) -> String {
+    let nouns = CATEGORIES[category as usize].2;
+    let adjective = TAGS[tags[rng.below(tags.len() as u64) as usize] as usize];
+    let noun = nouns[rng.below(4) as usize];
+    let model = format!(
+        "{}{}",
+        (b'A' + rng.below(26) as u8) as char,
+        1 + rng.below(9)
+    );
+    format!(
+        "{} {}{} {noun} {model}",
+        brand_name(brand as usize),
+        adjective[..1].to_uppercase(),
+        &adjective[1..]
+    )
+}
+
+fn world(cfg: &ProductConfig) -> World {
+    let mut rng = Rng::with_stream(cfg.seed, u64::MAX);
+    let (np, nc) = (cfg.products, cfg.customers);
+    let (cat, product_factors) = catalogue(cfg, &mut rng);
     let log_price: Vec<f64> = cat.price.iter().map(|p| p.max(0.01).ln()).collect();
     let mean = log_price.iter().sum::<f64>() / np as f64;
     let sd = (log_price.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / np as f64)
         .sqrt()
         .max(1e-9);
     let price_z = log_price.iter().map(|x| ((x - mean) / sd) as f32).collect();
-    let customer_factors = gaussian(nc * RANK, s, &mut rng);
+    let customer_factors = gaussian(nc * RANK, latent_scale(), &mut rng);
     let price_sensitivity = (0..nc)
         .map(|_| (-0.2 + 0.3 * rng.normal()) as f32)
         .collect();
@@ -460,7 +482,7 @@ fn world(cfg: &ProductConfig) -> World {
             category: cat.category.clone(),
             launch: cat.launch.clone(),
             product_ids,
-            timeline: (T0, T0 + span),
+            timeline: (T0, T0 + cfg.days as i64 * DAY),
         },
         catalogue: cat,
         customers,

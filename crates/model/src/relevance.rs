@@ -313,6 +313,58 @@ mod tests {
         assert_eq!(m, [0.0, 0.0]);
     }
 
+    /// A head over retrieval and popularity: items with popularity 0 are cold, their
+    /// popularity is missing (the others are standardised without it) and they are
+    /// scored `cold_weights · z + cold_bias`.
+    #[test]
+    fn cold_items_have_missing_features_and_their_own_weights() {
+        let head = RelevanceHead {
+            weights: RelevanceWeights {
+                features: vec![ListFeature::Retrieval, ListFeature::LogPopularity],
+                weights: vec![1.0, 2.0],
+                metrics: Default::default(),
+                own_share: 0.0,
+                cold_weights: vec![3.0, 5.0],
+                cold_bias: -1.0,
+            },
+            ease: None,
+            ials: None,
+            // Row 0: OOV; rows 1, 2 known; row 3 without training interactions.
+            popularity: vec![0, 3, 0, 7],
+        };
+        assert!(head.check(1, 4).is_ok());
+        assert!(head.is_cold(0) && !head.is_cold(1) && head.is_cold(2) && head.is_cold(9));
+        let list = ListInputs {
+            user: 1,
+            history: &[],
+            items: &[1, 2, 3],
+            retrieval: &[0.0, 1.0, 2.0],
+        };
+        let mut f = Vec::new();
+        head.features_into(&list, &mut f);
+        assert_eq!(f[..3], [0.0, 1.0, 2.0]);
+        assert!(f[3] == 4f32.ln() && f[4].is_nan() && f[5] == 8f32.ln());
+        let mut out = [0.0; 3];
+        head.score(&list, &mut f, &mut out);
+        // Retrieval z = [−1.2247, 0, 1.2247]; popularity z over items 1 and 3 = [−1, 1].
+        let z = 1.5f32.sqrt();
+        let want = [-z - 2.0, 3.0 * 0.0 + 5.0 * 0.0 - 1.0, z + 2.0];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-5, "{out:?}");
+        }
+        // Without cold weights (models saved before them) the warm weights apply.
+        let mut old = head.clone();
+        old.weights.cold_weights.clear();
+        old.score(&list, &mut f, &mut out);
+        assert!(out[1].abs() < 1e-6, "{out:?}");
+        let mut bad = head.clone();
+        bad.weights.cold_weights.pop();
+        assert_eq!(
+            bad.check(1, 4).unwrap_err().to_string(),
+            "invalid relevance.cold_weights: expected none or 2 finite weights and a finite bias"
+        );
+    }
+
     #[test]
     fn list_scores_are_the_weighted_sum_of_standardised_features() {
         // Two features over three candidates: [0, 1, 2] (z = −1.2247, 0, 1.2247) and

@@ -15,6 +15,14 @@
 //! The query's history term is computed leave-one-out during training (the positive
 //! item is removed from the pooled history), otherwise the model would learn to find
 //! the target in its own input.
+//!
+//! Item cold start: with item side features, the catalogue's items that have feature
+//! values but no training interaction get rows after the trained ones (`cold_items`),
+//! with zero id and history embeddings, so their candidate vector is their features'
+//! sum. They are left out of every softmax (neither positives nor negatives: they did
+//! not exist in the training period). Id dropout (`item_id_dropout`) trains the item
+//! tower for that case: each batch drops the id embedding of each candidate item with
+//! that probability, forward and backward.
 
 use std::time::Instant;
 

@@ -10,9 +10,11 @@ use shortlist_data::split::{split, SplitMethod};
 use shortlist_eval::Scorer;
 use shortlist_features::FeatureConfig;
 use shortlist_model::RetrievalModel;
+use shortlist_train::relevance::HoldoutBy;
 use shortlist_train::retrieval::{
     train_retrieval, DatasetScorer, RetrievalTrainConfig, SplitEvaluator,
 };
+use shortlist_train::TrainConfig;
 
 struct Log {
     d: Dataset,
@@ -174,5 +176,43 @@ fn id_dropout_improves_cold_retrieval() {
     assert!(
         with > 1.25 * without,
         "cold recall@20: {with} with id dropout, {without} without"
+    );
+}
+
+/// The shipped product configurations parse, and the ranking one's internal first stage
+/// is the served one (`configs/retrieval-products.toml`): the head learns on the lists
+/// the served retrieval model produces.
+#[test]
+fn product_configs_share_their_first_stage() {
+    let path = std::path::Path::new;
+    let r = RetrievalTrainConfig::from_toml(
+        include_str!("../../../configs/retrieval-products.toml"),
+        path("configs/retrieval-products.toml"),
+    )
+    .unwrap();
+    let k = TrainConfig::from_toml(
+        include_str!("../../../configs/ranking-products.toml"),
+        path("configs/ranking-products.toml"),
+    )
+    .unwrap();
+    let head = k.relevance.unwrap();
+    assert_eq!(head.retrieval, r);
+    assert_eq!(head.holdout_by, HoldoutBy::Time);
+    assert!(r.cold_items && r.item_id_dropout > 0.0);
+    assert_eq!(r.features.item_features, ["*"]);
+    // Apart from the item features and the dropout, the served first stage is the
+    // default one.
+    let default = RetrievalTrainConfig::from_toml(
+        include_str!("../../../configs/retrieval-default.toml"),
+        path("configs/retrieval-default.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        RetrievalTrainConfig {
+            item_id_dropout: default.item_id_dropout,
+            features: default.features.clone(),
+            ..r
+        },
+        default
     );
 }
