@@ -1,43 +1,65 @@
 #!/usr/bin/env python3
-"""Peers for the shortlist ANN benchmark: faiss (HNSWFlat inner product, IVF-PQ) and
-hnswlib (ip space), on the vectors `ann_bench` wrote (items.npy, queries.npy, gt.npy).
+"""Peers for the shortlist ANN benchmark: hnswlib (ip space) and faiss (HNSWFlat inner
+product, IVF-PQ re-ranked exactly) on the vectors `ann_bench` wrote, then a
+side-by-side summary with ann_bench's own rows (`ours.json`, same directory).
 
-    python3 bench/ann_peers.py target/ann-bench/100k
+    python3 bench/ann_peers.py target/ann-bench/topics [--quick] [--libs hnswlib,faiss-hnsw]
 
-Also answers the filtered queries ann_bench wrote (excl{10,50,90}.npy: one mask row,
-1 = excluded; gt_excl*.npy: exact top-10 of the first queries under that mask) and
-reports each index's resident-memory growth (VmRSS after building minus before).
+Reads items.npy, queries.npy, gt.npy (exact top-K per query, K = the largest k
+ann_bench measured), excl{10,50,90}.npy (one mask row, 1 = excluded) and
+gt_excl*.npy (exact top-10 of the first queries under that mask).
 
-Creates bench/.venv on first use (python3 -m venv; pip install faiss-cpu hnswlib numpy)
-and re-runs itself inside it. Builds use all cores; queries run single-threaded, as one
-batch per setting (no per-query Python overhead, which favours the peers slightly).
+Tasks, as in ann_bench: recall@k and queries/second at k = 10, 100, 1000 (the k
+present in gt.npy), and recall@10 under 10 / 50 / 90 % exclusion (faiss: a prebuilt
+IDSelectorBitmap; hnswlib: its filter callback, a Python predicate per visited node,
+its only filter API). Every setting answers the queries single-threaded, as one batch
+(no per-query Python overhead, which favours the peers slightly); builds use all
+cores, M 16 / ef_construction 128 for both HNSW libraries.
+
+Summary: for each task, each library's best queries/second among the settings whose
+recall reaches 0.95 (and 0.90), and shortlist's ratio to the best peer, by the wall
+clock and by CPU time (process time: on a loaded machine the wall clock also counts the
+time other processes held the cores). Writes peers.json next to the inputs.
+
+Needs numpy, faiss-cpu and hnswlib (pip install faiss-cpu hnswlib numpy), e.g. in a
+virtual environment; the script does not install anything.
 """
+import json
 import os
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-VENV = os.path.join(HERE, ".venv")
-PY = os.path.join(VENV, "bin", "python")
+import numpy as np
 
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
-    if not os.path.exists(PY):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        subprocess.check_call([PY, "-m", "pip", "install", "-q", "faiss-cpu", "hnswlib", "numpy"])
-    os.execv(PY, [PY] + sys.argv)
+try:
+    import faiss
+    import hnswlib
+except ImportError as e:  # pragma: no cover - a setup problem, said plainly
+    sys.exit(f"ann_peers.py: {e}; install the peers first: pip install faiss-cpu hnswlib numpy")
 
-import numpy as np  # noqa: E402
-import faiss  # noqa: E402
-import hnswlib  # noqa: E402
+EFS = [16, 32, 64, 128, 256, 512, 1024, 2048]
+NPROBES = [4, 8, 16, 32, 64, 128, 256]
 
 
-def peak_rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+def recall(got, gt, k):
+    hits = 0
+    total = 0
+    for g, t in zip(got, gt):
+        t = [x for x in t[:k].tolist() if x >= 0]
+        total += len(t)
+        hits += len(set(g[:k].tolist()) & set(t))
+    return hits / max(total, 1)
+
+
+def timed(search, queries):
+    """(ids, queries per second of wall clock, queries per second of CPU time)."""
+    search(queries[: min(50, len(queries))])  # warm-up
+    c = time.process_time()
+    t = time.perf_counter()
+    ids = search(queries)
+    wall = time.perf_counter() - t
+    cpu = time.process_time() - c
+    return ids, len(queries) / wall, len(queries) / max(cpu, 1e-9)
 
 
 def rss_mib():
@@ -48,183 +70,146 @@ def rss_mib():
     return 0.0
 
 
-def filtered_sets(d):
-    """[(percent, excluded mask (bool, n), filtered top-10 ground truth)]."""
-    out = []
-    for pct in (10, 50, 90):
-        path = os.path.join(d, f"excl{pct}.npy")
-        if os.path.exists(path):
-            mask = np.load(path)[0].astype(bool)
-            out.append((pct, mask, np.load(os.path.join(d, f"gt_excl{pct}.npy"))))
-    return out
-
-
-def timed_filtered(search, queries, gt):
-    """(recall@10, q/s), or (nan, nan) when this library version lacks the filter API."""
-    try:
-        t = time.perf_counter()
-        ids = search(queries[: len(gt)])
-        return recall(ids, gt, 10), len(gt) / (time.perf_counter() - t)
-    except Exception as e:  # noqa: BLE001 - report and go on; the table says n/a
-        print(f"# filtered search failed: {e!r}", flush=True)
-        return float("nan"), float("nan")
-
-
-def recall(got, gt, k):
-    hits = 0
-    for g, t in zip(got, gt):
-        hits += len(set(g[:k].tolist()) & set(t[:k].tolist()))
-    return hits / (len(gt) * k)
-
-
-def timed_queries(search, queries, k):
-    search(queries[:100], k)  # warm-up
-    t = time.perf_counter()
-    ids = search(queries, k)
-    return ids, len(queries) / (time.perf_counter() - t)
-
-
-def file_mib(path):
-    return os.path.getsize(path) / 2**20
-
-
 def main():
-    d = sys.argv[1]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if len(args) != 1:
+        sys.exit(__doc__)
+    d = args[0]
+    quick = "--quick" in sys.argv
+    libs = {"hnswlib", "faiss-hnsw", "faiss-ivfpq"}
+    for a in sys.argv[1:]:
+        if a.startswith("--libs="):
+            libs = set(a.split("=", 1)[1].split(","))
+    efs = [16, 64, 256, 1024] if quick else EFS
     xb = np.load(os.path.join(d, "items.npy"))
     xq = np.load(os.path.join(d, "queries.npy"))
     gt = np.load(os.path.join(d, "gt.npy"))
     n, dim = xb.shape
+    kmax = gt.shape[1]
+    ks = [k for k in (10, 100, 1000) if k <= kmax]
+    filt = []
+    for pct in (10, 50, 90):
+        path = os.path.join(d, f"excl{pct}.npy")
+        if os.path.exists(path):
+            mask = np.load(path)[0].astype(bool)
+            filt.append((pct, mask, np.load(os.path.join(d, f"gt_excl{pct}.npy"))))
     threads = os.cpu_count()
-    print(f"# peers: n={n} dim={dim} queries={len(xq)} build threads={threads}, query threads=1")
+    print(f"# peers: n={n} dim={dim} queries={len(xq)} k={ks} build threads={threads}, query threads=1", flush=True)
     rows = []
-    filt = filtered_sets(d)
-    frows = []
-    mem = {}
 
-    # hnswlib, inner product, M=16, ef_construction=128.
-    r0 = rss_mib()
-    t = time.perf_counter()
-    p = hnswlib.Index(space="ip", dim=dim)
-    p.init_index(max_elements=n, ef_construction=128, M=16)
-    p.set_num_threads(threads)
-    p.add_items(xb, np.arange(n))
-    build = time.perf_counter() - t
-    mem["hnswlib"] = rss_mib() - r0
-    path = os.path.join(d, "hnswlib.bin")
-    p.save_index(path)
-    t = time.perf_counter()
-    p2 = hnswlib.Index(space="ip", dim=dim)
-    p2.load_index(path, max_elements=n)
-    load = time.perf_counter() - t
-    del p2
-    p.set_num_threads(1)
-    print(f"# hnswlib M=16 efC=128: build {build:.1f}s, file {file_mib(path):.1f} MiB, load {load:.2f}s, RSS +{mem['hnswlib']:.0f} MiB")
-    for ef in [16, 32, 64, 128, 256, 512]:
-        p.set_ef(max(ef, 100))
-        r = {}
-        for k in (10, 100):
-            p.set_ef(max(ef, k))
-            ids, qps = timed_queries(lambda q, k: p.knn_query(q, k=k)[0], xq, k)
-            r[k] = (recall(ids, gt, k), qps)
-        rows.append(("hnswlib", f"ef={ef}", r))
-        print(rows[-1], flush=True)
-    # Filtered: hnswlib calls a Python predicate per visited node (its only filter API).
-    for ef in (64, 128):
-        p.set_ef(ef)
-        for pct, mask, fgt in filt:
-            allowed = (~mask).tolist()
-            rec, qps = timed_filtered(
-                lambda q: p.knn_query(q, k=10, num_threads=1, filter=allowed.__getitem__)[0], xq, fgt
-            )
-            frows.append(("hnswlib", f"ef={ef}", pct, rec, qps))
-            print(frows[-1], flush=True)
-    del p
+    def add(lib, setting, task, rec, timing):
+        qps, cpu_qps = timing
+        rows.append({"library": lib, "setting": setting, "task": task, "recall": rec, "qps": qps, "cpu_qps": cpu_qps})
+        print(f"| {lib} | {setting} | {task} | {rec:.4f} | {qps:.0f} | {cpu_qps:.0f} |", flush=True)
 
-    faiss.omp_set_num_threads(threads)
-    # faiss HNSWFlat, inner product.
-    r0 = rss_mib()
-    t = time.perf_counter()
-    h = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
-    h.hnsw.efConstruction = 128
-    h.add(xb)
-    build = time.perf_counter() - t
-    mem["faiss-hnsw"] = rss_mib() - r0
-    path = os.path.join(d, "faiss_hnsw.index")
-    faiss.write_index(h, path)
-    t = time.perf_counter()
-    faiss.read_index(path)
-    load = time.perf_counter() - t
-    print(f"# faiss HNSWFlat M=16 efC=128: build {build:.1f}s, file {file_mib(path):.1f} MiB, load {load:.2f}s, RSS +{mem['faiss-hnsw']:.0f} MiB")
-    faiss.omp_set_num_threads(1)
-    for ef in [16, 32, 64, 128, 256, 512]:
-        r = {}
-        for k in (10, 100):
-            h.hnsw.efSearch = max(ef, k)
-            ids, qps = timed_queries(lambda q, k: h.search(q, k)[1], xq, k)
-            r[k] = (recall(ids, gt, k), qps)
-        rows.append(("faiss-hnsw", f"ef={ef}", r))
-        print(rows[-1], flush=True)
+    if "hnswlib" in libs:
+        r0 = rss_mib()
+        t = time.perf_counter()
+        p = hnswlib.Index(space="ip", dim=dim)
+        p.init_index(max_elements=n, ef_construction=128, M=16)
+        p.set_num_threads(threads)
+        p.add_items(xb, np.arange(n))
+        print(f"# hnswlib M=16 efC=128: build {time.perf_counter() - t:.1f}s, RSS +{rss_mib() - r0:.0f} MiB", flush=True)
+        p.set_num_threads(1)
+        for ef in efs:
+            for k in ks:
+                if ef < k:
+                    continue
+                p.set_ef(ef)
+                ids, *qps = timed(lambda q, k=k: p.knn_query(q, k=k)[0], xq)
+                add("hnswlib", f"ef={ef}", f"k={k}", recall(ids, gt, k), qps)
+            for pct, mask, fgt in filt:
+                allowed = (~mask).tolist()
+                p.set_ef(ef)
+                ids, *qps = timed(
+                    lambda q: p.knn_query(q, k=10, num_threads=1, filter=allowed.__getitem__)[0],
+                    xq[: len(fgt)],
+                )
+                add("hnswlib", f"ef={ef}", f"excl={pct}", recall(ids, fgt, 10), qps)
+        del p
+
     bitmaps = [(pct, np.packbits(~mask, bitorder="little"), fgt) for pct, mask, fgt in filt]
-    for ef in (64, 128):
-        for pct, bm, fgt in bitmaps:
-            sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bm))
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
-            rec, qps = timed_filtered(lambda q: h.search(q, 10, params=params)[1], xq, fgt)
-            frows.append(("faiss-hnsw", f"ef={ef}", pct, rec, qps))
-            print(frows[-1], flush=True)
-    del h
+    if "faiss-hnsw" in libs:
+        faiss.omp_set_num_threads(threads)
+        r0 = rss_mib()
+        t = time.perf_counter()
+        h = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
+        h.hnsw.efConstruction = 128
+        h.add(xb)
+        print(f"# faiss HNSWFlat M=16 efC=128: build {time.perf_counter() - t:.1f}s, RSS +{rss_mib() - r0:.0f} MiB", flush=True)
+        faiss.omp_set_num_threads(1)
+        for ef in efs:
+            for k in ks:
+                if ef < k:
+                    continue
+                h.hnsw.efSearch = ef
+                ids, *qps = timed(lambda q, k=k: h.search(q, k)[1], xq)
+                add("faiss-hnsw", f"ef={ef}", f"k={k}", recall(ids, gt, k), qps)
+            for pct, bm, fgt in bitmaps:
+                sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bm))
+                params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
+                ids, *qps = timed(lambda q: h.search(q, 10, params=params)[1], xq[: len(fgt)])
+                add("faiss-hnsw", f"ef={ef}", f"excl={pct}", recall(ids, fgt, 10), qps)
+        del h
 
-    # faiss IVF-PQ, inner product: nlist ~ 4 sqrt(n), 16 sub-quantizers x 8 bits,
-    # re-ranked exactly (IndexRefineFlat) so recall is not capped by PQ.
-    faiss.omp_set_num_threads(threads)
-    nlist = int(4 * np.sqrt(n))
-    r0 = rss_mib()
-    t = time.perf_counter()
-    q = faiss.IndexFlatIP(dim)
-    ivf = faiss.IndexIVFPQ(q, dim, nlist, 16, 8, faiss.METRIC_INNER_PRODUCT)
-    sample = xb[np.random.default_rng(0).choice(n, min(n, 100 * nlist), replace=False)]
-    ref = faiss.IndexRefineFlat(ivf)
-    ref.train(sample)
-    ref.add(xb)
-    build = time.perf_counter() - t
-    mem["faiss-ivfpq+refine"] = rss_mib() - r0
-    path = os.path.join(d, "faiss_ivfpq.index")
-    faiss.write_index(ivf, path)
-    t = time.perf_counter()
-    faiss.read_index(path)
-    load = time.perf_counter() - t
-    print(f"# faiss IVF{nlist},PQ16x8 (+exact refine): build {build:.1f}s, PQ file {file_mib(path):.1f} MiB (+ raw vectors), load (PQ part) {load:.2f}s, RSS +{mem['faiss-ivfpq+refine']:.0f} MiB")
-    faiss.omp_set_num_threads(1)
-    for nprobe in [4, 8, 16, 32, 64]:
-        ivf.nprobe = nprobe
-        r = {}
-        for k in (10, 100):
-            ref.k_factor = 4
-            ids, qps = timed_queries(lambda qq, k: ref.search(qq, k)[1], xq, k)
-            r[k] = (recall(ids, gt, k), qps)
-        rows.append(("faiss-ivfpq+refine", f"nprobe={nprobe}", r))
-        print(rows[-1], flush=True)
-    for nprobe in (16, 32):
-        for pct, bm, fgt in bitmaps:
-            sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bm))
-            params = faiss.IndexRefineSearchParameters(
-                k_factor=4, base_index_params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
-            )
-            rec, qps = timed_filtered(lambda q: ref.search(q, 10, params=params)[1], xq, fgt)
-            frows.append(("faiss-ivfpq+refine", f"nprobe={nprobe}", pct, rec, qps))
-            print(frows[-1], flush=True)
+    if "faiss-ivfpq" in libs:
+        # nlist ~ 4 sqrt(n), 16 sub-quantizers x 8 bits, re-ranked exactly
+        # (IndexRefineFlat, k_factor 4) so recall is not capped by PQ.
+        faiss.omp_set_num_threads(threads)
+        nlist = int(4 * np.sqrt(n))
+        t = time.perf_counter()
+        ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, 16, 8, faiss.METRIC_INNER_PRODUCT)
+        ref = faiss.IndexRefineFlat(ivf)
+        ref.train(xb[np.random.default_rng(0).choice(n, min(n, 100 * nlist), replace=False)])
+        ref.add(xb)
+        ref.k_factor = 4
+        print(f"# faiss IVF{nlist},PQ16x8 + refine: build {time.perf_counter() - t:.1f}s", flush=True)
+        faiss.omp_set_num_threads(1)
+        for nprobe in [4, 16, 64, 256] if quick else NPROBES:
+            ivf.nprobe = nprobe
+            for k in ks:
+                ids, *qps = timed(lambda q, k=k: ref.search(q, k)[1], xq)
+                add("faiss-ivfpq", f"nprobe={nprobe}", f"k={k}", recall(ids, gt, k), qps)
+            for pct, bm, fgt in bitmaps:
+                sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bm))
+                params = faiss.IndexRefineSearchParameters(
+                    k_factor=4, base_index_params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+                )
+                ids, *qps = timed(lambda q: ref.search(q, 10, params=params)[1], xq[: len(fgt)])
+                add("faiss-ivfpq", f"nprobe={nprobe}", f"excl={pct}", recall(ids, fgt, 10), qps)
 
-    print("| library | setting | recall@10 | q/s @10 | recall@100 | q/s @100 |")
-    print("|---|---|---:|---:|---:|---:|")
-    for lib, setting, r in rows:
-        print(f"| {lib} | {setting} | {r[10][0]:.4f} | {r[10][1]:.0f} | {r[100][0]:.4f} | {r[100][1]:.0f} |")
-    print()
-    print("| library | setting | excluded | recall@10 | q/s |")
-    print("|---|---|---:|---:|---:|")
-    for lib, setting, pct, rec, qps in frows:
-        print(f"| {lib} | {setting} | {pct} % | {rec:.4f} | {qps:.0f} |")
-    print(f"# RSS growth per index (MiB): {mem}")
-    print(f"# peak RSS {peak_rss_mib():.0f} MiB")
+    with open(os.path.join(d, "peers.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    ours_path = os.path.join(d, "ours.json")
+    ours = json.load(open(ours_path)) if os.path.exists(ours_path) else []
+    summary(ours + rows, ks, [pct for pct, _, _ in filt])
+
+
+def summary(rows, ks, pcts):
+    """Best q/s per library and task at recall >= 0.95 / 0.90, and ours vs best peer,
+    by the wall clock and by CPU time (on a shared machine the wall clock also counts
+    the time other processes held the cores)."""
+    tasks = [f"k={k}" for k in ks] + [f"excl={p}" for p in pcts]
+    libs = sorted({r["library"] for r in rows}, key=lambda x: (not x.startswith("shortlist"), x))
+    for key, clock in (("qps", "wall clock"), ("cpu_qps", "CPU time")):
+        for floor in (0.95, 0.90):
+            print(f"\n## best queries/second ({clock}) at recall >= {floor} (setting, recall)\n")
+            print("| task | " + " | ".join(libs) + " | ours / best peer |")
+            print("|---|" + "---:|" * (len(libs) + 1))
+            for task in tasks:
+                best = {}
+                for lib in libs:
+                    ok = [r for r in rows if r["library"] == lib and r["task"] == task and r["recall"] >= floor]
+                    if ok:
+                        best[lib] = max(ok, key=lambda r: r.get(key, 0.0))
+                cells = []
+                for lib in libs:
+                    r = best.get(lib)
+                    cells.append(f"{r.get(key, 0.0):,.0f} ({r['setting']}, {r['recall']:.3f})" if r else "not reached")
+                ours = max((best[l].get(key, 0.0) for l in best if l.startswith("shortlist-ivf")), default=None)
+                peer = max((best[l].get(key, 0.0) for l in best if not l.startswith("shortlist")), default=None)
+                ratio = f"{ours / peer:.2f}x" if ours and peer else ("only ours" if ours else "-")
+                print(f"| {task} | " + " | ".join(cells) + f" | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod progress;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,13 @@ enum Command {
         /// With --pipeline: an extra candidate source merged in, NAME=QUOTA (repeatable).
         #[arg(long = "source")]
         sources: Vec<String>,
+        /// With --pipeline: also serve each test user as an unknown user described by
+        /// their first N training interactions (comma-separated lengths; needs --train).
+        #[arg(long, value_delimiter = ',')]
+        cold_history: Vec<usize>,
+        /// With --cold-history: the training split file.
+        #[arg(long)]
+        train: Option<PathBuf>,
         /// Test split file (user_id, item_id, rating, timestamp).
         #[arg(long)]
         test: PathBuf,
@@ -105,7 +113,8 @@ enum Command {
             conflicts_with = "all_users"
         )]
         user: Option<String>,
-        /// Every user of the model (JSON Lines).
+        /// Every user of the model: JSON Lines (the default, or --jsonl), or one JSON
+        /// object with --json.
         #[arg(long)]
         all_users: bool,
         /// Number of items.
@@ -114,34 +123,28 @@ enum Command {
         /// Leave out the user's training items.
         #[arg(long)]
         exclude_seen: bool,
-        /// Print one JSON object (single user).
-        #[arg(long)]
+        /// Print one JSON object: the user's items, or with --all-users
+        /// {"k", "exclude_seen", "users": [{"user_id", "items", "scores"}, …]}.
+        #[arg(long, conflicts_with = "jsonl")]
         json: bool,
-        /// One JSON line per user: {"user_id", "items", "scores"} (with --all-users; the default there).
+        /// With --all-users: one JSON line per user, {"user_id", "items", "scores"}
+        /// (best first). The default for --all-users.
         #[arg(long)]
         jsonl: bool,
-        /// Write the JSON Lines to this file instead of stdout.
+        /// With --all-users: write to this file (atomically) instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
     },
     /// Serve models over HTTP (TensorFlow Serving REST API + /v1/recommend).
-    Serve {
-        /// Directory of `<model name>/<integer version>/` model directories.
-        #[arg(long)]
-        model_base_path: PathBuf,
-        /// TCP port.
-        #[arg(long, default_value_t = 8501)]
-        port: u16,
-        /// Seconds between scans for new versions.
-        #[arg(long, default_value_t = 1.0)]
-        poll_seconds: f64,
-    },
+    Serve(cmd::serve::ServeArgs),
     /// Fetch MovieLens 100k, train and evaluate both stages, recommend for a user.
     Quickstart {
-        /// Where models are written (OUT/movielens/{retrieval,ranking}/1/).
+        /// Where models are written: OUT/movielens/{retrieval,ranking}/V/, V = 1, or the
+        /// next version when earlier runs left some (serve picks the highest).
         #[arg(long, default_value = "models")]
         out: PathBuf,
-        /// The user to recommend for.
+        /// The user to recommend for (a MovieLens 100k user id, 1 to 943; checked
+        /// before training).
         #[arg(long, default_value = "42")]
         user: String,
     },
@@ -155,7 +158,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum IndexCommand {
-    /// Recall/latency frontier of IVF and HNSW parameters on a retrieval model's items.
+    /// Recall/latency frontier of IVF recall targets and HNSW expansions on a retrieval
+    /// model's items: top-k at each k, top-10 with 10/50/90 % of the items excluded,
+    /// and top-100 with each user's seen items excluded.
     Tune {
         /// Which index to sweep: ivf, hnsw or all.
         #[arg(long, default_value = "all")]
@@ -163,10 +168,18 @@ enum IndexCommand {
         /// Retrieval model directory.
         #[arg(long)]
         model: PathBuf,
-        /// Top-k whose recall is measured.
-        #[arg(short, long, default_value_t = 10)]
-        k: usize,
-        /// Users sampled as queries.
+        /// The k whose recall is measured (comma-separated).
+        #[arg(
+            short,
+            long = "ks",
+            value_delimiter = ',',
+            default_value = "10,100,1000"
+        )]
+        k: Vec<usize>,
+        /// IVF recall targets measured (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "0.8,0.9,0.95,0.98,0.99")]
+        targets: Vec<f64>,
+        /// Users sampled as queries (as many others calibrate IVF).
         #[arg(long, default_value_t = 500)]
         queries: usize,
         /// Seed of the sample.
@@ -208,6 +221,8 @@ fn main() -> ExitCode {
             pipeline,
             num_candidates,
             sources,
+            cold_history,
+            train,
             test,
             json,
         } => match (model, pipeline) {
@@ -221,6 +236,8 @@ fn main() -> ExitCode {
                     },
                     test: &test,
                     num_candidates: &num_candidates,
+                    train: train.as_deref(),
+                    cold: &cold_history,
                     json,
                 },
                 &ctx,
@@ -244,7 +261,7 @@ fn main() -> ExitCode {
             k,
             exclude_seen,
             json,
-            jsonl: _,
+            jsonl,
             output,
         } => match (model, pipeline) {
             (_, Some(base)) => cmd::pipeline::recommend_cmd(&cmd::pipeline::RecommendArgs {
@@ -259,6 +276,7 @@ fn main() -> ExitCode {
                 num_candidates,
                 exclude_seen,
                 json,
+                jsonl,
                 output,
             }),
             (Some(model), None) => cmd::model::recommend(&cmd::model::RecommendArgs {
@@ -267,24 +285,30 @@ fn main() -> ExitCode {
                 k,
                 exclude_seen,
                 json,
+                jsonl,
                 output,
             }),
             (None, None) => unreachable!("clap requires --model or --pipeline"),
         },
-        Command::Serve {
-            model_base_path,
-            port,
-            poll_seconds,
-        } => cmd::serve::run(model_base_path, port, poll_seconds),
+        Command::Serve(args) => cmd::serve::run(&args),
         Command::Quickstart { out, user } => cmd::quickstart::run(&out, &user, &ctx),
         Command::Index(IndexCommand::Tune {
             method,
             model,
             k,
+            targets,
             queries,
             seed,
             json,
-        }) => cmd::index::tune(&model, &method, k, queries, seed, json),
+        }) => cmd::index::tune(&cmd::index::TuneArgs {
+            dir: &model,
+            method: &method,
+            ks: &k,
+            targets: &targets,
+            queries,
+            seed,
+            json,
+        }),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

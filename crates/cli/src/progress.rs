@@ -23,6 +23,18 @@ impl Bars {
     }
 }
 
+impl Bars {
+    /// Runs `f` (e.g. a log line) with the current bar hidden, then redraws it, so
+    /// lines written to stderr during a phase do not tear the bar.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        let bar = self.bar.lock().ok().and_then(|slot| slot.clone());
+        match bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+}
+
 impl Progress for Bars {
     fn start(&self, label: &str, total: Option<u64>) {
         if self.quiet {

@@ -6,6 +6,7 @@
 //! * [`rng`]: a small seeded generator whose streams are identical on every platform
 //!   and every version of this crate (splits and synthetic data depend on that).
 //! * [`atomic`]: write files and directories so that a reader never sees half of one.
+//! * [`input`]: read input files defensively (regular files only, size-limited).
 //! * [`progress`]: a progress-reporting seam, so libraries stay free of terminal code.
 //!
 //! ```
@@ -21,6 +22,7 @@
 pub mod atomic;
 pub mod dataset;
 pub mod hash;
+pub mod input;
 pub mod progress;
 pub mod rng;
 

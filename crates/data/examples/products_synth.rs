@@ -13,6 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let cfg: ProductConfig = toml::from_str(&args[1..].join("\n"))?;
     let s = write(&cfg, Path::new(dir), &shortlist_core::progress::NoProgress)?;
-    println!("{} events, {} products → {}", s.interactions, s.items, s.dir.display());
+    println!(
+        "{} events, {} products → {}",
+        s.interactions,
+        s.items,
+        s.dir.display()
+    );
     Ok(())
 }

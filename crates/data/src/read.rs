@@ -117,8 +117,12 @@ pub struct TextFile {
 
 impl TextFile {
     /// Reads `path`; an empty file is an error saying what it should have held.
+    /// Only a regular file within the size limit is read
+    /// ([`shortlist_core::input::read_regular`]): a FIFO, device or directory is an
+    /// error naming what it is.
     pub fn read(path: &Path, encoding: Encoding, expected: &str) -> Result<Self> {
-        let bytes = fs_err::read(path)?;
+        let bytes =
+            shortlist_core::input::read_regular(path, shortlist_core::input::max_input_bytes())?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Err(Error::EmptyFile {
                 path: path.to_path_buf(),

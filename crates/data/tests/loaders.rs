@@ -179,6 +179,22 @@ fn grouplens_latest_csv_with_quoted_titles_and_half_stars() {
         "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n3,\"Grumpier Old Men, The (1995)\",Comedy|Romance\n9,\"\"\"Great Performances\"\" Cats (1998)\",(no genres listed)\n".as_bytes(),
     );
     let l = load(&latest);
+    // The ratings file given by itself stands for its directory (titles included);
+    // a ratings.csv without MovieLens' header is not taken for one.
+    let ratings = latest.join("ratings.csv");
+    assert_eq!(
+        loaders::detect(&ratings).unwrap(),
+        Format::MlLatest(latest.clone())
+    );
+    assert_eq!(load(&ratings).dataset, l.dataset);
+    let other = dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let p = write(
+        &other,
+        "ratings.csv",
+        b"user_id\titem_id\trating\ttimestamp\na\tb\t1\t2\n",
+    );
+    assert_eq!(loaders::detect(&p).unwrap(), Format::Tsv(p.clone()));
     let d = &l.dataset;
     assert_eq!(d.name, "ml-latest-small");
     assert_eq!(d.interactions.ratings, vec![4.0, 4.5, 0.5]);
@@ -436,6 +452,12 @@ fn empty_missing_and_headerless_files() {
     write(&ml, "u.data", b"1\t2\t3\t4\n");
     let e = load_err(&ml);
     assert!(e.contains(&ml.join("u.item").display().to_string()), "{e}");
+    // u.data given by itself is read as its directory: the same missing file is named.
+    assert_eq!(
+        loaders::detect(&ml.join("u.data")).unwrap(),
+        Format::Ml100k(ml.clone())
+    );
+    assert_eq!(load_err(&ml.join("u.data")), e);
 }
 
 #[test]

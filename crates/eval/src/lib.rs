@@ -5,6 +5,8 @@
 //!   embedding models, baselines and other systems' outputs are evaluated alike.
 //! * [`embedding`]: [`EmbeddingScorer`], user · item inner products by blocked GEMM.
 //! * [`popularity`]: [`PopularityScorer`], the training-count baseline.
+//! * [`rating_baseline`]: [`BiasBaseline`], the global mean and user + item biases,
+//!   the baselines of rating prediction (RMSE/MAE).
 //! * [`evaluator`]: [`Evaluator`], the metrics below over a train/test split.
 //! * [`metrics`]: [`Metrics`] (JSON via serde) and [`EvalConfig`] (cut-offs).
 //!
@@ -59,6 +61,7 @@ pub mod error;
 pub mod evaluator;
 pub mod metrics;
 pub mod popularity;
+pub mod rating_baseline;
 pub mod scorer_base;
 
 pub use embedding::EmbeddingScorer;
@@ -66,4 +69,5 @@ pub use error::{Error, Result};
 pub use evaluator::{Evaluator, Pairs};
 pub use metrics::{EvalConfig, Metrics};
 pub use popularity::PopularityScorer;
+pub use rating_baseline::{BiasBaseline, RatingErrors};
 pub use scorer_base::Scorer;

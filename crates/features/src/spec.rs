@@ -304,8 +304,7 @@ impl FeatureSpec {
 
     /// Reads a spec file.
     pub fn load(path: &Path) -> Result<FeatureSpec> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let text = shortlist_core::input::read_text(path)?;
         Self::from_json(&text, path)
     }
 
@@ -605,7 +604,11 @@ mod tests {
         assert_eq!(spec.add_featured_items(&d), 1);
         assert_eq!(spec.item_id.values(), ["a", "b", "c"]);
         for v in fitted.values() {
-            assert_eq!(spec.item_id.get(v), fitted.get(v), "fitted rows keep their index");
+            assert_eq!(
+                spec.item_id.get(v),
+                fitted.get(v),
+                "fitted rows keep their index"
+            );
         }
         assert_eq!(spec.item_id.get("d"), None);
         // Its features are encoded in its new row ("Horror" is unknown to the genre

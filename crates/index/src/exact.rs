@@ -78,6 +78,11 @@ impl ExactIndex {
         self.int8.is_some()
     }
 
+    /// The packed copy of the items (for kernels that score them all).
+    pub(crate) fn packed(&self) -> &Packed {
+        &self.packed
+    }
+
     /// The item matrix, `len() × dim()`, row-major.
     pub fn items(&self) -> &[f32] {
         &self.items
@@ -104,7 +109,7 @@ impl ExactIndex {
     /// file, or one that holds something else, is an error naming the file.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fs_err::read(path)?;
-        let file = persist::open(path, &bytes, FORMAT, FORMAT_VERSION)?;
+        let file = persist::open(path, &bytes, FORMAT, &[FORMAT_VERSION])?;
         let (shape, items) = file.f32s(TENSOR_NAME, 2)?;
         ExactIndex::new(items, shape[1]).map_err(|e| persist::bad(path, e.to_string()))
     }
@@ -125,6 +130,9 @@ impl ExactIndex {
         }
         if let Some(allowed) = adm.allow_list() {
             return Ok(self.search_allowed(kernel, query, k, allowed));
+        }
+        if let Some(allowed) = sparse_bitmap(&adm, n) {
+            return Ok(self.search_allowed(kernel, query, k, &allowed));
         }
         let adm = match (&self.int8, Self::int8_kernel(kernel)) {
             (Some(t), true) => {
@@ -222,6 +230,8 @@ impl ExactIndex {
             }
             if let Some(allowed) = adm.allow_list() {
                 out[q] = self.search_allowed(kernel, query, k, allowed);
+            } else if let Some(allowed) = sparse_bitmap(&adm, n) {
+                out[q] = self.search_allowed(kernel, query, k, &allowed);
             } else if int8.is_some() {
                 int8_adms.push(adm);
                 gated.push(q);
@@ -268,6 +278,14 @@ impl ExactIndex {
         }
         Ok(out)
     }
+}
+
+/// The admissible items of a bitmap filter that admits at most one item in 16 (then
+/// scoring just those beats a scan of the whole catalogue), else `None`.
+fn sparse_bitmap(adm: &Admissible<'_>, n: usize) -> Option<Vec<u32>> {
+    adm.bitmap()
+        .filter(|b| b.count() <= n / 16)
+        .map(|b| b.iter().collect())
 }
 
 impl TopKIndex for ExactIndex {
@@ -527,6 +545,47 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{kernel:?}");
         }
+    }
+
+    #[test]
+    fn bitmap_filters_equal_allow_lists_dense_and_sparse() {
+        let mut rng = Rng::new(17);
+        let (n, dim) = (3000, 24);
+        let items = random(&mut rng, n * dim);
+        let index = ExactIndex::new(items, dim).unwrap();
+        let queries = random(&mut rng, 9 * dim);
+        // Dense (a scan with masking) and sparse (the allow-list path).
+        for every in [2u32, 3, 50] {
+            let allowed: Vec<u32> = (0..n as u32).filter(|i| i % every == 1).collect();
+            let bitmap = crate::ItemBitmap::allowing(n, &allowed).unwrap();
+            for kernel in Kernel::available() {
+                let want = index
+                    .search_batch_with(kernel, &queries, 25, &|_| Filter::AllowOnly(&allowed))
+                    .unwrap();
+                let got = index
+                    .search_batch_with(kernel, &queries, 25, &|_| Filter::AllowBitmap(&bitmap))
+                    .unwrap();
+                assert_eq!(got, want, "{kernel:?} 1 in {every}");
+                for (q, w) in queries.chunks_exact(dim).zip(&want) {
+                    let single = index
+                        .search_with(kernel, q, 25, &Filter::AllowBitmap(&bitmap))
+                        .unwrap();
+                    assert_eq!(&single, w, "{kernel:?} 1 in {every}, single");
+                }
+            }
+        }
+        let e = index
+            .search(
+                &queries[..dim],
+                3,
+                &Filter::AllowBitmap(&crate::ItemBitmap::all(7)),
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid filter: the bitmap covers 7 items, the index has 3000"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! index; a NaN score ranks as `-inf`; `k = 0` gives no hits; a `k` larger than the
 //! number of admissible items gives all of them.
 
+use crate::bitmap::ItemBitmap;
 use crate::error::Result;
 
 /// One search result: an item index and its score (inner product with the query).
@@ -26,12 +27,18 @@ impl Hit {
     }
 }
 
-/// Which items a query may return. Building one borrows the caller's list and
-/// allocates nothing; the index copies (and sorts) an unsorted list once per query,
-/// proportional to the list, never to the catalogue.
+/// Which items a query may return. Building one borrows the caller's list or bitmap
+/// and allocates nothing; the index copies (and sorts) an unsorted list once per
+/// query, proportional to the list, never to the catalogue.
+///
+/// Lists suit a few items (a user's seen items); an [`ItemBitmap`] suits large or
+/// shared rules (prepared once, then one bit test per scanned item, and the number of
+/// admissible items known up front, which the approximate indexes use to size their
+/// search).
 ///
 /// Out-of-range entries of an exclusion list are ignored (they exclude nothing); an
-/// out-of-range entry of an allow-list is an error, because it is a caller bug.
+/// out-of-range entry of an allow-list, or a bitmap whose universe is not the index's
+/// item count, is an error, because it is a caller bug.
 #[derive(Debug, Clone, Copy, Default)]
 pub enum Filter<'a> {
     /// Every item is admissible.
@@ -45,6 +52,9 @@ pub enum Filter<'a> {
     Exclude(&'a [u32]),
     /// Only these items are admissible, in any order (duplicates are returned once).
     AllowOnly(&'a [u32]),
+    /// Only the items whose bit is set are admissible; the bitmap's
+    /// [`universe`](ItemBitmap::universe) must be the index's item count.
+    AllowBitmap(&'a ItemBitmap),
 }
 
 /// A maximum-inner-product top-K index over item embeddings. Object-safe, so servers

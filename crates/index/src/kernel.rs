@@ -161,6 +161,37 @@ impl Kernel {
         }
     }
 
+    /// The score of every item of `packed` (padding lanes included, as 0) against
+    /// one `query`, each the same serial fma chain as the scans, into `out` (one
+    /// [`Row`] per block of 16 items). No selection: for small matrices whose every
+    /// score is needed (an IVF index's list order).
+    pub(crate) fn score_all(self, packed: &Packed, query: &[f32], out: &mut Vec<Row>) {
+        assert_eq!(query.len(), packed.dim, "query × dim");
+        out.clear();
+        out.resize(packed.blocks(), Row([0.0; BLOCK]));
+        if packed.n == 0 {
+            return;
+        }
+        match self {
+            Kernel::Scalar => score_all_with::<Scalar, 4>(packed, query, out),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                assert!(
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                );
+                // SAFETY: AVX2 and FMA are present (asserted just above).
+                unsafe { score_all_avx2(packed, query, out) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 | Kernel::Int8 => {
+                assert!(std::arch::is_x86_feature_detected!("avx512f"));
+                // SAFETY: AVX-512F is present (asserted just above).
+                unsafe { score_all_avx512(packed, query, out) }
+            }
+        }
+    }
+
     /// `Σ_d row[d]·q[d]` as the same serial fma chain as the block kernels (so an
     /// allow-list query scores each item bit-identically to a full scan).
     pub(crate) fn dot(self, row: &[f32], q: &[f32]) -> f32 {
@@ -376,6 +407,42 @@ fn scan_avx2(packed: &Packed, queries: &[f32], gates: &mut [Gate<'_>]) {
 fn scan_avx512(packed: &Packed, queries: &[f32], gates: &mut [Gate<'_>]) {
     // 32 zmm registers: 8 queries × 2 blocks (16 accumulators), or 1 query × 8 blocks.
     scan_shapes::<x86::Avx512, 8, 2, 8>(packed, queries, gates);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn score_all_avx2(packed: &Packed, query: &[f32], out: &mut [Row]) {
+    score_all_with::<x86::Avx2, 8>(packed, query, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn score_all_avx512(packed: &Packed, query: &[f32], out: &mut [Row]) {
+    score_all_with::<x86::Avx512, 8>(packed, query, out);
+}
+
+/// [`Kernel::score_all`] with tiles of one query × `NV` vectors (`out` holds one row
+/// per block).
+#[inline(always)]
+fn score_all_with<S: Simd, const NV: usize>(packed: &Packed, query: &[f32], out: &mut [Row]) {
+    let nb = packed.blocks();
+    let per_block = BLOCK / S::W;
+    let tile_blocks = NV.div_ceil(per_block);
+    let mut b = 0;
+    if NV.is_multiple_of(per_block) {
+        while b + tile_blocks <= nb {
+            tile::<S, 1, NV>(packed, query, out, nb, 0, b);
+            b += tile_blocks;
+        }
+    }
+    while b < nb {
+        if S::W == BLOCK {
+            tile::<S, 1, 1>(packed, query, out, nb, 0, b);
+        } else {
+            tile::<S, 1, 2>(packed, query, out, nb, 0, b);
+        }
+        b += 1;
+    }
 }
 
 fn scan_all<S: Simd>(packed: &Packed, queries: &[f32], gates: &mut [Gate<'_>]) {

@@ -63,12 +63,13 @@ pub(crate) struct Opened<'a> {
     pub(crate) meta: HashMap<String, String>,
 }
 
-/// Parses `bytes` (read from `path`) and checks its `format` and `version`.
+/// Parses `bytes` (read from `path`) and checks its `format` and that its `version`
+/// is one of `versions`.
 pub(crate) fn open<'a>(
     path: &'a Path,
     bytes: &'a [u8],
     format: &str,
-    version: &str,
+    versions: &[&str],
 ) -> Result<Opened<'a>> {
     let unreadable = |e| bad(path, format!("not a readable safetensors file ({e})"));
     let st = SafeTensors::deserialize(bytes).map_err(unreadable)?;
@@ -82,10 +83,13 @@ pub(crate) fn open<'a>(
         ));
     }
     let found = meta.get("version");
-    if found.map(String::as_str) != Some(version) {
+    if !found.is_some_and(|v| versions.contains(&v.as_str())) {
         return Err(bad(
             path,
-            format!("metadata `version` is {found:?}; this build reads version {version}"),
+            format!(
+                "metadata `version` is {found:?}; this build reads version {}",
+                versions.join(" or ")
+            ),
         ));
     }
     Ok(Opened { path, st, meta })

@@ -38,10 +38,12 @@ use crate::index_base::Hit;
 use crate::kernel::{Row, BLOCK};
 use crate::select::{sanitize, Admissible};
 
-/// Candidates scored exactly, summed over all queries (tests check the prefilter
-/// actually prunes).
 #[cfg(test)]
-pub(crate) static CANDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+thread_local! {
+    /// Candidates scored exactly on this thread (tests check the prefilter actually
+    /// prunes; per thread, so tests running in parallel do not count each other's).
+    pub(crate) static CANDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// Unit roundoff of `f32`.
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -296,6 +298,8 @@ struct State<'a> {
     result: Option<Vec<Hit>>,
     /// Item number of each position, when the items are stored permuted (IVF lists).
     ids: Option<&'a [u32]>,
+    /// With `ids`: the best `k` exactly scored candidates as [`key`]s, worst on top.
+    best: std::collections::BinaryHeap<u64>,
 }
 
 impl<'a> State<'a> {
@@ -308,6 +312,21 @@ impl<'a> State<'a> {
             keys: Vec::new(),
             result: None,
             ids,
+            best: std::collections::BinaryHeap::with_capacity(if ids.is_some() { k } else { 0 }),
+        }
+    }
+
+    /// `kth`, the exact k-th best score of `k` admissible items already scored, is a
+    /// proven lower bound on the final k-th score: it bounds the candidates of later
+    /// chunks (a chunk's own lower bounds cannot when it holds fewer than `k` items:
+    /// small IVF lists, large `k`). Raises `l` to it, in units of `s_q`, rounded down.
+    fn raise(&mut self, kth: f32) {
+        let kth = f64::from(kth) / f64::from(self.q.s);
+        let l = (kth - kth.abs() * 1e-6) as f32;
+        // `as` rounds to nearest: step down once more if that rounded up.
+        let l = if f64::from(l) > kth { l.next_down() } else { l };
+        if l > self.l {
+            self.l = l;
         }
     }
 }
@@ -315,7 +334,7 @@ impl<'a> State<'a> {
 /// Sort key of a hit: ascending order is rank order (higher score first, then lower
 /// item). `score` must not be NaN.
 #[inline(always)]
-fn key(score: f32, item: u32) -> u64 {
+pub(crate) fn key(score: f32, item: u32) -> u64 {
     let bits = (score + 0.0).to_bits(); // -0 → +0
     let ordered = if bits >> 31 == 1 {
         !bits
@@ -326,7 +345,7 @@ fn key(score: f32, item: u32) -> u64 {
 }
 
 /// Inverse of [`key`].
-fn unkey(k: u64) -> Hit {
+pub(crate) fn unkey(k: u64) -> Hit {
     let ordered = !((k >> 32) as u32);
     let bits = if ordered >> 31 == 1 {
         ordered & 0x7FFF_FFFF
@@ -410,6 +429,42 @@ pub(crate) struct Range {
     /// The largest `‖v‖` of its items, rounded up: the range is skipped when
     /// `‖q‖ · max_norm` (plus rounding) is below the k-th best score already proven.
     pub(crate) max_norm: f32,
+    /// An upper bound, for the current query, on the `f32` score of every item of the
+    /// range (rounding included), or `+inf`: the range is skipped when it is below the
+    /// k-th best score already proven (an IVF list's centre bound).
+    pub(crate) bound: f64,
+    /// The items are stored by decreasing norm: the scan stops inside the range, chunk
+    /// by chunk, once `‖q‖ ·` the next item's norm cannot reach the proven k-th score.
+    pub(crate) sorted: bool,
+}
+
+/// Blocks per chunk inside a range sorted by norm (the granularity of the early stop).
+const SORTED_CHUNK_BLOCKS: usize = 4;
+
+/// Exact `f32` scores of the rows `which` of `items` (`n × dim`) against `q`, each the
+/// same serial fma chain as every kernel (so they match a full scan bit for bit),
+/// appended to `out` in the order of `which`. Fast (eight chains at a time) when the
+/// CPU has FMA.
+pub(crate) fn exact_scores(
+    items: &[f32],
+    dim: usize,
+    q: &[f32],
+    which: &[u32],
+    out: &mut Vec<f32>,
+) {
+    assert_eq!(q.len(), dim);
+    assert!(which.iter().all(|&i| (i as usize + 1) * dim <= items.len()));
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: FMA is present; rows `which` lie inside `items` (asserted above).
+        unsafe { x86::exact_chains_fma(items, dim, q, which, out) };
+        return;
+    }
+    out.clear();
+    out.extend(which.iter().map(|&i| {
+        let row = &items[i as usize * dim..(i as usize + 1) * dim];
+        row.iter().zip(q).fold(0f32, |s, (&x, &y)| y.mul_add(x, s))
+    }));
 }
 
 /// The exact top-`k` of one query over the items in `ranges` only (an IVF probe):
@@ -442,9 +497,10 @@ pub(crate) fn search_ranges(
     unsafe {
         x86::scan_ranges(t, items, query, &words, &mut st, ranges)
     };
+    let mut keys = std::mem::take(&mut st.best).into_vec();
     Some(match st.result.take() {
         Some(hits) => hits,
-        None => finish(&mut st.keys, k),
+        None => finish(&mut keys, k),
     })
 }
 
@@ -492,10 +548,22 @@ fn search_inline<'a>(
     out
 }
 
-/// Sets padding lanes (from `valid` on) and the excluded items of a chunk to `-inf`.
-fn mask_chunk(adm: &mut Admissible<'_>, scores: &mut [f32], start: u32, valid: usize) {
+/// Sets padding lanes (from `valid` on) and the excluded items of a chunk to `-inf`
+/// (an exclusion list holds positions; a bitmap holds items, found through `ids` when
+/// the items are stored permuted).
+fn mask_chunk(
+    adm: &mut Admissible<'_>,
+    scores: &mut [f32],
+    start: u32,
+    valid: usize,
+    ids: Option<&[u32]>,
+) {
     for s in &mut scores[valid..] {
         *s = f32::NEG_INFINITY;
+    }
+    if let Some(b) = adm.bitmap() {
+        crate::select::mask_bitmap(b, &mut scores[..valid], start, ids);
+        return;
     }
     let list = adm.excluded();
     let end = u64::from(start) + valid as u64;
@@ -589,18 +657,33 @@ mod x86 {
         // score (`l · s_q`, shaved by a relative 1e-6 for its own rounding) cannot
         // hold a result (ties included: the comparison is strict).
         let slack = 1.0 + (t.dim as f64 + 4.0) * 2.0 * U;
+        let proven = |st: &State<'_>| {
+            let p = f64::from(st.l) * f64::from(st.q.s);
+            p - p.abs() * 1e-6
+        };
         for r in ranges {
-            let proven = f64::from(st.l) * f64::from(st.q.s);
-            let proven = proven - proven.abs() * 1e-6;
-            if st.q.norm * f64::from(r.max_norm) * slack < proven {
+            if (st.q.norm * f64::from(r.max_norm) * slack).min(r.bound) < proven(st) {
                 continue;
             }
             let start = (r.blocks.start * BLOCK) as u32;
             // Ranges come in any order: re-seek the exclusion cursor.
             let c = st.adm.excluded().partition_point(|&x| x < start);
             st.adm.set_cursor(c);
-            for cb in r.blocks.clone().step_by(CHUNK_BLOCKS) {
-                let end = r.blocks.end.min(cb + CHUNK_BLOCKS);
+            let step = if r.sorted {
+                SORTED_CHUNK_BLOCKS
+            } else {
+                CHUNK_BLOCKS
+            };
+            for cb in r.blocks.clone().step_by(step) {
+                // Sorted by norm: the first item of the chunk has the largest norm of
+                // the rest of the range.
+                if r.sorted
+                    && cb > r.blocks.start
+                    && st.q.norm * f64::from(t.norm[cb].0[0]) * slack < proven(st)
+                {
+                    break;
+                }
+                let end = r.blocks.end.min(cb + step);
                 let mut b = cb;
                 while b + 4 <= end {
                     // SAFETY: features enabled; `b + 4 ≤ end ≤ blocks` (asserted by
@@ -826,6 +909,22 @@ mod x86 {
         }
     }
 
+    /// [`exact_chains`] for [`super::exact_scores`].
+    ///
+    /// # Safety
+    /// FMA must be present; rows `ids` lie inside `items` (`n × dim`), `q.len() == dim`.
+    #[target_feature(enable = "fma")]
+    pub(super) unsafe fn exact_chains_fma(
+        items: &[f32],
+        dim: usize,
+        q: &[f32],
+        ids: &[u32],
+        out: &mut Vec<f32>,
+    ) {
+        // SAFETY: the caller's contract is `exact_chains`'.
+        unsafe { exact_chains(items, dim, q, ids, out) }
+    }
+
     /// One query's chunk: mask, bounds, the k-th largest lower bound, candidates, exact
     /// scores.
     #[allow(clippy::too_many_arguments)]
@@ -846,7 +945,7 @@ mod x86 {
             // SAFETY: `rows` is `rows.len()` contiguous `[f32; 16]` (`Row` is
             // `repr(C)`), not used while this view lives.
             let flat = unsafe { std::slice::from_raw_parts_mut(flat, rows.len() * BLOCK) };
-            mask_chunk(&mut st.adm, flat, start, valid);
+            mask_chunk(&mut st.adm, flat, start, valid, st.ids);
         }
         let k = st.k;
         // Lower bounds' maxima over `groups` disjoint row ranges × 16 lanes (≥ 2k
@@ -940,7 +1039,7 @@ mod x86 {
             cand.set_len(len);
         }
         #[cfg(test)]
-        CANDS.fetch_add(cand.len(), std::sync::atomic::Ordering::Relaxed);
+        CANDS.with(|c| c.set(c.get() + cand.len()));
         // SAFETY: FMA is enabled (caller); candidates are item numbers `< n` and
         // `items` is `n × dim`.
         unsafe { exact_chains(items, t.dim, query, cand, &mut bufs.scores) };
@@ -961,6 +1060,26 @@ mod x86 {
             st.result = Some(finish(&mut bufs.keys, k));
             return;
         }
+        if st.ids.is_some() {
+            // Ranges (an IVF probe): many small chunks, so the best `k` so far are
+            // kept in a heap whose worst, once `k` are in, bounds every later chunk.
+            for (&item, &s) in cand.iter().zip(&bufs.scores) {
+                let x = key(sanitize(s), item);
+                if st.best.len() < k {
+                    st.best.push(x);
+                } else if st.best.peek().is_some_and(|&worst| x < worst) {
+                    if let Some(mut worst) = st.best.peek_mut() {
+                        *worst = x;
+                    }
+                }
+            }
+            if st.best.len() == k {
+                if let Some(&worst) = st.best.peek() {
+                    st.raise(unkey(worst).score);
+                }
+            }
+            return;
+        }
         st.keys.extend(
             cand.iter()
                 .zip(&bufs.scores)
@@ -970,6 +1089,7 @@ mod x86 {
         if st.keys.len() > k.saturating_mul(4).max(64) {
             st.keys.select_nth_unstable(k - 1);
             st.keys.truncate(k);
+            st.raise(unkey(st.keys[k - 1]).score);
         }
     }
 }
@@ -981,7 +1101,6 @@ mod tests {
     use crate::kernel::Kernel;
     use crate::{ExactIndex, Filter};
     use shortlist_core::Rng;
-    use std::sync::atomic::Ordering;
 
     fn bits(h: &[Hit]) -> Vec<(u32, u32)> {
         h.iter().map(|h| (h.item, h.score.to_bits())).collect()
@@ -1032,11 +1151,10 @@ mod tests {
                 .collect();
             for k in [1, 10, 20, 100] {
                 let filter = |q: usize| Filter::ExcludeSorted(&excluded[q]);
-                CANDS.store(0, Ordering::Relaxed);
                 let got = index
                     .search_batch_with(Kernel::Int8, &queries, k, &filter)
                     .unwrap();
-                let cands = CANDS.load(Ordering::Relaxed);
+                CANDS.with(|c| c.set(0));
                 let want = index
                     .search_batch_with(Kernel::Scalar, &queries, k, &filter)
                     .unwrap();
@@ -1056,7 +1174,9 @@ mod tests {
                         "single: case {case} k {k} q {q}"
                     );
                 }
-                // Random data prunes well (clusters of near-duplicates cannot).
+                // Random data prunes well (clusters of near-duplicates cannot);
+                // counted over the single-query searches (this thread).
+                let cands = CANDS.with(|c| c.get());
                 if case % 2 == 0 && n >= 1682 && k == 10 {
                     assert!(cands < nq * n / 10, "case {case}: {cands} candidates");
                 }
@@ -1148,11 +1268,11 @@ mod probe {
         let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
         let users = random(943 * 32);
         let index = ExactIndex::new(random(1682 * 32), 32).unwrap();
-        super::CANDS.store(0, std::sync::atomic::Ordering::Relaxed);
+        super::CANDS.with(|c| c.set(0));
         index
             .search_block(Kernel::Int8, &users, 0, 10, &|_| Filter::None)
             .unwrap();
-        let c = super::CANDS.load(std::sync::atomic::Ordering::Relaxed);
+        let c = super::CANDS.with(|c| c.get());
         println!("candidates per query: {:.1}", c as f64 / 943.0);
         for kernel in [Kernel::Avx512, Kernel::Int8] {
             let min_ms = |f: &dyn Fn()| {

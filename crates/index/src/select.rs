@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use crate::bitmap::ItemBitmap;
 use crate::error::{Error, Result};
 use crate::index_base::{Filter, Hit};
 
@@ -107,6 +108,7 @@ enum Mode {
     All,
     Exclude,
     Allow,
+    Bitmap,
 }
 
 /// A [`Filter`] made ready for scanning: its list sorted ascending (borrowed when the
@@ -116,6 +118,8 @@ pub(crate) struct Admissible<'a> {
     mode: Mode,
     list: Cow<'a, [u32]>,
     cursor: usize,
+    /// The admissible items, in [`Mode::Bitmap`].
+    bitmap: Option<&'a ItemBitmap>,
 }
 
 /// Branch-free, so it vectorises: a 90k-item exclusion list is checked in a few µs,
@@ -131,6 +135,23 @@ impl<'a> Admissible<'a> {
     pub(crate) fn prepare(filter: &Filter<'a>, n_items: usize) -> Result<Self> {
         let (mode, list) = match *filter {
             Filter::None => (Mode::All, Cow::Borrowed(&[][..])),
+            Filter::AllowBitmap(b) => {
+                if b.universe() != n_items {
+                    return Err(Error::invalid(
+                        "filter",
+                        format!(
+                            "the bitmap covers {} items, the index has {n_items}",
+                            b.universe()
+                        ),
+                    ));
+                }
+                return Ok(Admissible {
+                    mode: Mode::Bitmap,
+                    list: Cow::Borrowed(&[][..]),
+                    cursor: 0,
+                    bitmap: Some(b),
+                });
+            }
             Filter::ExcludeSorted(list) => {
                 if let Some(p) = (!is_sorted(list))
                     .then(|| list.windows(2).position(|w| w[0] > w[1]))
@@ -181,7 +202,56 @@ impl<'a> Admissible<'a> {
             mode,
             list,
             cursor: 0,
+            bitmap: None,
         })
+    }
+
+    /// A filter excluding the sorted `list` (already checked or built by this crate).
+    pub(crate) fn excluding_sorted(list: Cow<'a, [u32]>) -> Self {
+        debug_assert!(is_sorted(&list));
+        Admissible {
+            mode: Mode::Exclude,
+            list,
+            cursor: 0,
+            bitmap: None,
+        }
+    }
+
+    /// The bitmap of admissible items, in bitmap mode.
+    #[inline(always)]
+    pub(crate) fn bitmap(&self) -> Option<&'a ItemBitmap> {
+        self.bitmap
+    }
+
+    /// Number of admissible items among `n_items` (linear in an exclusion list).
+    pub(crate) fn admissible_count(&self, n_items: usize) -> usize {
+        match self.mode {
+            Mode::All => n_items,
+            Mode::Allow => self.list.len(),
+            Mode::Bitmap => self.bitmap.map_or(0, ItemBitmap::count),
+            Mode::Exclude => {
+                // Sorted: count the distinct entries below `n_items`.
+                let mut distinct = 0;
+                let mut prev = None;
+                for &x in self.list.iter() {
+                    if (x as usize) < n_items && prev != Some(x) {
+                        distinct += 1;
+                    }
+                    prev = Some(x);
+                }
+                n_items - distinct
+            }
+        }
+    }
+
+    /// Whether item `item` is admissible (a binary search in an exclusion list).
+    pub(crate) fn admits(&self, item: u32) -> bool {
+        match self.mode {
+            Mode::All => true,
+            Mode::Exclude => self.list.binary_search(&item).is_err(),
+            Mode::Allow => self.list.binary_search(&item).is_ok(),
+            Mode::Bitmap => self.bitmap.is_some_and(|b| b.contains(item)),
+        }
     }
 
     /// The sorted exclusion list (empty unless this excludes items).
@@ -206,6 +276,29 @@ impl<'a> Admissible<'a> {
     /// The allow-list, when this is one (the single-query path scores only these).
     pub(crate) fn allow_list(&self) -> Option<&[u32]> {
         (self.mode == Mode::Allow).then_some(&self.list[..])
+    }
+}
+
+/// Sets the scores of inadmissible items to `-inf`: `scores[j]` belongs to the item at
+/// position `start + j`, which is that item (`ids = None`) or `ids[start + j]`.
+#[inline]
+pub(crate) fn mask_bitmap(b: &ItemBitmap, scores: &mut [f32], start: u32, ids: Option<&[u32]>) {
+    match ids {
+        None => {
+            for (j, s) in scores.iter_mut().enumerate() {
+                if !b.contains(start + j as u32) {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
+        }
+        Some(ids) => {
+            let ids = &ids[start as usize..start as usize + scores.len()];
+            for (s, &id) in scores.iter_mut().zip(ids) {
+                if !b.contains(id) {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
+        }
     }
 }
 
@@ -264,6 +357,10 @@ impl<'a> Gate<'a> {
         for s in &mut scores[valid..] {
             *s = f32::NEG_INFINITY;
         }
+        if let Some(b) = self.adm.bitmap {
+            mask_bitmap(b, &mut scores[..valid], start, None);
+            return;
+        }
         let list = &self.adm.list[..];
         let end = start as u64 + valid as u64;
         let mut c = self.adm.cursor;
@@ -319,6 +416,9 @@ impl<'a> Gate<'a> {
                 continue;
             }
             let item = start + j as u32;
+            if self.adm.bitmap.is_some_and(|b| !b.contains(item)) {
+                continue;
+            }
             let list = &self.adm.list[..];
             while c < c1 && list[c] < item {
                 c += 1;

@@ -1,10 +1,10 @@
 //! The approximate (HNSW) index against the exact one: recall floors on random and
 //! clustered data, filters, persistence round trips and damaged files.
-#![cfg(feature = "ann")]
+#![cfg(feature = "hnsw")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use shortlist_index::{
-    AnyIndex, Error, ExactIndex, Filter, HnswIndex, HnswParams, IndexConfig, IndexKind,
+    AnyIndex, Error, ExactIndex, Filter, HnswIndex, HnswParams, IndexConfig, IndexKind, ItemBitmap,
     Quantization, TopKIndex,
 };
 
@@ -176,12 +176,19 @@ fn filters_never_return_excluded_and_keep_recall() {
                     "allow {}, exact_below {exact_below}: recall@{k} = {rec:.3}",
                     1.0 - frac
                 );
-                let got = hnsw
-                    .search_batch(&queries, k, &|_| Filter::Exclude(excl))
-                    .unwrap();
-                for hits in got {
-                    assert_eq!(hits.len(), k);
-                    assert!(hits.iter().all(|h| excl.binary_search(&h.item).is_err()));
+                let bitmap: &'static ItemBitmap =
+                    Box::leak(Box::new(ItemBitmap::excluding(n, excl)));
+                let rec = recall(&exact, &hnsw, &queries, k, &|_| Filter::AllowBitmap(bitmap));
+                assert!(
+                    rec >= 0.90,
+                    "bitmap {frac}, exact_below {exact_below}: recall@{k} = {rec:.3}"
+                );
+                for filter in [Filter::Exclude(excl), Filter::AllowBitmap(bitmap)] {
+                    let got = hnsw.search_batch(&queries, k, &|_| filter).unwrap();
+                    for hits in got {
+                        assert_eq!(hits.len(), k);
+                        assert!(hits.iter().all(|h| excl.binary_search(&h.item).is_err()));
+                    }
                 }
             }
         }
@@ -226,7 +233,7 @@ fn quantized_storage_keeps_recall() {
 }
 
 #[test]
-fn save_load_view_round_trip() {
+fn save_load_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let items = clustered(3000, DIM, 30, 10);
     let queries = clustered(50, DIM, 30, 11);
@@ -234,28 +241,79 @@ fn save_load_view_round_trip() {
     let path = dir.path().join("sub").join("index.hnsw");
     hnsw.save(&path).unwrap();
     let before = hnsw.search_batch(&queries, 10, &|_| Filter::None).unwrap();
-    for loaded in [
-        HnswIndex::load(&path).unwrap(),
-        HnswIndex::view(&path).unwrap(),
-        HnswIndex::view_unverified(&path).unwrap(),
-    ] {
-        assert_eq!((loaded.len(), loaded.dim()), (3000, DIM));
-        assert_eq!(loaded.params(), hnsw.params());
-        let after = loaded
-            .search_batch(&queries, 10, &|_| Filter::None)
-            .unwrap();
-        assert_eq!(before, after);
-        let f = loaded
-            .search(&queries[..DIM], 10, &Filter::Exclude(&[1, 2, 3]))
-            .unwrap();
-        assert_eq!(f.len(), 10);
-    }
+    let loaded = HnswIndex::load(&path).unwrap();
+    assert_eq!((loaded.len(), loaded.dim()), (3000, DIM));
+    assert_eq!(loaded.params(), hnsw.params());
+    let after = loaded
+        .search_batch(&queries, 10, &|_| Filter::None)
+        .unwrap();
+    assert_eq!(before, after);
+    let f = loaded
+        .search(&queries[..DIM], 10, &Filter::Exclude(&[1, 2, 3]))
+        .unwrap();
+    assert_eq!(f.len(), 10);
     // No temporary files left behind.
     let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+/// Issue 15: a served index file rewritten or truncated in place (cp, rsync
+/// --inplace) must not crash the process. The index is read into memory, never
+/// mapped, so searches go on with the loaded copy; `AnyIndex::load_dir` (the
+/// server's path) included.
+#[test]
+fn a_file_truncated_or_rewritten_after_loading_does_not_affect_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = clustered(4000, DIM, 30, 20);
+    let queries = clustered(40, DIM, 30, 21);
+    let hnsw = HnswIndex::build(&items, DIM, params()).unwrap();
+    let config = IndexConfig {
+        kind: IndexKind::Hnsw,
+        ..IndexConfig::default()
+    };
+    AnyIndex::Hnsw(hnsw).save_dir(dir.path()).unwrap();
+    let path = dir.path().join(shortlist_index::approx::HNSW_FILE);
+    let direct = HnswIndex::load(&path).unwrap();
+    let served = AnyIndex::load_dir(dir.path()).unwrap().unwrap();
+    assert_eq!(served.kind_name(), "hnsw");
+    let want = direct
+        .search_batch(&queries, 10, &|_| Filter::None)
+        .unwrap();
+    let original = std::fs::read(&path).unwrap();
+    // In place, through the same inode: truncate to nothing, then to a few bytes, then
+    // overwrite with garbage of the full length, then with another index.
+    let other = AnyIndex::build(clustered(4000, DIM, 30, 22), DIM, &config).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    other.save_dir(other_dir.path()).unwrap();
+    let other_bytes = std::fs::read(other_dir.path().join("index.hnsw")).unwrap();
+    let damage: [&dyn Fn(&mut std::fs::File); 4] = [
+        &|f| f.set_len(0).unwrap(),
+        &|f| {
+            f.set_len(0).unwrap();
+            std::io::Write::write_all(f, &original[..100]).unwrap();
+        },
+        &|f| std::io::Write::write_all(f, &vec![0xAB; original.len()]).unwrap(),
+        &|f| {
+            f.set_len(0).unwrap();
+            std::io::Write::write_all(f, &other_bytes).unwrap();
+        },
+    ];
+    for (i, change) in damage.iter().enumerate() {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        change(&mut f);
+        f.sync_all().unwrap();
+        drop(f);
+        for index in [&direct as &dyn TopKIndex, &served] {
+            let got = index.search_batch(&queries, 10, &|_| Filter::None).unwrap();
+            assert_eq!(got, want, "damage {i}: results changed");
+        }
+    }
+    // Reloading the damaged file is a clean error, not a crash.
+    let e = HnswIndex::load(&path).unwrap_err().to_string();
+    assert!(e.contains("index.hnsw"), "{e}");
 }
 
 fn assert_format_error(r: Result<HnswIndex, Error>, file: &std::path::Path, what: &str) {
@@ -282,9 +340,8 @@ fn damaged_files_give_clear_errors() {
     // Truncated.
     std::fs::write(&path, &good[..good.len() / 2]).unwrap();
     assert_format_error(HnswIndex::load(&path), &path, "truncated");
-    assert_format_error(HnswIndex::view_unverified(&path), &path, "truncated");
     std::fs::write(&path, &good[..10]).unwrap();
-    assert_format_error(HnswIndex::view(&path), &path, "truncated");
+    assert_format_error(HnswIndex::load(&path), &path, "truncated");
 
     // Same length, corrupt bytes (in the header and in the middle).
     for pos in [3, good.len() / 2] {
@@ -292,14 +349,11 @@ fn damaged_files_give_clear_errors() {
         bad[pos] ^= 0xFF;
         std::fs::write(&path, &bad).unwrap();
         assert_format_error(HnswIndex::load(&path), &path, "corrupt");
-        assert_format_error(HnswIndex::view(&path), &path, "corrupt");
     }
 
     // Garbage of the right length: caught by the checksum before usearch sees it.
     std::fs::write(&path, vec![0xAB; good.len()]).unwrap();
-    assert_format_error(HnswIndex::view(&path), &path, "corrupt");
-    // ... and even unverified, the header check catches it.
-    assert!(HnswIndex::view_unverified(&path).is_err());
+    assert_format_error(HnswIndex::load(&path), &path, "corrupt");
 
     // A corrupt manifest names the manifest.
     std::fs::write(&path, &good).unwrap();

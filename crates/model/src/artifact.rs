@@ -1,7 +1,8 @@
 //! Model artifacts: a directory holding `manifest.json` (kind, format version,
-//! hyper-parameters, metrics, data fingerprint, tensor layout, weights checksum),
+//! hyper-parameters, metrics, data fingerprint, tensor layout, weights checksum,
+//! and the size and SHA-256 of every file — see [`crate::files`]),
 //! `weights.safetensors` and `features.json` (the [`FeatureSpec`]). Saving builds the
-//! directory under a temporary name and renames it into place.
+//! directory under a temporary name, seals it and renames it into place.
 
 use std::path::Path;
 
@@ -15,6 +16,7 @@ use crate::autorec::AutoRec;
 use crate::dense::{Activation, Dense, Mlp};
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
+use crate::files::ModelFiles;
 use crate::implicit::{EaseModel, IalsModel};
 use crate::ranking::{InputFeature, Lookup, ModelMeta, RankingConfig, RankingModel, Side};
 use crate::relevance::{RelevanceHead, RelevanceWeights};
@@ -24,7 +26,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Model kind written in ranking manifests.
 pub const RANKING_KIND: &str = "ranking";
 /// Manifest file name.
-pub const MANIFEST: &str = "manifest.json";
+pub const MANIFEST: &str = crate::files::MANIFEST;
 /// Weights file name.
 pub const WEIGHTS: &str = "weights.safetensors";
 /// Feature spec file name.
@@ -181,21 +183,31 @@ impl RankingModel {
                 m.save(&p.join(RELEVANCE_IALS), &[])?;
             }
         }
+        crate::files::seal(p)?;
         staging.commit().map_err(|e| Error::io(dir, e))?;
         Ok(())
     }
 
-    /// Loads a model saved by [`RankingModel::save`]. Errors name the offending file.
+    /// Loads a model saved by [`RankingModel::save`], every file verified (see
+    /// [`crate::files`]). Errors name the offending file.
     pub fn load(dir: &Path) -> Result<Self> {
-        let (mpath, manifest): (_, Manifest) = read_manifest(dir)?;
+        let files = ModelFiles::open(dir)?;
+        let model = Self::load_files(&files)?;
+        files.verify_unread()?;
+        Ok(model)
+    }
+
+    fn load_files(files: &ModelFiles) -> Result<Self> {
+        let dir = files.dir();
+        let (mpath, manifest): (_, Manifest) = parse_manifest(files)?;
         check_manifest(
             &mpath,
             &manifest.kind,
             RANKING_KIND,
             manifest.format_version,
         )?;
-        let spec = FeatureSpec::load(&dir.join(FEATURES))?;
-        let (wpath, bytes) = read_weights(dir, &manifest.weights_checksum)?;
+        let spec = read_spec(files)?;
+        let (wpath, bytes) = read_weights(files, &manifest.weights_checksum)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
         let r = Reader {
@@ -267,16 +279,15 @@ impl RankingModel {
             model.members.push(m);
         }
         if let Some(weights) = manifest.relevance {
-            let load_sub = |name: &str| dir.join(name);
             let ease = weights
                 .features
                 .contains(&crate::ListFeature::Ease)
-                .then(|| EaseModel::load(&load_sub(RELEVANCE_EASE)))
+                .then(|| EaseModel::load(&dir.join(RELEVANCE_EASE)))
                 .transpose()?;
             let ials = weights
                 .features
                 .contains(&crate::ListFeature::Ials)
-                .then(|| IalsModel::load(&load_sub(RELEVANCE_IALS)))
+                .then(|| IalsModel::load(&dir.join(RELEVANCE_IALS)))
                 .transpose()?;
             let head = RelevanceHead {
                 weights,
@@ -310,6 +321,7 @@ impl RankingModel {
 pub const RELEVANCE_EASE: &str = "relevance-ease";
 /// Sub-directory of a ranking model holding its relevance head's iALS model.
 pub const RELEVANCE_IALS: &str = "relevance-ials";
+
 /// Adds the tensors of `features` under `{prefix}.{k}.*` and returns their manifest entries.
 pub(crate) fn put_features(
     t: &mut Tensors,
@@ -385,25 +397,22 @@ pub(crate) fn get_features(
         .collect()
 }
 
-/// The kind of the model saved in `dir` (`ranking`, `retrieval`, `ease`, `ials`),
-/// read from its manifest. Errors name the manifest.
-pub fn model_kind(dir: &Path) -> Result<String> {
-    let (mpath, v): (_, serde_json::Value) = read_manifest(dir)?;
-    v.get("kind")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| Error::corrupt(&mpath, "no model kind"))
-}
-
-/// Reads and parses `dir/manifest.json`; returns its path too (for later messages).
-pub(crate) fn read_manifest<M: serde::de::DeserializeOwned>(
-    dir: &Path,
+/// Parses the manifest of `files`; returns its path too (for later messages).
+pub(crate) fn parse_manifest<M: serde::de::DeserializeOwned>(
+    files: &ModelFiles,
 ) -> Result<(std::path::PathBuf, M)> {
-    let mpath = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
-    let manifest = serde_json::from_str(&text)
+    let mpath = files.path(MANIFEST);
+    let manifest = serde_json::from_slice(files.manifest())
         .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
     Ok((mpath, manifest))
+}
+
+/// Reads and parses the verified `features.json` of `files`.
+pub(crate) fn read_spec(files: &ModelFiles) -> Result<FeatureSpec> {
+    let path = files.path(FEATURES);
+    let text = String::from_utf8(files.read(FEATURES)?)
+        .map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?;
+    Ok(FeatureSpec::from_json(&text, &path)?)
 }
 
 /// Checks a manifest's model kind and format version (errors name the manifest).
@@ -423,10 +432,21 @@ pub(crate) fn check_manifest(mpath: &Path, kind: &str, expected: &str, version: 
     Ok(())
 }
 
-/// Reads `dir`'s weights file and checks it against the manifest's checksum.
-pub(crate) fn read_weights(dir: &Path, checksum: &str) -> Result<(std::path::PathBuf, Vec<u8>)> {
-    let wpath = dir.join(WEIGHTS);
-    let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
+/// Reads the weights file of `files`, checked against the file list of a sealed
+/// manifest, or against the manifest's weights checksum for an older one.
+pub(crate) fn read_weights(
+    files: &ModelFiles,
+    checksum: &str,
+) -> Result<(std::path::PathBuf, Vec<u8>)> {
+    let wpath = files.path(WEIGHTS);
+    if !files.is_sealed() {
+        // No listed size: check the size the file's own header implies first.
+        check_safetensors_len(&wpath)?;
+    }
+    let bytes = files.read(WEIGHTS)?;
+    if files.is_sealed() {
+        return Ok((wpath, bytes));
+    }
     let sum = format!("{:016x}", fnv1a64(&bytes));
     if sum != checksum {
         return Err(Error::corrupt(
@@ -435,6 +455,44 @@ pub(crate) fn read_weights(dir: &Path, checksum: &str) -> Result<(std::path::Pat
         ));
     }
     Ok((wpath, bytes))
+}
+
+/// Checks that a safetensors file is exactly as long as its header says (8 bytes
+/// of header length, the JSON header, the tensors' data), reading the header only:
+/// a sparse, padded or truncated file is refused before it is read whole.
+fn check_safetensors_len(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let (mut f, len) =
+        shortlist_core::input::open_regular(path, shortlist_core::input::max_input_bytes())
+            .map_err(|e| Error::io(path, e))?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|e| Error::io(path, e))?;
+    let header_len = u64::from_le_bytes(n);
+    if header_len > (100 << 20) || header_len.saturating_add(8) > len {
+        return Err(Error::corrupt(
+            path,
+            format!("invalid safetensors header length {header_len} in a {len}-byte file"),
+        ));
+    }
+    let mut header = vec![0; header_len as usize];
+    f.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| Error::corrupt(path, format!("invalid safetensors header: {e}")))?;
+    let data_end = v
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let expected = 8 + header_len + data_end;
+    if expected != len {
+        return Err(Error::corrupt(
+            path,
+            format!("is {len} bytes, its safetensors header describes {expected} (padded, sparse or truncated)"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) struct Reader<'a, 'd> {

@@ -19,11 +19,12 @@ use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::artifact::{
-    check_manifest, read_manifest, read_weights, Reader, Tensors, FEATURES, FORMAT_VERSION,
-    MANIFEST, WEIGHTS,
+    check_manifest, parse_manifest, read_spec, read_weights, Reader, Tensors, FEATURES,
+    FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
+use crate::files::ModelFiles;
 use crate::linalg::cholesky_solve_small;
 use crate::ranking::ModelMeta;
 use crate::retrieval::Csr;
@@ -419,6 +420,7 @@ fn save_simple<C: Serialize>(
         crate::retrieval_artifact::write_titles(p, spec, titles)?;
     }
     write_file(&p.join(MANIFEST), json.as_bytes()).map_err(|e| Error::io(dir.join(MANIFEST), e))?;
+    crate::files::seal(p)?;
     staging.commit().map_err(|e| Error::io(dir, e))?;
     Ok(())
 }
@@ -428,9 +430,10 @@ fn load_simple<C: DeserializeOwned, M>(
     kind: &str,
     build: impl FnOnce(C, ModelMeta, FeatureSpec, &Reader<'_, '_>) -> Result<M>,
 ) -> Result<(M, std::path::PathBuf)> {
-    // The kind and version first, so that a model of another kind is named as such
-    // rather than failing on its configuration's fields.
-    let (mpath, raw): (_, serde_json::Value) = read_manifest(dir)?;
+    // Every file verified (see `crate::files`). The kind and version first, so that a
+    // model of another kind is named as such rather than failing on its fields.
+    let files = ModelFiles::open(dir)?;
+    let (mpath, raw): (_, serde_json::Value) = parse_manifest(&files)?;
     let field = |k: &str| raw.get(k).cloned().unwrap_or_default();
     check_manifest(
         &mpath,
@@ -440,8 +443,8 @@ fn load_simple<C: DeserializeOwned, M>(
     )?;
     let manifest: SimpleManifest<C> = serde_json::from_value(raw)
         .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
-    let spec = FeatureSpec::load(&dir.join(FEATURES))?;
-    let (wpath, bytes) = read_weights(dir, &manifest.weights_checksum)?;
+    let spec = read_spec(&files)?;
+    let (wpath, bytes) = read_weights(&files, &manifest.weights_checksum)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
     let r = Reader {
@@ -449,5 +452,6 @@ fn load_simple<C: DeserializeOwned, M>(
         path: &wpath,
     };
     let m = build(manifest.config, manifest.meta, spec, &r)?;
+    files.verify_unread()?;
     Ok((m, wpath))
 }

@@ -14,6 +14,9 @@
 //!   is an add, a ReLU and the remaining layers; [`RankingModel::save`] /
 //!   [`RankingModel::load`] read and write a directory of `manifest.json`,
 //!   `weights.safetensors` and `features.json`.
+//! * [`files`]: every file of a model directory listed with its size and SHA-256 in
+//!   the manifest ([`files::seal`]), and read back only verified, regular and
+//!   size-checked ([`files::ModelFiles`]).
 //!
 //! ```
 //! use shortlist_data::synth::{generate, SynthConfig};
@@ -35,6 +38,7 @@ pub mod autorec;
 pub mod dense;
 pub mod embedding;
 pub mod error;
+pub mod files;
 pub mod implicit;
 pub mod kernel;
 pub mod linalg;
@@ -277,14 +281,58 @@ mod tests {
         let bytes = std::fs::read(&w).unwrap();
         std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
         let err = RankingModel::load(&path).unwrap_err().to_string();
-        assert!(err.contains("weights.safetensors"), "{err}");
+        assert!(
+            err.ends_with(&format!(
+                "weights.safetensors: is {} bytes, manifest.json lists {} (truncated, still being copied, or replaced)",
+                bytes.len() / 2,
+                bytes.len()
+            )),
+            "{err}"
+        );
         let mut flipped = bytes.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x40;
         std::fs::write(&w, &flipped).unwrap();
         let err = RankingModel::load(&path).unwrap_err().to_string();
         assert!(
+            err.contains("weights.safetensors: SHA-256 ")
+                && err.ends_with("(corrupt or changed after saving)"),
+            "{err}"
+        );
+        // A manifest of an older build (no file list): the weights checksum applies.
+        let mpath = path.join(artifact::MANIFEST);
+        let mut old: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("files");
+        std::fs::write(&mpath, serde_json::to_vec(&old).unwrap()).unwrap();
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(
             err.contains("weights.safetensors") && err.contains("checksum"),
+            "{err}"
+        );
+        // Padded to 3 GiB (sparse): refused from the header alone, never read whole.
+        let f = std::fs::OpenOptions::new().write(true).open(&w).unwrap();
+        f.set_len(3 << 30).unwrap();
+        drop(f);
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(&format!(
+                "weights.safetensors: is {} bytes, its safetensors header describes {} (padded, sparse or truncated)",
+                3u64 << 30,
+                bytes.len()
+            )),
+            "{err}"
+        );
+        std::fs::write(&w, &bytes).unwrap();
+        RankingModel::load(&path).unwrap();
+        // A manifest that lies about the dimensions (absurd ones): refused, nothing allocated.
+        let mut lying = old.clone();
+        lying["config"]["embedding_dim"] = serde_json::json!(1_000_000_000_000u64);
+        lying["config"]["hidden"] = serde_json::json!([1_000_000_000u64]);
+        std::fs::write(&mpath, serde_json::to_vec(&lying).unwrap()).unwrap();
+        let err = RankingModel::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("invalid embedding_dim: the configuration says 1000000000000"),
             "{err}"
         );
         std::fs::write(path.join(artifact::MANIFEST), "{").unwrap();

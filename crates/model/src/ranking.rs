@@ -431,6 +431,32 @@ impl RankingModel {
                 ))
             }
         }
+        // The configuration must describe the weights (a manifest that lies about
+        // its dimensions is refused, not trusted).
+        let id_width = self.features[0].width();
+        if id_width != self.config.embedding_dim || self.features[1].width() != id_width {
+            return Err(Error::invalid(
+                "embedding_dim",
+                format!(
+                    "the configuration says {}, the id embeddings are {} and {} wide",
+                    self.config.embedding_dim,
+                    id_width,
+                    self.features[1].width()
+                ),
+            ));
+        }
+        let widths: Vec<usize> = self.mlp.layers.iter().map(|l| l.output).collect();
+        if widths.len() != self.config.hidden.len() + 1
+            || widths.iter().zip(&self.config.hidden).any(|(w, h)| w != h)
+        {
+            return Err(Error::invalid(
+                "hidden",
+                format!(
+                    "the configuration says {:?}, the MLP layers are {widths:?} wide",
+                    self.config.hidden
+                ),
+            ));
+        }
         if let Some(r) = &self.relevance {
             r.check(nu, ni)?;
         }

@@ -97,9 +97,10 @@ pub struct RelevanceHead {
 /// One candidate list, in the ranking model's rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ListInputs<'a> {
-    /// The user's row (OOV row 0 when unknown).
-    pub user: u32,
-    /// The user's item rows (their training items for a known user).
+    /// The user's iALS factor: the trained one of a known user, or one folded in from
+    /// a history ([`RelevanceHead::ials_query`]); `None`: the iALS feature is missing.
+    pub ials_query: Option<&'a [f32]>,
+    /// The user's item rows (their training items, plus any history given).
     pub history: &'a [u32],
     /// Candidate item rows.
     pub items: &'a [u32],
@@ -216,9 +217,8 @@ impl RelevanceHead {
                     Some(m) => m.score_items(list.history, list.items, col),
                     None => col.fill(f32::NAN),
                 },
-                ListFeature::Ials => match &self.ials {
-                    Some(m) if (list.user as usize) < m.num_users() && list.user != 0 => {
-                        let x = m.user_factors.row(list.user as usize);
+                ListFeature::Ials => match (&self.ials, list.ials_query) {
+                    (Some(m), Some(x)) if x.len() == m.dim() => {
                         for (c, &i) in col.iter_mut().zip(list.items) {
                             *c = match m
                                 .item_factors
@@ -241,6 +241,27 @@ impl RelevanceHead {
                     }
                 }
             }
+        }
+    }
+
+    /// The iALS factor of a user: the trained one (`known` user row, no extra
+    /// history), else folded in from `history` (item rows with strengths; a known
+    /// user's training items should be included by the caller). `None` without an
+    /// iALS model or history. `gram` is the iALS model's [`IalsModel::gram`].
+    pub fn ials_query(
+        &self,
+        known: Option<u32>,
+        history: &[(u32, f32)],
+        extra: bool,
+        gram: &[f32],
+    ) -> Option<Vec<f32>> {
+        let m = self.ials.as_ref()?;
+        match known {
+            Some(u) if !extra && (u as usize) < m.num_users() => {
+                Some(m.user_factors.row(u as usize).to_vec())
+            }
+            _ if history.is_empty() => None,
+            _ => m.fold_in(gram, history).ok(),
         }
     }
 }
@@ -335,7 +356,7 @@ mod tests {
         assert!(head.check(1, 4).is_ok());
         assert!(head.is_cold(0) && !head.is_cold(1) && head.is_cold(2) && head.is_cold(9));
         let list = ListInputs {
-            user: 1,
+            ials_query: None,
             history: &[],
             items: &[1, 2, 3],
             retrieval: &[0.0, 1.0, 2.0],

@@ -284,15 +284,28 @@ impl RetrievalModel {
     /// Writes the query vector of user row `user` into `out` (`dim` values), already
     /// divided by the temperature so that scores are plain dot products.
     pub fn query_into(&self, user: u32, out: &mut [f32]) {
+        self.query_with_history_into(Some(user), self.seen.row(user as usize), out);
+    }
+
+    /// Writes the query vector of user row `user` pooling the history embeddings of
+    /// item rows `items` instead of the user's training items: the query of a user
+    /// whose history the model never saw (fold-in without retraining). For an unknown
+    /// user (`None`) the user-side inputs are left out (the OOV rows were never
+    /// trained) and the history alone makes the query. Rows outside the catalogue are
+    /// ignored.
+    pub fn query_with_history_into(&self, user: Option<u32>, items: &[u32], out: &mut [f32]) {
         out.fill(0.0);
-        for f in &self.query {
-            add_feature(f, user, 1.0, out);
+        if let Some(user) = user {
+            for f in &self.query {
+                add_feature(f, user, 1.0, out);
+            }
         }
         if let Some(h) = &self.history {
-            let items = self.seen.row(user as usize);
-            if !items.is_empty() {
-                let w = 1.0 / items.len() as f32;
-                for &i in items {
+            let n = self.num_items();
+            let count = items.iter().filter(|&&i| (i as usize) < n).count();
+            if count > 0 {
+                let w = 1.0 / count as f32;
+                for &i in items.iter().filter(|&&i| (i as usize) < n) {
                     axpy(w, h.row(i as usize), out);
                 }
             }

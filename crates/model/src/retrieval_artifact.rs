@@ -12,10 +12,11 @@ use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::artifact::{
-    check_manifest, get_features, put_features, read_manifest, read_weights, FeatureEntry, Reader,
-    Tensors, FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
+    check_manifest, get_features, parse_manifest, put_features, read_spec, read_weights,
+    FeatureEntry, Reader, Tensors, FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
 use crate::error::{Error, Result};
+use crate::files::ModelFiles;
 use crate::ranking::ModelMeta;
 use crate::retrieval::{Csr, RetrievalConfig, RetrievalModel};
 
@@ -56,14 +57,18 @@ fn items_tsv(spec: &FeatureSpec, titles: &[String]) -> String {
     out
 }
 
-/// Reads `items.tsv`; missing file → no titles.
+/// Reads `items.tsv` of the model directory `dir`, verified against its manifest
+/// (see [`crate::files`]); missing file → no titles.
 pub fn read_titles(dir: &Path, rows: usize) -> Result<Vec<String>> {
-    let path = dir.join(ITEMS);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![String::new(); rows]),
-        Err(e) => return Err(Error::io(&path, e)),
+    titles_from(&ModelFiles::open(dir)?, rows)
+}
+
+fn titles_from(files: &ModelFiles, rows: usize) -> Result<Vec<String>> {
+    let path = files.path(ITEMS);
+    let Some(bytes) = files.read_optional(ITEMS)? else {
+        return Ok(vec![String::new(); rows]);
     };
+    let text = String::from_utf8(bytes).map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?;
     let mut titles = vec![String::new(); rows];
     for (n, line) in text.lines().enumerate().skip(1) {
         let mut parts = line.splitn(3, '\t');
@@ -130,20 +135,24 @@ impl RetrievalModel {
         write_titles(dir, &self.spec, titles)?;
         write_file(&dir.join(MANIFEST), json.as_bytes())
             .map_err(|e| Error::io(dir.join(MANIFEST), e))?;
-        Ok(())
+        // Callers that add files afterwards (an index) seal again.
+        crate::files::seal(dir)
     }
 
-    /// Loads a model saved by [`RetrievalModel::save`] and its titles. Errors name the file.
+    /// Loads a model saved by [`RetrievalModel::save`] and its titles, every file
+    /// of the directory verified (see [`crate::files`]; the saved index too, which
+    /// the caller loads). Errors name the file.
     pub fn load(dir: &Path) -> Result<(Self, Vec<String>)> {
-        let (mpath, manifest): (_, RetrievalManifest) = read_manifest(dir)?;
+        let files = ModelFiles::open(dir)?;
+        let (mpath, manifest): (_, RetrievalManifest) = parse_manifest(&files)?;
         check_manifest(
             &mpath,
             &manifest.kind,
             RETRIEVAL_KIND,
             manifest.format_version,
         )?;
-        let spec = FeatureSpec::load(&dir.join(FEATURES))?;
-        let (wpath, bytes) = read_weights(dir, &manifest.weights_checksum)?;
+        let spec = read_spec(&files)?;
+        let (wpath, bytes) = read_weights(&files, &manifest.weights_checksum)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
         let r = Reader {
@@ -171,7 +180,8 @@ impl RetrievalModel {
         model
             .check()
             .map_err(|e| Error::corrupt(&wpath, format!("inconsistent with the manifest: {e}")))?;
-        let titles = read_titles(dir, model.num_items())?;
+        let titles = titles_from(&files, model.num_items())?;
+        files.verify_unread()?;
         Ok((model, titles))
     }
 }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, Result};
 pub use ranking::{Ranked, Ranker, RankingStage};
 pub use recommend::{recommend, Item, Order, Recommendation, Request, Stages};
-pub use source::{Candidate, CandidateSource, ModelSource, Retrieved};
+pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 
 /// A loaded model version: a candidate source or a ranking model. Built once per
 /// load, so the size difference of the variants does not matter.
@@ -40,7 +40,7 @@ pub enum Stage {
 /// Loads one model version directory, whatever its kind (read from `manifest.json`).
 pub fn load_dir(dir: &Path) -> Result<Stage> {
     let kind =
-        shortlist_model::artifact::model_kind(dir).map_err(|e| Error::Load(e.to_string()))?;
+        shortlist_model::files::manifest_kind(dir).map_err(|e| Error::Load(e.to_string()))?;
     match kind.as_str() {
         shortlist_model::artifact::RANKING_KIND => Ok(Stage::Ranking(RankingStage::load(dir)?)),
         other => Ok(Stage::Source(ModelSource::load(dir, other)?)),

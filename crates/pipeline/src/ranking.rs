@@ -12,7 +12,7 @@ use shortlist_model::retrieval_artifact::read_titles;
 use shortlist_model::{ListInputs, RankingModel, Scratch};
 
 use crate::error::{Error, Result};
-use crate::source::Candidate;
+use crate::source::{Candidate, User};
 
 /// The answer of [`Ranker::rank`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,10 +31,12 @@ pub struct Ranked {
 
 /// Second stage: scores given (user, item) pairs.
 pub trait Ranker: Send + Sync {
-    /// Scores every item of `item_ids` for `user_id`; `retrieval` holds the first
-    /// stage's score of each item when known (the relevance head uses it). Unknown ids
-    /// are not errors: they are scored with the model's fallback and flagged.
-    fn rank(&self, user_id: &str, item_ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked>;
+    /// Scores every item of `item_ids` for `user` (its history extends what training
+    /// saw); `retrieval` holds the first stage's score of each item when known (the
+    /// relevance head uses it). Unknown ids are not errors: they are scored with the
+    /// model's fallback and flagged.
+    fn rank(&self, user: &User<'_>, item_ids: &[&str], retrieval: Option<&[f32]>)
+        -> Result<Ranked>;
 
     /// Whether [`Ranked::relevance`] is given (the model has a relevance head).
     fn has_relevance(&self) -> bool;
@@ -44,7 +46,7 @@ pub trait Ranker: Send + Sync {
     /// default. Same exclusion rules as [`CandidateSource::retrieve`].
     fn candidates<'a>(
         &'a self,
-        _user_id: &str,
+        _user: &User<'_>,
         _num_candidates: usize,
         _exclude_seen: bool,
         _exclude_items: &[&str],
@@ -60,6 +62,8 @@ pub struct RankingStage {
     /// Exact index over the relevance head's iALS item factors, for its own
     /// candidates (catalogues up to `OWN_CANDIDATES_MAX_ITEMS`).
     own_index: Option<ExactIndex>,
+    /// `YᵀY` of the relevance head's iALS model, for fold-ins of new histories.
+    gram: Vec<f32>,
 }
 
 impl RankingStage {
@@ -89,16 +93,53 @@ impl RankingStage {
             }
             _ => None,
         };
+        let gram = model
+            .relevance
+            .as_ref()
+            .and_then(|h| h.ials.as_ref())
+            .map(|m| m.gram())
+            .unwrap_or_default();
         Ok(RankingStage {
             model,
             by_title,
             own_index,
+            gram,
         })
     }
 
     /// The model.
     pub fn model(&self) -> &RankingModel {
         &self.model
+    }
+
+    /// The relevance head's view of `user`: the known row, the history rows (training
+    /// items plus the request's, sorted, distinct) and the iALS factor.
+    fn head_user(&self, user: &User<'_>) -> HeadUser {
+        let spec = &self.model.spec;
+        let row = spec.user_id.get(user.id);
+        let Some(head) = &self.model.relevance else {
+            return HeadUser::default();
+        };
+        let seen = head
+            .ease
+            .as_ref()
+            .map(|m| &m.seen)
+            .or_else(|| head.ials.as_ref().map(|m| &m.seen));
+        let mut history: Vec<(u32, f32)> = match (row, seen) {
+            (Some(r), Some(s)) => s.row(r as usize).iter().map(|&i| (i, 1.0)).collect(),
+            _ => Vec::new(),
+        };
+        let before = history.len();
+        history.extend(user.history.iter().filter_map(|h| {
+            let i = spec.item_id.get(h.item_id)?;
+            (!spec.item_id.is_oov(i) && h.strength.is_finite()).then_some((i, h.strength))
+        }));
+        let fresh = history.len() > before;
+        let ials = head.ials_query(row, &history, fresh, &self.gram);
+        let mut rows: Vec<u32> = history.iter().map(|h| h.0).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        HeadUser { rows, ials }
     }
 
     /// The item row of an id, or of a title (the seeds send `movie_title`); the OOV
@@ -114,6 +155,13 @@ impl RankingStage {
     }
 }
 
+/// A user as the relevance head sees them.
+#[derive(Default)]
+struct HeadUser {
+    rows: Vec<u32>,
+    ials: Option<Vec<f32>>,
+}
+
 /// Per-thread buffers of the ranking path (no allocation per request after warm-up).
 #[derive(Default)]
 struct Buffers {
@@ -126,9 +174,9 @@ thread_local! {
 }
 
 impl Ranker for RankingStage {
-    fn rank(&self, user_id: &str, item_ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
+    fn rank(&self, who: &User<'_>, item_ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
         let spec = &self.model.spec;
-        let user = spec.user_id.index(user_id);
+        let user = spec.user_id.index(who.id);
         let mut out = Ranked {
             relevance: None,
             ratings: vec![0.0; item_ids.len()],
@@ -159,17 +207,12 @@ impl Ranker for RankingStage {
             self.model
                 .predict_batch_with(&users, &items, &mut b.scratch, &mut out.ratings);
             if let Some(head) = &self.model.relevance {
-                let history = head
-                    .ease
-                    .as_ref()
-                    .map(|m| m.seen.row(user as usize))
-                    .or_else(|| head.ials.as_ref().map(|m| m.seen.row(user as usize)))
-                    .unwrap_or(&[]);
+                let hu = self.head_user(who);
                 let mut scores = vec![0f32; items.len()];
                 head.score(
                     &ListInputs {
-                        user,
-                        history,
+                        ials_query: hu.ials.as_deref(),
+                        history: &hu.rows,
                         items: &items,
                         retrieval: retrieval.unwrap_or(&nan),
                     },
@@ -192,7 +235,7 @@ impl Ranker for RankingStage {
 
     fn candidates<'a>(
         &'a self,
-        user_id: &str,
+        user: &User<'_>,
         num_candidates: usize,
         exclude_seen: bool,
         exclude_items: &[&str],
@@ -200,23 +243,23 @@ impl Ranker for RankingStage {
         let Some(head) = &self.model.relevance else {
             return Vec::new();
         };
-        let (Some(ials), Some(index)) = (&head.ials, &self.own_index) else {
-            return Vec::new();
-        };
-        let spec = &self.model.spec;
-        let Some(user) = spec.user_id.get(user_id) else {
+        let Some(index) = &self.own_index else {
             return Vec::new();
         };
         let k = own_count(head.weights.own_share, num_candidates);
         if k == 0 {
             return Vec::new();
         }
+        let hu = self.head_user(user);
+        let Some(q) = hu.ials.as_deref() else {
+            return Vec::new();
+        };
+        let spec = &self.model.spec;
         let mut exclude: Vec<u32> = (0..spec.item_id.num_oov()).collect();
         if exclude_seen {
-            exclude.extend_from_slice(ials.seen.row(user as usize));
+            exclude.extend_from_slice(&hu.rows);
         }
         exclude.extend(exclude_items.iter().filter_map(|id| spec.item_id.get(id)));
-        let q = ials.user_factors.row(user as usize);
         match index.search(q, k, &Filter::Exclude(&exclude)) {
             Ok(hits) => hits
                 .into_iter()

@@ -10,7 +10,7 @@ use rustc_hash::FxHashSet;
 
 use crate::error::{Error, Result};
 use crate::ranking::Ranker;
-use crate::source::{Candidate, CandidateSource};
+use crate::source::{Candidate, CandidateSource, User, UserPath};
 
 /// What orders the final list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,8 +55,8 @@ impl Order {
 /// One request to the pipeline.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// The user.
-    pub user_id: &'a str,
+    /// The user (an id, and any interactions beyond training).
+    pub user: User<'a>,
     /// Items in the answer.
     pub k: usize,
     /// Candidates asked from the primary source.
@@ -98,8 +98,11 @@ pub struct Item<'a> {
 /// The answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation<'a> {
-    /// `false` when the primary source did not know the user (popularity fallback).
+    /// `false` when the primary source does not know the user id.
     pub known_user: bool,
+    /// How the primary source built the user's query (known user, from the request's
+    /// history, or the popularity fallback).
+    pub path: UserPath,
     /// What ordered the list (never [`Order::Auto`]).
     pub order: Order,
     /// Best first, at most `k`.
@@ -134,7 +137,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         (o, _) => o,
     };
     let retrieved = stages.primary.retrieve(
-        req.user_id,
+        &req.user,
         req.num_candidates,
         req.exclude_seen,
         req.exclude_items,
@@ -145,9 +148,9 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
     candidates.retain(|c| !excluded.contains(c.item_id));
     let mut origin: Vec<Option<&'a dyn CandidateSource>> =
         vec![Some(stages.primary); candidates.len()];
-    let own = match (stages.ranker, retrieved.known_user) {
-        (Some(r), true) => r.candidates(
-            req.user_id,
+    let own = match (stages.ranker, retrieved.path) {
+        (Some(r), UserPath::Known | UserPath::History) => r.candidates(
+            &req.user,
             req.num_candidates,
             req.exclude_seen,
             req.exclude_items,
@@ -158,7 +161,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         let mut have: FxHashSet<&str> = candidates.iter().map(|c| c.item_id).collect();
         let mut added: Vec<&'a str> = Vec::new();
         for &(source, quota) in stages.extra {
-            let r = source.retrieve(req.user_id, quota, req.exclude_seen, req.exclude_items)?;
+            let r = source.retrieve(&req.user, quota, req.exclude_seen, req.exclude_items)?;
             for c in r.candidates {
                 if !excluded.contains(c.item_id) && have.insert(c.item_id) {
                     added.push(c.item_id);
@@ -174,7 +177,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         }
         if !added.is_empty() {
             let mut scores = vec![0f32; added.len()];
-            stages.primary.score_items(req.user_id, &added, &mut scores);
+            stages.primary.score_items(&req.user, &added, &mut scores);
             candidates.extend(
                 added
                     .iter()
@@ -196,7 +199,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
     if let Some(ranker) = stages.ranker {
         let ids: Vec<&str> = candidates.iter().map(|c| c.item_id).collect();
         let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
-        let ranked = ranker.rank(req.user_id, &ids, Some(&scores))?;
+        let ranked = ranker.rank(&req.user, &ids, Some(&scores))?;
         if ranked.ratings.len() != ids.len()
             || ranked
                 .relevance
@@ -242,7 +245,270 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         .collect();
     Ok(Recommendation {
         known_user: retrieved.known_user,
+        path: retrieved.path,
         order,
         items,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ranking::Ranked;
+    use crate::source::Retrieved;
+
+    /// A source over a fixed score table; `seen` items are excluded on request.
+    struct Fixed {
+        scores: Vec<(&'static str, f32)>,
+        seen: Vec<&'static str>,
+        title_prefix: &'static str,
+    }
+
+    impl CandidateSource for Fixed {
+        fn kind(&self) -> &'static str {
+            "retrieval"
+        }
+        fn retrieve<'a>(
+            &'a self,
+            user: &User<'_>,
+            k: usize,
+            exclude_seen: bool,
+            exclude_items: &[&str],
+        ) -> Result<Retrieved<'a>> {
+            let mut c: Vec<Candidate<'a>> = self
+                .scores
+                .iter()
+                .filter(|(id, _)| !(exclude_seen && self.seen.contains(id)))
+                .filter(|(id, _)| !exclude_items.contains(id))
+                .map(|&(item_id, score)| Candidate { item_id, score })
+                .collect();
+            c.sort_by(|a, b| desc(a.score, b.score));
+            c.truncate(k);
+            let known = user.id != "stranger";
+            Ok(Retrieved {
+                candidates: c,
+                known_user: known,
+                path: if known {
+                    UserPath::Known
+                } else {
+                    UserPath::Popular
+                },
+            })
+        }
+        fn score_items(&self, _user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
+            for (o, id) in out.iter_mut().zip(item_ids) {
+                *o = self
+                    .scores
+                    .iter()
+                    .find(|(i, _)| i == id)
+                    .map_or(f32::NAN, |s| s.1);
+            }
+        }
+        fn item_title(&self, item_id: &str) -> Option<&str> {
+            self.scores
+                .iter()
+                .any(|(i, _)| *i == item_id)
+                .then_some(self.title_prefix)
+        }
+    }
+
+    /// A ranker whose relevance is a table (default 0) and rating = 5 − relevance;
+    /// it proposes `own` as its own candidates.
+    struct Table {
+        relevance: Vec<(&'static str, f32)>,
+        head: bool,
+        own: Vec<&'static str>,
+    }
+
+    impl Ranker for Table {
+        fn rank(&self, _u: &User<'_>, ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
+            assert_eq!(retrieval.map(<[f32]>::len), Some(ids.len()));
+            let rel: Vec<f32> = ids
+                .iter()
+                .map(|id| {
+                    self.relevance
+                        .iter()
+                        .find(|(i, _)| i == id)
+                        .map_or(0.0, |r| r.1)
+                })
+                .collect();
+            Ok(Ranked {
+                ratings: rel.iter().map(|r| 5.0 - r).collect(),
+                relevance: self.head.then_some(rel),
+                known_user: true,
+                unknown_items: Vec::new(),
+            })
+        }
+        fn has_relevance(&self) -> bool {
+            self.head
+        }
+        fn candidates<'a>(
+            &'a self,
+            _u: &User<'_>,
+            _n: usize,
+            _seen: bool,
+            exclude: &[&str],
+        ) -> Vec<Candidate<'a>> {
+            self.own
+                .iter()
+                .filter(|id| !exclude.contains(id))
+                .map(|&item_id| Candidate {
+                    item_id,
+                    score: 0.0,
+                })
+                .collect()
+        }
+    }
+
+    fn primary() -> Fixed {
+        Fixed {
+            scores: vec![("a", 9.0), ("b", 8.0), ("c", 7.0), ("d", 6.0), ("e", 5.0)],
+            seen: vec!["a"],
+            title_prefix: "primary",
+        }
+    }
+
+    fn req<'a>(k: usize, n: usize, order: Order, exclude: &'a [&'a str]) -> Request<'a> {
+        Request {
+            user: User::id("u"),
+            k,
+            num_candidates: n,
+            exclude_seen: true,
+            exclude_items: exclude,
+            order,
+        }
+    }
+
+    fn ids<'a>(r: &Recommendation<'a>) -> Vec<&'a str> {
+        r.items.iter().map(|i| i.item_id).collect()
+    }
+
+    #[test]
+    fn relevance_orders_the_candidates_and_keeps_ratings() {
+        let p = primary();
+        let t = Table {
+            relevance: vec![("d", 3.0), ("c", 2.0)],
+            head: true,
+            own: vec![],
+        };
+        let st = Stages {
+            primary: &p,
+            extra: &[],
+            ranker: Some(&t),
+        };
+        // Candidates b, c, d (a is seen, e beyond num_candidates): d, c, then b.
+        let r = recommend(&st, &req(3, 3, Order::Auto, &[])).unwrap();
+        assert_eq!(r.order, Order::Relevance);
+        assert_eq!(ids(&r), ["d", "c", "b"]);
+        assert_eq!(r.items[0].predicted_rating, Some(2.0));
+        assert_eq!(r.items[0].retrieval_score, 6.0);
+        assert_eq!(r.items[0].title, Some("primary"));
+        // By rating (5 − relevance): b (5), c (3), d (2); by retrieval: b, c, d.
+        let r = recommend(&st, &req(3, 3, Order::Rating, &[])).unwrap();
+        assert_eq!(ids(&r), ["b", "c", "d"]);
+        let r = recommend(&st, &req(2, 3, Order::Retrieval, &["b"])).unwrap();
+        assert_eq!(ids(&r), ["c", "d"]);
+    }
+
+    #[test]
+    fn a_rating_only_ranker_keeps_the_first_stage_order() {
+        let p = primary();
+        let t = Table {
+            relevance: vec![("d", 3.0)],
+            head: false,
+            own: vec![],
+        };
+        let st = Stages {
+            primary: &p,
+            extra: &[],
+            ranker: Some(&t),
+        };
+        let r = recommend(&st, &req(3, 4, Order::Auto, &[])).unwrap();
+        assert_eq!((r.order, ids(&r)), (Order::Retrieval, vec!["b", "c", "d"]));
+        assert!(r.items.iter().all(|i| i.ranking_score.is_none()));
+        let err = recommend(&st, &req(3, 4, Order::Relevance, &[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "order_by \"relevance\" needs a ranking model with a relevance head"
+        );
+        let none = Stages {
+            primary: &p,
+            extra: &[],
+            ranker: None,
+        };
+        let err = recommend(&none, &req(3, 4, Order::Rating, &[])).unwrap_err();
+        assert_eq!(err.to_string(), "order_by \"rating\" needs a ranking model");
+        assert_eq!(
+            recommend(&none, &req(0, 4, Order::Auto, &[]))
+                .unwrap_err()
+                .to_string(),
+            "k must be at least 1"
+        );
+    }
+
+    #[test]
+    fn extra_sources_and_own_candidates_are_merged_once_and_scored_by_the_primary() {
+        let p = primary();
+        let other = Fixed {
+            scores: vec![("e", 1.0), ("x", 0.5), ("b", 0.4)],
+            seen: vec![],
+            title_prefix: "other",
+        };
+        let t = Table {
+            relevance: vec![("x", 9.0), ("e", 8.0), ("own", 7.0), ("a", 100.0)],
+            head: true,
+            own: vec!["own", "b", "a"],
+        };
+        let extra: [(&dyn CandidateSource, usize); 1] = [(&other, 2)];
+        let st = Stages {
+            primary: &p,
+            extra: &extra,
+            ranker: Some(&t),
+        };
+        // Primary gives b, c (n = 2); the other source adds e and x (quota 2); the
+        // ranker adds "own" ("b" is a duplicate; "a" is excluded by the request).
+        let r = recommend(&st, &req(10, 2, Order::Auto, &["a"])).unwrap();
+        assert_eq!(ids(&r), ["x", "e", "own", "b", "c"]);
+        // Items the primary does not know have a NaN retrieval score; titles come
+        // from the source that proposed them.
+        assert!(r.items[0].retrieval_score.is_nan());
+        assert_eq!(r.items[0].title, Some("other"));
+        assert_eq!(r.items[1].retrieval_score, 5.0);
+        assert_eq!(r.items[1].title, Some("primary"));
+        assert_eq!(r.items[2].title, None);
+    }
+
+    #[test]
+    fn unknown_users_get_no_own_candidates() {
+        let p = primary();
+        let t = Table {
+            relevance: vec![],
+            head: true,
+            own: vec!["own"],
+        };
+        let st = Stages {
+            primary: &p,
+            extra: &[],
+            ranker: Some(&t),
+        };
+        let mut q = req(10, 10, Order::Auto, &[]);
+        q.user = User::id("stranger");
+        let r = recommend(&st, &q).unwrap();
+        assert!(!r.known_user);
+        assert!(!ids(&r).contains(&"own"));
+    }
+
+    #[test]
+    fn order_names_round_trip() {
+        for o in [
+            Order::Auto,
+            Order::Relevance,
+            Order::Rating,
+            Order::Retrieval,
+        ] {
+            assert_eq!(Order::parse(o.as_str()).unwrap(), o);
+        }
+        assert!(Order::parse("best").is_err());
+    }
 }

@@ -27,14 +27,68 @@ pub struct Candidate<'a> {
     pub score: f32,
 }
 
+/// An item the caller says the user interacted with (beyond what training saw).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryItem<'a> {
+    /// Raw item id.
+    pub item_id: &'a str,
+    /// How strongly (1 for a plain interaction; a purchase may count more). It weighs
+    /// the item in an iALS fold-in; the two-tower query pools history items equally.
+    pub strength: f32,
+}
+
+/// Who a request is for: a user id, known to the models or not, and items the caller
+/// says the user interacted with. A known user's history extends their training
+/// items; an unknown user with a history gets a query built from it (fold-in, no
+/// retraining); an unknown user without one gets the popularity fallback.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct User<'a> {
+    /// Raw user id (may be new).
+    pub id: &'a str,
+    /// Extra interactions, oldest first.
+    pub history: &'a [HistoryItem<'a>],
+}
+
+impl<'a> User<'a> {
+    /// A user known by id alone.
+    pub fn id(id: &'a str) -> Self {
+        User { id, history: &[] }
+    }
+}
+
+/// How a source built a user's query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserPath {
+    /// From the trained user (plus any history given).
+    Known,
+    /// An unknown user, from the history given in the request.
+    History,
+    /// Neither: the most popular items.
+    #[default]
+    Popular,
+}
+
+impl UserPath {
+    /// `known`, `history` or `popular`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserPath::Known => "known",
+            UserPath::History => "history",
+            UserPath::Popular => "popular",
+        }
+    }
+}
+
 /// The answer of [`CandidateSource::retrieve`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Retrieved<'a> {
     /// Candidates, best first.
     pub candidates: Vec<Candidate<'a>>,
-    /// `false` when the user id is unknown to the model: the candidates are then the
-    /// most popular items (scored by their share of training interactions).
+    /// `false` when the user id is unknown to the model.
     pub known_user: bool,
+    /// How the query was built ([`UserPath::Popular`]: the candidates are the most
+    /// popular items, scored by their share of training interactions).
+    pub path: UserPath,
 }
 
 /// First stage: top candidates for a user, and scores of given items.
@@ -42,21 +96,21 @@ pub trait CandidateSource: Send + Sync {
     /// The model kind (`retrieval`, `ease`, `ials`), for answers and logs.
     fn kind(&self) -> &'static str;
 
-    /// Up to `k` candidates for `user_id`, best first, leaving out the items the user
-    /// interacted with in training when `exclude_seen` is set and every id in
-    /// `exclude_items`. Unknown users get the popularity fallback with
-    /// [`Retrieved::known_user`] `false` (not an error).
+    /// Up to `k` candidates for `user`, best first, leaving out the items the user
+    /// interacted with (in training and in `user.history`) when `exclude_seen` is set
+    /// and every id in `exclude_items`. A user with neither a known id nor a usable
+    /// history gets the popularity fallback ([`UserPath::Popular`], not an error).
     fn retrieve<'a>(
         &'a self,
-        user_id: &str,
+        user: &User<'_>,
         k: usize,
         exclude_seen: bool,
         exclude_items: &[&str],
     ) -> Result<Retrieved<'a>>;
 
-    /// The source's score of each of `item_ids` for `user_id` into `out` (same
-    /// length); NaN for an item or a user the model does not know.
-    fn score_items(&self, user_id: &str, item_ids: &[&str], out: &mut [f32]);
+    /// The source's score of each of `item_ids` for `user` into `out` (same length);
+    /// NaN for an item the model does not know, or a user it cannot score.
+    fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]);
 
     /// The display title of an item, if the model ships item metadata.
     fn item_title(&self, item_id: &str) -> Option<&str>;
@@ -70,8 +124,12 @@ enum Scorer {
         queries: Vec<f32>,
         index: AnyIndex,
     },
-    /// `x_user · y_item` through an index (iALS).
-    Ials { model: IalsModel, index: AnyIndex },
+    /// `x_user · y_item` through an index (iALS); `gram` = `YᵀY` for fold-ins.
+    Ials {
+        model: IalsModel,
+        index: AnyIndex,
+        gram: Vec<f32>,
+    },
     /// `Σ_{i ∈ seen(user)} B[i][item]`, dense.
     Ease { model: EaseModel },
 }
@@ -93,8 +151,12 @@ impl ModelSource {
         let scorer = match kind {
             RETRIEVAL_KIND => {
                 let (model, _) = RetrievalModel::load(dir).map_err(|e| err(&e))?;
-                let index =
-                    load_index(dir, model.all_candidates(), model.dim(), model.num_items())?;
+                let index = load_index(
+                    dir,
+                    || model.all_candidates(),
+                    model.dim(),
+                    model.num_items(),
+                )?;
                 Scorer::TwoTower {
                     queries: model.all_queries(),
                     model,
@@ -105,11 +167,15 @@ impl ModelSource {
                 let model = IalsModel::load(dir).map_err(|e| err(&e))?;
                 let index = load_index(
                     dir,
-                    model.item_factors.data().to_vec(),
+                    || model.item_factors.data().to_vec(),
                     model.dim(),
                     model.num_items(),
                 )?;
-                Scorer::Ials { model, index }
+                Scorer::Ials {
+                    gram: model.gram(),
+                    model,
+                    index,
+                }
             }
             EASE_KIND => Scorer::Ease {
                 model: EaseModel::load(dir).map_err(|e| err(&e))?,
@@ -175,40 +241,124 @@ impl ModelSource {
         self.spec().item_id.value(row).unwrap_or("")
     }
 
-    /// The user's row, if known.
-    fn user_row(&self, user_id: &str) -> Option<u32> {
-        self.spec().user_id.get(user_id)
+    /// Resolves `user` against this model's vocabularies.
+    fn resolve(&self, user: &User<'_>) -> Resolved {
+        let spec = self.spec();
+        let row = spec.user_id.get(user.id);
+        let mut extra: Vec<(u32, f32)> = user
+            .history
+            .iter()
+            .filter_map(|h| Some((spec.item_id.get(h.item_id)?, h.strength)))
+            .collect();
+        extra.retain(|(i, s)| !spec.item_id.is_oov(*i) && s.is_finite());
+        let mut history: Vec<(u32, f32)> = row
+            .map(|r| {
+                self.seen()
+                    .row(r as usize)
+                    .iter()
+                    .map(|&i| (i, 1.0))
+                    .collect()
+            })
+            .unwrap_or_default();
+        history.extend_from_slice(&extra);
+        let path = match (row, history.is_empty()) {
+            (Some(_), _) => UserPath::Known,
+            (None, false) => UserPath::History,
+            (None, true) => UserPath::Popular,
+        };
+        let mut rows: Vec<u32> = history.iter().map(|h| h.0).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        Resolved {
+            row,
+            path,
+            fresh: !extra.is_empty(),
+            history,
+            rows,
+        }
     }
 
-    /// Scores of item rows `items` for known user row `user`.
-    fn score_rows(&self, user: u32, items: &[u32], out: &mut [f32]) {
+    /// The query of a resolved user (`None` for the dense EASE and for popularity).
+    fn query<'s>(&'s self, r: &Resolved) -> Option<std::borrow::Cow<'s, [f32]>> {
+        use std::borrow::Cow;
+        if r.path == UserPath::Popular {
+            return None;
+        }
         match &self.scorer {
             Scorer::TwoTower { model, queries, .. } => {
                 let d = model.dim();
-                let q = &queries[user as usize * d..(user as usize + 1) * d];
-                let mut c = vec![0f32; d];
+                match (r.row, r.fresh) {
+                    (Some(u), false) => Some(Cow::Borrowed(
+                        &queries[u as usize * d..(u as usize + 1) * d],
+                    )),
+                    (row, _) => {
+                        let mut q = vec![0f32; d];
+                        model.query_with_history_into(row, &r.rows, &mut q);
+                        Some(Cow::Owned(q))
+                    }
+                }
+            }
+            Scorer::Ials { model, gram, .. } => match (r.row, r.fresh) {
+                (Some(u), false) => Some(Cow::Borrowed(model.user_factors.row(u as usize))),
+                _ => model.fold_in(gram, &r.history).ok().map(Cow::Owned),
+            },
+            Scorer::Ease { .. } => None,
+        }
+    }
+
+    /// Scores of item rows `items` for a resolved (non-popular) user.
+    fn score_rows(&self, r: &Resolved, items: &[u32], out: &mut [f32]) {
+        match &self.scorer {
+            Scorer::TwoTower { model, .. } => {
+                let Some(q) = self.query(r) else {
+                    out.iter_mut().for_each(|o| *o = f32::NAN);
+                    return;
+                };
+                let mut c = vec![0f32; model.dim()];
                 for (o, &i) in out.iter_mut().zip(items) {
                     model.candidate_into(i, &mut c);
-                    *o = dot(q, &c);
+                    *o = dot(&q, &c);
                 }
             }
             Scorer::Ials { model, .. } => {
-                let x = model.user_factors.row(user as usize);
+                let Some(x) = self.query(r) else {
+                    out.iter_mut().for_each(|o| *o = f32::NAN);
+                    return;
+                };
                 for (o, &i) in out.iter_mut().zip(items) {
-                    *o = dot(x, model.item_factors.row(i as usize));
+                    *o = dot(&x, model.item_factors.row(i as usize));
                 }
             }
-            Scorer::Ease { model } => model.score_items(model.seen.row(user as usize), items, out),
+            Scorer::Ease { model } => model.score_items(&r.rows, items, out),
         }
     }
+}
+
+/// A request's user in one model's vocabularies.
+struct Resolved {
+    /// The user's row when the id is known.
+    row: Option<u32>,
+    path: UserPath,
+    /// The request brought interactions beyond training.
+    fresh: bool,
+    /// Training items (known user) then the request's, with strengths.
+    history: Vec<(u32, f32)>,
+    /// The distinct item rows of `history`, sorted.
+    rows: Vec<u32>,
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The index saved with a model (checked against it), else an exact one over `items`.
-fn load_index(dir: &Path, items: Vec<f32>, dim: usize, n: usize) -> Result<AnyIndex> {
+/// The index saved with a model (checked against it), else an exact one over
+/// `items()` (built only then).
+fn load_index(
+    dir: &Path,
+    items: impl FnOnce() -> Vec<f32>,
+    dim: usize,
+    n: usize,
+) -> Result<AnyIndex> {
     match AnyIndex::load_dir(dir).map_err(|e| Error::Load(e.to_string()))? {
         Some(index) => {
             if index.dim() != dim || index.len() != n {
@@ -222,7 +372,7 @@ fn load_index(dir: &Path, items: Vec<f32>, dim: usize, n: usize) -> Result<AnyIn
             Ok(index)
         }
         None => Ok(AnyIndex::Exact(
-            ExactIndex::new(items, dim).map_err(|e| Error::Load(e.to_string()))?,
+            ExactIndex::new(items(), dim).map_err(|e| Error::Load(e.to_string()))?,
         )),
     }
 }
@@ -238,15 +388,16 @@ impl CandidateSource for ModelSource {
 
     fn retrieve<'a>(
         &'a self,
-        user_id: &str,
+        user: &User<'_>,
         k: usize,
         exclude_seen: bool,
         exclude_items: &[&str],
     ) -> Result<Retrieved<'a>> {
         let spec = self.spec();
         let excluded_rows = exclude_items.iter().filter_map(|id| spec.item_id.get(id));
-        let Some(user) = self.user_row(user_id) else {
-            // Unknown user: the most popular items, flagged.
+        let r = self.resolve(user);
+        if r.path == UserPath::Popular {
+            // Nothing to personalise with: the most popular items, flagged.
             let mut skip: Vec<u32> = excluded_rows.collect();
             skip.sort_unstable();
             let pop = self.popularity();
@@ -263,29 +414,22 @@ impl CandidateSource for ModelSource {
             return Ok(Retrieved {
                 candidates,
                 known_user: false,
+                path: UserPath::Popular,
             });
-        };
+        }
         let mut exclude: Vec<u32> = (0..spec.item_id.num_oov()).collect();
         if exclude_seen {
-            exclude.extend_from_slice(self.seen().row(user as usize));
+            exclude.extend_from_slice(&r.rows);
         }
         exclude.extend(excluded_rows);
         let hits: Vec<(u32, f32)> = match &self.scorer {
-            Scorer::TwoTower {
-                model,
-                queries,
-                index,
-            } => {
-                let d = model.dim();
-                let q = &queries[user as usize * d..(user as usize + 1) * d];
-                search(index, q, k, &exclude)?
-            }
-            Scorer::Ials { model, index } => {
-                search(index, model.user_factors.row(user as usize), k, &exclude)?
-            }
+            Scorer::TwoTower { index, .. } | Scorer::Ials { index, .. } => match self.query(&r) {
+                Some(q) => search(index, &q, k, &exclude)?,
+                None => Vec::new(),
+            },
             Scorer::Ease { model } => {
                 let mut scores = vec![0f32; model.num_items()];
-                model.scores_into(model.seen.row(user as usize), &mut scores);
+                model.scores_into(&r.rows, &mut scores);
                 for &e in &exclude {
                     if let Some(s) = scores.get_mut(e as usize) {
                         *s = f32::NEG_INFINITY;
@@ -302,15 +446,17 @@ impl CandidateSource for ModelSource {
                     score,
                 })
                 .collect(),
-            known_user: true,
+            known_user: r.row.is_some(),
+            path: r.path,
         })
     }
 
-    fn score_items(&self, user_id: &str, item_ids: &[&str], out: &mut [f32]) {
-        let Some(user) = self.user_row(user_id) else {
+    fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
+        let r = self.resolve(user);
+        if r.path == UserPath::Popular {
             out.iter_mut().for_each(|o| *o = f32::NAN);
             return;
-        };
+        }
         let spec = self.spec();
         let rows: Vec<u32> = item_ids
             .iter()
@@ -318,10 +464,10 @@ impl CandidateSource for ModelSource {
             .collect();
         let known: Vec<u32> = rows.iter().copied().filter(|&r| r != u32::MAX).collect();
         let mut scores = vec![0f32; known.len()];
-        self.score_rows(user, &known, &mut scores);
+        self.score_rows(&r, &known, &mut scores);
         let mut next = scores.into_iter();
-        for (o, &r) in out.iter_mut().zip(&rows) {
-            *o = if r == u32::MAX {
+        for (o, &row) in out.iter_mut().zip(&rows) {
+            *o = if row == u32::MAX {
                 f32::NAN
             } else {
                 next.next().unwrap_or(f32::NAN)

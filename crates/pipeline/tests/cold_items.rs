@@ -3,12 +3,13 @@
 //! interaction) come out of `recommend` — the function `/v1/recommend` calls — for the
 //! customers whose favourite categories they belong to, and some of them are what the
 //! customers then chose.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use shortlist_core::Dataset;
 use shortlist_data::products::{catalogue_index, generate, ProductConfig, ProductTruth};
 use shortlist_data::split::{split, SplitMethod};
 use shortlist_features::FeatureConfig;
-use shortlist_pipeline::{load_dir, recommend, Order, Request, Stage, Stages};
+use shortlist_pipeline::{load_dir, recommend, Order, Request, Stage, Stages, User};
 use shortlist_train::relevance::{HoldoutBy, RelevanceTrainConfig};
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 use shortlist_train::TrainConfig;
@@ -100,7 +101,7 @@ fn served_lists_hold_new_products_where_the_customer_shops() {
         let r = recommend(
             &stages,
             &Request {
-                user_id: user,
+                user: User::id(user),
                 k: 20,
                 num_candidates: 100,
                 exclude_seen: true,
@@ -117,11 +118,7 @@ fn served_lists_hold_new_products_where_the_customer_shops() {
             }
             served_cold += 1;
             assert!(it.retrieval_score.is_finite() && it.ranking_score.is_some());
-            in_favourite += usize::from(favourite(
-                &truth,
-                cust(user),
-                catalogue_index(it.item_id),
-            ));
+            in_favourite += usize::from(favourite(&truth, cust(user), catalogue_index(it.item_id)));
             let i = d.items.get(it.item_id).unwrap();
             cold_hits += usize::from(wanted.contains(&i));
         }

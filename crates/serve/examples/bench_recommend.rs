@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use shortlist_pipeline::{
-    load_dir, recommend, CandidateSource, Order, Ranker, Request, Stage, Stages,
+    load_dir, recommend, CandidateSource, Order, Ranker, Request, Stage, Stages, User,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let r = recommend(
             &stages,
             &Request {
-                user_id: user,
+                user: User::id(user),
                 k: 10,
                 num_candidates: 100,
                 exclude_seen: true,
@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(f64::total_cmp);
     let t = Instant::now();
     for u in &users {
-        source.retrieve(u, 100, true, &[])?;
+        source.retrieve(&User::id(u), 100, true, &[])?;
     }
     let retrieve_us = t.elapsed().as_secs_f64() / users.len() as f64 * 1e6;
     println!(

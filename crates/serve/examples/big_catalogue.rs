@@ -36,11 +36,14 @@
 //!    force).
 //! 5. Loads both directories with the server's own loaders and times `retrieve(100,
 //!    exclude_seen) → rank → top 10` in process.
-//! 6. Writes `OUT/bodies.jsonl` (10,000 `/v1/recommend` bodies over random users, for
-//!    `oha -Z`) and `OUT/vectors/{items,queries}.npy` (every candidate vector and the
-//!    sampled users' query vectors, for `ann_bench --vectors`).
+//! 6. Measures the served candidate recall: `retrieve(100, exclude_seen)` through the
+//!    server's loader against the exact top-100 under the same exclusions.
+//! 7. Writes `OUT/bodies.jsonl` (10,000 `/v1/recommend` bodies over random users, for
+//!    `oha -Z`) and `OUT/vectors/{items,queries}.npy` (every candidate vector; the
+//!    sampled users' query vectors, then as many other random users', for
+//!    `ann_bench --vectors DIR --queries 1000 --calibration 1000`).
 //!
-//! `--skip-train` reuses `OUT/models` and only repeats steps 5–6; `--reindex` (with
+//! `--skip-train` reuses `OUT/models` and only repeats steps 5–7; `--reindex` (with
 //! `--skip-train`) first rebuilds the saved retrieval model's index as `--index
 //! auto|exact|ivf|hnsw` asks (default `auto`: IVF at this size).
 #![allow(missing_docs)]
@@ -54,7 +57,7 @@ use shortlist_core::Rng;
 use shortlist_data::synth::{generate, SynthConfig};
 use shortlist_index::{AnyIndex, ExactIndex, Filter, IndexConfig, IndexKind, TopKIndex};
 use shortlist_pipeline::{
-    load_dir, recommend, CandidateSource, Order, Ranker, Request, Stage, Stages,
+    load_dir, recommend, CandidateSource, Order, Ranker, Request, Stage, Stages, User,
 };
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 use shortlist_train::TrainConfig;
@@ -284,10 +287,17 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
     model.save_into(staging.path(), &titles)?;
     let candidates_vecs = model.all_candidates();
     let t = Instant::now();
-    let index = AnyIndex::build(candidates_vecs.clone(), model.dim(), &rcfg.index)?;
+    // As `shortlist train` does: an IVF index calibrated with the model's own users.
+    let index = AnyIndex::build_with_queries(
+        candidates_vecs.clone(),
+        model.dim(),
+        &rcfg.index,
+        Some(&model.all_queries()),
+    )?;
     let build_s = t.elapsed().as_secs_f64();
     index.save_dir(staging.path())?;
     std::fs::write(staging.path().join("config.toml"), rcfg.to_toml())?;
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     println!(
         "{} index over {} items built in {build_s:.1}s; saved to {}",
@@ -381,11 +391,17 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
         (model.num_items(), dim),
         &f32_bytes(&cands),
     )?;
+    // The sampled users, then as many other random users (ann_bench --calibration).
+    let mut rows = q.clone();
+    for _ in 0..users.len() {
+        let u = rng.below(model.num_users() as u64) as usize;
+        rows.extend_from_slice(&queries_all[u * dim..(u + 1) * dim]);
+    }
     write_npy(
         &vdir.join("queries.npy"),
         "<f4",
-        (users.len(), dim),
-        &f32_bytes(&q),
+        (rows.len() / dim, dim),
+        &f32_bytes(&rows),
     )?;
     drop(cands);
     drop(index);
@@ -409,6 +425,47 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
     Ok(users.into_iter().map(|u| u.2).collect())
 }
 
+/// Candidate recall of the served retrieval: the 100 candidates `retrieve` returns
+/// for each sampled user (seen items excluded, through the server's own loader and
+/// index) against the exact top-100 under the same exclusions (the OOV rows and the
+/// user's seen items).
+fn served_recall(dir: &Path, retriever: &dyn CandidateSource, sample: &[String]) -> Res<()> {
+    let (model, _) = shortlist_model::RetrievalModel::load(dir)?;
+    let dim = model.dim();
+    let exact = ExactIndex::new(model.all_candidates(), dim)?;
+    let queries = model.all_queries();
+    let oov: Vec<u32> = (0..model.spec.item_id.num_oov()).collect();
+    let (mut found, mut total, mut users) = (0usize, 0usize, 0usize);
+    for raw in sample {
+        let Some(u) = model.spec.user_id.get(raw) else {
+            continue;
+        };
+        let mut excl = oov.clone();
+        excl.extend_from_slice(model.seen_items(u));
+        let q = &queries[u as usize * dim..(u as usize + 1) * dim];
+        let truth: Vec<&str> = exact
+            .search(q, 100, &Filter::Exclude(&excl))?
+            .iter()
+            .filter_map(|h| model.spec.item_id.value(h.item))
+            .collect();
+        let got = retriever
+            .retrieve(&User::id(raw), 100, true, &[])
+            .map_err(|e| e.to_string())?;
+        found += got
+            .candidates
+            .iter()
+            .filter(|c| truth.contains(&c.item_id))
+            .count();
+        total += truth.len();
+        users += 1;
+    }
+    println!(
+        "served candidate recall@100 (retrieve 100, seen excluded, vs the exact index) over {users} users: {:.4}",
+        found as f64 / total.max(1) as f64
+    );
+    Ok(())
+}
+
 /// `--reindex`: rebuilds the saved retrieval model's index as `--index` asks and
 /// records the choice in its `config.toml`.
 fn reindex(a: &Args, models: &Path) -> Res<()> {
@@ -420,15 +477,21 @@ fn reindex(a: &Args, models: &Path) -> Res<()> {
     let mut cfg = RetrievalTrainConfig::from_toml(&text, &config_path)?;
     cfg.index.kind = a.index;
     let t = Instant::now();
-    let index = AnyIndex::build(model.all_candidates(), model.dim(), &cfg.index)?;
+    let index = AnyIndex::build_with_queries(
+        model.all_candidates(),
+        model.dim(),
+        &cfg.index,
+        Some(&model.all_queries()),
+    )?;
     println!(
-        "reindex: {} index over {} items built in {:.1}s",
+        "reindex: {} index over {} items built and calibrated in {:.1}s",
         index.kind_name(),
         index.len(),
         t.elapsed().as_secs_f64()
     );
     index.save_dir(&dir)?;
     shortlist_core::atomic::write_file(&config_path, cfg.to_toml().as_bytes())?;
+    shortlist_model::files::seal(&dir)?;
     Ok(())
 }
 
@@ -465,7 +528,7 @@ fn main() -> Res<()> {
         let r = recommend(
             &stages,
             &Request {
-                user_id: user,
+                user: User::id(user),
                 k: 10,
                 num_candidates: 100,
                 exclude_seen: true,
@@ -484,7 +547,7 @@ fn main() -> Res<()> {
     for u in &sample {
         let t = Instant::now();
         retriever
-            .retrieve(u, 100, true, &[])
+            .retrieve(&User::id(u), 100, true, &[])
             .map_err(|e| e.to_string())?;
         retrieval.push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();
@@ -501,6 +564,8 @@ fn main() -> Res<()> {
         pct(&retrieval, 0.5),
         pct(&retrieval, 0.99)
     );
+
+    served_recall(&models.join("retrieval").join("1"), &retriever, &sample)?;
 
     // Request bodies for oha -Z (random users; a few unknown ones).
     let mut rng = Rng::new(11);

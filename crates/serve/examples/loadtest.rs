@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use shortlist_pipeline::{User, UserPath};
 use shortlist_serve::servable::{predict_with_ranker, predict_with_retriever};
 use shortlist_serve::{
     ApiError, Candidate, CandidateSource, Loader, ModelKind, Ranked, Ranker, Retrieved, Servable,
@@ -88,12 +89,12 @@ impl CandidateSource for Synthetic {
 
     fn retrieve<'a>(
         &'a self,
-        user_id: &str,
+        user: &User<'_>,
         k: usize,
         _exclude_seen: bool,
         exclude_items: &[&str],
     ) -> shortlist_pipeline::Result<Retrieved<'a>> {
-        let (u, known) = self.user(user_id);
+        let (u, known) = self.user(user.id);
         let mut all: Vec<Candidate<'a>> = (0..self.ids.len())
             .map(|i| Candidate {
                 item_id: &self.ids[i],
@@ -110,10 +111,16 @@ impl CandidateSource for Synthetic {
         Ok(Retrieved {
             candidates: all,
             known_user: known,
+            path: if known {
+                UserPath::Known
+            } else {
+                UserPath::Popular
+            },
         })
     }
 
-    fn score_items(&self, user_id: &str, item_ids: &[&str], out: &mut [f32]) {
+    fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
+        let user_id = user.id;
         let (u, _) = self.user(user_id);
         for (o, id) in out.iter_mut().zip(item_ids) {
             *o = self.index.get(*id).map_or(f32::NAN, |&i| self.score(&u, i));
@@ -132,11 +139,11 @@ impl Ranker for Synthetic {
 
     fn rank(
         &self,
-        user_id: &str,
+        user: &User<'_>,
         item_ids: &[&str],
         _retrieval: Option<&[f32]>,
     ) -> shortlist_pipeline::Result<Ranked> {
-        let (u, known) = self.user(user_id);
+        let (u, known) = self.user(user.id);
         let mut unknown_items = Vec::new();
         let scores = item_ids
             .iter()
@@ -251,7 +258,7 @@ fn main() {
         let addr = server.local_addr();
         let reg = Arc::clone(&server.state().registry);
         tokio::spawn(server.run(std::future::pending()));
-        while !reg.readiness().0 {
+        while !reg.readiness().ready {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let until = Instant::now() + Duration::from_secs(secs as u64);

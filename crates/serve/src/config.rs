@@ -10,14 +10,15 @@ use std::time::Duration;
 pub struct ServeConfig {
     /// `BASE` of the TensorFlow Serving layout `BASE/<model name>/<version>/`.
     pub model_base_path: PathBuf,
-    /// Where to listen. Default `0.0.0.0:8501` (TF Serving's REST port); port 0 picks
-    /// a free port (see [`Server::local_addr`](crate::Server::local_addr)).
+    /// Where to listen. Default `0.0.0.0:8501` (TF Serving's REST port, every
+    /// interface); port 0 picks a free port (see
+    /// [`Server::local_addr`](crate::Server::local_addr)).
     pub addr: SocketAddr,
     /// How often the model base path is scanned for new versions. Default 1 s.
     pub poll_interval: Duration,
     /// Models to serve. Empty (default): every sub-directory of the base path
     /// whose name does not start with `.`. When set, `/readyz` waits for exactly
-    /// these.
+    /// these (see [`Registry::readiness`](crate::Registry::readiness)).
     pub models: Vec<String>,
     /// Default retrieval model of `/v1/recommend`. Default `retrieval`.
     pub retrieval_model: String,
@@ -38,9 +39,35 @@ pub struct ServeConfig {
     /// Items returned per user by a retrieval model's `:predict`. Default 10 (the
     /// TensorFlow Recommenders `BruteForce` default).
     pub predict_k: usize,
-    /// Time allowed for reading and answering one request; past it the answer is
-    /// 504 with a JSON error. Model computation itself is not preempted. Default 10 s.
+    /// Time from a parsed request head to the answer, body reading and model
+    /// computation included; past it the answer is 504 with a JSON error (a
+    /// computation that already started finishes in the pool, still counted in
+    /// flight, and its result is dropped). Default 10 s.
     pub request_timeout: Duration,
+    /// Time a connection may take to send a complete request head, counted from
+    /// accepting it (first request) or from the first byte of a later request;
+    /// past it the connection is closed. Default 5 s.
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection (no request in progress, no byte of the
+    /// next one received) stays open. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Most connections open at once. `None` (default): derived from the process's
+    /// file-descriptor limit (raised to its hard limit at start), minus a reserve
+    /// for model files — see [`crate::conn::default_max_connections`]. At the cap,
+    /// the oldest connections that are idle or still sending their request head
+    /// are closed to make room; if every connection is busy the new one is closed.
+    pub max_connections: Option<usize>,
+    /// Threads of the model-computation pool (`:predict`, `/v1/recommend`,
+    /// `/v1/rank` run there, off the async I/O workers). 0 (default): one per core.
+    pub compute_threads: usize,
+    /// Most computations admitted at once (queued + running); beyond it the answer
+    /// is 503 with `Retry-After` at once. Default 256.
+    pub max_in_flight: usize,
+    /// A computation is also refused (503) when the estimated wait before it starts
+    /// — the queue ahead of it times the recent mean computation time, divided by
+    /// the threads — exceeds this. Keeps accepted requests fast under overload
+    /// whatever each request costs. Default 50 ms.
+    pub max_queue_wait: Duration,
 }
 
 impl Default for ServeConfig {
@@ -59,6 +86,12 @@ impl Default for ServeConfig {
             max_instances: 1000,
             predict_k: 10,
             request_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
+            compute_threads: 0,
+            max_in_flight: 256,
+            max_queue_wait: Duration::from_millis(50),
         }
     }
 }

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 /// | [`Internal`](Self::Internal) | 500, message replaced by a generic one, detail logged |
 /// | [`Unimplemented`](Self::Unimplemented) | 501 |
 /// | [`Unavailable`](Self::Unavailable) | 503 |
+/// | [`Overloaded`](Self::Overloaded) | 503 with `Retry-After: 1` |
 /// | [`DeadlineExceeded`](Self::DeadlineExceeded) | 504 |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -45,6 +46,10 @@ pub enum ApiError {
     /// The server cannot answer now (e.g. no version of the model loaded yet).
     #[error("{0}")]
     Unavailable(String),
+    /// Refused at once by load shedding (see [`crate::compute`]); answered with
+    /// `Retry-After: 1`.
+    #[error("{0}")]
+    Overloaded(String),
     /// The request took longer than [`ServeConfig::request_timeout`](crate::ServeConfig::request_timeout).
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -75,7 +80,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -90,6 +95,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge(m)
             | ApiError::Unimplemented(m)
             | ApiError::Unavailable(m)
+            | ApiError::Overloaded(m)
             | ApiError::DeadlineExceeded(m) => m,
         }
     }
@@ -112,7 +118,12 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::to_vec(&serde_json::json!({ "error": self.public_message() }))
             .unwrap_or_else(|_| br#"{"error":"Internal error"}"#.to_vec());
-        json_response(self.status(), body)
+        let mut resp = json_response(self.status(), body);
+        if matches!(self, ApiError::Overloaded(_)) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 
@@ -166,6 +177,20 @@ mod tests {
             ApiError::PayloadTooLarge("x".into()).status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
+    }
+
+    #[test]
+    fn overloaded_is_503_with_retry_after() {
+        let resp = ApiError::Overloaded("busy".into()).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let resp = ApiError::Unavailable("not ready".into()).into_response();
+        assert!(resp.headers().get(header::RETRY_AFTER).is_none());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! * [`servable`]: [`Servable`], [`Loader`] (and the pipeline's [`CandidateSource`], [`Ranker`]).
 //! * [`registry`]: version discovery, hot reload with [`arc_swap`], status.
 //! * [`ServeConfig`]: address, poll interval, default model names and every limit.
+//! * [`conn`]: the accept loop — header-read and idle timeouts, the connection cap.
+//! * [`compute`]: model computations on a bounded pool; 503 beyond the in-flight limit.
 //! * [`app`] builds the [`axum::Router`]; [`bind`] / [`Server::run`] or [`serve`] run it.
 //!
 //! # Endpoints
@@ -20,7 +22,9 @@
 //! missing field, value out of range (the message names the field); 404 unknown
 //! model or version; 413 body larger than [`ServeConfig::max_body_bytes`]; 500
 //! internal (generic message, detail logged); 501 `:classify`/`:regress`/labels;
-//! 503 not ready; 504 request timeout.
+//! 503 not ready, or overloaded (with `Retry-After: 1`, see [`compute`]); 504
+//! request timeout. Requests the HTTP layer rejects itself get its bare 400, 414 or
+//! 431 (counted in the metrics).
 //!
 //! ## TensorFlow Serving REST API
 //!
@@ -98,19 +102,30 @@
 //!
 //! * `GET /healthz`: 200 `{"status": "ok"}` while the process runs.
 //! * `GET /readyz`: 200 `{"ready": true, "models": {"ranking": 2, "retrieval": 3}}`
-//!   once every model has a loaded version; else 503
-//!   `{"ready": false, "error": "...", "models": {"ranking": null, ...}}`.
+//!   once every required model has a loaded version (the rule is in [`registry`]:
+//!   the `--models` list, else the default `retrieval` / `ranking` models present);
+//!   else 503 `{"ready": false, "error": "...", "models": {"ranking": null, ...}}`.
+//!   Models without a loaded version, required or not, are listed with their last
+//!   error under `"unavailable"` (e.g. a stray directory), paths relative to the
+//!   base path.
 //! * `GET /monitoring/prometheus/metrics` (TensorFlow Serving's path): Prometheus
 //!   text with `shortlist_requests_total{endpoint,code}`,
 //!   `shortlist_request_errors_total{endpoint,code}`,
 //!   `shortlist_request_duration_seconds{endpoint}` (histogram),
-//!   `shortlist_model_version{model}` and `shortlist_model_load_failures_total{model}`.
+//!   `shortlist_model_version{model}`, `shortlist_model_load_failures_total{model}`,
+//!   `shortlist_open_connections`, `shortlist_connections_accepted_total`,
+//!   `shortlist_connections_closed_by_server_total{reason}`,
+//!   `shortlist_protocol_errors_total{kind}`, `shortlist_in_flight_requests` and
+//!   `shortlist_shed_requests_total`.
 //!
 //! Other paths: 404 (400 `Malformed request` under `/v1/`, as TensorFlow Serving);
 //! a wrong method on a native endpoint: 405; all with the JSON error body.
 
+pub mod compute;
 pub mod config;
+pub mod conn;
 pub mod error;
+pub mod layout;
 pub mod metrics;
 pub mod models;
 pub mod registry;
@@ -133,6 +148,7 @@ use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Map, Value};
 
+pub use compute::ComputePool;
 pub use config::ServeConfig;
 pub use error::{ApiError, ServeError};
 pub use metrics::{Endpoint, Metrics};
@@ -151,22 +167,54 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Limits and defaults.
     pub config: Arc<ServeConfig>,
+    /// Where model computations run, behind the in-flight limit.
+    pub pool: Arc<ComputePool>,
 }
 
 impl AppState {
     /// State over a registry built from `config` and `loader` (nothing loaded yet:
     /// call [`Registry::poll_once`] or [`Registry::spawn_poller`]).
+    ///
+    /// # Panics
+    /// If the computation pool's threads cannot be started.
     pub fn new(config: ServeConfig, loader: Loader) -> Self {
-        let registry = Arc::new(Registry::new(
-            config.model_base_path.clone(),
-            loader,
-            config.models.clone(),
-        ));
-        AppState {
+        Self::try_new(config, loader).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`AppState::new`], with an error if the computation pool cannot start.
+    pub fn try_new(config: ServeConfig, loader: Loader) -> Result<Self, ServeError> {
+        let registry = Arc::new(
+            Registry::new(
+                config.model_base_path.clone(),
+                loader,
+                config.models.clone(),
+            )
+            .with_default_models(vec![
+                config.retrieval_model.clone(),
+                config.ranking_model.clone(),
+            ])
+            .with_settle_time(config.poll_interval),
+        );
+        let metrics = Arc::new(Metrics::default());
+        let pool = ComputePool::new(&config, Arc::clone(&metrics))
+            .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+        Ok(AppState {
             registry,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             config: Arc::new(config),
-        }
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Runs a model computation on the pool (see [`compute`]): refused at once with
+    /// 503 beyond the in-flight limit, never blocking an async I/O worker.
+    pub async fn compute<T, F>(&self, job: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+    {
+        let st = self.clone();
+        self.pool.run(move || job(&st)).await
     }
 }
 
@@ -190,6 +238,27 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         Err(e) => Err(ApiError::invalid(format!(
             "Failed to read the request body: {e}"
         ))),
+    }
+}
+
+/// Admits a model computation (see [`compute`]) before reading the body, so a
+/// refused request costs no buffering; its body (up to the limit) is read and
+/// dropped so the connection stays usable, then 503 is answered.
+async fn admit_and_read(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(compute::Admission, Bytes), ApiError> {
+    match st.pool.admit() {
+        Ok(admission) => Ok((
+            admission,
+            read_body(headers, body, st.config.max_body_bytes).await?,
+        )),
+        Err(refused) => {
+            let mut body = Limited::new(body, st.config.max_body_bytes);
+            while let Some(Ok(_)) = body.frame().await {}
+            Err(refused)
+        }
     }
 }
 
@@ -234,8 +303,12 @@ async fn models_handler(
             tfs::ModelRoute::Status { name, version } => tfs::model_status(&st2, name, version),
             tfs::ModelRoute::Metadata { name, version } => tfs::model_metadata(&st2, name, version),
             tfs::ModelRoute::Predict { name, version } => {
-                let bytes = read_body(&headers, body, st2.config.max_body_bytes).await?;
-                tfs::predict(&st2, name, version, &bytes)
+                let (admission, bytes) = admit_and_read(&st2, &headers, body).await?;
+                let name = name.to_owned();
+                let st3 = st2.clone();
+                admission
+                    .run(move || tfs::predict(&st3, &name, version, &bytes))
+                    .await
             }
         }
     })
@@ -245,8 +318,9 @@ async fn models_handler(
 async fn recommend_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
     instrumented(&st, Endpoint::Recommend, start, async {
-        let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-        native::recommend(&st, &bytes)
+        let (admission, bytes) = admit_and_read(&st, &headers, body).await?;
+        let st2 = st.clone();
+        admission.run(move || native::recommend(&st2, &bytes)).await
     })
     .await
 }
@@ -254,8 +328,9 @@ async fn recommend_handler(State(st): State<AppState>, headers: HeaderMap, body:
 async fn rank_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
     instrumented(&st, Endpoint::Rank, start, async {
-        let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-        native::rank(&st, &bytes)
+        let (admission, bytes) = admit_and_read(&st, &headers, body).await?;
+        let st2 = st.clone();
+        admission.run(move || native::rank(&st2, &bytes)).await
     })
     .await
 }
@@ -274,31 +349,32 @@ async fn healthz_handler(State(st): State<AppState>) -> Response {
 async fn readyz_handler(State(st): State<AppState>) -> Response {
     let start = Instant::now();
     instrumented(&st, Endpoint::Readyz, start, async {
-        let (ready, models) = st.registry.readiness();
-        let waiting: Vec<&str> = models
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let map: Map<String, Value> = models
+        let r = st.registry.readiness();
+        let models: Map<String, Value> = r
+            .models
             .iter()
             .map(|(n, v)| (n.clone(), v.map_or(Value::Null, Value::from)))
             .collect();
-        let (status, body) = if ready {
-            (StatusCode::OK, json!({ "ready": true, "models": map }))
+        let mut body = json!({ "ready": r.ready, "models": models });
+        if !r.problems.is_empty() {
+            let problems: Map<String, Value> = r
+                .problems
+                .iter()
+                .map(|(n, e)| (n.clone(), Value::from(e.as_str())))
+                .collect();
+            body["unavailable"] = Value::Object(problems);
+        }
+        let status = if r.ready {
+            StatusCode::OK
         } else {
-            let error = if models.is_empty() {
-                format!(
-                    "No model found under {}",
-                    st.config.model_base_path.display()
-                )
+            body["error"] = Value::from(if r.models.is_empty() {
+                "No model found under the model base path".to_string()
+            } else if r.waiting.is_empty() {
+                "No model has a loaded version".to_string()
             } else {
-                format!("Models without a loaded version: {}", waiting.join(", "))
-            };
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "ready": false, "error": error, "models": map }),
-            )
+                format!("Models without a loaded version: {}", r.waiting.join(", "))
+            });
+            StatusCode::SERVICE_UNAVAILABLE
         };
         let bytes = serde_json::to_vec(&body)
             .map_err(|e| ApiError::Internal(format!("serializing readiness: {e}")))?;
@@ -372,6 +448,31 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: AppState,
     local_addr: SocketAddr,
+    connections: Arc<conn::Connections>,
+}
+
+impl std::fmt::Debug for conn::Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("max", &self.max())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest queue of connections not yet accepted (the kernel caps it at
+/// `net.core.somaxconn`): a burst of thousands of connections waits there instead
+/// of being reset.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Binds `config.addr` and prepares the state. Models are loaded by the poller once
@@ -382,14 +483,18 @@ pub async fn bind(config: ServeConfig, loader: Loader) -> Result<Server, ServeEr
         return Err(ServeError::BasePath(config.model_base_path.clone()));
     }
     let addr = config.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| ServeError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
+    let state = AppState::try_new(config, loader)?;
+    let connections = Arc::new(conn::Connections::new(
+        &state.config,
+        Arc::clone(&state.metrics),
+    ));
     Ok(Server {
         listener,
-        state: AppState::new(config, loader),
+        state,
         local_addr,
+        connections,
     })
 }
 
@@ -404,26 +509,45 @@ impl Server {
         &self.state
     }
 
+    /// The connection cap in force ([`ServeConfig::max_connections`] or the one
+    /// derived from the file-descriptor limit).
+    pub fn max_connections(&self) -> usize {
+        self.connections.max()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting connections and
-    /// lets in-flight requests finish. Starts the model poller (first scan at once).
+    /// lets in-flight requests finish (at most [`ServeConfig::request_timeout`]
+    /// plus a second). Starts the model poller (first scan at once).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        use axum::serve::ListenerExt;
-        let poller = Arc::clone(&self.state.registry).spawn_poller(self.state.config.poll_interval);
-        tracing::info!(addr = %self.local_addr, base = %self.state.config.model_base_path.display(), "serving");
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(listener, app(self.state))
-            .with_graceful_shutdown(shutdown)
+        let cfg = Arc::clone(&self.state.config);
+        let poller = Arc::clone(&self.state.registry).spawn_poller(cfg.poll_interval);
+        tracing::info!(addr = %self.local_addr, base = %cfg.model_base_path.display(),
+            max_connections = self.connections.max(), compute_threads = self.state.pool.threads(),
+            max_in_flight = cfg.max_in_flight, "serving");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let acceptor = Arc::clone(&self.connections).spawn_acceptor(
+            self.listener,
+            app(self.state),
+            stop_rx,
+            tokio::runtime::Handle::current(),
+        )?;
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let joined = tokio::task::spawn_blocking(move || acceptor.join()).await;
+        self.connections
+            .drain(cfg.request_timeout + std::time::Duration::from_secs(1))
             .await;
         poller.abort();
         tracing::info!("server stopped");
-        result.map_err(ServeError::Io)
+        match joined {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(ServeError::Io(std::io::Error::other(
+                "the accept thread failed",
+            ))),
+        }
     }
 }
 

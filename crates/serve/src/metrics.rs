@@ -78,10 +78,139 @@ struct EndpointStats {
     sum_nanos: AtomicU64,
 }
 
-/// Request counters and latency histograms per endpoint.
+/// Why the server closed a connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The request head was not complete within [`ServeConfig::header_timeout`](crate::ServeConfig::header_timeout).
+    HeaderTimeout,
+    /// Idle longer than [`ServeConfig::idle_timeout`](crate::ServeConfig::idle_timeout).
+    IdleTimeout,
+    /// Closed to make room for a new connection at the connection cap.
+    Evicted,
+    /// Refused at the cap because every open connection was busy.
+    Refused,
+}
+
+impl CloseReason {
+    const ALL: [CloseReason; 4] = [
+        CloseReason::HeaderTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::Evicted,
+        CloseReason::Refused,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::HeaderTimeout => "header_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Evicted => "evicted",
+            CloseReason::Refused => "refused",
+        }
+    }
+}
+
+/// Kinds of HTTP protocol errors: requests the HTTP layer rejected before any
+/// handler saw them (it answers 400, 414 or 431 itself when it can), or
+/// connections that broke mid-message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A malformed request line or header (400).
+    Parse,
+    /// A URI or header section over the limits (414 / 431).
+    TooLarge,
+    /// The connection closed in the middle of a message.
+    Incomplete,
+    /// Another I/O or protocol failure.
+    Other,
+}
+
+impl ProtocolError {
+    const ALL: [ProtocolError; 4] = [
+        ProtocolError::Parse,
+        ProtocolError::TooLarge,
+        ProtocolError::Incomplete,
+        ProtocolError::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolError::Parse => "parse",
+            ProtocolError::TooLarge => "too_large",
+            ProtocolError::Incomplete => "incomplete",
+            ProtocolError::Other => "other",
+        }
+    }
+}
+
+/// Connection and load-shedding gauges and counters, updated by the accept loop
+/// and the computation pool.
+#[derive(Default)]
+pub struct ServerCounters {
+    open_connections: AtomicU64,
+    accepted: AtomicU64,
+    closed: [AtomicU64; 4],
+    protocol: [AtomicU64; 4],
+    in_flight: AtomicU64,
+    shed: AtomicU64,
+}
+
+impl ServerCounters {
+    /// A connection was accepted (and is now open).
+    pub fn connection_opened(&self) {
+        self.accepted.fetch_add(1, Relaxed);
+        self.open_connections.fetch_add(1, Relaxed);
+    }
+    /// An accepted connection closed, for whatever reason.
+    pub fn connection_closed(&self) {
+        self.open_connections.fetch_sub(1, Relaxed);
+    }
+    /// The server closed a connection on its own.
+    pub fn closed_by_server(&self, reason: CloseReason) {
+        self.closed[reason as usize].fetch_add(1, Relaxed);
+    }
+    /// The HTTP layer rejected a request or a connection broke mid-message.
+    pub fn protocol_error(&self, kind: ProtocolError) {
+        self.protocol[kind as usize].fetch_add(1, Relaxed);
+    }
+    /// Connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.open_connections.load(Relaxed)
+    }
+    /// Server-side closes of one reason since start.
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        self.closed[reason as usize].load(Relaxed)
+    }
+    /// Computations admitted and not finished: `delta` +1 or -1.
+    pub(crate) fn add_in_flight(&self, delta: i64) {
+        if delta >= 0 {
+            self.in_flight.fetch_add(delta as u64, Relaxed);
+        } else {
+            self.in_flight.fetch_sub(delta.unsigned_abs(), Relaxed);
+        }
+    }
+    /// Computations admitted and not finished.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Relaxed)
+    }
+    /// A request was refused with 503 because of the in-flight limit.
+    pub(crate) fn shed_one(&self) {
+        self.shed.fetch_add(1, Relaxed);
+    }
+    /// Requests refused with 503 by load shedding since start.
+    pub fn shed(&self) -> u64 {
+        self.shed.load(Relaxed)
+    }
+}
+
+/// Request counters and latency histograms per endpoint, and the server's
+/// connection and load counters.
 #[derive(Default)]
 pub struct Metrics {
     stats: [EndpointStats; 9],
+    /// Connections, protocol errors, computations in flight, shed requests.
+    pub server: ServerCounters,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -176,6 +305,8 @@ impl Metrics {
             );
         }
 
+        self.render_server(w);
+
         let mut models: Vec<_> = snapshot.models.iter().collect();
         models.sort_by(|a, b| a.0.cmp(b.0));
         let _ = writeln!(
@@ -205,6 +336,69 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+impl Metrics {
+    fn render_server(&self, w: &mut String) {
+        let c = &self.server;
+        let gauge = |w: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(w, "# HELP {name} {help}");
+            let _ = writeln!(w, "# TYPE {name} gauge");
+            let _ = writeln!(w, "{name} {v}");
+        };
+        let counter = |w: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(w, "# HELP {name} {help}");
+            let _ = writeln!(w, "# TYPE {name} counter");
+            let _ = writeln!(w, "{name} {v}");
+        };
+        gauge(
+            w,
+            "shortlist_open_connections",
+            "HTTP connections open now.",
+            c.open_connections(),
+        );
+        counter(
+            w,
+            "shortlist_connections_accepted_total",
+            "HTTP connections accepted since start.",
+            c.accepted.load(Relaxed),
+        );
+        let _ = writeln!(w, "# HELP shortlist_connections_closed_by_server_total Connections the server closed on its own, by reason.");
+        let _ = writeln!(
+            w,
+            "# TYPE shortlist_connections_closed_by_server_total counter"
+        );
+        for r in CloseReason::ALL {
+            let _ = writeln!(
+                w,
+                "shortlist_connections_closed_by_server_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                c.closed(r)
+            );
+        }
+        let _ = writeln!(w, "# HELP shortlist_protocol_errors_total Requests rejected by the HTTP layer (400/414/431) or broken mid-message, by kind.");
+        let _ = writeln!(w, "# TYPE shortlist_protocol_errors_total counter");
+        for k in ProtocolError::ALL {
+            let _ = writeln!(
+                w,
+                "shortlist_protocol_errors_total{{kind=\"{}\"}} {}",
+                k.as_str(),
+                c.protocol[k as usize].load(Relaxed)
+            );
+        }
+        gauge(
+            w,
+            "shortlist_in_flight_requests",
+            "Model computations admitted and not finished (queued or running).",
+            c.in_flight(),
+        );
+        counter(
+            w,
+            "shortlist_shed_requests_total",
+            "Requests answered 503 at once because the server was at its in-flight limit.",
+            c.shed(),
+        );
     }
 }
 

@@ -11,7 +11,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use shortlist_pipeline::{CandidateSource, Order, Ranker, Stages};
+use shortlist_pipeline::{CandidateSource, HistoryItem, Order, Ranker, Stages, User};
 
 use crate::error::{json_response, ApiError};
 use crate::registry::Snapshot;
@@ -67,6 +67,28 @@ struct RecommendRequest<'a> {
     order_by: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     candidate_sources: std::collections::BTreeMap<Cow<'a, str>, u64>,
+    #[serde(borrow, default)]
+    history: Vec<HistoryEntry<'a>>,
+}
+
+/// One history entry: an item id, or `{"item_id", "strength"?, "event"?,
+/// "timestamp"?}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HistoryEntry<'a> {
+    Id(#[serde(borrow)] Id<'a>),
+    Full(#[serde(borrow)] HistoryObject<'a>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryObject<'a> {
+    #[serde(borrow)]
+    item_id: Id<'a>,
+    strength: Option<f64>,
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    timestamp: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +102,8 @@ struct RankRequest<'a> {
     ranking_model: Option<Cow<'a, str>>,
     #[serde(borrow)]
     retrieval_model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    history: Vec<HistoryEntry<'a>>,
 }
 
 /// What a request field must hold, for error messages.
@@ -92,6 +116,7 @@ enum Kind {
     IdList,
     Order,
     Quotas,
+    History,
 }
 
 impl Kind {
@@ -107,6 +132,21 @@ impl Kind {
             Kind::Quotas => v
                 .as_object()
                 .is_some_and(|m| m.values().all(|q| q.is_u64())),
+            Kind::History => v.as_array().is_some_and(|a| {
+                a.iter().all(|e| {
+                    is_id(e)
+                        || e.as_object().is_some_and(|o| {
+                            o.get("item_id").is_some_and(is_id)
+                                && o.keys().all(|k| {
+                                    ["item_id", "strength", "event", "timestamp"]
+                                        .contains(&k.as_str())
+                                })
+                                && o.get("strength").is_none_or(Value::is_number)
+                                && o.get("event").is_none_or(Value::is_string)
+                                && o.get("timestamp").is_none_or(|t| t.is_i64() || t.is_u64())
+                        })
+                })
+            }),
         }
     }
     fn expected(self) -> &'static str {
@@ -118,6 +158,7 @@ impl Kind {
             Kind::IdList => "a list of string or integer ids",
             Kind::Order => "one of \"auto\", \"relevance\", \"rating\", \"retrieval\"",
             Kind::Quotas => "an object of model name → number of candidates",
+            Kind::History => "a list of item ids or {\"item_id\", \"strength\", \"event\", \"timestamp\"} objects",
         }
     }
 }
@@ -132,6 +173,7 @@ const RECOMMEND_FIELDS: &[(&str, Kind, bool)] = &[
     ("ranking_model", Kind::Name, false),
     ("order_by", Kind::Order, false),
     ("candidate_sources", Kind::Quotas, false),
+    ("history", Kind::History, false),
 ];
 
 const RANK_FIELDS: &[(&str, Kind, bool)] = &[
@@ -139,6 +181,7 @@ const RANK_FIELDS: &[(&str, Kind, bool)] = &[
     ("item_ids", Kind::IdList, true),
     ("ranking_model", Kind::Name, false),
     ("retrieval_model", Kind::Name, false),
+    ("history", Kind::History, false),
 ];
 
 /// Explains why a body did not deserialize, naming the field (slow path only).
@@ -210,10 +253,78 @@ struct RecItem<'a> {
     predicted_rating: Option<f32>,
 }
 
+/// A request's history as the pipeline takes it; strengths from `strength`, else the
+/// `event`'s strength in the table, else 1. Errors name the entry.
+fn history<'a>(
+    entries: &'a [HistoryEntry<'a>],
+    max: usize,
+) -> Result<Vec<HistoryItem<'a>>, ApiError> {
+    if entries.len() > max {
+        return Err(ApiError::invalid(format!(
+            "history: {} items exceed the limit of {max}",
+            entries.len()
+        )));
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(n, e)| match e {
+            HistoryEntry::Id(id) => Ok(HistoryItem {
+                item_id: &id.0,
+                strength: 1.0,
+            }),
+            HistoryEntry::Full(o) => {
+                let strength = match (o.strength, o.event.as_deref()) {
+                    (Some(s), _) if s.is_finite() && s > 0.0 && s <= 1e6 => s as f32,
+                    (Some(s), _) => {
+                        return Err(ApiError::invalid(format!(
+                            "history[{n}].strength must be a positive number up to 1e6, got {s}"
+                        )))
+                    }
+                    (None, Some(ev)) => event_strength(ev).ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "history[{n}].event must be one of {}, got {ev:?}",
+                            EVENTS.iter().map(|(e, _)| format!("{e:?}")).collect::<Vec<_>>().join(", ")
+                        ))
+                    })?,
+                    (None, None) => 1.0,
+                };
+                if let Some(t) = o.timestamp {
+                    if !(0..=MAX_TIMESTAMP).contains(&t) {
+                        return Err(ApiError::invalid(format!(
+                            "history[{n}].timestamp must be Unix seconds between 0 and {MAX_TIMESTAMP}, got {t}"
+                        )));
+                    }
+                }
+                Ok(HistoryItem {
+                    item_id: &o.item_id.0,
+                    strength,
+                })
+            }
+        })
+        .collect()
+}
+
+/// Event names a history entry may use, with their strengths.
+pub(crate) const EVENTS: &[(&str, f32)] = &[
+    ("view", 1.0),
+    ("click", 2.0),
+    ("like", 3.0),
+    ("purchase", 5.0),
+];
+
+/// Latest accepted timestamp (year 3000).
+const MAX_TIMESTAMP: i64 = 32_503_680_000;
+
+fn event_strength(name: &str) -> Option<f32> {
+    EVENTS.iter().find(|(e, _)| *e == name).map(|(_, s)| *s)
+}
+
 #[derive(Serialize)]
 struct RecResponse<'a> {
     user_id: &'a str,
     known_user: bool,
+    user_path: &'static str,
     order_by: &'static str,
     model_versions: Versions<'a>,
     items: Vec<RecItem<'a>>,
@@ -318,6 +429,11 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
     let ranking_name: &str = req.ranking_model.as_deref().unwrap_or(&cfg.ranking_model);
     let user_id: &str = &req.user_id.0;
     let exclude: Vec<&str> = req.exclude_items.iter().map(|i| i.0.as_ref()).collect();
+    let history = history(&req.history, cfg.max_num_candidates)?;
+    let user = User {
+        id: user_id,
+        history: &history,
+    };
 
     let snap = st.registry.snapshot();
     let (primary, primary_version) = source_named(&snap, retrieval_name, "retrieval_model")?;
@@ -339,7 +455,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
             ranker: ranker.map(|(r, _)| r),
         },
         &shortlist_pipeline::Request {
-            user_id,
+            user,
             k,
             num_candidates,
             exclude_seen: req.exclude_seen.unwrap_or(true),
@@ -350,6 +466,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
     respond(&RecResponse {
         user_id,
         known_user: rec.known_user,
+        user_path: rec.path.as_str(),
         order_by: rec.order.as_str(),
         model_versions: Versions(&versions),
         items: rec
@@ -404,6 +521,11 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     };
     let ids: Vec<&str> = req.item_ids.iter().map(|i| i.0.as_ref()).collect();
     let user_id: &str = &req.user_id.0;
+    let history = history(&req.history, cfg.max_num_candidates)?;
+    let user = User {
+        id: user_id,
+        history: &history,
+    };
     let retrieval_name: &str = req
         .retrieval_model
         .as_deref()
@@ -412,7 +534,7 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
         match source_named(&snap, retrieval_name, "retrieval_model") {
             Ok((source, _)) => {
                 let mut s = vec![0f32; ids.len()];
-                source.score_items(user_id, &ids, &mut s);
+                source.score_items(&user, &ids, &mut s);
                 Some(s)
             }
             Err(e) if req.retrieval_model.is_some() => return Err(e),
@@ -421,7 +543,7 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     } else {
         None
     };
-    let ranked = ranker.rank(user_id, &ids, retrieval_scores.as_deref())?;
+    let ranked = ranker.rank(&user, &ids, retrieval_scores.as_deref())?;
     if ranked.ratings.len() != ids.len() {
         return Err(ApiError::Internal(format!(
             "ranking model {name} returned {} scores for {} items",

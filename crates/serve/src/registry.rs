@@ -7,12 +7,24 @@
 //!   store ([`arc_swap::ArcSwap`]). Requests that already hold the old version finish
 //!   on it; the old version is freed by the poller thread once nobody uses it, so a
 //!   large model is never dropped on a request thread.
+//! * Models load independently: each model's versions load on their own thread, so
+//!   a slow or huge version of one model never delays another's.
 //! * A version that fails to load (error or panic in the loader) is logged, shown
 //!   as `END` with its error in the status API, and the live version stays. It is
-//!   not retried on every poll: only when its directory's modification time changes.
-//!   A lower version that is still above the live one is tried next.
+//!   retried with exponential backoff (1 s, 2 s, 4 s … at most 5 min) until it loads
+//!   or a higher version replaces it, and sooner when its files change (once they
+//!   have been still for one poll interval, so a slow copy is not re-read at every
+//!   change). A lower version that is still above the live one is tried meanwhile.
+//! * A version whose kind (ranking / retrieval) differs from the served version's
+//!   is refused with an error in the log and the status API: a model's kind cannot
+//!   change under its clients.
 //! * Directories whose name is not an integer are ignored, so the temporary
-//!   `.<version>.partial-*` directories of atomic writes are never loaded half-written.
+//!   `.<version>.partial-*` directories of atomic writes are never loaded
+//!   half-written. A version directory may be a symbolic link (followed).
+//! * A version whose files change while it loads (same names, sizes, times and
+//!   inodes before and after) is refused and retried once they are still.
+//! * Error messages in the status API name files relative to the base path, never
+//!   the server's absolute paths.
 //! * If the served version's directory disappears while lower versions exist, the
 //!   highest remaining one is loaded (rollback by deleting the bad version).
 //! * If a model's directory disappears entirely, or holds no version any more, the
@@ -21,16 +33,27 @@
 //!   the server to drop a model.
 //!
 //! The request path only does [`ArcSwap::load`] and a hash lookup.
+//!
+//! # Readiness
+//!
+//! [`Registry::readiness`]: the server is ready when at least one model is served
+//! and every *required* model is. Required are the models named in
+//! [`ServeConfig::models`](crate::ServeConfig::models) when that list is set
+//! (whether or not their directory exists); otherwise the default models of the
+//! native endpoints (`retrieval`, `ranking`) whose directory exists. Any other
+//! directory that has no loadable version — e.g. a stray `BASE/junk/1` — is
+//! reported in `/readyz` with its error but does not make the server not-ready.
 
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::ApiError;
-use crate::servable::{Loader, Servable};
+use crate::servable::{Loader, ModelKind, Servable};
 
 /// The version of a model that answers requests.
 #[derive(Clone)]
@@ -118,23 +141,41 @@ impl ModelState {
 pub struct Snapshot {
     /// Models by name.
     pub models: FxHashMap<String, ModelState>,
+    /// The model base path (named in not-found answers).
+    pub base: PathBuf,
 }
 
 impl Snapshot {
     /// The live version of `name` (`version` `None`: latest), with TensorFlow
-    /// Serving's `NOT_FOUND` message otherwise.
+    /// Serving's `NOT_FOUND` message otherwise, followed by what the base path lacks
+    /// ([`crate::layout::not_found_message`]).
     pub fn servable(&self, name: &str, version: Option<u64>) -> Result<&LiveModel, ApiError> {
-        let live = self.models.get(name).and_then(|m| m.live.as_ref());
+        let model = self.models.get(name);
+        let live = model.and_then(|m| m.live.as_ref());
         match (live, version) {
             (Some(l), None) => Ok(l),
             (Some(l), Some(v)) if l.version == v => Ok(l),
-            (_, None) => Err(ApiError::NotFound(format!(
-                "Servable not found for request: Latest({name})"
-            ))),
-            (_, Some(v)) => Err(ApiError::NotFound(format!(
-                "Servable not found for request: Specific({name}, {v})"
+            _ => Err(ApiError::NotFound(crate::layout::not_found_message(
+                &self.base,
+                name,
+                version,
+                model.is_some_and(|m| !m.versions.is_empty()),
+                live.map(|l| l.version),
+                &self.loaded(),
             ))),
         }
+    }
+
+    /// Names of the models with a loaded version, sorted.
+    fn loaded(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .models
+            .iter()
+            .filter(|(_, m)| m.live.is_some())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Version statuses of `name` (all, or only `version`), with TensorFlow
@@ -145,7 +186,10 @@ impl Snapshot {
             .get(name)
             .filter(|m| !m.versions.is_empty())
             .ok_or_else(|| {
-                ApiError::NotFound(format!("Could not find any versions of model {name}"))
+                ApiError::NotFound(format!(
+                    "Could not find any versions of model {name}. {}",
+                    crate::layout::missing_model(&self.base, name, &self.loaded())
+                ))
             })?;
         match version {
             None => Ok(model.versions.clone()),
@@ -161,15 +205,52 @@ impl Snapshot {
     }
 }
 
+/// First retry delay of a failed version; doubled per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay of a failed version.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Most directory entries a version fingerprint looks at.
+const FINGERPRINT_ENTRIES: usize = 10_000;
+
+/// A version that failed to load, and when to try it again.
+struct Failure {
+    /// Fingerprint of its files at the last look.
+    fingerprint: u64,
+    attempts: u32,
+    next_try: Instant,
+}
+
 /// Bookkeeping of the poller; never touched by requests.
 #[derive(Default)]
 struct PollBook {
-    /// Failed versions and the directory mtime they failed with.
-    failed: FxHashMap<(String, u64), Option<SystemTime>>,
+    failed: FxHashMap<(String, u64), Failure>,
     /// Models whose disappearance was already logged.
     missing_logged: FxHashSet<String>,
+    /// Models being loaded now (one load at a time per model).
+    loading: FxHashSet<String>,
     /// Replaced versions waiting for their last in-flight request to finish.
     retired: Vec<Arc<dyn Servable>>,
+}
+
+/// A version directory to try.
+struct Candidate {
+    version: u64,
+    path: PathBuf,
+    fingerprint: u64,
+}
+
+/// The readiness of the server and of each model (see the module docs for the rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Every required model is served, and at least one model is.
+    pub ready: bool,
+    /// Every known model with its served version, by name.
+    pub models: Vec<(String, Option<u64>)>,
+    /// Required models without a served version.
+    pub waiting: Vec<String>,
+    /// Models without a served version and the last load error of their highest
+    /// version (paths relative to the base path), required or not.
+    pub problems: Vec<(String, String)>,
 }
 
 /// The set of served models. Cheap to share (`Arc<Registry>`).
@@ -177,7 +258,11 @@ pub struct Registry {
     base: PathBuf,
     loader: Loader,
     only: Vec<String>,
+    defaults: Vec<String>,
+    settle: Duration,
     state: ArcSwap<Snapshot>,
+    /// Serializes snapshot updates (loads of different models run concurrently).
+    writer: Mutex<()>,
     book: Mutex<PollBook>,
 }
 
@@ -190,9 +275,9 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// Lists the integer-named sub-directories of a model directory, highest first.
-/// `None` if the directory cannot be read.
-fn list_versions(dir: &Path) -> Option<Vec<(u64, PathBuf, Option<SystemTime>)>> {
+/// Lists the integer-named sub-directories of a model directory (symbolic links
+/// followed), highest first. `None` if the directory cannot be read.
+fn list_versions(dir: &Path) -> Option<Vec<(u64, PathBuf)>> {
     let rd = std::fs::read_dir(dir).ok()?;
     let mut out = Vec::new();
     for entry in rd.flatten() {
@@ -200,13 +285,49 @@ fn list_versions(dir: &Path) -> Option<Vec<(u64, PathBuf, Option<SystemTime>)>> 
         let Some(v) = name.to_str().and_then(parse_version) else {
             continue;
         };
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            out.push((v, entry.path(), meta.modified().ok()));
+        let path = entry.path();
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            out.push((v, path));
         }
     }
     out.sort_by_key(|e| std::cmp::Reverse(e.0));
     Some(out)
+}
+
+/// A cheap fingerprint of a version directory's files: names, sizes, modification
+/// times and inodes, two levels deep (stat calls only, no reads).
+fn fingerprint(dir: &Path) -> u64 {
+    fn walk(dir: &Path, depth: usize, seen: &mut usize, h: &mut rustc_hash::FxHasher) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            0u8.hash(h);
+            return;
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            *seen += 1;
+            if *seen > FINGERPRINT_ENTRIES {
+                return;
+            }
+            e.file_name().hash(h);
+            if let Ok(m) = std::fs::metadata(e.path()) {
+                m.len().hash(h);
+                m.modified().ok().hash(h);
+                #[cfg(unix)]
+                std::os::unix::fs::MetadataExt::ino(&m).hash(h);
+                if m.is_dir() && depth > 0 {
+                    walk(&e.path(), depth - 1, seen, h);
+                }
+            }
+        }
+    }
+    let mut h = rustc_hash::FxHasher::default();
+    let mut seen = 0;
+    if let Ok(m) = std::fs::metadata(dir) {
+        m.modified().ok().hash(&mut h);
+    }
+    walk(dir, 1, &mut seen, &mut h);
+    h.finish()
 }
 
 /// A version directory name: decimal digits only (no sign, no dot).
@@ -217,22 +338,57 @@ pub(crate) fn parse_version(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
+/// Delay before the `attempts`-th retry.
+fn backoff(attempts: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
 impl Registry {
     /// A registry over `base` that loads versions with `loader`. `models` empty:
     /// every non-hidden sub-directory of `base` is a model; otherwise only those.
     /// Nothing is loaded until [`Registry::poll_once`].
     pub fn new(base: impl Into<PathBuf>, loader: Loader, models: Vec<String>) -> Self {
-        let mut snap = Snapshot::default();
+        let base = base.into();
+        // Answers name the base path as the operator typed it when relative; an
+        // absolute path is never shown to clients.
+        let shown = if base.is_absolute() {
+            PathBuf::from(".")
+        } else {
+            base.clone()
+        };
+        let mut snap = Snapshot {
+            base: shown,
+            ..Snapshot::default()
+        };
         for m in &models {
             snap.models.insert(m.clone(), ModelState::default());
         }
         Registry {
-            base: base.into(),
+            base,
             loader,
             only: models,
+            defaults: Vec::new(),
+            settle: Duration::from_secs(1),
             state: ArcSwap::from_pointee(snap),
+            writer: Mutex::new(()),
             book: Mutex::new(PollBook::default()),
         }
+    }
+
+    /// Models required for readiness when no explicit model list is set, if their
+    /// directory exists (the server passes the native endpoints' default models).
+    pub fn with_default_models(mut self, names: Vec<String>) -> Self {
+        self.defaults = names;
+        self
+    }
+
+    /// How long a failed version's files must stay unchanged before a retry
+    /// (the server passes its poll interval). Default 1 s.
+    pub fn with_settle_time(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
     }
 
     /// The current view of all models (lock-free).
@@ -240,9 +396,9 @@ impl Registry {
         self.state.load()
     }
 
-    /// `(ready, models)`: ready when at least one model is known and every known
-    /// model has a live version; `models` lists each model with its live version.
-    pub fn readiness(&self) -> (bool, Vec<(String, Option<u64>)>) {
+    /// Readiness of the server and of each model; see the module documentation
+    /// for the rule.
+    pub fn readiness(&self) -> Readiness {
         let snap = self.snapshot();
         let mut models: Vec<(String, Option<u64>)> = snap
             .models
@@ -250,22 +406,107 @@ impl Registry {
             .map(|(n, m)| (n.clone(), m.live.as_ref().map(|l| l.version)))
             .collect();
         models.sort();
-        let ready = !models.is_empty() && models.iter().all(|(_, v)| v.is_some());
-        (ready, models)
+        let required: Vec<&String> = if self.only.is_empty() {
+            self.defaults
+                .iter()
+                .filter(|d| snap.models.contains_key(*d))
+                .collect()
+        } else {
+            self.only.iter().collect()
+        };
+        let served = |n: &str| snap.models.get(n).is_some_and(|m| m.live.is_some());
+        let waiting: Vec<String> = required
+            .iter()
+            .filter(|n| !served(n))
+            .map(|n| (*n).clone())
+            .collect();
+        let problems = models
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| {
+                let why = snap
+                    .models
+                    .get(n)
+                    .and_then(|m| {
+                        m.versions.iter().find_map(|s| {
+                            s.error
+                                .as_ref()
+                                .map(|e| format!("version {}: {e}", s.version))
+                        })
+                    })
+                    .unwrap_or_else(|| "no version loaded yet".to_string());
+                (n.clone(), why)
+            })
+            .collect();
+        let ready = waiting.is_empty() && models.iter().any(|(_, v)| v.is_some());
+        Readiness {
+            ready,
+            models,
+            waiting,
+            problems,
+        }
     }
 
     fn update(&self, name: &str, f: impl FnOnce(&mut ModelState)) {
-        // Only the poller writes, so load + store cannot lose an update.
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Snapshot::clone(&self.state.load());
         f(next.models.entry(name.to_string()).or_default());
         self.state.store(Arc::new(next));
     }
 
-    /// One scan of the base path: loads every new highest version and swaps it in.
-    /// Blocking (file system and loader); the server runs it in
-    /// [`tokio::task::spawn_blocking`].
+    fn book(&self) -> std::sync::MutexGuard<'_, PollBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `msg` with the base path removed, so API answers never show server paths.
+    fn relative(&self, msg: &str) -> String {
+        let mut out = msg.to_string();
+        let mut bases = vec![self.base.clone()];
+        if let Ok(c) = self.base.canonicalize() {
+            bases.push(c);
+        }
+        for b in bases {
+            let b = b.display().to_string();
+            let b = b.trim_end_matches('/');
+            if !b.is_empty() {
+                out = out.replace(&format!("{b}/"), "").replace(b, ".");
+            }
+        }
+        out
+    }
+
+    /// One scan of the base path that loads every new highest version and swaps it
+    /// in, each model on its own thread; returns when all loads are done.
+    /// Blocking (file system and loader).
     pub fn poll_once(&self) {
-        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let work = self.scan();
+        std::thread::scope(|s| {
+            for (name, candidates) in &work {
+                s.spawn(move || self.load_model(name, candidates));
+            }
+        });
+    }
+
+    /// One scan that starts a load thread for each model with work and returns at
+    /// once; a model still loading from an earlier scan is skipped.
+    fn poll_in_background(self: &Arc<Self>) {
+        for (name, candidates) in self.scan() {
+            let reg = Arc::clone(self);
+            let n = name.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("shortlist-load-{name}"))
+                .spawn(move || reg.load_model(&n, &candidates));
+            if let Err(e) = spawned {
+                tracing::error!(model = %name, error = %e, "cannot start a model-loading thread");
+                // Nothing was loaded: the next scan tries again.
+                self.book().loading.remove(&name);
+            }
+        }
+    }
+
+    /// Finds the models with versions to load and marks them loading.
+    fn scan(&self) -> Vec<(String, Vec<Candidate>)> {
+        let mut book = self.book();
         // Free replaced versions that no request uses any more.
         book.retired.retain(|s| Arc::strong_count(s) > 1);
 
@@ -274,7 +515,7 @@ impl Registry {
                 Ok(rd) => {
                     let mut v: Vec<String> = rd
                         .flatten()
-                        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir()))
                         .filter_map(|e| e.file_name().to_str().map(str::to_string))
                         .filter(|n| !n.starts_with('.'))
                         .collect();
@@ -282,7 +523,7 @@ impl Registry {
                     v
                 }
                 Err(e) => {
-                    tracing::warn!(base = %self.base.display(), error = %e, "cannot read the model base path");
+                    tracing::warn!(error = %e, "cannot read the model base path");
                     Vec::new()
                 }
             }
@@ -304,12 +545,24 @@ impl Registry {
         }
         drop(snap);
 
-        for name in &names {
-            self.poll_model(name, &mut book);
+        let mut work = Vec::new();
+        for name in names {
+            if book.loading.contains(&name) {
+                continue;
+            }
+            let candidates = self.plan(&name, &mut book);
+            if !candidates.is_empty() {
+                book.loading.insert(name.clone());
+                work.push((name, candidates));
+            }
         }
+        work
     }
 
-    fn poll_model(&self, name: &str, book: &mut PollBook) {
+    /// The versions of `name` to try now, highest first: those above the served
+    /// one (all, if the served one's directory is gone), minus failed versions
+    /// still waiting for their retry.
+    fn plan(&self, name: &str, book: &mut PollBook) -> Vec<Candidate> {
         let dir = self.base.join(name);
         let live_version = self
             .snapshot()
@@ -323,57 +576,133 @@ impl Registry {
                     tracing::warn!(model = %name, version = v,
                         "model has no version directory any more; keeping the last good version");
                 }
+            } else if !self.snapshot().models.contains_key(name) {
+                // Known (and reported by /readyz) from the first scan on.
+                self.update(name, |_| {});
             }
-            return;
+            return Vec::new();
         }
         book.missing_logged.remove(name);
+        // Forget failures of versions that no longer exist.
+        book.failed
+            .retain(|(n, v), _| n != name || versions.iter().any(|(x, _)| x == v));
 
-        for (version, path, mtime) in versions {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (version, path) in versions {
             if Some(version) == live_version {
-                return;
+                break;
             }
-            let key = (name.to_string(), version);
-            if book.failed.get(&key).is_some_and(|m| *m == mtime) {
-                continue;
+            let fp = fingerprint(&path);
+            if let Some(f) = book.failed.get_mut(&(name.to_string(), version)) {
+                if f.fingerprint != fp {
+                    // Changed since it failed: retry once it has been still a while.
+                    f.fingerprint = fp;
+                    f.next_try = now + self.settle;
+                    continue;
+                }
+                if now < f.next_try {
+                    continue;
+                }
             }
-            self.update(name, |m| m.set_status(version, VersionState::Loading, None));
-            tracing::info!(model = %name, version, path = %path.display(), "loading model version");
-            let started = std::time::Instant::now();
-            let loader = &self.loader;
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loader(&path)))
-                .unwrap_or_else(|_| Err("the loader panicked".to_string()));
-            match result {
-                Ok(servable) => {
-                    book.failed.remove(&key);
-                    let mut old = None;
-                    self.update(name, |m| {
-                        if let Some(prev) = m.live.take() {
-                            m.set_status(prev.version, VersionState::End, None);
-                            old = Some(prev.servable);
-                        }
-                        m.set_status(version, VersionState::Available, None);
-                        m.live = Some(LiveModel { version, servable });
-                    });
-                    book.retired.extend(old);
-                    tracing::info!(model = %name, version, previous = ?live_version,
-                        load_ms = started.elapsed().as_millis() as u64, "model version now served");
-                    return;
-                }
-                Err(msg) => {
-                    tracing::error!(model = %name, version, path = %path.display(), error = %msg,
-                        "model version failed to load; keeping the previous one");
-                    book.failed.insert(key, mtime);
-                    self.update(name, |m| {
-                        m.load_failures += 1;
-                        m.set_status(version, VersionState::End, Some(msg));
-                    });
-                }
+            out.push(Candidate {
+                version,
+                path,
+                fingerprint: fp,
+            });
+        }
+        out
+    }
+
+    /// Tries `candidates` highest first until one loads; records failures.
+    fn load_model(&self, name: &str, candidates: &[Candidate]) {
+        for c in candidates {
+            if self.load_version(name, c) {
+                break;
+            }
+        }
+        self.book().loading.remove(name);
+    }
+
+    /// Loads one version and swaps it in; `false` if it failed or was refused.
+    fn load_version(&self, name: &str, c: &Candidate) -> bool {
+        let version = c.version;
+        let rel = self.relative(&c.path.display().to_string());
+        self.update(name, |m| m.set_status(version, VersionState::Loading, None));
+        tracing::info!(model = %name, version, path = %rel, "loading model version");
+        let started = Instant::now();
+        let loader = &self.loader;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loader(&c.path)))
+            .unwrap_or_else(|_| Err("the loader panicked".to_string()));
+        let live = self
+            .snapshot()
+            .models
+            .get(name)
+            .and_then(|m| m.live.clone());
+        // A file changed while it was read (copied in place, rewritten): what was
+        // loaded may mix old and new bytes, so it is not served.
+        let result = result.and_then(|servable| {
+            if fingerprint(&c.path) == c.fingerprint {
+                Ok(servable)
+            } else {
+                Err("its files changed while it was loading; retrying once they are still".into())
+            }
+        });
+        let result = result.and_then(|servable| match &live {
+            Some(l) if l.servable.kind() != servable.kind() => {
+                Err(kind_change(servable.kind(), l.servable.kind(), l.version))
+            }
+            _ => Ok(servable),
+        });
+        match result {
+            Ok(servable) => {
+                self.book().failed.remove(&(name.to_string(), version));
+                let mut old = None;
+                self.update(name, |m| {
+                    if let Some(prev) = m.live.take() {
+                        m.set_status(prev.version, VersionState::End, None);
+                        old = Some(prev.servable);
+                    }
+                    m.set_status(version, VersionState::Available, None);
+                    m.live = Some(LiveModel { version, servable });
+                });
+                self.book().retired.extend(old);
+                tracing::info!(model = %name, version, previous = ?live.map(|l| l.version),
+                    load_ms = started.elapsed().as_millis() as u64, "model version now served");
+                true
+            }
+            Err(msg) => {
+                let msg = self.relative(&msg);
+                let attempts = {
+                    let mut book = self.book();
+                    let f = book
+                        .failed
+                        .entry((name.to_string(), version))
+                        .or_insert(Failure {
+                            fingerprint: c.fingerprint,
+                            attempts: 0,
+                            next_try: Instant::now(),
+                        });
+                    f.attempts += 1;
+                    f.fingerprint = c.fingerprint;
+                    f.next_try = Instant::now() + backoff(f.attempts);
+                    f.attempts
+                };
+                tracing::error!(model = %name, version, path = %rel, error = %msg, attempts,
+                    retry_in_s = backoff(attempts).as_secs(),
+                    "model version failed to load; keeping the previous one");
+                self.update(name, |m| {
+                    m.load_failures += 1;
+                    m.set_status(version, VersionState::End, Some(msg));
+                });
+                false
             }
         }
     }
 
     /// Polls every `interval` until the returned task is aborted. Each scan runs in
-    /// a blocking task, so loading never blocks request threads.
+    /// a blocking task and each model's load on its own thread, so loading never
+    /// blocks request threads or other models.
     pub fn spawn_poller(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -381,12 +710,22 @@ impl Registry {
             loop {
                 tick.tick().await;
                 let reg = Arc::clone(&self);
-                if let Err(e) = tokio::task::spawn_blocking(move || reg.poll_once()).await {
+                if let Err(e) = tokio::task::spawn_blocking(move || reg.poll_in_background()).await
+                {
                     tracing::error!(error = %e, "model poller task failed");
                 }
             }
         })
     }
+}
+
+fn kind_change(new: ModelKind, served: ModelKind, served_version: u64) -> String {
+    format!(
+        "refused: this version is a {} model but version {served_version}, being served, is a {} model \
+         (a model's kind cannot change while it is served; use another model name, or restart the server)",
+        new.as_str(),
+        served.as_str()
+    )
 }
 
 #[cfg(test)]
@@ -406,19 +745,64 @@ mod tests {
     }
 
     #[test]
-    fn not_found_messages_match_tf_serving() {
-        let snap = Snapshot::default();
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(9), Duration::from_secs(256));
+        assert_eq!(backoff(10), Duration::from_secs(300));
+        assert_eq!(backoff(1000), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn fingerprint_follows_content_changes() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), b"1").unwrap();
+        let f1 = fingerprint(d.path());
+        assert_eq!(f1, fingerprint(d.path()));
+        std::fs::write(d.path().join("a"), b"12").unwrap();
+        let f2 = fingerprint(d.path());
+        assert_ne!(f1, f2);
+        std::fs::create_dir(d.path().join("member-0")).unwrap();
+        std::fs::write(d.path().join("member-0/w"), b"x").unwrap();
+        let f3 = fingerprint(d.path());
+        assert_ne!(f2, f3);
+        std::fs::write(d.path().join("member-0/w"), b"xy").unwrap();
+        assert_ne!(f3, fingerprint(d.path()));
+    }
+
+    #[test]
+    fn messages_lose_the_base_path() {
+        let loader: Loader = Arc::new(|_: &Path| Err("x".to_string()));
+        let reg = Registry::new("/srv/models", loader, Vec::new());
+        assert_eq!(
+            reg.relative("/srv/models/ranking/3/weights.safetensors: checksum differs"),
+            "ranking/3/weights.safetensors: checksum differs"
+        );
+        assert_eq!(
+            reg.relative("no model under /srv/models"),
+            "no model under ."
+        );
+    }
+
+    #[test]
+    fn not_found_messages_start_with_tf_serving_wording() {
+        let snap = Snapshot {
+            base: PathBuf::from("models"),
+            ..Snapshot::default()
+        };
+        let why = "The model base path models has no model \"m\" (expected models/m/<version>); models loaded: none (the server log says at start-up what the path holds)";
         assert_eq!(
             snap.servable("m", None).unwrap_err().to_string(),
-            "Servable not found for request: Latest(m)"
+            format!("Servable not found for request: Latest(m). {why}")
         );
         assert_eq!(
             snap.servable("m", Some(3)).unwrap_err().to_string(),
-            "Servable not found for request: Specific(m, 3)"
+            format!("Servable not found for request: Specific(m, 3). {why}")
         );
         assert_eq!(
             snap.status("m", None).unwrap_err().to_string(),
-            "Could not find any versions of model m"
+            format!("Could not find any versions of model m. {why}")
         );
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use shortlist_pipeline::{CandidateSource, Ranker};
+use shortlist_pipeline::{CandidateSource, Ranker, User};
 
 use crate::error::ApiError;
 
@@ -157,7 +157,7 @@ pub fn predict_with_retriever(
         .enumerate()
         .map(|(i, inst)| {
             let user = instance_user_id(inst, i)?;
-            let r = retriever.retrieve(&user, k, false, &[])?;
+            let r = retriever.retrieve(&User::id(&user), k, false, &[])?;
             let scores: Vec<Value> = r.candidates.iter().map(|c| json!(c.score)).collect();
             let ids: Vec<Value> = r.candidates.iter().map(|c| json!(c.item_id)).collect();
             Ok(json!({ "output_1": scores, "output_2": ids }))
@@ -173,6 +173,10 @@ pub const ITEM_FIELDS: &[&str] = &["item_id", "movie_id", "movie_title"];
 /// `{"user_id": ..., "item_id" | "movie_id" | "movie_title": ...}` and each
 /// prediction a one-element list `[rating]` (a Keras output of shape `[1]`): the
 /// rating head, as TensorFlow Recommenders' ranking model answers.
+///
+/// An unknown user or item id is scored with the model's fallback (a new id is
+/// normal), but a `movie_title` the model does not know is an error naming the
+/// instance: a title is a lookup key, and a typo must not come back as a rating.
 pub fn predict_with_ranker(
     ranker: &dyn Ranker,
     instances: &[Value],
@@ -183,7 +187,18 @@ pub fn predict_with_ranker(
         .map(|(i, inst)| {
             let user = instance_field(inst, &["user_id"], i)?;
             let item = instance_field(inst, ITEM_FIELDS, i)?;
-            let r = ranker.rank(&user, &[&item], None)?;
+            let by_title = inst.as_object().is_some_and(|m| {
+                ITEM_FIELDS
+                    .iter()
+                    .find(|f| m.contains_key(**f))
+                    .is_some_and(|f| *f == "movie_title")
+            });
+            let r = ranker.rank(&User::id(&user), &[&item], None)?;
+            if by_title && !r.unknown_items.is_empty() {
+                return Err(ApiError::invalid(format!(
+                    "instances[{i}].movie_title: {item:?} is not a title of the model's catalogue (titles match exactly, e.g. \"Speed (1994)\"; an unknown item_id is scored as a new item instead)"
+                )));
+            }
             let score = r.ratings.first().copied().ok_or_else(|| {
                 ApiError::Internal(format!(
                     "ranker returned {} scores for 1 item",

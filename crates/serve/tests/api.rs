@@ -83,6 +83,13 @@ async fn model_status_and_metadata() {
         404,
         "Servable not found for request: Latest(nope)",
     );
+    // After TF Serving's words, what the base path lacks and what is loaded; an
+    // absolute base path is never shown to clients, so it reads ".".
+    assert_json_error(
+        &c.get("/v1/models/nope/metadata").await,
+        404,
+        "Servable not found for request: Latest(nope). The model base path . has no model \"nope\" (expected ./nope/<version>); models loaded: ranking, retrieval",
+    );
     assert_json_error(
         &c.get("/v1/models/ranking/versions/7/metadata").await,
         404,
@@ -143,11 +150,28 @@ async fn predict_row_and_columnar() {
     let r = c
         .post(
             "/v1/models/ranking:predict",
-            &json!({"inputs": {"user_id": ["42", "42"], "movie_title": ["3", "9"]}}),
+            &json!({"inputs": {"user_id": ["42", "42"], "movie_title": ["3", "4"]}}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json(), json!({"outputs": [[5.0], [3.0]]}));
+    assert_eq!(r.json(), json!({"outputs": [[5.0], [1.0]]}));
+    // An unknown item id is scored (a new item); an unknown title is an error.
+    let r = c
+        .post(
+            "/v1/models/ranking:predict",
+            &json!({"instances": [{"user_id": "42", "item_id": "9"}]}),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"predictions": [[3.0]]}));
+    assert_json_error(
+        &c.post(
+            "/v1/models/ranking:predict",
+            &json!({"instances": [{"user_id": "42", "item_id": "2"}, {"user_id": "42", "movie_title": "Spede (1994)"}]}),
+        )
+        .await,
+        400,
+        "instances[1].movie_title: \"Spede (1994)\" is not a title of the model's catalogue (titles match exactly, e.g. \"Speed (1994)\"; an unknown item_id is scored as a new item instead)",
+    );
 
     let r = c
         .post(
@@ -297,6 +321,7 @@ async fn recommend_two_stage() {
         json!({
             "user_id": "42",
             "known_user": true,
+            "user_path": "known",
             "order_by": "relevance",
             "model_versions": {"retrieval": 1, "ranking": 1},
             "items": [
@@ -306,6 +331,51 @@ async fn recommend_two_stage() {
             ]
         })
     );
+    // History: bad entries are named; good ones reach the models (the fakes ignore them).
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": [{"item_id": "1", "strength": -1}]}),
+        )
+        .await,
+        400,
+        "history[0].strength must be a positive number up to 1e6, got -1",
+    );
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": ["1", {"item_id": "2", "event": "stare"}]}),
+        )
+        .await,
+        400,
+        "history[1].event must be one of \"view\", \"click\", \"like\", \"purchase\", got \"stare\"",
+    );
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": [{"item_id": "2", "timestamp": -5}]}),
+        )
+        .await,
+        400,
+        "history[0].timestamp must be Unix seconds between 0 and 32503680000, got -5",
+    );
+    assert_json_error(
+        &c.post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "history": [{"item": "2"}]}),
+        )
+        .await,
+        400,
+        "field \"history\" must be a list of item ids or {\"item_id\", \"strength\", \"event\", \"timestamp\"} objects",
+    );
+    let r = c
+        .post(
+            "/v1/recommend",
+            &json!({"user_id": "42", "k": 1, "history": ["1", 2, {"item_id": "3", "event": "purchase", "timestamp": 900000000}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["user_path"], "known");
     // Ordered by the first stage on request, ratings still given.
     let r = c
         .post(
@@ -676,7 +746,8 @@ async fn health_readiness_and_metrics() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let r = c.get("/v1/models/ranking").await;
-        if r.status == 200 {
+        // The version shows as LOADING while the first scan loads it: wait for END.
+        if r.status == 200 && r.json()["model_version_status"][0]["state"] != "LOADING" {
             let v = r.json();
             assert_eq!(v["model_version_status"][0]["state"], "END");
             assert_eq!(

@@ -1,6 +1,8 @@
 //! Hot reload under load: a new version is swapped in while clients loop, with
-//! zero failed requests; a corrupt version is refused and not retried until its
-//! directory changes; a removed model keeps being served.
+//! zero failed requests; a corrupt version is refused, retried with backoff (at
+//! once when its files change); a removed model keeps being served; readiness
+//! follows the required-models rule; a kind change is refused; models load
+//! independently.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
@@ -127,7 +129,7 @@ async fn hot_reload_under_load_with_zero_failures() {
         assert!(Instant::now() < deadline, "version 3 never refused: {v}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Not retried on every poll (50 ms) while its directory is unchanged.
+    // Not retried on every poll (50 ms) while its files are unchanged (backoff: 1 s first).
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(s.loads.load(Ordering::SeqCst), loads_before + 1);
     let r = c
@@ -148,7 +150,7 @@ async fn hot_reload_under_load_with_zero_failures() {
     assert_eq!(tally.failed.load(Ordering::Relaxed), 0);
     assert!(tally.ok.load(Ordering::Relaxed) > 100);
 
-    // Fixing version 3 in place changes its directory's mtime: it is retried and served.
+    // Fixing version 3 in place changes its files: it is retried and served.
     std::fs::remove_file(s.base.path().join("ranking/3/corrupt")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -218,5 +220,192 @@ async fn partial_dirs_are_ignored_and_deleting_a_version_rolls_back() {
         assert!(Instant::now() < deadline, "no rollback to version 1");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    s.stop().await;
+}
+
+async fn status_of(c: &mut common::Client, model: &str, version: u64) -> serde_json::Value {
+    let v = c.get(&format!("/v1/models/{model}")).await.json();
+    let version = version.to_string();
+    v["model_version_status"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["version"].as_str() == Some(version.as_str()))
+                .cloned()
+        })
+        .unwrap_or(serde_json::Value::Null)
+}
+
+async fn wait_state(c: &mut common::Client, model: &str, version: u64, state: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = status_of(c, model, version).await;
+        if s["state"] == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{model}/{version} never {state}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_directory_is_reported_but_does_not_block_readiness() {
+    let base = tempfile::tempdir().unwrap();
+    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
+    write_version(base.path(), "junk", 1, &retrieval_spec(0.0), true);
+    let base_str = base.path().display().to_string();
+    let s = TestServer::start(base, |_| {}).await;
+    s.wait_ready().await;
+    let mut c = s.client().await;
+    wait_state(&mut c, "junk", 1, "END", 10).await;
+    let r = c.get("/readyz").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["models"], json!({"junk": null, "retrieval": 1}));
+    assert_eq!(
+        v["unavailable"]["junk"], "version 1: junk/1: corrupt model file",
+        "{v}"
+    );
+    // No absolute server path in any answer.
+    for path in ["/readyz", "/v1/models/junk", "/v1/models/retrieval"] {
+        let text = c.get(path).await.text();
+        assert!(!text.contains(&base_str), "{path} shows {base_str}: {text}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_models_rule_readiness() {
+    // A default model (ranking) that exists but never loads: not ready.
+    let base = tempfile::tempdir().unwrap();
+    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
+    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), true);
+    let s = TestServer::start(base, |_| {}).await;
+    let mut c = s.client().await;
+    wait_state(&mut c, "ranking", 1, "END", 10).await;
+    wait_state(&mut c, "retrieval", 1, "AVAILABLE", 10).await;
+    let r = c.get("/readyz").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json()["error"],
+        "Models without a loaded version: ranking"
+    );
+    s.stop().await;
+
+    // An explicit list: exactly those are required, present or not.
+    let base = tempfile::tempdir().unwrap();
+    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
+    let s = TestServer::start(base, |c| {
+        c.models = vec!["retrieval".into(), "other".into()];
+    })
+    .await;
+    let mut c = s.client().await;
+    wait_state(&mut c, "retrieval", 1, "AVAILABLE", 10).await;
+    let r = c.get("/readyz").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "Models without a loaded version: other");
+    write_version(s.base.path(), "other", 4, &ranking_spec(0.0), false);
+    s.wait_ready().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_versions_are_retried_with_backoff_until_they_load() {
+    let base = tempfile::tempdir().unwrap();
+    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
+    let s = TestServer::start(base, |_| {}).await;
+    s.wait_ready().await;
+    let mut c = s.client().await;
+    // Fails twice without any change to its files (e.g. a storage hiccup):
+    // retried after 1 s, then after 2 s, then served.
+    let mut spec = ranking_spec(100.0);
+    spec["fail_first"] = json!(2);
+    let t = Instant::now();
+    write_version(s.base.path(), "ranking", 2, &spec, false);
+    wait_state(&mut c, "ranking", 2, "END", 10).await;
+    let st = status_of(&mut c, "ranking", 2).await;
+    assert!(st["status"]["error_message"]
+        .as_str()
+        .unwrap()
+        .ends_with("ranking/2: transient failure 1"));
+    assert_eq!(status_of(&mut c, "ranking", 1).await["state"], "AVAILABLE");
+    wait_state(&mut c, "ranking", 2, "AVAILABLE", 15).await;
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(10),
+        "served after {took:?}"
+    );
+    assert_eq!(s.loads.load(Ordering::SeqCst), 1 + 3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_copy_is_picked_up_once_complete() {
+    let base = tempfile::tempdir().unwrap();
+    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
+    let s = TestServer::start(base, |_| {}).await;
+    s.wait_ready().await;
+    let mut c = s.client().await;
+    // Copied in place, not atomically: half a file first.
+    let dir = s.base.path().join("ranking/2");
+    std::fs::create_dir_all(&dir).unwrap();
+    let full = serde_json::to_vec(&ranking_spec(100.0)).unwrap();
+    std::fs::write(dir.join("model.json"), &full[..full.len() / 2]).unwrap();
+    wait_state(&mut c, "ranking", 2, "END", 10).await;
+    std::fs::write(dir.join("model.json"), &full).unwrap();
+    wait_state(&mut c, "ranking", 2, "AVAILABLE", 10).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_of_another_kind_is_refused() {
+    let base = tempfile::tempdir().unwrap();
+    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
+    let s = TestServer::start(base, |_| {}).await;
+    s.wait_ready().await;
+    let mut c = s.client().await;
+    write_version(s.base.path(), "ranking", 2, &retrieval_spec(0.0), false);
+    wait_state(&mut c, "ranking", 2, "END", 10).await;
+    let st = status_of(&mut c, "ranking", 2).await;
+    assert!(
+        st["status"]["error_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: this version is a retrieval model but version 1, being served, is a ranking model"),
+        "{st}"
+    );
+    assert_eq!(status_of(&mut c, "ranking", 1).await["state"], "AVAILABLE");
+    let r = c
+        .post("/v1/rank", &json!({"user_id": "42", "item_ids": ["2"]}))
+        .await;
+    assert_eq!(r.json()["model_version"], 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_load_independently() {
+    let base = tempfile::tempdir().unwrap();
+    let mut slow = retrieval_spec(0.0);
+    slow["load_ms"] = json!(3000);
+    write_version(base.path(), "retrieval", 1, &slow, false);
+    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
+    let s = TestServer::start(base, |_| {}).await;
+    let mut c = s.client().await;
+    let t = Instant::now();
+    wait_state(&mut c, "ranking", 1, "AVAILABLE", 10).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "ranking waited for retrieval: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(status_of(&mut c, "retrieval", 1).await["state"], "LOADING");
+    // A new ranking version is picked up while retrieval is still loading.
+    write_version(s.base.path(), "ranking", 2, &ranking_spec(1.0), false);
+    wait_state(&mut c, "ranking", 2, "AVAILABLE", 10).await;
+    assert_eq!(status_of(&mut c, "retrieval", 1).await["state"], "LOADING");
+    s.wait_ready().await;
     s.stop().await;
 }

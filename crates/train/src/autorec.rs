@@ -209,6 +209,32 @@ pub fn train_autorec(
     cfg: &AutoRecTrainConfig,
     seed: u64,
 ) -> Result<(AutoRec, f64)> {
+    let (model, per_epoch) = train_autorec_with(
+        users,
+        items,
+        ratings,
+        num_users,
+        num_items,
+        cfg,
+        seed,
+        &shortlist_core::progress::NoProgress,
+    )?;
+    Ok((model, per_epoch.last().copied().unwrap_or(f64::NAN)))
+}
+
+/// [`train_autorec`] advancing `progress` by one per epoch; returns the model and the
+/// training RMSE of every epoch (computed before the epoch's update).
+#[allow(clippy::too_many_arguments)]
+pub fn train_autorec_with(
+    users: &[u32],
+    items: &[u32],
+    ratings: &[f32],
+    num_users: usize,
+    num_items: usize,
+    cfg: &AutoRecTrainConfig,
+    seed: u64,
+    progress: &dyn shortlist_core::progress::Progress,
+) -> Result<(AutoRec, Vec<f64>)> {
     cfg.validate()?;
     let n = users.len().min(items.len()).min(ratings.len());
     if n == 0 {
@@ -267,13 +293,13 @@ pub fn train_autorec(
     let mid = (0..=ni).find(|&i| 2 * data.offsets[i] >= n).unwrap_or(ni);
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut lr = cfg.learning_rate;
-    let mut sse = 0.0;
+    let mut per_epoch = Vec::with_capacity(cfg.epochs);
     for t in 1..=cfg.epochs {
         let (s0, s1) = rayon::join(
             || grad_range(&p, &data, h, 0..mid, &mut g0),
             || grad_range(&p, &data, h, mid..ni, &mut g1),
         );
-        sse = s0 + s1;
+        per_epoch.push(((s0 + s1) / n as f64).sqrt());
         let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
         let g1p = g1.parts_mut();
         let l2 = [cfg.l2, 0.0, cfg.l2, 0.0];
@@ -293,6 +319,7 @@ pub fn train_autorec(
             }
         }
         lr *= cfg.lr_decay;
+        progress.advance(1);
     }
     let mut item_code = vec![0.0; ni * h];
     encode(&p, &data, h, 0..ni, &mut item_code);
@@ -307,7 +334,7 @@ pub fn train_autorec(
         user_known,
         item_known,
     };
-    Ok((model, (sse / n as f64).sqrt()))
+    Ok((model, per_epoch))
 }
 
 #[cfg(test)]

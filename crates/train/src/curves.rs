@@ -1,9 +1,16 @@
 //! Learning curves: `curves.csv` and `curves.png` (plotters' bitmap backend, text drawn
 //! with ab_glyph from a font embedded in the binary: no system font libraries).
+//!
+//! A figure is a column of [`Panel`]s, one per quantity (its unit on the y axis),
+//! against integer epochs, each with its legend to the right of the plotting area
+//! (never over the data). Solid lines are per-epoch values; dashed lines are levels:
+//! the value a run reports at its end and baselines, so a curve of one part of a
+//! model (e.g. one ensemble member) is never mistaken for the reported figure.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use plotters::style::RGBColor;
 use shortlist_core::atomic::write_file;
 
 use crate::error::{Error, Result};
@@ -11,6 +18,59 @@ use crate::trainer::History;
 
 fn opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.6}")).unwrap_or_default()
+}
+
+/// Grey of baseline levels.
+pub const BASELINE_GREY: RGBColor = RGBColor(120, 120, 120);
+/// Grey of a second baseline.
+pub const LIGHT_GREY: RGBColor = RGBColor(175, 175, 175);
+/// A green that reads on white (plotters' `GREEN` is `#00ff00`).
+pub const DARK_GREEN: RGBColor = RGBColor(0, 150, 60);
+
+/// One line of a [`Panel`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Legend text.
+    pub label: String,
+    /// Colour.
+    pub color: RGBColor,
+    /// Dashed (a level: a final or baseline value) or solid (per-epoch values).
+    pub dashed: bool,
+    /// `(epoch, value)` points; non-finite values are left out.
+    pub points: Vec<(u32, f64)>,
+}
+
+impl Line {
+    /// Per-epoch values, drawn solid (with markers when there are few points).
+    pub fn epochs(label: impl Into<String>, color: RGBColor, points: Vec<(u32, f64)>) -> Self {
+        Line {
+            label: label.into(),
+            color,
+            dashed: false,
+            points,
+        }
+    }
+
+    /// A horizontal dashed line at `value` across epochs `1..=last_epoch`.
+    pub fn level(label: impl Into<String>, color: RGBColor, value: f64, last_epoch: u32) -> Self {
+        Line {
+            label: label.into(),
+            color,
+            dashed: true,
+            points: vec![(1, value), (last_epoch.max(2), value)],
+        }
+    }
+}
+
+/// One quantity against epochs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Title above the plot.
+    pub title: String,
+    /// The y axis: the quantity and its unit, e.g. `RMSE (rating points)`.
+    pub y_label: String,
+    /// The lines.
+    pub lines: Vec<Line>,
 }
 
 impl History {
@@ -36,8 +96,15 @@ impl History {
         s
     }
 
-    /// Writes `curves.csv` and `curves.png` into `dir`, each atomically.
+    /// Writes `curves.csv` and `curves.png` into `dir`, each atomically (no baselines;
+    /// see [`History::write_curves_with`]).
     pub fn write_curves(&self, dir: &Path) -> Result<()> {
+        self.write_curves_with(dir, &[])
+    }
+
+    /// Writes `curves.csv` and `curves.png` into `dir`, each atomically. `baselines`
+    /// are `(label, test RMSE)` levels drawn dashed in the RMSE panel.
+    pub fn write_curves_with(&self, dir: &Path, baselines: &[(String, f64)]) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Output {
             path: dir.to_path_buf(),
             message: e.to_string(),
@@ -47,7 +114,103 @@ impl History {
             path: csv.clone(),
             message: e.to_string(),
         })?;
-        plot_png(self, &dir.join("curves.png"))
+        plot_panels(&dir.join("curves.png"), &self.panels(baselines))
+    }
+
+    /// What the ensemble members and AutoRec make of the reported model, in words:
+    /// `3-member ensemble + AutoRec blend`; `None` for a single plain model.
+    pub fn composition(&self) -> Option<String> {
+        let members = self.members.max(1);
+        match (members > 1, !self.autorec_rmse.is_empty()) {
+            (false, false) => None,
+            (true, false) => Some(format!("{members}-member ensemble")),
+            (false, true) => Some("model + AutoRec blend".into()),
+            (true, true) => Some(format!("{members}-member ensemble + AutoRec blend")),
+        }
+    }
+
+    /// The panels of `curves.png`: RMSE per epoch (of the first ensemble member when
+    /// there are several, with the reported model's test RMSE as a level), then the
+    /// AutoRec's training RMSE per epoch when it has one.
+    pub fn panels(&self, baselines: &[(String, f64)]) -> Vec<Panel> {
+        use plotters::style::{BLACK, BLUE, RED};
+        let last = self.epochs.len() as u32;
+        let series = |f: &dyn Fn(&crate::trainer::EpochRecord) -> Option<f64>| -> Vec<(u32, f64)> {
+            self.epochs
+                .iter()
+                .filter_map(|e| f(e).map(|v| (e.epoch as u32, v)))
+                .collect()
+        };
+        let composition = self.composition();
+        let whose = if composition.is_some() {
+            "member 1, "
+        } else {
+            ""
+        };
+        let mut lines = vec![
+            Line::epochs(
+                format!("train ({whose}before each step)"),
+                BLUE,
+                series(&|e| Some(e.train_rmse)),
+            ),
+            Line::epochs(
+                format!("validation ({whose}carved from train)"),
+                DARK_GREEN,
+                series(&|e| e.valid_rmse),
+            ),
+            Line::epochs(
+                format!("test ({whose}per epoch)"),
+                RED,
+                series(&|e| e.test_rmse),
+            ),
+        ];
+        lines.retain(|l| !l.points.is_empty());
+        if let (Some(what), Some(m)) = (&composition, self.final_test) {
+            lines.push(Line::level(
+                format!("test, reported model: {:.4}\n({what})", m.rmse),
+                BLACK,
+                m.rmse,
+                last,
+            ));
+        }
+        for (k, (label, v)) in baselines.iter().enumerate() {
+            let grey = if k % 2 == 0 {
+                BASELINE_GREY
+            } else {
+                LIGHT_GREY
+            };
+            lines.push(Line::level(
+                format!("test, {label}: {v:.4}"),
+                grey,
+                *v,
+                last,
+            ));
+        }
+        let title = match &composition {
+            Some(_) => "Ranking: RMSE per epoch of ensemble member 1 (dashed: reported model)",
+            None => "Ranking: RMSE per epoch",
+        }
+        .to_owned();
+        let mut panels = vec![Panel {
+            title,
+            y_label: "RMSE (rating points)".into(),
+            lines,
+        }];
+        if !self.autorec_rmse.is_empty() {
+            let points = self
+                .autorec_rmse
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| (k as u32 + 1, v))
+                .collect();
+            panels.push(Panel {
+                title: "AutoRec (blended into the reported model): RMSE per full-batch epoch"
+                    .into(),
+                y_label: "RMSE (rating points)".into(),
+                lines: vec![Line::epochs("train (observed ratings)", BLUE, points)],
+            });
+        }
+        panels
     }
 }
 
@@ -70,68 +233,40 @@ fn register_font() -> Result<()> {
     }
 }
 
-/// Draws RMSE per epoch (train, validation, test) into a PNG at `path`.
-pub fn plot_png(history: &History, path: &Path) -> Result<()> {
-    use plotters::prelude::*;
-    let series: Vec<Line> = vec![
-        (
-            "train RMSE",
-            BLUE,
-            history
-                .epochs
-                .iter()
-                .map(|e| (e.epoch as f64, e.train_rmse))
-                .collect(),
-        ),
-        (
-            "validation RMSE",
-            GREEN,
-            history
-                .epochs
-                .iter()
-                .filter_map(|e| e.valid_rmse.map(|v| (e.epoch as f64, v)))
-                .collect(),
-        ),
-        (
-            "test RMSE",
-            RED,
-            history
-                .epochs
-                .iter()
-                .filter_map(|e| e.test_rmse.map(|v| (e.epoch as f64, v)))
-                .collect(),
-        ),
-    ];
-    let xmax = history.epochs.len().max(2) as f64;
-    plot_lines(path, "Ranking: RMSE per epoch", "RMSE", xmax, series)
+/// Width of a figure in pixels and the share of it given to the legends.
+const WIDTH: u32 = 1100;
+const LEGEND_WIDTH: u32 = 380;
+const PANEL_HEIGHT: u32 = 330;
+
+/// The y range of a panel: the values' span with 6 % headroom on each side.
+fn y_range(panel: &Panel) -> (f64, f64) {
+    let ys = panel
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .filter(|y| y.is_finite());
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.06
+    } else {
+        lo.abs().max(1e-3) * 0.05
+    };
+    (lo - pad, hi + pad)
 }
 
-/// One plotted line: legend, colour, (epoch, value) points.
-pub type Line<'a> = (&'a str, plotters::style::RGBColor, Vec<(f64, f64)>);
-
-/// Draws `lines` against epochs into a PNG at `path` (written under a temporary name,
-/// then renamed), with the embedded font.
-pub fn plot_lines(
-    path: &Path,
-    caption: &str,
-    y_desc: &str,
-    xmax: f64,
-    series: Vec<Line<'_>>,
-) -> Result<()> {
+/// Draws `panels` one under the other into a PNG at `path` (written under a
+/// temporary name, then renamed), with the embedded font.
+pub fn plot_panels(path: &Path, panels: &[Panel]) -> Result<()> {
     use plotters::prelude::*;
     register_font()?;
     let err = |e: String| Error::Output {
         path: path.to_path_buf(),
         message: e,
-    };
-    let ys = series.iter().flat_map(|s| s.2.iter().map(|p| p.1));
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-        (a.min(y), b.max(y))
-    });
-    let (lo, hi) = if lo.is_finite() {
-        (lo * 0.98, hi * 1.02 + 1e-6)
-    } else {
-        (0.0, 1.0)
     };
     // Draw next to the target under a temporary name, then rename (atomic).
     let name = path
@@ -139,38 +274,164 @@ pub fn plot_lines(
         .map_or("curves.png".into(), |n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!(".{name}.partial.png"));
     {
-        let root = BitMapBackend::new(&tmp, (800, 500)).into_drawing_area();
+        let height = PANEL_HEIGHT * panels.len().max(1) as u32;
+        let root = BitMapBackend::new(&tmp, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(1.0..xmax, lo..hi)
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        for (name, color, pts) in series {
-            if pts.is_empty() {
-                continue;
-            }
+        let areas = root.split_evenly((panels.len().max(1), 1));
+        for (area, panel) in areas.iter().zip(panels) {
+            let (plot, legend) = area.split_horizontally(WIDTH - LEGEND_WIDTH);
+            let last = panel
+                .lines
+                .iter()
+                .flat_map(|l| l.points.iter().map(|p| p.0))
+                .max()
+                .unwrap_or(1)
+                .max(2);
+            let (lo, hi) = y_range(panel);
+            let mut chart = ChartBuilder::on(&plot)
+                .caption(&panel.title, ("sans-serif", 15))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(1u32..last, lo..hi)
+                .map_err(|e| err(e.to_string()))?;
             chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(&panel.y_label)
+                .x_labels((last as usize).min(12))
+                .x_label_formatter(&|x| x.to_string())
+                .y_label_formatter(&|y| format!("{y:.3}"))
+                .light_line_style(RGBColor(242, 242, 242))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            for line in &panel.lines {
+                let pts: Vec<(u32, f64)> = line
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.1.is_finite())
+                    .collect();
+                let style = line.color.stroke_width(2);
+                if line.dashed {
+                    chart
+                        .draw_series(DashedLineSeries::new(pts, 9, 6, style))
+                        .map_err(|e| err(e.to_string()))?;
+                    continue;
+                }
+                if pts.len() <= 30 {
+                    chart
+                        .draw_series(pts.iter().map(|&p| Circle::new(p, 3, line.color.filled())))
+                        .map_err(|e| err(e.to_string()))?;
+                }
+                chart
+                    .draw_series(LineSeries::new(pts, style))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            // The legend, to the right of the plotting area (a label may span lines).
+            let mut y = 48;
+            for line in &panel.lines {
+                let style = line.color.stroke_width(2);
+                let segments: Vec<(i32, i32)> = if line.dashed {
+                    vec![(4, 13), (19, 28)]
+                } else {
+                    vec![(4, 28)]
+                };
+                for (a, b) in segments {
+                    legend
+                        .draw(&PathElement::new(vec![(a, y), (b, y)], style))
+                        .map_err(|e| err(e.to_string()))?;
+                }
+                for text in line.label.lines() {
+                    legend
+                        .draw(&Text::new(text.to_owned(), (36, y - 8), ("sans-serif", 14)))
+                        .map_err(|e| err(e.to_string()))?;
+                    y += 18;
+                }
+                y += 6;
+            }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::trainer::{EpochRecord, Metrics};
+
+    fn record(epoch: usize, test: f64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: 1.0,
+            train_rmse: 1.0 - 0.01 * epoch as f64,
+            valid_loss: None,
+            valid_rmse: None,
+            test_rmse: Some(test),
+            test_mae: Some(0.7),
+            seconds: 0.1,
+        }
+    }
+
+    #[test]
+    fn ranking_panels_label_the_member_curve_and_show_the_reported_level() {
+        let mut h = History {
+            epochs: vec![record(1, 0.95), record(2, 0.93)],
+            members: 3,
+            autorec_rmse: vec![1.0, 0.9, 0.85],
+            final_test: Some(Metrics {
+                rmse: 0.88,
+                mae: 0.69,
+                count: 10,
+            }),
+            ..History::default()
+        };
+        let panels = h.panels(&[("user + item biases".into(), 0.94)]);
+        assert_eq!(panels.len(), 2);
+        assert_eq!(
+            panels[0].title,
+            "Ranking: RMSE per epoch of ensemble member 1 (dashed: reported model)"
+        );
+        let labels: Vec<&str> = panels[0].lines.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "train (member 1, before each step)",
+                "test (member 1, per epoch)",
+                "test, reported model: 0.8800\n(3-member ensemble + AutoRec blend)",
+                "test, user + item biases: 0.9400",
+            ]
+        );
+        let reported = &panels[0].lines[2];
+        assert!(reported.dashed);
+        assert_eq!(reported.points, vec![(1, 0.88), (2, 0.88)]);
+        assert_eq!(
+            panels[1].lines[0].points,
+            vec![(1, 1.0), (2, 0.9), (3, 0.85)]
+        );
+        // A single plain model: no member wording, no reported level, one panel.
+        h.members = 1;
+        h.autorec_rmse.clear();
+        let panels = h.panels(&[]);
+        assert_eq!(panels.len(), 1);
+        assert_eq!(panels[0].title, "Ranking: RMSE per epoch");
+        assert_eq!(panels[0].lines.len(), 2);
+        assert_eq!(panels[0].lines[1].label, "test (per epoch)");
+    }
+
+    #[test]
+    fn y_range_pads_the_span_and_handles_flat_and_empty_panels() {
+        let p = |pts: Vec<(u32, f64)>| Panel {
+            title: String::new(),
+            y_label: String::new(),
+            lines: vec![Line::epochs("a", BASELINE_GREY, pts)],
+        };
+        let (lo, hi) = y_range(&p(vec![(1, 1.0), (2, 2.0), (3, f64::NAN)]));
+        assert!((lo - 0.94).abs() < 1e-12 && (hi - 2.06).abs() < 1e-12);
+        let (lo, hi) = y_range(&p(vec![(1, 2.0)]));
+        assert!((lo - 1.9).abs() < 1e-12 && (hi - 2.1).abs() < 1e-12);
+        assert_eq!(y_range(&p(vec![])), (0.0, 1.0));
+    }
 }

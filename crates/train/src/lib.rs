@@ -53,11 +53,12 @@ pub mod relevance;
 pub mod retrieval;
 pub mod trainer;
 
-pub use autorec::{train_autorec, AutoRecTrainConfig};
+pub use autorec::{train_autorec, train_autorec_with, AutoRecTrainConfig};
 pub use config::{EmbeddingOptimizer, OptimizerKind, TrainConfig};
 pub use error::{Error, Result};
 pub use trainer::{
-    evaluate, fingerprint, train_ranking, train_split, EpochRecord, History, Metrics,
+    evaluate, fingerprint, train_ranking, train_ranking_with, train_split, EpochRecord, History,
+    Metrics,
 };
 
 /// Loads a saved ranking model (re-exported for callers that only train and load).

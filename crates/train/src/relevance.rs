@@ -32,12 +32,14 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
+use shortlist_core::progress::Progress;
 use shortlist_core::{Dataset, Rng};
 use shortlist_features::FeatureSpec;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
 use shortlist_model::relevance::{standardise, OWN_CANDIDATES_MAX_ITEMS};
 use shortlist_model::{
-    ListFeature, ListInputs, ModelMeta, RelevanceHead, RelevanceWeights, RetrievalModel,
+    EaseModel, IalsModel, ListFeature, ListInputs, ModelMeta, RelevanceHead, RelevanceWeights,
+    RetrievalModel,
 };
 
 use crate::ease::{fit_ease, EaseTrainConfig};
@@ -188,7 +190,11 @@ pub struct Lists {
 impl Lists {
     /// Whether item `j` of list `l` is cold.
     fn is_cold(&self, l: usize, j: usize) -> bool {
-        self.cold.get(l).and_then(|c| c.get(j)).copied().unwrap_or(false)
+        self.cold
+            .get(l)
+            .and_then(|c| c.get(j))
+            .copied()
+            .unwrap_or(false)
     }
 }
 
@@ -200,7 +206,9 @@ fn item_score(theta: &[f32], nf: usize, z: &[f32], n: usize, j: usize, cold: boo
     } else {
         (&theta[..nf], 0.0)
     };
-    bias + (0..nf).map(|f| w[f] as f64 * z[f * n + j] as f64).sum::<f64>()
+    bias + (0..nf)
+        .map(|f| w[f] as f64 * z[f * n + j] as f64)
+        .sum::<f64>()
 }
 
 /// What training the head reports.
@@ -218,14 +226,14 @@ pub struct RelevanceReport {
     pub cold_positives: usize,
 }
 
-/// Trains the relevance head for a ranking model with vocabularies `spec`.
-/// `progress` receives a line per phase.
+/// Trains the relevance head for a ranking model with vocabularies `spec`, reporting
+/// each phase (first-stage epochs, iALS iterations, weight steps) to `progress`.
 pub fn train_relevance(
     dataset: &Dataset,
     train: &[usize],
     spec: &FeatureSpec,
     cfg: &RelevanceTrainConfig,
-    mut progress: impl FnMut(&str),
+    progress: &dyn Progress,
 ) -> Result<(RelevanceHead, RelevanceReport)> {
     cfg.validate()?;
     let (fit, held) = match cfg.holdout_by {
@@ -238,36 +246,34 @@ pub fn train_relevance(
         ));
     }
     let frac = fit.len() as f64 / train.len() as f64;
-    let uses = |f| cfg.features.contains(&f);
-    progress(&format!(
-        "relevance head: first stage on {} of {} training rows",
-        fit.len(),
-        train.len()
-    ));
-    let (retrieval, _) = train_retrieval(dataset, &fit, &[], &cfg.retrieval, |_| {})?;
-    let meta = ModelMeta::default();
+    progress.start(
+        &format!(
+            "relevance head: first stage on {} of {} training rows",
+            fit.len(),
+            train.len()
+        ),
+        Some(cfg.retrieval.epochs as u64),
+    );
+    let (retrieval, _) =
+        train_retrieval(dataset, &fit, &[], &cfg.retrieval, |_| progress.advance(1))?;
+    progress.finish();
     let ui_fit = UserItems::with_spec(dataset, &fit, retrieval.spec.clone());
-    let ease_fit = if uses(ListFeature::Ease) {
-        progress("relevance head: EASE on the fitting rows");
-        let c = EaseTrainConfig {
-            lambda: cfg.ease.lambda * frac,
-            ..cfg.ease.clone()
-        };
-        Some(fit_ease(ui_fit.clone(), &c, meta.clone())?)
-    } else {
-        None
+    let ease_cfg = EaseTrainConfig {
+        lambda: cfg.ease.lambda * frac,
+        ..cfg.ease.clone()
     };
-    let ials_fit = if uses(ListFeature::Ials) {
-        progress("relevance head: iALS on the fitting rows");
-        let c = IalsTrainConfig {
-            regularization: cfg.ials.regularization * frac as f32,
-            ..cfg.ials.clone()
-        };
-        Some(fit_ials(ui_fit, &c, meta.clone(), |_| {})?)
-    } else {
-        None
+    let ials_cfg = IalsTrainConfig {
+        regularization: cfg.ials.regularization * frac as f32,
+        ..cfg.ials.clone()
     };
-    progress("relevance head: candidate lists");
+    let (ease_fit, ials_fit) = fit_sources(
+        ui_fit,
+        &ease_cfg,
+        &ials_cfg,
+        cfg,
+        "the fitting rows",
+        progress,
+    )?;
     let head_fit = RelevanceHead {
         weights: RelevanceWeights {
             features: cfg.features.clone(),
@@ -281,18 +287,18 @@ pub fn train_relevance(
         ials: ials_fit,
         popularity: retrieval.popularity.clone(),
     };
-    let (lists, candidate_recall) =
-        build_lists(dataset, train, &held, &retrieval, &head_fit, cfg)?;
+    let (lists, candidate_recall) = build_lists(dataset, train, &held, &retrieval, &head_fit, cfg)?;
     if lists.z.is_empty() {
         return Err(Error::NoData(
             "no training list holds a held-out interaction (too few interactions per user?)".into(),
         ));
     }
-    progress(&format!(
-        "relevance head: fitting on {} lists",
-        lists.z.len()
-    ));
-    let w = fit_weights(&lists, cfg);
+    progress.start(
+        &format!("relevance head: weights on {} lists", lists.z.len()),
+        Some(cfg.epochs as u64),
+    );
+    let w = fit_weights(&lists, cfg, progress);
+    progress.finish();
     let retrieval_first = start_weights(cfg);
     let report = RelevanceReport {
         lists: lists.z.len(),
@@ -311,14 +317,9 @@ pub fn train_relevance(
             .sum(),
     };
 
-    progress("relevance head: EASE and iALS on all training rows");
     let ui = UserItems::with_spec(dataset, train, spec.clone());
-    let ease = uses(ListFeature::Ease)
-        .then(|| fit_ease(ui.clone(), &cfg.ease, meta.clone()))
-        .transpose()?;
-    let ials = uses(ListFeature::Ials)
-        .then(|| fit_ials(ui.clone(), &cfg.ials, meta.clone(), |_| {}))
-        .transpose()?;
+    let popularity = ui.popularity.clone();
+    let (ease, ials) = fit_sources(ui, &cfg.ease, &cfg.ials, cfg, "all training rows", progress)?;
     let mut metrics = std::collections::BTreeMap::new();
     metrics.insert("lists".into(), report.lists as f64);
     metrics.insert("cold_positives".into(), report.cold_positives as f64);
@@ -342,10 +343,42 @@ pub fn train_relevance(
         },
         ease,
         ials,
-        popularity: ui.popularity,
+        popularity,
     };
     head.check(spec.user_id.len(), spec.item_id.len())?;
     Ok((head, report))
+}
+
+/// Fits the EASE and iALS models the head's features use, on `ui`.
+fn fit_sources(
+    ui: UserItems,
+    ease: &EaseTrainConfig,
+    ials: &IalsTrainConfig,
+    cfg: &RelevanceTrainConfig,
+    rows: &str,
+    progress: &dyn Progress,
+) -> Result<(Option<EaseModel>, Option<IalsModel>)> {
+    let meta = ModelMeta::default();
+    let e = if cfg.features.contains(&ListFeature::Ease) {
+        progress.start(&format!("relevance head: EASE on {rows}"), None);
+        let m = fit_ease(ui.clone(), ease, meta.clone())?;
+        progress.finish();
+        Some(m)
+    } else {
+        None
+    };
+    let i = if cfg.features.contains(&ListFeature::Ials) {
+        progress.start(
+            &format!("relevance head: iALS on {rows}"),
+            Some(ials.iterations as u64),
+        );
+        let m = fit_ials(ui, ials, meta, |_| progress.advance(1))?;
+        progress.finish();
+        Some(m)
+    } else {
+        None
+    };
+    Ok((e, i))
 }
 
 /// Splits each user's rows: `fraction` of them (rounded, at least one kept) held out.
@@ -503,7 +536,7 @@ fn build_lists(
             let mut z = Vec::new();
             head.features_into(
                 &ListInputs {
-                    user: u,
+                    ials_query: head.ials.as_ref().map(|m| m.user_factors.row(u as usize)),
                     history: seen,
                     items: &items,
                     retrieval: &scores,
@@ -603,8 +636,8 @@ fn start_weights(cfg: &RelevanceTrainConfig) -> Vec<f32> {
     }
 }
 
-/// Full-batch Adam from [`start_weights`].
-fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig) -> Vec<f32> {
+/// Full-batch Adam from [`start_weights`], one `progress` step per epoch.
+fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig, progress: &dyn Progress) -> Vec<f32> {
     let mut w = start_weights(cfg);
     let np = w.len();
     let (mut m, mut v) = (vec![0f64; np], vec![0f64; np]);
@@ -618,6 +651,7 @@ fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig) -> Vec<f32> {
             let vh = v[f] / (1.0 - b2.powi(t as i32));
             w[f] -= (cfg.learning_rate as f64 * mh / (vh.sqrt() + eps)) as f32;
         }
+        progress.advance(1);
     }
     w
 }
@@ -685,8 +719,8 @@ mod tests {
             wp[f] += h;
             let mut wm = w.to_vec();
             wm[f] -= h;
-            let fd = (loss_and_grad(l, &wp, 0.25).0 - loss_and_grad(l, &wm, 0.25).0)
-                / (2.0 * h as f64);
+            let fd =
+                (loss_and_grad(l, &wp, 0.25).0 - loss_and_grad(l, &wm, 0.25).0) / (2.0 * h as f64);
             assert!((fd - g[f]).abs() < 1e-4, "parameter {f}: {fd} vs {}", g[f]);
         }
     }

@@ -186,7 +186,7 @@ impl RetrievalTrainConfig {
 
     /// Reads a TOML config file.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        let text = shortlist_core::input::read_text(path).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -338,10 +338,20 @@ impl RetrievalHistory {
 }
 
 impl RetrievalHistory {
-    /// Writes `curves.csv` and `curves.png` (recall@20, ndcg@10, top-100 accuracy and
-    /// the training loss scaled to the first epoch) into `dir`.
+    /// Writes `curves.csv` and `curves.png` into `dir` (no baseline; see
+    /// [`RetrievalHistory::write_curves_with`]).
     pub fn write_curves(&self, dir: &std::path::Path) -> Result<()> {
-        use plotters::style::{BLACK, BLUE, GREEN, RED};
+        self.write_curves_with(dir, None)
+    }
+
+    /// Writes `curves.csv` and `curves.png` into `dir`: one panel each for test
+    /// recall@20, NDCG@10 and top-100 accuracy (with `popularity`'s value as a dashed
+    /// level), and one for the training loss.
+    pub fn write_curves_with(
+        &self,
+        dir: &std::path::Path,
+        popularity: Option<&EvalMetrics>,
+    ) -> Result<()> {
         let csv = dir.join("curves.csv");
         shortlist_core::atomic::write_file(&csv, self.to_csv().as_bytes()).map_err(|e| {
             Error::Output {
@@ -349,37 +359,76 @@ impl RetrievalHistory {
                 message: e.to_string(),
             }
         })?;
-        let metric = |key: &str| -> Vec<(f64, f64)> {
+        crate::curves::plot_panels(&dir.join("curves.png"), &self.panels(popularity))
+    }
+
+    /// The panels of `curves.png` (see [`RetrievalHistory::write_curves_with`]).
+    pub fn panels(&self, popularity: Option<&EvalMetrics>) -> Vec<crate::curves::Panel> {
+        use crate::curves::{Line, Panel, BASELINE_GREY, DARK_GREEN};
+        use plotters::style::{BLACK, BLUE, RED};
+        let last = self.epochs.len() as u32;
+        let metric = |key: &str| -> Vec<(u32, f64)> {
             self.epochs
                 .iter()
                 .filter_map(|e| {
                     e.test
                         .as_ref()
                         .and_then(|t| t.get(key))
-                        .map(|v| (e.epoch as f64, v))
+                        .map(|v| (e.epoch as u32, v))
                 })
                 .collect()
         };
-        let first = self.epochs.first().map_or(1.0, |e| e.train_loss.max(1e-12));
-        let loss = self
-            .epochs
-            .iter()
-            .map(|e| (e.epoch as f64, e.train_loss / first * 0.5))
-            .collect();
-        let lines = vec![
-            ("test recall@20", BLUE, metric("recall@20")),
-            ("test ndcg@10", GREEN, metric("ndcg@10")),
-            ("test top-100 accuracy", RED, metric("top_k_accuracy@100")),
-            ("train loss (÷ epoch 1, ×0.5)", BLACK, loss),
-        ];
-        let xmax = self.epochs.len().max(2) as f64;
-        crate::curves::plot_lines(
-            &dir.join("curves.png"),
-            "Retrieval: metrics per epoch",
-            "metric",
-            xmax,
-            lines,
-        )
+        let mut panels: Vec<Panel> = [
+            (
+                "recall@20",
+                "Retrieval: test recall@20 (seen items excluded)",
+                "recall@20 (share of a user's test items)",
+                BLUE,
+            ),
+            (
+                "ndcg@10",
+                "Retrieval: test NDCG@10 (seen items excluded)",
+                "NDCG@10 (0 to 1)",
+                DARK_GREEN,
+            ),
+            (
+                "top_k_accuracy@100",
+                "Retrieval: test top-100 accuracy (nothing excluded)",
+                "top-100 accuracy (share of test ratings)",
+                RED,
+            ),
+        ]
+        .into_iter()
+        .map(|(key, title, y_label, color)| {
+            let mut lines = vec![Line::epochs("model (test)", color, metric(key))];
+            if let Some(v) = popularity.and_then(|p| p.get(key)) {
+                lines.push(Line::level(
+                    format!("popularity baseline: {v:.4}"),
+                    BASELINE_GREY,
+                    v,
+                    last,
+                ));
+            }
+            Panel {
+                title: title.into(),
+                y_label: y_label.into(),
+                lines,
+            }
+        })
+        .collect();
+        panels.push(Panel {
+            title: "Retrieval: training loss".into(),
+            y_label: "softmax cross-entropy (nats per example)".into(),
+            lines: vec![Line::epochs(
+                "train (mean over the epoch)",
+                BLACK,
+                self.epochs
+                    .iter()
+                    .map(|e| (e.epoch as u32, e.train_loss))
+                    .collect(),
+            )],
+        });
+        panels
     }
 }
 
@@ -674,6 +723,26 @@ pub fn train_retrieval(
     train: &[usize],
     test: &[usize],
     cfg: &RetrievalTrainConfig,
+    on_epoch: impl FnMut(&RetrievalEpoch),
+) -> Result<(RetrievalModel, RetrievalHistory)> {
+    train_retrieval_with(
+        dataset,
+        train,
+        test,
+        cfg,
+        &shortlist_core::progress::NoProgress,
+        on_epoch,
+    )
+}
+
+/// [`train_retrieval`] reporting progress in batches over all epochs (one phase;
+/// `on_epoch` runs after each epoch's evaluation).
+pub fn train_retrieval_with(
+    dataset: &Dataset,
+    train: &[usize],
+    test: &[usize],
+    cfg: &RetrievalTrainConfig,
+    progress: &dyn shortlist_core::progress::Progress,
     mut on_epoch: impl FnMut(&RetrievalEpoch),
 ) -> Result<(RetrievalModel, RetrievalHistory)> {
     cfg.validate()?;
@@ -805,6 +874,11 @@ pub fn train_retrieval(
     let mut col_of = vec![u32::MAX; ni];
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     let mut pool = HistoryPool::new(model.seen.rows(), d);
+    let batches = examples.len().div_ceil(cfg.batch_size.max(1)) as u64;
+    progress.start(
+        &format!("retrieval: {} epochs", cfg.epochs),
+        Some(batches * cfg.epochs as u64),
+    );
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
         if epoch == 1 || cfg.reshuffle_each_epoch {
@@ -812,6 +886,7 @@ pub fn train_retrieval(
         }
         let mut loss_sum = 0.0f64;
         for batch in order.chunks(cfg.batch_size) {
+            progress.advance(1);
             let b = batch.len();
             // Query vectors (leave-one-out history). The history sum of each distinct
             // user of the batch is computed once, S_u = Σ_{j ∈ seen(u)} h_j, and each
@@ -1041,6 +1116,7 @@ pub fn train_retrieval(
         on_epoch(&record);
         history.epochs.push(record);
     }
+    progress.finish();
     model.meta.hyper_parameters = serde_json::to_value(cfg).unwrap_or_default();
     model.meta.data_fingerprint = fingerprint(dataset, train);
     if let Some(m) = history.epochs.last().and_then(|e| e.test.as_ref()) {
@@ -1052,6 +1128,61 @@ pub fn train_retrieval(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One panel per quantity, each with the popularity level when it is known, and
+    /// the loss alone in its own panel.
+    #[test]
+    fn curve_panels_put_each_metric_beside_its_popularity_level() {
+        let metrics = |r: f64| EvalMetrics {
+            values: [
+                ("recall@20", r),
+                ("ndcg@10", r / 2.0),
+                ("top_k_accuracy@100", r * 2.0),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            users_evaluated: 3,
+        };
+        let h = RetrievalHistory {
+            epochs: (1..=3)
+                .map(|e| RetrievalEpoch {
+                    epoch: e,
+                    train_loss: 5.0 - e as f64,
+                    test: (e != 2).then(|| metrics(0.1 * e as f64)),
+                    seconds: 0.0,
+                    eval_seconds: 0.0,
+                })
+                .collect(),
+        };
+        let pop = metrics(0.05);
+        let panels = h.panels(Some(&pop));
+        let titles: Vec<&str> = panels.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "Retrieval: test recall@20 (seen items excluded)",
+                "Retrieval: test NDCG@10 (seen items excluded)",
+                "Retrieval: test top-100 accuracy (nothing excluded)",
+                "Retrieval: training loss",
+            ]
+        );
+        let recall = &panels[0].lines;
+        assert_eq!(recall[0].points, vec![(1, 0.1), (3, 0.30000000000000004)]);
+        assert!(recall[1].dashed);
+        assert_eq!(recall[1].label, "popularity baseline: 0.0500");
+        assert_eq!(recall[1].points, vec![(1, 0.05), (3, 0.05)]);
+        assert_eq!(panels[3].lines.len(), 1);
+        assert_eq!(
+            panels[3].lines[0].points,
+            vec![(1, 4.0), (2, 3.0), (3, 2.0)]
+        );
+        assert_eq!(
+            h.panels(None)[0].lines.len(),
+            1,
+            "no baseline without popularity"
+        );
+    }
     use shortlist_data::synth::{generate, SynthConfig};
 
     fn data() -> (

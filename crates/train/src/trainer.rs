@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shortlist_core::dataset::Dataset;
 use shortlist_core::hash::fnv1a64;
+use shortlist_core::progress::{NoProgress, Progress};
 use shortlist_core::Rng;
 use shortlist_data::loaders::tsv::SplitData;
 use shortlist_features::FeatureSpec;
@@ -66,6 +67,12 @@ pub struct History {
     /// Test metrics of the returned model (with `ensemble > 1`, of the averaged
     /// ensemble; `epochs` then follow its first member).
     pub final_test: Option<Metrics>,
+    /// Ensemble members of the returned model (0 or 1: a single model).
+    #[serde(default)]
+    pub members: usize,
+    /// Training RMSE of the AutoRec per full-batch epoch (empty without AutoRec).
+    #[serde(default)]
+    pub autorec_rmse: Vec<f64>,
 }
 
 impl History {
@@ -501,7 +508,32 @@ pub fn train_ranking(
     test: &[usize],
     cfg: &TrainConfig,
 ) -> Result<(RankingModel, History)> {
+    train_ranking_with(dataset, train, test, cfg, &NoProgress)
+}
+
+/// [`train_ranking`] reporting progress: one phase for the ensemble members (in
+/// batches of all members together), one for the AutoRec (in epochs).
+pub fn train_ranking_with(
+    dataset: &Dataset,
+    train: &[usize],
+    test: &[usize],
+    cfg: &TrainConfig,
+    progress: &dyn Progress,
+) -> Result<(RankingModel, History)> {
     cfg.validate()?;
+    // The rows each member fits (as `fit_rows` carves them), without shuffling here.
+    let carved = ((train.len() as f64) * cfg.validation_fraction.max(0.0) as f64).round() as usize;
+    let fitted = train.len() - carved.min(train.len());
+    let batches = fitted.div_ceil(cfg.batch_size.max(1)) as u64;
+    let members = if cfg.ensemble > 1 {
+        format!("{} ensemble members", cfg.ensemble)
+    } else {
+        "model".to_owned()
+    };
+    progress.start(
+        &format!("ranking: {members} × {} epochs", cfg.epochs),
+        Some(batches * (cfg.epochs * cfg.ensemble) as u64),
+    );
     let runs: Vec<Result<(RankingModel, History)>> = (0..cfg.ensemble)
         .into_par_iter()
         .map(|k| {
@@ -509,9 +541,16 @@ pub fn train_ranking(
                 seed: cfg.seed.wrapping_add(k as u64),
                 ..cfg.clone()
             };
-            train_one(dataset, train, if k == 0 { test } else { &[] }, &c)
+            train_one(
+                dataset,
+                train,
+                if k == 0 { test } else { &[] },
+                &c,
+                progress,
+            )
         })
         .collect();
+    progress.finish();
     let mut runs = runs.into_iter();
     let (mut model, mut history) = runs
         .next()
@@ -520,6 +559,7 @@ pub fn train_ranking(
         let (m, _) = r?;
         model.members.push(m);
     }
+    history.members = cfg.ensemble;
     if let Some(acfg) = &cfg.autorec {
         // The rows the first model was fitted on (validation rows excluded), mapped to
         // its vocabularies.
@@ -530,7 +570,16 @@ pub fn train_ranking(
         let is: Vec<u32> = fit.iter().map(|&r| map.1[it.items[r] as usize]).collect();
         let rs: Vec<f32> = fit.iter().map(|&r| it.ratings[r]).collect();
         let (nu, ni) = (model.num_users(), model.num_items());
-        let (a, rmse) = crate::autorec::train_autorec(&us, &is, &rs, nu, ni, acfg, cfg.seed)?;
+        progress.start(
+            &format!("ranking: AutoRec × {} epochs", acfg.epochs),
+            Some(acfg.epochs as u64),
+        );
+        let trained =
+            crate::autorec::train_autorec_with(&us, &is, &rs, nu, ni, acfg, cfg.seed, progress);
+        progress.finish();
+        let (a, per_epoch) = trained?;
+        let rmse = per_epoch.last().copied().unwrap_or(f64::NAN);
+        history.autorec_rmse = per_epoch;
         model.meta.metrics.insert("autorec_train_rmse".into(), rmse);
         model.config.autorec = Some(a.config);
         model.autorec = Some(a);
@@ -538,7 +587,7 @@ pub fn train_ranking(
     }
     if let Some(rcfg) = &cfg.relevance {
         let (head, _) =
-            crate::relevance::train_relevance(dataset, train, &model.spec, rcfg, |_| {})?;
+            crate::relevance::train_relevance(dataset, train, &model.spec, rcfg, progress)?;
         model.relevance = Some(head);
     }
     model.prepare_scoring();
@@ -581,6 +630,7 @@ fn train_one(
     train: &[usize],
     test: &[usize],
     cfg: &TrainConfig,
+    progress: &dyn Progress,
 ) -> Result<(RankingModel, History)> {
     cfg.validate()?;
     let n_all = dataset.interactions.len();
@@ -654,6 +704,7 @@ fn train_one(
                 br.push(rs[k as usize]);
             }
             let s = trainer.step(&mut model, &bu, &bi, &br);
+            progress.advance(1);
             sse += s;
             loss_sum += s / chunk.len() as f64;
             batches += 1;

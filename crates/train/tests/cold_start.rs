@@ -3,6 +3,7 @@
 //! the model must place them by their features, and where the features make a new
 //! item the right answer (a category the customer shops, a brand and tags the customer
 //! likes) it must reach the customer's top-k.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use shortlist_core::Dataset;
 use shortlist_data::products::{catalogue_index, generate, ProductConfig, ProductTruth};
@@ -94,7 +95,11 @@ fn cold_items_are_retrieved_by_their_features() {
 
     // Every catalogue item is a row; cold rows follow the trained ones, with a zero
     // id embedding, no popularity and a candidate vector from the features.
-    assert_eq!(m.num_items(), l.d.items.len() + 1, "OOV row + every product");
+    assert_eq!(
+        m.num_items(),
+        l.d.items.len() + 1,
+        "OOV row + every product"
+    );
     let first_cold = m.num_items() - n_cold;
     let ids = m.candidate[0].table.as_ref().unwrap();
     for (i, raw) in l.d.items.raw_ids().iter().enumerate() {
@@ -143,7 +148,13 @@ fn cold_items_are_retrieved_by_their_features() {
         }
         let mut aff: Vec<(f32, usize)> = cold_items
             .iter()
-            .map(|&i| (l.truth.affinity(c, catalogue_index(l.d.items.raw(i as u32))), i))
+            .map(|&i| {
+                (
+                    l.truth
+                        .affinity(c, catalogue_index(l.d.items.raw(i as u32))),
+                    i,
+                )
+            })
             .collect();
         aff.sort_by(|a, b| b.0.total_cmp(&a.0));
         for &(_, i) in &aff[..aff.len() / 20] {
@@ -162,7 +173,10 @@ fn cold_items_are_retrieved_by_their_features() {
     }
     let share = in_top as f64 / pairs as f64;
     assert!(pairs > 100, "{pairs} pairs");
-    assert!(share > 0.12, "{in_top} of {pairs} favoured new items in the top 20");
+    assert!(
+        share > 0.12,
+        "{in_top} of {pairs} favoured new items in the top 20"
+    );
 }
 
 /// Id dropout is what makes the item tower stand on the features: without it the cold

@@ -8,8 +8,8 @@ use serde::Serialize;
 use shortlist_data::fetch::{self, FetchOptions, Fetched};
 use shortlist_data::info::DatasetInfo;
 use shortlist_data::loaders::{self, tsv};
-use shortlist_data::split::{self, SplitMethod};
 use shortlist_data::products::{self, ProductConfig};
+use shortlist_data::split::{self, SplitMethod};
 use shortlist_data::synth::{self, SynthConfig};
 use shortlist_data::{DuplicatePolicy, LoadOptions, LoadReport, Loaded, RowPolicy};
 
@@ -36,7 +36,7 @@ pub enum DataCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Split a dataset into train.tsv and test.tsv (user_id, item_id, rating, timestamp).
+    /// Split a dataset into train.tsv and test.tsv (user_id, item_id, rating, timestamp), published together.
     Split {
         /// A dataset name or path.
         dataset: String,
@@ -52,7 +52,7 @@ pub enum DataCommand {
         /// Interactions held out per user (leave-last-out).
         #[arg(long, default_value_t = 1)]
         n: usize,
-        /// Output directory.
+        /// Output directory (new, empty, or holding a previous split: it is replaced as a whole).
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -157,18 +157,25 @@ pub fn open(spec: &str, load: &LoadArgs, ctx: &Context) -> Result<Opened> {
             );
         }
         (f.dir.clone(), Some(f))
-    } else if path.exists() {
+    } else if path.exists() || looks_like_path(spec) {
+        // A missing path is reported as such by the loader ("no such file or directory").
         (path.to_path_buf(), None)
     } else {
-        return Err(shortlist_data::Error::UnknownDataset {
-            name: spec.to_owned(),
-            known: fetch::known_names(),
-        }
-        .into());
+        return Err(fetch::unknown_dataset(spec).into());
     };
     let loaded = loaders::load_path(&dir, &load.options(), &progress)?;
     warn_report(&loaded.report);
     Ok(Opened { loaded, fetched })
+}
+
+/// A dataset argument that names a file or directory rather than a dataset: it has a
+/// path separator or a file extension (`nope/ratings.csv`, `log.tsv`).
+fn looks_like_path(spec: &str) -> bool {
+    let p = Path::new(spec);
+    spec.contains(std::path::MAIN_SEPARATOR)
+        || spec.contains('/')
+        || spec.starts_with('.')
+        || p.extension().is_some()
 }
 
 /// Logs what loading skipped or merged (never silent).
@@ -336,26 +343,86 @@ pub struct SplitSummary {
     pub sha256: String,
 }
 
-/// Splits `dataset` and writes `out/train.tsv` and `out/test.tsv`.
+/// The files `data split` owns in its output directory.
+const SPLIT_FILES: [&str; 3] = ["train.tsv", "test.tsv", "split.json"];
+
+/// Splits `dataset` and publishes `out/train.tsv`, `out/test.tsv` and
+/// `out/split.json` as one unit: the directory is built under a temporary name and
+/// swapped into place, so a crash at any moment leaves the old split or the new
+/// one, never a mixed pair. `out` must be new, empty or hold only a previous split.
 pub fn write_split(
     dataset: &shortlist_core::Dataset,
     method: SplitMethod,
     out: &Path,
 ) -> Result<SplitSummary> {
+    check_split_dir(out)?;
     let parts = split::split(&dataset.interactions, method)?;
     let train_file = out.join("train.tsv");
     let test_file = out.join("test.tsv");
-    let mut bytes = tsv::write_rows(&train_file, dataset, &parts.train)
+    let staging = shortlist_core::atomic::AtomicDir::new(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    let train_bytes = tsv::write_rows(&staging.path().join("train.tsv"), dataset, &parts.train)
         .with_context(|| format!("writing {}", train_file.display()))?;
-    bytes.extend(tsv::write_rows(&test_file, dataset, &parts.test)?);
-    Ok(SplitSummary {
+    let test_bytes = tsv::write_rows(&staging.path().join("test.tsv"), dataset, &parts.test)
+        .with_context(|| format!("writing {}", test_file.display()))?;
+    let mut both = train_bytes.clone();
+    both.extend_from_slice(&test_bytes);
+    let summary = SplitSummary {
         method,
         train: parts.train.len(),
         test: parts.test.len(),
         train_file,
         test_file,
-        sha256: fetch::sha256_hex(&bytes),
-    })
+        sha256: fetch::sha256_hex(&both),
+    };
+    let record = serde_json::json!({
+        "format": "shortlist.split",
+        "method": summary.method,
+        "train": {"file": "train.tsv", "rows": summary.train, "sha256": fetch::sha256_hex(&train_bytes)},
+        "test": {"file": "test.tsv", "rows": summary.test, "sha256": fetch::sha256_hex(&test_bytes)},
+        "sha256": summary.sha256,
+    });
+    shortlist_core::atomic::write_file(
+        &staging.path().join("split.json"),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    staging
+        .commit()
+        .with_context(|| format!("publishing {}", out.display()))?;
+    Ok(summary)
+}
+
+/// `data split` replaces its output directory as a whole, so it refuses one that
+/// holds anything but a previous split.
+fn check_split_dir(out: &Path) -> Result<()> {
+    let bad = |msg: String| -> anyhow::Error { super::BadInput(msg).into() };
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(bad(format!("--out {}: {e}", out.display()))),
+        Ok(m) if !m.is_dir() => {
+            return Err(bad(format!(
+                "--out {}: exists and is not a directory",
+                out.display()
+            )))
+        }
+        Ok(_) => {}
+    }
+    let mut others: Vec<String> = std::fs::read_dir(out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !SPLIT_FILES.contains(&n.as_str()))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    others.sort();
+    others.truncate(5);
+    Err(bad(format!(
+        "--out {}: holds files other than a split's ({}); data split replaces the whole directory, so choose a new or empty one",
+        out.display(),
+        others.join(", ")
+    )))
 }
 
 fn print_info(info: &DatasetInfo, source: Option<&str>) -> Result<()> {

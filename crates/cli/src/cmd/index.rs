@@ -1,53 +1,107 @@
-//! `shortlist index tune`: the recall / latency frontier of IVF and HNSW parameters
-//! for a retrieval model's items, measured against the exact index.
+//! `shortlist index tune`: the recall / latency frontier of the approximate indexes on
+//! a retrieval model's items, for what the pipeline asks: top-k at several k, under
+//! random exclusions (10 / 50 / 90 % of the items) and with each user's seen items
+//! excluded, measured against the exact index.
+//!
+//! IVF settings are recall targets (what `[index] recall_target` sets): the index is
+//! calibrated with one sample of the model's users and measured on another, so the
+//! report shows how closely each target is met. HNSW settings are `expansion_search`.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
-use serde_json::json;
+use serde_json::{json, Value};
 use shortlist_core::Rng;
 use shortlist_index::hnsw::{HnswIndex, HnswParams};
-use shortlist_index::{ExactIndex, Filter, IvfIndex, IvfParams, TopKIndex};
+use shortlist_index::{
+    ExactIndex, Filter, ItemBitmap, IvfIndex, IvfParams, RecallTarget, TopKIndex,
+};
 use shortlist_model::RetrievalModel;
 
 use super::{print_json, BadInput};
 
-/// Recall@k of `index` on the sampled users and its single-threaded µs per query.
-fn measure(
-    index: &dyn TopKIndex,
-    all: &[f32],
-    d: usize,
-    sample: &[usize],
-    truth: &[Vec<u32>],
-    k: usize,
-) -> Result<(f64, f64)> {
-    let t = Instant::now();
-    let mut hits = 0usize;
-    for (q, &u) in sample.iter().enumerate() {
-        let got = index.search(&all[u * d..(u + 1) * d], k, &Filter::None)?;
-        hits += got.iter().filter(|h| truth[q].contains(&h.item)).count();
-    }
-    let us = t.elapsed().as_secs_f64() * 1e6 / sample.len() as f64;
-    let total: usize = truth.iter().map(Vec::len).sum();
-    Ok((hits as f64 / total.max(1) as f64, us))
+/// What `index tune` measures.
+pub struct TuneArgs<'a> {
+    /// Retrieval model directory.
+    pub dir: &'a Path,
+    /// `ivf`, `hnsw` or `all`.
+    pub method: &'a str,
+    /// The k of the unfiltered tasks.
+    pub ks: &'a [usize],
+    /// IVF recall targets to measure.
+    pub targets: &'a [f64],
+    /// Users measured (another sample of the same size calibrates IVF).
+    pub queries: usize,
+    /// Seed of the samples.
+    pub seed: u64,
+    /// One JSON object instead of the table.
+    pub json: bool,
 }
 
-/// Sweeps IVF lists × probes and HNSW connectivity × expansion_search (`method`:
-/// `ivf`, `hnsw` or `all`) on `queries` sampled users of the model at `dir`,
-/// single-threaded, and prints recall@k and µs per query for each setting.
-pub fn tune(
-    dir: &Path,
-    method: &str,
+/// One task: a name, its k, the filter of each query, the exact answers.
+struct Task {
+    name: String,
     k: usize,
-    queries: usize,
-    seed: u64,
-    json_out: bool,
-) -> Result<()> {
-    if k == 0 || queries == 0 {
-        return Err(BadInput("-k and --queries: expected at least 1".into()).into());
+    filters: Vec<Filters>,
+    truth: Vec<Vec<u32>>,
+}
+
+/// A query's filter, owned.
+enum Filters {
+    None,
+    Bitmap(usize),
+    Seen(u32),
+}
+
+/// Shared state of the sweep.
+struct Sweep<'a> {
+    model: &'a RetrievalModel,
+    queries: &'a [f32],
+    dim: usize,
+    bitmaps: Vec<ItemBitmap>,
+    oov: Vec<u32>,
+}
+
+impl Sweep<'_> {
+    fn filter<'s>(&'s self, f: &Filters, scratch: &'s mut Vec<u32>) -> Filter<'s> {
+        match f {
+            Filters::None => Filter::Exclude(&self.oov),
+            Filters::Bitmap(i) => Filter::AllowBitmap(&self.bitmaps[*i]),
+            Filters::Seen(u) => {
+                scratch.clear();
+                scratch.extend_from_slice(&self.oov);
+                scratch.extend_from_slice(self.model.seen_items(*u));
+                Filter::Exclude(scratch)
+            }
+        }
     }
-    let (ivf, hnsw) = match method {
+
+    /// Recall of `index` on `task` and its single-threaded µs per query.
+    fn measure(&self, index: &dyn TopKIndex, task: &Task) -> Result<(f64, f64)> {
+        let mut scratch = Vec::new();
+        let (mut found, mut total) = (0usize, 0usize);
+        let t = Instant::now();
+        for (q, (f, truth)) in task.filters.iter().zip(&task.truth).enumerate() {
+            let query = &self.queries[q * self.dim..(q + 1) * self.dim];
+            let hits = index.search(query, task.k, &self.filter(f, &mut scratch))?;
+            found += hits.iter().filter(|h| truth.contains(&h.item)).count();
+            total += truth.len();
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / task.truth.len().max(1) as f64;
+        Ok((found as f64 / total.max(1) as f64, us))
+    }
+}
+
+/// Runs the sweep and prints the frontier.
+pub fn tune(a: &TuneArgs<'_>) -> Result<()> {
+    if a.queries == 0 || a.ks.is_empty() || a.ks.contains(&0) {
+        return Err(BadInput("--ks and --queries: expected values of at least 1".into()).into());
+    }
+    if let Some(t) = a.targets.iter().find(|t| !(**t > 0.0 && **t <= 1.0)) {
+        return Err(BadInput(format!("--targets: {t} is not within (0, 1]")).into());
+    }
+    let (ivf, hnsw) = match a.method {
         "all" => (true, true),
         "ivf" => (true, false),
         "hnsw" => (false, true),
@@ -57,121 +111,204 @@ pub fn tune(
             )
         }
     };
-    let kind = super::model::model_kind(dir)?;
+    let kind = super::model::model_kind(a.dir)?;
     if kind != "retrieval" {
         return Err(BadInput(format!(
             "{}: `index tune` needs a retrieval model, this is a {kind} model",
-            dir.display()
+            a.dir.display()
         ))
         .into());
     }
-    let (model, _) = RetrievalModel::load(dir)?;
+    let (model, _) = RetrievalModel::load(a.dir)?;
     let d = model.dim();
+    let n = model.num_items();
     let items = model.all_candidates();
     let all = model.all_queries();
     let users = model.num_users();
-    let mut rng = Rng::new(seed);
-    let sample: Vec<usize> = (0..queries.min(users))
-        .map(|_| rng.below(users as u64) as usize)
-        .collect();
-    let exact = ExactIndex::new(items.clone(), d)?;
-    let truth: Vec<Vec<u32>> = sample
+    // Two disjoint samples when there are enough users: measured, then calibration.
+    let mut order: Vec<u32> = (0..users as u32).collect();
+    Rng::new(a.seed).shuffle(&mut order);
+    let measured: Vec<u32> = order.iter().copied().take(a.queries).collect();
+    let calibration: Vec<u32> = order
         .iter()
-        .map(|&u| {
-            exact
-                .search(&all[u * d..(u + 1) * d], k, &Filter::None)
-                .map(|h| h.iter().map(|x| x.item).collect())
-        })
-        .collect::<Result<_, _>>()?;
-    let mut rows = Vec::new();
-    if ivf {
-        let auto = IvfParams::default().lists_for(model.num_items());
-        let mut lists_sweep = vec![(auto / 2).max(1), auto, auto * 2];
-        lists_sweep.dedup();
-        for lists in lists_sweep {
-            let params = IvfParams {
-                lists,
-                ..IvfParams::default()
-            };
-            let t = Instant::now();
-            let mut index = IvfIndex::build(&items, d, params)?;
-            let build_seconds = t.elapsed().as_secs_f64();
-            // 1, 2, 4, … and finally every list (an exact search), until recall 1.
-            let mut sweep: Vec<usize> = std::iter::successors(Some(1usize), |p| Some(p * 2))
-                .take_while(|&p| p < index.lists())
-                .collect();
-            sweep.push(index.lists());
-            for probes in sweep {
-                index.set_probes(probes);
-                let (recall, us) = measure(&index, &all, d, &sample, &truth, k)?;
-                rows.push(json!({
-                    "method": "ivf", "lists": index.lists(), "probes": probes,
-                    "recall": recall, "us_per_query": us, "build_seconds": build_seconds,
-                }));
-                if recall >= 0.9999 {
-                    break;
+        .copied()
+        .skip(measured.len())
+        .take(a.queries)
+        .collect();
+    let vectors = |users: &[u32]| -> Vec<f32> {
+        users
+            .iter()
+            .flat_map(|&u| &all[u as usize * d..(u as usize + 1) * d])
+            .copied()
+            .collect()
+    };
+    let queries = vectors(&measured);
+    let mut rng = Rng::new(a.seed ^ 0x5EE0);
+    let oov: Vec<u32> = (0..model.spec.item_id.num_oov()).collect();
+    let pcts = [10usize, 50, 90];
+    let bitmaps: Vec<ItemBitmap> = pcts
+        .iter()
+        .map(|&p| {
+            let mut b = ItemBitmap::all(n);
+            for i in 0..n as u32 {
+                if oov.contains(&i) || rng.next_f64() < p as f64 / 100.0 {
+                    b.remove(i);
                 }
+            }
+            b
+        })
+        .collect();
+    let sweep = Sweep {
+        model: &model,
+        queries: &queries,
+        dim: d,
+        bitmaps,
+        oov,
+    };
+    // The tasks and their exact answers.
+    let exact = ExactIndex::new(items.clone(), d)?;
+    let mut tasks = Vec::new();
+    let seen_k = if a.ks.contains(&100) {
+        100
+    } else {
+        a.ks[a.ks.len() - 1]
+    };
+    // (name, k, the filter of user `u`): `None` unfiltered, `Some(i)` bitmap `i`, and
+    // the seen task's own kind below.
+    let mut specs: Vec<(String, usize, Option<Option<usize>>)> =
+        a.ks.iter()
+            .map(|&k| (format!("k={k}"), k, Some(None)))
+            .collect();
+    for (i, p) in pcts.iter().enumerate() {
+        specs.push((format!("excl={p}"), 10, Some(Some(i))));
+    }
+    specs.push((format!("seen,k={seen_k}"), seen_k, None));
+    for (name, k, kind) in specs {
+        let filters: Vec<Filters> = measured
+            .iter()
+            .map(|&u| match kind {
+                Some(None) => Filters::None,
+                Some(Some(i)) => Filters::Bitmap(i),
+                None => Filters::Seen(u),
+            })
+            .collect();
+        let mut scratch = Vec::new();
+        let truth = filters
+            .iter()
+            .enumerate()
+            .map(|(q, f)| {
+                let hits = exact.search(
+                    &queries[q * d..(q + 1) * d],
+                    k,
+                    &sweep.filter(f, &mut scratch),
+                )?;
+                Ok(hits.iter().map(|h| h.item).collect())
+            })
+            .collect::<Result<Vec<Vec<u32>>>>()?;
+        tasks.push(Task {
+            name,
+            k,
+            filters,
+            truth,
+        });
+    }
+    drop(exact);
+    let mut rows = Vec::new();
+    let mut push = |method: &str, setting: String, task: &Task, (recall, us): (f64, f64)| {
+        rows.push(json!({
+            "method": method, "setting": setting, "task": task.name, "k": task.k,
+            "recall": recall, "us_per_query": us,
+        }));
+    };
+    let mut builds = Vec::new();
+    if ivf {
+        let t = Instant::now();
+        let mut index = IvfIndex::build(&items, d, IvfParams::default())?;
+        if !calibration.is_empty() {
+            index.calibrate(&vectors(&calibration))?;
+        }
+        builds.push(json!({"method": "ivf", "lists": index.lists(), "build_seconds": t.elapsed().as_secs_f64()}));
+        for &target in a.targets {
+            index.set_recall_target(RecallTarget::uniform(target)?);
+            for task in &tasks {
+                push(
+                    "ivf",
+                    format!("recall_target {target}"),
+                    task,
+                    sweep.measure(&index, task)?,
+                );
             }
         }
     }
     if hnsw {
-        for connectivity in [8, 16, 32] {
-            let params = HnswParams {
-                connectivity,
-                exact_below: 0,
-                ..HnswParams::default()
-            };
-            let t = Instant::now();
-            let mut index = HnswIndex::build(&items, d, params)?;
-            let build_seconds = t.elapsed().as_secs_f64();
-            for ef in [16, 32, 64, 128, 256] {
-                index.set_expansion_search(ef);
-                let (recall, us) = measure(&index, &all, d, &sample, &truth, k)?;
-                rows.push(json!({
-                    "method": "hnsw", "connectivity": connectivity, "expansion_search": ef,
-                    "recall": recall, "us_per_query": us, "build_seconds": build_seconds,
-                }));
+        let t = Instant::now();
+        let params = HnswParams {
+            exact_below: 0,
+            ..HnswParams::default()
+        };
+        let mut index = HnswIndex::build(&items, d, params)?;
+        builds.push(json!({"method": "hnsw", "connectivity": params.connectivity, "build_seconds": t.elapsed().as_secs_f64()}));
+        for ef in [16, 32, 64, 128, 256, 512, 1024] {
+            index.set_expansion_search(ef);
+            for task in tasks.iter().filter(|t| t.k <= ef) {
+                push(
+                    "hnsw",
+                    format!("expansion_search {ef}"),
+                    task,
+                    sweep.measure(&index, task)?,
+                );
             }
         }
     }
-    if json_out {
-        return print_json(
-            &json!({ "k": k, "queries": sample.len(), "items": model.num_items(), "settings": rows }),
-        );
+    let calibrated = calibration.len();
+    if a.json {
+        return print_json(&json!({
+            "items": n, "queries": measured.len(), "calibration_queries": calibrated,
+            "builds": builds, "settings": rows,
+        }));
     }
+    report(n, d, measured.len(), calibrated, &builds, &rows, &tasks)
+}
+
+/// The human report: one table per task.
+fn report(
+    n: usize,
+    d: usize,
+    nq: usize,
+    nc: usize,
+    builds: &[Value],
+    rows: &[Value],
+    tasks: &[Task],
+) -> Result<()> {
     crate::outln!(
-        "{} items × {d}, {} queries, recall@{k} against the exact index (single thread)",
-        model.num_items(),
-        sample.len()
+        "{n} items × {d}; {nq} users measured, {nc} others calibrate IVF; recall against the exact index, single-threaded"
     );
-    crate::outln!(
-        "{:>6} {:>28} {:>9} {:>12} {:>9}",
-        "method",
-        "parameters",
-        "recall",
-        "µs/query",
-        "build s"
-    );
-    for r in &rows {
-        let u = |key: &str| r[key].as_u64().unwrap_or(0);
-        let params = if r["method"] == "ivf" {
-            format!("lists {} probes {}", u("lists"), u("probes"))
-        } else {
-            format!(
-                "M {} expansion_search {}",
-                u("connectivity"),
-                u("expansion_search")
-            )
-        };
+    for b in builds {
         crate::outln!(
-            "{:>6} {:>28} {:>9.4} {:>12.1} {:>9.2}",
-            r["method"].as_str().unwrap_or(""),
-            params,
-            r["recall"].as_f64().unwrap_or(0.0),
-            r["us_per_query"].as_f64().unwrap_or(0.0),
-            r["build_seconds"].as_f64().unwrap_or(0.0)
+            "{} built in {:.1} s",
+            b["method"].as_str().unwrap_or(""),
+            b["build_seconds"].as_f64().unwrap_or(0.0)
         );
     }
-    crate::outln!("set the chosen values in the retrieval config: [index] kind = \"ivf\" with [index.ivf] lists = …, probes = …; or kind = \"hnsw\" with [index.hnsw] connectivity = …, expansion_search = …");
+    for task in tasks {
+        crate::outln!("\n{} (k = {}):", task.name, task.k);
+        crate::outln!(
+            "{:>6} {:>24} {:>9} {:>12}",
+            "method",
+            "setting",
+            "recall",
+            "µs/query"
+        );
+        for r in rows.iter().filter(|r| r["task"] == task.name.as_str()) {
+            crate::outln!(
+                "{:>6} {:>24} {:>9.4} {:>12.1}",
+                r["method"].as_str().unwrap_or(""),
+                r["setting"].as_str().unwrap_or(""),
+                r["recall"].as_f64().unwrap_or(0.0),
+                r["us_per_query"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    crate::outln!("\nset the chosen target in the retrieval config: [index] recall_target = 0.95 (or per k: recall_target = {{ \"10\" = 0.99, \"100\" = 0.95 }}); for HNSW, [index] kind = \"hnsw\" with [index.hnsw] expansion_search = …");
     Ok(())
 }

@@ -48,18 +48,38 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// I/O errors that mean the user named a bad path: missing, unreadable, empty or
+/// with a NUL byte, a directory where a file was expected (or the reverse), a FIFO
+/// or device instead of a regular file, a file over the size limit, not text.
+fn is_bad_path(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        io.kind(),
+        K::NotFound
+            | K::PermissionDenied
+            | K::InvalidInput
+            | K::InvalidData
+            | K::IsADirectory
+            | K::NotADirectory
+    )
+}
+
 fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<BadInput>()
-            // A file the user named does not exist or cannot be read.
-            || c.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                matches!(io.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+            // A file the user named does not exist, cannot be read or is not a file.
+            || c.downcast_ref::<std::io::Error>().is_some_and(is_bad_path)
+            || c.downcast_ref::<shortlist_data::Error>().is_some_and(|d| {
+                d.is_bad_input() || matches!(d, shortlist_data::Error::Io(io) if is_bad_path(io))
             })
-            || c.downcast_ref::<shortlist_data::Error>()
-                .is_some_and(|d| matches!(d, shortlist_data::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound))
-            || c.downcast_ref::<shortlist_data::Error>()
-                .is_some_and(|d| d.is_bad_input())
             || c.is::<shortlist_features::Error>()
+            || c.downcast_ref::<shortlist_model::Error>().is_some_and(|m| {
+                matches!(m, shortlist_model::Error::Corrupt { .. })
+                    || matches!(m, shortlist_model::Error::Io { source, .. } if is_bad_path(source))
+            })
+            || c.downcast_ref::<shortlist_index::Error>().is_some_and(|i| {
+                matches!(i, shortlist_index::Error::Io(io) if is_bad_path(io))
+            })
             || c.downcast_ref::<shortlist_train::Error>().is_some_and(|t| {
                 matches!(
                     t,

@@ -4,23 +4,34 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
-use shortlist_core::dataset::{Dataset, IdMap};
-use shortlist_core::Interactions;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_model::{RankingModel, RetrievalModel};
-use shortlist_pipeline::{CandidateSource, ModelSource};
+use shortlist_pipeline::{CandidateSource, ModelSource, User};
+use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::SplitEvaluator;
 
+use super::pipeline::with_training_items;
+
 use super::{print_json, BadInput, Context};
+use crate::table::Table;
 
 /// The `kind` in a model directory's manifest.
 pub fn model_kind(dir: &Path) -> Result<String> {
+    if !dir.is_dir() {
+        return Err(BadInput(format!(
+            "--model {}: no such directory (expected a model version folder written by `shortlist train` or `quickstart`, e.g. models/movielens/retrieval/1)",
+            dir.display()
+        ))
+        .into());
+    }
+    if let Some(hint) = shortlist_serve::layout::model_dir_hint(dir) {
+        return Err(BadInput(format!("--model {hint}")).into());
+    }
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = shortlist_core::input::read_text(&path).map_err(|e| {
         BadInput(format!(
-            "{}: {e} (expected a model directory written by `shortlist train`)",
-            path.display()
+            "{e} (expected a model directory written by `shortlist train`)"
         ))
     })?;
     let v: Value = serde_json::from_str(&text)
@@ -46,14 +57,28 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         }
         "retrieval" => {
             let (model, _) = RetrievalModel::load(model_dir)?;
-            let (dataset, train, test_rows) = with_training_items(&model, &test_data);
+            let (dataset, train, test_rows) =
+                with_training_items(&model.spec, &model.seen, &test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
-            let mut v = serde_json::to_value(ev.model(&model, &dataset)?)?;
-            if let Value::Object(m) = &mut v {
-                m.insert("model".into(), json!("retrieval"));
-                m.insert("popularity".into(), serde_json::to_value(ev.popularity()?)?);
-            }
-            v
+            source_report("retrieval", &ev, &ev.model(&model, &dataset)?)?
+        }
+        "ease" => {
+            let model = shortlist_model::EaseModel::load(model_dir)?;
+            let (dataset, train, test_rows) =
+                with_training_items(&model.spec, &model.seen, &test_data);
+            let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
+            let score = super::train_implicit::ease_scorer(&model);
+            let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
+            source_report("ease", &ev, &m)?
+        }
+        "ials" => {
+            let model = shortlist_model::IalsModel::load(model_dir)?;
+            let (dataset, train, test_rows) =
+                with_training_items(&model.spec, &model.seen, &test_data);
+            let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
+            let score = super::train_implicit::ials_scorer(&model);
+            let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
+            source_report("ials", &ev, &m)?
         }
         other => {
             return Err(BadInput(format!(
@@ -64,52 +89,36 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         }
     };
     if json_out {
-        print_json(&report)
-    } else {
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
-        Ok(())
+        return print_json(&report);
     }
+    let mut t = Table::new(4);
+    if kind == "ranking" {
+        let count = report["count"].as_u64().unwrap_or(0) as usize;
+        t.section(
+            &format!(
+                "ranking (test: {} ratings; lower is better)",
+                super::thousands(count)
+            ),
+            &["model"],
+        )
+        .row("RMSE", &[report["rmse"].as_f64()])
+        .row("MAE", &[report["mae"].as_f64()]);
+    } else {
+        super::train::add_retrieval_section(&mut t, &report, super::train::RETRIEVAL_ROWS);
+    }
+    crate::outln!("{} on {}", model_dir.display(), test.display());
+    crate::outln!("{}", t.render().trim_end());
+    Ok(())
 }
 
-/// A dataset holding the model's training items (from its saved history: the items
-/// masked at evaluation) followed by the test file's interactions. Every catalogue
-/// item is an index, so all of them are ranked.
-fn with_training_items(
-    model: &RetrievalModel,
-    test: &Dataset,
-) -> (Dataset, Vec<usize>, Vec<usize>) {
-    let (uv, iv) = (&model.spec.user_id, &model.spec.item_id);
-    let mut users = IdMap::default();
-    let mut items = IdMap::default();
-    for row in iv.num_oov()..iv.len() as u32 {
-        items.intern(iv.value(row).unwrap_or_default());
+/// The JSON report of a candidate source: its metrics, its kind and popularity's.
+fn source_report(kind: &str, ev: &SplitEvaluator, m: &shortlist_eval::Metrics) -> Result<Value> {
+    let mut v = serde_json::to_value(m)?;
+    if let Value::Object(map) = &mut v {
+        map.insert("model".into(), json!(kind));
+        map.insert("popularity".into(), serde_json::to_value(ev.popularity()?)?);
     }
-    let mut inter = Interactions::default();
-    for row in uv.num_oov()..uv.len() as u32 {
-        let u = users.intern(uv.value(row).unwrap_or_default());
-        for &i in model.seen_items(row) {
-            inter.users.push(u);
-            inter
-                .items
-                .push(items.intern(iv.value(i).unwrap_or_default()));
-            inter.ratings.push(1.0);
-        }
-    }
-    let n_train = inter.len();
-    let t = &test.interactions;
-    for r in 0..t.len() {
-        inter.users.push(users.intern(test.users.raw(t.users[r])));
-        inter.items.push(items.intern(test.items.raw(t.items[r])));
-        inter.ratings.push(t.ratings[r]);
-    }
-    let n = inter.len();
-    let dataset = Dataset {
-        users,
-        items,
-        interactions: inter,
-        ..Dataset::default()
-    };
-    (dataset, (0..n_train).collect(), (n_train..n).collect())
+    Ok(v)
 }
 
 /// Display titles of a model directory's items, by raw id.
@@ -211,8 +220,10 @@ pub struct RecommendArgs<'a> {
     pub k: usize,
     /// Leave out the user's training items.
     pub exclude_seen: bool,
-    /// One JSON object.
+    /// One JSON object (for every user with `user` `None`; else JSON Lines).
     pub json: bool,
+    /// One JSON line per user (`--jsonl`, only with every user).
+    pub jsonl: bool,
     /// Write to this file instead of stdout.
     pub output: Option<PathBuf>,
 }
@@ -220,9 +231,10 @@ pub struct RecommendArgs<'a> {
 /// `shortlist recommend`.
 pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
     let kind = model_kind(a.model)?;
-    if kind != "retrieval" {
+    if !["retrieval", "ease", "ials"].contains(&kind.as_str()) {
         return Err(BadInput(format!(
-            "{}: `recommend` needs a retrieval model, this is a {kind} model",
+            "{}: `recommend` needs a candidate model (retrieval, ease or ials), this is a {kind} model; \
+             to recommend through both stages, pass the base folder with --pipeline",
             a.model.display()
         ))
         .into());
@@ -230,10 +242,17 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
     if a.k == 0 {
         return Err(BadInput("-k: expected at least 1".into()).into());
     }
+    if a.user.is_some() && (a.jsonl || a.output.is_some()) {
+        return Err(BadInput(
+            "--jsonl and --output go with --all-users (one line per user); for one user use --json"
+                .into(),
+        )
+        .into());
+    }
     let s = ModelSource::load(a.model, &kind)?;
     match a.user {
         Some(user) => {
-            let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
+            let r = s.retrieve(&User::id(user), a.k, a.exclude_seen, &[])?;
             if a.json {
                 return print_json(&json!({
                     "user_id": user,
@@ -258,29 +277,54 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
             Ok(())
         }
         None => {
-            let (model, _) = RetrievalModel::load(a.model)?;
-            let uv = &model.spec.user_id;
-            let mut out = String::new();
+            let uv = &s.spec().user_id;
+            let mut lines = Vec::new();
             for row in uv.num_oov()..uv.len() as u32 {
                 let user = uv.value(row).unwrap_or_default();
-                let r = s.retrieve(user, a.k, a.exclude_seen, &[])?;
-                let line = json!({
+                let r = s.retrieve(&User::id(user), a.k, a.exclude_seen, &[])?;
+                lines.push(json!({
                     "user_id": user,
                     "items": r.candidates.iter().map(|c| c.item_id).collect::<Vec<_>>(),
                     "scores": r.candidates.iter().map(|c| c.score).collect::<Vec<_>>(),
-                });
-                out.push_str(&line.to_string());
-                out.push('\n');
+                }));
             }
-            match &a.output {
-                Some(p) => shortlist_core::atomic::write_file(p, out.as_bytes())
-                    .with_context(|| format!("writing {}", p.display()))?,
-                None => {
-                    use std::io::Write as _;
-                    std::io::stdout().lock().write_all(out.as_bytes())?;
-                }
-            }
-            Ok(())
+            write_all_users(&lines, a.json, a.k, a.exclude_seen, a.output.as_deref())
         }
     }
+}
+
+/// Writes every user's list: with `json` one object holding them all, else (JSON
+/// Lines, the default) one line per user; to `output` (atomically) or stdout.
+pub fn write_all_users(
+    lines: &[Value],
+    json: bool,
+    k: usize,
+    exclude_seen: bool,
+    output: Option<&Path>,
+) -> Result<()> {
+    let out = if json {
+        let mut text = serde_json::to_string_pretty(&json!({
+            "k": k,
+            "exclude_seen": exclude_seen,
+            "users": lines,
+        }))?;
+        text.push('\n');
+        text
+    } else {
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        text
+    };
+    match output {
+        Some(p) => shortlist_core::atomic::write_file(p, out.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?,
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().lock().write_all(out.as_bytes())?;
+        }
+    }
+    Ok(())
 }

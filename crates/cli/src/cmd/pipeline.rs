@@ -5,18 +5,22 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use shortlist_core::dataset::{Dataset, IdMap};
 use shortlist_core::Interactions;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_eval::{EvalConfig, Evaluator, Metrics, Pairs, PopularityScorer};
+use shortlist_features::FeatureSpec;
+use shortlist_model::Csr;
 use shortlist_pipeline::{
-    recommend, CandidateSource, ModelSource, Order, Ranker, RankingStage, Request, Stage, Stages,
+    recommend, CandidateSource, HistoryItem, ModelSource, Order, Ranker, RankingStage, Request,
+    Stage, Stages, User,
 };
 
 use super::{print_json, BadInput, Context};
+use crate::table::Table;
 
 /// The served models of a base directory (`BASE/<name>/<latest version>/`).
 pub struct Pipeline {
@@ -144,22 +148,38 @@ pub struct EvalArgs<'a> {
     pub test: &'a Path,
     /// Candidate counts to evaluate the pipeline at.
     pub num_candidates: &'a [usize],
+    /// The training split file, for `cold`.
+    pub train: Option<&'a Path>,
+    /// History lengths at which test users are served as unknown users described
+    /// only by their first N training interactions (by timestamp).
+    pub cold: &'a [usize],
     /// One JSON object.
     pub json: bool,
 }
 
-/// One evaluated list kind.
-struct Row {
-    name: String,
-    metrics: Metrics,
+/// The served lists' metrics beside each stage alone and popularity.
+pub struct Served {
+    /// Users with test interactions (the denominator).
+    pub users: usize,
+    /// `(list description, metrics)`, in report order.
+    pub rows: Vec<(String, Metrics)>,
 }
 
-/// `shortlist eval --pipeline BASE --test F`.
-pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
-    let p = Pipeline::load(&a.models)?;
-    let test = load_tsv(a.test, &LoadOptions::default(), &ctx.progress())?;
-    super::data::warn_report(&test.report);
-    let (dataset, train, test_rows) = with_training_items(&p.primary.2, &test.dataset);
+/// The metrics shown per list, in order.
+pub const SERVED_KEYS: &[&str] = &["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
+
+/// Scores the lists `p` serves (exactly [`recommend`]'s, `k` = the largest cut-off,
+/// seen items excluded) on `test`'s interactions, at each of `num_candidates`, beside
+/// each source alone; with `detail`, also popularity, the list ordered by predicted
+/// rating and the ranking model over the whole catalogue.
+pub fn served_metrics(
+    p: &Pipeline,
+    test: &Dataset,
+    num_candidates: &[usize],
+    detail: bool,
+) -> Result<Served> {
+    let (dataset, train, test_rows) =
+        with_training_items(p.primary.2.spec(), p.primary.2.seen(), test);
     let it = &dataset.interactions;
     let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
     let (tu, ti) = (pick(&train, &it.users), pick(&train, &it.items));
@@ -172,10 +192,13 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
     )?;
     let config = EvalConfig::default();
     let k = config.ks.iter().copied().max().unwrap_or(20);
-    let mut rows = vec![Row {
-        name: "popularity".into(),
-        metrics: evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
-    }];
+    let mut rows = Vec::new();
+    if detail {
+        rows.push((
+            "popularity".to_owned(),
+            evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
+        ));
+    }
     let lists = |stages: &Stages<'_>, n: usize, order: Order| -> Result<Metrics> {
         let m = evaluator.evaluate_lists(
             |u| {
@@ -183,7 +206,7 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
                 recommend(
                     stages,
                     &Request {
-                        user_id: user,
+                        user: User::id(user),
                         k,
                         num_candidates: n.max(k),
                         exclude_seen: true,
@@ -204,20 +227,20 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
         Ok(m)
     };
     let none: Vec<(&dyn CandidateSource, usize)> = Vec::new();
-    rows.push(Row {
-        name: format!("{} alone ({})", p.primary.0, p.primary.2.kind()),
-        metrics: lists(&p.stages(&none, false), k, Order::Retrieval)?,
-    });
+    rows.push((
+        format!("{} alone ({})", p.primary.0, p.primary.2.kind()),
+        lists(&p.stages(&none, false), k, Order::Retrieval)?,
+    ));
     for (name, _, s, _) in &p.extra {
         let st = Stages {
             primary: s,
             extra: &none,
             ranker: None,
         };
-        rows.push(Row {
-            name: format!("{name} alone ({})", s.kind()),
-            metrics: lists(&st, k, Order::Retrieval)?,
-        });
+        rows.push((
+            format!("{name} alone ({})", s.kind()),
+            lists(&st, k, Order::Retrieval)?,
+        ));
     }
     let extra = p.extra_refs();
     let ranked = p.ranker.is_some();
@@ -226,71 +249,186 @@ pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
         Some(_) => "rating-only ranking model: retrieval order",
         None => "no ranking model",
     };
-    for &n in a.num_candidates {
-        rows.push(Row {
-            name: format!("pipeline, {n} candidates ({what})"),
-            metrics: lists(&p.stages(&extra, ranked), n, Order::Auto)?,
-        });
+    for &n in num_candidates {
+        rows.push((
+            format!("served: {n} candidates, {what}"),
+            lists(&p.stages(&extra, ranked), n, Order::Auto)?,
+        ));
     }
-    if let Some((_, _, r)) = &p.ranker {
-        rows.push(Row {
-            name: "pipeline ordered by predicted rating, 100 candidates".into(),
-            metrics: lists(&p.stages(&extra, true), 100, Order::Rating)?,
-        });
+    if let (Some((_, _, r)), true) = (&p.ranker, detail) {
+        rows.push((
+            "served, ordered by predicted rating (100 candidates)".into(),
+            lists(&p.stages(&extra, true), 100, Order::Rating)?,
+        ));
         if r.has_relevance() {
-            rows.push(Row {
-                name: "ranking alone (whole catalogue)".into(),
-                metrics: lists(
+            rows.push((
+                "ranking alone (whole catalogue)".into(),
+                lists(
                     &p.stages(&none, true),
                     p.primary.2.num_items(),
                     Order::Relevance,
                 )?,
-            });
+            ));
         }
     }
-    let keys = ["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
+    Ok(Served {
+        users: evaluator.users().len(),
+        rows,
+    })
+}
+
+/// The served lists of test users presented as unknown users (`cold:<id>`) whose
+/// history is their first `n` training interactions by timestamp (file order on ties),
+/// for each `n` of `lengths`; the metrics mask the users' whole training set, as for
+/// the known users.
+pub fn cold_metrics(
+    p: &Pipeline,
+    train: &Dataset,
+    test: &Dataset,
+    lengths: &[usize],
+) -> Result<Vec<(String, Metrics)>> {
+    let (dataset, tr, te) = with_training_items(p.primary.2.spec(), p.primary.2.seen(), test);
+    let it = &dataset.interactions;
+    let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
+    let evaluator = Evaluator::new(
+        dataset.users.len(),
+        dataset.items.len(),
+        Pairs::new(&pick(&tr, &it.users), &pick(&tr, &it.items))?,
+        Pairs::new(&pick(&te, &it.users), &pick(&te, &it.items))?,
+    )?;
+    // Each user's training items in time order, by raw ids.
+    let t = &train.interactions;
+    let mut order: Vec<usize> = (0..t.len()).collect();
+    if let Some(ts) = &t.timestamps {
+        order.sort_by_key(|&r| (ts[r], r));
+    }
+    let mut by_user: rustc_hash::FxHashMap<&str, Vec<&str>> = Default::default();
+    for r in order {
+        by_user
+            .entry(train.users.raw(t.users[r]))
+            .or_default()
+            .push(train.items.raw(t.items[r]));
+    }
+    let config = EvalConfig::default();
+    let k = config.ks.iter().copied().max().unwrap_or(20);
+    let none: Vec<(&dyn CandidateSource, usize)> = Vec::new();
+    let stages = p.stages(&none, true);
+    lengths
+        .iter()
+        .map(|&n| {
+            let m = evaluator.evaluate_lists(
+                |u| {
+                    let raw = dataset.users.raw(u);
+                    let history: Vec<HistoryItem<'_>> = by_user
+                        .get(raw)
+                        .map(|items| {
+                            items
+                                .iter()
+                                .take(n)
+                                .map(|&item_id| HistoryItem {
+                                    item_id,
+                                    strength: 1.0,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let id = format!("cold:{raw}");
+                    recommend(
+                        &stages,
+                        &Request {
+                            user: User {
+                                id: &id,
+                                history: &history,
+                            },
+                            k,
+                            num_candidates: 100,
+                            exclude_seen: true,
+                            exclude_items: &[],
+                            order: Order::Auto,
+                        },
+                    )
+                    .map(|r| {
+                        r.items
+                            .iter()
+                            .filter_map(|i| dataset.items.get(i.item_id))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+                },
+                &config,
+            )?;
+            Ok((
+                format!("unknown users, first {n} training items as history"),
+                m,
+            ))
+        })
+        .collect()
+}
+
+/// Adds the served lists' section to a text table.
+pub fn add_served_section(t: &mut Table, s: &Served) {
+    let section = t.section(
+        &format!(
+            "served lists (/v1/recommend, test: {} users; higher is better)",
+            super::thousands(s.users)
+        ),
+        SERVED_KEYS,
+    );
+    for (name, m) in &s.rows {
+        let values: Vec<Option<f64>> = SERVED_KEYS.iter().map(|k| m.get(k)).collect();
+        section.row(name, &values);
+    }
+}
+
+/// `shortlist eval --pipeline BASE --test F`.
+pub fn eval(a: &EvalArgs<'_>, ctx: &Context) -> Result<()> {
+    let p = Pipeline::load(&a.models)?;
+    let test = load_tsv(a.test, &LoadOptions::default(), &ctx.progress())?;
+    super::data::warn_report(&test.report);
+    let mut served = served_metrics(&p, &test.dataset, a.num_candidates, true)?;
+    if !a.cold.is_empty() {
+        let Some(train) = a.train else {
+            return Err(BadInput(
+                "--cold-history needs --train (the users' training interactions, in time order)"
+                    .into(),
+            )
+            .into());
+        };
+        let train = load_tsv(train, &LoadOptions::default(), &ctx.progress())?;
+        served
+            .rows
+            .extend(cold_metrics(&p, &train.dataset, &test.dataset, a.cold)?);
+    }
     if a.json {
-        let v: Vec<Value> = rows
+        let v: Vec<Value> = served
+            .rows
             .iter()
-            .map(|r| json!({"list": r.name, "metrics": r.metrics}))
+            .map(|(name, m)| json!({"list": name, "metrics": m}))
             .collect();
         return print_json(&json!({
             "base": a.models.base,
             "test": a.test,
-            "users_evaluated": evaluator.users().len(),
+            "users_evaluated": served.users,
             "rows": v,
         }));
     }
+    let mut t = Table::new(4);
+    add_served_section(&mut t, &served);
+    crate::outln!("{}", t.render().trim_end());
     crate::outln!(
-        "served lists on {} ({} users; k = {k}, seen items excluded):",
-        a.test.display(),
-        evaluator.users().len()
+        "(k = 20 per list, the user's training items excluded; every list is what shortlist_pipeline::recommend returns)"
     );
-    crate::outln!(
-        "{:<58} {}",
-        "list",
-        keys.iter().map(|k| format!("{k:>12}")).collect::<String>()
-    );
-    for r in &rows {
-        crate::outln!(
-            "{:<58} {}",
-            r.name,
-            keys.iter()
-                .map(|k| format!("{:>12.4}", r.metrics.get(k).unwrap_or(f64::NAN)))
-                .collect::<String>()
-        );
-    }
     Ok(())
 }
 
-/// A dataset holding the source's training items (the items masked at evaluation)
+/// A dataset holding a model's training items (`seen`, the items masked at evaluation)
 /// followed by the test file's interactions. Every catalogue item is an index, so all
 /// of them can be ranked and every served item can be scored.
 pub fn with_training_items(
-    source: &ModelSource,
+    spec: &FeatureSpec,
+    seen: &Csr,
     test: &Dataset,
 ) -> (Dataset, Vec<usize>, Vec<usize>) {
-    let spec = source.spec();
     let (uv, iv) = (&spec.user_id, &spec.item_id);
     let mut users = IdMap::default();
     let mut items = IdMap::default();
@@ -300,7 +438,7 @@ pub fn with_training_items(
     let mut inter = Interactions::default();
     for row in uv.num_oov()..uv.len() as u32 {
         let u = users.intern(uv.value(row).unwrap_or_default());
-        for &i in source.seen().row(row as usize) {
+        for &i in seen.row(row as usize) {
             inter.users.push(u);
             inter
                 .items
@@ -337,9 +475,11 @@ pub struct RecommendArgs<'a> {
     pub num_candidates: usize,
     /// Leave out the user's training items.
     pub exclude_seen: bool,
-    /// One JSON object (single user).
+    /// One JSON object (for every user with `user` `None`; else JSON Lines).
     pub json: bool,
-    /// Write the JSON Lines here instead of stdout.
+    /// One JSON line per user (only with every user).
+    pub jsonl: bool,
+    /// Write the lists here instead of stdout (only with every user).
     pub output: Option<PathBuf>,
 }
 
@@ -348,6 +488,13 @@ pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
     if a.k == 0 {
         return Err(BadInput("-k: expected at least 1".into()).into());
     }
+    if a.user.is_some() && (a.jsonl || a.output.is_some()) {
+        return Err(BadInput(
+            "--jsonl and --output go with --all-users (one line per user); for one user use --json"
+                .into(),
+        )
+        .into());
+    }
     let p = Pipeline::load(&a.models)?;
     let extra = p.extra_refs();
     let stages = p.stages(&extra, true);
@@ -355,7 +502,7 @@ pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
         recommend(
             &stages,
             &Request {
-                user_id: user,
+                user: User::id(user),
                 k: a.k,
                 num_candidates: a.num_candidates.max(a.k),
                 exclude_seen: a.exclude_seen,
@@ -403,27 +550,17 @@ pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
         }
         None => {
             let uv = &p.primary.2.spec().user_id;
-            let mut out = String::new();
+            let mut lines = Vec::new();
             for row in uv.num_oov()..uv.len() as u32 {
                 let user = uv.value(row).unwrap_or_default();
                 let r = run(user)?;
-                let line = json!({
+                lines.push(json!({
                     "user_id": user,
                     "items": r.items.iter().map(|i| i.item_id).collect::<Vec<_>>(),
                     "scores": r.items.iter().map(|i| i.ranking_score.unwrap_or(i.retrieval_score)).collect::<Vec<_>>(),
-                });
-                out.push_str(&line.to_string());
-                out.push('\n');
+                }));
             }
-            match &a.output {
-                Some(p) => shortlist_core::atomic::write_file(p, out.as_bytes())
-                    .with_context(|| format!("writing {}", p.display()))?,
-                None => {
-                    use std::io::Write as _;
-                    std::io::stdout().lock().write_all(out.as_bytes())?;
-                }
-            }
-            Ok(())
+            super::model::write_all_users(&lines, a.json, a.k, a.exclude_seen, a.output.as_deref())
         }
     }
 }

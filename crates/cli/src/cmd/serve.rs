@@ -1,30 +1,113 @@
 //! `shortlist serve`: the HTTP server over a TensorFlow-Serving-style model directory.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 
 use super::BadInput;
 
-/// Runs the server until SIGINT/SIGTERM.
-pub fn run(model_base_path: PathBuf, port: u16, poll_seconds: f64) -> Result<()> {
-    if !model_base_path.is_dir() {
+/// Flags of `shortlist serve` (defaults and limits: README, "Serving").
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of `<model name>/<integer version>/` model directories.
+    #[arg(long)]
+    pub model_base_path: PathBuf,
+    /// Address to listen on: 0.0.0.0 (every IPv4 interface, as TensorFlow Serving), 127.0.0.1 (this machine only), :: …
+    #[arg(long, default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// TCP port.
+    #[arg(long, default_value_t = 8501)]
+    pub port: u16,
+    /// Seconds between scans for new versions.
+    #[arg(long, default_value_t = 1.0)]
+    pub poll_seconds: f64,
+    /// Models to serve and to require for readiness, comma-separated (default: every directory; readiness requires the default models present).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Seconds a connection may take to send a complete request head.
+    #[arg(long, default_value_t = 5.0)]
+    pub header_timeout_seconds: f64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, default_value_t = 60.0)]
+    pub idle_timeout_seconds: f64,
+    /// Seconds from a request head to its answer (body and computation included); 504 past it.
+    #[arg(long, default_value_t = 10.0)]
+    pub request_timeout_seconds: f64,
+    /// Most open connections (default: the file-descriptor limit minus a reserve of 1/8).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Threads computing predictions (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub compute_threads: usize,
+    /// Most computations admitted at once; beyond it 503 with Retry-After.
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Refuse (503) a computation whose estimated queue wait exceeds this many milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub max_queue_ms: f64,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+}
+
+fn seconds(flag: &str, v: f64) -> Result<Duration> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(BadInput(format!("--{flag}: expected a positive number, found {v}")).into())
+    }
+}
+
+fn positive(flag: &str, v: usize) -> Result<usize> {
+    if v == 0 {
+        Err(BadInput(format!("--{flag}: expected a positive integer, found 0")).into())
+    } else {
+        Ok(v)
+    }
+}
+
+/// The server configuration of `args`, every flag checked.
+pub fn config(args: &ServeArgs) -> Result<shortlist_serve::ServeConfig> {
+    if !args.model_base_path.is_dir() {
         return Err(BadInput(format!(
             "--model-base-path {}: not a directory (expected DIR/<model name>/<version>/)",
-            model_base_path.display()
+            args.model_base_path.display()
         ))
         .into());
     }
-    if !(poll_seconds.is_finite() && poll_seconds > 0.0) {
-        return Err(BadInput(format!(
-            "--poll-seconds: expected a positive number, found {poll_seconds}"
-        ))
-        .into());
+    if let Some(bad) = args
+        .models
+        .iter()
+        .find(|m| m.is_empty() || m.contains('/') || m.starts_with('.'))
+    {
+        return Err(BadInput(format!("--models: {bad:?} is not a model directory name")).into());
     }
-    let mut config = shortlist_serve::config::ServeConfig::new(model_base_path, port);
-    config.poll_interval = Duration::from_secs_f64(poll_seconds);
+    let mut c = shortlist_serve::ServeConfig::new(&args.model_base_path, args.port);
+    c.addr = SocketAddr::new(args.host, args.port);
+    c.poll_interval = seconds("poll-seconds", args.poll_seconds)?;
+    c.models = args.models.clone();
+    c.header_timeout = seconds("header-timeout-seconds", args.header_timeout_seconds)?;
+    c.idle_timeout = seconds("idle-timeout-seconds", args.idle_timeout_seconds)?;
+    c.request_timeout = seconds("request-timeout-seconds", args.request_timeout_seconds)?;
+    c.max_connections = args
+        .max_connections
+        .map(|n| positive("max-connections", n))
+        .transpose()?;
+    c.compute_threads = args.compute_threads;
+    c.max_in_flight = positive("max-in-flight", args.max_in_flight)?;
+    c.max_queue_wait = seconds("max-queue-ms", args.max_queue_ms / 1000.0)?;
+    c.max_body_bytes = positive("max-body-bytes", args.max_body_bytes)?;
+    Ok(c)
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let config = config(args)?;
+    report_layout(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -34,4 +117,26 @@ pub fn run(model_base_path: PathBuf, port: u16, poll_seconds: f64) -> Result<()>
         shortlist_serve::serve(config, loader, shortlist_serve::shutdown_signal()).await
     })?;
     Ok(())
+}
+
+/// Says what the base path holds before serving: the models, versions and kinds
+/// found, or (a warning) why nothing can be served and which path was probably
+/// meant. The server still starts: versions written later are picked up.
+fn report_layout(config: &shortlist_serve::config::ServeConfig) {
+    let layout = shortlist_serve::layout::scan(&config.model_base_path);
+    let lines = layout.report(&[&config.retrieval_model, &config.ranking_model]);
+    if layout.has_servable() {
+        for line in lines {
+            tracing::info!("{line}");
+        }
+    } else {
+        for line in lines {
+            tracing::warn!("{line}");
+        }
+        tracing::warn!(
+            "serving nothing until a version appears under {} (polled every {:.1} s)",
+            config.model_base_path.display(),
+            config.poll_interval.as_secs_f64()
+        );
+    }
 }

@@ -11,13 +11,15 @@ use shortlist_core::atomic::AtomicDir;
 use shortlist_core::dataset::Dataset;
 use shortlist_data::loaders::tsv::{load_split, SplitData};
 use shortlist_data::split::{self, SplitMethod};
+use shortlist_eval::{BiasBaseline, RatingErrors};
 use shortlist_index::AnyIndex;
 use shortlist_model::retrieval_artifact::write_titles;
-use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig, SplitEvaluator};
+use shortlist_train::retrieval::{train_retrieval_with, RetrievalTrainConfig, SplitEvaluator};
 use shortlist_train::TrainConfig;
 
 use super::data::{open, LoadArgs};
 use super::{print_json, BadInput, Context};
+use crate::table::Table;
 
 /// The shipped default configurations (the files in `configs/`).
 pub const RANKING_DEFAULT: &str = include_str!("../../../../configs/ranking-default.toml");
@@ -65,11 +67,13 @@ pub struct TrainArgs {
     /// TOML configuration (default: the shipped configs/*-default.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Override the number of epochs.
-    #[arg(long)]
+    /// Override the number of epochs. Ranking: every ensemble member trains N epochs,
+    /// and the AutoRec's full-batch epochs are scaled by the same factor (N / the
+    /// configuration's epochs, at least 1; the command logs both). Retrieval: N epochs.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub epochs: Option<usize>,
     /// Override the batch size.
-    #[arg(long)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub batch_size: Option<usize>,
     /// Override the seed.
     #[arg(long)]
@@ -80,6 +84,19 @@ pub struct TrainArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses a whole number ≥ 1 (`--epochs`, `--batch-size`). Negative numbers reach
+/// this parser (`allow_negative_numbers`), so clap's error names the flag:
+/// `invalid value '-1' for '--epochs <N>': expected a whole number ≥ 1, found -1`.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => {
+            usize::try_from(n).map_err(|_| format!("expected a whole number ≥ 1, found {s}"))
+        }
+        Ok(_) => Err(format!("expected a whole number ≥ 1, found {s}")),
+        Err(_) => Err(format!("expected a whole number ≥ 1, found {s:?}")),
+    }
 }
 
 /// Loads the training data the flags describe.
@@ -146,12 +163,47 @@ macro_rules! apply_overrides {
 
 fn config_text(args: &TrainArgs, default: &str) -> Result<(String, PathBuf)> {
     match &args.config {
-        Some(p) => match std::fs::read_to_string(p) {
+        Some(p) => match shortlist_core::input::read_text(p) {
             Ok(text) => Ok((text, p.clone())),
-            Err(e) => Err(BadInput(format!("--config {}: {e}", p.display())).into()),
+            Err(e) => Err(BadInput(format!("--config {e}")).into()),
         },
         None => Ok((default.to_owned(), PathBuf::from("<default config>"))),
     }
+}
+
+/// Test errors of the rating baselines, fitted on the same training rows as the model.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RatingBaselines {
+    /// Always predicting the mean training rating.
+    pub global_mean: RatingErrors,
+    /// Mean + damped user and item biases ([`BiasBaseline`], Koren's λ).
+    pub user_item_bias: RatingErrors,
+}
+
+/// Fits the rating baselines on `split.train` and measures them on `split.test`.
+pub fn rating_baselines(split: &SplitData) -> Result<RatingBaselines> {
+    let it = &split.dataset.interactions;
+    let columns = |rows: &[usize]| -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+        (
+            rows.iter().map(|&r| it.users[r]).collect(),
+            rows.iter().map(|&r| it.items[r]).collect(),
+            rows.iter().map(|&r| it.ratings[r]).collect(),
+        )
+    };
+    let (u, i, r) = columns(&split.train);
+    let b = BiasBaseline::fit(
+        &u,
+        &i,
+        &r,
+        split.dataset.users.len(),
+        split.dataset.items.len(),
+        BiasBaseline::KOREN,
+    )?;
+    let (tu, ti, tr) = columns(&split.test);
+    Ok(RatingBaselines {
+        global_mean: RatingErrors::of(&tr, |_| b.mean),
+        user_item_bias: RatingErrors::of(&tr, |k| b.predict(tu[k], ti[k])),
+    })
 }
 
 /// What `train ranking` reports.
@@ -163,8 +215,15 @@ pub struct RankingReport {
     pub rmse: f64,
     /// Test MAE.
     pub mae: f64,
-    /// Epochs run.
+    /// What the reported model is: `model`, `3-member ensemble`,
+    /// `3-member ensemble + AutoRec blend`.
+    pub model: String,
+    /// Test errors of the baselines (same training rows).
+    pub baselines: RatingBaselines,
+    /// Epochs run (by the first ensemble member).
     pub epochs: usize,
+    /// Full-batch epochs of the AutoRec, when the model has one.
+    pub autorec_epochs: Option<usize>,
     /// Median training seconds per epoch.
     pub train_seconds_per_epoch: f64,
     /// Training examples per second (median epoch).
@@ -177,10 +236,32 @@ pub struct RankingReport {
     pub train_seconds: f64,
 }
 
+/// `--epochs N` on a ranking configuration: the members train N epochs and the
+/// AutoRec's epochs scale by N / the configured epochs (rounded, at least 1), so a
+/// quick run is quick throughout; both are logged.
+fn scale_autorec_epochs(cfg: &mut TrainConfig, epochs: Option<usize>) {
+    let (Some(n), Some(a)) = (epochs, cfg.autorec.as_mut()) else {
+        return;
+    };
+    if n == cfg.epochs {
+        return;
+    }
+    let scaled = ((a.epochs as f64) * n as f64 / cfg.epochs.max(1) as f64)
+        .round()
+        .max(1.0) as usize;
+    tracing::info!(
+        "--epochs {n}: each ensemble member trains {n} epochs instead of {}, and the AutoRec {scaled} full-batch epochs instead of {} (scaled alike)",
+        cfg.epochs,
+        a.epochs
+    );
+    a.epochs = scaled;
+}
+
 /// Trains, evaluates and saves a ranking model.
-pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingReport> {
+pub fn train_ranking(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Result<RankingReport> {
     let (text, path) = config_text(args, RANKING_DEFAULT)?;
     let mut cfg = TrainConfig::from_toml(&text, &path)?;
+    scale_autorec_epochs(&mut cfg, args.epochs);
     apply_overrides!(cfg, args);
     if let (Some(seed), Some(r)) = (args.seed, cfg.relevance.as_mut()) {
         // One seed for the whole model: the relevance head's split, first stage and iALS.
@@ -189,14 +270,29 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingRepor
         r.ials.seed = seed;
     }
     cfg.validate()?;
+    let baselines = rating_baselines(split)?;
     let start = Instant::now();
-    let (model, history) =
-        shortlist_train::train_ranking(&split.dataset, &split.train, &split.test, &cfg)?;
+    let (model, history) = shortlist_train::train_ranking_with(
+        &split.dataset,
+        &split.train,
+        &split.test,
+        &cfg,
+        &ctx.progress(),
+    )?;
     let train_seconds = start.elapsed().as_secs_f64();
     let m = shortlist_train::evaluate(&model, &split.dataset, &split.test);
     let staging = AtomicDir::new(&args.out)?;
     model.save(staging.path())?;
-    history.write_curves(staging.path())?;
+    history.write_curves_with(
+        staging.path(),
+        &[
+            (
+                "user + item biases".to_owned(),
+                baselines.user_item_bias.rmse,
+            ),
+            ("global mean".to_owned(), baselines.global_mean.rmse),
+        ],
+    )?;
     shortlist_core::atomic::write_file(
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
@@ -206,6 +302,8 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingRepor
         &model.spec,
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
+    // Every file is in place: list them with their checksums in the manifest.
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let median = history.median_epoch_seconds();
     let used = (split.train.len() as f64 * (1.0 - cfg.validation_fraction as f64)).round();
@@ -213,7 +311,10 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData) -> Result<RankingRepor
         out: args.out.clone(),
         rmse: m.rmse,
         mae: m.mae,
+        model: history.composition().unwrap_or_else(|| "model".into()),
+        baselines,
         epochs: history.epochs.len(),
+        autorec_epochs: cfg.autorec.as_ref().map(|a| a.epochs),
         train_seconds_per_epoch: median,
         examples_per_second: if median > 0.0 { used / median } else { 0.0 },
         train_examples: split.train.len(),
@@ -230,20 +331,30 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
     cfg.validate()?;
     let start = Instant::now();
     let quiet = ctx.quiet;
-    let (model, history) = train_retrieval(&split.dataset, &split.train, &split.test, &cfg, |e| {
-        if !quiet {
-            let m = |k: &str| e.test.as_ref().and_then(|t| t.get(k)).unwrap_or(f64::NAN);
-            tracing::info!(
-                "epoch {:>3}  loss {:.4}  recall@20 {:.4}  ndcg@10 {:.4}  top-100 acc {:.4}  ({:.2}s)",
-                e.epoch,
-                e.train_loss,
-                m("recall@20"),
-                m("ndcg@10"),
-                m("top_k_accuracy@100"),
-                e.seconds
-            );
-        }
-    })?;
+    let bars = ctx.progress();
+    let (model, history) = train_retrieval_with(
+        &split.dataset,
+        &split.train,
+        &split.test,
+        &cfg,
+        &bars,
+        |e| {
+            if !quiet {
+                let m = |k: &str| e.test.as_ref().and_then(|t| t.get(k)).unwrap_or(f64::NAN);
+                bars.suspend(|| {
+                    tracing::info!(
+                        "epoch {:>3}  loss {:.4}  recall@20 {:.4}  ndcg@10 {:.4}  top-100 acc {:.4}  ({:.2}s)",
+                        e.epoch,
+                        e.train_loss,
+                        m("recall@20"),
+                        m("ndcg@10"),
+                        m("top_k_accuracy@100"),
+                        e.seconds
+                    )
+                });
+            }
+        },
+    )?;
     let train_seconds = start.elapsed().as_secs_f64();
     let ev = SplitEvaluator::new(&split.dataset, &split.train, &split.test)?;
     let metrics = ev.model(&model, &split.dataset)?;
@@ -253,13 +364,23 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         staging.path(),
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
-    let index = AnyIndex::build(model.all_candidates(), model.dim(), &cfg.index)?;
+    // An IVF index sizes each search for the recall target from a calibration:
+    // measured with the model's own users, whose vectors may sit elsewhere than items.
+    let queries = model.all_queries();
+    let index = AnyIndex::build_with_queries(
+        model.all_candidates(),
+        model.dim(),
+        &cfg.index,
+        Some(&queries),
+    )?;
     index.save_dir(staging.path())?;
-    history.write_curves(staging.path())?;
+    history.write_curves_with(staging.path(), Some(&popularity))?;
     shortlist_core::atomic::write_file(
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
     )?;
+    // Every file is in place (the index too): list them with their checksums.
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let median = history.median_epoch_seconds();
     let mut report = serde_json::to_value(&metrics)?;
@@ -294,15 +415,16 @@ pub fn run(cmd: TrainCommand, ctx: &Context) -> Result<()> {
     match cmd {
         TrainCommand::Ranking(args) => {
             let split = load_data(&args.data, ctx)?;
-            let r = train_ranking(&args, &split)?;
+            let r = train_ranking(&args, &split, ctx)?;
             if args.json {
                 print_json(&r)
             } else {
+                crate::outln!("ranking model → {}", r.out.display());
+                let mut t = Table::new(4);
+                add_ranking_section(&mut t, &r);
+                crate::outln!("{}", t.render().trim_end());
                 crate::outln!(
-                    "ranking model → {}\n  test RMSE {:.4}  MAE {:.4}  ({} epochs, {:.3} s/epoch, {:.0} examples/s)",
-                    r.out.display(),
-                    r.rmse,
-                    r.mae,
+                    "  {} epochs, {:.3} s/epoch, {:.0} examples/s",
                     r.epochs,
                     r.train_seconds_per_epoch,
                     r.examples_per_second
@@ -341,30 +463,117 @@ pub fn run(cmd: TrainCommand, ctx: &Context) -> Result<()> {
 }
 
 fn print_retrieval(r: &Value, out: &Path) -> Result<()> {
-    let g = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let p = |k: &str| {
-        r.get("popularity")
-            .and_then(|p| p.get(k))
-            .and_then(Value::as_f64)
-            .unwrap_or(f64::NAN)
-    };
     crate::outln!("retrieval model → {}", out.display());
-    crate::outln!("  {:<20} {:>8} {:>11}", "metric", "model", "popularity");
-    for k in [
-        "recall@10",
-        "recall@20",
-        "ndcg@10",
-        "ndcg@20",
-        "hit_rate@10",
-        "top_k_accuracy@10",
-        "top_k_accuracy@100",
-    ] {
-        crate::outln!("  {k:<20} {:>8.4} {:>11.4}", g(k), p(k));
-    }
+    let mut t = Table::new(4);
+    add_retrieval_section(&mut t, r, RETRIEVAL_ROWS);
+    crate::outln!("{}", t.render().trim_end());
+    let g = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
     crate::outln!(
         "  {} epochs, {:.3} s/epoch",
         g("epochs"),
         g("train_seconds_per_epoch")
     );
     Ok(())
+}
+
+/// The retrieval metrics shown in text reports, in order.
+pub const RETRIEVAL_ROWS: &[&str] = &[
+    "recall@10",
+    "recall@20",
+    "ndcg@10",
+    "ndcg@20",
+    "hit_rate@10",
+    "top_k_accuracy@10",
+    "top_k_accuracy@100",
+];
+
+/// Adds the retrieval section (model beside popularity) of a retrieval report or
+/// `eval` result (`r`: the metrics, with `popularity` and `users_evaluated`).
+pub fn add_retrieval_section(t: &mut Table, r: &Value, keys: &[&str]) {
+    let users = r
+        .get("users_evaluated")
+        .and_then(Value::as_u64)
+        .map(|n| format!("{} users", super::thousands(n as usize)))
+        .unwrap_or_else(|| "users".into());
+    let section = t.section(
+        &format!("retrieval (test: {users}; higher is better)"),
+        &["model", "popularity"],
+    );
+    for key in keys {
+        let model = r.get(*key).and_then(Value::as_f64);
+        let pop = r
+            .get("popularity")
+            .and_then(|p| p.get(*key))
+            .and_then(Value::as_f64);
+        section.row(key, &[model, pop]);
+    }
+}
+
+/// Adds the ranking section (model beside its two baselines) of a ranking report.
+pub fn add_ranking_section(t: &mut Table, r: &RankingReport) {
+    let b = &r.baselines;
+    t.section(
+        &format!(
+            "ranking (test: {} ratings; lower is better)",
+            super::thousands(r.test_examples)
+        ),
+        &["model", "user+item biases", "global mean"],
+    )
+    .row(
+        "RMSE",
+        &[
+            Some(r.rmse),
+            Some(b.user_item_bias.rmse),
+            Some(b.global_mean.rmse),
+        ],
+    )
+    .row(
+        "MAE",
+        &[
+            Some(r.mae),
+            Some(b.user_item_bias.mae),
+            Some(b.global_mean.mae),
+        ],
+    );
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_scale_the_autorec_alike_and_bad_counts_are_named() {
+        let default = || TrainConfig::from_toml(RANKING_DEFAULT, Path::new("d")).unwrap();
+        let autorec = |c: &TrainConfig| c.autorec.as_ref().map(|a| a.epochs);
+        let base = default();
+        assert_eq!((base.epochs, autorec(&base)), (14, Some(200)));
+        for (n, want) in [(2, 29), (7, 100), (28, 400), (14, 200)] {
+            let mut c = default();
+            scale_autorec_epochs(&mut c, Some(n));
+            assert_eq!(autorec(&c), Some(want), "--epochs {n}");
+        }
+        let mut c = default();
+        scale_autorec_epochs(&mut c, None);
+        assert_eq!(autorec(&c), Some(200));
+        // 200 × 1 / 400 rounds to 0: at least one epoch.
+        let mut c = default();
+        c.epochs = 400;
+        scale_autorec_epochs(&mut c, Some(1));
+        assert_eq!(autorec(&c), Some(1));
+
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert_eq!(
+            at_least_one("-1"),
+            Err("expected a whole number ≥ 1, found -1".into())
+        );
+        assert_eq!(
+            at_least_one("0"),
+            Err("expected a whole number ≥ 1, found 0".into())
+        );
+        assert_eq!(
+            at_least_one("two"),
+            Err("expected a whole number ≥ 1, found \"two\"".into())
+        );
+    }
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use shortlist_core::atomic::{write_file, AtomicDir};
 use shortlist_data::loaders::tsv::SplitData;
 use shortlist_index::{AnyIndex, IndexConfig};
+use shortlist_model::{EaseModel, IalsModel};
 use shortlist_train::ease::{train_ease, EaseTrainConfig};
 use shortlist_train::ials::{train_ials, IalsTrainConfig};
 use shortlist_train::interactions::RowScorer;
@@ -45,7 +46,7 @@ pub fn train_ease_cmd(args: &TrainArgs, split: &SplitData) -> Result<Value> {
     let t = Instant::now();
     let model = train_ease(&split.dataset, &split.train, &cfg)?;
     let fit_seconds = t.elapsed().as_secs_f64();
-    let score = |u: u32, out: &mut [f32]| model.scores_into(model.seen.row(u as usize), out);
+    let score = ease_scorer(&model);
     let (metrics, popularity) =
         evaluate(split, &RowScorer::new(&model.spec, &split.dataset, &score))?;
     let staging = AtomicDir::new(&args.out)?;
@@ -57,6 +58,7 @@ pub fn train_ease_cmd(args: &TrainArgs, split: &SplitData) -> Result<Value> {
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
     )?;
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     Ok(report(args, "ease", metrics, popularity, fit_seconds))
 }
@@ -114,10 +116,32 @@ pub fn train_ials_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Res
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
     )?;
+    shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let mut r = report(args, "ials", metrics, popularity, fit_seconds);
     r["index"] = json!(index.kind_name());
     Ok(r)
+}
+
+/// Scores every item row for a user row with an EASE model (its training items as history).
+pub fn ease_scorer(model: &EaseModel) -> impl Fn(u32, &mut [f32]) + Sync + '_ {
+    |u, out| model.scores_into(model.seen.row(u as usize), out)
+}
+
+/// Scores every item row for a user row with an iALS model.
+pub fn ials_scorer(model: &IalsModel) -> impl Fn(u32, &mut [f32]) + Sync + '_ {
+    |u, out| {
+        let x = model.user_factors.row(u as usize);
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = model
+                .item_factors
+                .row(j)
+                .iter()
+                .zip(x)
+                .map(|(a, b)| a * b)
+                .sum();
+        }
+    }
 }
 
 fn evaluate(

@@ -80,6 +80,9 @@ pub fn detect(path: &Path) -> Result<Format> {
         )));
     }
     if path.is_file() {
+        if let Some(format) = movielens_file(path) {
+            return Ok(format);
+        }
         return Ok(match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Format::Schema(path.to_path_buf()),
             Some("inter") => Format::Recbole(path.to_path_buf()),
@@ -105,6 +108,31 @@ pub fn detect(path: &Path) -> Result<Format> {
             "cannot tell the dataset format: expected u.data (ML-100k), ratings.dat (ML-1M), ratings.csv (ML-latest/25M), a RecBole .inter file or schema.toml",
         ));
     })
+}
+
+/// A MovieLens ratings file given by itself (`u.data`, `ratings.dat`, or a
+/// `ratings.csv` with MovieLens' header) stands for its directory, where the loader
+/// also finds the titles and side features.
+fn movielens_file(path: &Path) -> Option<Format> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match path.file_name()?.to_str()? {
+        "u.data" => Some(Format::Ml100k(dir)),
+        "ratings.dat" => Some(Format::Ml1m(dir)),
+        "ratings.csv" => {
+            use std::io::BufRead as _;
+            let mut first = String::new();
+            let file = std::fs::File::open(path).ok()?;
+            std::io::BufReader::new(file).read_line(&mut first).ok()?;
+            first
+                .trim_start_matches('\u{feff}')
+                .starts_with("userId,movieId,rating")
+                .then_some(Format::MlLatest(dir))
+        }
+        _ => None,
+    }
 }
 
 /// Loads the dataset at `path` (a directory or file in any supported format).

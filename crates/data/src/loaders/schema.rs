@@ -148,7 +148,7 @@ pub enum DeclKind {
 impl Schema {
     /// Reads and checks a schema file.
     pub fn read(path: &Path) -> Result<Schema> {
-        let text = fs_err::read_to_string(path)?;
+        let text = shortlist_core::input::read_text(path)?;
         toml::from_str(&text).map_err(|e| Error::format(path, format!("invalid schema: {e}")))
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shortlist_pipeline::{User, UserPath};
 use shortlist_serve::servable::{
     predict_with_ranker, predict_with_retriever, ranking_signature, retrieval_signature,
 };
@@ -39,6 +40,7 @@ struct RetrievalUser {
 /// Fake retrieval model: score = affinity (or popularity) + bias.
 struct FakeRetrieval {
     bias: f32,
+    compute_ms: u64,
     items: Vec<Item>,
     users: HashMap<String, RetrievalUser>,
     k: usize,
@@ -50,12 +52,13 @@ impl CandidateSource for FakeRetrieval {
     }
     fn retrieve<'a>(
         &'a self,
-        user_id: &str,
+        user: &User<'_>,
         k: usize,
         exclude_seen: bool,
         exclude_items: &[&str],
     ) -> shortlist_pipeline::Result<Retrieved<'a>> {
-        let user = self.users.get(user_id);
+        std::thread::sleep(Duration::from_millis(self.compute_ms));
+        let user = self.users.get(user.id);
         let mut candidates: Vec<Candidate<'a>> = self
             .items
             .iter()
@@ -74,10 +77,16 @@ impl CandidateSource for FakeRetrieval {
         Ok(Retrieved {
             candidates,
             known_user: user.is_some(),
+            path: if user.is_some() {
+                UserPath::Known
+            } else {
+                UserPath::Popular
+            },
         })
     }
 
-    fn score_items(&self, user_id: &str, item_ids: &[&str], out: &mut [f32]) {
+    fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
+        let user_id = user.id;
         let user = self.users.get(user_id);
         for (o, id) in out.iter_mut().zip(item_ids) {
             *o = match (user, self.items.iter().find(|i| i.id == *id)) {
@@ -116,6 +125,7 @@ impl Servable for FakeRetrieval {
 /// `relevance` (the default) the same number is also its relevance score.
 struct FakeRanking {
     bias: f32,
+    compute_ms: u64,
     default: f32,
     items: Vec<String>,
     ratings: HashMap<String, HashMap<String, f32>>,
@@ -129,11 +139,12 @@ impl Ranker for FakeRanking {
 
     fn rank(
         &self,
-        user_id: &str,
+        user: &User<'_>,
         item_ids: &[&str],
         _retrieval: Option<&[f32]>,
     ) -> shortlist_pipeline::Result<Ranked> {
-        let user = self.ratings.get(user_id);
+        std::thread::sleep(Duration::from_millis(self.compute_ms));
+        let user = self.ratings.get(user.id);
         let mut unknown_items = Vec::new();
         let scores = item_ids
             .iter()
@@ -179,6 +190,12 @@ struct Spec {
     bias: f32,
     #[serde(default)]
     load_ms: u64,
+    /// Fail this many load attempts of the directory before succeeding.
+    #[serde(default)]
+    fail_first: usize,
+    /// Time each retrieve / rank call takes.
+    #[serde(default)]
+    compute_ms: u64,
     #[serde(default)]
     items: Vec<Value>,
     #[serde(default)]
@@ -205,9 +222,23 @@ pub fn fake_loader(loads: Arc<AtomicUsize>) -> Loader {
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let spec: Spec = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         std::thread::sleep(Duration::from_millis(spec.load_ms));
+        if spec.fail_first > 0 {
+            static ATTEMPTS: std::sync::Mutex<Option<HashMap<std::path::PathBuf, usize>>> =
+                std::sync::Mutex::new(None);
+            let mut a = ATTEMPTS.lock().unwrap();
+            let n = a
+                .get_or_insert_with(HashMap::new)
+                .entry(dir.to_path_buf())
+                .or_insert(0);
+            *n += 1;
+            if *n <= spec.fail_first {
+                return Err(format!("{}: transient failure {n}", dir.display()));
+            }
+        }
         let s: Arc<dyn Servable> = match spec.kind.as_str() {
             "retrieval" => Arc::new(FakeRetrieval {
                 bias: spec.bias,
+                compute_ms: spec.compute_ms,
                 items: serde_json::from_value(Value::Array(spec.items))
                     .map_err(|e| e.to_string())?,
                 users: serde_json::from_value(spec.users).map_err(|e| e.to_string())?,
@@ -215,6 +246,7 @@ pub fn fake_loader(loads: Arc<AtomicUsize>) -> Loader {
             }),
             "ranking" => Arc::new(FakeRanking {
                 bias: spec.bias,
+                compute_ms: spec.compute_ms,
                 default: spec.default,
                 items: serde_json::from_value(Value::Array(spec.items))
                     .map_err(|e| e.to_string())?,
@@ -368,6 +400,14 @@ impl Client {
         })
     }
 
+    /// Reads until the server closes the connection; returns the bytes read
+    /// (an error such as a reset counts as closed).
+    pub async fn read_until_closed(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.stream.read_to_end(&mut out).await;
+        out
+    }
+
     pub async fn get(&mut self, path: &str) -> Resp {
         self.request("GET", path, None).await.unwrap()
     }
@@ -380,6 +420,12 @@ impl Client {
     pub async fn post_raw(&mut self, path: &str, body: &[u8]) -> Resp {
         self.request("POST", path, Some(body)).await.unwrap()
     }
+}
+
+/// The value of one sample line of the Prometheus text (`name{labels}` exactly).
+pub fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
 }
 
 pub struct TestServer {

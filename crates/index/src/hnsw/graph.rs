@@ -1,44 +1,8 @@
-//! [`HnswIndex`]: approximate maximum-inner-product top-K over an HNSW graph (the
-//! [usearch](https://github.com/unum-cloud/usearch) C++ core, inner-product metric),
-//! behind the same [`TopKIndex`] trait as the exact index.
-//!
-//! * **MIPS → nearest neighbour** (optional, [`HnswParams::mips_augment`]). Inner
-//!   product is not a metric; with the option, items are scaled by `1 / max‖x‖`
-//!   and given one extra coordinate `sqrt(1 - ‖x‖²)` (all items then have norm 1, so
-//!   inner product ranks them like cosine / L2 while the graph is built), and queries
-//!   get a `0` there, so the query–item inner product is still exactly `q·x / max‖x‖`
-//!   (Bachrach et al., 2014). The graph then stores `dim + 1` coordinates. On our
-//!   benchmark (norms varying 3×) it *lowered* recall, so it is off by default;
-//!   without it items are only scaled by `1 / max‖x‖` (ranking unchanged).
-//! * **Scores** are inner products. usearch's `IP` metric returns `1 - dot`; the hit
-//!   score is `1 - distance` (exact to f32 rounding for `f32` storage; an approximation
-//!   of the dot product for `f16` / `i8` storage).
-//! * **Filters** ([`Filter`]) run *inside* the graph walk as a predicate (excluded items
-//!   are traversed but never returned), so recall holds when many items are excluded.
-//!   When few items are admissible (at most [`HnswParams::exact_below`]) the query is an
-//!   exact scan over the admissible items instead, and if the graph walk ever returns
-//!   fewer than `min(k, admissible)` hits it falls back to that exact scan too, so a
-//!   filtered query never returns an excluded item and never comes back short.
-//! * **Persistence**: [`save`](HnswIndex::save) writes the usearch file plus a JSON
-//!   manifest next to it (`<file>.json`: format, version, shape, build parameters, byte
-//!   length and SHA-256 of the index file), each atomically (temporary file + rename).
-//!   [`load`](HnswIndex::load) reads it into memory, [`view`](HnswIndex::view)
-//!   memory-maps it; both check the manifest, the length, the checksum and the usearch
-//!   header *before* the file reaches the C++ side, so a truncated or corrupt file is
-//!   an [`Error::Format`] naming the file, never a crash.
-//!   [`view_unverified`](HnswIndex::view_unverified) skips only the checksum (fast
-//!   start for files this process wrote itself).
-//! * **Threads**: usearch keeps one search context per concurrent caller; the index
-//!   reserves [`thread_slots`] of them and a small semaphore makes further callers
-//!   wait for a free one instead of failing.
-//! * Building inserts items in parallel (rayon), so two builds of the same items can
-//!   give slightly different graphs (and results); a saved index is deterministic.
+//! [`HnswIndex`] over usearch (see the [module docs](super)).
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
@@ -46,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
+use super::{HnswParams, Quantization};
+use crate::bitmap::ItemBitmap;
 use crate::error::{Error, Result};
 use crate::index_base::{Filter, Hit, TopKIndex};
 use crate::select::{rank_order, TopK};
@@ -55,113 +21,11 @@ pub const MANIFEST_FORMAT: &str = "shortlist.hnsw-index";
 /// Manifest version written (and the only one read) by this build.
 pub const MANIFEST_VERSION: u32 = 1;
 
-/// How item vectors are stored in the graph (and compared during the walk).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Quantization {
-    /// 32-bit floats: exact scores, 4 bytes per dimension.
-    #[default]
-    F32,
-    /// IEEE half precision: 2 bytes per dimension, scores to ~3 significant digits.
-    F16,
-    /// 8-bit integers after scaling the catalogue to `max |x| = 1`: 1 byte per
-    /// dimension, coarse scores (rank by them, do not report them as exact).
-    I8,
-}
-
-impl Quantization {
-    /// The name used in configs and the manifest (`f32`, `f16`, `i8`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Quantization::F32 => "f32",
-            Quantization::F16 => "f16",
-            Quantization::I8 => "i8",
-        }
-    }
-
-    fn scalar(self) -> ScalarKind {
-        match self {
-            Quantization::F32 => ScalarKind::F32,
-            Quantization::F16 => ScalarKind::F16,
-            Quantization::I8 => ScalarKind::I8,
-        }
-    }
-}
-
-impl fmt::Display for Quantization {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Quantization {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" => Ok(Quantization::F32),
-            "f16" => Ok(Quantization::F16),
-            "i8" => Ok(Quantization::I8),
-            other => Err(Error::invalid(
-                "quantization",
-                format!("{other:?} is not one of f32, f16, i8"),
-            )),
-        }
-    }
-}
-
-/// Build and search parameters of an [`HnswIndex`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HnswParams {
-    /// Graph connectivity `M` (edges per node on the upper levels; `2M` on the base
-    /// level). Higher: better recall, bigger index, slower build. Default 16.
-    pub connectivity: usize,
-    /// Candidate-list size while inserting (`efConstruction`). Default 128.
-    pub expansion_add: usize,
-    /// Candidate-list size while searching (`ef`); the walk uses at least `k`.
-    /// Changeable after loading ([`HnswIndex::set_expansion_search`]). Default 128.
-    pub expansion_search: usize,
-    /// Storage of the vectors. Default `f32`.
-    pub quantization: Quantization,
-    /// A filtered query with at most this many admissible items is answered by an
-    /// exact scan over them instead of the graph walk. Default 4096.
-    pub exact_below: usize,
-    /// Add the MIPS→NN coordinate `sqrt(1 - ‖x‖²)` (see the module docs). Helps when
-    /// item norms are similar; hurts badly when they vary a lot (the extra coordinate
-    /// dominates), so it is off by default: measure with `shortlist index tune`.
-    pub mips_augment: bool,
-}
-
-impl Default for HnswParams {
-    fn default() -> Self {
-        HnswParams {
-            connectivity: 16,
-            expansion_add: 128,
-            expansion_search: 128,
-            quantization: Quantization::F32,
-            exact_below: 4096,
-            mips_augment: false,
-        }
-    }
-}
-
-impl HnswParams {
-    /// Checks the ranges (connectivity ≥ 2, expansions ≥ 1).
-    pub fn validate(&self) -> Result<()> {
-        if self.connectivity < 2 {
-            return Err(Error::invalid(
-                "connectivity",
-                format!("must be at least 2, got {}", self.connectivity),
-            ));
-        }
-        if self.expansion_add == 0 {
-            return Err(Error::invalid("expansion_add", "must be at least 1"));
-        }
-        if self.expansion_search == 0 {
-            return Err(Error::invalid("expansion_search", "must be at least 1"));
-        }
-        Ok(())
+fn scalar(q: Quantization) -> ScalarKind {
+    match q {
+        Quantization::F32 => ScalarKind::F32,
+        Quantization::F16 => ScalarKind::F16,
+        Quantization::I8 => ScalarKind::I8,
     }
 }
 
@@ -229,7 +93,7 @@ impl Drop for SlotGuard<'_> {
 }
 
 /// Approximate maximum-inner-product top-K over an HNSW graph (see the
-/// [module docs](self)).
+/// [module docs](crate::hnsw)).
 pub struct HnswIndex {
     index: Index,
     dim: usize,
@@ -257,7 +121,7 @@ fn new_native(dim: usize, params: &HnswParams) -> Result<Index> {
     let options = IndexOptions {
         dimensions: dim,
         metric: MetricKind::IP,
-        quantization: params.quantization.scalar(),
+        quantization: scalar(params.quantization),
         connectivity: params.connectivity,
         expansion_add: params.expansion_add,
         expansion_search: params.expansion_search,
@@ -276,6 +140,7 @@ enum Prepared<'a> {
     All,
     Exclude(Cow<'a, [u32]>),
     Allow(Cow<'a, [u32]>),
+    Bitmap(&'a ItemBitmap),
 }
 
 fn prepare<'a>(filter: &Filter<'a>, n: usize) -> Result<(Prepared<'a>, usize)> {
@@ -294,6 +159,18 @@ fn prepare<'a>(filter: &Filter<'a>, n: usize) -> Result<(Prepared<'a>, usize)> {
     };
     Ok(match *filter {
         Filter::None => (Prepared::All, n),
+        Filter::AllowBitmap(b) => {
+            if b.universe() != n {
+                return Err(Error::invalid(
+                    "filter",
+                    format!(
+                        "the bitmap covers {} items, the index has {n}",
+                        b.universe()
+                    ),
+                ));
+            }
+            (Prepared::Bitmap(b), b.count())
+        }
         Filter::ExcludeSorted(list) => {
             if let Some(p) = list.windows(2).position(|w| w[0] > w[1]) {
                 return Err(Error::invalid(
@@ -420,29 +297,10 @@ impl HnswIndex {
     /// renamed first: a crash in between leaves a manifest whose length/checksum no
     /// longer match, which loading reports as an error naming the file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs_err::create_dir_all(&dir)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".hnsw-tmp-")
-            .tempfile_in(&dir)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
-            .into_temp_path();
-        let tmp_str = tmp.to_str().ok_or_else(|| {
-            Error::invalid(
-                "path",
-                format!(
-                    "{} is not valid UTF-8 (usearch needs a UTF-8 path)",
-                    path.display()
-                ),
-            )
-        })?;
+        let mut bytes = vec![0u8; self.index.serialized_length()];
         self.index
-            .save(tmp_str)
+            .save_to_buffer(&mut bytes)
             .map_err(|e| usearch_err(&format!("cannot save {}", path.display()), e))?;
-        let (bytes, sha256) = hash_file(&tmp)?;
         let manifest = Manifest {
             format: MANIFEST_FORMAT.into(),
             version: MANIFEST_VERSION,
@@ -450,40 +308,23 @@ impl HnswIndex {
             dim: self.dim,
             params: self.params,
             scale: self.scale,
-            bytes,
-            sha256,
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
             usearch_version: usearch::version().to_string(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| usearch_err("cannot serialise the manifest", e))?;
-        tmp.persist(path).map_err(|e| {
-            std::io::Error::new(e.error.kind(), format!("{}: {}", path.display(), e.error))
-        })?;
+        shortlist_core::atomic::write_file(path, &bytes)?;
         shortlist_core::atomic::write_file(&manifest_path(path), &json)?;
         Ok(())
     }
 
-    /// Loads an index saved by [`save`](Self::save) into memory, after checking the
-    /// manifest, the file length, the SHA-256 and the usearch header.
+    /// Loads an index saved by [`save`](Self::save) into memory: the file is read
+    /// once, and the manifest, its length, its SHA-256 and the usearch header are
+    /// checked on those bytes before usearch copies them. Nothing stays mapped or
+    /// open, so the file may be replaced, rewritten or truncated afterwards without
+    /// affecting the loaded index.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::open(path, false, true)
-    }
-
-    /// Memory-maps an index saved by [`save`](Self::save) (no copy: the pages are
-    /// shared with the OS cache), after the same checks as [`load`](Self::load)
-    /// (the checksum reads the file once).
-    pub fn view(path: &Path) -> Result<Self> {
-        Self::open(path, true, true)
-    }
-
-    /// [`view`](Self::view) without the checksum: the manifest, length and header are
-    /// still checked, but a file corrupted in the middle is not detected. For files
-    /// this deployment wrote and already verified.
-    pub fn view_unverified(path: &Path) -> Result<Self> {
-        Self::open(path, true, false)
-    }
-
-    fn open(path: &Path, mmap: bool, verify: bool) -> Result<Self> {
         let bad = |message: String| Error::Format {
             path: path.to_path_buf(),
             message,
@@ -514,25 +355,27 @@ impl HnswIndex {
                 m.bytes
             )));
         }
-        if verify {
-            let (_, sha) = hash_file(path)?;
-            if sha != m.sha256 {
-                return Err(bad(format!(
-                    "SHA-256 {sha} does not match the manifest's {} (corrupt file)",
-                    m.sha256
-                )));
-            }
+        let bytes = fs_err::read(path)?;
+        if bytes.len() as u64 != m.bytes {
+            return Err(bad(format!(
+                "read {} bytes but its manifest says {} (changed while reading?)",
+                bytes.len(),
+                m.bytes
+            )));
         }
-        let path_str = path
-            .to_str()
-            .ok_or_else(|| bad("path is not valid UTF-8 (usearch needs a UTF-8 path)".into()))?;
-        // The header is read by usearch only after the length check above, so it exists.
-        let meta = Index::metadata(path_str)
+        let sha = sha256_hex(&bytes);
+        if sha != m.sha256 {
+            return Err(bad(format!(
+                "SHA-256 {sha} does not match the manifest's {} (corrupt file)",
+                m.sha256
+            )));
+        }
+        let meta = Index::metadata_from_buffer(&bytes)
             .map_err(|e| bad(format!("unreadable usearch header ({e})")))?;
         if meta.dimensions as usize != m.dim + m.params.mips_augment as usize
             || meta.count_present as usize != m.items
             || meta.metric != MetricKind::IP
-            || meta.quantization != m.params.quantization.scalar()
+            || meta.quantization != scalar(m.params.quantization)
             || meta.multi
         {
             return Err(bad(format!(
@@ -547,12 +390,10 @@ impl HnswIndex {
             )));
         }
         let index = new_native(m.dim + m.params.mips_augment as usize, &m.params)?;
-        if mmap {
-            index.view(path_str)
-        } else {
-            index.load(path_str)
-        }
-        .map_err(|e| bad(format!("usearch cannot open it ({e})")))?;
+        index
+            .load_from_buffer(&bytes)
+            .map_err(|e| bad(format!("usearch cannot open it ({e})")))?;
+        drop(bytes);
         if index.size() != m.items || index.dimensions() != m.dim + m.params.mips_augment as usize {
             return Err(bad(format!(
                 "opened index has {} items of dim {}, the manifest says {} of dim {} (without augmentation)",
@@ -596,6 +437,11 @@ impl HnswIndex {
         match prep {
             Prepared::Allow(list) => {
                 for &i in list.iter() {
+                    offer(i, &mut top)?;
+                }
+            }
+            Prepared::Bitmap(b) => {
+                for i in b.iter() {
                     offer(i, &mut top)?;
                 }
             }
@@ -656,6 +502,9 @@ impl HnswIndex {
             Prepared::Allow(list) => self.index.filtered_search(&q, want, |key: u64| {
                 u32::try_from(key).is_ok_and(|k| list.binary_search(&k).is_ok())
             }),
+            Prepared::Bitmap(b) => self.index.filtered_search(&q, want, |key: u64| {
+                u32::try_from(key).is_ok_and(|k| b.contains(k))
+            }),
         }
         .map_err(|e| usearch_err("search failed", e))?;
         if matches.keys.len() < want {
@@ -686,21 +535,12 @@ impl HnswIndex {
     }
 }
 
-fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut f = fs_err::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let r = f.read(&mut buf)?;
-        if r == 0 {
-            break;
-        }
-        total += r as u64;
-        h.update(&buf[..r]);
-    }
-    let hex = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((total, hex))
+/// SHA-256 of `bytes` as lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl TopKIndex for HnswIndex {
@@ -728,44 +568,5 @@ impl TopKIndex for HnswIndex {
             .enumerate()
             .map(|(q, query)| self.search_one(query, k, &filter_of(q)))
             .collect()
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod probe {
-    use super::*;
-
-    /// Per-query cost of the HNSW path at 100k × 64 (run with `cargo test --release -p
-    /// shortlist-index hnsw::probe -- --ignored --nocapture`).
-    #[test]
-    #[ignore = "timing probe"]
-    fn hnsw_query_cost() {
-        let mut rng = shortlist_core::Rng::new(5);
-        let (n, dim, centres) = (100_000, 64, 316);
-        let c: Vec<f32> = (0..centres * dim).map(|_| rng.normal() as f32).collect();
-        let mut items = Vec::with_capacity(n * dim);
-        for i in 0..n {
-            let s = 0.5 + rng.next_f32();
-            for d in 0..dim {
-                items.push((c[(i % centres) * dim + d] + 0.5 * rng.normal() as f32) * s);
-            }
-        }
-        let queries: Vec<f32> = (0..1000 * dim).map(|_| rng.normal() as f32).collect();
-        let t = std::time::Instant::now();
-        let mut index = HnswIndex::build(&items, dim, HnswParams::default()).unwrap();
-        println!("build {:?}", t.elapsed());
-        for ef in [16, 64] {
-            index.set_expansion_search(ef);
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t = std::time::Instant::now();
-                for q in queries.chunks_exact(dim) {
-                    std::hint::black_box(index.search(q, 10, &Filter::None).unwrap());
-                }
-                best = best.min(t.elapsed().as_secs_f64());
-            }
-            println!("ef {ef}: {:.1} µs/query", best * 1e6 / 1000.0);
-        }
     }
 }

@@ -1,0 +1,316 @@
+//! The whole pipeline on generated data with planted structure: the served list
+//! (retrieval → relevance head) measurably beats the first stage alone, every model
+//! kind loads through `load_dir`, and each answers like the pipeline expects.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::path::Path;
+
+use shortlist_core::Dataset;
+use shortlist_data::synth::{generate, SynthConfig};
+use shortlist_eval::{EvalConfig, Evaluator, Pairs};
+use shortlist_pipeline::{
+    load_dir, recommend, CandidateSource, HistoryItem, Order, Ranker, Request, Stage, Stages, User,
+    UserPath,
+};
+use shortlist_train::ease::{train_ease, EaseTrainConfig};
+use shortlist_train::ials::{train_ials, IalsTrainConfig};
+use shortlist_train::relevance::RelevanceTrainConfig;
+use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
+use shortlist_train::TrainConfig;
+
+fn data() -> (Dataset, Vec<usize>, Vec<usize>) {
+    let (d, _) = generate(&SynthConfig {
+        users: 400,
+        items: 200,
+        interactions: 16_000,
+        rank: 6,
+        seed: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut rows: Vec<usize> = (0..d.interactions.len()).collect();
+    shortlist_core::Rng::new(9).shuffle(&mut rows);
+    let test = rows.split_off(rows.len() * 4 / 5);
+    (d, rows, test)
+}
+
+/// A weak first stage (few epochs, small towers): there is room to rank better.
+fn retrieval_config() -> RetrievalTrainConfig {
+    RetrievalTrainConfig {
+        embedding_dim: 8,
+        epochs: 2,
+        batch_size: 256,
+        ..Default::default()
+    }
+}
+
+fn ndcg10(d: &Dataset, train: &[usize], test: &[usize], stages: &Stages<'_>) -> f64 {
+    let it = &d.interactions;
+    let col = |rows: &[usize], c: &[u32]| rows.iter().map(|&r| c[r]).collect::<Vec<u32>>();
+    let (tu, ti, su, si) = (
+        col(train, &it.users),
+        col(train, &it.items),
+        col(test, &it.users),
+        col(test, &it.items),
+    );
+    let ev = Evaluator::new(
+        d.users.len(),
+        d.items.len(),
+        Pairs::new(&tu, &ti).unwrap(),
+        Pairs::new(&su, &si).unwrap(),
+    )
+    .unwrap();
+    let m = ev
+        .evaluate_lists(
+            |u| {
+                let r = recommend(
+                    stages,
+                    &Request {
+                        user: User::id(d.users.raw(u)),
+                        k: 10,
+                        num_candidates: 50,
+                        exclude_seen: true,
+                        exclude_items: &[],
+                        order: Order::Auto,
+                    },
+                )
+                .unwrap();
+                r.items
+                    .iter()
+                    .filter_map(|i| d.items.get(i.item_id))
+                    .collect()
+            },
+            &EvalConfig::default(),
+        )
+        .unwrap();
+    m.get("ndcg@10").unwrap()
+}
+
+fn source(dir: &Path) -> shortlist_pipeline::ModelSource {
+    match load_dir(dir).unwrap() {
+        Stage::Source(s) => s,
+        Stage::Ranking(_) => panic!("{} is a ranking model", dir.display()),
+    }
+}
+
+#[test]
+fn the_relevance_head_improves_on_its_first_stage() {
+    let (d, train, test) = data();
+    let base = tempfile::tempdir().unwrap();
+    let (r, _) = train_retrieval(&d, &train, &[], &retrieval_config(), |_| {}).unwrap();
+    r.save(&base.path().join("retrieval"), &[]).unwrap();
+    let cfg = TrainConfig {
+        embedding_dim: 4,
+        hidden: vec![8],
+        epochs: 1,
+        batch_size: 512,
+        relevance: Some(RelevanceTrainConfig {
+            retrieval: retrieval_config(),
+            candidates: 50,
+            ials: IalsTrainConfig {
+                factors: 8,
+                regularization: 5.0,
+                ..Default::default()
+            },
+            ease: EaseTrainConfig {
+                lambda: 50.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (ranking, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
+    ranking.save(&base.path().join("ranking")).unwrap();
+    let primary = source(&base.path().join("retrieval"));
+    let Stage::Ranking(ranker) = load_dir(&base.path().join("ranking")).unwrap() else {
+        panic!("not a ranking model");
+    };
+    assert!(ranker.has_relevance());
+    let alone = ndcg10(
+        &d,
+        &train,
+        &test,
+        &Stages {
+            primary: &primary,
+            extra: &[],
+            ranker: None,
+        },
+    );
+    let served = ndcg10(
+        &d,
+        &train,
+        &test,
+        &Stages {
+            primary: &primary,
+            extra: &[],
+            ranker: Some(&ranker),
+        },
+    );
+    eprintln!("served {served:.4} vs first stage alone {alone:.4}");
+    assert!(
+        served > alone * 1.05,
+        "served list NDCG@10 {served:.4} vs first stage alone {alone:.4}"
+    );
+}
+
+#[test]
+fn ease_and_ials_directories_load_as_candidate_sources() {
+    let (d, train, _) = data();
+    let base = tempfile::tempdir().unwrap();
+    let ease = train_ease(&d, &train, &EaseTrainConfig::default()).unwrap();
+    let titles: Vec<String> = (0..ease.num_items())
+        .map(|r| format!("title {r}"))
+        .collect();
+    ease.save(&base.path().join("ease"), &titles).unwrap();
+    let ials = train_ials(&d, &train, &IalsTrainConfig::default(), |_| {}).unwrap();
+    ials.save(&base.path().join("ials"), &[]).unwrap();
+    let user = d.users.raw(d.interactions.users[train[0]]);
+    for (name, kind) in [("ease", "ease"), ("ials", "ials")] {
+        let s = source(&base.path().join(name));
+        assert_eq!(s.kind(), kind);
+        let r = s.retrieve(&User::id(user), 5, true, &[]).unwrap();
+        assert!(r.known_user && r.candidates.len() == 5);
+        assert!(r.candidates.windows(2).all(|w| w[0].score >= w[1].score));
+        // The scores of the retrieved items agree with score_items.
+        let ids: Vec<&str> = r.candidates.iter().map(|c| c.item_id).collect();
+        let mut s2 = vec![0f32; ids.len()];
+        s.score_items(&User::id(user), &ids, &mut s2);
+        for (c, v) in r.candidates.iter().zip(&s2) {
+            assert!(
+                (c.score - v).abs() <= 1e-4 * c.score.abs().max(1.0),
+                "{name}"
+            );
+        }
+        // Seen items excluded; unknown users get popular items.
+        let seen: Vec<&str> = train
+            .iter()
+            .filter(|&&row| d.users.raw(d.interactions.users[row]) == user)
+            .map(|&row| d.items.raw(d.interactions.items[row]))
+            .collect();
+        assert!(ids.iter().all(|i| !seen.contains(i)), "{name}");
+        assert!(
+            !s.retrieve(&User::id("nobody"), 3, true, &[])
+                .unwrap()
+                .known_user
+        );
+    }
+    let s = source(&base.path().join("ease"));
+    let id = s
+        .retrieve(&User::id(user), 1, true, &[])
+        .unwrap()
+        .candidates[0]
+        .item_id;
+    assert!(s.item_title(id).unwrap().starts_with("title "));
+}
+
+/// Users the models never saw, described only by five of their training
+/// interactions: every source folds them in and finds their test items better than
+/// popularity, never recommends the history back, and a known user's history extends
+/// their training.
+#[test]
+fn unknown_users_are_served_from_their_history() {
+    let (d, train, test) = data();
+    let base = tempfile::tempdir().unwrap();
+    let (r, _) = train_retrieval(&d, &train, &[], &retrieval_config(), |_| {}).unwrap();
+    r.save(&base.path().join("retrieval"), &[]).unwrap();
+    let ials = train_ials(&d, &train, &IalsTrainConfig::default(), |_| {}).unwrap();
+    ials.save(&base.path().join("ials"), &[]).unwrap();
+    let ease = train_ease(&d, &train, &EaseTrainConfig::default()).unwrap();
+    ease.save(&base.path().join("ease"), &[]).unwrap();
+    let it = &d.interactions;
+    // Each user's first five training items (in row order), as raw ids.
+    let mut five: Vec<Vec<&str>> = vec![Vec::new(); d.users.len()];
+    for &row in &train {
+        let u = it.users[row] as usize;
+        if five[u].len() < 5 {
+            five[u].push(d.items.raw(it.items[row]));
+        }
+    }
+    let col = |rows: &[usize], c: &[u32]| rows.iter().map(|&r| c[r]).collect::<Vec<u32>>();
+    let ev = Evaluator::new(
+        d.users.len(),
+        d.items.len(),
+        Pairs::new(&col(&train, &it.users), &col(&train, &it.items)).unwrap(),
+        Pairs::new(&col(&test, &it.users), &col(&test, &it.items)).unwrap(),
+    )
+    .unwrap();
+    let ndcg = |source: &dyn CandidateSource, with_history: bool| -> f64 {
+        let m = ev
+            .evaluate_lists(
+                |u| {
+                    let history: Vec<HistoryItem<'_>> = five[u as usize]
+                        .iter()
+                        .map(|&item_id| HistoryItem {
+                            item_id,
+                            strength: 1.0,
+                        })
+                        .collect();
+                    let id = format!("new-{}", d.users.raw(u));
+                    let user = User {
+                        id: &id,
+                        history: if with_history { &history } else { &[] },
+                    };
+                    let r = source.retrieve(&user, 10, true, &[]).unwrap();
+                    assert_eq!(
+                        r.path,
+                        if with_history {
+                            UserPath::History
+                        } else {
+                            UserPath::Popular
+                        }
+                    );
+                    assert!(!r.known_user);
+                    // The history's items are never recommended back.
+                    assert!(
+                        !with_history
+                            || r.candidates
+                                .iter()
+                                .all(|c| !five[u as usize].contains(&c.item_id))
+                    );
+                    r.candidates
+                        .iter()
+                        .filter_map(|c| d.items.get(c.item_id))
+                        .collect()
+                },
+                &EvalConfig::default(),
+            )
+            .unwrap();
+        m.get("ndcg@10").unwrap()
+    };
+    for name in ["retrieval", "ials", "ease"] {
+        let s = source(&base.path().join(name));
+        let (cold, popular) = (ndcg(&s, true), ndcg(&s, false));
+        eprintln!("{name}: five-item history {cold:.4}, popularity {popular:.4}");
+        // Popularity is strong on this log (0.112); five items lift every model
+        // above it (0.119 / 0.126 / 0.123 when written). A broken fold-in falls below.
+        assert!(
+            cold > 1.05 * popular,
+            "{name}: {cold:.4} vs popularity {popular:.4}"
+        );
+    }
+    // A known user's history extends training: the new item is excluded and the
+    // scores move.
+    let s = source(&base.path().join("ials"));
+    let known = d.users.raw(it.users[train[0]]);
+    let plain = s.retrieve(&User::id(known), 5, true, &[]).unwrap();
+    let top = plain.candidates[0].item_id;
+    let history = [HistoryItem {
+        item_id: top,
+        strength: 5.0,
+    }];
+    let more = s
+        .retrieve(
+            &User {
+                id: known,
+                history: &history,
+            },
+            5,
+            true,
+            &[],
+        )
+        .unwrap();
+    assert_eq!(more.path, UserPath::Known);
+    assert!(more.candidates.iter().all(|c| c.item_id != top));
+    assert_ne!(more.candidates[0].score, plain.candidates[1].score);
+}
