@@ -148,6 +148,9 @@ enum Command {
         #[arg(long, default_value = "42")]
         user: String,
     },
+    /// The server's event log: import a file of events, export it for training.
+    #[command(subcommand)]
+    Events(cmd::events::EventsCommand),
     /// Top-K index tools.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -309,6 +312,7 @@ fn main() -> ExitCode {
             seed,
             json,
         }),
+        Command::Events(c) => cmd::events::run(c),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::events::{EventTable, EventsConfig, FsyncPolicy};
+
 /// Everything [`serve`](crate::serve) needs besides the loader. Every limit has a
 /// default (see [`ServeConfig::default`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,13 @@ pub struct ServeConfig {
     /// the threads — exceeds this. Keeps accepted requests fast under overload
     /// whatever each request costs. Default 50 ms.
     pub max_queue_wait: Duration,
+    /// Event names accepted by `POST /v1/events` (and `history[].event`) with their
+    /// strengths. Default view 1, click 2, like 3, purchase 5.
+    pub event_table: EventTable,
+    /// When appended events reach the disk. Default [`FsyncPolicy::Batch`].
+    pub events_fsync: FsyncPolicy,
+    /// Events remembered per user (the latest). Default 200.
+    pub events_per_user: usize,
 }
 
 impl Default for ServeConfig {
@@ -92,6 +101,9 @@ impl Default for ServeConfig {
             compute_threads: 0,
             max_in_flight: 256,
             max_queue_wait: Duration::from_millis(50),
+            event_table: EventTable::default(),
+            events_fsync: FsyncPolicy::Batch,
+            events_per_user: 200,
         }
     }
 }
@@ -103,6 +115,16 @@ impl ServeConfig {
             model_base_path: model_base_path.into(),
             addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
             ..ServeConfig::default()
+        }
+    }
+
+    /// The event log's settings: `BASE/.events/events.log` and this config's policy.
+    pub fn events(&self) -> EventsConfig {
+        EventsConfig {
+            fsync: self.events_fsync,
+            max_per_user: self.events_per_user,
+            table: self.event_table.clone(),
+            ..EventsConfig::for_base(&self.model_base_path)
         }
     }
 }

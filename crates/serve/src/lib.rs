@@ -91,6 +91,10 @@
 //! `known_user: false` means the retrieval model did not know the user and
 //! answered its popularity fallback (see [`shortlist_pipeline::Retrieved::known_user`]).
 //!
+//! `POST /v1/events`: `{"events": [{"user_id", "item_id", "event", "timestamp"?}]}`
+//! → `{"accepted": n}`; remembered and logged, then part of the user's history in
+//! `/v1/recommend` and `/v1/rank` from the next request on (see [`events`]).
+//!
 //! `POST /v1/rank`: scores the given items, best first.
 //! `{"user_id": "42", "item_ids": ["1", "2"], "ranking_model"?: "ranking"}` →
 //! ```json
@@ -125,6 +129,7 @@ pub mod compute;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod events;
 pub mod layout;
 pub mod metrics;
 pub mod models;
@@ -132,6 +137,7 @@ pub mod registry;
 pub mod servable;
 
 mod native;
+mod strict_json;
 mod tfs;
 
 use std::future::Future;
@@ -169,6 +175,8 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// Where model computations run, behind the in-flight limit.
     pub pool: Arc<ComputePool>,
+    /// The users' events (`POST /v1/events`), remembered and logged.
+    pub events: Arc<events::Events>,
 }
 
 impl AppState {
@@ -198,11 +206,13 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let pool = ComputePool::new(&config, Arc::clone(&metrics))
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+        let events = Arc::new(events::Events::open(&config.events()));
         Ok(AppState {
             registry,
             metrics,
             config: Arc::new(config),
             pool: Arc::new(pool),
+            events,
         })
     }
 
@@ -335,6 +345,25 @@ async fn rank_handler(State(st): State<AppState>, headers: HeaderMap, body: Body
     .await
 }
 
+async fn events_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Events, start, async {
+        let (admission, bytes) = admit_and_read(&st, &headers, body).await?;
+        let st2 = st.clone();
+        // Checking the batch is computation; waiting for the disk is not, so the
+        // commit is awaited off the pool.
+        let batch = admission
+            .run(move || events::parse_batch(&st2.config.event_table, &bytes))
+            .await?;
+        let accepted = st.events.commit(batch).await?;
+        Ok(json_response(
+            StatusCode::OK,
+            format!("{{\"accepted\":{accepted}}}").into_bytes(),
+        ))
+    })
+    .await
+}
+
 async fn healthz_handler(State(st): State<AppState>) -> Response {
     let start = Instant::now();
     instrumented(&st, Endpoint::Healthz, start, async {
@@ -434,6 +463,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models/{*rest}", any(models_handler))
         .route("/v1/recommend", post(recommend_handler))
         .route("/v1/rank", post(rank_handler))
+        .route("/v1/events", post(events_handler))
         .route("/healthz", get(healthz_handler))
         .route("/readyz", get(readyz_handler))
         .route("/monitoring/prometheus/metrics", get(metrics_handler))

@@ -20,6 +20,8 @@ pub enum Endpoint {
     Recommend,
     /// `POST /v1/rank`
     Rank,
+    /// `POST /v1/events`
+    Events,
     /// `GET /healthz`
     Healthz,
     /// `GET /readyz`
@@ -31,12 +33,13 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 9] = [
+    const ALL: [Endpoint; 10] = [
         Endpoint::Status,
         Endpoint::Metadata,
         Endpoint::Predict,
         Endpoint::Recommend,
         Endpoint::Rank,
+        Endpoint::Events,
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -51,6 +54,7 @@ impl Endpoint {
             Endpoint::Predict => "predict",
             Endpoint::Recommend => "recommend",
             Endpoint::Rank => "rank",
+            Endpoint::Events => "events",
             Endpoint::Healthz => "healthz",
             Endpoint::Readyz => "readyz",
             Endpoint::Metrics => "metrics",

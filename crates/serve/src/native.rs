@@ -14,12 +14,13 @@ use serde_json::Value;
 use shortlist_pipeline::{CandidateSource, HistoryItem, Order, Ranker, Stages, User};
 
 use crate::error::{json_response, ApiError};
+use crate::events::EventTable;
 use crate::registry::Snapshot;
 use crate::AppState;
 
 /// An id given as a JSON string or integer; borrows from the body when it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Id<'a>(Cow<'a, str>);
+pub(crate) struct Id<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Id<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -258,6 +259,7 @@ struct RecItem<'a> {
 fn history<'a>(
     entries: &'a [HistoryEntry<'a>],
     max: usize,
+    table: &EventTable,
 ) -> Result<Vec<HistoryItem<'a>>, ApiError> {
     if entries.len() > max {
         return Err(ApiError::invalid(format!(
@@ -281,10 +283,10 @@ fn history<'a>(
                             "history[{n}].strength must be a positive number up to 1e6, got {s}"
                         )))
                     }
-                    (None, Some(ev)) => event_strength(ev).ok_or_else(|| {
+                    (None, Some(ev)) => table.strength(ev).ok_or_else(|| {
                         ApiError::invalid(format!(
                             "history[{n}].event must be one of {}, got {ev:?}",
-                            EVENTS.iter().map(|(e, _)| format!("{e:?}")).collect::<Vec<_>>().join(", ")
+                            table.names()
                         ))
                     })?,
                     (None, None) => 1.0,
@@ -305,19 +307,27 @@ fn history<'a>(
         .collect()
 }
 
-/// Event names a history entry may use, with their strengths.
-pub(crate) const EVENTS: &[(&str, f32)] = &[
-    ("view", 1.0),
-    ("click", 2.0),
-    ("like", 3.0),
-    ("purchase", 5.0),
-];
-
 /// Latest accepted timestamp (year 3000).
 const MAX_TIMESTAMP: i64 = 32_503_680_000;
 
-fn event_strength(name: &str) -> Option<f32> {
-    EVENTS.iter().find(|(e, _)| *e == name).map(|(_, s)| *s)
+/// The user's remembered events (`POST /v1/events`) followed by the request's
+/// `history`: what the pipeline treats as the user's history beyond training.
+fn with_remembered<'a>(
+    remembered: &'a [crate::events::Stored],
+    request: Vec<HistoryItem<'a>>,
+) -> Vec<HistoryItem<'a>> {
+    if remembered.is_empty() {
+        return request;
+    }
+    let mut all: Vec<HistoryItem<'a>> = remembered
+        .iter()
+        .map(|e| HistoryItem {
+            item_id: &e.item_id,
+            strength: e.strength,
+        })
+        .collect();
+    all.extend(request);
+    all
 }
 
 #[derive(Serialize)]
@@ -429,7 +439,11 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
     let ranking_name: &str = req.ranking_model.as_deref().unwrap_or(&cfg.ranking_model);
     let user_id: &str = &req.user_id.0;
     let exclude: Vec<&str> = req.exclude_items.iter().map(|i| i.0.as_ref()).collect();
-    let history = history(&req.history, cfg.max_num_candidates)?;
+    let remembered = st.events.history(user_id);
+    let history = with_remembered(
+        &remembered,
+        history(&req.history, cfg.max_num_candidates, &cfg.event_table)?,
+    );
     let user = User {
         id: user_id,
         history: &history,
@@ -521,7 +535,11 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     };
     let ids: Vec<&str> = req.item_ids.iter().map(|i| i.0.as_ref()).collect();
     let user_id: &str = &req.user_id.0;
-    let history = history(&req.history, cfg.max_num_candidates)?;
+    let remembered = st.events.history(user_id);
+    let history = with_remembered(
+        &remembered,
+        history(&req.history, cfg.max_num_candidates, &cfg.event_table)?,
+    );
     let user = User {
         id: user_id,
         history: &history,

@@ -3,8 +3,8 @@
 //! The server never sees a concrete model type. A [`Loader`] turns one version
 //! directory into an `Arc<dyn Servable>`; the servable answers TensorFlow Serving
 //! style `:predict` calls in row format and, through [`Servable::as_retrieval`] /
-//! [`Servable::as_ranking`], exposes the typed [`Retriever`] and [`Ranker`] used by
-//! the native `/v1/recommend` and `/v1/rank` endpoints. Those two traits, and the
+//! [`Servable::as_ranking`], exposes the typed [`CandidateSource`] and [`Ranker`]
+//! used by the native `/v1/recommend` and `/v1/rank` endpoints. Those two traits, and the
 //! pipeline that uses them, live in `shortlist-pipeline`.
 //!
 //! Most implementations can answer `predict_instances` with

@@ -245,7 +245,7 @@ pub(crate) fn predict(
     version: Option<u64>,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let parsed: Value = serde_json::from_slice(body)
+    let parsed: Value = crate::strict_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("JSON Parse error: {e}")))?;
     let Value::Object(mut req) = parsed else {
         return Err(ApiError::invalid(format!(

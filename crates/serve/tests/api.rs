@@ -199,6 +199,16 @@ async fn predict_errors() {
         400,
         "JSON Parse error",
     );
+    // A key given twice is refused (serde_json's Value would keep the last one).
+    assert_json_error(
+        &c.post_raw(
+            "/v1/models/ranking:predict",
+            br#"{"instances": [{"user_id": "1", "item_id": "2", "user_id": "3"}]}"#,
+        )
+        .await,
+        400,
+        "JSON Parse error: duplicate key \"user_id\" at line 1 column 57",
+    );
     assert_json_error(
         &c.post_raw("/v1/models/ranking:predict", b"[1]").await,
         400,

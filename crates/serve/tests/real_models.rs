@@ -212,3 +212,144 @@ async fn real_models_serve_both_stages_and_refuse_a_truncated_version() {
     let _ = tx.send(());
     let _ = task.await;
 }
+
+/// Starts the real server over `base`; returns its address and stop handle.
+async fn start_real(
+    base: &std::path::Path,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), shortlist_serve::ServeError>>,
+) {
+    let config = ServeConfig {
+        model_base_path: base.to_path_buf(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        poll_interval: Duration::from_millis(50),
+        ..ServeConfig::default()
+    };
+    let server = shortlist_serve::bind(config, Arc::new(shortlist_serve::models::load_model_dir))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    let mut c = Client::connect(addr).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.get("/readyz").await.status != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (addr, tx, task)
+}
+
+fn item_ids(body: &serde_json::Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_change_the_next_answer_and_survive_a_restart() {
+    let base = tempfile::tempdir().unwrap();
+    let seen = train_models(base.path());
+    let (addr, tx, task) = start_real(base.path()).await;
+    let mut c = Client::connect(addr).await;
+    let ask = json!({"user_id": "u1", "k": 5});
+
+    // A purchase of the first recommended item removes it from the next answer.
+    let before = item_ids(&c.post("/v1/recommend", &ask).await.json());
+    let bought = before[0].clone();
+    let r = c
+        .post(
+            "/v1/events",
+            &json!({"events": [{"user_id": "u1", "item_id": bought, "event": "purchase", "timestamp": 1_700_000_000}]}),
+        )
+        .await;
+    assert_eq!((r.status, r.json()), (200, json!({"accepted": 1})));
+    let after = c.post("/v1/recommend", &ask).await.json();
+    assert_eq!(after["user_path"], "known");
+    assert!(!item_ids(&after).contains(&bought), "{after}");
+
+    // A user the models never saw: popularity, then personalised from their events.
+    let fresh = json!({"user_id": "brand-new", "k": 5});
+    let r = c.post("/v1/recommend", &fresh).await.json();
+    assert_eq!(r["user_path"], "popular");
+    let events: Vec<_> = seen
+        .iter()
+        .take(3)
+        .map(|i| json!({"user_id": "brand-new", "item_id": i, "event": "like"}))
+        .collect();
+    let r = c.post("/v1/events", &json!({ "events": events })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = c.post("/v1/recommend", &fresh).await.json();
+    assert_eq!(r["user_path"], "history", "{r}");
+    assert_eq!(r["known_user"], false);
+    for i in item_ids(&r) {
+        assert!(
+            !seen[..3].contains(&i),
+            "an item of the user's events came back: {i}"
+        );
+    }
+
+    // Bad batches are refused whole, naming the entry; an oversized one gets 413.
+    let r = c
+        .post(
+            "/v1/events",
+            &json!({"events": [{"user_id": "u1", "item_id": "i1", "event": "view"}, {"user_id": "u1", "item_id": "i2", "event": "view", "when": 3}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["error"],
+        "events[1]: unknown field \"when\"; expected one of: user_id, item_id, event, timestamp"
+    );
+    let huge: Vec<_> = (0..100_000)
+        .map(|n| json!({"user_id": format!("u{n}"), "item_id": "i1", "event": "view", "timestamp": 1}))
+        .collect();
+    let huge = serde_json::to_vec(&json!({ "events": huge })).unwrap();
+    // Declared by Content-Length: answered before the body is read (and the
+    // connection closed, so the body is not sent).
+    let mut c2 = Client::connect(addr).await;
+    c2.send_raw(
+        format!(
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            huge.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let r = c2.read_response().await.unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        r.json()["error"],
+        "Request body is larger than the limit of 1048576 bytes"
+    );
+
+    // Restart: the log is replayed, so the purchase and the new user's events hold.
+    let _ = tx.send(());
+    let _ = task.await;
+    let log = base.path().join(".events").join("events.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The old server's writer releases the log's lock when its last handle drops.
+    while shortlist_serve::events::log::Appender::open(&log, |_| {}).is_err() {
+        assert!(Instant::now() < deadline, "the event log stayed locked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut n = 0;
+    shortlist_serve::events::log::read(&log, |_| n += 1).unwrap();
+    assert_eq!(n, 4, "1 purchase + 3 likes, nothing of the refused batches");
+    let (addr, tx, task) = start_real(base.path()).await;
+    let mut c = Client::connect(addr).await;
+    let again = c.post("/v1/recommend", &ask).await.json();
+    assert!(!item_ids(&again).contains(&bought), "{again}");
+    let r = c.post("/v1/recommend", &fresh).await.json();
+    assert_eq!(r["user_path"], "history", "{r}");
+    let _ = tx.send(());
+    let _ = task.await;
+}

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod events;
 pub mod index;
 pub mod model;
 pub mod pipeline;

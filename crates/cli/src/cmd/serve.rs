@@ -52,6 +52,15 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Event names of POST /v1/events and `history` with their strengths.
+    #[arg(long, default_value = "view=1,click=2,like=3,purchase=5")]
+    pub event_strengths: String,
+    /// When logged events reach the disk: batch (before each acknowledgement), never, or an interval such as 100ms.
+    #[arg(long, default_value = "batch")]
+    pub events_fsync: String,
+    /// Events remembered per user (the latest).
+    #[arg(long, default_value_t = 200)]
+    pub events_per_user: usize,
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration> {
@@ -101,6 +110,11 @@ pub fn config(args: &ServeArgs) -> Result<shortlist_serve::ServeConfig> {
     c.max_in_flight = positive("max-in-flight", args.max_in_flight)?;
     c.max_queue_wait = seconds("max-queue-ms", args.max_queue_ms / 1000.0)?;
     c.max_body_bytes = positive("max-body-bytes", args.max_body_bytes)?;
+    c.event_table = shortlist_serve::events::EventTable::parse(&args.event_strengths)
+        .map_err(|e| BadInput(format!("--event-strengths: {e}")))?;
+    c.events_fsync = shortlist_serve::events::FsyncPolicy::parse(&args.events_fsync)
+        .map_err(|e| BadInput(format!("--events-fsync: {e}")))?;
+    c.events_per_user = positive("events-per-user", args.events_per_user)?;
     Ok(c)
 }
 

@@ -1,0 +1,374 @@
+//! The durable event log: one append-only file of length-prefixed, checksummed
+//! records under the model base path (`BASE/.events/events.log`; the leading dot
+//! keeps it out of model discovery).
+//!
+//! ```text
+//! file    := magic "SLEVLOG1" record*
+//! record  := len: u32 LE | crc: u32 LE | payload[len]
+//! payload := timestamp: i64 LE | strength: f32 LE
+//!            | user_len: u16 LE | user_id | item_len: u16 LE | item_id
+//!            | event_len: u8 | event
+//! crc     := CRC-32 (IEEE) of payload
+//! ```
+//!
+//! A crash can leave a torn last record (a short write); replay detects it by its
+//! length or checksum, drops it and truncates the file there, so later appends start
+//! on a record boundary. Records are only appended: an acknowledged record is never
+//! rewritten.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::Event;
+
+/// First bytes of every event log.
+pub const MAGIC: &[u8; 8] = b"SLEVLOG1";
+/// Longest accepted user or item id, in bytes.
+pub const MAX_ID_BYTES: usize = 1024;
+/// Longest accepted event name, in bytes.
+pub const MAX_EVENT_BYTES: usize = 64;
+const MAX_PAYLOAD: usize = 8 + 4 + 2 + MAX_ID_BYTES + 2 + MAX_ID_BYTES + 1 + MAX_EVENT_BYTES;
+
+/// Appends the record of `e` to `out`. The caller has checked the lengths.
+pub fn encode(e: &Event, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]); // length and checksum, filled below
+    out.extend_from_slice(&e.timestamp.to_le_bytes());
+    out.extend_from_slice(&e.strength.to_le_bytes());
+    for id in [&e.user_id, &e.item_id] {
+        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        out.extend_from_slice(id.as_bytes());
+    }
+    out.push(e.event.len() as u8);
+    out.extend_from_slice(e.event.as_bytes());
+    let payload = &out[start + 8..];
+    let len = payload.len() as u32;
+    let crc = crc32fast::hash(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn decode(p: &[u8]) -> Option<Event> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = p.get(at..at + n)?;
+        at += n;
+        Some(s)
+    };
+    let timestamp = i64::from_le_bytes(take(8)?.try_into().ok()?);
+    let strength = f32::from_le_bytes(take(4)?.try_into().ok()?);
+    let mut id = || -> Option<String> {
+        let n = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
+        String::from_utf8(take(n)?.to_vec()).ok()
+    };
+    let user_id = id()?;
+    let item_id = id()?;
+    let n = *take(1)?.first()? as usize;
+    let event = String::from_utf8(take(n)?.to_vec()).ok()?;
+    (at == p.len()).then_some(Event {
+        user_id,
+        item_id,
+        event,
+        strength,
+        timestamp,
+    })
+}
+
+/// What reading a log found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Bytes of whole, valid records (plus the magic): where the next append goes.
+    pub valid_len: u64,
+    /// Bytes after them that are not a whole valid record (a torn last write).
+    pub dropped_bytes: u64,
+}
+
+/// Reads every valid record of the log at `path` into `sink`, in order, stopping at
+/// the first record that is short, too long, fails its checksum or does not decode.
+/// A missing file reads as empty. Errors: I/O, or a file that is not an event log.
+pub fn read(path: &Path, mut sink: impl FnMut(Event)) -> io::Result<Replay> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replay::default()),
+        Err(e) => return Err(e),
+    };
+    let total = file.metadata()?.len();
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{}: expected a regular file (an event log)",
+            path.display()
+        )));
+    }
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let mut magic = [0u8; 8];
+    if total == 0 {
+        return Ok(Replay::default());
+    }
+    if total < 8 || r.read_exact(&mut magic).is_err() || &magic != MAGIC {
+        // A crash while writing the magic of a new log leaves fewer than 8 bytes.
+        if total < 8 && MAGIC.starts_with(&read_prefix(path)?) {
+            return Ok(Replay {
+                valid_len: 0,
+                dropped_bytes: total,
+            });
+        }
+        return Err(io::Error::other(format!(
+            "{}: not a shortlist event log (expected the magic bytes \"SLEVLOG1\")",
+            path.display()
+        )));
+    }
+    let mut valid = 8u64;
+    let mut head = [0u8; 8];
+    let mut payload = Vec::with_capacity(256);
+    loop {
+        match r.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if len > MAX_PAYLOAD || valid + 8 + len as u64 > total {
+            break;
+        }
+        payload.resize(len, 0);
+        match r.read_exact(&mut payload) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        if crc32fast::hash(&payload) != crc {
+            break;
+        }
+        let Some(event) = decode(&payload) else { break };
+        sink(event);
+        valid += 8 + len as u64;
+    }
+    Ok(Replay {
+        valid_len: valid,
+        dropped_bytes: total - valid,
+    })
+}
+
+fn read_prefix(path: &Path) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    File::open(path)?.take(8).read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// The log opened for appending, holding an exclusive lock on the file so that a
+/// second writer (another server, `shortlist events import`) is refused.
+#[derive(Debug)]
+pub struct Appender {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl Appender {
+    /// Opens (creating it and its directory) the log at `path`, locks it, replays it
+    /// into `sink` and cuts a torn tail off. Errors name the path; a log locked by
+    /// another process is an error saying so.
+    pub fn open(path: &Path, sink: impl FnMut(Event)) -> io::Result<(Self, Replay)> {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(named)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(named)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::other(format!(
+                    "{}: locked by another process (a running `shortlist serve` on this model base path?); send events to its POST /v1/events instead",
+                    path.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(named(e)),
+        }
+        let replay = read(path, sink)?;
+        let mut a = Appender {
+            file,
+            path: path.to_path_buf(),
+            len: replay.valid_len,
+        };
+        if replay.valid_len == 0 {
+            a.file.set_len(0).map_err(named)?;
+            a.file.seek(SeekFrom::Start(0)).map_err(named)?;
+            a.file.write_all(MAGIC).map_err(named)?;
+            a.file.sync_all().map_err(named)?;
+            a.len = MAGIC.len() as u64;
+            if let Some(dir) = path.parent() {
+                // The new file's name must survive a crash too.
+                File::open(dir).and_then(|d| d.sync_all()).map_err(named)?;
+            }
+        } else if replay.dropped_bytes > 0 {
+            a.file.set_len(replay.valid_len).map_err(named)?;
+            a.file.sync_all().map_err(named)?;
+        }
+        a.file.seek(SeekFrom::Start(a.len)).map_err(named)?;
+        Ok((a, replay))
+    }
+
+    /// Appends `bytes` (whole records) and, with `sync`, waits until they are on
+    /// disk. On a failed write the file is cut back to its previous length so the
+    /// log stays a sequence of whole records.
+    pub fn append(&mut self, bytes: &[u8], sync: bool) -> io::Result<()> {
+        let res =
+            self.file
+                .write_all(bytes)
+                .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        match res {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let restored = self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
+                match restored {
+                    Ok(()) => Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", self.path.display()),
+                    )),
+                    Err(e2) => Err(io::Error::other(format!(
+                        "{}: {e}; cutting the partial write off failed too ({e2}): the log is closed",
+                        self.path.display()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Flushes appended records to disk.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Bytes in the log.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the log holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len <= MAGIC.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(u: &str, i: &str, t: i64) -> Event {
+        Event {
+            user_id: u.into(),
+            item_id: i.into(),
+            event: "click".into(),
+            strength: 2.0,
+            timestamp: t,
+        }
+    }
+
+    fn read_all(path: &Path) -> (Vec<Event>, Replay) {
+        let mut v = Vec::new();
+        let r = read(path, |e| v.push(e)).unwrap();
+        (v, r)
+    }
+
+    #[test]
+    fn records_round_trip_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x/events.log");
+        let events = vec![ev("u1", "i1", 1), ev("ü", "", 2), ev("u1", "i3", -5)];
+        {
+            let (mut a, r) = Appender::open(&path, |_| panic!("empty")).unwrap();
+            assert_eq!(r, Replay::default());
+            let mut buf = Vec::new();
+            for e in &events {
+                encode(e, &mut buf);
+            }
+            a.append(&buf, true).unwrap();
+            assert_eq!(a.len(), 8 + buf.len() as u64);
+        }
+        let (got, r) = read_all(&path);
+        assert_eq!(got, events);
+        assert_eq!(r.dropped_bytes, 0);
+        // Reopening appends after the existing records.
+        let (mut a, _) = Appender::open(&path, |_| {}).unwrap();
+        let mut buf = Vec::new();
+        encode(&ev("u2", "i9", 9), &mut buf);
+        a.append(&buf, false).unwrap();
+        drop(a);
+        assert_eq!(read_all(&path).0.len(), 4);
+    }
+
+    #[test]
+    fn a_torn_tail_is_dropped_and_cut_off_at_every_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let mut whole = MAGIC.to_vec();
+        encode(&ev("u1", "i1", 1), &mut whole);
+        let first_end = whole.len();
+        encode(&ev("u2", "i2", 2), &mut whole);
+        // Every prefix of the second record is a torn write of it.
+        for cut in first_end..whole.len() {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            let (got, r) = read_all(&path);
+            assert_eq!(got, vec![ev("u1", "i1", 1)], "cut at {cut}");
+            assert_eq!(r.valid_len as usize, first_end);
+            assert_eq!(r.dropped_bytes as usize, cut - first_end);
+            let (a, _) = Appender::open(&path, |_| {}).unwrap();
+            assert_eq!(a.len() as usize, first_end);
+            drop(a);
+            assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, first_end);
+        }
+        // A torn magic (crash while creating the log) reads as empty.
+        std::fs::write(&path, &MAGIC[..3]).unwrap();
+        assert_eq!(read_all(&path).1.dropped_bytes, 3);
+        let (a, _) = Appender::open(&path, |_| {}).unwrap();
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn a_flipped_bit_stops_replay_at_that_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let mut whole = MAGIC.to_vec();
+        encode(&ev("u1", "i1", 1), &mut whole);
+        let first_end = whole.len();
+        encode(&ev("u2", "i2", 2), &mut whole);
+        encode(&ev("u3", "i3", 3), &mut whole);
+        whole[first_end + 12] ^= 0x10;
+        std::fs::write(&path, &whole).unwrap();
+        let (got, r) = read_all(&path);
+        assert_eq!(got.len(), 1);
+        assert_eq!(r.dropped_bytes as usize, whole.len() - first_end);
+    }
+
+    #[test]
+    fn foreign_files_and_second_writers_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        std::fs::write(&path, b"user_id\titem_id\n").unwrap();
+        let e = read(&path, |_| {}).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "events.log: not a shortlist event log (expected the magic bytes \"SLEVLOG1\")"
+            ),
+            "{e}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let (_a, _) = Appender::open(&path, |_| {}).unwrap();
+        let e = Appender::open(&path, |_| {}).unwrap_err().to_string();
+        assert!(e.contains("events.log: locked by another process"), "{e}");
+    }
+}
