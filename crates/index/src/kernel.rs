@@ -91,18 +91,53 @@ pub(crate) enum Kernel {
     Int8,
 }
 
+/// The widest instruction set the index may use, from the environment variable
+/// `SHORTLIST_SIMD` (read once): `off` (the scalar kernels), `avx2` (no AVX-512),
+/// `avx512` (AVX-512 f32 kernels, no int8 prefilter), unset or `all` (whatever the
+/// CPU has). It lets the fallbacks be tested on a CPU that has everything (CI runs
+/// the index tests once with `SHORTLIST_SIMD=off`). An unknown value means `all`,
+/// with a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) enum SimdCap {
+    Off,
+    Avx2,
+    Avx512,
+    All,
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn simd_cap() -> SimdCap {
+    static CAP: std::sync::OnceLock<SimdCap> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| match std::env::var("SHORTLIST_SIMD").as_deref() {
+        Err(_) | Ok("" | "all") => SimdCap::All,
+        Ok("off") => SimdCap::Off,
+        Ok("avx2") => SimdCap::Avx2,
+        Ok("avx512") => SimdCap::Avx512,
+        Ok(other) => {
+            eprintln!(
+                "warning: SHORTLIST_SIMD={other:?} is not one of off, avx2, avx512, all; using all"
+            );
+            SimdCap::All
+        }
+    })
+}
+
 impl Kernel {
-    /// The widest kernel this CPU supports (detection is cached by `std`).
+    /// The widest kernel this CPU supports (detection is cached by `std`) and
+    /// [`simd_cap`] allows.
     pub(crate) fn best() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
+            let cap = simd_cap();
             if crate::quant::available() {
                 return Kernel::Int8;
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if cap >= SimdCap::Avx512 && std::arch::is_x86_feature_detected!("avx512f") {
                 return Kernel::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
+            if cap >= SimdCap::Avx2
+                && std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 return Kernel::Avx2;
@@ -114,6 +149,7 @@ impl Kernel {
     /// Every kernel this CPU supports, narrowest first (for tests and benchmarks).
     #[cfg(test)]
     pub(crate) fn available() -> Vec<Kernel> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut v = vec![Kernel::Scalar];
         #[cfg(target_arch = "x86_64")]
         {

@@ -32,6 +32,13 @@
 //!
 //! Used only when the CPU has AVX-512 F/BW/VNNI and every item is finite (and its norms
 //! fit `f32`); a query that cannot be quantised (zero, non-finite) takes the f32 path.
+
+// The int8 path runs on x86-64 only; elsewhere its machinery is compiled (the
+// layout is shared) but never called.
+#![cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, unused_imports, unused_variables)
+)]
 #![allow(unsafe_code)]
 
 use crate::index_base::Hit;
@@ -73,11 +80,13 @@ pub(crate) struct Int8Items {
     resid: Vec<Row>,
 }
 
-/// Whether this CPU runs the int8 kernel.
+/// Whether this CPU runs the int8 kernel (and `SHORTLIST_SIMD` allows it, see
+/// [`simd_cap`](crate::kernel::simd_cap)).
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        crate::kernel::simd_cap() == crate::kernel::SimdCap::All
+            && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vnni")
             && std::arch::is_x86_feature_detected!("fma")
@@ -1094,7 +1103,7 @@ mod x86 {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 #[allow(clippy::unwrap_used)] // tests fail loudly on purpose
 mod tests {
     use super::*;
@@ -1252,7 +1261,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 #[allow(clippy::unwrap_used)]
 mod probe {
     /// Cost of the int8 path against the f32 AVX-512 kernel at ML-100k sizes (943

@@ -264,11 +264,13 @@ impl<'a> Admissible<'a> {
     }
 
     /// Position of the scan in [`excluded`](Self::excluded).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the int8 path
     pub(crate) fn cursor(&self) -> usize {
         self.cursor
     }
 
     /// Moves the scan position forward.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the int8 path
     pub(crate) fn set_cursor(&mut self, c: usize) {
         self.cursor = c;
     }

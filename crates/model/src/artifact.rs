@@ -13,6 +13,7 @@ use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::autorec::AutoRec;
+use crate::cross::CrossNet;
 use crate::dense::{Activation, Dense, Mlp};
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
@@ -131,6 +132,14 @@ impl RankingModel {
                 t.f32(name.into(), vec![b.rows()], b.data());
             }
         }
+        for (l, layer) in self.cross.layers.iter().enumerate() {
+            t.f32(
+                format!("cross.{l}.weight"),
+                vec![layer.input, layer.output],
+                &layer.weight,
+            );
+            t.f32(format!("cross.{l}.bias"), vec![layer.output], &layer.bias);
+        }
         for (l, layer) in self.mlp.layers.iter().enumerate() {
             t.f32(
                 format!("mlp.{l}.weight"),
@@ -235,6 +244,22 @@ impl RankingModel {
                     .map_err(|e| Error::corrupt(&wpath, e.to_string()))?,
             );
         }
+        // Cross layers (absent from models written before they existed: 0 layers).
+        let mut cross = CrossNet::default();
+        for l in 0..manifest.config.cross_layers {
+            let (shape, weight) = r.f32(&format!("cross.{l}.weight"))?;
+            let (_, b) = r.f32(&format!("cross.{l}.bias"))?;
+            if shape.len() != 2 {
+                return Err(Error::corrupt(
+                    &wpath,
+                    format!("cross.{l}.weight is not 2-d"),
+                ));
+            }
+            cross.layers.push(
+                Dense::new(shape[0], shape[1], weight, b, Activation::Linear)
+                    .map_err(|e| Error::corrupt(&wpath, e.to_string()))?,
+            );
+        }
         let autorec = match manifest.config.autorec {
             None => None,
             Some(config) => Some(AutoRec {
@@ -256,6 +281,7 @@ impl RankingModel {
             features,
             user_bias,
             item_bias,
+            cross,
             mlp: Mlp { layers },
             meta: manifest.meta,
             members: Vec::new(),

@@ -7,9 +7,10 @@
 //! * [`EmbeddingTable`]: `rows × dim` row-major tables, single-row and mean-pooled bag lookups.
 //! * [`Dense`] / [`Mlp`]: batched forward passes over the [`kernel`] seam (one GEMM
 //!   function, today `matrixmultiply::sgemm`).
-//! * [`RankingModel`]: id (and optional side-feature) embeddings → MLP → rating, with
-//!   optional user/item biases, a dot-product term, an SVD++-style implicit-feedback
-//!   input, clipping and ensemble members; [`RankingModel::prepare_scoring`] precomputes
+//! * [`RankingModel`]: id (and optional side-feature) embeddings → optional DCN-v2
+//!   cross layers ([`CrossNet`]) → MLP → rating (or click probability, see
+//!   [`Objective`]), with optional user/item biases, a dot-product term, an SVD++-style
+//!   implicit-feedback input, clipping and ensemble members; [`RankingModel::prepare_scoring`] precomputes
 //!   the first MLP layer per user and per item row (done on load) so that scoring a pair
 //!   is an add, a ReLU and the remaining layers; [`RankingModel::save`] /
 //!   [`RankingModel::load`] read and write a directory of `manifest.json`,
@@ -35,27 +36,31 @@
 
 pub mod artifact;
 pub mod autorec;
+pub mod cross;
 pub mod dense;
 pub mod embedding;
 pub mod error;
 pub mod files;
 pub mod implicit;
+pub mod input;
 pub mod kernel;
 pub mod linalg;
 pub mod ranking;
 pub mod relevance;
 pub mod retrieval;
 pub mod retrieval_artifact;
+pub mod scoring;
 
 pub use artifact::{Manifest, FORMAT_VERSION};
 pub use autorec::{AutoRec, AutoRecConfig};
+pub use cross::CrossNet;
 pub use dense::{Activation, Dense, Mlp};
 pub use embedding::EmbeddingTable;
 pub use error::{Error, Result};
 pub use implicit::{EaseConfig, EaseModel, IalsConfig, IalsModel};
 pub use ranking::{
-    InputFeature, Lookup, ModelMeta, Prediction, RankingConfig, RankingModel, ScoringCache,
-    Scratch, Side, IMPLICIT,
+    sigmoid, InputFeature, Lookup, ModelMeta, Objective, Prediction, RankingConfig, RankingModel,
+    ScoringCache, Scratch, Side, IMPLICIT,
 };
 pub use relevance::{ListFeature, ListInputs, RelevanceHead, RelevanceWeights};
 pub use retrieval::{Csr, RetrievalConfig, RetrievalModel};
@@ -93,6 +98,7 @@ mod tests {
             implicit: side,
             clip: side.then_some([-1.0, 1.5]),
             autorec: None,
+            ..Default::default()
         };
         let mut m = RankingModel::new(config, spec, &u, &i).unwrap();
         let mut rng = Rng::new(7);

@@ -1,15 +1,53 @@
 //! The ranking model: embeddings of the user id, the item id and optional side
-//! features, concatenated and fed to an MLP that predicts the rating; optional
-//! per-user/per-item bias terms and a user·item dot product are added to its output.
+//! features, concatenated, optionally crossed by DCN-v2 layers ([`crate::cross`]) and
+//! fed to an MLP that predicts the rating (or, for the `click` objective, the logit of
+//! a click probability); optional per-user/per-item bias terms and a user·item dot
+//! product are added to its output.
 
 use serde::{Deserialize, Serialize};
-use shortlist_features::{EncodedColumn, EncodedTable, FeatureSpec};
+use shortlist_features::{EncodedTable, FeatureSpec};
 
 use crate::autorec::{AutoRec, AutoRecConfig};
+use crate::cross::CrossNet;
 use crate::dense::Mlp;
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
+pub(crate) use crate::input::side_features;
+pub use crate::input::{InputFeature, Lookup, Side};
 use crate::relevance::RelevanceHead;
+pub use crate::scoring::{ScoringCache, MAX_CACHE_FLOATS};
+
+/// What the rating head is trained for, and so what its output means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Mean squared error on the rating column: the output is a rating.
+    #[default]
+    Rating,
+    /// Binary cross-entropy on click labels (impressions with 0/1 outcomes): the
+    /// output is the click probability `σ(logit)`; no clipping, no AutoRec blend.
+    Click,
+    /// The rating MSE plus a retrieval loss (in-batch softmax over the batch's items)
+    /// on the dot product of the shared user and item embeddings, with configurable
+    /// weights (TensorFlow Recommenders' multitask model): the output is a rating, and
+    /// [`RankingModel::shared_scores`] is a retrieval score.
+    Multitask,
+}
+
+impl Objective {
+    /// The name used in configurations and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Rating => "rating",
+            Objective::Click => "click",
+            Objective::Multitask => "multitask",
+        }
+    }
+
+    fn is_rating(&self) -> bool {
+        *self == Objective::Rating
+    }
+}
 
 /// Architecture hyper-parameters of a [`RankingModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +70,20 @@ pub struct RankingConfig {
     pub clip: Option<[f32; 2]>,
     /// An I-AutoRec blended into the predictions ([`RankingModel::autorec`]); `None`: none.
     pub autorec: Option<AutoRecConfig>,
+    /// What the model was trained for (absent in older manifests: `rating`).
+    #[serde(skip_serializing_if = "Objective::is_rating")]
+    pub objective: Objective,
+    /// Click models: a rating ≥ this value is a click (label 1), below it a non-click;
+    /// `None`: the rating column holds 0/1 labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_threshold: Option<f32>,
+    /// Number of DCN-v2 cross layers between the inputs and the MLP (0: none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cross_layers: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for RankingConfig {
@@ -44,96 +96,9 @@ impl Default for RankingConfig {
             implicit: false,
             clip: None,
             autorec: None,
-        }
-    }
-}
-
-/// Whose feature an input is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Side {
-    /// Indexed by the user vocabulary row.
-    User,
-    /// Indexed by the item vocabulary row.
-    Item,
-}
-
-/// How an input feature maps an entity row to embedding rows (or a value).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Lookup {
-    /// The entity row itself (the id embedding).
-    Id,
-    /// One embedding row per entity row.
-    Index(Vec<u32>),
-    /// A bag of embedding rows per entity row (mean-pooled), CSR-style.
-    Bag {
-        /// Entity row r holds `ids[offsets[r]..offsets[r + 1]]`.
-        offsets: Vec<u32>,
-        /// Concatenated embedding rows.
-        ids: Vec<u32>,
-    },
-    /// One normalised number per entity row, fed as is.
-    Dense(Vec<f32>),
-}
-
-/// One model input: a looked-up embedding or a dense value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputFeature {
-    /// Feature name (`user_id`, `item_id`, or the side feature's column).
-    pub name: String,
-    /// Whose feature it is.
-    pub side: Side,
-    /// Entity row → embedding rows.
-    pub lookup: Lookup,
-    /// The embedding table (`None` for [`Lookup::Dense`]).
-    pub table: Option<EmbeddingTable>,
-}
-
-impl InputFeature {
-    /// Width of the feature in the MLP input.
-    pub fn width(&self) -> usize {
-        self.table.as_ref().map_or(1, |t| t.dim())
-    }
-
-    /// Embedding rows of entity row `row` (`one` is scratch for single-row lookups).
-    pub fn ids<'a>(&'a self, row: u32, one: &'a mut u32) -> &'a [u32] {
-        match &self.lookup {
-            Lookup::Id => {
-                *one = row;
-                std::slice::from_ref(one)
-            }
-            Lookup::Index(v) => {
-                *one = v[row as usize];
-                std::slice::from_ref(one)
-            }
-            Lookup::Bag { offsets, ids } => {
-                &ids[offsets[row as usize] as usize..offsets[row as usize + 1] as usize]
-            }
-            Lookup::Dense(_) => &[],
-        }
-    }
-
-    /// Writes the feature of entity row `row` into `out` (`width()` values).
-    pub fn fill(&self, row: u32, out: &mut [f32]) {
-        match (&self.lookup, &self.table) {
-            (Lookup::Dense(v), _) => out[0] = v[row as usize],
-            (Lookup::Id, Some(t)) => t.lookup_into(row as usize, out),
-            (Lookup::Index(v), Some(t)) => t.lookup_into(v[row as usize] as usize, out),
-            (Lookup::Bag { .. }, Some(t)) => {
-                let mut one = 0;
-                t.bag_mean_into(self.ids(row, &mut one), out)
-            }
-            (_, None) => out[..self.width()].fill(0.0),
-        }
-    }
-
-    /// Number of entity rows this feature covers.
-    pub fn entity_rows(&self) -> Option<usize> {
-        match &self.lookup {
-            Lookup::Id => self.table.as_ref().map(|t| t.rows()),
-            Lookup::Index(v) => Some(v.len()),
-            Lookup::Bag { offsets, .. } => Some(offsets.len().saturating_sub(1)),
-            Lookup::Dense(v) => Some(v.len()),
+            objective: Objective::Rating,
+            label_threshold: None,
+            cross_layers: 0,
         }
     }
 }
@@ -174,6 +139,8 @@ pub struct RankingModel {
     pub user_bias: Option<EmbeddingTable>,
     /// Per-item output bias when `config.biases`.
     pub item_bias: Option<EmbeddingTable>,
+    /// DCN-v2 cross layers applied to the input before the MLP (`config.cross_layers`).
+    pub cross: CrossNet,
     /// The MLP (`input width → hidden… → 1`).
     pub mlp: Mlp,
     /// Training facts saved in the manifest.
@@ -193,19 +160,6 @@ pub struct RankingModel {
     pub cache: Option<ScoringCache>,
 }
 
-/// Per-vocabulary-row partial products of the first MLP layer. The first layer is linear
-/// in the concatenated inputs, so `x·W1 + b1 = (user inputs)·W1_user + b1 + (item
-/// inputs)·W1_item`; scoring a pair is then an add, a ReLU and the remaining layers.
-#[derive(Debug, Clone, Default)]
-pub struct ScoringCache {
-    /// `users × h1`: user-side inputs times their rows of `W1`, plus `b1`.
-    pub user: Vec<f32>,
-    /// `items × h1`: item-side inputs times their rows of `W1`.
-    pub item: Vec<f32>,
-    /// `users × dim`: the user vector of the dot term (`p_u`, plus the implicit mean).
-    pub user_vec: Vec<f32>,
-}
-
 impl PartialEq for RankingModel {
     fn eq(&self, o: &Self) -> bool {
         self.config == o.config
@@ -213,61 +167,13 @@ impl PartialEq for RankingModel {
             && self.features == o.features
             && self.user_bias == o.user_bias
             && self.item_bias == o.item_bias
+            && self.cross == o.cross
             && self.mlp == o.mlp
             && self.meta == o.meta
             && self.members == o.members
             && self.autorec == o.autorec
             && self.relevance == o.relevance
     }
-}
-
-/// Largest cache [`RankingModel::prepare_scoring`] builds, in floats (256 MiB).
-pub const MAX_CACHE_FLOATS: usize = 64 << 20;
-
-/// Input features for the encoded side-feature columns of one entity. A numeric
-/// column is fed as is (`dense_vector == false`, ranking: one MLP input) or scales a
-/// learned `dim`-vector (`dense_vector == true`, retrieval towers that sum embeddings).
-pub(crate) fn side_features(
-    enc: &EncodedTable,
-    side: Side,
-    dim: usize,
-    dense_vector: bool,
-) -> Vec<InputFeature> {
-    enc.columns
-        .iter()
-        .map(|c| match c {
-            EncodedColumn::Index {
-                name,
-                cardinality,
-                values,
-            } => InputFeature {
-                name: name.clone(),
-                side,
-                lookup: Lookup::Index(values.clone()),
-                table: Some(EmbeddingTable::zeros(*cardinality, dim)),
-            },
-            EncodedColumn::Bag {
-                name,
-                cardinality,
-                offsets,
-                ids,
-            } => InputFeature {
-                name: name.clone(),
-                side,
-                lookup: Lookup::Bag {
-                    offsets: offsets.clone(),
-                    ids: ids.clone(),
-                },
-                table: Some(EmbeddingTable::zeros(*cardinality, dim)),
-            },
-            EncodedColumn::Dense { name, values } => InputFeature {
-                name: name.clone(),
-                side,
-                lookup: Lookup::Dense(values.clone()),
-                table: dense_vector.then(|| EmbeddingTable::zeros(1, dim)),
-            },
-        })
-        .collect()
 }
 
 /// Batches of at least this many pairs are scored on two threads.
@@ -285,6 +191,10 @@ pub struct Scratch {
     pub acts: Vec<Vec<f32>>,
     /// Outputs of ensemble members.
     pub member: Vec<f32>,
+    /// Cross-layer outputs `x_1 … x_L` (see [`CrossNet::forward_all`]).
+    pub cross_x: Vec<Vec<f32>>,
+    /// Cross-layer pre-products `x_l · W_l + b_l`.
+    pub cross_t: Vec<Vec<f32>>,
 }
 
 impl RankingModel {
@@ -336,6 +246,7 @@ impl RankingModel {
         features.extend(side_features(items, Side::Item, dim, false));
         let width: usize = features.iter().map(InputFeature::width).sum();
         let mlp = Mlp::zeros(width, &config.hidden, 1);
+        let cross = CrossNet::zeros(width, config.cross_layers);
         let (user_bias, item_bias) = if config.biases {
             (
                 Some(EmbeddingTable::zeros(nu, 1)),
@@ -350,6 +261,7 @@ impl RankingModel {
             features,
             user_bias,
             item_bias,
+            cross,
             mlp,
             meta: ModelMeta::default(),
             members: Vec::new(),
@@ -421,6 +333,31 @@ impl RankingModel {
                 return Err(Error::invalid("clip", format!("empty range [{lo}, {hi}]")));
             }
         }
+        if self.config.objective == Objective::Click {
+            if self.config.clip.is_some() {
+                return Err(Error::invalid(
+                    "clip",
+                    "a click model predicts probabilities; clipping does not apply",
+                ));
+            }
+            if self.config.autorec.is_some() {
+                return Err(Error::invalid(
+                    "autorec",
+                    "the AutoRec blend predicts ratings and does not apply to a click model",
+                ));
+            }
+        }
+        if self.cross.layers.len() != self.config.cross_layers {
+            return Err(Error::invalid(
+                "cross_layers",
+                format!(
+                    "the configuration says {} and the model has {}",
+                    self.config.cross_layers,
+                    self.cross.layers.len()
+                ),
+            ));
+        }
+        self.cross.check(self.mlp.input())?;
         match (&self.config.autorec, &self.autorec) {
             (None, None) => {}
             (Some(c), Some(a)) if *c == a.config => a.check(nu, ni)?,
@@ -459,6 +396,14 @@ impl RankingModel {
         }
         if let Some(r) = &self.relevance {
             r.check(nu, ni)?;
+            if r.weights.features.contains(&crate::ListFeature::Multitask)
+                && self.config.objective != Objective::Multitask
+            {
+                return Err(Error::invalid(
+                    "relevance.features",
+                    "the multitask feature needs a model trained with objective = \"multitask\"",
+                ));
+            }
         }
         let width: usize = self.features.iter().map(InputFeature::width).sum();
         if self.mlp.input() != width || self.mlp.output() != 1 {
@@ -590,6 +535,52 @@ impl RankingModel {
         }
     }
 
+    /// The output of the model given its raw score: the score itself, or for a click
+    /// model the probability `σ(score)`.
+    #[inline]
+    pub fn link(&self, raw: f32) -> f32 {
+        match self.config.objective {
+            Objective::Click => sigmoid(raw),
+            Objective::Rating | Objective::Multitask => raw,
+        }
+    }
+
+    /// The user vector of the shared-embedding score: `p_u` (plus the implicit mean
+    /// of the user's training items with `implicit`), written into `out` (`dim` values).
+    pub fn shared_user_vector(&self, user: u32, out: &mut [f32]) {
+        let d = self.features[0].width();
+        self.features[0].fill(user, &mut out[..d]);
+        if self.config.implicit {
+            let mut tmp = vec![0.0; d];
+            self.features[2].fill(user, &mut tmp);
+            out[..d].iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+        }
+    }
+
+    /// The shared-embedding score of `user` for each of `items` into `out`: the dot
+    /// product of [`Self::shared_user_vector`] with the item-id embedding (the dot term
+    /// of the rating head; the retrieval score of a `multitask` model), averaged over
+    /// the ensemble members.
+    pub fn shared_scores(&self, user: u32, items: &[u32], out: &mut [f32]) {
+        let d = self.features[0].width();
+        let mut p = vec![0.0; d];
+        out[..items.len()].fill(0.0);
+        for m in std::iter::once(self).chain(&self.members) {
+            m.shared_user_vector(user, &mut p);
+            if let Some(t) = &m.features[1].table {
+                for (o, &i) in out.iter_mut().zip(items) {
+                    *o += p
+                        .iter()
+                        .zip(t.row(i as usize))
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>();
+                }
+            }
+        }
+        let inv = 1.0 / (self.members.len() + 1) as f32;
+        out[..items.len()].iter_mut().for_each(|o| *o *= inv);
+    }
+
     /// Predicted rating of (user vocabulary row, item vocabulary row).
     ///
     /// # Panics
@@ -613,9 +604,10 @@ impl RankingModel {
         out
     }
 
-    /// Predicted ratings of many pairs into `out`, reusing `scratch`: the mean of this
-    /// model's and its members' outputs, blended with [`RankingModel::autorec`] when
-    /// present, clipped to `config.clip`.
+    /// Predicted ratings (click probabilities for a click model) of many pairs into
+    /// `out`, reusing `scratch`: the mean of this model's and its members' outputs (each
+    /// through [`Self::link`]), blended with [`RankingModel::autorec`] when present,
+    /// clipped to `config.clip`.
     pub fn predict_batch_with(
         &self,
         users: &[u32],
@@ -639,13 +631,17 @@ impl RankingModel {
             return;
         }
         self.raw_batch(users, items, scratch, &mut out[..n]);
+        let click = self.config.objective == Objective::Click;
+        if click {
+            out[..n].iter_mut().for_each(|o| *o = sigmoid(*o));
+        }
         if !self.members.is_empty() {
             let mut tmp = std::mem::take(&mut scratch.member);
             tmp.resize(n, 0.0);
             for m in &self.members {
                 m.raw_batch(users, items, scratch, &mut tmp);
                 for (o, t) in out.iter_mut().zip(&tmp) {
-                    *o += t;
+                    *o += if click { sigmoid(*t) } else { *t };
                 }
             }
             let inv = 1.0 / (self.members.len() + 1) as f32;
@@ -662,50 +658,12 @@ impl RankingModel {
         }
     }
 
-    /// Unclipped output of this model alone (members ignored) for `out.len()` pairs.
-    fn raw_batch(&self, users: &[u32], items: &[u32], scratch: &mut Scratch, out: &mut [f32]) {
+    /// Raw score (before [`Self::link`] and clipping) of this model alone (members
+    /// ignored) for `out.len()` pairs.
+    pub fn raw_batch(&self, users: &[u32], items: &[u32], scratch: &mut Scratch, out: &mut [f32]) {
         let n = out.len();
         if let Some(c) = &self.cache {
-            let h = self.mlp.layers[0].output;
-            scratch.input.resize(n * h, 0.0);
-            for (k, (&u, &i)) in users.iter().zip(items).take(n).enumerate() {
-                let dst = &mut scratch.input[k * h..(k + 1) * h];
-                let (cu, ci) = (
-                    &c.user[u as usize * h..(u as usize + 1) * h],
-                    &c.item[i as usize * h..(i as usize + 1) * h],
-                );
-                for ((d, a), b) in dst.iter_mut().zip(cu).zip(ci) {
-                    *d = (a + b).max(0.0);
-                }
-            }
-            let rest = &self.mlp.layers[1..];
-            scratch.acts.resize_with(rest.len(), Vec::new);
-            for (l, layer) in rest.iter().enumerate() {
-                let (done, todo) = scratch.acts.split_at_mut(l);
-                let o = &mut todo[0];
-                o.resize(n * layer.output, 0.0);
-                let input: &[f32] = if l == 0 { &scratch.input } else { &done[l - 1] };
-                layer.forward(input, n, o);
-            }
-            let last = scratch.acts.last().map_or(&scratch.input[..], |a| &a[..]);
-            let d = self.features[0].width();
-            for k in 0..n {
-                let (u, i) = (users[k] as usize, items[k] as usize);
-                let mut v = last[k];
-                if let (Some(ub), Some(ib)) = (&self.user_bias, &self.item_bias) {
-                    v += ub.row(u)[0] + ib.row(i)[0];
-                }
-                if self.config.dot {
-                    if let Some(t) = &self.features[1].table {
-                        v += c.user_vec[u * d..(u + 1) * d]
-                            .iter()
-                            .zip(t.row(i))
-                            .map(|(a, b)| a * b)
-                            .sum::<f32>();
-                    }
-                }
-                out[k] = v;
-            }
+            self.raw_batch_cached(c, users, items, scratch, out);
             return;
         }
         let w = self.input_width();
@@ -713,82 +671,23 @@ impl RankingModel {
         for (k, (&u, &i)) in users.iter().zip(items).take(n).enumerate() {
             self.fill_input(u, i, &mut scratch.input[k * w..(k + 1) * w]);
         }
-        self.mlp.forward_all(&scratch.input, n, &mut scratch.acts);
+        if self.cross.is_empty() {
+            self.mlp.forward_all(&scratch.input, n, &mut scratch.acts);
+        } else {
+            self.cross.forward_all(
+                &scratch.input,
+                n,
+                &mut scratch.cross_x,
+                &mut scratch.cross_t,
+            );
+            let crossed = scratch.cross_x.last().map_or(&[][..], |v| &v[..]);
+            self.mlp.forward_all(crossed, n, &mut scratch.acts);
+        }
         let last = scratch.acts.last().map_or(&[][..], |a| &a[..]);
         for k in 0..n {
             let x = &scratch.input[k * w..(k + 1) * w];
             out[k] = last[k] + self.extra_from_input(users[k], items[k], x);
         }
-    }
-
-    /// Precomputes the first MLP layer's user part and item part per vocabulary row (and
-    /// the dot term's user vectors), here and in every member, so that scoring skips the
-    /// gathers and the first (widest) GEMM. Skipped (the plain path is used) when the
-    /// cache would exceed [`MAX_CACHE_FLOATS`]. Call again after changing any weight;
-    /// [`RankingModel::load`] and the trainer call it.
-    pub fn prepare_scoring(&mut self) {
-        for m in &mut self.members {
-            m.prepare_scoring();
-        }
-        self.cache = None;
-        let (nu, ni) = (self.num_users(), self.num_items());
-        let layer = &self.mlp.layers[0];
-        let (h, w) = (layer.output, layer.input);
-        let d = self.features[0].width();
-        if (nu + ni) * (h + w) + nu * d > MAX_CACHE_FLOATS || self.mlp.layers.len() < 2 {
-            return;
-        }
-        // Side inputs of every row (other side's columns zero), then one GEMM per side.
-        let side_part = |side: Side, rows: usize| -> Vec<f32> {
-            let mut x = vec![0.0; rows * w];
-            for r in 0..rows {
-                let mut at = 0;
-                for f in &self.features {
-                    let fw = f.width();
-                    if f.side == side {
-                        f.fill(r as u32, &mut x[r * w + at..r * w + at + fw]);
-                    }
-                    at += fw;
-                }
-            }
-            let mut y = vec![0.0; rows * h];
-            if side == Side::User {
-                for row in y.chunks_exact_mut(h) {
-                    row.copy_from_slice(&layer.bias);
-                }
-            }
-            crate::kernel::gemm(
-                rows,
-                w,
-                h,
-                crate::kernel::Operand::new(&x),
-                crate::kernel::Operand::new(&layer.weight),
-                1.0,
-                &mut y,
-            );
-            y
-        };
-        let user = side_part(Side::User, nu);
-        let item = side_part(Side::Item, ni);
-        let mut user_vec = vec![0.0; nu * d];
-        if self.config.dot {
-            let mut tmp = vec![0.0; d];
-            for u in 0..nu {
-                let dst = &mut user_vec[u * d..(u + 1) * d];
-                self.features[0].fill(u as u32, dst);
-                if self.config.implicit {
-                    self.features[2].fill(u as u32, &mut tmp);
-                    for (a, b) in dst.iter_mut().zip(&tmp) {
-                        *a += b;
-                    }
-                }
-            }
-        }
-        self.cache = Some(ScoringCache {
-            user,
-            item,
-            user_vec,
-        });
     }
 
     /// Vocabulary rows of raw ids (OOV ids map to their OOV rows).
@@ -821,7 +720,19 @@ impl RankingModel {
                 .mlp
                 .layers
                 .iter()
+                .chain(&self.cross.layers)
                 .map(|l| l.weight.len() + l.bias.len())
                 .sum::<usize>()
+    }
+}
+
+/// The logistic function, `1 / (1 + e^{−x})`, without overflow for large |x|.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
     }
 }

@@ -6,18 +6,19 @@
 //! feature **within the list** (`(x − mean) / std`; a constant or missing feature
 //! contributes 0), and scores `Σ_f w_f · z_f`. The features ([`ListFeature`]) are the
 //! first stage's retrieval score, the scores of the EASE and iALS models the head
-//! carries and the item's popularity. Standardising per
+//! carries, the item's popularity and, for a `multitask` ranking model, the score of
+//! its shared user·item embeddings. Standardising per
 //! list makes the head independent of each model's score scale and of the list's
 //! length, so the weights learned on lists of one size and on models fitted to part of
 //! the training data transfer to the served lists.
 //!
 //! **Cold items** — items without a training interaction (popularity 0: products
 //! launched after training, which the two-tower model retrieves by their features) —
-//! have no EASE, iALS or popularity feature: those are missing (the list mean, so they
-//! do not distort the others' standardisation), and the item is scored with its own
-//! weights, `cold_weights · z + cold_bias`, learned on the same lists. One set of
-//! weights for both kinds would rank every cold item low: a known item's score sums
-//! several correlated features where a cold item's has one.
+//! have no EASE, iALS, popularity or multitask feature: those are missing (the list
+//! mean, so they do not distort the others' standardisation), and the item is scored
+//! with its own weights, `cold_weights · z + cold_bias`, learned on the same lists.
+//! One set of weights for both kinds would rank every cold item low: a known item's
+//! score sums several correlated features where a cold item's has one.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,9 @@ pub enum ListFeature {
     Ials,
     /// `ln(1 + training interactions of the item)`.
     LogPopularity,
+    /// The ranking model's shared-embedding score (`RankingModel::shared_scores`,
+    /// trained as a retrieval score by the `multitask` objective; given with the list).
+    Multitask,
 }
 
 impl ListFeature {
@@ -50,6 +54,7 @@ impl ListFeature {
             ListFeature::Ease => "ease",
             ListFeature::Ials => "ials",
             ListFeature::LogPopularity => "log_popularity",
+            ListFeature::Multitask => "multitask",
         }
     }
 }
@@ -106,6 +111,9 @@ pub struct ListInputs<'a> {
     pub items: &'a [u32],
     /// First-stage scores, one per candidate (NaN: unknown to the first stage).
     pub retrieval: &'a [f32],
+    /// The ranking model's shared-embedding scores, one per candidate, when the head
+    /// uses [`ListFeature::Multitask`] (empty otherwise: the feature is then missing).
+    pub shared: &'a [f32],
 }
 
 impl RelevanceHead {
@@ -207,6 +215,10 @@ impl RelevanceHead {
         {
             match f {
                 ListFeature::Retrieval => col.copy_from_slice(&list.retrieval[..n]),
+                ListFeature::Multitask => match list.shared.get(..n) {
+                    Some(s) => col.copy_from_slice(s),
+                    None => col.fill(f32::NAN),
+                },
                 ListFeature::LogPopularity => {
                     for (c, &i) in col.iter_mut().zip(list.items) {
                         let p = self.popularity.get(i as usize).copied().unwrap_or(0);
@@ -360,6 +372,7 @@ mod tests {
             history: &[],
             items: &[1, 2, 3],
             retrieval: &[0.0, 1.0, 2.0],
+            shared: &[],
         };
         let mut f = Vec::new();
         head.features_into(&list, &mut f);

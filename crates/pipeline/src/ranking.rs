@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
 use shortlist_model::relevance::OWN_CANDIDATES_MAX_ITEMS;
 use shortlist_model::retrieval_artifact::read_titles;
-use shortlist_model::{ListInputs, RankingModel, Scratch};
+use shortlist_model::{ListFeature, ListInputs, RankingModel, Scratch};
 
 use crate::error::{Error, Result};
 use crate::source::{Candidate, User};
@@ -43,7 +43,7 @@ pub trait Ranker: Send + Sync {
 
     /// Candidates the ranking model proposes itself for a list whose first stage
     /// retrieves `num_candidates` (merged before ranking, de-duplicated); none by
-    /// default. Same exclusion rules as [`CandidateSource::retrieve`].
+    /// default. Same exclusion rules as [`CandidateSource::retrieve`](crate::CandidateSource::retrieve).
     fn candidates<'a>(
         &'a self,
         _user: &User<'_>,
@@ -209,12 +209,18 @@ impl Ranker for RankingStage {
             if let Some(head) = &self.model.relevance {
                 let hu = self.head_user(who);
                 let mut scores = vec![0f32; items.len()];
+                let mut shared = Vec::new();
+                if head.weights.features.contains(&ListFeature::Multitask) {
+                    shared.resize(items.len(), 0.0);
+                    self.model.shared_scores(user, &items, &mut shared);
+                }
                 head.score(
                     &ListInputs {
                         ials_query: hu.ials.as_deref(),
                         history: &hu.rows,
                         items: &items,
                         retrieval: retrieval.unwrap_or(&nan),
+                        shared: &shared,
                     },
                     &mut b.features,
                     &mut scores,

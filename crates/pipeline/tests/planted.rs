@@ -204,6 +204,79 @@ fn ease_and_ials_directories_load_as_candidate_sources() {
     assert!(s.item_title(id).unwrap().starts_with("title "));
 }
 
+#[test]
+fn a_multitask_model_feeds_its_shared_scores_to_the_relevance_head() {
+    use shortlist_model::{ListFeature, ListInputs, Objective};
+    let (d, train, _) = data();
+    let cfg = TrainConfig {
+        objective: Objective::Multitask,
+        embedding_dim: 8,
+        hidden: vec![8],
+        epochs: 2,
+        batch_size: 256,
+        relevance: Some(RelevanceTrainConfig {
+            features: vec![
+                ListFeature::Retrieval,
+                ListFeature::LogPopularity,
+                ListFeature::Multitask,
+            ],
+            retrieval: retrieval_config(),
+            candidates: 50,
+            own_share: 0.0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (model, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
+    let head = model.relevance.as_ref().unwrap();
+    let w = &head.weights;
+    assert_eq!(w.features[2], ListFeature::Multitask);
+    assert!(w.weights[2].is_finite() && w.weights[2] != 0.0, "{w:?}");
+    let base = tempfile::tempdir().unwrap();
+    model.save(&base.path().join("ranking")).unwrap();
+    let Stage::Ranking(ranker) = load_dir(&base.path().join("ranking")).unwrap() else {
+        panic!("not a ranking model");
+    };
+    // The served relevance equals the head's score of the list with the model's
+    // shared scores as the multitask feature (and differs without them).
+    let user = d.users.raw(d.interactions.users[train[0]]);
+    let ids: Vec<&str> = (0..20).map(|k| d.items.raw(k)).collect();
+    let retrieval: Vec<f32> = (0..20).map(|k| (k as f32 * 0.37).sin()).collect();
+    let served = ranker
+        .rank(&User::id(user), &ids, Some(&retrieval))
+        .unwrap();
+    let m = ranker.model();
+    let u = m.spec.user_id.index(user);
+    let rows: Vec<u32> = ids.iter().map(|i| m.spec.item_id.index(i)).collect();
+    let mut shared = vec![0f32; rows.len()];
+    m.shared_scores(u, &rows, &mut shared);
+    let score = |shared: &[f32]| {
+        let mut out = vec![0f32; rows.len()];
+        m.relevance.as_ref().unwrap().score(
+            &ListInputs {
+                // The head has no iALS or EASE feature: no factor, no history rows.
+                ials_query: None,
+                history: &[],
+                items: &rows,
+                retrieval: &retrieval,
+                shared,
+            },
+            &mut Vec::new(),
+            &mut out,
+        );
+        out
+    };
+    assert_eq!(served.relevance, Some(score(&shared)));
+    assert_ne!(served.relevance, Some(score(&[])));
+    // A rating model cannot carry a head that uses the multitask feature.
+    let mut rating = model.clone();
+    rating.config.objective = Objective::Rating;
+    assert_eq!(
+        rating.check().unwrap_err().to_string(),
+        "invalid relevance.features: the multitask feature needs a model trained with objective = \"multitask\""
+    );
+}
+
 /// Users the models never saw, described only by five of their training
 /// interactions: every source folds them in and finds their test items better than
 /// popularity, never recommends the history back, and a known user's history extends

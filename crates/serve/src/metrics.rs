@@ -212,7 +212,7 @@ impl ServerCounters {
 /// connection and load counters.
 #[derive(Default)]
 pub struct Metrics {
-    stats: [EndpointStats; 9],
+    stats: [EndpointStats; Endpoint::ALL.len()],
     /// Connections, protocol errors, computations in flight, shed requests.
     pub server: ServerCounters,
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use shortlist_features::FeatureConfig;
-use shortlist_model::RankingConfig;
+use shortlist_model::{ListFeature, Objective, RankingConfig};
 
 use crate::autorec::AutoRecTrainConfig;
 use crate::error::{Error, Result};
@@ -32,10 +32,53 @@ pub enum EmbeddingOptimizer {
     Adam,
 }
 
+/// `[multitask]`: the loss weights of `objective = "multitask"` (TensorFlow
+/// Recommenders' multitask model: `rating_weight · MSE + retrieval_weight · in-batch
+/// softmax` on the shared user and item embeddings; as there, the MSE is the batch
+/// mean and the softmax cross-entropy the batch sum).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MultitaskConfig {
+    /// Weight of the rating loss (mean squared error).
+    pub rating_weight: f32,
+    /// Weight of the retrieval loss (in-batch softmax cross-entropy summed over the batch).
+    pub retrieval_weight: f32,
+    /// Subtract `log q(item)` (the item's share of the training rows) from its
+    /// in-batch logits, so that the shared score estimates `log p(item | user)` and
+    /// keeps popularity (without it, popular items are pushed down, as in the plain
+    /// TFRS retrieval task).
+    pub logq_correction: bool,
+}
+
+impl Default for MultitaskConfig {
+    fn default() -> Self {
+        MultitaskConfig {
+            rating_weight: 1.0,
+            retrieval_weight: 1.0,
+            logq_correction: true,
+        }
+    }
+}
+
+/// Largest `cross_layers` accepted (each is a full `width × width` matrix).
+pub const MAX_CROSS_LAYERS: usize = 8;
+
 /// Everything a ranking training run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    /// What the model learns: `rating` (MSE on the rating column), `click` (binary
+    /// cross-entropy on 0/1 labels of an impression log; the output is a probability)
+    /// or `multitask` (rating MSE + in-batch softmax retrieval loss on the shared
+    /// embeddings, weighted by `[multitask]`).
+    pub objective: Objective,
+    /// `click`: a rating ≥ this value is a click and below it a non-click (e.g. 4 on
+    /// MovieLens); absent: the rating column must hold 0/1 labels.
+    pub click_threshold: Option<f32>,
+    /// DCN-v2 cross layers (full-rank, `x_{l+1} = x₀ ⊙ (x_l W_l + b_l) + x_l`) between
+    /// the inputs and the MLP; 0: none. Models with cross layers score without the
+    /// precomputed first-layer cache.
+    pub cross_layers: usize,
     /// Embedding width of ids and categorical side features.
     pub embedding_dim: usize,
     /// Hidden layer widths (ReLU); the output layer of width 1 is implied.
@@ -97,6 +140,8 @@ pub struct TrainConfig {
     /// The relevance head that orders candidate lists (`[relevance]` table; absent:
     /// a rating-only model, whose lists keep the first stage's order).
     pub relevance: Option<RelevanceTrainConfig>,
+    /// Loss weights of the `multitask` objective (`[multitask]`; absent: both 1).
+    pub multitask: Option<MultitaskConfig>,
 }
 
 impl Default for TrainConfig {
@@ -104,6 +149,9 @@ impl Default for TrainConfig {
     /// batch 8192, 3 epochs.
     fn default() -> Self {
         TrainConfig {
+            objective: Objective::Rating,
+            click_threshold: None,
+            cross_layers: 0,
             embedding_dim: 32,
             hidden: vec![256, 64],
             biases: false,
@@ -132,6 +180,7 @@ impl Default for TrainConfig {
             features: FeatureConfig::default(),
             autorec: None,
             relevance: None,
+            multitask: None,
         }
     }
 }
@@ -176,7 +225,22 @@ impl TrainConfig {
             implicit: self.implicit,
             clip: None,
             autorec: None,
+            objective: self.objective,
+            label_threshold: self.click_threshold,
+            cross_layers: self.cross_layers,
         }
+    }
+
+    /// The `[multitask]` settings in effect (defaults when the table is absent);
+    /// `None` for the other objectives.
+    pub fn multitask_settings(&self) -> Option<MultitaskConfig> {
+        (self.objective == Objective::Multitask).then(|| self.multitask.clone().unwrap_or_default())
+    }
+
+    /// The loss weights in effect: `(rating, retrieval)`.
+    pub fn loss_weights(&self) -> (f32, f32) {
+        self.multitask_settings()
+            .map_or((1.0, 0.0), |m| (m.rating_weight, m.retrieval_weight))
     }
 
     /// Checks every value; errors name the parameter.
@@ -248,6 +312,7 @@ impl TrainConfig {
                 "early stopping needs a validation split: set validation_fraction > 0",
             ));
         }
+        self.validate_objective()?;
         if let Some(r) = &self.relevance {
             r.validate()?;
         }
@@ -258,6 +323,87 @@ impl TrainConfig {
         self.features
             .categorical
             .validate("features.categorical.")?;
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// The rules of `objective`, `click_threshold`, `[multitask]` and `cross_layers`.
+    fn validate_objective(&self) -> Result<()> {
+        let name = self.objective.name();
+        if self.objective == Objective::Click {
+            if self.clip_predictions {
+                return Err(Error::invalid(
+                    "clip_predictions",
+                    "objective = \"click\" predicts probabilities in (0, 1): clipping to the label range does not apply",
+                ));
+            }
+            if self.autorec.is_some() {
+                return Err(Error::invalid(
+                    "autorec",
+                    "the AutoRec blend predicts ratings: it does not apply to objective = \"click\"",
+                ));
+            }
+        }
+        match self.click_threshold {
+            Some(_) if self.objective != Objective::Click => {
+                return Err(Error::invalid(
+                    "click_threshold",
+                    format!("only used by objective = \"click\" (this configuration has {name:?})"),
+                ))
+            }
+            Some(t) if !t.is_finite() => {
+                return Err(Error::invalid(
+                    "click_threshold",
+                    format!("expected a finite number, got {t}"),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(m) = &self.multitask {
+            if self.objective != Objective::Multitask {
+                return Err(Error::invalid(
+                    "multitask",
+                    format!("the [multitask] table needs objective = \"multitask\" (this configuration has {name:?})"),
+                ));
+            }
+            for (k, v) in [
+                ("multitask.rating_weight", m.rating_weight),
+                ("multitask.retrieval_weight", m.retrieval_weight),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(Error::invalid(
+                        k,
+                        format!("expected a finite number ≥ 0, got {v}"),
+                    ));
+                }
+            }
+            if m.rating_weight == 0.0 && m.retrieval_weight == 0.0 {
+                return Err(Error::invalid(
+                    "multitask",
+                    "rating_weight and retrieval_weight are both 0: nothing to learn",
+                ));
+            }
+        }
+        if self.cross_layers > MAX_CROSS_LAYERS {
+            return Err(Error::invalid(
+                "cross_layers",
+                format!(
+                    "expected at most {MAX_CROSS_LAYERS}, got {}",
+                    self.cross_layers
+                ),
+            ));
+        }
+        if let Some(r) = &self.relevance {
+            if r.features.contains(&ListFeature::Multitask)
+                && self.objective != Objective::Multitask
+            {
+                return Err(Error::invalid(
+                    "relevance.features",
+                    format!("multitask is the shared embeddings' retrieval score, trained only by objective = \"multitask\" (this configuration has {name:?})"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -297,6 +443,120 @@ mod tests {
         );
         let e = err("[autorec]\nsize = 3");
         assert!(e.contains("unknown field `size`"), "{e}");
+    }
+
+    #[test]
+    fn shipped_ranking_configurations_parse_with_their_options() {
+        let load = |name: &str, text: &str| TrainConfig::from_toml(text, Path::new(name)).unwrap();
+        let click = load(
+            "ranking-click.toml",
+            include_str!("../../../configs/ranking-click.toml"),
+        );
+        assert_eq!(
+            (click.objective, click.click_threshold, &click.autorec),
+            (Objective::Click, Some(4.0), &None)
+        );
+        let multitask = load(
+            "ranking-multitask.toml",
+            include_str!("../../../configs/ranking-multitask.toml"),
+        );
+        assert_eq!(multitask.objective, Objective::Multitask);
+        assert_eq!(
+            multitask.multitask_settings(),
+            Some(MultitaskConfig::default())
+        );
+        assert!(multitask
+            .relevance
+            .as_ref()
+            .is_some_and(|r| r.features.contains(&ListFeature::Multitask)));
+        let dcn = load(
+            "ranking-dcn.toml",
+            include_str!("../../../configs/ranking-dcn.toml"),
+        );
+        assert_eq!(dcn.cross_layers, 2);
+        // Each differs from the default configuration only where it says so.
+        let default = load(
+            "ranking-default.toml",
+            include_str!("../../../configs/ranking-default.toml"),
+        );
+        assert_eq!(
+            TrainConfig {
+                cross_layers: 0,
+                ..dcn
+            },
+            default
+        );
+        assert_eq!(
+            TrainConfig {
+                objective: Objective::Rating,
+                multitask: None,
+                relevance: default.relevance.clone(),
+                ..multitask
+            },
+            default
+        );
+    }
+
+    #[test]
+    fn objectives_refuse_what_does_not_apply_by_name() {
+        assert_eq!(
+            err("objective = \"click\"\nclip_predictions = true"),
+            "invalid clip_predictions: objective = \"click\" predicts probabilities in (0, 1): clipping to the label range does not apply"
+        );
+        assert_eq!(
+            err("objective = \"click\"\n[autorec]\nhidden = 4"),
+            "invalid autorec: the AutoRec blend predicts ratings: it does not apply to objective = \"click\""
+        );
+        assert_eq!(
+            err("click_threshold = 4.0"),
+            "invalid click_threshold: only used by objective = \"click\" (this configuration has \"rating\")"
+        );
+        assert_eq!(
+            err("objective = \"click\"\nclick_threshold = nan"),
+            "invalid click_threshold: expected a finite number, got NaN"
+        );
+        assert_eq!(
+            err("[multitask]\nretrieval_weight = 1.0"),
+            "invalid multitask: the [multitask] table needs objective = \"multitask\" (this configuration has \"rating\")"
+        );
+        assert_eq!(
+            err("objective = \"multitask\"\n[multitask]\nrating_weight = 0.0\nretrieval_weight = 0.0"),
+            "invalid multitask: rating_weight and retrieval_weight are both 0: nothing to learn"
+        );
+        assert_eq!(
+            err("objective = \"multitask\"\n[multitask]\nretrieval_weight = -1.0"),
+            "invalid multitask.retrieval_weight: expected a finite number ≥ 0, got -1"
+        );
+        assert_eq!(
+            err("cross_layers = 9"),
+            "invalid cross_layers: expected at most 8, got 9"
+        );
+        assert_eq!(
+            err("[relevance]\nfeatures = [\"retrieval\", \"multitask\"]"),
+            "invalid relevance.features: multitask is the shared embeddings' retrieval score, trained only by objective = \"multitask\" (this configuration has \"rating\")"
+        );
+        let e = err("objective = \"ctr\"");
+        assert!(e.contains("objective") && e.contains("click"), "{e}");
+        let e = err("objective = \"multitask\"\n[multitask]\nweight = 1.0");
+        assert!(e.contains("unknown field `weight`"), "{e}");
+        let ok = |t: &str| TrainConfig::from_toml(t, Path::new("x")).unwrap();
+        let m = ok("objective = \"multitask\"");
+        assert_eq!(m.loss_weights(), (1.0, 1.0));
+        let m = ok(
+            "objective = \"multitask\"\n[multitask]\nrating_weight = 0.5\nretrieval_weight = 2.0",
+        );
+        assert_eq!(m.loss_weights(), (0.5, 2.0));
+        assert_eq!(ok("").loss_weights(), (1.0, 0.0));
+        let c = ok("objective = \"click\"\nclick_threshold = 4.0\ncross_layers = 2");
+        let mc = c.model_config();
+        assert_eq!(
+            (mc.objective, mc.label_threshold, mc.cross_layers),
+            (Objective::Click, Some(4.0), 2)
+        );
+        assert_eq!(
+            TrainConfig::from_toml(&c.to_toml(), Path::new("x")).unwrap(),
+            c
+        );
     }
 
     #[test]

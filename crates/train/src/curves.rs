@@ -74,13 +74,23 @@ pub struct Panel {
 }
 
 impl History {
-    /// The per-epoch records as CSV.
+    /// The per-epoch records as CSV (click models add `test_log_loss,test_auc`,
+    /// multitask models `train_retrieval_loss`).
     pub fn to_csv(&self) -> String {
+        let click = self.epochs.iter().any(|e| e.test_log_loss.is_some());
+        let multitask = self.epochs.iter().any(|e| e.train_retrieval_loss.is_some());
         let mut s = String::from(
-            "epoch,train_loss,train_rmse,valid_loss,valid_rmse,test_rmse,test_mae,seconds\n",
+            "epoch,train_loss,train_rmse,valid_loss,valid_rmse,test_rmse,test_mae,seconds",
         );
+        if click {
+            s.push_str(",test_log_loss,test_auc");
+        }
+        if multitask {
+            s.push_str(",train_retrieval_loss");
+        }
+        s.push('\n');
         for e in &self.epochs {
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "{},{:.6},{:.6},{},{},{},{},{:.4}",
                 e.epoch,
@@ -92,6 +102,13 @@ impl History {
                 opt(e.test_mae),
                 e.seconds
             );
+            if click {
+                let _ = write!(s, ",{},{}", opt(e.test_log_loss), opt(e.test_auc));
+            }
+            if multitask {
+                let _ = write!(s, ",{}", opt(e.train_retrieval_loss));
+            }
+            s.push('\n');
         }
         s
     }
@@ -372,6 +389,9 @@ mod tests {
             test_rmse: Some(test),
             test_mae: Some(0.7),
             seconds: 0.1,
+            train_retrieval_loss: None,
+            test_log_loss: None,
+            test_auc: None,
         }
     }
 

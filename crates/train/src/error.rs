@@ -25,6 +25,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Labels that the objective cannot use (e.g. a rating of 3.5 for `click`).
+    #[error("{0}")]
+    Labels(String),
     /// The training rows are empty or unusable.
     #[error("no training data: {0}")]
     NoData(String),

@@ -18,6 +18,13 @@
 //!   An I-AutoRec ([`autorec`], `[autorec]` in the TOML) can be trained on the same rows
 //!   and blended into the predictions (saved in the same artifact).
 //!   `configs/ranking-default.toml` combines them with all side features.
+//! * Objectives ([`TrainConfig::objective`]): `rating` (MSE), `click` (binary
+//!   cross-entropy on the 0/1 labels of an impression log; AUC, group AUC and log-loss
+//!   in [`click`]) and `multitask` (the rating MSE plus an in-batch softmax retrieval
+//!   loss on the shared user·item embeddings, with `[multitask]` weights). The losses
+//!   and their gradients are in [`losses`]; DCN-v2 cross layers (`cross_layers`) have
+//!   their backward pass beside the MLP's. Every trainable layer and loss is checked
+//!   against finite differences of the model crate's forward pass (`gradcheck.rs`).
 //! * [`TrainConfig`] (TOML, validated), [`train_ranking`] / [`train_split`],
 //!   [`evaluate`], and a per-epoch [`History`] with [`History::write_curves`].
 //!
@@ -42,23 +49,32 @@
 //! ```
 
 pub mod autorec;
+mod backward;
+pub mod click;
 pub mod config;
 pub mod curves;
 pub mod ease;
 pub mod error;
 pub mod ials;
 pub mod interactions;
+pub mod losses;
+pub mod multitask;
 pub mod optim;
 pub mod relevance;
 pub mod retrieval;
+mod step;
 pub mod trainer;
 
+#[cfg(test)]
+mod gradcheck;
+
 pub use autorec::{train_autorec, train_autorec_with, AutoRecTrainConfig};
-pub use config::{EmbeddingOptimizer, OptimizerKind, TrainConfig};
+pub use click::{evaluate_click, ClickBaselines};
+pub use config::{EmbeddingOptimizer, MultitaskConfig, OptimizerKind, TrainConfig};
 pub use error::{Error, Result};
 pub use trainer::{
-    evaluate, fingerprint, train_ranking, train_ranking_with, train_split, EpochRecord, History,
-    Metrics,
+    evaluate, fingerprint, predictions, train_ranking, train_ranking_with, train_split,
+    EpochRecord, History, Metrics,
 };
 
 /// Loads a saved ranking model (re-exported for callers that only train and load).

@@ -27,7 +27,9 @@
 //!    the served first stage.
 //!
 //! This retrieval model is internal to training the head (nobody has to train or
-//! point to one); it is not saved.
+//! point to one); it is not saved. With the `multitask` feature, the ranking model's
+//! shared-embedding score is computed the same way: by a ranking model trained on A
+//! alone (given by the caller), while serving uses the final model's.
 
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
@@ -38,8 +40,8 @@ use shortlist_features::FeatureSpec;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
 use shortlist_model::relevance::{standardise, OWN_CANDIDATES_MAX_ITEMS};
 use shortlist_model::{
-    EaseModel, IalsModel, ListFeature, ListInputs, ModelMeta, RelevanceHead, RelevanceWeights,
-    RetrievalModel,
+    EaseModel, IalsModel, ListFeature, ListInputs, ModelMeta, RankingModel, RelevanceHead,
+    RelevanceWeights, RetrievalModel,
 };
 
 use crate::ease::{fit_ease, EaseTrainConfig};
@@ -228,12 +230,34 @@ pub struct RelevanceReport {
 
 /// Trains the relevance head for a ranking model with vocabularies `spec`, reporting
 /// each phase (first-stage epochs, iALS iterations, weight steps) to `progress`.
+/// Without a ranking model to compute it, the `multitask` feature is refused (see
+/// [`train_relevance_with`]).
 pub fn train_relevance(
     dataset: &Dataset,
     train: &[usize],
     spec: &FeatureSpec,
     cfg: &RelevanceTrainConfig,
     progress: &dyn Progress,
+) -> Result<(RelevanceHead, RelevanceReport)> {
+    let none = |_: &[usize]| -> Result<RankingModel> {
+        Err(Error::invalid(
+            "relevance.features",
+            "the multitask feature is computed by a ranking model trained with objective = \"multitask\"",
+        ))
+    };
+    train_relevance_with(dataset, train, spec, cfg, progress, &none)
+}
+
+/// [`train_relevance`] with `shared_model(rows)`, which trains the ranking model on
+/// interaction `rows` whose shared-embedding scores are the `multitask` feature (called
+/// once, on the fitting part, when the feature is used).
+pub fn train_relevance_with(
+    dataset: &Dataset,
+    train: &[usize],
+    spec: &FeatureSpec,
+    cfg: &RelevanceTrainConfig,
+    progress: &dyn Progress,
+    shared_model: &dyn Fn(&[usize]) -> Result<RankingModel>,
 ) -> Result<(RelevanceHead, RelevanceReport)> {
     cfg.validate()?;
     let (fit, held) = match cfg.holdout_by {
@@ -287,7 +311,29 @@ pub fn train_relevance(
         ials: ials_fit,
         popularity: retrieval.popularity.clone(),
     };
-    let (lists, candidate_recall) = build_lists(dataset, train, &held, &retrieval, &head_fit, cfg)?;
+    let shared = if cfg.features.contains(&ListFeature::Multitask) {
+        progress.start(
+            &format!(
+                "relevance head: multitask ranking model on {} rows",
+                fit.len()
+            ),
+            None,
+        );
+        let m = shared_model(&fit)?;
+        progress.finish();
+        Some(m)
+    } else {
+        None
+    };
+    let (lists, candidate_recall) = build_lists(
+        dataset,
+        train,
+        &held,
+        &retrieval,
+        &head_fit,
+        shared.as_ref(),
+        cfg,
+    )?;
     if lists.z.is_empty() {
         return Err(Error::NoData(
             "no training list holds a held-out interaction (too few interactions per user?)".into(),
@@ -443,6 +489,7 @@ fn build_lists(
     held: &[usize],
     retrieval: &RetrievalModel,
     head: &RelevanceHead,
+    shared: Option<&RankingModel>,
     cfg: &RelevanceTrainConfig,
 ) -> Result<(Lists, f64)> {
     let it = &dataset.interactions;
@@ -480,6 +527,19 @@ fn build_lists(
     let future: Vec<u32> = (num_oov..ni as u32)
         .filter(|&i| !in_train[i as usize])
         .collect();
+    // Retrieval user/item rows → rows of the shared-embedding model (by raw id).
+    let shared_rows = shared.map(|m| {
+        let map = |v: &shortlist_features::Vocabulary, to: &shortlist_features::Vocabulary| {
+            (0..v.len() as u32)
+                .map(|r| v.value(r).map_or(0, |raw| to.index(raw)))
+                .collect::<Vec<u32>>()
+        };
+        (
+            m,
+            map(&spec.user_id, &m.spec.user_id),
+            map(&spec.item_id, &m.spec.item_id),
+        )
+    });
     let nf = cfg.features.len();
     let built: Vec<Option<BuiltList>> = users
         .par_iter()
@@ -533,6 +593,12 @@ fn build_lists(
             if found == 0 {
                 return Ok(None);
             }
+            let mut shared_scores = Vec::new();
+            if let Some((m, urows, irows)) = &shared_rows {
+                let its: Vec<u32> = items.iter().map(|&j| irows[j as usize]).collect();
+                shared_scores.resize(items.len(), 0.0);
+                m.shared_scores(urows[u as usize], &its, &mut shared_scores);
+            }
             let mut z = Vec::new();
             head.features_into(
                 &ListInputs {
@@ -540,6 +606,7 @@ fn build_lists(
                     history: seen,
                     items: &items,
                     retrieval: &scores,
+                    shared: &shared_scores,
                 },
                 &mut z,
             );

@@ -40,6 +40,7 @@ use shortlist_model::{EmbeddingTable, InputFeature, Lookup};
 
 use crate::config::EmbeddingOptimizer;
 use crate::error::{Error, Result};
+use crate::losses::softmax_row;
 use crate::optim::{OptimParams, SparseGrad, SparseState};
 use crate::trainer::fingerprint;
 
@@ -1024,19 +1025,7 @@ pub fn train_retrieval_with(
                     }
                 }
                 // Softmax in place; the row becomes the logits' gradient (p - y) · scale.
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut z = 0.0f32;
-                for l in row.iter_mut() {
-                    *l = (*l - max).exp();
-                    z += *l;
-                }
-                let pos_p = row[pos_col] / z;
-                loss_sum += loss_offset as f64 - (pos_p.max(1e-30) as f64).ln();
-                let scale = grad_scale / z;
-                for l in row.iter_mut() {
-                    *l *= scale;
-                }
-                row[pos_col] -= grad_scale;
+                loss_sum += loss_offset as f64 + softmax_row(row, pos_col, grad_scale);
             }
             // dQ = G · C / τ ;  dC = Gᵀ · Q / τ
             dq.clear();

@@ -1,6 +1,7 @@
-//! The ranking training loop: sparse embedding gathers and scatters, MLP forward and
-//! hand-written backward over the model crate's GEMM seam, seeded shuffling, per-epoch
-//! metrics and early stopping.
+//! The ranking training loop: labels of the objective, seeded shuffling, one
+//! [`Trainer::step`](crate::step) per batch (forward and hand-written backward in
+//! `backward.rs`, updates in `step.rs`), per-epoch metrics and early stopping, seed
+//! ensembles, the AutoRec blend and the relevance head.
 
 use std::time::Instant;
 
@@ -11,13 +12,14 @@ use shortlist_core::hash::fnv1a64;
 use shortlist_core::progress::{NoProgress, Progress};
 use shortlist_core::Rng;
 use shortlist_data::loaders::tsv::SplitData;
+use shortlist_eval::ClickMetrics;
 use shortlist_features::FeatureSpec;
-use shortlist_model::kernel::{gemm, Operand};
-use shortlist_model::{Activation, RankingModel, Scratch, Side};
+use shortlist_model::{Objective, RankingModel, Scratch};
 
+use crate::click::{click_labels, metrics_of};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::optim::{DenseState, OptimParams, SparseGrad, SparseState};
+use crate::step::Trainer;
 
 /// Accuracy of rating predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -35,11 +37,13 @@ pub struct Metrics {
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Mean of the batch MSE losses (what Keras prints).
+    /// Mean of the batch losses (what Keras prints): MSE, or the click cross-entropy,
+    /// or for `multitask` the weighted sum of the MSE and the batch-summed retrieval loss.
     pub train_loss: f64,
     /// RMSE over the epoch's training examples (predictions before each step's update).
     pub train_rmse: f64,
-    /// Validation MSE (when a validation split exists).
+    /// Validation loss of the objective (when a validation split exists): MSE of the
+    /// rating, or log-loss of the click; early stopping keeps its best epoch.
     pub valid_loss: Option<f64>,
     /// Validation RMSE.
     pub valid_rmse: Option<f64>,
@@ -49,6 +53,15 @@ pub struct EpochRecord {
     pub test_mae: Option<f64>,
     /// Wall-clock seconds of the epoch's training steps (evaluation excluded).
     pub seconds: f64,
+    /// `multitask`: in-batch softmax loss of the retrieval task per example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_retrieval_loss: Option<f64>,
+    /// `click`: log-loss on the monitored test rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_log_loss: Option<f64>,
+    /// `click`: AUC on the monitored test rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_auc: Option<f64>,
 }
 
 /// Per-epoch record of a training run.
@@ -73,6 +86,9 @@ pub struct History {
     /// Training RMSE of the AutoRec per full-batch epoch (empty without AutoRec).
     #[serde(default)]
     pub autorec_rmse: Vec<f64>,
+    /// `click`: AUC, group AUC and log-loss of the returned model on the test rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_click: Option<ClickMetrics>,
 }
 
 impl History {
@@ -120,43 +136,97 @@ fn vocab_rows(spec: &FeatureSpec, dataset: &Dataset) -> (Vec<u32>, Vec<u32>) {
     (u, i)
 }
 
-fn evaluate_mapped(
+/// Predictions of `model` for `rows` (in `map`'s vocabulary rows), in row order;
+/// computed in fixed chunks on the thread pool.
+fn predictions_mapped(
     model: &RankingModel,
     dataset: &Dataset,
     rows: &[usize],
     map: &(Vec<u32>, Vec<u32>),
-) -> Metrics {
+) -> Vec<f32> {
     let it = &dataset.interactions;
-    let parts: Vec<(f64, f64)> = rows
+    let parts: Vec<Vec<f32>> = rows
         .par_chunks(4096)
         .map(|chunk| {
             let users: Vec<u32> = chunk.iter().map(|&r| map.0[it.users[r] as usize]).collect();
             let items: Vec<u32> = chunk.iter().map(|&r| map.1[it.items[r] as usize]).collect();
             let mut out = vec![0.0; chunk.len()];
             model.predict_batch_with(&users, &items, &mut Scratch::default(), &mut out);
-            chunk
-                .iter()
-                .zip(&out)
-                .fold((0.0, 0.0), |(s2, s1), (&r, &p)| {
-                    let e = (p - it.ratings[r]) as f64;
-                    (s2 + e * e, s1 + e.abs())
-                })
+            out
         })
         .collect();
-    let (s2, s1) = parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let n = rows.len().max(1) as f64;
+    parts.concat()
+}
+
+/// Predictions of `model` (ratings, or click probabilities) for interaction `rows`
+/// of `dataset`, in row order (unknown ids use their out-of-vocabulary rows).
+pub fn predictions(model: &RankingModel, dataset: &Dataset, rows: &[usize]) -> Vec<f32> {
+    predictions_mapped(model, dataset, rows, &vocab_rows(&model.spec, dataset))
+}
+
+/// RMSE and MAE of predictions against labels.
+fn errors(pred: &[f32], labels: &[f32]) -> Metrics {
+    let (s2, s1) = pred
+        .iter()
+        .zip(labels)
+        .fold((0f64, 0f64), |(s2, s1), (&p, &y)| {
+            let e = (p - y) as f64;
+            (s2 + e * e, s1 + e.abs())
+        });
+    let n = pred.len().max(1) as f64;
     Metrics {
         rmse: (s2 / n).sqrt(),
         mae: s1 / n,
-        count: rows.len(),
+        count: pred.len(),
     }
 }
 
-/// RMSE and MAE of `model` on interaction `rows` of `dataset` (ids unseen in training
-/// use their out-of-vocabulary rows). Deterministic for any thread count.
+/// RMSE and MAE of `model` on interaction `rows` of `dataset` against their ratings
+/// (ids unseen in training use their out-of-vocabulary rows). Deterministic for any
+/// thread count.
 pub fn evaluate(model: &RankingModel, dataset: &Dataset, rows: &[usize]) -> Metrics {
-    let map = vocab_rows(&model.spec, dataset);
-    evaluate_mapped(model, dataset, rows, &map)
+    let labels: Vec<f32> = rows
+        .iter()
+        .map(|&r| dataset.interactions.ratings[r])
+        .collect();
+    errors(&predictions(model, dataset, rows), &labels)
+}
+
+/// Rows with the labels the objective learns (ratings, or 0/1 clicks).
+struct Labelled {
+    rows: Vec<usize>,
+    labels: Vec<f32>,
+}
+
+impl Labelled {
+    fn new(dataset: &Dataset, rows: &[usize], cfg: &TrainConfig, what: &str) -> Result<Self> {
+        let labels = match cfg.objective {
+            Objective::Click => click_labels(dataset, rows, cfg.click_threshold, what)?,
+            Objective::Rating | Objective::Multitask => rows
+                .iter()
+                .map(|&r| dataset.interactions.ratings[r])
+                .collect(),
+        };
+        Ok(Labelled {
+            rows: rows.to_vec(),
+            labels,
+        })
+    }
+
+    /// Errors of `model` on the rows and, for a click model, its click metrics.
+    fn measure(
+        &self,
+        model: &RankingModel,
+        dataset: &Dataset,
+        map: &(Vec<u32>, Vec<u32>),
+    ) -> Result<(Metrics, Option<ClickMetrics>)> {
+        let p = predictions_mapped(model, dataset, &self.rows, map);
+        let click = match model.config.objective {
+            Objective::Click => Some(metrics_of(dataset, &self.rows, &self.labels, &p)?),
+            Objective::Rating | Objective::Multitask => None,
+        };
+        Ok((errors(&p, &self.labels), click))
+    }
 }
 
 /// Trains on `split.train`, reporting test metrics on `split.test` every epoch.
@@ -166,6 +236,7 @@ pub fn train_split(split: &SplitData, cfg: &TrainConfig) -> Result<(RankingModel
 
 fn init_model(model: &mut RankingModel, rng: &mut Rng, mean: f32, cfg: &TrainConfig) {
     // Keras: Embedding uniform(-0.05, 0.05); Dense glorot-uniform weights, zero bias.
+    // Cross layers are drawn after the MLP, so models without them keep their stream.
     for f in &mut model.features {
         if let Some(t) = &mut f.table {
             for v in t.data_mut() {
@@ -173,7 +244,7 @@ fn init_model(model: &mut RankingModel, rng: &mut Rng, mean: f32, cfg: &TrainCon
             }
         }
     }
-    for l in &mut model.mlp.layers {
+    for l in model.mlp.layers.iter_mut().chain(&mut model.cross.layers) {
         let limit = (6.0 / (l.input + l.output) as f32).sqrt();
         for v in &mut l.weight {
             *v = (rng.next_f32() * 2.0 - 1.0) * limit;
@@ -181,318 +252,18 @@ fn init_model(model: &mut RankingModel, rng: &mut Rng, mean: f32, cfg: &TrainCon
         l.bias.fill(0.0);
     }
     if cfg.init_bias_to_mean {
+        // The output starts at the mean label: for a click model, the logit of the
+        // click rate.
+        let start = match cfg.objective {
+            Objective::Click => {
+                let p = mean.clamp(1e-4, 1.0 - 1e-4);
+                (p / (1.0 - p)).ln()
+            }
+            Objective::Rating | Objective::Multitask => mean,
+        };
         if let Some(last) = model.mlp.layers.last_mut() {
-            last.bias.fill(mean);
+            last.bias.fill(start);
         }
-    }
-}
-
-/// Optimizer state and scratch buffers of one training run.
-struct Trainer {
-    sparse_p: OptimParams,
-    dense_p: OptimParams,
-    grads: Vec<Option<SparseGrad>>,
-    states: Vec<Option<SparseState>>,
-    bias_grads: Vec<SparseGrad>,
-    bias_states: Vec<SparseState>,
-    dense_states: Vec<(DenseState, DenseState)>,
-    /// Forward/backward buffers of each half of a batch (data parallelism).
-    lanes: [Lane; 2],
-}
-
-/// Forward/backward of one slice of a batch: inputs, activations, the error signal
-/// and the MLP gradients of that slice.
-#[derive(Default)]
-struct Lane {
-    x: Vec<f32>,
-    acts: Vec<Vec<f32>>,
-    delta: Vec<f32>,
-    delta_prev: Vec<f32>,
-    g: Vec<f32>,
-    dgrads: Vec<(Vec<f32>, Vec<f32>)>,
-}
-
-/// Batches at least this large are split in two halves computed on two threads.
-const PARALLEL_BATCH: usize = 1024;
-
-impl Lane {
-    /// Forward and backward of `users/items/ratings` (a slice of a batch of `batch`
-    /// examples): fills `delta` with dL/dX, `g` with dL/dprediction and `dgrads`.
-    /// Returns the slice's sum of squared errors.
-    fn run(
-        &mut self,
-        model: &RankingModel,
-        users: &[u32],
-        items: &[u32],
-        ratings: &[f32],
-        batch: usize,
-    ) -> f64 {
-        let b = users.len();
-        let width = model.input_width();
-        self.x.resize(b * width, 0.0);
-        for k in 0..b {
-            model.fill_input(users[k], items[k], &mut self.x[k * width..(k + 1) * width]);
-        }
-        model.mlp.forward_all(&self.x, b, &mut self.acts);
-        self.g.resize(b, 0.0);
-        let mut sse = 0.0f64;
-        let scale = 2.0 / batch as f32;
-        let out = self.acts.last().map_or(&[][..], |a| &a[..]);
-        for k in 0..b {
-            let x = &self.x[k * width..(k + 1) * width];
-            let e = out[k] + model.extra_from_input(users[k], items[k], x) - ratings[k];
-            sse += (e * e) as f64;
-            self.g[k] = scale * e;
-        }
-        self.dgrads
-            .resize_with(model.mlp.layers.len(), Default::default);
-        // Backward through the MLP.
-        self.delta.clear();
-        self.delta.extend_from_slice(&self.g);
-        for l in (0..model.mlp.layers.len()).rev() {
-            let layer = &model.mlp.layers[l];
-            let (inp, outw) = (layer.input, layer.output);
-            if layer.activation == Activation::Relu {
-                for (d, a) in self.delta.iter_mut().zip(&self.acts[l]) {
-                    if *a <= 0.0 {
-                        *d = 0.0;
-                    }
-                }
-            }
-            let input: &[f32] = if l == 0 { &self.x } else { &self.acts[l - 1] };
-            let (dw, db) = &mut self.dgrads[l];
-            dw.resize(layer.weight.len(), 0.0);
-            db.resize(layer.bias.len(), 0.0);
-            gemm(
-                inp,
-                b,
-                outw,
-                Operand::t(input),
-                Operand::new(&self.delta),
-                0.0,
-                dw,
-            );
-            db.fill(0.0);
-            for row in self.delta.chunks_exact(outw) {
-                for (s, d) in db.iter_mut().zip(row) {
-                    *s += d;
-                }
-            }
-            self.delta_prev.resize(b * inp, 0.0);
-            gemm(
-                b,
-                outw,
-                inp,
-                Operand::new(&self.delta),
-                Operand::t(&layer.weight),
-                0.0,
-                &mut self.delta_prev,
-            );
-            std::mem::swap(&mut self.delta, &mut self.delta_prev);
-        }
-        // self.delta is now dL/dX (b × width). The dot term's gradient joins it (it reads
-        // the gathered user, item and implicit embeddings).
-        if model.config.dot {
-            let d = model.features[0].width();
-            let implicit = model.config.implicit;
-            for k in 0..b {
-                let g = self.g[k];
-                let x = &self.x[k * width..(k + 1) * width];
-                let dx = &mut self.delta[k * width..(k + 1) * width];
-                for j in 0..d {
-                    let (p, q) = (x[j], x[d + j]);
-                    let pu = if implicit { p + x[2 * d + j] } else { p };
-                    dx[j] += g * q;
-                    dx[d + j] += g * pu;
-                    if implicit {
-                        dx[2 * d + j] += g * q;
-                    }
-                }
-            }
-        }
-        sse
-    }
-}
-
-impl Trainer {
-    fn new(model: &RankingModel, cfg: &TrainConfig) -> Self {
-        let sparse_p = OptimParams {
-            lr: cfg.embedding_lr(),
-            eps: cfg.epsilon,
-            init_acc: cfg.initial_accumulator,
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            decay: cfg.embedding_l2,
-        };
-        let dense_p = OptimParams {
-            lr: cfg.learning_rate,
-            decay: cfg.weight_decay,
-            ..sparse_p
-        };
-        let bias_p = OptimParams {
-            decay: cfg.embedding_l2,
-            ..sparse_p
-        };
-        let grads = model
-            .features
-            .iter()
-            .map(|f| f.table.as_ref().map(|t| SparseGrad::new(t.rows(), t.dim())))
-            .collect();
-        let states = model
-            .features
-            .iter()
-            .map(|f| {
-                f.table
-                    .as_ref()
-                    .map(|t| SparseState::new(cfg.embedding_optimizer, t, &sparse_p))
-            })
-            .collect();
-        let biases: Vec<_> = model
-            .user_bias
-            .iter()
-            .chain(model.item_bias.iter())
-            .collect();
-        Trainer {
-            sparse_p,
-            dense_p,
-            grads,
-            states,
-            bias_grads: biases
-                .iter()
-                .map(|t| SparseGrad::new(t.rows(), 1))
-                .collect(),
-            bias_states: biases
-                .iter()
-                .map(|t| SparseState::new(cfg.embedding_optimizer, t, &bias_p))
-                .collect(),
-            dense_states: model
-                .mlp
-                .layers
-                .iter()
-                .map(|l| {
-                    (
-                        DenseState::new(cfg.optimizer, l.weight.len(), &dense_p),
-                        DenseState::new(cfg.optimizer, l.bias.len(), &dense_p),
-                    )
-                })
-                .collect(),
-            lanes: Default::default(),
-        }
-    }
-
-    /// One optimisation step on a batch; returns the batch's sum of squared errors.
-    fn step(
-        &mut self,
-        model: &mut RankingModel,
-        users: &[u32],
-        items: &[u32],
-        ratings: &[f32],
-    ) -> f64 {
-        let b = users.len();
-        let width = model.input_width();
-        // Forward and backward: in two halves on two threads for large batches (a fixed
-        // split and a fixed summation order: bit-identical for a given thread count).
-        let halves = if b >= PARALLEL_BATCH && rayon::current_num_threads() > 1 {
-            2
-        } else {
-            1
-        };
-        let mid = if halves == 2 { b / 2 } else { b };
-        let [l0, l1] = &mut self.lanes;
-        let sse = {
-            let m: &RankingModel = model;
-            if halves == 2 {
-                let (a, c) = rayon::join(
-                    || l0.run(m, &users[..mid], &items[..mid], &ratings[..mid], b),
-                    || l1.run(m, &users[mid..], &items[mid..], &ratings[mid..], b),
-                );
-                for ((w0, b0), (w1, b1)) in l0.dgrads.iter_mut().zip(&l1.dgrads) {
-                    w0.iter_mut().zip(w1).for_each(|(x, y)| *x += y);
-                    b0.iter_mut().zip(b1).for_each(|(x, y)| *x += y);
-                }
-                a + c
-            } else {
-                l0.run(m, users, items, ratings, b)
-            }
-        };
-        // Scatter dL/dX to the touched embedding rows, in example order.
-        let lanes: &[(&Lane, usize)] = if halves == 2 {
-            &[(&*l0, 0), (&*l1, mid)]
-        } else {
-            &[(&*l0, 0)]
-        };
-        let mut at = 0;
-        for (f, grad) in model.features.iter().zip(&mut self.grads) {
-            let w = f.width();
-            if let Some(grad) = grad {
-                let mut one = 0;
-                for &(lane, first) in lanes {
-                    let dx = &lane.delta;
-                    let row_of = |k: usize| match f.side {
-                        Side::User => users[first + k],
-                        Side::Item => items[first + k],
-                    };
-                    let prefetch = grad.wants_prefetch();
-                    for k in 0..lane.g.len() {
-                        // Big tables: fetch the slots of the rows a few examples ahead.
-                        if prefetch && k + 16 < lane.g.len() {
-                            let mut tmp = 0;
-                            for &id in f.ids(row_of(k + 16), &mut tmp) {
-                                grad.prefetch(id);
-                            }
-                        }
-                        let row = row_of(k);
-                        let ids = f.ids(row, &mut one);
-                        let s = 1.0 / ids.len().max(1) as f32;
-                        for &id in ids {
-                            grad.add(id, s, &dx[k * width + at..k * width + at + w]);
-                        }
-                    }
-                }
-            }
-            at += w;
-        }
-        if self.bias_grads.len() == 2 {
-            for &(lane, first) in lanes {
-                for k in 0..lane.g.len() {
-                    self.bias_grads[0].add(users[first + k], 1.0, &lane.g[k..k + 1]);
-                    self.bias_grads[1].add(items[first + k], 1.0, &lane.g[k..k + 1]);
-                }
-            }
-        }
-        // Updates.
-        for ((f, grad), state) in model
-            .features
-            .iter_mut()
-            .zip(&mut self.grads)
-            .zip(&mut self.states)
-        {
-            if let (Some(t), Some(grad), Some(state)) = (&mut f.table, grad, state) {
-                state.step(t, grad, &self.sparse_p);
-                grad.clear();
-            }
-        }
-        let bias_p = self.sparse_p;
-        for ((t, grad), state) in [&mut model.user_bias, &mut model.item_bias]
-            .into_iter()
-            .flatten()
-            .zip(&mut self.bias_grads)
-            .zip(&mut self.bias_states)
-        {
-            state.step(t, grad, &bias_p);
-            grad.clear();
-        }
-        for ((layer, (sw, sb)), (dw, db)) in model
-            .mlp
-            .layers
-            .iter_mut()
-            .zip(&mut self.dense_states)
-            .zip(&mut self.lanes[0].dgrads)
-        {
-            sw.step(&mut layer.weight, dw, &self.dense_p, true);
-            sb.step(&mut layer.bias, db, &self.dense_p, false);
-        }
-        sse
     }
 }
 
@@ -534,6 +305,9 @@ pub fn train_ranking_with(
         &format!("ranking: {members} × {} epochs", cfg.epochs),
         Some(batches * (cfg.epochs * cfg.ensemble) as u64),
     );
+    // One validation carve (with the base seed) for every member: members must share
+    // the vocabularies fitted on their rows, since the ensemble scores them with one.
+    let (fit, valid) = fit_rows(train, cfg);
     let runs: Vec<Result<(RankingModel, History)>> = (0..cfg.ensemble)
         .into_par_iter()
         .map(|k| {
@@ -543,7 +317,7 @@ pub fn train_ranking_with(
             };
             train_one(
                 dataset,
-                train,
+                (&fit, &valid),
                 if k == 0 { test } else { &[] },
                 &c,
                 progress,
@@ -586,13 +360,45 @@ pub fn train_ranking_with(
         model.check()?;
     }
     if let Some(rcfg) = &cfg.relevance {
-        let (head, _) =
-            crate::relevance::train_relevance(dataset, train, &model.spec, rcfg, progress)?;
+        // The head's `multitask` feature needs the shared embeddings of a model that
+        // did not see the held-out rows: one member trained on the fitting part alone.
+        let shared_model = |rows: &[usize]| -> Result<RankingModel> {
+            let c = TrainConfig {
+                ensemble: 1,
+                autorec: None,
+                relevance: None,
+                ..cfg.clone()
+            };
+            let (fit, valid) = fit_rows(rows, &c);
+            Ok(train_one(dataset, (&fit, &valid), &[], &c, &NoProgress)?.0)
+        };
+        let (head, _) = crate::relevance::train_relevance_with(
+            dataset,
+            train,
+            &model.spec,
+            rcfg,
+            progress,
+            &shared_model,
+        )?;
         model.relevance = Some(head);
+        model.check()?;
     }
     model.prepare_scoring();
     if !test.is_empty() {
-        let m = evaluate(&model, dataset, test);
+        let labelled = Labelled::new(dataset, test, cfg, "test")?;
+        let (m, click) = labelled.measure(&model, dataset, &vocab_rows(&model.spec, dataset))?;
+        if let Some(c) = click {
+            for (k, v) in [
+                ("test_auc", c.auc),
+                ("test_group_auc", c.group_auc),
+                ("test_log_loss", Some(c.log_loss)),
+            ] {
+                if let Some(v) = v {
+                    model.meta.metrics.insert(k.into(), v);
+                }
+            }
+            history.final_click = Some(c);
+        }
         if !model.members.is_empty() || model.autorec.is_some() {
             let single = model.meta.metrics.get("test_rmse").copied();
             if let Some(v) = single {
@@ -619,31 +425,35 @@ fn fit_rows(train: &[usize], cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
     (fit, valid)
 }
 
-/// Trains one model (see [`train_ranking`]).
+/// Trains one model (see [`train_ranking`]) on `fit_rows`.
 ///
-/// A validation split (`cfg.validation_fraction`) is carved from `train` with the seed;
-/// it drives early stopping and the kept weights are the best validation epoch's.
+/// The validation rows (carved by [`fit_rows`]) drive early stopping and the kept
+/// weights are the best validation epoch's.
 /// `test` rows are only evaluated for the [`History`] (pass `&[]` to skip).
 /// The same seed and thread count give bit-identical weights.
 fn train_one(
     dataset: &Dataset,
-    train: &[usize],
+    (fit_rows, valid_rows): (&[usize], &[usize]),
     test: &[usize],
     cfg: &TrainConfig,
     progress: &dyn Progress,
 ) -> Result<(RankingModel, History)> {
     cfg.validate()?;
     let n_all = dataset.interactions.len();
-    if let Some(&r) = train.iter().chain(test).find(|&&r| r >= n_all) {
+    if let Some(&r) = fit_rows
+        .iter()
+        .chain(valid_rows)
+        .chain(test)
+        .find(|&&r| r >= n_all)
+    {
         return Err(Error::NoData(format!(
             "row {r} is out of the dataset's {n_all} interactions"
         )));
     }
-    let (fit_rows, valid_rows) = fit_rows(train, cfg);
     if fit_rows.is_empty() {
         return Err(Error::NoData("the training rows are empty".into()));
     }
-    let spec = FeatureSpec::fit(dataset, &fit_rows, &cfg.features)?;
+    let spec = FeatureSpec::fit(dataset, fit_rows, &cfg.features)?;
     let (ue, ie) = (spec.encode_users(dataset), spec.encode_items(dataset));
     let map = vocab_rows(&spec, dataset);
     let mut model = RankingModel::new(cfg.model_config(), spec, &ue, &ie)?;
@@ -656,7 +466,9 @@ fn train_one(
         .iter()
         .map(|&r| map.1[it.items[r] as usize])
         .collect();
-    let rs: Vec<f32> = fit_rows.iter().map(|&r| it.ratings[r]).collect();
+    let rs = Labelled::new(dataset, fit_rows, cfg, "training")?.labels;
+    let valid = Labelled::new(dataset, valid_rows, cfg, "validation")?;
+    let test = Labelled::new(dataset, test, cfg, "test")?;
     let mean = (rs.iter().map(|&r| r as f64).sum::<f64>() / rs.len() as f64) as f32;
     init_model(&mut model, &mut Rng::with_stream(cfg.seed, 0), mean, cfg);
     if cfg.implicit {
@@ -676,6 +488,15 @@ fn train_one(
         model.config.clip = Some([lo, hi]);
     }
     let mut trainer = Trainer::new(&model, cfg);
+    if cfg.multitask_settings().is_some_and(|m| m.logq_correction) {
+        let mut counts = vec![0u32; model.num_items()];
+        for &i in &is {
+            counts[i as usize] += 1;
+        }
+        let n = is.len() as f32;
+        // Items absent from the rows never fill a column; their entry is unused.
+        trainer.set_log_q(counts.iter().map(|&c| (c.max(1) as f32 / n).ln()).collect());
+    }
 
     let n = us.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -683,9 +504,11 @@ fn train_one(
     let (mut bu, mut bi, mut br) = (Vec::new(), Vec::new(), Vec::new());
     let mut history = History {
         train_examples: n,
-        valid_examples: valid_rows.len(),
+        valid_examples: valid.rows.len(),
         ..History::default()
     };
+    let multitask = cfg.objective == Objective::Multitask;
+    let (rating_w, retrieval_w) = cfg.loss_weights();
     let mut best: Option<(f64, RankingModel)> = None;
     let mut since_best = 0;
     for epoch in 1..=cfg.epochs {
@@ -693,7 +516,7 @@ fn train_one(
             shuffle.shuffle(&mut order);
         }
         let start = Instant::now();
-        let (mut sse, mut loss_sum, mut batches) = (0.0, 0.0, 0usize);
+        let (mut sse, mut loss_sum, mut retrieval_sum, mut batches) = (0.0, 0.0, 0.0, 0usize);
         for chunk in order.chunks(cfg.batch_size) {
             bu.clear();
             bi.clear();
@@ -705,30 +528,45 @@ fn train_one(
             }
             let s = trainer.step(&mut model, &bu, &bi, &br);
             progress.advance(1);
-            sse += s;
-            loss_sum += s / chunk.len() as f64;
+            sse += s.sse;
+            let mean_loss = s.loss / chunk.len() as f64;
+            // multitask: the retrieval loss is summed over the batch (see step.rs)
+            loss_sum += if multitask {
+                rating_w as f64 * mean_loss + retrieval_w as f64 * s.retrieval * chunk.len() as f64
+            } else {
+                mean_loss
+            };
+            retrieval_sum += s.retrieval;
             batches += 1;
         }
         let seconds = start.elapsed().as_secs_f64();
         trainer.sparse_p.lr *= cfg.lr_decay;
         trainer.dense_p.lr *= cfg.lr_decay;
-        let valid =
-            (!valid_rows.is_empty()).then(|| evaluate_mapped(&model, dataset, &valid_rows, &map));
-        let tm = (!test.is_empty()).then(|| evaluate_mapped(&model, dataset, test, &map));
+        let v = (!valid.rows.is_empty())
+            .then(|| valid.measure(&model, dataset, &map))
+            .transpose()?;
+        let t = (!test.rows.is_empty())
+            .then(|| test.measure(&model, dataset, &map))
+            .transpose()?;
+        // The objective's validation loss: the rating MSE, or the click log-loss.
+        let valid_loss = v.map(|(m, c)| c.map_or(m.rmse * m.rmse, |c| c.log_loss));
         history.epochs.push(EpochRecord {
             epoch,
             train_loss: loss_sum / batches.max(1) as f64,
             train_rmse: (sse / n as f64).sqrt(),
-            valid_loss: valid.map(|m| m.rmse * m.rmse),
-            valid_rmse: valid.map(|m| m.rmse),
-            test_rmse: tm.map(|m| m.rmse),
-            test_mae: tm.map(|m| m.mae),
+            valid_loss,
+            valid_rmse: v.map(|(m, _)| m.rmse),
+            test_rmse: t.map(|(m, _)| m.rmse),
+            test_mae: t.map(|(m, _)| m.mae),
             seconds,
+            train_retrieval_loss: multitask.then(|| retrieval_sum / batches.max(1) as f64),
+            test_log_loss: t.and_then(|(_, c)| c.map(|c| c.log_loss)),
+            test_auc: t.and_then(|(_, c)| c.and_then(|c| c.auc)),
         });
         history.best_epoch = epoch;
-        if let Some(v) = valid {
-            if best.as_ref().is_none_or(|(b, _)| v.rmse < *b) {
-                best = Some((v.rmse, model.clone()));
+        if let Some(v) = valid_loss {
+            if best.as_ref().is_none_or(|(b, _)| v < *b) {
+                best = Some((v, model.clone()));
                 since_best = 0;
             } else {
                 since_best += 1;
@@ -761,7 +599,7 @@ fn train_one(
     }
     model.meta.metrics = metrics;
     model.meta.hyper_parameters = serde_json::to_value(cfg).unwrap_or_default();
-    model.meta.data_fingerprint = fingerprint(dataset, &fit_rows);
+    model.meta.data_fingerprint = fingerprint(dataset, fit_rows);
     Ok((model, history))
 }
 

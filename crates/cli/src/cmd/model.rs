@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
-use shortlist_model::{RankingModel, RetrievalModel};
+use shortlist_model::{Objective, RankingModel, RetrievalModel};
 use shortlist_pipeline::{CandidateSource, ModelSource, User};
 use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::SplitEvaluator;
@@ -52,8 +52,22 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         "ranking" => {
             let model = RankingModel::load(model_dir)?;
             let rows: Vec<usize> = (0..test_data.interactions.len()).collect();
-            let m = shortlist_train::evaluate(&model, &test_data, &rows);
-            json!({ "model": "ranking", "rmse": m.rmse, "mae": m.mae, "count": m.count })
+            let objective = model.config.objective;
+            if objective == Objective::Click {
+                // AUC, group AUC and log-loss of the click probabilities; the labels
+                // are made as in training (0/1 ratings, or rating ≥ click_threshold).
+                let c = shortlist_train::evaluate_click(&model, &test_data, &rows)
+                    .map_err(|e| BadInput(format!("{}: {e}", test.display())))?;
+                let mut v = serde_json::to_value(c)?;
+                if let Value::Object(map) = &mut v {
+                    map.insert("model".into(), json!("ranking"));
+                    map.insert("objective".into(), json!(objective.name()));
+                }
+                v
+            } else {
+                let m = shortlist_train::evaluate(&model, &test_data, &rows);
+                json!({ "model": "ranking", "objective": objective.name(), "rmse": m.rmse, "mae": m.mae, "count": m.count })
+            }
         }
         "retrieval" => {
             let (model, _) = RetrievalModel::load(model_dir)?;
@@ -92,7 +106,21 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         return print_json(&report);
     }
     let mut t = Table::new(4);
-    if kind == "ranking" {
+    if kind == "ranking" && report.get("auc").is_some() {
+        let count = report["count"].as_u64().unwrap_or(0) as usize;
+        let clicks = report["positives"].as_u64().unwrap_or(0) as usize;
+        t.section(
+            &format!(
+                "click (test: {} impressions, {} clicks; AUC higher, log-loss lower is better)",
+                super::thousands(count),
+                super::thousands(clicks)
+            ),
+            &["model"],
+        )
+        .row("AUC", &[report["auc"].as_f64()])
+        .row("group AUC", &[report["group_auc"].as_f64()])
+        .row("log-loss", &[report["log_loss"].as_f64()]);
+    } else if kind == "ranking" {
         let count = report["count"].as_u64().unwrap_or(0) as usize;
         t.section(
             &format!(

@@ -168,7 +168,7 @@ pub struct Served {
 /// The metrics shown per list, in order.
 pub const SERVED_KEYS: &[&str] = &["ndcg@10", "recall@10", "recall@20", "hit_rate@10"];
 
-/// Scores the lists `p` serves (exactly [`recommend`]'s, `k` = the largest cut-off,
+/// Scores the lists `p` serves (exactly [`recommend()`]'s, `k` = the largest cut-off,
 /// seen items excluded) on `test`'s interactions, at each of `num_candidates`, beside
 /// each source alone; with `detail`, also popularity, the list ordered by predicted
 /// rating and the ranking model over the whole catalogue.

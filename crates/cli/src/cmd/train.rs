@@ -11,11 +11,12 @@ use shortlist_core::atomic::AtomicDir;
 use shortlist_core::dataset::Dataset;
 use shortlist_data::loaders::tsv::{load_split, SplitData};
 use shortlist_data::split::{self, SplitMethod};
-use shortlist_eval::{BiasBaseline, RatingErrors};
+use shortlist_eval::{BiasBaseline, ClickMetrics, RatingErrors};
 use shortlist_index::AnyIndex;
 use shortlist_model::retrieval_artifact::write_titles;
+use shortlist_model::Objective;
 use shortlist_train::retrieval::{train_retrieval_with, RetrievalTrainConfig, SplitEvaluator};
-use shortlist_train::TrainConfig;
+use shortlist_train::{ClickBaselines, TrainConfig};
 
 use super::data::{open, LoadArgs};
 use super::{print_json, BadInput, Context};
@@ -29,7 +30,8 @@ pub const RETRIEVAL_DEFAULT: &str = include_str!("../../../../configs/retrieval-
 /// `shortlist train` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TrainCommand {
-    /// Train the ranking model (embeddings + MLP → rating).
+    /// Train the ranking model (embeddings + MLP → rating, or click probability with
+    /// objective = "click").
     Ranking(TrainArgs),
     /// Train the retrieval model (two towers, softmax over items).
     Retrieval(TrainArgs),
@@ -206,12 +208,23 @@ pub fn rating_baselines(split: &SplitData) -> Result<RatingBaselines> {
     })
 }
 
+/// The click metrics `train ranking` reports for objective = "click" (test rows).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClickReport {
+    /// The model's AUC, group AUC and log-loss.
+    pub model: ClickMetrics,
+    /// The baselines fitted on the same training rows.
+    pub baselines: ClickBaselines,
+}
+
 /// What `train ranking` reports.
 #[derive(Debug, Serialize)]
 pub struct RankingReport {
     /// Output directory.
     pub out: PathBuf,
-    /// Test RMSE.
+    /// The objective trained (`rating`, `click`, `multitask`).
+    pub objective: &'static str,
+    /// Test RMSE (of the click probabilities against the 0/1 labels for `click`).
     pub rmse: f64,
     /// Test MAE.
     pub mae: f64,
@@ -234,6 +247,13 @@ pub struct RankingReport {
     pub test_examples: usize,
     /// Wall time of the command's training.
     pub train_seconds: f64,
+    /// `click`: AUC, group AUC and log-loss beside the baselines'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub click: Option<ClickReport>,
+    /// `multitask`: full-ranking metrics of the shared embeddings as a retrieval model
+    /// (with `popularity`'s beside them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_retrieval: Option<Value>,
 }
 
 /// `--epochs N` on a ranking configuration: the members train N epochs and the
@@ -281,6 +301,39 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Resu
     )?;
     let train_seconds = start.elapsed().as_secs_f64();
     let m = shortlist_train::evaluate(&model, &split.dataset, &split.test);
+    let m = match (cfg.objective, history.final_test) {
+        // click: the probabilities' errors against the 0/1 labels, not the ratings
+        (Objective::Click, Some(t)) => t,
+        _ => m,
+    };
+    let click = match (cfg.objective, history.final_click) {
+        (Objective::Click, Some(model)) => Some(ClickReport {
+            model,
+            baselines: ClickBaselines::measure(
+                &split.dataset,
+                &split.train,
+                &split.test,
+                cfg.click_threshold,
+            )?,
+        }),
+        _ => None,
+    };
+    let shared_retrieval = match cfg.objective {
+        Objective::Multitask if !split.test.is_empty() => {
+            let (m, pop) = shortlist_train::multitask::shared_retrieval(
+                &model,
+                &split.dataset,
+                &split.train,
+                &split.test,
+            )?;
+            let mut v = serde_json::to_value(&m)?;
+            if let Value::Object(map) = &mut v {
+                map.insert("popularity".into(), serde_json::to_value(&pop)?);
+            }
+            Some(v)
+        }
+        _ => None,
+    };
     let staging = AtomicDir::new(&args.out)?;
     model.save(staging.path())?;
     history.write_curves_with(
@@ -309,6 +362,7 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Resu
     let used = (split.train.len() as f64 * (1.0 - cfg.validation_fraction as f64)).round();
     Ok(RankingReport {
         out: args.out.clone(),
+        objective: cfg.objective.name(),
         rmse: m.rmse,
         mae: m.mae,
         model: history.composition().unwrap_or_else(|| "model".into()),
@@ -320,6 +374,8 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Resu
         train_examples: split.train.len(),
         test_examples: split.test.len(),
         train_seconds,
+        click,
+        shared_retrieval,
     })
 }
 
@@ -419,9 +475,24 @@ pub fn run(cmd: TrainCommand, ctx: &Context) -> Result<()> {
             if args.json {
                 print_json(&r)
             } else {
-                crate::outln!("ranking model → {}", r.out.display());
+                crate::outln!(
+                    "ranking model ({} objective) → {}",
+                    r.objective,
+                    r.out.display()
+                );
                 let mut t = Table::new(4);
-                add_ranking_section(&mut t, &r);
+                match &r.click {
+                    Some(c) => add_click_section(&mut t, c),
+                    None => add_ranking_section(&mut t, &r),
+                }
+                if let Some(s) = &r.shared_retrieval {
+                    add_retrieval_section_titled(
+                        &mut t,
+                        "shared embeddings as a retrieval model",
+                        s,
+                        RETRIEVAL_ROWS,
+                    );
+                }
                 crate::outln!("{}", t.render().trim_end());
                 crate::outln!(
                     "  {} epochs, {:.3} s/epoch, {:.0} examples/s",
@@ -490,13 +561,18 @@ pub const RETRIEVAL_ROWS: &[&str] = &[
 /// Adds the retrieval section (model beside popularity) of a retrieval report or
 /// `eval` result (`r`: the metrics, with `popularity` and `users_evaluated`).
 pub fn add_retrieval_section(t: &mut Table, r: &Value, keys: &[&str]) {
+    add_retrieval_section_titled(t, "retrieval", r, keys)
+}
+
+/// [`add_retrieval_section`] under another title.
+pub fn add_retrieval_section_titled(t: &mut Table, title: &str, r: &Value, keys: &[&str]) {
     let users = r
         .get("users_evaluated")
         .and_then(Value::as_u64)
         .map(|n| format!("{} users", super::thousands(n as usize)))
         .unwrap_or_else(|| "users".into());
     let section = t.section(
-        &format!("retrieval (test: {users}; higher is better)"),
+        &format!("{title} (test: {users}; higher is better)"),
         &["model", "popularity"],
     );
     for key in keys {
@@ -507,6 +583,33 @@ pub fn add_retrieval_section(t: &mut Table, r: &Value, keys: &[&str]) {
             .and_then(Value::as_f64);
         section.row(key, &[model, pop]);
     }
+}
+
+/// Adds the click section of a click model (model beside its two baselines): AUC and
+/// group AUC (higher is better), log-loss (lower is better).
+pub fn add_click_section(t: &mut Table, c: &ClickReport) {
+    let (m, b) = (&c.model, &c.baselines);
+    t.section(
+        &format!(
+            "click (test: {} impressions, {} clicks; AUC higher, log-loss lower is better)",
+            super::thousands(m.count),
+            super::thousands(m.positives)
+        ),
+        &["model", "item rate", "global rate"],
+    )
+    .row("AUC", &[m.auc, b.item_rate.auc, b.global_rate.auc])
+    .row(
+        "group AUC",
+        &[m.group_auc, b.item_rate.group_auc, b.global_rate.group_auc],
+    )
+    .row(
+        "log-loss",
+        &[
+            Some(m.log_loss),
+            Some(b.item_rate.log_loss),
+            Some(b.global_rate.log_loss),
+        ],
+    );
 }
 
 /// Adds the ranking section (model beside its two baselines) of a ranking report.
