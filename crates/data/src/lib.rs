@@ -9,6 +9,8 @@
 //! * [`duplicates`]: keep-all / keep-last / average for repeated (user, item) pairs.
 //! * [`split`]: seeded random, temporal and leave-last-out splits.
 //! * [`synth`]: synthetic logs with planted low-rank structure, for tests and benchmarks;
+//!   [`products`]: a synthetic product log (string ids, catalogue features, events of
+//!   several strengths, late launches) for cold-start tests on a temporal split;
 //!   [`synth_clicks`]: impression logs with 0/1 click outcomes and their true probabilities.
 //! * [`fetch`]: MovieLens downloads into the cache, with a pip-wheel fallback for ML-100k.
 //! * [`info`]: the summary `shortlist data info` prints.
@@ -27,6 +29,7 @@ pub mod fetch;
 pub mod info;
 mod intern;
 pub mod loaders;
+pub mod products;
 pub mod read;
 pub mod split;
 pub mod synth;

@@ -100,13 +100,13 @@ impl Planted {
 }
 
 /// Vose's alias table: O(1) draws from a discrete distribution.
-struct Alias {
+pub(crate) struct Alias {
     prob: Vec<f64>,
     alias: Vec<u32>,
 }
 
 impl Alias {
-    fn new(weights: &[f64]) -> Alias {
+    pub(crate) fn new(weights: &[f64]) -> Alias {
         let n = weights.len();
         let total: f64 = weights.iter().sum();
         let mut prob: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
@@ -126,7 +126,7 @@ impl Alias {
         Alias { prob, alias }
     }
 
-    fn draw(&self, rng: &mut Rng) -> usize {
+    pub(crate) fn draw(&self, rng: &mut Rng) -> usize {
         let i = rng.below(self.prob.len() as u64) as usize;
         if rng.next_f64() < self.prob[i] {
             i
@@ -136,7 +136,7 @@ impl Alias {
     }
 }
 
-fn power_law(n: usize, exponent: f64, rng: &mut Rng) -> Vec<f64> {
+pub(crate) fn power_law(n: usize, exponent: f64, rng: &mut Rng) -> Vec<f64> {
     // Random assignment of popularity ranks, so index order carries no signal.
     let mut ranks: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut ranks);

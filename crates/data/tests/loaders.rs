@@ -545,7 +545,8 @@ fn attach_features_matches_split_ids_by_raw_id() {
         "shop.inter",
         b"user_id:token\titem_id:token\trating:float\n7\ta1\t3\n8\ta2\t4\n",
     );
-    write(&src, "shop.item", b"item_id:token\tmovie_title:token_seq\tprice:float\ttags:token_seq\na1\tBig Box\t9.5\tred blue\na2\tSmall\t2\tgreen\n");
+    // a3: in the catalogue, in neither split file.
+    write(&src, "shop.item", b"item_id:token\tmovie_title:token_seq\tprice:float\ttags:token_seq\na1\tBig Box\t9.5\tred blue\na2\tSmall\t2\tgreen\na3\tNew\t7\tred\n");
     write(
         &src,
         "shop.user",
@@ -572,12 +573,17 @@ fn attach_features_matches_split_ids_by_raw_id() {
         panic!()
     };
     assert_eq!(country, &["FR", "", "NL"]);
-    assert_eq!(d.items.raw_ids(), ["a2", "a1", "zz"]);
+    // The catalogue's other items follow the split's, without interactions.
+    assert_eq!(d.items.raw_ids(), ["a2", "a1", "zz", "a3"]);
+    assert_eq!(d.interactions.len(), 3);
     let ColumnValues::Numeric(price) = &d.item_features.get("price").unwrap().values else {
         panic!()
     };
+    assert_eq!(price.len(), 4);
     assert_eq!(&price[..2], &[2.0, 9.5]);
     assert!(price[2].is_nan());
+    assert_eq!(price[3], 7.0);
     assert_eq!(d.item_title(1), "Big Box");
     assert_eq!(d.item_title(2), "zz");
+    assert_eq!(d.item_title(3), "New");
 }

@@ -232,6 +232,44 @@ impl FeatureSpec {
         })
     }
 
+    /// Adds to the item vocabulary, after its fitted rows, every item of `dataset` that
+    /// has no row yet but a value in one of the fitted item features: catalogue items
+    /// without training interactions (products launched after training), which a model
+    /// can then describe by their features alone. Returns how many were added; the
+    /// fitted rows keep their indices.
+    pub fn add_featured_items(&mut self, dataset: &Dataset) -> usize {
+        let columns: Vec<&ColumnValues> = self
+            .item_features
+            .iter()
+            .filter_map(|f| dataset.item_features.get(&f.name).map(|c| &c.values))
+            .collect();
+        let has_value = |i: usize| {
+            columns.iter().any(|c| match c {
+                ColumnValues::Categorical(v) | ColumnValues::Text(v) => {
+                    v.get(i).is_some_and(|x| !x.is_empty())
+                }
+                ColumnValues::MultiCategorical(v) => v.get(i).is_some_and(|x| !x.is_empty()),
+                ColumnValues::Numeric(v) => v.get(i).is_some_and(|x| x.is_finite()),
+            })
+        };
+        let added: Vec<String> = dataset
+            .items
+            .raw_ids()
+            .iter()
+            .enumerate()
+            .filter(|(i, raw)| self.item_id.get(raw).is_none() && has_value(*i))
+            .map(|(_, raw)| raw.clone())
+            .collect();
+        if added.is_empty() {
+            return 0;
+        }
+        let n = added.len();
+        let mut values = self.item_id.values().to_vec();
+        values.extend(added);
+        self.item_id = Vocabulary::from_values(values, self.item_id.num_oov());
+        n
+    }
+
     /// The spec as pretty JSON.
     pub fn to_json(&self) -> String {
         // Serialising plain data structures cannot fail.
@@ -553,6 +591,38 @@ mod tests {
             panic!()
         };
         assert_eq!(values, &vec![0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn featured_items_without_training_rows_join_the_vocabulary_after_the_fitted_ones() {
+        let mut d = dataset();
+        // A fourth item with no interactions and no feature values stays out.
+        d.items.intern("d");
+        d.item_features.pad_to(4);
+        let mut spec = FeatureSpec::fit(&d, &[0, 1, 2], &config()).unwrap();
+        let fitted = spec.item_id.clone();
+        assert_eq!(spec.add_featured_items(&d), 1);
+        assert_eq!(spec.item_id.values(), ["a", "b", "c"]);
+        for v in fitted.values() {
+            assert_eq!(
+                spec.item_id.get(v),
+                fitted.get(v),
+                "fitted rows keep their index"
+            );
+        }
+        assert_eq!(spec.item_id.get("d"), None);
+        // Its features are encoded in its new row ("Horror" is unknown to the genre
+        // vocabulary fitted on training items: an OOV index, but present).
+        let t = spec.encode_items(&d);
+        assert_eq!(t.rows, 4);
+        let EncodedColumn::Bag { offsets, .. } = &t.columns[1] else {
+            panic!()
+        };
+        assert_eq!(offsets[3..], [3, 4]);
+        assert_eq!(spec.add_featured_items(&d), 0, "idempotent");
+        // Without item features nothing is added.
+        let mut bare = FeatureSpec::fit(&d, &[0, 1, 2], &FeatureConfig::default()).unwrap();
+        assert_eq!(bare.add_featured_items(&d), 0);
     }
 
     #[test]

@@ -11,6 +11,14 @@
 //! list makes the head independent of each model's score scale and of the list's
 //! length, so the weights learned on lists of one size and on models fitted to part of
 //! the training data transfer to the served lists.
+//!
+//! **Cold items** — items without a training interaction (popularity 0: products
+//! launched after training, which the two-tower model retrieves by their features) —
+//! have no EASE, iALS, popularity or multitask feature: those are missing (the list
+//! mean, so they do not distort the others' standardisation), and the item is scored
+//! with its own weights, `cold_weights · z + cold_bias`, learned on the same lists.
+//! One set of weights for both kinds would rank every cold item low: a known item's
+//! score sums several correlated features where a cold item's has one.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +75,15 @@ pub struct RelevanceWeights {
     /// so a list is never limited to what one first stage finds. 0: none.
     #[serde(default)]
     pub own_share: f32,
+    /// Weights of cold items (no training interaction), one per feature (only those a
+    /// cold item has matter: the retrieval score). Empty: cold items are scored with
+    /// `weights` (models saved before cold-item weights existed).
+    #[serde(default)]
+    pub cold_weights: Vec<f32>,
+    /// Added to a cold item's score: how a cold item compares with known ones at equal
+    /// standardised features.
+    #[serde(default)]
+    pub cold_bias: f32,
 }
 
 /// The relevance head: weights plus the models behind its features.
@@ -116,6 +133,18 @@ impl RelevanceHead {
         if w.weights.iter().any(|v| !v.is_finite()) {
             return Err(Error::invalid("relevance", "a weight is not finite"));
         }
+        if !(w.cold_weights.is_empty() || w.cold_weights.len() == w.weights.len())
+            || w.cold_weights.iter().any(|v| !v.is_finite())
+            || !w.cold_bias.is_finite()
+        {
+            return Err(Error::invalid(
+                "relevance.cold_weights",
+                format!(
+                    "expected none or {} finite weights and a finite bias",
+                    w.weights.len()
+                ),
+            ));
+        }
         if self.popularity.len() != items {
             return Err(Error::invalid(
                 "relevance.popularity",
@@ -147,10 +176,30 @@ impl RelevanceHead {
     }
 
     /// Writes the relevance score of every candidate of `list` into `out`.
-    /// `features` is scratch (`F × n` values after the call: the raw features).
+    /// `features` is scratch (`F × n` values after the call: the standardised features).
     pub fn score(&self, list: &ListInputs<'_>, features: &mut Vec<f32>, out: &mut [f32]) {
         self.features_into(list, features);
-        list_scores(features, list.items.len(), &self.weights.weights, out);
+        let n = list.items.len();
+        list_scores(features, n, &self.weights.weights, out);
+        let w = &self.weights;
+        if w.cold_weights.is_empty() {
+            return;
+        }
+        for (j, &i) in list.items.iter().enumerate() {
+            if self.is_cold(i) {
+                out[j] = w.cold_bias
+                    + w.cold_weights
+                        .iter()
+                        .enumerate()
+                        .map(|(f, cw)| cw * features[f * n + j])
+                        .sum::<f32>();
+            }
+        }
+    }
+
+    /// Whether item row `i` has no training interaction (or is unknown): a cold item.
+    pub fn is_cold(&self, i: u32) -> bool {
+        self.popularity.get(i as usize).is_none_or(|&p| p == 0)
     }
 
     /// The raw features of `list`, feature-major (`F × n`).
@@ -195,6 +244,14 @@ impl RelevanceHead {
                     }
                     _ => col.fill(f32::NAN),
                 },
+            }
+            // What the head's models learned nothing about is missing, not zero.
+            if *f != ListFeature::Retrieval {
+                for (c, &i) in col.iter_mut().zip(list.items) {
+                    if self.is_cold(i) {
+                        *c = f32::NAN;
+                    }
+                }
             }
         }
     }
@@ -287,6 +344,59 @@ mod tests {
         let mut m = [f32::NAN, f32::INFINITY];
         standardise(&mut m);
         assert_eq!(m, [0.0, 0.0]);
+    }
+
+    /// A head over retrieval and popularity: items with popularity 0 are cold, their
+    /// popularity is missing (the others are standardised without it) and they are
+    /// scored `cold_weights · z + cold_bias`.
+    #[test]
+    fn cold_items_have_missing_features_and_their_own_weights() {
+        let head = RelevanceHead {
+            weights: RelevanceWeights {
+                features: vec![ListFeature::Retrieval, ListFeature::LogPopularity],
+                weights: vec![1.0, 2.0],
+                metrics: Default::default(),
+                own_share: 0.0,
+                cold_weights: vec![3.0, 5.0],
+                cold_bias: -1.0,
+            },
+            ease: None,
+            ials: None,
+            // Row 0: OOV; rows 1, 2 known; row 3 without training interactions.
+            popularity: vec![0, 3, 0, 7],
+        };
+        assert!(head.check(1, 4).is_ok());
+        assert!(head.is_cold(0) && !head.is_cold(1) && head.is_cold(2) && head.is_cold(9));
+        let list = ListInputs {
+            ials_query: None,
+            history: &[],
+            items: &[1, 2, 3],
+            retrieval: &[0.0, 1.0, 2.0],
+            shared: &[],
+        };
+        let mut f = Vec::new();
+        head.features_into(&list, &mut f);
+        assert_eq!(f[..3], [0.0, 1.0, 2.0]);
+        assert!(f[3] == 4f32.ln() && f[4].is_nan() && f[5] == 8f32.ln());
+        let mut out = [0.0; 3];
+        head.score(&list, &mut f, &mut out);
+        // Retrieval z = [−1.2247, 0, 1.2247]; popularity z over items 1 and 3 = [−1, 1].
+        let z = 1.5f32.sqrt();
+        let want = [-z - 2.0, 3.0 * 0.0 + 5.0 * 0.0 - 1.0, z + 2.0];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-5, "{out:?}");
+        }
+        // Without cold weights (models saved before them) the warm weights apply.
+        let mut old = head.clone();
+        old.weights.cold_weights.clear();
+        old.score(&list, &mut f, &mut out);
+        assert!(out[1].abs() < 1e-6, "{out:?}");
+        let mut bad = head.clone();
+        bad.weights.cold_weights.pop();
+        assert_eq!(
+            bad.check(1, 4).unwrap_err().to_string(),
+            "invalid relevance.cold_weights: expected none or 2 finite weights and a finite bias"
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! Towers sum their feature embeddings (all of width `embedding_dim`): a linear tower,
 //! which is what the data supports at MovieLens scale; an MLP on top is future work.
 //! The model also stores each user's training items (for the history term and for
-//! excluding seen items) and item popularity (the fallback for unknown users).
+//! excluding seen items) and item popularity (the fallback for unknown users). Items
+//! without training interactions (cold items, popularity 0: products launched after
+//! training) may have rows with a zero id embedding, whose candidate vector then comes
+//! from their side features alone (see `shortlist-train`'s `retrieval.rs`).
 
 use serde::{Deserialize, Serialize};
 use shortlist_features::{EncodedTable, FeatureSpec};

@@ -5,17 +5,23 @@
 //! interactions it learns to find, otherwise the retrieval score of a training item is
 //! memorised and says nothing about an unseen one. So, with seed `seed`:
 //!
-//! 1. each user's training interactions are split into a fitting part A and a held-out
-//!    part B (`holdout` of them, at least one left in A);
+//! 1. the training interactions are split into a fitting part A and a held-out part B:
+//!    `holdout` of each user's interactions at random (at least one left in A), or with
+//!    `holdout_by = "time"` the last `holdout` of all of them by timestamp (what a
+//!    temporal test split looks like: products launched in B are cold items in A);
 //! 2. a two-tower retrieval model (`[relevance.retrieval]`, the default retrieval
 //!    configuration unless set), EASE and iALS are fitted on A alone (λ scaled by
 //!    |A| / |train|);
 //! 3. every user with B items gets a list: the A retrieval model's top `candidates`
 //!    unseen items (the hard negatives the served first stage produces) plus
-//!    `random_negatives` random unseen items; an item of B in the list is a positive;
+//!    `random_negatives` random unseen items; an item of B in the list is a positive.
+//!    Items without any training interaction are left out of the lists (they did not
+//!    exist yet, as far as the training rows tell); items with interactions in B only
+//!    are the lists' cold items (the A retrieval model places them by their features);
 //! 4. the weights minimise the listwise softmax loss
-//!    `−(1/|P|) Σ_{j∈P} log softmax(s)_j`, `s = Z w` over the list's standardised
-//!    features `Z`, averaged over lists, plus `l2 ‖w‖²/2` (full-batch Adam);
+//!    `−(1/|P|) Σ_{j∈P} log softmax(s)_j`, `s_j = z_j · w` (or `z_j · w_cold + b_cold`
+//!    for a cold item) over the list's standardised features `z`, averaged over lists,
+//!    plus `l2 ‖θ‖²/2` (full-batch Adam);
 //! 5. EASE and iALS are fitted again on all training rows, in the ranking model's
 //!    vocabularies, and carried by the head; at serving the retrieval score comes from
 //!    the served first stage.
@@ -44,14 +50,31 @@ use crate::ials::{fit_ials, IalsTrainConfig};
 use crate::interactions::UserItems;
 use crate::retrieval::{train_retrieval, RetrievalTrainConfig};
 
+/// Which training interactions the head holds out to learn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HoldoutBy {
+    /// A random `holdout` share of each user's interactions (like a random test split).
+    #[default]
+    Random,
+    /// The last `holdout` share of all interactions by timestamp (like a temporal test
+    /// split: items launched in that period are cold to the models fitted before it).
+    Time,
+}
+
 /// `[relevance]` configuration of a ranking model (TOML).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelevanceTrainConfig {
     /// The head's inputs.
     pub features: Vec<ListFeature>,
-    /// Fraction of each user's training interactions held out as list positives.
+    /// Fraction of the training interactions held out as list positives.
     pub holdout: f32,
+    /// How the held-out interactions are chosen (`"random"` per user, or `"time"`).
+    pub holdout_by: HoldoutBy,
+    /// Learn separate weights for cold items (no training interaction); false: they
+    /// are scored with the same weights as the others.
+    pub cold_weights: bool,
     /// Retrieved candidates per training list (the served default is 100).
     pub candidates: usize,
     /// The head's own candidates: its iALS model adds `own_share × candidates` items to
@@ -85,6 +108,8 @@ impl Default for RelevanceTrainConfig {
                 ListFeature::LogPopularity,
             ],
             holdout: 0.2,
+            holdout_by: HoldoutBy::Random,
+            cold_weights: true,
             candidates: 100,
             own_share: 0.5,
             random_negatives: 0,
@@ -149,7 +174,8 @@ impl RelevanceTrainConfig {
     }
 }
 
-/// The training lists: standardised features (`F × n` per list) and labels.
+/// The training lists: standardised features (`F × n` per list), labels and which
+/// items are cold.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Lists {
     /// Number of features.
@@ -158,6 +184,33 @@ pub struct Lists {
     pub z: Vec<Vec<f32>>,
     /// Per list: 1 for a held-out item, 0 otherwise.
     pub labels: Vec<Vec<f32>>,
+    /// Per list: whether each item is cold (no interaction in the fitting part). Empty:
+    /// none is.
+    pub cold: Vec<Vec<bool>>,
+}
+
+impl Lists {
+    /// Whether item `j` of list `l` is cold.
+    fn is_cold(&self, l: usize, j: usize) -> bool {
+        self.cold
+            .get(l)
+            .and_then(|c| c.get(j))
+            .copied()
+            .unwrap_or(false)
+    }
+}
+
+/// Score of item `j` of a list (`F × n` features `z`) under parameters `theta`:
+/// `F` weights, or `F` weights, `F` cold-item weights and the cold bias.
+fn item_score(theta: &[f32], nf: usize, z: &[f32], n: usize, j: usize, cold: bool) -> f64 {
+    let (w, bias) = if cold && theta.len() == 2 * nf + 1 {
+        (&theta[nf..2 * nf], theta[2 * nf] as f64)
+    } else {
+        (&theta[..nf], 0.0)
+    };
+    bias + (0..nf)
+        .map(|f| w[f] as f64 * z[f * n + j] as f64)
+        .sum::<f64>()
 }
 
 /// What training the head reports.
@@ -171,6 +224,8 @@ pub struct RelevanceReport {
     pub loss: (f64, f64),
     /// NDCG@10 of the held-out items on the training lists: retrieval order vs head.
     pub ndcg10: (f64, f64),
+    /// Held-out interactions on cold items found in the lists.
+    pub cold_positives: usize,
 }
 
 /// Trains the relevance head for a ranking model with vocabularies `spec`, reporting
@@ -205,7 +260,10 @@ pub fn train_relevance_with(
     shared_model: &dyn Fn(&[usize]) -> Result<RankingModel>,
 ) -> Result<(RelevanceHead, RelevanceReport)> {
     cfg.validate()?;
-    let (fit, held) = holdout(dataset, train, cfg.holdout, cfg.seed);
+    let (fit, held) = match cfg.holdout_by {
+        HoldoutBy::Random => holdout(dataset, train, cfg.holdout, cfg.seed),
+        HoldoutBy::Time => holdout_by_time(dataset, train, cfg.holdout)?,
+    };
     if held.is_empty() {
         return Err(Error::NoData(
             "no user has two training interactions to hold one out for the relevance head".into(),
@@ -246,6 +304,8 @@ pub fn train_relevance_with(
             weights: vec![0.0; cfg.features.len()],
             metrics: Default::default(),
             own_share: cfg.own_share,
+            cold_weights: Vec::new(),
+            cold_bias: 0.0,
         },
         ease: ease_fit,
         ials: ials_fit,
@@ -265,8 +325,15 @@ pub fn train_relevance_with(
     } else {
         None
     };
-    let (lists, candidate_recall) =
-        build_lists(dataset, &held, &retrieval, &head_fit, shared.as_ref(), cfg)?;
+    let (lists, candidate_recall) = build_lists(
+        dataset,
+        train,
+        &held,
+        &retrieval,
+        &head_fit,
+        shared.as_ref(),
+        cfg,
+    )?;
     if lists.z.is_empty() {
         return Err(Error::NoData(
             "no training list holds a held-out interaction (too few interactions per user?)".into(),
@@ -278,11 +345,7 @@ pub fn train_relevance_with(
     );
     let w = fit_weights(&lists, cfg, progress);
     progress.finish();
-    let retrieval_first: Vec<f32> = cfg
-        .features
-        .iter()
-        .map(|&f| f32::from(f == ListFeature::Retrieval))
-        .collect();
+    let retrieval_first = start_weights(cfg);
     let report = RelevanceReport {
         lists: lists.z.len(),
         candidate_recall,
@@ -291,6 +354,13 @@ pub fn train_relevance_with(
             loss_and_grad(&lists, &w, 0.0).0,
         ),
         ndcg10: (ndcg10(&lists, &retrieval_first), ndcg10(&lists, &w)),
+        cold_positives: (0..lists.z.len())
+            .map(|l| {
+                (0..lists.labels[l].len())
+                    .filter(|&j| lists.labels[l][j] > 0.0 && lists.is_cold(l, j))
+                    .count()
+            })
+            .sum(),
     };
 
     let ui = UserItems::with_spec(dataset, train, spec.clone());
@@ -298,15 +368,24 @@ pub fn train_relevance_with(
     let (ease, ials) = fit_sources(ui, &cfg.ease, &cfg.ials, cfg, "all training rows", progress)?;
     let mut metrics = std::collections::BTreeMap::new();
     metrics.insert("lists".into(), report.lists as f64);
+    metrics.insert("cold_positives".into(), report.cold_positives as f64);
     metrics.insert("candidate_recall".into(), report.candidate_recall);
     metrics.insert("holdout_ndcg@10_retrieval".into(), report.ndcg10.0);
     metrics.insert("holdout_ndcg@10_head".into(), report.ndcg10.1);
+    let nf = cfg.features.len();
+    let (cold_weights, cold_bias) = if w.len() == 2 * nf + 1 {
+        (w[nf..2 * nf].to_vec(), w[2 * nf])
+    } else {
+        (Vec::new(), 0.0)
+    };
     let head = RelevanceHead {
         weights: RelevanceWeights {
             features: cfg.features.clone(),
-            weights: w,
+            weights: w[..nf].to_vec(),
             metrics,
             own_share: cfg.own_share,
+            cold_weights,
+            cold_bias,
         },
         ease,
         ials,
@@ -374,17 +453,39 @@ fn holdout(
     (fit, held)
 }
 
+/// The last `fraction` of `train` by timestamp held out (ties by row order).
+fn holdout_by_time(
+    dataset: &Dataset,
+    train: &[usize],
+    fraction: f32,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let ts = dataset.interactions.timestamps.as_ref().ok_or_else(|| {
+        Error::invalid(
+            "relevance.holdout_by",
+            "\"time\" needs timestamps, and the training rows have none",
+        )
+    })?;
+    let mut rows = train.to_vec();
+    rows.sort_by_key(|&r| (ts[r], r));
+    let cut = rows.len() - ((rows.len() as f64) * fraction as f64).round() as usize;
+    let mut held = rows.split_off(cut);
+    rows.sort_unstable();
+    held.sort_unstable();
+    Ok((rows, held))
+}
+
 /// How many own candidates the head adds to a list of `n` first-stage candidates.
 pub fn own_count(share: f32, n: usize) -> usize {
     (share as f64 * n as f64).round() as usize
 }
 
-/// A list's standardised features, labels and number of positives.
-type BuiltList = (Vec<f32>, Vec<f32>, usize);
+/// A list's standardised features, labels, cold flags and number of positives.
+type BuiltList = (Vec<f32>, Vec<f32>, Vec<bool>, usize);
 
 /// One list per user with held-out rows, from the fitted models.
 fn build_lists(
     dataset: &Dataset,
+    train: &[usize],
     held: &[usize],
     retrieval: &RetrievalModel,
     head: &RelevanceHead,
@@ -415,6 +516,17 @@ fn build_lists(
         .collect();
     let num_oov = spec.item_id.num_oov();
     let ni = retrieval.num_items() as u64;
+    // Rows of items without any training interaction: the catalogue's future, never
+    // in a training list.
+    let mut in_train = vec![false; retrieval.num_items()];
+    for &r in train {
+        if let Some(i) = spec.item_id.get(dataset.items.raw(it.items[r])) {
+            in_train[i as usize] = true;
+        }
+    }
+    let future: Vec<u32> = (num_oov..ni as u32)
+        .filter(|&i| !in_train[i as usize])
+        .collect();
     // Retrieval user/item rows → rows of the shared-embedding model (by raw id).
     let shared_rows = shared.map(|m| {
         let map = |v: &shortlist_features::Vocabulary, to: &shortlist_features::Vocabulary| {
@@ -435,6 +547,7 @@ fn build_lists(
             let seen = retrieval.seen_items(u);
             let mut exclude: Vec<u32> = (0..num_oov).collect();
             exclude.extend_from_slice(seen);
+            exclude.extend_from_slice(&future);
             let q = &queries[u as usize * d..(u as usize + 1) * d];
             let hits = index
                 .search(q, cfg.candidates, &Filter::Exclude(&exclude))
@@ -461,7 +574,11 @@ fn build_lists(
             while items.len() < first + cfg.random_negatives && tries < 20 * cfg.random_negatives {
                 tries += 1;
                 let j = rng.below(ni) as u32;
-                if j < num_oov || seen.binary_search(&j).is_ok() || items.contains(&j) {
+                if j < num_oov
+                    || seen.binary_search(&j).is_ok()
+                    || !in_train[j as usize]
+                    || items.contains(&j)
+                {
                     continue;
                 }
                 items.push(j);
@@ -497,7 +614,8 @@ fn build_lists(
                 standardise(row);
             }
             debug_assert_eq!(z.len(), nf * items.len());
-            Ok(Some((z, labels, found)))
+            let cold = items.iter().map(|&i| head.is_cold(i)).collect();
+            Ok(Some((z, labels, cold, found)))
         })
         .collect::<Result<Vec<_>>>()?;
     let mut lists = Lists {
@@ -505,68 +623,95 @@ fn build_lists(
         ..Default::default()
     };
     let mut found_total = 0;
-    for (z, labels, found) in built.into_iter().flatten() {
+    for (z, labels, cold, found) in built.into_iter().flatten() {
         lists.z.push(z);
         lists.labels.push(labels);
+        lists.cold.push(cold);
         found_total += found;
     }
     Ok((lists, found_total as f64 / held_total.max(1) as f64))
 }
 
-/// Mean listwise loss over `lists` with weights `w` (plus `l2 ‖w‖²/2`) and its gradient.
+/// Mean listwise loss over `lists` with parameters `w` (plus `l2 ‖w‖²/2`) and its
+/// gradient. `w` holds `F` weights, or `F` weights, `F` cold-item weights and the
+/// cold bias (see [`Lists::cold`]).
 pub fn loss_and_grad(lists: &Lists, w: &[f32], l2: f32) -> (f64, Vec<f64>) {
     let nf = lists.features;
+    let np = w.len();
     let parts: Vec<(f64, Vec<f64>)> = lists
         .z
         .par_iter()
         .zip(&lists.labels)
-        .map(|(z, y)| {
+        .enumerate()
+        .map(|(l, (z, y))| {
             let n = y.len();
+            let cold = |j: usize| np > nf && lists.is_cold(l, j);
             let s: Vec<f64> = (0..n)
-                .map(|j| (0..nf).map(|f| w[f] as f64 * z[f * n + j] as f64).sum())
+                .map(|j| item_score(w, nf, z, n, j, cold(j)))
                 .collect();
             let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = s.iter().map(|v| (v - max).exp()).sum();
             let lse = max + sum.ln();
             let npos: f64 = y.iter().map(|&v| v as f64).sum();
             let loss = lse - (0..n).map(|j| y[j] as f64 * s[j]).sum::<f64>() / npos;
-            // ∂loss/∂s_j = p_j − y_j / |P|
-            let gs: Vec<f64> = (0..n)
-                .map(|j| (s[j] - lse).exp() - y[j] as f64 / npos)
-                .collect();
-            let g: Vec<f64> = (0..nf)
-                .map(|f| (0..n).map(|j| gs[j] * z[f * n + j] as f64).sum())
-                .collect();
+            // ∂loss/∂s_j = p_j − y_j / |P|, onto the parameters that scored item j.
+            let mut g = vec![0f64; np];
+            for j in 0..n {
+                let gs = (s[j] - lse).exp() - y[j] as f64 / npos;
+                let off = if cold(j) {
+                    g[2 * nf] += gs;
+                    nf
+                } else {
+                    0
+                };
+                for f in 0..nf {
+                    g[off + f] += gs * z[f * n + j] as f64;
+                }
+            }
             (loss, g)
         })
         .collect();
     let m = parts.len().max(1) as f64;
     let mut loss = 0.0;
-    let mut grad = vec![0f64; nf];
+    let mut grad = vec![0f64; np];
     for (l, g) in &parts {
         loss += l / m;
         grad.iter_mut().zip(g).for_each(|(a, b)| *a += b / m);
     }
-    for f in 0..nf {
-        loss += 0.5 * l2 as f64 * (w[f] as f64).powi(2);
-        grad[f] += l2 as f64 * w[f] as f64;
+    for (f, &v) in w.iter().enumerate() {
+        loss += 0.5 * l2 as f64 * (v as f64).powi(2);
+        grad[f] += l2 as f64 * v as f64;
     }
     (loss, grad)
 }
 
-/// Full-batch Adam from "retrieval order" (weight 1 on the retrieval feature).
-fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig, progress: &dyn Progress) -> Vec<f32> {
-    let nf = lists.features;
-    let mut w: Vec<f32> = cfg
+/// Starting parameters: "retrieval order" (weight 1 on the retrieval feature), for
+/// cold items too (with bias 0) when the configuration learns their weights.
+fn start_weights(cfg: &RelevanceTrainConfig) -> Vec<f32> {
+    let w: Vec<f32> = cfg
         .features
         .iter()
         .map(|&f| f32::from(f == ListFeature::Retrieval))
         .collect();
-    let (mut m, mut v) = (vec![0f64; nf], vec![0f64; nf]);
+    if cfg.cold_weights {
+        let mut all = w.clone();
+        all.extend_from_slice(&w);
+        all.push(0.0);
+        all
+    } else {
+        w
+    }
+}
+
+/// Full-batch Adam from [`start_weights`], one `progress` step per epoch.
+fn fit_weights(lists: &Lists, cfg: &RelevanceTrainConfig, progress: &dyn Progress) -> Vec<f32> {
+    let mut w = start_weights(cfg);
+    let np = w.len();
+    let (mut m, mut v) = (vec![0f64; np], vec![0f64; np]);
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
     for t in 1..=cfg.epochs {
         let (_, g) = loss_and_grad(lists, &w, cfg.l2);
-        for f in 0..nf {
+        for f in 0..np {
             m[f] = b1 * m[f] + (1.0 - b1) * g[f];
             v[f] = b2 * v[f] + (1.0 - b2) * g[f] * g[f];
             let mh = m[f] / (1.0 - b1.powi(t as i32));
@@ -585,10 +730,11 @@ fn ndcg10(lists: &Lists, w: &[f32]) -> f64 {
         .z
         .iter()
         .zip(&lists.labels)
-        .map(|(z, y)| {
+        .enumerate()
+        .map(|(l, (z, y))| {
             let n = y.len();
-            let s: Vec<f32> = (0..n)
-                .map(|j| (0..nf).map(|f| w[f] * z[f * n + j]).sum())
+            let s: Vec<f64> = (0..n)
+                .map(|j| item_score(w, nf, z, n, j, lists.is_cold(l, j)))
                 .collect();
             let mut order: Vec<usize> = (0..n).collect();
             order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
@@ -625,25 +771,80 @@ mod tests {
             y[k % n] = 1.0;
             y[(k + 2) % n] = 1.0;
             l.labels.push(y);
+            // Every third item cold, positives among them.
+            l.cold.push((0..n).map(|j| j % 3 == k % 3).collect());
         }
         l
     }
 
+    fn check_gradient(l: &Lists, w: &[f32]) {
+        let (_, g) = loss_and_grad(l, w, 0.25);
+        assert_eq!(g.len(), w.len());
+        for f in 0..w.len() {
+            let h = 1e-3f32;
+            let mut wp = w.to_vec();
+            wp[f] += h;
+            let mut wm = w.to_vec();
+            wm[f] -= h;
+            let fd =
+                (loss_and_grad(l, &wp, 0.25).0 - loss_and_grad(l, &wm, 0.25).0) / (2.0 * h as f64);
+            assert!((fd - g[f]).abs() < 1e-4, "parameter {f}: {fd} vs {}", g[f]);
+        }
+    }
+
     #[test]
     fn gradient_matches_finite_differences() {
-        let l = lists();
-        let w = [0.3f32, -0.7, 1.1];
-        let (_, g) = loss_and_grad(&l, &w, 0.25);
-        for f in 0..3 {
-            let h = 1e-3f32;
-            let mut wp = w;
-            wp[f] += h;
-            let mut wm = w;
-            wm[f] -= h;
-            let fd = (loss_and_grad(&l, &wp, 0.25).0 - loss_and_grad(&l, &wm, 0.25).0)
-                / (2.0 * h as f64);
-            assert!((fd - g[f]).abs() < 1e-4, "feature {f}: {fd} vs {}", g[f]);
-        }
+        // One set of weights for every item (cold flags ignored) …
+        check_gradient(&lists(), &[0.3, -0.7, 1.1]);
+        // … and cold items with their own weights and bias.
+        check_gradient(&lists(), &[0.3, -0.7, 1.1, 0.9, 0.2, -0.4, -0.6]);
+    }
+
+    #[test]
+    fn cold_items_are_scored_by_their_own_weights() {
+        // One list of 3, features [1, 0, -1]; item 2 is cold. Warm weight 2, cold
+        // weight 1 and bias 3: s = [2, 0, -1 + 3 = 2], positive 2.
+        let l = Lists {
+            features: 1,
+            z: vec![vec![1.0, 0.0, -1.0]],
+            labels: vec![vec![0.0, 0.0, 1.0]],
+            cold: vec![vec![false, false, true]],
+        };
+        let (loss, g) = loss_and_grad(&l, &[2.0, 1.0, 3.0], 0.0);
+        let z = 2f64.exp() + 1.0 + 2f64.exp();
+        assert!((loss - -(2f64.exp() / z).ln()).abs() < 1e-9);
+        // ∂/∂bias = p_cold − 1; ∂/∂w_cold = (p_cold − 1)·(−1); ∂/∂w = p_0 · 1.
+        let p = 2f64.exp() / z;
+        assert!((g[2] - (p - 1.0)).abs() < 1e-9);
+        assert!((g[1] - (1.0 - p)).abs() < 1e-9);
+        assert!((g[0] - p).abs() < 1e-9);
+        // Without cold parameters the same list scores item 2 with the warm weight.
+        let (loss, _) = loss_and_grad(&l, &[2.0], 0.0);
+        let z = 2f64.exp() + 1.0 + (-2f64).exp();
+        assert!((loss - -((-2f64).exp() / z).ln()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn time_holdout_takes_the_latest_rows() {
+        let (data, _) = shortlist_data::synth::generate(&shortlist_data::synth::SynthConfig {
+            users: 30,
+            items: 20,
+            interactions: 300,
+            ..Default::default()
+        })
+        .unwrap();
+        let rows: Vec<usize> = (0..300).collect();
+        let (fit, held) = holdout_by_time(&data, &rows, 0.2).unwrap();
+        assert_eq!((fit.len(), held.len()), (240, 60));
+        let ts = data.interactions.timestamps.as_ref().unwrap();
+        let last_fit = fit.iter().map(|&r| ts[r]).max().unwrap();
+        assert!(held.iter().all(|&r| ts[r] >= last_fit));
+        let mut none = data.clone();
+        none.interactions.timestamps = None;
+        assert_eq!(
+            holdout_by_time(&none, &rows, 0.2).unwrap_err().to_string(),
+            "invalid relevance.holdout_by: \"time\" needs timestamps, and the training rows have none"
+        );
     }
 
     #[test]
@@ -653,6 +854,7 @@ mod tests {
             features: 1,
             z: vec![vec![1.0, 0.0, -1.0]],
             labels: vec![vec![1.0, 0.0, 0.0]],
+            cold: Vec::new(),
         };
         let (loss, _) = loss_and_grad(&l, &[2.0], 0.0);
         let want = -(2f64.exp() / (2f64.exp() + 1.0 + (-2f64).exp())).ln();

@@ -15,6 +15,14 @@
 //! The query's history term is computed leave-one-out during training (the positive
 //! item is removed from the pooled history), otherwise the model would learn to find
 //! the target in its own input.
+//!
+//! Item cold start: with item side features, the catalogue's items that have feature
+//! values but no training interaction get rows after the trained ones (`cold_items`),
+//! with zero id and history embeddings, so their candidate vector is their features'
+//! sum. They are left out of every softmax (neither positives nor negatives: they did
+//! not exist in the training period). Id dropout (`item_id_dropout`) trains the item
+//! tower for that case: each batch drops the id embedding of each candidate item with
+//! that probability, forward and backward.
 
 use std::time::Instant;
 
@@ -118,6 +126,17 @@ pub struct RetrievalTrainConfig {
     pub eval_every_epoch: bool,
     /// Feature preprocessing (ids and side features of both towers).
     pub features: FeatureConfig,
+    /// Item cold start: catalogue items with side-feature values but no training
+    /// interactions (products launched after training) get vocabulary rows after the
+    /// trained ones, with a zero id embedding, so their candidate vector comes from
+    /// their features alone and they can be retrieved. They are never negatives in
+    /// training (they did not exist then). Needs item features (`[features]`).
+    pub cold_items: bool,
+    /// Probability that an item's id embedding is left out of its candidate vector for
+    /// one batch (drawn per distinct candidate of the batch), so that the item tower
+    /// learns to place items by their side features alone, which is all a cold item
+    /// has. Ignored without item features.
+    pub item_id_dropout: f32,
     /// Top-K index saved with the model (`kind = "auto" | "exact" | "hnsw"`, HNSW parameters).
     pub index: shortlist_index::IndexConfig,
 }
@@ -148,6 +167,8 @@ impl Default for RetrievalTrainConfig {
             reshuffle_each_epoch: true,
             eval_every_epoch: true,
             features: FeatureConfig::default(),
+            cold_items: true,
+            item_id_dropout: 0.0,
             index: shortlist_index::IndexConfig::default(),
         }
     }
@@ -221,6 +242,15 @@ impl RetrievalTrainConfig {
                     format!("expected a number in [0, 1), found {b}"),
                 ));
             }
+        }
+        if !(0.0..1.0).contains(&self.item_id_dropout) {
+            return Err(Error::invalid(
+                "item_id_dropout",
+                format!(
+                    "expected a probability in [0, 1), found {}",
+                    self.item_id_dropout
+                ),
+            ));
         }
         if self.loss == RetrievalLoss::FullSoftmax && self.sampled_negatives > 0 {
             return Err(Error::invalid(
@@ -664,6 +694,29 @@ fn tower_into(features: &[InputFeature], row: u32, out: &mut [f32]) {
     }
 }
 
+/// The candidate tower without its id embedding (id dropout): side features only.
+fn features_only_into(features: &[InputFeature], row: u32, out: &mut [f32]) {
+    out.fill(0.0);
+    for f in features.iter().filter(|f| !matches!(f.lookup, Lookup::Id)) {
+        shortlist_model::retrieval::add_feature(f, row, 1.0, out);
+    }
+}
+
+/// Sets the id-embedding and history rows `from..` to zero (the cold items' rows).
+fn zero_rows_from(model: &mut RetrievalModel, from: usize) {
+    let tables = model
+        .candidate
+        .iter_mut()
+        .filter(|f| matches!(f.lookup, Lookup::Id))
+        .filter_map(|f| f.table.as_mut())
+        .chain(model.history.as_mut());
+    for t in tables {
+        for r in from..t.rows() {
+            t.row_mut(r).fill(0.0);
+        }
+    }
+}
+
 /// Trains a retrieval model on `train` rows of `dataset`, evaluating on `test` rows.
 /// Deterministic for a seed (the step is sequential; evaluation reduces in a fixed order).
 pub fn train_retrieval(
@@ -697,7 +750,12 @@ pub fn train_retrieval_with(
     if train.is_empty() {
         return Err(Error::NoData("the training split is empty".into()));
     }
-    let spec = FeatureSpec::fit(dataset, train, &cfg.features)?;
+    let mut spec = FeatureSpec::fit(dataset, train, &cfg.features)?;
+    // Rows 0..trained hold the items of the training rows; cold items follow.
+    let trained = spec.item_id.len();
+    if cfg.cold_items {
+        spec.add_featured_items(dataset);
+    }
     let users_enc = spec.encode_users(dataset);
     let items_enc = spec.encode_items(dataset);
     let it = &dataset.interactions;
@@ -768,6 +826,17 @@ pub fn train_retrieval_with(
             opt: SparseState::new(cfg.optimizer, h, &p),
         }
     });
+    // Cold items are described by their features alone: zero id and history rows
+    // (never touched in training: they are neither positives nor negatives).
+    zero_rows_from(&mut model, trained);
+    // Id dropout only means something when the item tower has side features.
+    let id_dropout = if model.candidate.len() > 1 {
+        cfg.item_id_dropout
+    } else {
+        0.0
+    };
+    let mut drop_rng = Rng::with_stream(cfg.seed, 0x1d_d0);
+    let mut dropped: Vec<bool> = Vec::new();
 
     let examples: Vec<(u32, u32)> = train
         .iter()
@@ -846,7 +915,7 @@ pub fn train_retrieval_with(
             cand_items.clear();
             cand_counts.clear();
             match cfg.loss {
-                RetrievalLoss::FullSoftmax => cand_items.extend(0..ni as u32),
+                RetrievalLoss::FullSoftmax => cand_items.extend(0..trained as u32),
                 RetrievalLoss::InBatch => {
                     for &e in batch {
                         let i = examples[e].1;
@@ -863,7 +932,7 @@ pub fn train_retrieval_with(
                     }
                     for _ in 0..cfg.sampled_negatives {
                         let j = match cfg.negative_sampling {
-                            NegativeSampling::Uniform => rng.below(ni as u64) as u32,
+                            NegativeSampling::Uniform => rng.below(trained as u64) as u32,
                             NegativeSampling::Popularity => {
                                 let x = rng.next_f64() * total;
                                 cumulative.partition_point(|&s| s <= x).min(ni - 1) as u32
@@ -891,8 +960,19 @@ pub fn train_retrieval_with(
             let nc = cand_items.len();
             c.clear();
             c.resize(nc * d, 0.0);
+            dropped.clear();
+            if id_dropout > 0.0 {
+                dropped.extend((0..nc).map(|_| drop_rng.next_f32() < id_dropout));
+            } else {
+                dropped.resize(nc, false);
+            }
             for (k, &j) in cand_items.iter().enumerate() {
-                tower_into(&model.candidate, j, &mut c[k * d..(k + 1) * d]);
+                let out = &mut c[k * d..(k + 1) * d];
+                if dropped[k] {
+                    features_only_into(&model.candidate, j, out);
+                } else {
+                    tower_into(&model.candidate, j, out);
+                }
             }
             // logits = Q · Cᵀ / τ
             logits.clear();
@@ -985,6 +1065,9 @@ pub fn train_retrieval_with(
                     continue;
                 }
                 for (f, st) in model.candidate.iter().zip(cstate.iter_mut()) {
+                    if dropped[k] && matches!(f.lookup, Lookup::Id) {
+                        continue;
+                    }
                     backprop_feature(f, st, j, inv_t, g);
                 }
             }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use shortlist_data::fetch::{self, FetchOptions, Fetched};
 use shortlist_data::info::DatasetInfo;
 use shortlist_data::loaders::{self, tsv};
+use shortlist_data::products::{self, ProductConfig};
 use shortlist_data::split::{self, SplitMethod};
 use shortlist_data::synth::{self, SynthConfig};
 use shortlist_data::{DuplicatePolicy, LoadOptions, LoadReport, Loaded, RowPolicy};
@@ -62,28 +63,42 @@ pub enum DataCommand {
     },
     /// Generate a synthetic log with planted low-rank structure (for tests and benchmarks).
     Synth {
-        /// Number of users.
-        #[arg(long, default_value_t = 1000)]
-        users: usize,
-        /// Number of items.
-        #[arg(long, default_value_t = 500)]
-        items: usize,
-        /// Number of interactions.
-        #[arg(long, default_value_t = 50_000)]
-        interactions: usize,
+        /// planted: ratings from low-rank factors (interactions.tsv, items.tsv, users.tsv);
+        /// products: a product log with string ids, catalogue features, view / click /
+        /// like / purchase events and late launches (events.tsv, products.tsv).
+        #[arg(long, value_enum, default_value = "planted")]
+        kind: SynthKind,
+        /// Number of users [planted: 1000; products: 6000 customers].
+        #[arg(long)]
+        users: Option<usize>,
+        /// Number of items [planted: 500; products: 3000 products].
+        #[arg(long)]
+        items: Option<usize>,
+        /// Number of interactions [planted: 50000; products: 150000 sessions of 1–4 events].
+        #[arg(long)]
+        interactions: Option<usize>,
         /// Seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Rank of the planted factors.
+        /// Rank of the planted factors (planted only).
         #[arg(long, default_value_t = 8)]
         rank: usize,
-        /// Output directory (interactions.tsv, items.tsv, users.tsv, schema.toml).
+        /// Output directory (with a schema.toml describing the files).
         #[arg(long)]
         out: PathBuf,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `data synth` generates.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SynthKind {
+    /// Ratings with planted low-rank structure.
+    Planted,
+    /// A product log (see `shortlist_data::products`).
+    Products,
 }
 
 /// Split methods on the command line.
@@ -260,6 +275,7 @@ pub fn run(cmd: DataCommand, ctx: &Context) -> Result<()> {
             }
         }
         DataCommand::Synth {
+            kind,
             users,
             items,
             interactions,
@@ -268,15 +284,31 @@ pub fn run(cmd: DataCommand, ctx: &Context) -> Result<()> {
             out,
             json,
         } => {
-            let cfg = SynthConfig {
-                users,
-                items,
-                interactions,
-                seed,
-                rank,
-                ..SynthConfig::default()
+            let s = match kind {
+                SynthKind::Planted => {
+                    let d = SynthConfig::default();
+                    let cfg = SynthConfig {
+                        users: users.unwrap_or(d.users),
+                        items: items.unwrap_or(d.items),
+                        interactions: interactions.unwrap_or(d.interactions),
+                        seed,
+                        rank,
+                        ..d
+                    };
+                    synth::write(&cfg, &out, &ctx.progress())?
+                }
+                SynthKind::Products => {
+                    let d = ProductConfig::default();
+                    let cfg = ProductConfig {
+                        customers: users.unwrap_or(d.customers),
+                        products: items.unwrap_or(d.products),
+                        sessions: interactions.unwrap_or(d.sessions),
+                        seed,
+                        ..d
+                    };
+                    products::write(&cfg, &out, &ctx.progress())?
+                }
             };
-            let s = synth::write(&cfg, &out, &ctx.progress())?;
             if json {
                 print_json(&s)
             } else {

@@ -209,22 +209,27 @@ fn select_rows(src: &FeatureTable, from: &IdMap, to: &IdMap) -> FeatureTable {
 /// Attaches the user and item side-feature tables of `source` (e.g. the cached full
 /// dataset the split came from) to `split`, matching users and items by raw id. Ids of
 /// the split that `source` lacks get missing values; the title column is carried over.
+/// The items of `source` that the split lacks are added after the split's (without
+/// interactions): they are the catalogue, which includes products nobody interacted
+/// with yet (without them, the only new products a model could know of would be those
+/// the test file happens to contain).
 /// Returns how many split users and items were found in `source`.
 pub fn attach_features(split: &mut SplitData, source: &Dataset) -> (usize, usize) {
     let d = &mut split.dataset;
-    d.user_features = select_rows(&source.user_features, &source.users, &d.users);
-    d.item_features = select_rows(&source.item_features, &source.items, &d.items);
-    d.title_column = source.title_column.clone();
     let found = |to: &IdMap, from: &IdMap| {
         to.raw_ids()
             .iter()
             .filter(|r| from.get(r).is_some())
             .count()
     };
-    (
-        found(&d.users, &source.users),
-        found(&d.items, &source.items),
-    )
+    let found_items = found(&d.items, &source.items);
+    for raw in source.items.raw_ids() {
+        d.items.intern(raw);
+    }
+    d.user_features = select_rows(&source.user_features, &source.users, &d.users);
+    d.item_features = select_rows(&source.item_features, &source.items, &d.items);
+    d.title_column = source.title_column.clone();
+    (found(&d.users, &source.users), found_items)
 }
 
 /// Formats a rating the way it reads best: `4` for whole numbers, else the shortest exact form.
