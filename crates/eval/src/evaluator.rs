@@ -329,6 +329,10 @@ impl Evaluator {
                     })
                     .collect())
             })
+            // Collected whole, then the first error in user order: the same message
+            // whichever thread finds a bad list first.
+            .collect::<Vec<Result<Vec<_>>>>()
+            .into_iter()
             .collect::<Result<Vec<_>>>()?;
         let users = self.users.len() as f64;
         let mut metrics = Metrics {
