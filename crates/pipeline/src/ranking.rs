@@ -41,6 +41,24 @@ pub trait Ranker: Send + Sync {
     /// Whether [`Ranked::relevance`] is given (the model has a relevance head).
     fn has_relevance(&self) -> bool;
 
+    /// Like [`rank`](Ranker::rank) for a list ordered by relevance: `ratings` may be
+    /// left empty (the pipeline then asks [`ratings`](Ranker::ratings) for the few
+    /// items it returns, instead of rating every candidate). By default the same as
+    /// `rank`.
+    fn rank_relevance(
+        &self,
+        user: &User<'_>,
+        item_ids: &[&str],
+        retrieval: Option<&[f32]>,
+    ) -> Result<Ranked> {
+        self.rank(user, item_ids, retrieval)
+    }
+
+    /// The predicted rating of each of `item_ids` for `user`, in request order.
+    fn ratings(&self, user: &User<'_>, item_ids: &[&str]) -> Result<Vec<f32>> {
+        Ok(self.rank(user, item_ids, None)?.ratings)
+    }
+
     /// Candidates the ranking model proposes itself for a list whose first stage
     /// retrieves `num_candidates` (merged before ranking, de-duplicated); none by
     /// default. Same exclusion rules as [`CandidateSource::retrieve`](crate::CandidateSource::retrieve).
@@ -153,33 +171,27 @@ impl RankingStage {
                 .index(self.by_title.get(id).map(String::as_str).unwrap_or(id)),
         }
     }
-}
 
-/// A user as the relevance head sees them.
-#[derive(Default)]
-struct HeadUser {
-    rows: Vec<u32>,
-    ials: Option<Vec<f32>>,
-}
-
-/// Per-thread buffers of the ranking path (no allocation per request after warm-up).
-#[derive(Default)]
-struct Buffers {
-    scratch: Scratch,
-    features: Vec<f32>,
-}
-
-thread_local! {
-    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
-}
-
-impl Ranker for RankingStage {
-    fn rank(&self, who: &User<'_>, item_ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
+    /// Scores `item_ids` for `who`: predicted ratings with `with_ratings` (else
+    /// `ratings` is empty), the relevance head's scores with `with_relevance` (when
+    /// the model has one). See [`Ranker::rank`].
+    fn rank_with(
+        &self,
+        who: &User<'_>,
+        item_ids: &[&str],
+        retrieval: Option<&[f32]>,
+        with_ratings: bool,
+        with_relevance: bool,
+    ) -> Result<Ranked> {
         let spec = &self.model.spec;
         let user = spec.user_id.index(who.id);
         let mut out = Ranked {
             relevance: None,
-            ratings: vec![0.0; item_ids.len()],
+            ratings: if with_ratings {
+                vec![0.0; item_ids.len()]
+            } else {
+                Vec::new()
+            },
             known_user: !spec.user_id.is_oov(user),
             unknown_items: Vec::new(),
         };
@@ -204,9 +216,11 @@ impl Ranker for RankingStage {
         let nan = vec![f32::NAN; items.len()];
         let mut run = |b: &mut Buffers| {
             // One batched pass (GEMMs over every candidate) instead of one per item.
-            self.model
-                .predict_batch_with(&users, &items, &mut b.scratch, &mut out.ratings);
-            if let Some(head) = &self.model.relevance {
+            if with_ratings {
+                self.model
+                    .predict_batch_with(&users, &items, &mut b.scratch, &mut out.ratings);
+            }
+            if let Some(head) = self.model.relevance.as_ref().filter(|_| with_relevance) {
                 let hu = self.head_user(who);
                 let mut scores = vec![0f32; items.len()];
                 let mut shared = Vec::new();
@@ -233,6 +247,44 @@ impl Ranker for RankingStage {
             Err(_) => run(&mut Buffers::default()),
         });
         Ok(out)
+    }
+}
+
+/// A user as the relevance head sees them.
+#[derive(Default)]
+struct HeadUser {
+    rows: Vec<u32>,
+    ials: Option<Vec<f32>>,
+}
+
+/// Per-thread buffers of the ranking path (no allocation per request after warm-up).
+#[derive(Default)]
+struct Buffers {
+    scratch: Scratch,
+    features: Vec<f32>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
+impl Ranker for RankingStage {
+    fn rank(&self, who: &User<'_>, item_ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
+        self.rank_with(who, item_ids, retrieval, true, true)
+    }
+
+    fn rank_relevance(
+        &self,
+        who: &User<'_>,
+        item_ids: &[&str],
+        retrieval: Option<&[f32]>,
+    ) -> Result<Ranked> {
+        let ratings = self.model.relevance.is_none();
+        self.rank_with(who, item_ids, retrieval, ratings, true)
+    }
+
+    fn ratings(&self, who: &User<'_>, item_ids: &[&str]) -> Result<Vec<f32>> {
+        Ok(self.rank_with(who, item_ids, None, true, false)?.ratings)
     }
 
     fn has_relevance(&self) -> bool {

@@ -199,8 +199,17 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
     if let Some(ranker) = stages.ranker {
         let ids: Vec<&str> = candidates.iter().map(|c| c.item_id).collect();
         let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
-        let ranked = ranker.rank(&req.user, &ids, Some(&scores))?;
-        if ranked.ratings.len() != ids.len()
+        // Ordered by relevance, only the returned items need a predicted rating:
+        // they are rated after the cut (rating every candidate was a third of the
+        // request's cost).
+        let deferred = order == Order::Relevance;
+        let ranked = if deferred {
+            ranker.rank_relevance(&req.user, &ids, Some(&scores))?
+        } else {
+            ranker.rank(&req.user, &ids, Some(&scores))?
+        };
+        let rated = ranked.ratings.len() == ids.len();
+        if !(rated || (deferred && ranked.ratings.is_empty()))
             || ranked
                 .relevance
                 .as_ref()
@@ -213,7 +222,7 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
             )));
         }
         for (k, it) in items.iter_mut().enumerate() {
-            it.predicted_rating = Some(ranked.ratings[k]);
+            it.predicted_rating = ranked.ratings.get(k).copied();
             it.ranking_score = ranked.relevance.as_ref().map(|r| r[k]);
         }
     }
@@ -233,6 +242,22 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         indexed.truncate(req.k);
     }
     indexed.sort_unstable_by(by);
+    if let Some(ranker) = stages.ranker {
+        if indexed.iter().any(|(_, it)| it.predicted_rating.is_none()) {
+            let ids: Vec<&str> = indexed.iter().map(|(_, it)| it.item_id).collect();
+            let ratings = ranker.ratings(&req.user, &ids)?;
+            if ratings.len() != ids.len() {
+                return Err(Error::Internal(format!(
+                    "the ranking model returned {} ratings for {} items",
+                    ratings.len(),
+                    ids.len()
+                )));
+            }
+            for ((_, it), r) in indexed.iter_mut().zip(ratings) {
+                it.predicted_rating = Some(r);
+            }
+        }
+    }
     let items = indexed
         .into_iter()
         .map(|(pos, mut it)| {
@@ -409,6 +434,67 @@ mod tests {
         assert_eq!(ids(&r), ["b", "c", "d"]);
         let r = recommend(&st, &req(2, 3, Order::Retrieval, &["b"])).unwrap();
         assert_eq!(ids(&r), ["c", "d"]);
+    }
+
+    /// `Table`, but rating only the items the pipeline asks for after the cut.
+    struct Deferring {
+        table: Table,
+        rated: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Ranker for Deferring {
+        fn rank(&self, u: &User<'_>, ids: &[&str], retrieval: Option<&[f32]>) -> Result<Ranked> {
+            self.table.rank(u, ids, retrieval)
+        }
+        fn rank_relevance(
+            &self,
+            u: &User<'_>,
+            ids: &[&str],
+            retrieval: Option<&[f32]>,
+        ) -> Result<Ranked> {
+            let mut r = self.table.rank(u, ids, retrieval)?;
+            r.ratings.clear();
+            Ok(r)
+        }
+        fn ratings(&self, u: &User<'_>, ids: &[&str]) -> Result<Vec<f32>> {
+            self.rated
+                .lock()
+                .unwrap()
+                .extend(ids.iter().map(|s| s.to_string()));
+            let fake = vec![0.0; ids.len()];
+            Ok(self.table.rank(u, ids, Some(&fake))?.ratings)
+        }
+        fn has_relevance(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn ordered_by_relevance_only_the_returned_items_are_rated() {
+        let p = primary();
+        let t = Deferring {
+            table: Table {
+                relevance: vec![("d", 3.0), ("c", 2.0)],
+                head: true,
+                own: vec![],
+            },
+            rated: Default::default(),
+        };
+        let st = Stages {
+            primary: &p,
+            extra: &[],
+            ranker: Some(&t),
+        };
+        let r = recommend(&st, &req(2, 4, Order::Auto, &[])).unwrap();
+        assert_eq!(ids(&r), ["d", "c"]);
+        let ratings: Vec<Option<f32>> = r.items.iter().map(|i| i.predicted_rating).collect();
+        assert_eq!(ratings, [Some(2.0), Some(3.0)]);
+        assert_eq!(*t.rated.lock().unwrap(), ["d", "c"], "only the top k rated");
+        // Ordered by rating, every candidate is rated in the one ranking pass.
+        t.rated.lock().unwrap().clear();
+        let r = recommend(&st, &req(2, 4, Order::Rating, &[])).unwrap();
+        assert_eq!(ids(&r), ["b", "e"]);
+        assert!(t.rated.lock().unwrap().is_empty());
     }
 
     #[test]
