@@ -92,26 +92,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn real_models_serve_both_stages_and_refuse_a_truncated_version() {
     let base = tempfile::tempdir().unwrap();
     let seen = train_models(base.path());
-    let config = ServeConfig {
-        model_base_path: base.path().to_path_buf(),
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        poll_interval: Duration::from_millis(50),
-        ..ServeConfig::default()
-    };
-    let server = shortlist_serve::bind(config, Arc::new(shortlist_serve::models::load_model_dir))
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
+    let (addr, tx, task) = start_real(base.path()).await;
     let mut c = Client::connect(addr).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while c.get("/readyz").await.status != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     let r = c
         .post(

@@ -202,9 +202,8 @@ fn read_events(path: &Path, table: &EventTable, event: Option<&str>) -> Result<V
         return Err(bad(1, "no event column: add one or give --event NAME".into()).into());
     }
     let ts_col = find("timestamp");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = shortlist_serve::events::now_secs();
+    let latest = shortlist_serve::events::latest_timestamp(now);
     let mut out = Vec::new();
     for (n, line) in lines.enumerate() {
         let line_no = n + 2;
@@ -254,9 +253,9 @@ fn read_events(path: &Path, table: &EventTable, event: Option<&str>) -> Result<V
             Some(c) => fields[c]
                 .parse::<i64>()
                 .ok()
-                .filter(|t| (0..=now + 86_400).contains(t))
+                .filter(|t| (0..=latest).contains(t))
                 .ok_or_else(|| {
-                    bad(line_no, format!("timestamp: expected Unix seconds between 0 and {} (a day from now), got {:?}", now + 86_400, fields[c]))
+                    bad(line_no, format!("timestamp: expected Unix seconds between 0 and {latest} (a day from now), got {:?}", fields[c]))
                 })?,
             None => now,
         };

@@ -164,6 +164,9 @@ pub struct Appender {
     file: File,
     path: PathBuf,
     len: u64,
+    /// Why the log takes no more appends: a failed write could not be cut off, so
+    /// what follows would not start on a record boundary.
+    closed: Option<String>,
 }
 
 impl Appender {
@@ -197,6 +200,7 @@ impl Appender {
             file,
             path: path.to_path_buf(),
             len: replay.valid_len,
+            closed: None,
         };
         if replay.valid_len == 0 {
             a.file.set_len(0).map_err(named)?;
@@ -220,30 +224,33 @@ impl Appender {
     /// disk. On a failed write the file is cut back to its previous length so the
     /// log stays a sequence of whole records.
     pub fn append(&mut self, bytes: &[u8], sync: bool) -> io::Result<()> {
+        if let Some(why) = &self.closed {
+            return Err(io::Error::other(why.clone()));
+        }
         let res =
             self.file
                 .write_all(bytes)
                 .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
-        match res {
-            Ok(()) => {
-                self.len += bytes.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let restored = self
-                    .file
-                    .set_len(self.len)
-                    .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
-                match restored {
-                    Ok(()) => Err(io::Error::new(
-                        e.kind(),
-                        format!("{}: {e}", self.path.display()),
-                    )),
-                    Err(e2) => Err(io::Error::other(format!(
-                        "{}: {e}; cutting the partial write off failed too ({e2}): the log is closed",
-                        self.path.display()
-                    ))),
-                }
+        let Err(e) = res else {
+            self.len += bytes.len() as u64;
+            return Ok(());
+        };
+        let restored = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
+        match restored {
+            Ok(()) => Err(io::Error::new(
+                e.kind(),
+                format!("{}: {e}", self.path.display()),
+            )),
+            Err(e2) => {
+                let why = format!(
+                    "{}: {e}; cutting the partial write off failed too ({e2}): the log is closed",
+                    self.path.display()
+                );
+                self.closed = Some(why.clone());
+                Err(io::Error::other(why))
             }
         }
     }

@@ -177,16 +177,13 @@ struct Commit {
 #[derive(Debug)]
 pub struct Events {
     store: Arc<EventStore>,
-    writer: Result<SyncSender<CommitBox>, String>,
+    writer: Result<SyncSender<Commit>, String>,
     table: EventTable,
 }
 
-/// `Commit` behind a box so the channel's type is `Debug`.
-struct CommitBox(Commit);
-
-impl std::fmt::Debug for CommitBox {
+impl std::fmt::Debug for Commit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Commit({} events)", self.0.events.len())
+        write!(f, "Commit({} events)", self.events.len())
     }
 }
 
@@ -260,11 +257,11 @@ impl Events {
             log::encode(e, &mut bytes);
         }
         let (done, rx) = tokio::sync::oneshot::channel();
-        match writer.try_send(CommitBox(Commit {
+        match writer.try_send(Commit {
             bytes,
             events,
             done,
-        })) {
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(ApiError::Overloaded(
@@ -287,13 +284,12 @@ fn spawn_writer(
     mut log: log::Appender,
     policy: FsyncPolicy,
     store: Arc<EventStore>,
-) -> std::io::Result<SyncSender<CommitBox>> {
-    let (tx, rx) = mpsc::sync_channel::<CommitBox>(QUEUE);
+) -> std::io::Result<SyncSender<Commit>> {
+    let (tx, rx) = mpsc::sync_channel::<Commit>(QUEUE);
     std::thread::Builder::new()
         .name("shortlist-events".into())
         .spawn(move || {
             let mut dirty_since: Option<Instant> = None;
-            let mut broken: Option<String> = None;
             loop {
                 let first = match (policy, dirty_since) {
                     (FsyncPolicy::Interval(every), Some(t)) => {
@@ -317,28 +313,24 @@ fn spawn_writer(
                     }
                 }
                 let Some(first) = first else { continue };
-                let mut group = vec![first.0];
+                let mut group = vec![first];
                 let mut size = group[0].bytes.len();
                 while size < 8 << 20 {
                     match rx.try_recv() {
                         Ok(c) => {
-                            size += c.0.bytes.len();
-                            group.push(c.0);
+                            size += c.bytes.len();
+                            group.push(c);
                         }
                         Err(_) => break,
                     }
                 }
-                let result = match &broken {
-                    Some(e) => Err(e.clone()),
-                    None => {
-                        let mut bytes = Vec::with_capacity(size);
-                        for c in &group {
-                            bytes.extend_from_slice(&c.bytes);
-                        }
-                        log.append(&bytes, policy == FsyncPolicy::Batch)
-                            .map_err(|e| e.to_string())
-                    }
-                };
+                let mut bytes = Vec::with_capacity(size);
+                for c in &group {
+                    bytes.extend_from_slice(&c.bytes);
+                }
+                let result = log
+                    .append(&bytes, policy == FsyncPolicy::Batch)
+                    .map_err(|e| e.to_string());
                 match &result {
                     Ok(()) => {
                         for c in &group {
@@ -350,9 +342,6 @@ fn spawn_writer(
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "event log: append failed; the batch is refused");
-                        if e.contains("the log is closed") {
-                            broken = Some(e.clone());
-                        }
                     }
                 }
                 for c in group {
@@ -385,12 +374,14 @@ struct EventIn<'a> {
     timestamp: Option<i64>,
 }
 
-/// Latest accepted timestamp: a day past the server's clock (clock skew).
-fn max_timestamp(now: i64) -> i64 {
+/// Latest accepted event timestamp: a day past the clock `now` (clock skew). The
+/// server and `shortlist events import` accept `0..=latest_timestamp(now)`.
+pub fn latest_timestamp(now: i64) -> i64 {
     now + 86_400
 }
 
-fn now_secs() -> i64 {
+/// The clock, in Unix seconds.
+pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -400,7 +391,7 @@ fn now_secs() -> i64 {
 pub(crate) fn parse_batch(table: &EventTable, body: &[u8]) -> Result<Vec<Event>, ApiError> {
     let parsed: EventsBody<'_> = serde_json::from_slice(body).map_err(|e| explain(body, e))?;
     let now = now_secs();
-    let latest = max_timestamp(now);
+    let latest = latest_timestamp(now);
     parsed
         .events
         .into_iter()
