@@ -188,10 +188,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Parses TOML text (`path` only names the source in errors) and validates it.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let cfg: TrainConfig = toml::from_str(text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let cfg: TrainConfig = crate::config::parse_toml(text, path)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -406,6 +403,15 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// Parses a TOML configuration; a syntax or type error names `path` (validation is
+/// each configuration's own `validate`).
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    toml::from_str(text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

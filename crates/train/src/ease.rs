@@ -44,10 +44,7 @@ impl Default for EaseTrainConfig {
 impl EaseTrainConfig {
     /// Parses TOML (`path` names the source in errors) and validates it.
     pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| Error::Config {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let cfg: Self = crate::config::parse_toml(text, path)?;
         cfg.validate()?;
         Ok(cfg)
     }

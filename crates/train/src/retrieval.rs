@@ -177,10 +177,7 @@ impl Default for RetrievalTrainConfig {
 impl RetrievalTrainConfig {
     /// Parses a TOML config (`path` is for messages).
     pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let cfg: Self = crate::config::parse_toml(text, path)?;
         cfg.validate()?;
         Ok(cfg)
     }
