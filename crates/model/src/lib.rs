@@ -35,6 +35,7 @@
 //! ```
 
 pub mod artifact;
+pub mod attributes;
 pub mod autorec;
 pub mod cross;
 pub mod dense;

@@ -9,7 +9,9 @@
 //! * [`ranking`]: the second stage. [`Ranker`] and [`RankingStage`] (the ranking
 //!   model: a rating head, and a relevance head that orders lists).
 //! * [`recommend()`]: candidates from a primary source (plus other sources with
-//!   quotas, merged and de-duplicated), exclusions, ranking, ordering ([`Order`]).
+//!   quotas, merged and de-duplicated), exclusions, ranking, ordering ([`Order`]);
+//!   [`recommend_with`] adds a request's business rules ([`rules`]: attribute
+//!   filters inside the index search, a cap per attribute value, a freshness boost).
 //! * [`load_dir`]: any model version directory, by the kind in its manifest.
 //!
 //! It depends on the model and index crates only (no training, no data loading), so
@@ -18,13 +20,15 @@
 pub mod error;
 pub mod ranking;
 pub mod recommend;
+pub mod rules;
 pub mod source;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use ranking::{Ranked, Ranker, RankingStage};
-pub use recommend::{recommend, Item, Order, Recommendation, Request, Stages};
+pub use recommend::{recommend, recommend_with, Item, Order, Recommendation, Request, Stages};
+pub use rules::{Condition, Freshness, Op, Rules};
 pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 
 /// A loaded model version: a candidate source or a ranking model. Built once per

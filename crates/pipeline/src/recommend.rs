@@ -10,6 +10,7 @@ use rustc_hash::FxHashSet;
 
 use crate::error::{Error, Result};
 use crate::ranking::Ranker;
+use crate::rules::Rules;
 use crate::source::{Candidate, CandidateSource, User, UserPath};
 
 /// What orders the final list.
@@ -117,6 +118,19 @@ fn desc(a: f32, b: f32) -> std::cmp::Ordering {
 
 /// Runs `req` through `stages`.
 pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommendation<'a>> {
+    recommend_with(stages, req, &Rules::default())
+}
+
+/// [`recommend()`] under a request's business `rules` (see [`crate::rules`]), checked
+/// against the primary source's item attributes: the filter restricts the primary's
+/// index search and drops inadmissible candidates of the other sources, the freshness
+/// boost is added to the ordering score, the caps apply while cutting to `k`. When
+/// fewer than `k` items pass, the answer holds those that do.
+pub fn recommend_with<'a>(
+    stages: &Stages<'a>,
+    req: &Request<'_>,
+    rules: &Rules<'_>,
+) -> Result<Recommendation<'a>> {
     if req.k == 0 {
         return Err(Error::InvalidArgument("k must be at least 1".into()));
     }
@@ -136,16 +150,28 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         }
         (o, _) => o,
     };
-    let retrieved = stages.primary.retrieve(
-        &req.user,
-        req.num_candidates,
-        req.exclude_seen,
-        req.exclude_items,
-    )?;
+    let primary = stages.primary;
+    let ruled = rules.compile(primary.attributes(), primary.kind())?;
+    let retrieved = match &ruled.allow {
+        None => primary.retrieve(
+            &req.user,
+            req.num_candidates,
+            req.exclude_seen,
+            req.exclude_items,
+        )?,
+        Some(allow) => primary.retrieve_allowed(
+            &req.user,
+            req.num_candidates,
+            req.exclude_seen,
+            req.exclude_items,
+            allow,
+        )?,
+    };
     let mut candidates: Vec<Candidate<'a>> = retrieved.candidates;
     // Sources filter by their own vocabularies; drop what they could not recognise.
     let excluded: FxHashSet<&str> = req.exclude_items.iter().copied().collect();
-    candidates.retain(|c| !excluded.contains(c.item_id));
+    let admits = |id: &str| ruled.allow.is_none() || ruled.admits(primary.item_row(id));
+    candidates.retain(|c| !excluded.contains(c.item_id) && admits(c.item_id));
     let mut origin: Vec<Option<&'a dyn CandidateSource>> =
         vec![Some(stages.primary); candidates.len()];
     let own = match (stages.ranker, retrieved.path) {
@@ -163,14 +189,14 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
         for &(source, quota) in stages.extra {
             let r = source.retrieve(&req.user, quota, req.exclude_seen, req.exclude_items)?;
             for c in r.candidates {
-                if !excluded.contains(c.item_id) && have.insert(c.item_id) {
+                if !excluded.contains(c.item_id) && admits(c.item_id) && have.insert(c.item_id) {
                     added.push(c.item_id);
                     origin.push(Some(source));
                 }
             }
         }
         for c in own {
-            if !excluded.contains(c.item_id) && have.insert(c.item_id) {
+            if !excluded.contains(c.item_id) && admits(c.item_id) && have.insert(c.item_id) {
                 added.push(c.item_id);
                 origin.push(None);
             }
@@ -226,22 +252,43 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
             it.ranking_score = ranked.relevance.as_ref().map(|r| r[k]);
         }
     }
-    let key = |it: &Item<'_>| match order {
-        Order::Relevance => it.ranking_score.unwrap_or(f32::NAN),
-        Order::Rating => it.predicted_rating.unwrap_or(f32::NAN),
-        _ => it.retrieval_score,
+    // The freshness boost, by candidate position (empty without one).
+    let boosts: Vec<f32> = if rules.freshness.is_some() {
+        items
+            .iter()
+            .map(|it| ruled.boost(primary.item_row(it.item_id)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let key = |pos: usize, it: &Item<'_>| {
+        let base = match order {
+            Order::Relevance => it.ranking_score.unwrap_or(f32::NAN),
+            Order::Rating => it.predicted_rating.unwrap_or(f32::NAN),
+            _ => it.retrieval_score,
+        };
+        base + boosts.get(pos).copied().unwrap_or(0.0)
     };
     let by = |a: &(usize, Item<'a>), b: &(usize, Item<'a>)| {
-        desc(key(&a.1), key(&b.1))
+        desc(key(a.0, &a.1), key(b.0, &b.1))
             .then_with(|| desc(a.1.retrieval_score, b.1.retrieval_score))
             .then(a.0.cmp(&b.0))
     };
     let mut indexed: Vec<(usize, Item<'a>)> = items.into_iter().enumerate().collect();
-    if indexed.len() > req.k {
+    if indexed.len() > req.k && !ruled.has_caps() {
         indexed.select_nth_unstable_by(req.k - 1, by);
         indexed.truncate(req.k);
     }
     indexed.sort_unstable_by(by);
+    if ruled.has_caps() {
+        let rows: Vec<Option<u32>> = indexed
+            .iter()
+            .map(|(_, it)| primary.item_row(it.item_id))
+            .collect();
+        let keep = ruled.capped(&rows, req.k);
+        let mut all = indexed.into_iter().map(Some).collect::<Vec<_>>();
+        indexed = keep.into_iter().filter_map(|p| all[p].take()).collect();
+    }
     if let Some(ranker) = stages.ranker {
         if indexed.iter().any(|(_, it)| it.predicted_rating.is_none()) {
             let ids: Vec<&str> = indexed.iter().map(|(_, it)| it.item_id).collect();
@@ -583,6 +630,132 @@ mod tests {
         let r = recommend(&st, &q).unwrap();
         assert!(!r.known_user);
         assert!(!ids(&r).contains(&"own"));
+    }
+
+    /// A source over items a..f (rows 1..6 of `rules::tests::attributes`), scored
+    /// f > e > … > a, that honours an allow-bitmap as an index would.
+    struct Attributed {
+        attrs: shortlist_model::attributes::ItemAttributes,
+    }
+
+    const ITEMS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+    impl CandidateSource for Attributed {
+        fn kind(&self) -> &'static str {
+            "retrieval"
+        }
+        fn retrieve<'a>(
+            &'a self,
+            user: &User<'_>,
+            k: usize,
+            seen: bool,
+            exclude: &[&str],
+        ) -> Result<Retrieved<'a>> {
+            let all = shortlist_index::ItemBitmap::all(7);
+            self.retrieve_allowed(user, k, seen, exclude, &all)
+        }
+        fn retrieve_allowed<'a>(
+            &'a self,
+            _user: &User<'_>,
+            k: usize,
+            _seen: bool,
+            exclude: &[&str],
+            allow: &shortlist_index::ItemBitmap,
+        ) -> Result<Retrieved<'a>> {
+            let candidates = ITEMS
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(r, id)| allow.contains(*r as u32 + 1) && !exclude.contains(id))
+                .take(k)
+                .map(|(r, &item_id)| Candidate {
+                    item_id,
+                    score: r as f32,
+                })
+                .collect();
+            Ok(Retrieved {
+                candidates,
+                known_user: true,
+                path: UserPath::Known,
+            })
+        }
+        fn score_items(&self, _user: &User<'_>, ids: &[&str], out: &mut [f32]) {
+            for (o, id) in out.iter_mut().zip(ids) {
+                *o = ITEMS.iter().position(|i| i == id).map_or(f32::NAN, |p| p as f32);
+            }
+        }
+        fn item_title(&self, _item_id: &str) -> Option<&str> {
+            None
+        }
+        fn attributes(&self) -> Option<&shortlist_model::attributes::ItemAttributes> {
+            Some(&self.attrs)
+        }
+        fn item_row(&self, item_id: &str) -> Option<u32> {
+            ITEMS.iter().position(|i| *i == item_id).map(|p| p as u32 + 1)
+        }
+    }
+
+    #[test]
+    fn rules_filter_inside_retrieval_cap_per_label_and_boost_fresh_items() {
+        use serde_json::json;
+        let p = Attributed {
+            attrs: crate::rules::tests::attributes(),
+        };
+        // Another source proposes "x" (unknown to the primary: never admitted by a
+        // filter) and "b" and "c".
+        let other = Fixed {
+            scores: vec![("x", 9.0), ("b", 8.0), ("c", 7.0)],
+            seen: vec![],
+            title_prefix: "other",
+        };
+        let extra: [(&dyn CandidateSource, usize); 1] = [(&other, 3)];
+        let st = Stages {
+            primary: &p,
+            extra: &extra,
+            ranker: None,
+        };
+        let run = |k: usize, n: usize, f: Option<serde_json::Value>, m: Option<serde_json::Value>, fr: Option<serde_json::Value>| {
+            let rules = Rules::parse(f.as_ref(), m.as_ref(), fr.as_ref(), 2_000_000).unwrap();
+            let r = recommend_with(&st, &req(k, n, Order::Auto, &[]), &rules).unwrap();
+            ids(&r).into_iter().map(String::from).collect::<Vec<_>>()
+        };
+        // Without rules: f, e, d (n = 3) then the other source's x, b, c by the
+        // primary's score (x unknown: NaN, last).
+        assert_eq!(run(10, 3, None, None, None), ["f", "e", "d", "c", "b", "x"]);
+        // Shoes are a, b, d: with n = 2 the index still finds two shoes (d, b), not
+        // the two best items minus the non-shoes; the other source's c and x drop out.
+        let shoes = json!({"category": ["shoes"]});
+        assert_eq!(run(2, 2, Some(shoes.clone()), None, None), ["d", "b"]);
+        // A filter that leaves fewer than k items returns those there are.
+        assert_eq!(run(10, 10, Some(shoes), None, None), ["d", "b", "a"]);
+        let cheap = json!({"price": {"lt": 20}});
+        assert_eq!(run(10, 10, Some(cheap), None, None), ["e", "a"]);
+        // At most one per category: f (hats), d (shoes), e (no category: uncapped).
+        let one = json!({"category": 1});
+        assert_eq!(run(3, 6, None, Some(one.clone()), None), ["f", "e", "d"]);
+        assert_eq!(run(10, 6, None, Some(one), None), ["f", "e", "d", "x"]);
+        // a launched at 1,000,000 s, e has no date, the others launched at 0; now is
+        // 2,000,000 s (a is 11.6 days old, the others 23.1). A 1-day half-life leaves
+        // boosts too small to move anything.
+        let old = json!({"attribute": "launched", "half_life_days": 1, "weight": 10});
+        assert_eq!(run(2, 6, None, None, Some(old)), ["f", "e"]);
+        // 100 days, weight 10: a +9.23, the others +8.52, e (no date) nothing: e
+        // falls behind b.
+        let fresh = json!({"attribute": "launched", "half_life_days": 100, "weight": 10});
+        assert_eq!(
+            run(10, 3, None, None, Some(fresh)),
+            ["f", "d", "c", "b", "e", "x"]
+        );
+        // Weight 100: a (score 0 + 92.3) overtakes f (5 + 85.2).
+        let strong = json!({"attribute": "launched", "half_life_days": 100, "weight": 100});
+        assert_eq!(run(2, 6, None, None, Some(strong)), ["a", "f"]);
+        // An attribute the items lack: the 400 names it.
+        let rules = Rules::parse(Some(&json!({"colour": ["red"]})), None, None, 0).unwrap();
+        let e = recommend_with(&st, &req(3, 3, Order::Auto, &[]), &rules).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "filter.colour: unknown attribute; the items have: category, tags, price, launched"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 use std::path::Path;
 
 use shortlist_features::FeatureSpec;
-use shortlist_index::{AnyIndex, ExactIndex, Filter, TopKIndex};
+use shortlist_index::{AnyIndex, ExactIndex, Filter, ItemBitmap, TopKIndex};
+use shortlist_model::attributes::ItemAttributes;
 use shortlist_model::implicit::{EASE_KIND, IALS_KIND};
 use shortlist_model::retrieval_artifact::{read_titles, RETRIEVAL_KIND};
 use shortlist_model::{Csr, EaseModel, IalsModel, RetrievalModel};
@@ -114,6 +115,34 @@ pub trait CandidateSource: Send + Sync {
 
     /// The display title of an item, if the model ships item metadata.
     fn item_title(&self, item_id: &str) -> Option<&str>;
+
+    /// The raw item attributes by item row (filters, caps, freshness), if the model
+    /// keeps them.
+    fn attributes(&self) -> Option<&ItemAttributes> {
+        None
+    }
+
+    /// The row of `item_id` in [`attributes`](Self::attributes) (`None`: unknown).
+    fn item_row(&self, _item_id: &str) -> Option<u32> {
+        None
+    }
+
+    /// [`retrieve`](Self::retrieve) restricted to the item rows set in `allow` (a
+    /// bitmap over [`attributes`](Self::attributes)' rows): the `k` best admissible
+    /// items, fewer when fewer are admissible.
+    fn retrieve_allowed<'a>(
+        &'a self,
+        _user: &User<'_>,
+        _k: usize,
+        _exclude_seen: bool,
+        _exclude_items: &[&str],
+        _allow: &ItemBitmap,
+    ) -> Result<Retrieved<'a>> {
+        Err(Error::InvalidArgument(format!(
+            "a {} model cannot filter its candidates",
+            self.kind()
+        )))
+    }
 }
 
 /// How a [`ModelSource`] scores.
@@ -138,6 +167,8 @@ enum Scorer {
 pub struct ModelSource {
     scorer: Scorer,
     titles: Vec<String>,
+    /// Raw item attributes (`attributes.json`), when the model keeps them.
+    attributes: Option<ItemAttributes>,
     /// Item rows by training popularity, most popular first (OOV rows left out).
     popular: Vec<u32>,
     popularity_total: f32,
@@ -194,10 +225,13 @@ impl ModelSource {
         let mut s = ModelSource {
             scorer,
             titles: Vec::new(),
+            attributes: None,
             popular: Vec::new(),
             popularity_total: 1.0,
         };
         s.titles = read_titles(dir, s.num_items()).map_err(|e| Error::Load(e.to_string()))?;
+        s.attributes = ItemAttributes::read(dir, &s.spec().item_id)
+            .map_err(|e| Error::Load(e.to_string()))?;
         let (oov, pop) = (s.spec().item_id.num_oov(), s.popularity());
         let mut popular: Vec<u32> = (oov..pop.len() as u32).collect();
         popular.sort_by_key(|&i| (std::cmp::Reverse(pop[i as usize]), i));
@@ -377,21 +411,15 @@ fn load_index(
     }
 }
 
-impl CandidateSource for ModelSource {
-    fn kind(&self) -> &'static str {
-        match &self.scorer {
-            Scorer::TwoTower { .. } => RETRIEVAL_KIND,
-            Scorer::Ials { .. } => IALS_KIND,
-            Scorer::Ease { .. } => EASE_KIND,
-        }
-    }
-
-    fn retrieve<'a>(
+impl ModelSource {
+    /// [`CandidateSource::retrieve`], restricted to `allow` when given.
+    fn retrieve_where<'a>(
         &'a self,
         user: &User<'_>,
         k: usize,
         exclude_seen: bool,
         exclude_items: &[&str],
+        allow: Option<&ItemBitmap>,
     ) -> Result<Retrieved<'a>> {
         let spec = self.spec();
         let excluded_rows = exclude_items.iter().filter_map(|id| spec.item_id.get(id));
@@ -405,6 +433,7 @@ impl CandidateSource for ModelSource {
                 .popular
                 .iter()
                 .filter(|i| skip.binary_search(i).is_err())
+                .filter(|&&i| allow.is_none_or(|a| a.contains(i)))
                 .take(k)
                 .map(|&i| Candidate {
                     item_id: self.item_id(i),
@@ -424,7 +453,17 @@ impl CandidateSource for ModelSource {
         exclude.extend(excluded_rows);
         let hits: Vec<(u32, f32)> = match &self.scorer {
             Scorer::TwoTower { index, .. } | Scorer::Ials { index, .. } => match self.query(&r) {
-                Some(q) => search(index, &q, k, &exclude)?,
+                Some(q) => match allow {
+                    None => search(index, &q, k, &Filter::Exclude(&exclude))?,
+                    Some(a) => {
+                        let mut a = a.clone();
+                        let n = a.universe();
+                        for &e in exclude.iter().filter(|&&e| (e as usize) < n) {
+                            a.remove(e);
+                        }
+                        search(index, &q, k, &Filter::AllowBitmap(&a))?
+                    }
+                },
                 None => Vec::new(),
             },
             Scorer::Ease { model } => {
@@ -433,6 +472,13 @@ impl CandidateSource for ModelSource {
                 for &e in &exclude {
                     if let Some(s) = scores.get_mut(e as usize) {
                         *s = f32::NEG_INFINITY;
+                    }
+                }
+                if let Some(a) = allow {
+                    for (i, s) in scores.iter_mut().enumerate() {
+                        if !a.contains(i as u32) {
+                            *s = f32::NEG_INFINITY;
+                        }
                     }
                 }
                 top_k(&scores, k)
@@ -449,6 +495,52 @@ impl CandidateSource for ModelSource {
             known_user: r.row.is_some(),
             path: r.path,
         })
+    }
+}
+
+impl CandidateSource for ModelSource {
+    fn kind(&self) -> &'static str {
+        match &self.scorer {
+            Scorer::TwoTower { .. } => RETRIEVAL_KIND,
+            Scorer::Ials { .. } => IALS_KIND,
+            Scorer::Ease { .. } => EASE_KIND,
+        }
+    }
+
+    fn retrieve<'a>(
+        &'a self,
+        user: &User<'_>,
+        k: usize,
+        exclude_seen: bool,
+        exclude_items: &[&str],
+    ) -> Result<Retrieved<'a>> {
+        self.retrieve_where(user, k, exclude_seen, exclude_items, None)
+    }
+
+    fn attributes(&self) -> Option<&ItemAttributes> {
+        self.attributes.as_ref()
+    }
+
+    fn item_row(&self, item_id: &str) -> Option<u32> {
+        self.spec().item_id.get(item_id)
+    }
+
+    fn retrieve_allowed<'a>(
+        &'a self,
+        user: &User<'_>,
+        k: usize,
+        exclude_seen: bool,
+        exclude_items: &[&str],
+        allow: &ItemBitmap,
+    ) -> Result<Retrieved<'a>> {
+        if allow.universe() != self.num_items() {
+            return Err(Error::Internal(format!(
+                "a filter over {} items for a model of {}",
+                allow.universe(),
+                self.num_items()
+            )));
+        }
+        self.retrieve_where(user, k, exclude_seen, exclude_items, Some(allow))
     }
 
     fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
@@ -484,9 +576,9 @@ impl CandidateSource for ModelSource {
     }
 }
 
-fn search(index: &AnyIndex, q: &[f32], k: usize, exclude: &[u32]) -> Result<Vec<(u32, f32)>> {
+fn search(index: &AnyIndex, q: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<(u32, f32)>> {
     Ok(index
-        .search(q, k, &Filter::Exclude(exclude))
+        .search(q, k, filter)
         .map_err(|e| Error::Internal(e.to_string()))?
         .into_iter()
         .map(|h| (h.item, h.score))

@@ -70,6 +70,9 @@ struct RecommendRequest<'a> {
     candidate_sources: std::collections::BTreeMap<Cow<'a, str>, u64>,
     #[serde(borrow, default)]
     history: Vec<HistoryEntry<'a>>,
+    filter: Option<Value>,
+    max_per: Option<Value>,
+    freshness: Option<Value>,
 }
 
 /// One history entry: an item id, or `{"item_id", "strength"?, "event"?,
@@ -118,6 +121,8 @@ enum Kind {
     Order,
     Quotas,
     History,
+    /// Checked with its meaning by `shortlist_pipeline::Rules::parse`.
+    Rule,
 }
 
 impl Kind {
@@ -130,6 +135,7 @@ impl Kind {
             Kind::Name => v.is_string() || v.is_null(),
             Kind::IdList => v.as_array().is_some_and(|a| a.iter().all(is_id)),
             Kind::Order => v.is_null() || v.as_str().is_some_and(|s| Order::parse(s).is_ok()),
+            Kind::Rule => true,
             Kind::Quotas => v
                 .as_object()
                 .is_some_and(|m| m.values().all(|q| q.is_u64())),
@@ -160,6 +166,7 @@ impl Kind {
             Kind::Order => "one of \"auto\", \"relevance\", \"rating\", \"retrieval\"",
             Kind::Quotas => "an object of model name → number of candidates",
             Kind::History => "a list of item ids or {\"item_id\", \"strength\", \"event\", \"timestamp\"} objects",
+            Kind::Rule => "an object",
         }
     }
 }
@@ -175,6 +182,9 @@ const RECOMMEND_FIELDS: &[(&str, Kind, bool)] = &[
     ("order_by", Kind::Order, false),
     ("candidate_sources", Kind::Quotas, false),
     ("history", Kind::History, false),
+    ("filter", Kind::Rule, false),
+    ("max_per", Kind::Rule, false),
+    ("freshness", Kind::Rule, false),
 ];
 
 const RANK_FIELDS: &[(&str, Kind, bool)] = &[
@@ -305,6 +315,13 @@ fn history<'a>(
             }
         })
         .collect()
+}
+
+/// The server's clock in Unix seconds (for the freshness boost).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Latest accepted timestamp (year 3000).
@@ -462,7 +479,13 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
     if let Some((_, v)) = ranker {
         versions.push((ranking_name, v));
     }
-    let rec = shortlist_pipeline::recommend(
+    let rules = shortlist_pipeline::Rules::parse(
+        req.filter.as_ref(),
+        req.max_per.as_ref(),
+        req.freshness.as_ref(),
+        unix_now(),
+    )?;
+    let rec = shortlist_pipeline::recommend_with(
         &Stages {
             primary,
             extra: &extra,
@@ -476,6 +499,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
             exclude_items: &exclude,
             order,
         },
+        &rules,
     )?;
     respond(&RecResponse {
         user_id,

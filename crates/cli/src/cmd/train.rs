@@ -135,6 +135,25 @@ pub fn load_data(args: &DataArgs, ctx: &Context) -> Result<SplitData> {
     }
 }
 
+/// Writes the raw item attributes (`attributes.json`: the item features that
+/// requests may filter on) into a model's staging directory, when the dataset has
+/// any non-text item feature.
+pub fn write_attributes(
+    dir: &std::path::Path,
+    vocab: &shortlist_features::Vocabulary,
+    dataset: &Dataset,
+) -> shortlist_model::Result<()> {
+    let attrs = shortlist_model::attributes::ItemAttributes::from_table(
+        vocab,
+        &dataset.items,
+        &dataset.item_features,
+    );
+    if attrs.columns().is_empty() {
+        return Ok(());
+    }
+    attrs.save(dir, vocab)
+}
+
 /// Display titles by item vocabulary row.
 pub fn titles_by_row(vocab: &shortlist_features::Vocabulary, dataset: &Dataset) -> Vec<String> {
     (0..vocab.len() as u32)
@@ -420,6 +439,7 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         staging.path(),
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
+    write_attributes(staging.path(), &model.spec.item_id, &split.dataset)?;
     // An IVF index sizes each search for the recall target from a calibration:
     // measured with the model's own users, whose vectors may sit elsewhere than items.
     let queries = model.all_queries();

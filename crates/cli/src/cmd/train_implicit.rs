@@ -15,7 +15,7 @@ use shortlist_train::ials::{train_ials, IalsTrainConfig};
 use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::SplitEvaluator;
 
-use super::train::{titles_by_row, TrainArgs};
+use super::train::{titles_by_row, write_attributes, TrainArgs};
 use super::{BadInput, Context};
 
 /// The shipped default EASE configuration.
@@ -54,6 +54,7 @@ pub fn train_ease_cmd(args: &TrainArgs, split: &SplitData) -> Result<Value> {
         staging.path(),
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
+    write_attributes(staging.path(), &model.spec.item_id, &split.dataset)?;
     write_file(
         &staging.path().join("config.toml"),
         cfg.to_toml().as_bytes(),
@@ -106,6 +107,7 @@ pub fn train_ials_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Res
         staging.path(),
         &titles_by_row(&model.spec.item_id, &split.dataset),
     )?;
+    write_attributes(staging.path(), &model.spec.item_id, &split.dataset)?;
     let index = AnyIndex::build(
         model.item_factors.data().to_vec(),
         model.dim(),
