@@ -25,7 +25,7 @@ type Catalogue = HashMap<String, (String, f64, i64)>;
 
 /// Trains `BASE/retrieval/1` with item features and its attribute table (plus the
 /// products' launch dates, which are not a model feature).
-fn train_model(base: &std::path::Path) -> Catalogue {
+fn train_model(base: &std::path::Path) -> (Catalogue, String) {
     let (mut d, truth) = generate(&ProductConfig {
         customers: 150,
         products: 90,
@@ -51,10 +51,16 @@ fn train_model(base: &std::path::Path) -> Catalogue {
     model
         .save(&dir, &vec![String::new(); model.num_items()])
         .unwrap();
+    // Launch dates moved so that the newest product launched a day before now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let shift = now - 86_400 - truth.launch.iter().max().unwrap();
     let launched: Vec<f64> = (0..d.items.len() as u32)
         .map(|i| {
             let p = shortlist_data::products::catalogue_index(d.items.raw(i));
-            truth.launch[p] as f64
+            (truth.launch[p] + shift) as f64
         })
         .collect();
     d.item_features.columns.push(Column {
@@ -70,14 +76,15 @@ fn train_model(base: &std::path::Path) -> Catalogue {
     else {
         panic!("product features")
     };
-    (0..d.items.len())
+    let catalogue = (0..d.items.len())
         .map(|i| {
             (
                 d.items.raw(i as u32).to_owned(),
                 (cat[i].clone(), price[i], l[i] as i64),
             )
         })
-        .collect()
+        .collect();
+    (catalogue, d.users.raw(0).to_owned())
 }
 
 async fn start(base: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -121,15 +128,22 @@ async fn ask(c: &mut Client, body: Value) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     let base = tempfile::tempdir().unwrap();
-    let cat = train_model(base.path());
+    let (cat, user) = train_model(base.path());
+    let user = user.as_str();
     let (addr, _stop) = start(base.path()).await;
     let mut c = Client::connect(addr).await;
-    let user = "cust-1";
 
     // A category filter: k items come back (retrieved among the category's items,
     // not cut from the unfiltered list), all of the category.
-    let category = cat["SKU-0"].0.clone();
-    let in_category = cat.values().filter(|v| v.0 == category).count();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for v in cat.values() {
+        *counts.entry(v.0.as_str()).or_default() += 1;
+    }
+    let (category, in_category) = counts
+        .iter()
+        .map(|(c, n)| (c.to_string(), *n))
+        .max_by_key(|(c, n)| (*n, c.clone()))
+        .unwrap();
     assert!(in_category >= 6, "{in_category}");
     let (s, r) = ask(&mut c, json!({"user_id": user, "k": 5, "num_candidates": 5, "exclude_seen": false,
         "filter": {"category": [category]}}))
@@ -182,7 +196,7 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     let (s, r) = ask(&mut c, json!({"user_id": user, "k": 3, "num_candidates": 90, "exclude_seen": false,
         "freshness": {"attribute": "launched", "half_life_days": 1, "weight": 1000}}))
     .await;
-    assert_eq!(s, 200, "{r}");
+    assert_eq!((s, r["user_path"].as_str()), (200, Some("known")), "{r}");
     let mut newest: Vec<(&String, i64)> = cat.iter().map(|(k, v)| (k, v.2)).collect();
     newest.sort_by_key(|(k, t)| (std::cmp::Reverse(*t), (*k).clone()));
     let got = item_ids(&r);
