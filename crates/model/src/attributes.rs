@@ -284,6 +284,22 @@ impl ItemAttributes {
         (self.rows - 1) as u32
     }
 
+    /// Checks that `value` fits attribute `name` (see [`set`](Self::set)).
+    pub fn check_value(&self, name: &str, value: &RawValue) -> Result<()> {
+        let Some(col) = self.get(name) else {
+            return Err(Error::invalid(name, "not an item attribute"));
+        };
+        let wrong = |t: &str| Err(Error::invalid(name, format!("expected {t}")));
+        match (&col.values, value) {
+            (Values::Categorical { .. }, RawValue::Label(_))
+            | (Values::MultiCategorical { .. }, RawValue::Label(_) | RawValue::Labels(_)) => Ok(()),
+            (Values::Numeric(_), RawValue::Number(x)) if x.is_finite() => Ok(()),
+            (Values::Categorical { .. }, _) => wrong("a string (categorical)"),
+            (Values::MultiCategorical { .. }, _) => wrong("a list of strings (multi-categorical)"),
+            (Values::Numeric(_), _) => wrong("a finite number (numeric)"),
+        }
+    }
+
     /// Sets attribute `name` of `row` (`None`: missing). The value's kind must match
     /// the attribute's type (a number for a numeric one, a label or a list of labels
     /// for a categorical one); the error says what was expected.

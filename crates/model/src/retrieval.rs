@@ -324,6 +324,111 @@ impl RetrievalModel {
         }
     }
 
+    /// The candidate vector of an item the model has no row for, from its raw side
+    /// features alone (`features`: column name → value; absent features count as
+    /// missing, as in training): the item tower without its id embedding, which is
+    /// what a cold item's vector is (`item_id_dropout` trains the tower for it). Every
+    /// named feature must be one of the model's item features, with a value of its
+    /// type (a label for a categorical or text one, a list of labels for a
+    /// multi-categorical one, a number for a numeric one); errors name the feature.
+    pub fn candidate_from_features(
+        &self,
+        features: &[(String, crate::attributes::RawValue)],
+        out: &mut [f32],
+    ) -> Result<()> {
+        use crate::attributes::RawValue;
+        use shortlist_features::spec::Transform;
+        for (name, _) in features {
+            if !self.spec.item_features.iter().any(|f| &f.name == name) {
+                let known: Vec<&str> = self
+                    .spec
+                    .item_features
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect();
+                return Err(Error::invalid(
+                    name,
+                    format!(
+                        "not an item feature of the model (it has: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        out.fill(0.0);
+        for f in &self.spec.item_features {
+            let value = features.iter().find(|(n, _)| n == &f.name).map(|(_, v)| v);
+            let table = |name: &str| {
+                self.candidate
+                    .iter()
+                    .find(|c| c.name == name)
+                    .and_then(|c| c.table.as_ref())
+            };
+            let wrong = |t: &str| Error::invalid(&f.name, format!("expected {t}"));
+            let bag = |rows: &[u32], out: &mut [f32]| {
+                if let (Some(t), false) = (table(&f.name), rows.is_empty()) {
+                    let w = 1.0 / rows.len() as f32;
+                    for &r in rows {
+                        if (r as usize) < t.rows() {
+                            axpy(w, t.row(r as usize), out);
+                        }
+                    }
+                }
+            };
+            match (&f.transform, value) {
+                (Transform::Categorical { vocab }, None) => bag(&[vocab.index("")], out),
+                (Transform::Categorical { vocab }, Some(RawValue::Label(l))) => {
+                    bag(&[vocab.index(l)], out)
+                }
+                (Transform::Categorical { .. }, Some(_)) => {
+                    return Err(wrong("a string (categorical)"))
+                }
+                (Transform::MultiCategorical { .. }, None) => {}
+                (Transform::MultiCategorical { vocab }, Some(RawValue::Labels(ls))) => {
+                    let rows: Vec<u32> = ls.iter().map(|l| vocab.index(l)).collect();
+                    bag(&rows, out)
+                }
+                (Transform::MultiCategorical { vocab }, Some(RawValue::Label(l))) => {
+                    bag(&[vocab.index(l)], out)
+                }
+                (Transform::MultiCategorical { .. }, Some(_)) => {
+                    return Err(wrong("a list of strings (multi-categorical)"))
+                }
+                (Transform::Text { .. }, None) => {}
+                (Transform::Text { tokenizer, vocab }, Some(RawValue::Label(text))) => {
+                    let rows: Vec<u32> = tokenizer
+                        .tokenize(text)
+                        .iter()
+                        .map(|t| vocab.index(t))
+                        .collect();
+                    bag(&rows, out)
+                }
+                (Transform::Text { .. }, Some(_)) => return Err(wrong("a string (text)")),
+                (Transform::Numeric { normalizer, buckets }, v) => {
+                    let x = match v {
+                        None => f64::NAN,
+                        Some(RawValue::Number(x)) if x.is_finite() => *x,
+                        Some(_) => return Err(wrong("a finite number (numeric)")),
+                    };
+                    if let Some(t) = table(&f.name) {
+                        axpy(normalizer.transform(x), t.row(0), out);
+                    }
+                    if let (Some(b), Some(t)) = (buckets, table(&format!("{}#bucket", f.name))) {
+                        let r = b.bucket(x) as usize;
+                        if r < t.rows() {
+                            axpy(1.0, t.row(r), out);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Query vectors of every user row (`num_users × dim`).
     pub fn all_queries(&self) -> Vec<f32> {
         let d = self.dim();

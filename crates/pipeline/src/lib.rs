@@ -18,6 +18,7 @@
 //! the server stays free of both.
 
 pub mod error;
+pub mod live;
 pub mod ranking;
 pub mod recommend;
 pub mod rules;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, Result};
 pub use ranking::{Ranked, Ranker, RankingStage};
 pub use recommend::{recommend, recommend_with, Item, Order, Recommendation, Request, Stages};
+pub use live::ItemChange;
 pub use rules::{Condition, Freshness, Op, Rules};
 pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 

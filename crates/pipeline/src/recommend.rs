@@ -151,7 +151,12 @@ pub fn recommend_with<'a>(
         (o, _) => o,
     };
     let primary = stages.primary;
-    let ruled = rules.compile(primary.attributes(), primary.kind())?;
+    let attributes = if rules.is_empty() {
+        None
+    } else {
+        primary.attributes()
+    };
+    let ruled = rules.compile(attributes.as_deref(), primary.kind())?;
     let retrieved = match &ruled.allow {
         None => primary.retrieve(
             &req.user,
@@ -170,7 +175,10 @@ pub fn recommend_with<'a>(
     let mut candidates: Vec<Candidate<'a>> = retrieved.candidates;
     // Sources filter by their own vocabularies; drop what they could not recognise.
     let excluded: FxHashSet<&str> = req.exclude_items.iter().copied().collect();
-    let admits = |id: &str| ruled.allow.is_none() || ruled.admits(primary.item_row(id));
+    // Retired items never come back, whichever source proposes them.
+    let admits = |id: &str| {
+        (ruled.allow.is_none() || ruled.admits(primary.item_row(id))) && !primary.is_retired(id)
+    };
     candidates.retain(|c| !excluded.contains(c.item_id) && admits(c.item_id));
     let mut origin: Vec<Option<&'a dyn CandidateSource>> =
         vec![Some(stages.primary); candidates.len()];
@@ -687,8 +695,8 @@ mod tests {
         fn item_title(&self, _item_id: &str) -> Option<&str> {
             None
         }
-        fn attributes(&self) -> Option<&shortlist_model::attributes::ItemAttributes> {
-            Some(&self.attrs)
+        fn attributes(&self) -> Option<std::sync::Arc<shortlist_model::attributes::ItemAttributes>> {
+            Some(std::sync::Arc::new(self.attrs.clone()))
         }
         fn item_row(&self, item_id: &str) -> Option<u32> {
             ITEMS.iter().position(|i| *i == item_id).map(|p| p as u32 + 1)

@@ -11,7 +11,11 @@ use std::path::Path;
 
 use shortlist_features::FeatureSpec;
 use shortlist_index::{AnyIndex, ExactIndex, Filter, ItemBitmap, TopKIndex};
-use shortlist_model::attributes::ItemAttributes;
+use std::sync::Arc;
+
+use shortlist_model::attributes::{ItemAttributes, RawValue};
+
+use crate::live::{ItemChange, Live, Placer};
 use shortlist_model::implicit::{EASE_KIND, IALS_KIND};
 use shortlist_model::retrieval_artifact::{read_titles, RETRIEVAL_KIND};
 use shortlist_model::{Csr, EaseModel, IalsModel, RetrievalModel};
@@ -118,13 +122,38 @@ pub trait CandidateSource: Send + Sync {
 
     /// The raw item attributes by item row (filters, caps, freshness), if the model
     /// keeps them.
-    fn attributes(&self) -> Option<&ItemAttributes> {
+    fn attributes(&self) -> Option<Arc<ItemAttributes>> {
         None
     }
 
     /// The row of `item_id` in [`attributes`](Self::attributes) (`None`: unknown).
     fn item_row(&self, _item_id: &str) -> Option<u32> {
         None
+    }
+
+    /// Whether `item_id` was retired while serving ([`ItemChange::Retire`]): it is
+    /// never returned, whichever source proposes it.
+    fn is_retired(&self, _item_id: &str) -> bool {
+        false
+    }
+
+    /// How many changes of the server's item sequence the source has applied
+    /// (`u64::MAX`: it takes none).
+    fn items_applied(&self) -> u64 {
+        u64::MAX
+    }
+
+    /// Applies the item changes numbered `first..` (`changes[i]` is `first + i`) that
+    /// the source has not applied yet; returns messages about changes it could only
+    /// partly apply.
+    fn apply_items(&self, _first: u64, _changes: &[ItemChange]) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Checks that `change` would apply (its features exist, with values of their
+    /// types); errors name the feature.
+    fn check_item(&self, _change: &ItemChange) -> Result<()> {
+        Ok(())
     }
 
     /// [`retrieve`](Self::retrieve) restricted to the item rows set in `allow` (a
@@ -167,8 +196,8 @@ enum Scorer {
 pub struct ModelSource {
     scorer: Scorer,
     titles: Vec<String>,
-    /// Raw item attributes (`attributes.json`), when the model keeps them.
-    attributes: Option<ItemAttributes>,
+    /// Items added or retired while serving, and the attributes of all items.
+    live: Live,
     /// Item rows by training popularity, most popular first (OOV rows left out).
     popular: Vec<u32>,
     popularity_total: f32,
@@ -225,13 +254,19 @@ impl ModelSource {
         let mut s = ModelSource {
             scorer,
             titles: Vec::new(),
-            attributes: None,
+            live: Live::new(0, 0, None),
             popular: Vec::new(),
             popularity_total: 1.0,
         };
         s.titles = read_titles(dir, s.num_items()).map_err(|e| Error::Load(e.to_string()))?;
-        s.attributes = ItemAttributes::read(dir, &s.spec().item_id)
+        let attributes = ItemAttributes::read(dir, &s.spec().item_id)
             .map_err(|e| Error::Load(e.to_string()))?;
+        let dim = match &s.scorer {
+            Scorer::TwoTower { model, .. } => model.dim(),
+            Scorer::Ials { model, .. } => model.dim(),
+            Scorer::Ease { .. } => 1,
+        };
+        s.live = Live::new(s.num_items(), dim, attributes);
         let (oov, pop) = (s.spec().item_id.num_oov(), s.popularity());
         let mut popular: Vec<u32> = (oov..pop.len() as u32).collect();
         popular.sort_by_key(|&i| (std::cmp::Reverse(pop[i as usize]), i));
@@ -272,7 +307,10 @@ impl ModelSource {
     }
 
     fn item_id(&self, row: u32) -> &str {
-        self.spec().item_id.value(row).unwrap_or("")
+        match self.spec().item_id.value(row) {
+            Some(id) => id,
+            None => self.live.id(row).unwrap_or(""),
+        }
     }
 
     /// Resolves `user` against this model's vocabularies.
@@ -422,11 +460,17 @@ impl ModelSource {
         allow: Option<&ItemBitmap>,
     ) -> Result<Retrieved<'a>> {
         let spec = self.spec();
-        let excluded_rows = exclude_items.iter().filter_map(|id| spec.item_id.get(id));
+        let st = self.live.state();
+        let base = self.num_items() as u32;
+        let excluded_rows: Vec<u32> = exclude_items
+            .iter()
+            .filter_map(|id| Live::row(&st, self, id))
+            .collect();
         let r = self.resolve(user);
         if r.path == UserPath::Popular {
             // Nothing to personalise with: the most popular items, flagged.
-            let mut skip: Vec<u32> = excluded_rows.collect();
+            let mut skip: Vec<u32> = excluded_rows;
+            skip.extend_from_slice(&st.retired);
             skip.sort_unstable();
             let pop = self.popularity();
             let candidates = self
@@ -449,21 +493,30 @@ impl ModelSource {
         let mut exclude: Vec<u32> = (0..spec.item_id.num_oov()).collect();
         if exclude_seen {
             exclude.extend_from_slice(&r.rows);
+            // Added items among the user's history.
+            exclude.extend(user.history.iter().filter_map(|h| st.by_id.get(h.item_id)));
         }
-        exclude.extend(excluded_rows);
-        let hits: Vec<(u32, f32)> = match &self.scorer {
+        exclude.extend_from_slice(&excluded_rows);
+        exclude.extend_from_slice(&st.retired);
+        let mut hits: Vec<(u32, f32)> = match &self.scorer {
             Scorer::TwoTower { index, .. } | Scorer::Ials { index, .. } => match self.query(&r) {
-                Some(q) => match allow {
-                    None => search(index, &q, k, &Filter::Exclude(&exclude))?,
-                    Some(a) => {
-                        let mut a = a.clone();
-                        let n = a.universe();
-                        for &e in exclude.iter().filter(|&&e| (e as usize) < n) {
-                            a.remove(e);
+                Some(q) => {
+                    let mut hits = match allow {
+                        None => search(index, &q, k, &Filter::Exclude(&exclude))?,
+                        Some(a) => {
+                            let mut own = ItemBitmap::none(base as usize);
+                            for row in a.iter().take_while(|&row| row < base) {
+                                own.insert(row);
+                            }
+                            for &e in exclude.iter().filter(|&&e| e < base) {
+                                own.remove(e);
+                            }
+                            search(index, &q, k, &Filter::AllowBitmap(&own))?
                         }
-                        search(index, &q, k, &Filter::AllowBitmap(&a))?
-                    }
-                },
+                    };
+                    hits.extend(search_live(&st, base, &q, k, &exclude, allow)?);
+                    hits
+                }
                 None => Vec::new(),
             },
             Scorer::Ease { model } => {
@@ -484,6 +537,9 @@ impl ModelSource {
                 top_k(&scores, k)
             }
         };
+        // The model's hits and the added items' hits, merged by score.
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
         Ok(Retrieved {
             candidates: hits
                 .into_iter()
@@ -495,6 +551,75 @@ impl ModelSource {
             known_user: r.row.is_some(),
             path: r.path,
         })
+    }
+}
+
+/// The best `k` added items for query `q` (rows from `base`), leaving out rows in
+/// `exclude` and, with `allow`, rows it does not hold; items without a vector are
+/// never returned.
+fn search_live(
+    st: &crate::live::State,
+    base: u32,
+    q: &[f32],
+    k: usize,
+    exclude: &[u32],
+    allow: Option<&ItemBitmap>,
+) -> Result<Vec<(u32, f32)>> {
+    let Some(index) = &st.index else {
+        return Ok(Vec::new());
+    };
+    let mut ok = match allow {
+        None => ItemBitmap::all(st.count as usize),
+        Some(a) => {
+            let mut b = ItemBitmap::none(st.count as usize);
+            for i in 0..st.count {
+                if a.contains(base + i) {
+                    b.insert(i);
+                }
+            }
+            b
+        }
+    };
+    for (i, placed) in st.placed.iter().enumerate() {
+        if !placed {
+            ok.remove(i as u32);
+        }
+    }
+    for &e in exclude.iter().filter(|&&e| e >= base && e < base + st.count) {
+        ok.remove(e - base);
+    }
+    Ok(search(index.as_ref(), q, k, &Filter::AllowBitmap(&ok))?
+        .into_iter()
+        .map(|(i, s)| (base + i, s))
+        .collect())
+}
+
+impl Placer for ModelSource {
+    fn place(&self, features: &[(String, RawValue)], out: &mut [f32]) -> Result<bool> {
+        match &self.scorer {
+            Scorer::TwoTower { model, .. } => {
+                model.candidate_from_features(features, out).map_err(|e| match e {
+                    shortlist_model::Error::InvalidParameter { parameter, message } => {
+                        Error::InvalidArgument(format!("features.{parameter}: {message}"))
+                    }
+                    other => Error::InvalidArgument(other.to_string()),
+                })?;
+                Ok(true)
+            }
+            Scorer::Ials { .. } | Scorer::Ease { .. } => Ok(false),
+        }
+    }
+
+    fn model_row(&self, item_id: &str) -> Option<u32> {
+        self.spec().item_id.get(item_id)
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.spec()
+            .item_features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
     }
 }
 
@@ -517,12 +642,28 @@ impl CandidateSource for ModelSource {
         self.retrieve_where(user, k, exclude_seen, exclude_items, None)
     }
 
-    fn attributes(&self) -> Option<&ItemAttributes> {
-        self.attributes.as_ref()
+    fn attributes(&self) -> Option<Arc<ItemAttributes>> {
+        self.live.state().attributes.clone()
     }
 
     fn item_row(&self, item_id: &str) -> Option<u32> {
-        self.spec().item_id.get(item_id)
+        Live::row(&self.live.state(), self, item_id)
+    }
+
+    fn is_retired(&self, item_id: &str) -> bool {
+        self.live.is_retired(self, item_id)
+    }
+
+    fn items_applied(&self) -> u64 {
+        self.live.applied()
+    }
+
+    fn apply_items(&self, first: u64, changes: &[ItemChange]) -> Vec<String> {
+        self.live.apply(self, first, changes)
+    }
+
+    fn check_item(&self, change: &ItemChange) -> Result<()> {
+        self.live.check(self, change)
     }
 
     fn retrieve_allowed<'a>(
@@ -533,13 +674,6 @@ impl CandidateSource for ModelSource {
         exclude_items: &[&str],
         allow: &ItemBitmap,
     ) -> Result<Retrieved<'a>> {
-        if allow.universe() != self.num_items() {
-            return Err(Error::Internal(format!(
-                "a filter over {} items for a model of {}",
-                allow.universe(),
-                self.num_items()
-            )));
-        }
         self.retrieve_where(user, k, exclude_seen, exclude_items, Some(allow))
     }
 
@@ -549,34 +683,51 @@ impl CandidateSource for ModelSource {
             out.iter_mut().for_each(|o| *o = f32::NAN);
             return;
         }
-        let spec = self.spec();
+        let st = self.live.state();
+        let base = self.num_items() as u32;
         let rows: Vec<u32> = item_ids
             .iter()
-            .map(|id| spec.item_id.get(id).unwrap_or(u32::MAX))
+            .map(|id| Live::row(&st, self, id).unwrap_or(u32::MAX))
             .collect();
-        let known: Vec<u32> = rows.iter().copied().filter(|&r| r != u32::MAX).collect();
+        let known: Vec<u32> = rows.iter().copied().filter(|&r| r < base).collect();
         let mut scores = vec![0f32; known.len()];
         self.score_rows(&r, &known, &mut scores);
+        let query = match (&self.scorer, rows.iter().any(|&r| r != u32::MAX && r >= base)) {
+            (Scorer::TwoTower { .. }, true) => self.query(&r),
+            _ => None,
+        };
+        let d = st.vectors.len().checked_div(st.count as usize).unwrap_or(0);
         let mut next = scores.into_iter();
         for (o, &row) in out.iter_mut().zip(&rows) {
             *o = if row == u32::MAX {
                 f32::NAN
-            } else {
+            } else if row < base {
                 next.next().unwrap_or(f32::NAN)
+            } else {
+                let i = (row - base) as usize;
+                match (&query, st.placed.get(i)) {
+                    (Some(q), Some(true)) => dot(q, &st.vectors[i * d..(i + 1) * d]),
+                    _ => f32::NAN,
+                }
             };
         }
     }
 
     fn item_title(&self, item_id: &str) -> Option<&str> {
-        let row = self.spec().item_id.get(item_id)?;
-        self.titles
-            .get(row as usize)
-            .map(String::as_str)
-            .filter(|t| !t.is_empty())
+        let row = Live::row(&self.live.state(), self, item_id)?;
+        match self.titles.get(row as usize) {
+            Some(t) => Some(t.as_str()).filter(|t| !t.is_empty()),
+            None => self.live.title(row),
+        }
     }
 }
 
-fn search(index: &AnyIndex, q: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<(u32, f32)>> {
+fn search(
+    index: &dyn TopKIndex,
+    q: &[f32],
+    k: usize,
+    filter: &Filter<'_>,
+) -> Result<Vec<(u32, f32)>> {
     Ok(index
         .search(q, k, filter)
         .map_err(|e| Error::Internal(e.to_string()))?

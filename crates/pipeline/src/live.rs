@@ -1,0 +1,355 @@
+//! Items added, updated or retired while serving, without retraining: the live
+//! layer of a [`ModelSource`](crate::ModelSource).
+//!
+//! * An added item gets a row after the model's vocabulary. A two-tower model gives
+//!   it a candidate vector from its side features alone (the item tower without the
+//!   id embedding: what a cold item's vector is, see
+//!   `RetrievalModel::candidate_from_features`); iALS and EASE cannot place an item
+//!   without interactions, so there it is known (attributes, titles, retirement) but
+//!   never retrieved.
+//! * The added vectors form a small exact index searched beside the model's own
+//!   index (exact or IVF, left untouched); the two hit lists are merged by score.
+//!   The saved index is not rebuilt: an approximate index keeps its calibrated
+//!   recall on the trained items, and added items are found exactly.
+//! * Updating an item retires its current row and adds a new one.
+//! * A retired item is left out of every search, of the popularity fallback and of
+//!   the pipeline's merged candidates.
+//!
+//! Changes are applied in order from a sequence the server keeps (and logs);
+//! [`Live::applied`] says how many a source has seen, so a model version loaded later
+//! catches up by applying the rest.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use shortlist_index::ExactIndex;
+use shortlist_model::attributes::{ItemAttributes, RawValue};
+
+/// One catalogue change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemChange {
+    /// Adds the item, or replaces it (a new row; the old one is retired).
+    Put {
+        /// Raw item id.
+        item_id: String,
+        /// Display title.
+        title: Option<String>,
+        /// Raw side features: column name → value.
+        features: Vec<(String, RawValue)>,
+    },
+    /// Retires the item: never returned again.
+    Retire {
+        /// Raw item id.
+        item_id: String,
+    },
+}
+
+impl ItemChange {
+    /// The item's raw id.
+    pub fn item_id(&self) -> &str {
+        match self {
+            ItemChange::Put { item_id, .. } | ItemChange::Retire { item_id } => item_id,
+        }
+    }
+}
+
+/// Append-only `(id, title)` slots that can be borrowed for the owner's lifetime
+/// (candidates borrow their ids): chunk `c` holds `64 << c` slots and is allocated
+/// once, so a slot never moves.
+#[derive(Default)]
+struct Arena {
+    chunks: [OnceLock<Box<[OnceLock<(Box<str>, Box<str>)>]>>; 32],
+}
+
+impl Arena {
+    fn locate(i: usize) -> (usize, usize) {
+        let c = (usize::BITS - 1 - (i / 64 + 1).leading_zeros()) as usize;
+        (c, i - 64 * ((1 << c) - 1))
+    }
+
+    fn get(&self, i: usize) -> Option<&(Box<str>, Box<str>)> {
+        let (c, off) = Self::locate(i);
+        self.chunks.get(c)?.get()?.get(off)?.get()
+    }
+
+    /// Sets slot `i` (once; the single writer's next row).
+    fn set(&self, i: usize, id: &str, title: &str) {
+        let (c, off) = Self::locate(i);
+        if let Some(chunk) = self.chunks.get(c) {
+            let chunk = chunk.get_or_init(|| (0..64usize << c).map(|_| OnceLock::new()).collect());
+            let _ = chunk[off].set((id.into(), title.into()));
+        }
+    }
+}
+
+/// The live rows at one moment (replaced whole on every change batch).
+#[derive(Clone, Default)]
+pub(crate) struct State {
+    /// Changes applied.
+    pub seq: u64,
+    /// Live rows (after the model's `base` rows).
+    pub count: u32,
+    /// Current row of every added or updated item.
+    pub by_id: FxHashMap<String, u32>,
+    /// `count × dim` candidate vectors (zeros where `placed` is false).
+    pub vectors: Vec<f32>,
+    /// Whether a live row has a vector (two-tower models only).
+    pub placed: Vec<bool>,
+    /// The exact index over `vectors` (`None` while empty).
+    pub index: Option<Arc<ExactIndex>>,
+    /// Retired rows (model rows and live rows), sorted.
+    pub retired: Vec<u32>,
+    /// Attributes of every row (model rows, then live rows), when the model has any.
+    pub attributes: Option<Arc<ItemAttributes>>,
+}
+
+/// The live layer of one model; see the [module](self) documentation.
+pub struct Live {
+    base: u32,
+    dim: usize,
+    arena: Arena,
+    state: RwLock<Arc<State>>,
+    writer: Mutex<()>,
+    /// Whether any item was retired (a lock-free answer for the common case).
+    any_retired: AtomicBool,
+}
+
+/// How a model places an added item (a vector from its features, when it can) and
+/// checks its features.
+pub(crate) trait Placer {
+    /// The vector of an item with `features`; `Ok(None)` when the model cannot place
+    /// items from features.
+    fn place(&self, features: &[(String, RawValue)], out: &mut [f32]) -> crate::Result<bool>;
+    /// The model's row of a raw id (its vocabulary).
+    fn model_row(&self, item_id: &str) -> Option<u32>;
+    /// The model's item feature names (what `place` takes).
+    fn feature_names(&self) -> Vec<String>;
+}
+
+impl Live {
+    /// An empty layer over a model of `base` rows, `dim`-wide vectors and attribute
+    /// table `attributes`.
+    pub(crate) fn new(base: usize, dim: usize, attributes: Option<ItemAttributes>) -> Self {
+        Live {
+            base: base as u32,
+            dim,
+            arena: Arena::default(),
+            state: RwLock::new(Arc::new(State {
+                attributes: attributes.map(Arc::new),
+                ..State::default()
+            })),
+            writer: Mutex::new(()),
+            any_retired: AtomicBool::new(false),
+        }
+    }
+
+    /// The current state.
+    pub(crate) fn state(&self) -> Arc<State> {
+        Arc::clone(&self.state.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// How many changes of the server's sequence this model has applied.
+    pub fn applied(&self) -> u64 {
+        self.state().seq
+    }
+
+    /// The raw id of live row `row` (≥ base).
+    pub(crate) fn id(&self, row: u32) -> Option<&str> {
+        let i = row.checked_sub(self.base)? as usize;
+        self.arena.get(i).map(|(id, _)| &**id)
+    }
+
+    /// The title of live row `row`.
+    pub(crate) fn title(&self, row: u32) -> Option<&str> {
+        let i = row.checked_sub(self.base)? as usize;
+        self.arena
+            .get(i)
+            .map(|(_, t)| &**t)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The current row of `item_id` in `st` (a live row, else the model's).
+    pub(crate) fn row(st: &State, placer: &dyn Placer, item_id: &str) -> Option<u32> {
+        st.by_id
+            .get(item_id)
+            .copied()
+            .or_else(|| placer.model_row(item_id))
+    }
+
+    /// Whether `item_id` is retired.
+    pub(crate) fn is_retired(&self, placer: &dyn Placer, item_id: &str) -> bool {
+        if !self.any_retired.load(Ordering::Acquire) {
+            return false;
+        }
+        let st = self.state();
+        Self::row(&st, placer, item_id).is_some_and(|r| st.retired.binary_search(&r).is_ok())
+    }
+
+    /// Checks that `change` would apply: its features are the model's item features or
+    /// attributes, each with a value of the right type. Errors name the feature.
+    pub(crate) fn check(&self, placer: &dyn Placer, change: &ItemChange) -> crate::Result<()> {
+        let ItemChange::Put { features, .. } = change else {
+            return Ok(());
+        };
+        let st = self.state();
+        let mut out = vec![0f32; self.dim];
+        let attrs = match st.attributes.as_deref() {
+            Some(a) => Attrs::Check(a),
+            None => Attrs::None,
+        };
+        apply_features(placer, attrs, features, &mut out).map(drop)
+    }
+
+    /// Applies the changes of the server's sequence numbered `first..` that this
+    /// model has not seen (`changes[i]` is number `first + i`). A change this model
+    /// cannot take (a feature of a type it does not know) is applied without its
+    /// features; the returned messages say which (the server checked every change
+    /// against its default model first, and logs them).
+    pub(crate) fn apply(
+        &self,
+        placer: &dyn Placer,
+        first: u64,
+        changes: &[ItemChange],
+    ) -> Vec<String> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = self.state();
+        let Some(skip) = cur.seq.checked_sub(first) else {
+            return vec![format!(
+                "item changes from number {first} offered to a model that applied {}: skipped",
+                cur.seq
+            )];
+        };
+        let todo = changes.get(skip as usize..).unwrap_or(&[]);
+        let mut warnings = Vec::new();
+        if todo.is_empty() {
+            return warnings;
+        }
+        let mut st = State::clone(&cur);
+        let mut attrs = st.attributes.take().map(Arc::unwrap_or_clone);
+        let mut retired: FxHashSet<u32> = st.retired.iter().copied().collect();
+        let mut vec = vec![0f32; self.dim];
+        for c in todo {
+            if let Some(old) = Self::row(&st, placer, c.item_id()) {
+                retired.insert(old);
+            }
+            if let ItemChange::Put {
+                item_id,
+                title,
+                features,
+            } = c
+            {
+                let row = self.base + st.count;
+                self.arena.set(
+                    st.count as usize,
+                    item_id,
+                    title.as_deref().unwrap_or(""),
+                );
+                if let Some(a) = attrs.as_mut() {
+                    a.push_row();
+                }
+                let target = match attrs.as_mut() {
+                    Some(a) => Attrs::Set(a),
+                    None => Attrs::None,
+                };
+                let placed = match apply_features(placer, target, features, &mut vec) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warnings.push(format!("item {item_id:?}: {e}; added without its features"));
+                        false
+                    }
+                };
+                if placed {
+                    st.vectors.extend_from_slice(&vec);
+                } else {
+                    st.vectors.extend(std::iter::repeat_n(0.0, self.dim));
+                }
+                st.placed.push(placed);
+                st.by_id.insert(item_id.clone(), row);
+                st.count += 1;
+            }
+        }
+        st.seq = first + changes.len() as u64;
+        let mut r: Vec<u32> = retired.into_iter().collect();
+        r.sort_unstable();
+        st.retired = r;
+        st.attributes = attrs.map(Arc::new);
+        st.index = if st.count == 0 {
+            None
+        } else {
+            ExactIndex::new(st.vectors.clone(), self.dim).ok().map(Arc::new)
+        };
+        let any = !st.retired.is_empty();
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(st);
+        self.any_retired.store(any, Ordering::Release);
+        warnings
+    }
+}
+
+/// What [`apply_features`] does with attribute columns.
+enum Attrs<'x> {
+    /// The model keeps no attributes.
+    None,
+    /// Check the values' types only.
+    Check(&'x ItemAttributes),
+    /// Set the last row.
+    Set(&'x mut ItemAttributes),
+}
+
+/// Checks `features` (each a model feature or an attribute, with a value of its
+/// type; errors name it), sets the attribute columns per `attrs` and places the item
+/// (`out`, from the model features).
+fn apply_features(
+    placer: &dyn Placer,
+    mut attrs: Attrs<'_>,
+    features: &[(String, RawValue)],
+    out: &mut [f32],
+) -> crate::Result<bool> {
+    let bad = |name: &str, m: String| crate::Error::InvalidArgument(format!("features.{name}: {m}"));
+    let msg = |e: shortlist_model::Error| match e {
+        shortlist_model::Error::InvalidParameter { message, .. } => message,
+        other => other.to_string(),
+    };
+    let names = placer.feature_names();
+    let mut model_features: Vec<(String, RawValue)> = Vec::new();
+    for (name, v) in features {
+        let table: Option<&ItemAttributes> = match &attrs {
+            Attrs::None => None,
+            Attrs::Check(a) => Some(a),
+            Attrs::Set(a) => Some(a),
+        };
+        let is_attr = table.is_some_and(|a| a.get(name).is_some());
+        let is_feature = names.iter().any(|n| n == name);
+        if !is_attr && !is_feature {
+            let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+            for c in table.map(|a| a.columns()).unwrap_or(&[]) {
+                if !all.contains(&c.name.as_str()) {
+                    all.push(&c.name);
+                }
+            }
+            return Err(bad(
+                name,
+                format!(
+                    "unknown feature; expected one of: {}",
+                    if all.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        all.join(", ")
+                    }
+                ),
+            ));
+        }
+        match &mut attrs {
+            Attrs::Set(a) if is_attr => {
+                let row = (a.rows() - 1) as u32;
+                a.set(row, name, Some(v)).map_err(|e| bad(name, msg(e)))?;
+            }
+            Attrs::Check(a) if is_attr => a.check_value(name, v).map_err(|e| bad(name, msg(e)))?,
+            _ => {}
+        }
+        if is_feature {
+            model_features.push((name.clone(), v.clone()));
+        }
+    }
+    placer.place(&model_features, out)
+}
