@@ -130,6 +130,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod events;
+pub mod items;
 pub mod layout;
 pub mod metrics;
 pub mod models;
@@ -177,6 +178,8 @@ pub struct AppState {
     pub pool: Arc<ComputePool>,
     /// The users' events (`POST /v1/events`), remembered and logged.
     pub events: Arc<events::Events>,
+    /// Items added or retired while serving (`/v1/items`), logged.
+    pub items: Arc<items::Items>,
 }
 
 impl AppState {
@@ -207,12 +210,14 @@ impl AppState {
         let pool = ComputePool::new(&config, Arc::clone(&metrics))
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
         let events = Arc::new(events::Events::open(&config.events()));
+        let items = Arc::new(items::Items::open(&items::log_path(&config.model_base_path)));
         Ok(AppState {
             registry,
             metrics,
             config: Arc::new(config),
             pool: Arc::new(pool),
             events,
+            items,
         })
     }
 
@@ -353,13 +358,79 @@ async fn events_handler(State(st): State<AppState>, headers: HeaderMap, body: Bo
         // Checking the batch is computation; waiting for the disk is not, so the
         // commit is awaited off the pool.
         let batch = admission
-            .run(move || events::parse_batch(&st2.config.event_table, &bytes))
+            .run(move || {
+                let batch = events::parse_batch(&st2.config.event_table, &bytes)?;
+                match batch.iter().position(|e| st2.items.is_retired(&e.item_id)) {
+                    Some(n) => Err(ApiError::invalid(format!(
+                        "events[{n}].item_id {:?} is a retired item (DELETE /v1/items): events for it are refused",
+                        batch[n].item_id
+                    ))),
+                    None => Ok(batch),
+                }
+            })
             .await?;
         let accepted = st.events.commit(batch).await?;
         Ok(json_response(
             StatusCode::OK,
             format!("{{\"accepted\":{accepted}}}").into_bytes(),
         ))
+    })
+    .await
+}
+
+async fn items_handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Items, start, async {
+        let (admission, bytes) = admit_and_read(&st, &headers, body).await?;
+        let st2 = st.clone();
+        let changes = admission
+            .run(move || {
+                let changes = items::parse_body(&bytes)?;
+                native::check_items(&st2, &changes)?;
+                Ok(changes)
+            })
+            .await?;
+        let st3 = st.clone();
+        let n = tokio::task::spawn_blocking(move || {
+            let n = st3.items.commit(changes)?;
+            native::sync_items(&st3);
+            Ok::<_, ApiError>(n)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("item log: {e}")))??;
+        Ok(json_response(
+            StatusCode::OK,
+            format!("{{\"accepted\":{n}}}").into_bytes(),
+        ))
+    })
+    .await
+}
+
+async fn item_delete_handler(
+    State(st): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let start = Instant::now();
+    instrumented(&st, Endpoint::Items, start, async {
+        if id.is_empty() || id.len() > events::log::MAX_ID_BYTES {
+            return Err(ApiError::invalid(format!(
+                "item id must be 1 to {} bytes, got {}",
+                events::log::MAX_ID_BYTES,
+                id.len()
+            )));
+        }
+        let st2 = st.clone();
+        let id2 = id.clone();
+        tokio::task::spawn_blocking(move || {
+            st2.items
+                .commit(vec![shortlist_pipeline::ItemChange::Retire { item_id: id2 }])?;
+            native::sync_items(&st2);
+            Ok::<_, ApiError>(())
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("item log: {e}")))??;
+        let body = serde_json::to_vec(&json!({ "retired": id })).unwrap_or_default();
+        Ok(json_response(StatusCode::OK, body))
     })
     .await
 }
@@ -464,6 +535,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/recommend", post(recommend_handler))
         .route("/v1/rank", post(rank_handler))
         .route("/v1/events", post(events_handler))
+        .route("/v1/items", post(items_handler))
+        .route("/v1/items/{id}", axum::routing::delete(item_delete_handler))
         .route("/healthz", get(healthz_handler))
         .route("/readyz", get(readyz_handler))
         .route("/monitoring/prometheus/metrics", get(metrics_handler))

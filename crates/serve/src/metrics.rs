@@ -22,6 +22,8 @@ pub enum Endpoint {
     Rank,
     /// `POST /v1/events`
     Events,
+    /// `POST /v1/items`, `DELETE /v1/items/{id}`
+    Items,
     /// `GET /healthz`
     Healthz,
     /// `GET /readyz`
@@ -33,13 +35,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 10] = [
+    const ALL: [Endpoint; 11] = [
         Endpoint::Status,
         Endpoint::Metadata,
         Endpoint::Predict,
         Endpoint::Recommend,
         Endpoint::Rank,
         Endpoint::Events,
+        Endpoint::Items,
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -55,6 +58,7 @@ impl Endpoint {
             Endpoint::Recommend => "recommend",
             Endpoint::Rank => "rank",
             Endpoint::Events => "events",
+            Endpoint::Items => "items",
             Endpoint::Healthz => "healthz",
             Endpoint::Readyz => "readyz",
             Endpoint::Metrics => "metrics",

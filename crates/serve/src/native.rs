@@ -403,6 +403,38 @@ fn ranker_named<'s>(
     Ok(Some((ranker, live.version)))
 }
 
+/// Brings every served candidate model up to date with the item changes
+/// (`/v1/items`).
+pub(crate) fn sync_items(st: &AppState) {
+    if st.items.seq() == 0 {
+        return;
+    }
+    let snap = st.registry.snapshot();
+    for m in snap.models.values() {
+        if let Some(source) = m.live.as_ref().and_then(|l| l.servable.as_retrieval()) {
+            st.items.sync(source);
+        }
+    }
+}
+
+/// Checks item changes against the default retrieval model, when it is served
+/// (features it knows, values of their types); errors name the entry.
+pub(crate) fn check_items(
+    st: &AppState,
+    changes: &[shortlist_pipeline::ItemChange],
+) -> Result<(), ApiError> {
+    let snap = st.registry.snapshot();
+    let Ok((source, _)) = source_named(&snap, &st.config.retrieval_model, "retrieval_model") else {
+        return Ok(());
+    };
+    for (n, c) in changes.iter().enumerate() {
+        source
+            .check_item(c)
+            .map_err(|e| ApiError::invalid(format!("items[{n}].{e}")))?;
+    }
+    Ok(())
+}
+
 /// `POST /v1/recommend`: the pipeline of `shortlist-pipeline`, as `shortlist eval
 /// --pipeline` evaluates it.
 pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
@@ -468,10 +500,12 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
 
     let snap = st.registry.snapshot();
     let (primary, primary_version) = source_named(&snap, retrieval_name, "retrieval_model")?;
+    st.items.sync(primary);
     let mut versions: Vec<(&str, u64)> = vec![(retrieval_name, primary_version)];
     let mut extra: Vec<(&dyn CandidateSource, usize)> = Vec::new();
     for (name, &quota) in &req.candidate_sources {
         let (s, v) = source_named(&snap, name, "candidate_sources")?;
+        st.items.sync(s);
         extra.push((s, quota as usize));
         versions.push((name, v));
     }
@@ -557,7 +591,13 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let Some((ranker, version)) = ranker_named(&snap, name, true)? else {
         return Err(ApiError::invalid("ranking_model must not be empty"));
     };
-    let ids: Vec<&str> = req.item_ids.iter().map(|i| i.0.as_ref()).collect();
+    // Retired items (DELETE /v1/items) are never returned.
+    let ids: Vec<&str> = req
+        .item_ids
+        .iter()
+        .map(|i| i.0.as_ref())
+        .filter(|id| !st.items.is_retired(id))
+        .collect();
     let user_id: &str = &req.user_id.0;
     let remembered = st.events.history(user_id);
     let history = with_remembered(
@@ -575,6 +615,7 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let retrieval_scores = if ranker.has_relevance() {
         match source_named(&snap, retrieval_name, "retrieval_model") {
             Ok((source, _)) => {
+                st.items.sync(source);
                 let mut s = vec![0f32; ids.len()];
                 source.score_items(&user, &ids, &mut s);
                 Some(s)

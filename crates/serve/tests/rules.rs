@@ -1,7 +1,8 @@
-//! Business rules over HTTP (`/v1/recommend`'s `filter`, `max_per`, `freshness`)
-//! with a real retrieval model trained on the synthetic product log and its item
-//! attributes (`attributes.json`): every answer checked against the catalogue, every
-//! bad rule answered 400 with the field named.
+//! Business rules over HTTP (`/v1/recommend`'s `filter`, `max_per`, `freshness`) and
+//! items added and retired while serving (`/v1/items`), with a real retrieval model
+//! trained on the synthetic product log and its item attributes (`attributes.json`):
+//! every answer checked against the catalogue, every bad rule or item answered 400
+//! with the field named, the item log replayed after a restart.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
@@ -87,7 +88,9 @@ fn train_model(base: &std::path::Path) -> (Catalogue, String) {
     (catalogue, d.users.raw(0).to_owned())
 }
 
-async fn start(base: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+type Task = tokio::task::JoinHandle<Result<(), shortlist_serve::ServeError>>;
+
+async fn start(base: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, Task) {
     let config = ServeConfig {
         model_base_path: base.to_path_buf(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -99,7 +102,7 @@ async fn start(base: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sen
         .unwrap();
     let addr = server.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
+    let task = tokio::spawn(server.run(async move {
         let _ = rx.await;
     }));
     let mut c = Client::connect(addr).await;
@@ -108,7 +111,7 @@ async fn start(base: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sen
         assert!(Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (addr, tx)
+    (addr, tx, task)
 }
 
 fn item_ids(body: &Value) -> Vec<String> {
@@ -130,7 +133,7 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     let base = tempfile::tempdir().unwrap();
     let (cat, user) = train_model(base.path());
     let user = user.as_str();
-    let (addr, _stop) = start(base.path()).await;
+    let (addr, _stop, _task) = start(base.path()).await;
     let mut c = Client::connect(addr).await;
 
     // A category filter: k items come back (retrieved among the category's items,
@@ -227,4 +230,139 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
         let (s, r) = ask(&mut c, body).await;
         assert_eq!((s, r["error"].as_str().unwrap_or("")), (400, want));
     }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Every item of a full-catalogue answer (k and num_candidates above the catalogue).
+async fn everything(c: &mut Client, user: &str) -> Value {
+    let (s, r) = ask(
+        c,
+        json!({"user_id": user, "k": 500, "num_candidates": 500, "exclude_seen": false}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_added_and_retired_while_serving_change_answers_and_survive_a_restart() {
+    let base = tempfile::tempdir().unwrap();
+    let (cat, user) = train_model(base.path());
+    let user = user.as_str();
+    let (addr, stop, task) = start(base.path()).await;
+    let mut c = Client::connect(addr).await;
+    let (category, brand) = {
+        let mut v: Vec<&(String, f64, i64)> = cat.values().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        (v[0].0.clone(), "brand-new")
+    };
+
+    // Two new products: features of the model (title text, category, brand, tags,
+    // price) and the launch date (an attribute only).
+    let body = json!({"items": [
+        {"item_id": "NEW-1", "title": "Trail boot",
+         "features": {"title": "trail boot", "category": category, "brand": brand,
+                      "tags": ["outdoor"], "price": 12.5, "launched": now()}},
+        {"item_id": "NEW-2", "features": {"category": category, "price": 99.0}}
+    ]});
+    let r = c.post("/v1/items", &body).await;
+    assert_eq!((r.status, r.json()), (200, json!({"accepted": 2})));
+
+    // Both are in the index (every item of the catalogue comes back, with a score
+    // from the item tower), with their title and attributes.
+    let all = everything(&mut c, user).await;
+    let ids = item_ids(&all);
+    assert_eq!(ids.len(), cat.len() + 2, "{all}");
+    let new1 = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item_id"] == "NEW-1")
+        .unwrap();
+    assert!(new1["retrieval_score"].as_f64().unwrap().is_finite());
+    assert_eq!(new1["title"], "Trail boot");
+    let (s, r) = ask(&mut c, json!({"user_id": user, "k": 10, "exclude_seen": false,
+        "filter": {"category": [category], "price": {"lt": 13, "gt": 12}}}))
+    .await;
+    assert_eq!((s, item_ids(&r)), (200, vec!["NEW-1".to_owned()]), "{r}");
+    let (s, r) = ask(&mut c, json!({"user_id": user, "k": 1, "num_candidates": 200, "exclude_seen": false,
+        "freshness": {"attribute": "launched", "half_life_days": 0.01, "weight": 1000}}))
+    .await;
+    assert_eq!((s, item_ids(&r)), (200, vec!["NEW-1".to_owned()]), "{r}");
+
+    // Bad items: 400 naming the entry and feature; nothing is added.
+    let bad = [
+        (json!({"items": [{"item_id": "X", "features": {"price": "cheap"}}]}),
+         "items[0].features.price: expected a finite number (numeric)"),
+        (json!({"items": [{"item_id": "X"}, {"item_id": "Y", "features": {"colour": "red"}}]}),
+         "items[1].features.colour: unknown feature; expected one of: title, category, brand, tags, price, launched"),
+        (json!({"items": [{"item_id": "X", "features": {"tags": 3}}]}),
+         "items[0].features.tags: expected a list of strings (multi-categorical)"),
+    ];
+    for (b, want) in bad {
+        let r = c.post("/v1/items", &b).await;
+        assert_eq!((r.status, r.json()["error"].as_str().unwrap_or("")), (400, want));
+    }
+    assert_eq!(item_ids(&everything(&mut c, user).await).len(), cat.len() + 2);
+
+    // Retire a new item and the user's best trained item: neither comes back, for
+    // a known user, for an unknown one (popularity), or from /v1/rank.
+    let best = item_ids(&everything(&mut c, user).await)
+        .into_iter()
+        .find(|i| !i.starts_with("NEW"))
+        .unwrap();
+    for id in ["NEW-2", best.as_str()] {
+        let r = c
+            .request("DELETE", &format!("/v1/items/{id}"), None)
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.json()), (200, json!({"retired": id})));
+    }
+    let ids = item_ids(&everything(&mut c, user).await);
+    assert_eq!(ids.len(), cat.len(), "two retired of {} + 2", cat.len());
+    assert!(!ids.contains(&best) && !ids.contains(&"NEW-2".to_owned()));
+    let pop = everything(&mut c, "somebody-new").await;
+    assert_eq!(pop["user_path"], "popular");
+    assert!(!item_ids(&pop).contains(&best));
+    let r = c
+        .post("/v1/rank", &json!({"user_id": user, "item_ids": [best, "NEW-1"]}))
+        .await;
+    // No ranking model is served: the answer is an error, never the retired item.
+    assert!(!r.text().contains(&format!("\"{best}\"")), "{}", r.text());
+    // Events for a retired item are refused.
+    let r = c
+        .post("/v1/events", &json!({"events": [{"user_id": user, "item_id": "NEW-2", "event": "view"}]}))
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str().unwrap_or("")),
+        (400, "events[0].item_id \"NEW-2\" is a retired item (DELETE /v1/items): events for it are refused")
+    );
+
+    // Restart: the item log is replayed.
+    let _ = stop.send(());
+    let _ = task.await;
+    let path = shortlist_serve::items::log_path(base.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shortlist_serve::events::log::Appender::open_kind(
+        &path,
+        &shortlist_serve::items::ITEM_LOG,
+        |_| true,
+    )
+    .is_err()
+    {
+        assert!(Instant::now() < deadline, "the item log stayed locked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (addr, _stop, _task) = start(base.path()).await;
+    let mut c = Client::connect(addr).await;
+    let ids = item_ids(&everything(&mut c, user).await);
+    assert_eq!(ids.len(), cat.len());
+    assert!(ids.contains(&"NEW-1".to_owned()));
+    assert!(!ids.contains(&best) && !ids.contains(&"NEW-2".to_owned()));
 }

@@ -30,6 +30,32 @@ pub const MAX_ID_BYTES: usize = 1024;
 pub const MAX_EVENT_BYTES: usize = 64;
 const MAX_PAYLOAD: usize = 8 + 4 + 2 + MAX_ID_BYTES + 2 + MAX_ID_BYTES + 1 + MAX_EVENT_BYTES;
 
+/// What a log file holds: the same framing (`len | crc | payload`, torn tails cut)
+/// serves the event log and the item log (`crate::items`), each with its magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogKind {
+    /// The file's first 8 bytes.
+    pub magic: &'static [u8; 8],
+    /// What the records are, for messages ("event", "item").
+    pub name: &'static str,
+    /// The longest valid payload: a longer length field is a torn or damaged record.
+    pub max_payload: usize,
+}
+
+/// The event log.
+pub const EVENT_LOG: LogKind = LogKind {
+    magic: MAGIC,
+    name: "event",
+    max_payload: MAX_PAYLOAD,
+};
+
+/// Appends one record (`len | crc | payload`) to `out`.
+pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
 /// Appends the record of `e` to `out`. The caller has checked the lengths.
 pub fn encode(e: &Event, out: &mut Vec<u8>) {
     let start = out.len();
@@ -88,6 +114,17 @@ pub struct Replay {
 /// the first record that is short, too long, fails its checksum or does not decode.
 /// A missing file reads as empty. Errors: I/O, or a file that is not an event log.
 pub fn read(path: &Path, mut sink: impl FnMut(Event)) -> io::Result<Replay> {
+    read_records(path, &EVENT_LOG, |p| decode(p).map(&mut sink).is_some())
+}
+
+/// Reads every valid record of the `kind` log at `path`, handing each payload to
+/// `sink`, which returns false for a payload that does not decode (the log stops
+/// there, as at a bad checksum). A missing file reads as empty.
+pub fn read_records(
+    path: &Path,
+    kind: &LogKind,
+    mut sink: impl FnMut(&[u8]) -> bool,
+) -> io::Result<Replay> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replay::default()),
@@ -105,17 +142,19 @@ pub fn read(path: &Path, mut sink: impl FnMut(Event)) -> io::Result<Replay> {
     if total == 0 {
         return Ok(Replay::default());
     }
-    if total < 8 || r.read_exact(&mut magic).is_err() || &magic != MAGIC {
+    if total < 8 || r.read_exact(&mut magic).is_err() || &magic != kind.magic {
         // A crash while writing the magic of a new log leaves fewer than 8 bytes.
-        if total < 8 && MAGIC.starts_with(&read_prefix(path)?) {
+        if total < 8 && kind.magic.starts_with(&read_prefix(path)?) {
             return Ok(Replay {
                 valid_len: 0,
                 dropped_bytes: total,
             });
         }
         return Err(io::Error::other(format!(
-            "{}: not a shortlist event log (expected the magic bytes \"SLEVLOG1\")",
-            path.display()
+            "{}: not a shortlist {} log (expected the magic bytes \"{}\")",
+            path.display(),
+            kind.name,
+            String::from_utf8_lossy(kind.magic)
         )));
     }
     let mut valid = 8u64;
@@ -129,7 +168,7 @@ pub fn read(path: &Path, mut sink: impl FnMut(Event)) -> io::Result<Replay> {
         }
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if len > MAX_PAYLOAD || valid + 8 + len as u64 > total {
+        if len > kind.max_payload || valid + 8 + len as u64 > total {
             break;
         }
         payload.resize(len, 0);
@@ -141,8 +180,9 @@ pub fn read(path: &Path, mut sink: impl FnMut(Event)) -> io::Result<Replay> {
         if crc32fast::hash(&payload) != crc {
             break;
         }
-        let Some(event) = decode(&payload) else { break };
-        sink(event);
+        if !sink(&payload) {
+            break;
+        }
         valid += 8 + len as u64;
     }
     Ok(Replay {
@@ -173,7 +213,17 @@ impl Appender {
     /// Opens (creating it and its directory) the log at `path`, locks it, replays it
     /// into `sink` and cuts a torn tail off. Errors name the path; a log locked by
     /// another process is an error saying so.
-    pub fn open(path: &Path, sink: impl FnMut(Event)) -> io::Result<(Self, Replay)> {
+    pub fn open(path: &Path, mut sink: impl FnMut(Event)) -> io::Result<(Self, Replay)> {
+        Self::open_kind(path, &EVENT_LOG, |p| decode(p).map(&mut sink).is_some())
+    }
+
+    /// [`open`](Self::open) for a log of `kind`, handing each replayed payload to
+    /// `sink` (false: it does not decode, the log is cut there).
+    pub fn open_kind(
+        path: &Path,
+        kind: &LogKind,
+        sink: impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<(Self, Replay)> {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(named)?;
@@ -189,13 +239,15 @@ impl Appender {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(io::Error::other(format!(
-                    "{}: locked by another process (a running `shortlist serve` on this model base path?); send events to its POST /v1/events instead",
-                    path.display()
+                    "{}: locked by another process (a running `shortlist serve` on this model base path?); send {}s to its POST /v1/{}s instead",
+                    path.display(),
+                    kind.name,
+                    kind.name
                 )))
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(named(e)),
         }
-        let replay = read(path, sink)?;
+        let replay = read_records(path, kind, sink)?;
         let mut a = Appender {
             file,
             path: path.to_path_buf(),
@@ -205,9 +257,9 @@ impl Appender {
         if replay.valid_len == 0 {
             a.file.set_len(0).map_err(named)?;
             a.file.seek(SeekFrom::Start(0)).map_err(named)?;
-            a.file.write_all(MAGIC).map_err(named)?;
+            a.file.write_all(kind.magic).map_err(named)?;
             a.file.sync_all().map_err(named)?;
-            a.len = MAGIC.len() as u64;
+            a.len = kind.magic.len() as u64;
             if let Some(dir) = path.parent() {
                 // The new file's name must survive a crash too.
                 File::open(dir).and_then(|d| d.sync_all()).map_err(named)?;
