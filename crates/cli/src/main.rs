@@ -151,6 +151,9 @@ enum Command {
     /// The server's event log: import a file of events, export it for training.
     #[command(subcommand)]
     Events(cmd::events::EventsCommand),
+    /// Catalogue items added without retraining (the server's item log).
+    #[command(subcommand)]
+    Items(cmd::items::ItemsCommand),
     /// Top-K index tools.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -313,6 +316,7 @@ fn main() -> ExitCode {
             json,
         }),
         Command::Events(c) => cmd::events::run(c),
+        Command::Items(c) => cmd::items::run(c),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {
