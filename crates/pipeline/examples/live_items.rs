@@ -1,0 +1,274 @@
+//! Items added while serving, measured: a two-tower model over a large catalogue with
+//! an IVF index, 10,000 items added (in batches of 100, through the live layer the
+//! server's `/v1/items` uses) while reader threads keep retrieving; recall@10 of the
+//! served lists against the exact top 10 over every item, before and after, the
+//! requests served and failed meanwhile, and the time to apply a batch.
+//!
+//! ```text
+//! cargo run --release -p shortlist-pipeline --example live_items -- [--items 1000000] [--added 10000]
+//! ```
+//!
+//! The model is synthetic (no training: the figures are about the index and the live
+//! layer, not about quality): 64 categories, each item's vector its category's vector
+//! plus a price term (z-score × a learned-like direction) plus a small id vector; a user's query is a category's vector plus
+//! noise; an added item gets its category and price, so the item tower places it
+//! without an id vector. In process, not over HTTP.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use shortlist_core::dataset::{Column, ColumnValues, Dataset, FeatureTable, IdMap, Interactions};
+use shortlist_core::Rng;
+use shortlist_features::{FeatureConfig, FeatureSpec};
+use shortlist_index::{AnyIndex, ExactIndex, Filter, IndexConfig, IndexKind, TopKIndex};
+use shortlist_model::attributes::RawValue;
+use shortlist_model::{Csr, RetrievalConfig, RetrievalModel};
+use shortlist_pipeline::{load_dir, CandidateSource, ItemChange, Stage, User};
+
+const DIM: usize = 32;
+const CATEGORIES: usize = 64;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|p| args.get(p + 1))
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(default)
+}
+
+fn fill(rng: &mut Rng, v: &mut [f32], scale: f32) {
+    for x in v {
+        *x = rng.normal() as f32 * scale;
+    }
+}
+
+fn main() {
+    let n = arg("--items", 1_000_000);
+    let added = arg("--added", 10_000);
+    let users = 20_000usize;
+    let mut rng = Rng::new(7);
+    let t = Instant::now();
+    let cats: Vec<u32> = (0..n + added).map(|_| rng.below(CATEGORIES as u64) as u32).collect();
+    let prices: Vec<f64> = (0..n + added).map(|_| 1.0 + rng.next_f64() * 99.0).collect();
+    let d = Dataset {
+        name: "live".into(),
+        users: IdMap::from_raw((0..users).map(|u| format!("u{u}")).collect()),
+        items: IdMap::from_raw((0..n).map(|i| format!("i{i}")).collect()),
+        interactions: Interactions {
+            users: (0..n).map(|i| (i % users) as u32).collect(),
+            items: (0..n as u32).collect(),
+            ratings: vec![1.0; n],
+            timestamps: None,
+        },
+        item_features: FeatureTable {
+            columns: vec![
+                Column {
+                    name: "category".into(),
+                    values: ColumnValues::Categorical(
+                        cats[..n].iter().map(|c| format!("c{c}")).collect(),
+                    ),
+                },
+                Column {
+                    name: "price".into(),
+                    values: ColumnValues::Numeric(prices[..n].to_vec()),
+                },
+            ],
+        },
+        ..Dataset::default()
+    };
+    let rows: Vec<usize> = (0..n).collect();
+    let cfg = FeatureConfig {
+        item_features: vec!["*".into()],
+        ..FeatureConfig::default()
+    };
+    let spec = FeatureSpec::fit(&d, &rows, &cfg).unwrap();
+    let seen = Csr::from_pairs(spec.user_id.len(), std::iter::empty());
+    let mut model = RetrievalModel::new(
+        RetrievalConfig {
+            embedding_dim: DIM,
+            history: false,
+            temperature: 1.0,
+        },
+        spec.clone(),
+        &spec.encode_users(&d),
+        &spec.encode_items(&d),
+        seen,
+        vec![1; spec.item_id.len()],
+    )
+    .unwrap();
+    // Category vectors (norm ~3), a price direction, small id vectors; users near a
+    // category.
+    let mut cat_vecs = vec![0f32; 0];
+    for f in &mut model.candidate {
+        let t = f.table.as_mut().unwrap();
+        let scale = match f.name.as_str() {
+            "item_id" => 0.02,
+            "category" => 0.55,
+            _ => 0.5,
+        };
+        fill(&mut rng, t.data_mut(), scale);
+        if f.name == "category" {
+            cat_vecs = t.data().to_vec();
+        }
+    }
+    let ncat_rows = cat_vecs.len() / DIM;
+    let qt = model.query[0].table.as_mut().unwrap();
+    for u in 0..qt.rows() {
+        let c = rng.below(ncat_rows as u64) as usize;
+        let row = qt.row_mut(u);
+        fill(&mut rng, row, 0.2);
+        for (x, y) in row.iter_mut().zip(&cat_vecs[c * DIM..(c + 1) * DIM]) {
+            *x += y;
+        }
+    }
+    eprintln!("model built in {:.1}s", t.elapsed().as_secs_f64());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("1");
+    let t = Instant::now();
+    let staging = shortlist_core::atomic::AtomicDir::new(&path).unwrap();
+    model
+        .save_into(staging.path(), &vec![String::new(); model.num_items()])
+        .unwrap();
+    let queries = model.all_queries();
+    let index = AnyIndex::build_with_queries(
+        model.all_candidates(),
+        DIM,
+        &IndexConfig {
+            kind: IndexKind::Ivf,
+            ..IndexConfig::default()
+        },
+        Some(&queries),
+    )
+    .unwrap();
+    index.save_dir(staging.path()).unwrap();
+    shortlist_model::files::seal(staging.path()).unwrap();
+    staging.commit().unwrap();
+    eprintln!("IVF index of {n} items built and saved in {:.1}s", t.elapsed().as_secs_f64());
+    let Stage::Source(source) = load_dir(&path).unwrap() else {
+        panic!("a candidate source")
+    };
+    let source = Arc::new(source);
+
+    let sample: Vec<String> = (0..1000).map(|_| format!("u{}", rng.below(users as u64))).collect();
+    let recall = |source: &dyn CandidateSource, exact: &ExactIndex, live_ids: &[String]| {
+        let mut hit = 0usize;
+        for u in &sample {
+            let row = model.spec.user_id.get(u).unwrap() as usize;
+            let q = &queries[row * DIM..(row + 1) * DIM];
+            let oov = model.spec.item_id.num_oov();
+            let excl: Vec<u32> = (0..oov).collect();
+            let truth: Vec<String> = exact
+                .search(q, 10, &Filter::Exclude(&excl))
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    let i = h.item as usize;
+                    match model.spec.item_id.value(h.item) {
+                        Some(id) => id.to_owned(),
+                        None => live_ids[i - model.num_items()].clone(),
+                    }
+                })
+                .collect();
+            let got = source.retrieve(&User::id(u), 10, false, &[]).unwrap();
+            hit += got
+                .candidates
+                .iter()
+                .filter(|c| truth.iter().any(|t| t == c.item_id))
+                .count();
+        }
+        hit as f64 / (10 * sample.len()) as f64
+    };
+    let mut all = model.all_candidates();
+    let before = recall(&*source, &ExactIndex::new(all.clone(), DIM).unwrap(), &[]);
+    println!("recall@10 before: {before:.4} ({} sampled users, IVF vs exact over {n} items)", sample.len());
+
+    // Readers retrieve while the items are added.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let (source, stop, served, failed) =
+                (Arc::clone(&source), Arc::clone(&stop), Arc::clone(&served), Arc::clone(&failed));
+            let users: Vec<String> = sample.clone();
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut k = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let s = Instant::now();
+                    match source.retrieve(&User::id(&users[k % users.len()]), 100, false, &[]) {
+                        Ok(r) if r.candidates.len() == 100 => served.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    lat.push(s.elapsed().as_secs_f64() * 1e3);
+                    k += 2;
+                }
+                lat
+            })
+        })
+        .collect();
+    let live_ids: Vec<String> = (0..added).map(|i| format!("new{i}")).collect();
+    let changes: Vec<ItemChange> = (0..added)
+        .map(|i| ItemChange::Put {
+            item_id: live_ids[i].clone(),
+            title: None,
+            features: vec![
+                ("category".into(), RawValue::Label(format!("c{}", cats[n + i]))),
+                ("price".into(), RawValue::Number(prices[n + i])),
+            ],
+        })
+        .collect();
+    let mut apply_ms = Vec::new();
+    let t = Instant::now();
+    for (b, batch) in changes.chunks(100).enumerate() {
+        let s = Instant::now();
+        let w = source.apply_items((b * 100) as u64, batch);
+        assert!(w.is_empty(), "{w:?}");
+        apply_ms.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    let add_s = t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<f64> = readers.into_iter().flat_map(|r| r.join().unwrap()).collect();
+    lat.sort_by(f64::total_cmp);
+    apply_ms.sort_by(f64::total_cmp);
+    let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "added {added} items in {} batches in {add_s:.2}s: apply per batch median {:.2} ms, max {:.2} ms",
+        apply_ms.len(),
+        pct(&apply_ms, 0.5),
+        pct(&apply_ms, 1.0)
+    );
+    println!(
+        "meanwhile {} retrieve(k=100) calls served, {} failed; latency p50 {:.2} ms, p99 {:.2} ms",
+        served.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+    let mut v = vec![0f32; DIM];
+    for c in &changes {
+        let ItemChange::Put { features, .. } = c else { unreachable!() };
+        model.candidate_from_features(features, &mut v).unwrap();
+        all.extend_from_slice(&v);
+    }
+    let after = recall(&*source, &ExactIndex::new(all, DIM).unwrap(), &live_ids);
+    let found = sample
+        .iter()
+        .map(|u| {
+            source
+                .retrieve(&User::id(u), 10, false, &[])
+                .unwrap()
+                .candidates
+                .iter()
+                .filter(|c| c.item_id.starts_with("new"))
+                .count()
+        })
+        .sum::<usize>();
+    println!(
+        "recall@10 after: {after:.4} (exact over {} items; {found} of the sampled top-10 slots hold added items); change {:+.4}",
+        n + added,
+        after - before
+    );
+}
