@@ -43,7 +43,11 @@ fn items_are_checked_against_the_model_and_logged() {
         ])
     };
     let out = add("{\"item_id\": \"new-1\", \"title\": \"A\", \"features\": {\"genre\": \"Drama\"}}\n\n{\"item_id\": 7}\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = base.join(".items").join("items.log");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("added 2 items from "));
     let items = shortlist_serve::items::Items::open(&log);
@@ -51,12 +55,18 @@ fn items_are_checked_against_the_model_and_logged() {
     drop(items);
 
     let cases = [
-        ("{\"item_id\": \"x\", \"features\": {\"genre\": 3}}\n",
-         "line 1: features.genre: expected a string (categorical)"),
-        ("{\"item_id\": \"x\"}\n{\"item_id\": \"y\", \"features\": {\"colour\": \"red\"}}\n",
-         "line 2: features.colour: unknown feature; expected one of: genre"),
-        ("{\"item_id\": \"x\", \"sku\": 1}\n",
-         "line 1: item: unknown field \"sku\"; expected one of: item_id, title, features"),
+        (
+            "{\"item_id\": \"x\", \"features\": {\"genre\": 3}}\n",
+            "line 1: features.genre: expected a string (categorical)",
+        ),
+        (
+            "{\"item_id\": \"x\"}\n{\"item_id\": \"y\", \"features\": {\"colour\": \"red\"}}\n",
+            "line 2: features.colour: unknown feature; expected one of: genre",
+        ),
+        (
+            "{\"item_id\": \"x\", \"sku\": 1}\n",
+            "line 1: item: unknown field \"sku\"; expected one of: item_id, title, features",
+        ),
         ("{\"item_id\": \n", "line 1: not JSON: "),
         ("\n", "no items (expected JSON lines)"),
     ];

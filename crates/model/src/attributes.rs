@@ -127,9 +127,8 @@ impl Values {
     /// The dictionary of a categorical attribute.
     pub fn labels(&self) -> Option<&Labels> {
         match self {
-            Values::Categorical { dictionary, .. } | Values::MultiCategorical { dictionary, .. } => {
-                Some(dictionary)
-            }
+            Values::Categorical { dictionary, .. }
+            | Values::MultiCategorical { dictionary, .. } => Some(dictionary),
             Values::Numeric(_) => None,
         }
     }
@@ -397,7 +396,10 @@ impl ItemAttributes {
             if values.len() != rows {
                 return Err(Error::corrupt(
                     &path,
-                    format!("column {name:?} has {} values for {rows} rows", values.len()),
+                    format!(
+                        "column {name:?} has {} values for {rows} rows",
+                        values.len()
+                    ),
                 ));
             }
             columns.push(Attribute { name, values });
@@ -537,14 +539,22 @@ mod tests {
         a.save(dir.path(), &vocab).unwrap();
         std::fs::write(dir.path().join("manifest.json"), "{}").unwrap();
         let back = ItemAttributes::read(dir.path(), &vocab).unwrap().unwrap();
-        let (cat2, price2) = (&back.get("category").unwrap().values, &back.get("price").unwrap().values);
+        let (cat2, price2) = (
+            &back.get("category").unwrap().values,
+            &back.get("price").unwrap().values,
+        );
         assert_eq!(cat2.labels().unwrap().name(cat2.label(2).unwrap()), "shoes");
         assert_eq!(price2.number(2), Some(49.99));
         assert_eq!(back.rows(), 3);
         // Another vocabulary: refused, naming the row.
         let other = Vocabulary::from_values(vec!["a".into(), "b".into()], 1);
-        let e = ItemAttributes::read(dir.path(), &other).unwrap_err().to_string();
-        assert!(e.contains("item row 1 is \"b\", the model's vocabulary differs"), "{e}");
+        let e = ItemAttributes::read(dir.path(), &other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("item row 1 is \"b\", the model's vocabulary differs"),
+            "{e}"
+        );
         std::fs::remove_file(dir.path().join(ATTRIBUTES)).unwrap();
         assert!(ItemAttributes::read(dir.path(), &vocab).unwrap().is_none());
     }
@@ -555,9 +565,11 @@ mod tests {
         let mut a = ItemAttributes::from_table(&vocab, &items, &t);
         let r = a.push_row();
         assert_eq!((r, a.rows()), (3, 4));
-        a.set(r, "category", Some(&RawValue::Label("boots".into()))).unwrap();
+        a.set(r, "category", Some(&RawValue::Label("boots".into())))
+            .unwrap();
         a.set(r, "price", Some(&RawValue::Number(5.0))).unwrap();
-        a.set(r, "tags", Some(&RawValue::Label("new".into()))).unwrap();
+        a.set(r, "tags", Some(&RawValue::Label("new".into())))
+            .unwrap();
         let cat = &a.get("category").unwrap().values;
         assert_eq!(cat.labels().unwrap().name(cat.label(r).unwrap()), "boots");
         assert_eq!(a.get("price").unwrap().values.number(r), Some(5.0));

@@ -408,7 +408,13 @@ impl RetrievalModel {
                     bag(&rows, out)
                 }
                 (Transform::Text { .. }, Some(_)) => return Err(wrong("a string (text)")),
-                (Transform::Numeric { normalizer, buckets }, v) => {
+                (
+                    Transform::Numeric {
+                        normalizer,
+                        buckets,
+                    },
+                    v,
+                ) => {
                     let x = match v {
                         None => f64::NAN,
                         Some(RawValue::Number(x)) if x.is_finite() => *x,

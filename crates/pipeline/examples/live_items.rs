@@ -51,8 +51,12 @@ fn main() {
     let users = 20_000usize;
     let mut rng = Rng::new(7);
     let t = Instant::now();
-    let cats: Vec<u32> = (0..n + added).map(|_| rng.below(CATEGORIES as u64) as u32).collect();
-    let prices: Vec<f64> = (0..n + added).map(|_| 1.0 + rng.next_f64() * 99.0).collect();
+    let cats: Vec<u32> = (0..n + added)
+        .map(|_| rng.below(CATEGORIES as u64) as u32)
+        .collect();
+    let prices: Vec<f64> = (0..n + added)
+        .map(|_| 1.0 + rng.next_f64() * 99.0)
+        .collect();
     let d = Dataset {
         name: "live".into(),
         users: IdMap::from_raw((0..users).map(|u| format!("u{u}")).collect()),
@@ -146,13 +150,18 @@ fn main() {
     index.save_dir(staging.path()).unwrap();
     shortlist_model::files::seal(staging.path()).unwrap();
     staging.commit().unwrap();
-    eprintln!("IVF index of {n} items built and saved in {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "IVF index of {n} items built and saved in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     let Stage::Source(source) = load_dir(&path).unwrap() else {
         panic!("a candidate source")
     };
     let source = Arc::new(source);
 
-    let sample: Vec<String> = (0..1000).map(|_| format!("u{}", rng.below(users as u64))).collect();
+    let sample: Vec<String> = (0..1000)
+        .map(|_| format!("u{}", rng.below(users as u64)))
+        .collect();
     let recall = |source: &dyn CandidateSource, exact: &ExactIndex, live_ids: &[String]| {
         let mut hit = 0usize;
         for u in &sample {
@@ -183,15 +192,22 @@ fn main() {
     };
     let mut all = model.all_candidates();
     let before = recall(&*source, &ExactIndex::new(all.clone(), DIM).unwrap(), &[]);
-    println!("recall@10 before: {before:.4} ({} sampled users, IVF vs exact over {n} items)", sample.len());
+    println!(
+        "recall@10 before: {before:.4} ({} sampled users, IVF vs exact over {n} items)",
+        sample.len()
+    );
 
     // Readers retrieve while the items are added.
     let stop = Arc::new(AtomicBool::new(false));
     let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let readers: Vec<_> = (0..2)
         .map(|t| {
-            let (source, stop, served, failed) =
-                (Arc::clone(&source), Arc::clone(&stop), Arc::clone(&served), Arc::clone(&failed));
+            let (source, stop, served, failed) = (
+                Arc::clone(&source),
+                Arc::clone(&stop),
+                Arc::clone(&served),
+                Arc::clone(&failed),
+            );
             let users: Vec<String> = sample.clone();
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
@@ -199,7 +215,9 @@ fn main() {
                 while !stop.load(Ordering::Relaxed) {
                     let s = Instant::now();
                     match source.retrieve(&User::id(&users[k % users.len()]), 100, false, &[]) {
-                        Ok(r) if r.candidates.len() == 100 => served.fetch_add(1, Ordering::Relaxed),
+                        Ok(r) if r.candidates.len() == 100 => {
+                            served.fetch_add(1, Ordering::Relaxed)
+                        }
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };
                     lat.push(s.elapsed().as_secs_f64() * 1e3);
@@ -215,7 +233,10 @@ fn main() {
             item_id: live_ids[i].clone(),
             title: None,
             features: vec![
-                ("category".into(), RawValue::Label(format!("c{}", cats[n + i]))),
+                (
+                    "category".into(),
+                    RawValue::Label(format!("c{}", cats[n + i])),
+                ),
                 ("price".into(), RawValue::Number(prices[n + i])),
             ],
         })
@@ -230,7 +251,10 @@ fn main() {
     }
     let add_s = t.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let mut lat: Vec<f64> = readers.into_iter().flat_map(|r| r.join().unwrap()).collect();
+    let mut lat: Vec<f64> = readers
+        .into_iter()
+        .flat_map(|r| r.join().unwrap())
+        .collect();
     lat.sort_by(f64::total_cmp);
     apply_ms.sort_by(f64::total_cmp);
     let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
@@ -249,7 +273,9 @@ fn main() {
     );
     let mut v = vec![0f32; DIM];
     for c in &changes {
-        let ItemChange::Put { features, .. } = c else { unreachable!() };
+        let ItemChange::Put { features, .. } = c else {
+            unreachable!()
+        };
         model.candidate_from_features(features, &mut v).unwrap();
         all.extend_from_slice(&v);
     }

@@ -27,9 +27,9 @@ pub mod source;
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
+pub use live::ItemChange;
 pub use ranking::{Ranked, Ranker, RankingStage};
 pub use recommend::{recommend, recommend_with, Item, Order, Recommendation, Request, Stages};
-pub use live::ItemChange;
 pub use rules::{Condition, Freshness, Op, Rules};
 pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 

@@ -59,8 +59,13 @@ impl ItemChange {
 /// once, so a slot never moves.
 #[derive(Default)]
 struct Arena {
-    chunks: [OnceLock<Box<[OnceLock<(Box<str>, Box<str>)>]>>; 32],
+    chunks: [OnceLock<Chunk>; 32],
 }
+
+/// One `(id, title)` slot of the [`Arena`].
+type Slot = OnceLock<(Box<str>, Box<str>)>;
+/// A chunk of slots, allocated whole.
+type Chunk = Box<[Slot]>;
 
 impl Arena {
     fn locate(i: usize) -> (usize, usize) {
@@ -240,11 +245,8 @@ impl Live {
             } = c
             {
                 let row = self.base + st.count;
-                self.arena.set(
-                    st.count as usize,
-                    item_id,
-                    title.as_deref().unwrap_or(""),
-                );
+                self.arena
+                    .set(st.count as usize, item_id, title.as_deref().unwrap_or(""));
                 if let Some(a) = attrs.as_mut() {
                     a.push_row();
                 }
@@ -277,7 +279,9 @@ impl Live {
         st.index = if st.count == 0 {
             None
         } else {
-            ExactIndex::new(st.vectors.clone(), self.dim).ok().map(Arc::new)
+            ExactIndex::new(st.vectors.clone(), self.dim)
+                .ok()
+                .map(Arc::new)
         };
         let any = !st.retired.is_empty();
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(st);
@@ -305,7 +309,8 @@ fn apply_features(
     features: &[(String, RawValue)],
     out: &mut [f32],
 ) -> crate::Result<bool> {
-    let bad = |name: &str, m: String| crate::Error::InvalidArgument(format!("features.{name}: {m}"));
+    let bad =
+        |name: &str, m: String| crate::Error::InvalidArgument(format!("features.{name}: {m}"));
     let msg = |e: shortlist_model::Error| match e {
         shortlist_model::Error::InvalidParameter { message, .. } => message,
         other => other.to_string(),

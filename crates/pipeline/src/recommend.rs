@@ -689,17 +689,25 @@ mod tests {
         }
         fn score_items(&self, _user: &User<'_>, ids: &[&str], out: &mut [f32]) {
             for (o, id) in out.iter_mut().zip(ids) {
-                *o = ITEMS.iter().position(|i| i == id).map_or(f32::NAN, |p| p as f32);
+                *o = ITEMS
+                    .iter()
+                    .position(|i| i == id)
+                    .map_or(f32::NAN, |p| p as f32);
             }
         }
         fn item_title(&self, _item_id: &str) -> Option<&str> {
             None
         }
-        fn attributes(&self) -> Option<std::sync::Arc<shortlist_model::attributes::ItemAttributes>> {
+        fn attributes(
+            &self,
+        ) -> Option<std::sync::Arc<shortlist_model::attributes::ItemAttributes>> {
             Some(std::sync::Arc::new(self.attrs.clone()))
         }
         fn item_row(&self, item_id: &str) -> Option<u32> {
-            ITEMS.iter().position(|i| *i == item_id).map(|p| p as u32 + 1)
+            ITEMS
+                .iter()
+                .position(|i| *i == item_id)
+                .map(|p| p as u32 + 1)
         }
     }
 
@@ -722,7 +730,11 @@ mod tests {
             extra: &extra,
             ranker: None,
         };
-        let run = |k: usize, n: usize, f: Option<serde_json::Value>, m: Option<serde_json::Value>, fr: Option<serde_json::Value>| {
+        let run = |k: usize,
+                   n: usize,
+                   f: Option<serde_json::Value>,
+                   m: Option<serde_json::Value>,
+                   fr: Option<serde_json::Value>| {
             let rules = Rules::parse(f.as_ref(), m.as_ref(), fr.as_ref(), 2_000_000).unwrap();
             let r = recommend_with(&st, &req(k, n, Order::Auto, &[]), &rules).unwrap();
             ids(&r).into_iter().map(String::from).collect::<Vec<_>>()

@@ -313,7 +313,10 @@ impl<'a> Rules<'a> {
                         ids.sort_unstable();
                         tests.push(Box::new(move |r| v.has_any(r, &ids)));
                     }
-                    Condition::Compare { attribute, tests: ops } => {
+                    Condition::Compare {
+                        attribute,
+                        tests: ops,
+                    } => {
                         let v = find("filter", attribute)?;
                         if !matches!(v, Values::Numeric(_)) {
                             return Err(Error::InvalidArgument(format!(
@@ -453,9 +456,16 @@ pub(crate) mod tests {
                 Column {
                     name: "tags".into(),
                     values: ColumnValues::MultiCategorical(
-                        [vec!["red"], vec![], vec!["red", "sale"], vec!["sale"], vec![], vec![]]
-                            .map(|t| t.into_iter().map(String::from).collect())
-                            .to_vec(),
+                        [
+                            vec!["red"],
+                            vec![],
+                            vec!["red", "sale"],
+                            vec!["sale"],
+                            vec![],
+                            vec![],
+                        ]
+                        .map(|t| t.into_iter().map(String::from).collect())
+                        .to_vec(),
                     ),
                 },
                 Column {
@@ -464,14 +474,7 @@ pub(crate) mod tests {
                 },
                 Column {
                     name: "launched".into(),
-                    values: ColumnValues::Numeric(vec![
-                        1_000_000.0,
-                        0.0,
-                        0.0,
-                        0.0,
-                        f64::NAN,
-                        0.0,
-                    ]),
+                    values: ColumnValues::Numeric(vec![1_000_000.0, 0.0, 0.0, 0.0, f64::NAN, 0.0]),
                 },
             ],
         };
@@ -488,17 +491,32 @@ pub(crate) mod tests {
     fn filters_admit_exactly_the_matching_rows() {
         // Rows: 0 OOV, then a=1, b=2, c=3, d=4, e=5, f=6.
         let f = json!({"category": ["shoes"]});
-        assert_eq!(admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()), [1, 2, 4]);
+        assert_eq!(
+            admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()),
+            [1, 2, 4]
+        );
         let f = json!({"category": "hats", "price": {"lt": 50}});
-        assert_eq!(admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()), [3]);
+        assert_eq!(
+            admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()),
+            [3]
+        );
         // Bounds: lte 50 admits b (50), gt 10 leaves out a (10); d has no price.
         let f = json!({"price": {"gt": 10, "lte": 50}});
-        assert_eq!(admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()), [2, 3]);
+        assert_eq!(
+            admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()),
+            [2, 3]
+        );
         let f = json!({"price": {"gte": 10, "lt": 50}});
-        assert_eq!(admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()), [1, 3]);
+        assert_eq!(
+            admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()),
+            [1, 3]
+        );
         // Tags: any of the labels; an unknown label matches nothing.
         let f = json!({"tags": ["sale", "nope"]});
-        assert_eq!(admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()), [3, 4]);
+        assert_eq!(
+            admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()),
+            [3, 4]
+        );
         let f = json!({"category": ["boots"]});
         assert!(admitted(&Rules::parse(Some(&f), None, None, 0).unwrap()).is_empty());
     }

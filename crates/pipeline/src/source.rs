@@ -259,8 +259,8 @@ impl ModelSource {
             popularity_total: 1.0,
         };
         s.titles = read_titles(dir, s.num_items()).map_err(|e| Error::Load(e.to_string()))?;
-        let attributes = ItemAttributes::read(dir, &s.spec().item_id)
-            .map_err(|e| Error::Load(e.to_string()))?;
+        let attributes =
+            ItemAttributes::read(dir, &s.spec().item_id).map_err(|e| Error::Load(e.to_string()))?;
         let dim = match &s.scorer {
             Scorer::TwoTower { model, .. } => model.dim(),
             Scorer::Ials { model, .. } => model.dim(),
@@ -585,7 +585,10 @@ fn search_live(
             ok.remove(i as u32);
         }
     }
-    for &e in exclude.iter().filter(|&&e| e >= base && e < base + st.count) {
+    for &e in exclude
+        .iter()
+        .filter(|&&e| e >= base && e < base + st.count)
+    {
         ok.remove(e - base);
     }
     Ok(search(index.as_ref(), q, k, &Filter::AllowBitmap(&ok))?
@@ -598,12 +601,14 @@ impl Placer for ModelSource {
     fn place(&self, features: &[(String, RawValue)], out: &mut [f32]) -> Result<bool> {
         match &self.scorer {
             Scorer::TwoTower { model, .. } => {
-                model.candidate_from_features(features, out).map_err(|e| match e {
-                    shortlist_model::Error::InvalidParameter { parameter, message } => {
-                        Error::InvalidArgument(format!("features.{parameter}: {message}"))
-                    }
-                    other => Error::InvalidArgument(other.to_string()),
-                })?;
+                model
+                    .candidate_from_features(features, out)
+                    .map_err(|e| match e {
+                        shortlist_model::Error::InvalidParameter { parameter, message } => {
+                            Error::InvalidArgument(format!("features.{parameter}: {message}"))
+                        }
+                        other => Error::InvalidArgument(other.to_string()),
+                    })?;
                 Ok(true)
             }
             Scorer::Ials { .. } | Scorer::Ease { .. } => Ok(false),
@@ -692,7 +697,10 @@ impl CandidateSource for ModelSource {
         let known: Vec<u32> = rows.iter().copied().filter(|&r| r < base).collect();
         let mut scores = vec![0f32; known.len()];
         self.score_rows(&r, &known, &mut scores);
-        let query = match (&self.scorer, rows.iter().any(|&r| r != u32::MAX && r >= base)) {
+        let query = match (
+            &self.scorer,
+            rows.iter().any(|&r| r != u32::MAX && r >= base),
+        ) {
             (Scorer::TwoTower { .. }, true) => self.query(&r),
             _ => None,
         };

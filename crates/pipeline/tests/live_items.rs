@@ -99,7 +99,10 @@ fn added_items_are_placed_as_the_trained_model_places_cold_items() {
     let user = User::id(d.users.raw(d.interactions.users[s.train[0]]));
     let mut scores = [0f32; 2];
     source.score_items(&user, &["COPY", cold_id], &mut scores);
-    assert!(scores[0].is_finite() && (scores[0] - scores[1]).abs() <= 1e-4, "{scores:?}");
+    assert!(
+        scores[0].is_finite() && (scores[0] - scores[1]).abs() <= 1e-4,
+        "{scores:?}"
+    );
     assert_eq!(source.item_title("COPY"), Some("Copy"));
     let all = source.retrieve(&user, 10_000, false, &[]).unwrap();
     let ids: Vec<&str> = all.candidates.iter().map(|c| c.item_id).collect();

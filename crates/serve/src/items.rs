@@ -118,7 +118,11 @@ fn features_of(m: &Map<String, Value>, at: &str) -> Result<Vec<(String, RawValue
             Value::String(s) => RawValue::Label(s.clone()),
             Value::Number(n) => match n.as_f64().filter(|x| x.is_finite()) {
                 Some(x) => RawValue::Number(x),
-                None => return Err(format!("{at}features.{name} must be a finite number, got {n}")),
+                None => {
+                    return Err(format!(
+                        "{at}features.{name} must be a finite number, got {n}"
+                    ))
+                }
             },
             Value::Array(a) => RawValue::Labels(
                 a.iter()
@@ -130,11 +134,9 @@ fn features_of(m: &Map<String, Value>, at: &str) -> Result<Vec<(String, RawValue
                     })
                     .collect::<Result<_, _>>()?,
             ),
-            other => {
-                return Err(format!(
-                    "{at}features.{name} must be a string, a number or a list of strings, got {other}"
-                ))
-            }
+            other => return Err(format!(
+                "{at}features.{name} must be a string, a number or a list of strings, got {other}"
+            )),
         };
         out.push((name.clone(), value));
     }
@@ -358,7 +360,10 @@ mod tests {
                 features: vec![
                     ("category".into(), RawValue::Label("shoes".into())),
                     ("price".into(), RawValue::Number(30.0)),
-                    ("tags".into(), RawValue::Labels(vec!["a".into(), "b".into()])),
+                    (
+                        "tags".into(),
+                        RawValue::Labels(vec!["a".into(), "b".into()])
+                    ),
                 ],
             }]
         );
@@ -410,7 +415,10 @@ mod tests {
             assert!(items.is_retired("old") && !items.is_retired("n1"));
         }
         // A torn record after them (a crash mid-write) is dropped on reopening.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         std::io::Write::write_all(&mut f, &[40, 0, 0, 0, 1, 2]).unwrap();
         drop(f);
         let items = Items::open(&path);

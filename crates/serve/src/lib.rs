@@ -210,7 +210,9 @@ impl AppState {
         let pool = ComputePool::new(&config, Arc::clone(&metrics))
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
         let events = Arc::new(events::Events::open(&config.events()));
-        let items = Arc::new(items::Items::open(&items::log_path(&config.model_base_path)));
+        let items = Arc::new(items::Items::open(&items::log_path(
+            &config.model_base_path,
+        )));
         Ok(AppState {
             registry,
             metrics,
@@ -423,7 +425,9 @@ async fn item_delete_handler(
         let id2 = id.clone();
         tokio::task::spawn_blocking(move || {
             st2.items
-                .commit(vec![shortlist_pipeline::ItemChange::Retire { item_id: id2 }])?;
+                .commit(vec![shortlist_pipeline::ItemChange::Retire {
+                    item_id: id2,
+                }])?;
             native::sync_items(&st2);
             Ok::<_, ApiError>(())
         })

@@ -148,8 +148,11 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
         .max_by_key(|(c, n)| (*n, c.clone()))
         .unwrap();
     assert!(in_category >= 6, "{in_category}");
-    let (s, r) = ask(&mut c, json!({"user_id": user, "k": 5, "num_candidates": 5, "exclude_seen": false,
-        "filter": {"category": [category]}}))
+    let (s, r) = ask(
+        &mut c,
+        json!({"user_id": user, "k": 5, "num_candidates": 5, "exclude_seen": false,
+        "filter": {"category": [category]}}),
+    )
     .await;
     assert_eq!(s, 200, "{r}");
     let got = item_ids(&r);
@@ -157,11 +160,18 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     assert!(got.iter().all(|i| cat[i].0 == category), "{r}");
 
     // A filter that leaves fewer than k items answers with exactly those.
-    let mut prices: Vec<f64> = cat.values().filter(|v| v.0 == category).map(|v| v.1).collect();
+    let mut prices: Vec<f64> = cat
+        .values()
+        .filter(|v| v.0 == category)
+        .map(|v| v.1)
+        .collect();
     prices.sort_by(f64::total_cmp);
     let bound = (prices[1] + prices[2]) / 2.0;
-    let (s, r) = ask(&mut c, json!({"user_id": user, "k": 10, "exclude_seen": false,
-        "filter": {"category": category, "price": {"lt": bound}}}))
+    let (s, r) = ask(
+        &mut c,
+        json!({"user_id": user, "k": 10, "exclude_seen": false,
+        "filter": {"category": category, "price": {"lt": bound}}}),
+    )
     .await;
     assert_eq!(s, 200, "{r}");
     let mut got = item_ids(&r);
@@ -174,8 +184,11 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     want.sort();
     assert_eq!((got.len(), &got), (2, &want));
     // Unknown users (popularity) are filtered the same way.
-    let (s, r) = ask(&mut c, json!({"user_id": "nobody", "k": 10,
-        "filter": {"category": category, "price": {"lt": bound}}}))
+    let (s, r) = ask(
+        &mut c,
+        json!({"user_id": "nobody", "k": 10,
+        "filter": {"category": category, "price": {"lt": bound}}}),
+    )
     .await;
     assert_eq!((s, r["user_path"].as_str()), (200, Some("popular")));
     let mut got = item_ids(&r);
@@ -183,9 +196,11 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     assert_eq!(got, want);
 
     // At most two per category.
-    let (s, r) =
-        ask(&mut c, json!({"user_id": user, "k": 8, "num_candidates": 60, "max_per": {"category": 2}}))
-            .await;
+    let (s, r) = ask(
+        &mut c,
+        json!({"user_id": user, "k": 8, "num_candidates": 60, "max_per": {"category": 2}}),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     let got = item_ids(&r);
     assert_eq!(got.len(), 8, "{r}");
@@ -196,8 +211,11 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     assert!(per.values().all(|&n| n <= 2), "{per:?}");
 
     // Freshness: a heavy boost with a short half-life puts the newest products first.
-    let (s, r) = ask(&mut c, json!({"user_id": user, "k": 3, "num_candidates": 90, "exclude_seen": false,
-        "freshness": {"attribute": "launched", "half_life_days": 1, "weight": 1000}}))
+    let (s, r) = ask(
+        &mut c,
+        json!({"user_id": user, "k": 3, "num_candidates": 90, "exclude_seen": false,
+        "freshness": {"attribute": "launched", "half_life_days": 1, "weight": 1000}}),
+    )
     .await;
     assert_eq!((s, r["user_path"].as_str()), (200, Some("known")), "{r}");
     let mut newest: Vec<(&String, i64)> = cat.iter().map(|(k, v)| (k, v.2)).collect();
@@ -287,12 +305,18 @@ async fn items_added_and_retired_while_serving_change_answers_and_survive_a_rest
         .unwrap();
     assert!(new1["retrieval_score"].as_f64().unwrap().is_finite());
     assert_eq!(new1["title"], "Trail boot");
-    let (s, r) = ask(&mut c, json!({"user_id": user, "k": 10, "exclude_seen": false,
-        "filter": {"category": [category], "price": {"lt": 13, "gt": 12}}}))
+    let (s, r) = ask(
+        &mut c,
+        json!({"user_id": user, "k": 10, "exclude_seen": false,
+        "filter": {"category": [category], "price": {"lt": 13, "gt": 12}}}),
+    )
     .await;
     assert_eq!((s, item_ids(&r)), (200, vec!["NEW-1".to_owned()]), "{r}");
-    let (s, r) = ask(&mut c, json!({"user_id": user, "k": 1, "num_candidates": 200, "exclude_seen": false,
-        "freshness": {"attribute": "launched", "half_life_days": 0.01, "weight": 1000}}))
+    let (s, r) = ask(
+        &mut c,
+        json!({"user_id": user, "k": 1, "num_candidates": 200, "exclude_seen": false,
+        "freshness": {"attribute": "launched", "half_life_days": 0.01, "weight": 1000}}),
+    )
     .await;
     assert_eq!((s, item_ids(&r)), (200, vec!["NEW-1".to_owned()]), "{r}");
 
@@ -307,9 +331,15 @@ async fn items_added_and_retired_while_serving_change_answers_and_survive_a_rest
     ];
     for (b, want) in bad {
         let r = c.post("/v1/items", &b).await;
-        assert_eq!((r.status, r.json()["error"].as_str().unwrap_or("")), (400, want));
+        assert_eq!(
+            (r.status, r.json()["error"].as_str().unwrap_or("")),
+            (400, want)
+        );
     }
-    assert_eq!(item_ids(&everything(&mut c, user).await).len(), cat.len() + 2);
+    assert_eq!(
+        item_ids(&everything(&mut c, user).await).len(),
+        cat.len() + 2
+    );
 
     // Retire a new item and the user's best trained item: neither comes back, for
     // a known user, for an unknown one (popularity), or from /v1/rank.
@@ -331,13 +361,19 @@ async fn items_added_and_retired_while_serving_change_answers_and_survive_a_rest
     assert_eq!(pop["user_path"], "popular");
     assert!(!item_ids(&pop).contains(&best));
     let r = c
-        .post("/v1/rank", &json!({"user_id": user, "item_ids": [best, "NEW-1"]}))
+        .post(
+            "/v1/rank",
+            &json!({"user_id": user, "item_ids": [best, "NEW-1"]}),
+        )
         .await;
     // No ranking model is served: the answer is an error, never the retired item.
     assert!(!r.text().contains(&format!("\"{best}\"")), "{}", r.text());
     // Events for a retired item are refused.
     let r = c
-        .post("/v1/events", &json!({"events": [{"user_id": user, "item_id": "NEW-2", "event": "view"}]}))
+        .post(
+            "/v1/events",
+            &json!({"events": [{"user_id": user, "item_id": "NEW-2", "event": "view"}]}),
+        )
         .await;
     assert_eq!(
         (r.status, r.json()["error"].as_str().unwrap_or("")),

@@ -105,7 +105,11 @@ fn read_items(path: &Path) -> Result<Vec<(usize, ItemChange)>> {
         out.push((n, items::parse_item(&v, "item").map_err(bad)?));
     }
     if out.is_empty() {
-        return Err(BadInput(format!("{}: no items (expected JSON lines)", path.display())).into());
+        return Err(BadInput(format!(
+            "{}: no items (expected JSON lines)",
+            path.display()
+        ))
+        .into());
     }
     Ok(out)
 }

@@ -4,8 +4,8 @@
 pub mod bench;
 pub mod data;
 pub mod events;
-pub mod items;
 pub mod index;
+pub mod items;
 pub mod model;
 pub mod pipeline;
 pub mod quickstart;
