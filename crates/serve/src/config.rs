@@ -77,6 +77,9 @@ pub struct ServeConfig {
     pub events_fsync: FsyncPolicy,
     /// Events remembered per user (the latest). Default 200.
     pub events_per_user: usize,
+    /// Users whose events are remembered (the most recently active). Default
+    /// 1,000,000.
+    pub events_max_users: usize,
 }
 
 impl Default for ServeConfig {
@@ -104,6 +107,7 @@ impl Default for ServeConfig {
             event_table: EventTable::default(),
             events_fsync: FsyncPolicy::Batch,
             events_per_user: 200,
+            events_max_users: 1_000_000,
         }
     }
 }
@@ -123,6 +127,7 @@ impl ServeConfig {
         EventsConfig {
             fsync: self.events_fsync,
             max_per_user: self.events_per_user,
+            max_users: self.events_max_users,
             table: self.event_table.clone(),
             ..EventsConfig::for_base(&self.model_base_path)
         }

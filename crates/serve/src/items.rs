@@ -134,9 +134,11 @@ fn features_of(m: &Map<String, Value>, at: &str) -> Result<Vec<(String, RawValue
                     })
                     .collect::<Result<_, _>>()?,
             ),
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "{at}features.{name} must be a string, a number or a list of strings, got {other}"
-            )),
+            ))
+            }
         };
         out.push((name.clone(), value));
     }
@@ -242,7 +244,8 @@ impl Items {
     /// opened leaves item changes unavailable (503 with the reason), logged.
     pub fn open(path: &Path) -> Self {
         let mut changes = Vec::new();
-        let opened = Appender::open_kind(path, &ITEM_LOG, |p| match decode(p) {
+        let wait = crate::events::LOCK_WAIT;
+        let opened = Appender::open_waiting(path, &ITEM_LOG, wait, |p| match decode(p) {
             Some(c) => {
                 changes.push(c);
                 true

@@ -61,6 +61,9 @@ pub struct ServeArgs {
     /// Events remembered per user (the latest).
     #[arg(long, default_value_t = 200)]
     pub events_per_user: usize,
+    /// Users whose events are remembered; beyond it the least recently active user is forgotten.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events_max_users: usize,
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration> {
@@ -115,6 +118,7 @@ pub fn config(args: &ServeArgs) -> Result<shortlist_serve::ServeConfig> {
     c.events_fsync = shortlist_serve::events::FsyncPolicy::parse(&args.events_fsync)
         .map_err(|e| BadInput(format!("--events-fsync: {e}")))?;
     c.events_per_user = positive("events-per-user", args.events_per_user)?;
+    c.events_max_users = positive("events-max-users", args.events_max_users)?;
     Ok(c)
 }
 

@@ -75,6 +75,11 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Decodes one event record's payload (`None`: not an event record).
+pub fn decode_event(p: &[u8]) -> Option<Event> {
+    decode(p)
+}
+
 fn decode(p: &[u8]) -> Option<Event> {
     let mut at = 0usize;
     let mut take = |n: usize| -> Option<&[u8]> {
@@ -238,12 +243,15 @@ impl Appender {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::other(format!(
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
                     "{}: locked by another process (a running `shortlist serve` on this model base path?); send {}s to its POST /v1/{}s instead",
-                    path.display(),
-                    kind.name,
-                    kind.name
-                )))
+                        path.display(),
+                        kind.name,
+                        kind.name
+                    ),
+                ))
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(named(e)),
         }
@@ -270,6 +278,29 @@ impl Appender {
         }
         a.file.seek(SeekFrom::Start(a.len)).map_err(named)?;
         Ok((a, replay))
+    }
+
+    /// [`open_kind`](Self::open_kind), retrying with backoff (10 ms doubling to
+    /// 500 ms) for up to `wait` while another process holds the lock — a server
+    /// still shutting down when its successor starts. A lock held longer is the error
+    /// [`open_kind`](Self::open_kind) gives (kind `WouldBlock`).
+    pub fn open_waiting(
+        path: &Path,
+        kind: &LogKind,
+        wait: std::time::Duration,
+        mut sink: impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<(Self, Replay)> {
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            match Self::open_kind(path, kind, &mut sink) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && start.elapsed() < wait => {
+                    std::thread::sleep(pause.min(wait.saturating_sub(start.elapsed())));
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Appends `bytes` (whole records) and, with `sync`, waits until they are on
@@ -429,5 +460,46 @@ mod tests {
         let (_a, _) = Appender::open(&path, |_| {}).unwrap();
         let e = Appender::open(&path, |_| {}).unwrap_err().to_string();
         assert!(e.contains("events.log: locked by another process"), "{e}");
+    }
+
+    #[test]
+    fn opening_waits_for_a_lock_released_soon_and_gives_up_on_one_held_on() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let (mut a, _) = Appender::open(&path, |_| {}).unwrap();
+        let mut bytes = Vec::new();
+        encode(&ev("u", "i", 1), &mut bytes);
+        a.append(&bytes, true).unwrap();
+        // Held past the wait: the lock error, after about the wait.
+        let t = Instant::now();
+        let e = Appender::open_waiting(&path, &EVENT_LOG, Duration::from_millis(150), |_| true)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        // Released 200 ms from now (a server finishing its shutdown): opened, replayed.
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(a);
+        });
+        let t = Instant::now();
+        let mut n = 0;
+        let (_b, replay) =
+            Appender::open_waiting(&path, &EVENT_LOG, Duration::from_secs(10), |p| {
+                n += usize::from(decode(p).is_some());
+                true
+            })
+            .unwrap();
+        holder.join().unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!((n, replay.dropped_bytes), (1, 0));
     }
 }

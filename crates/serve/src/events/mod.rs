@@ -151,6 +151,8 @@ pub struct EventsConfig {
     pub fsync: FsyncPolicy,
     /// Events remembered per user (the latest). Default 200.
     pub max_per_user: usize,
+    /// Users remembered (the most recently active). Default 1,000,000.
+    pub max_users: usize,
     /// Accepted event names.
     pub table: EventTable,
 }
@@ -162,6 +164,7 @@ impl EventsConfig {
             log_path: base.join(".events").join("events.log"),
             fsync: FsyncPolicy::Batch,
             max_per_user: 200,
+            max_users: 1_000_000,
             table: EventTable::default(),
         }
     }
@@ -187,6 +190,10 @@ impl std::fmt::Debug for Commit {
     }
 }
 
+/// How long opening a log waits for another process (a server shutting down) to
+/// release its lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// Batches waiting for the writer before new ones are refused with 503.
 const QUEUE: usize = 1024;
 
@@ -195,11 +202,18 @@ impl Events {
     /// A log that cannot be opened leaves events unavailable (`POST /v1/events`
     /// answers 503 with the reason; recommendations work without them) and is logged.
     pub fn open(cfg: &EventsConfig) -> Self {
-        let store = Arc::new(EventStore::new(cfg.max_per_user));
+        let store = Arc::new(EventStore::new(cfg.max_per_user, cfg.max_users));
         let mut replayed = 0usize;
-        let opened = log::Appender::open(&cfg.log_path, |e| {
-            replayed += 1;
-            store.apply(std::slice::from_ref(&e));
+        // A server still shutting down may hold the log for a moment.
+        let opened = log::Appender::open_waiting(&cfg.log_path, &log::EVENT_LOG, LOCK_WAIT, |p| {
+            match log::decode_event(p) {
+                Some(e) => {
+                    replayed += 1;
+                    store.apply(std::slice::from_ref(&e));
+                    true
+                }
+                None => false,
+            }
         });
         let writer = match opened {
             Ok((appender, replay)) => {
