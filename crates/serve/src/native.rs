@@ -108,6 +108,7 @@ struct RankRequest<'a> {
     retrieval_model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     history: Vec<HistoryEntry<'a>>,
+    filter: Option<Value>,
 }
 
 /// What a request field must hold, for error messages.
@@ -193,6 +194,7 @@ const RANK_FIELDS: &[(&str, Kind, bool)] = &[
     ("ranking_model", Kind::Name, false),
     ("retrieval_model", Kind::Name, false),
     ("history", Kind::History, false),
+    ("filter", Kind::Rule, false),
 ];
 
 /// Explains why a body did not deserialize, naming the field (slow path only).
@@ -592,12 +594,26 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
         return Err(ApiError::invalid("ranking_model must not be empty"));
     };
     // Retired items (DELETE /v1/items) are never returned.
-    let ids: Vec<&str> = req
+    let mut ids: Vec<&str> = req
         .item_ids
         .iter()
         .map(|i| i.0.as_ref())
         .filter(|id| !st.items.is_retired(id))
         .collect();
+    let retrieval_name: &str = req
+        .retrieval_model
+        .as_deref()
+        .unwrap_or(&cfg.retrieval_model);
+    if req.filter.as_ref().is_some_and(|f| !f.is_null()) {
+        // The filter of /v1/recommend, over the retrieval model's item attributes:
+        // items that do not pass are left out of the answer.
+        let rules = shortlist_pipeline::Rules::parse(req.filter.as_ref(), None, None, unix_now())?;
+        let (source, _) = source_named(&snap, retrieval_name, "retrieval_model")?;
+        st.items.sync(source);
+        let attrs = source.attributes();
+        let ruled = rules.compile(attrs.as_deref(), source.kind())?;
+        ids.retain(|id| ruled.admits(source.item_row(id)));
+    }
     let user_id: &str = &req.user_id.0;
     let remembered = st.events.history(user_id);
     let history = with_remembered(
@@ -608,10 +624,6 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
         id: user_id,
         history: &history,
     };
-    let retrieval_name: &str = req
-        .retrieval_model
-        .as_deref()
-        .unwrap_or(&cfg.retrieval_model);
     let retrieval_scores = if ranker.has_relevance() {
         match source_named(&snap, retrieval_name, "retrieval_model") {
             Ok((source, _)) => {

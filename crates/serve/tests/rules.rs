@@ -26,7 +26,7 @@ type Catalogue = HashMap<String, (String, f64, i64)>;
 
 /// Trains `BASE/retrieval/1` with item features and its attribute table (plus the
 /// products' launch dates, which are not a model feature).
-fn train_model(base: &std::path::Path) -> (Catalogue, String) {
+fn train_model(base: &std::path::Path, with_ranking: bool) -> (Catalogue, String) {
     let (mut d, truth) = generate(&ProductConfig {
         customers: 150,
         products: 90,
@@ -68,6 +68,18 @@ fn train_model(base: &std::path::Path) -> (Catalogue, String) {
         name: "launched".into(),
         values: ColumnValues::Numeric(launched),
     });
+    let ranking = shortlist_train::TrainConfig {
+        embedding_dim: 8,
+        hidden: vec![8],
+        epochs: 1,
+        batch_size: 256,
+        relevance: None,
+        ..Default::default()
+    };
+    if with_ranking {
+        let (r, _) = shortlist_train::train_ranking(&d, &train, &[], &ranking).unwrap();
+        r.save(&base.join("ranking").join("1")).unwrap();
+    }
     let attrs = ItemAttributes::from_table(&model.spec.item_id, &d.items, &d.item_features);
     attrs.save(&dir, &model.spec.item_id).unwrap();
     shortlist_model::files::seal(&dir).unwrap();
@@ -131,7 +143,7 @@ async fn ask(c: &mut Client, body: Value) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     let base = tempfile::tempdir().unwrap();
-    let (cat, user) = train_model(base.path());
+    let (cat, user) = train_model(base.path(), true);
     let user = user.as_str();
     let (addr, _stop, _task) = start(base.path()).await;
     let mut c = Client::connect(addr).await;
@@ -224,6 +236,36 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     assert_eq!(cat[&got[0]].2, newest[0].1, "{r}");
     assert!(got.iter().all(|i| cat[i].2 >= newest[5].1), "{r}");
 
+    // /v1/rank takes the filter too: items that do not pass are left out.
+    let mut ids: Vec<&String> = cat.keys().collect();
+    ids.sort();
+    let r = c
+        .post(
+            "/v1/rank",
+            &json!({"user_id": user, "item_ids": ids, "filter": {"category": [category]}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut got = item_ids(&r.json());
+    got.sort();
+    let mut want: Vec<String> = cat
+        .iter()
+        .filter(|(_, v)| v.0 == category)
+        .map(|(k, _)| k.clone())
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let r = c
+        .post(
+            "/v1/rank",
+            &json!({"user_id": user, "item_ids": ids, "filter": {"size": ["XL"]}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str().unwrap_or("")),
+        (400, "filter.size: unknown attribute; the items have: category, brand, tags, price, launched")
+    );
+
     // Bad rules: 400 naming the field.
     let cases = [
         (json!({"filter": {"colour": ["red"]}}),
@@ -271,7 +313,7 @@ async fn everything(c: &mut Client, user: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_added_and_retired_while_serving_change_answers_and_survive_a_restart() {
     let base = tempfile::tempdir().unwrap();
-    let (cat, user) = train_model(base.path());
+    let (cat, user) = train_model(base.path(), false);
     let user = user.as_str();
     let (addr, stop, task) = start(base.path()).await;
     let mut c = Client::connect(addr).await;
