@@ -123,8 +123,8 @@ pub struct Live {
 /// How a model places an added item (a vector from its features, when it can) and
 /// checks its features.
 pub(crate) trait Placer {
-    /// The vector of an item with `features`; `Ok(None)` when the model cannot place
-    /// items from features.
+    /// Writes the vector of an item with `features` into `out`; `Ok(false)` when the
+    /// model cannot place items from features.
     fn place(&self, features: &[(String, RawValue)], out: &mut [f32]) -> crate::Result<bool>;
     /// The model's row of a raw id (its vocabulary).
     fn model_row(&self, item_id: &str) -> Option<u32>;
