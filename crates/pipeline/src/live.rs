@@ -358,3 +358,35 @@ fn apply_features(
     }
     placer.place(&model_features, out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_slots_are_distinct_stable_and_cover_the_chunk_boundaries() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..20_000usize {
+            let (c, off) = Arena::locate(i);
+            assert!(off < 64 << c, "{i}: offset {off} beyond chunk {c}");
+            assert!(seen.insert((c, off)), "{i} shares a slot");
+        }
+        assert_eq!(Arena::locate(63), (0, 63));
+        assert_eq!(Arena::locate(64), (1, 0));
+        assert_eq!(Arena::locate(191), (1, 127));
+        assert_eq!(Arena::locate(192), (2, 0));
+        let a = Arena::default();
+        let first = {
+            a.set(0, "a", "A");
+            a.get(0).unwrap() as *const _
+        };
+        for i in 1..5000 {
+            a.set(i, &format!("id{i}"), "");
+        }
+        // Slots never move once set.
+        assert!(std::ptr::eq(first, a.get(0).unwrap()));
+        assert_eq!(&*a.get(4999).unwrap().0, "id4999");
+        assert!(a.get(5000).is_none());
+    }
+}

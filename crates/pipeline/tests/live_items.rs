@@ -111,13 +111,36 @@ fn added_items_are_placed_as_the_trained_model_places_cold_items() {
     // Equal scores: adjacent in the list.
     assert!(pos("COPY").abs_diff(pos(cold_id)) <= 1, "{ids:?}");
 
+    // Replaced with another cold product's features: one row for COPY, scored as
+    // that product now.
+    let (other_id, other_item) = &cold[1];
+    let replace = [ItemChange::Put {
+        item_id: "COPY".into(),
+        title: None,
+        features: raw(*other_item),
+    }];
+    assert!(source.apply_items(1, &replace).is_empty());
+    source.score_items(&user, &["COPY", other_id], &mut scores);
+    assert!((scores[0] - scores[1]).abs() <= 1e-4, "{scores:?}");
+    assert_eq!(source.item_title("COPY"), None);
+    let again = source.retrieve(&user, 10_000, false, &[]).unwrap();
+    assert_eq!(again.candidates.len(), ids.len());
+    assert_eq!(
+        again
+            .candidates
+            .iter()
+            .filter(|c| c.item_id == "COPY")
+            .count(),
+        1
+    );
+
     // Retired: gone; applying the same changes again changes nothing.
     let retire = [ItemChange::Retire {
         item_id: "COPY".into(),
     }];
-    source.apply_items(1, &retire);
-    source.apply_items(1, &retire);
-    assert_eq!(source.items_applied(), 2);
+    source.apply_items(2, &retire);
+    source.apply_items(2, &retire);
+    assert_eq!(source.items_applied(), 3);
     assert!(source.is_retired("COPY") && !source.is_retired(cold_id));
     let all = source.retrieve(&user, 10_000, false, &[]).unwrap();
     assert!(!all.candidates.iter().any(|c| c.item_id == "COPY"));
