@@ -422,6 +422,31 @@ async fn items_added_and_retired_while_serving_change_answers_and_survive_a_rest
         (400, "events[0].item_id \"NEW-2\" is a retired item (DELETE /v1/items): events for it are refused")
     );
 
+    // Items added while requests run: every request answers 200.
+    let reader = {
+        let user = user.to_owned();
+        tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            let mut codes = Vec::new();
+            for _ in 0..150 {
+                let (s, _) = ask(&mut c, json!({"user_id": user, "k": 10})).await;
+                codes.push(s);
+            }
+            codes
+        })
+    };
+    for b in 0..20 {
+        let batch: Vec<Value> = (0..10)
+            .map(|i| json!({"item_id": format!("BULK-{b}-{i}"), "features": {"category": category, "price": 10 + i}}))
+            .collect();
+        let r = c.post("/v1/items", &json!({ "items": batch })).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let codes = reader.await.unwrap();
+    assert!(codes.iter().all(|&s| s == 200), "{codes:?}");
+    let ids = item_ids(&everything(&mut c, user).await);
+    assert_eq!(ids.len(), cat.len() + 200);
+
     // Restart: the item log is replayed.
     let _ = stop.send(());
     let _ = task.await;
@@ -440,7 +465,7 @@ async fn items_added_and_retired_while_serving_change_answers_and_survive_a_rest
     let (addr, _stop, _task) = start(base.path()).await;
     let mut c = Client::connect(addr).await;
     let ids = item_ids(&everything(&mut c, user).await);
-    assert_eq!(ids.len(), cat.len());
+    assert_eq!(ids.len(), cat.len() + 200);
     assert!(ids.contains(&"NEW-1".to_owned()));
     assert!(!ids.contains(&best) && !ids.contains(&"NEW-2".to_owned()));
 }
