@@ -19,6 +19,7 @@
 //! let _ = Dataset::default();
 //! ```
 
+pub mod alloc;
 pub mod atomic;
 pub mod dataset;
 pub mod hash;

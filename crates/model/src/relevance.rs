@@ -237,7 +237,7 @@ impl RelevanceHead {
                                 .data()
                                 .get(i as usize * m.dim()..(i as usize + 1) * m.dim())
                             {
-                                Some(y) => x.iter().zip(y).map(|(a, b)| a * b).sum(),
+                                Some(y) => crate::autorec::dot(x, y),
                                 None => f32::NAN,
                             };
                         }
