@@ -498,7 +498,7 @@ impl ModelSource {
         }
         exclude.extend_from_slice(&excluded_rows);
         exclude.extend_from_slice(&st.retired);
-        let mut hits: Vec<(u32, f32)> = match &self.scorer {
+        let hits: Vec<(u32, f32)> = match &self.scorer {
             Scorer::TwoTower { index, .. } | Scorer::Ials { index, .. } => match self.query(&r) {
                 Some(q) => {
                     let mut hits = match allow {
@@ -514,7 +514,13 @@ impl ModelSource {
                             search(index, &q, k, &Filter::AllowBitmap(&own))?
                         }
                     };
-                    hits.extend(search_live(&st, base, &q, k, &exclude, allow)?);
+                    let live = search_live(&st, base, &q, k, &exclude, allow)?;
+                    if !live.is_empty() {
+                        // The model's hits and the added items' hits, merged by score.
+                        hits.extend(live);
+                        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        hits.truncate(k);
+                    }
                     hits
                 }
                 None => Vec::new(),
@@ -537,9 +543,6 @@ impl ModelSource {
                 top_k(&scores, k)
             }
         };
-        // The model's hits and the added items' hits, merged by score.
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
         Ok(Retrieved {
             candidates: hits
                 .into_iter()

@@ -309,6 +309,9 @@ impl Items {
     /// Brings `source` up to date with every change (cheap when it is).
     pub fn sync(&self, source: &dyn CandidateSource) {
         let n = self.seq();
+        if n == 0 {
+            return;
+        }
         let applied = source.items_applied();
         if applied >= n {
             return;
