@@ -371,7 +371,11 @@ pub(crate) fn unkey(k: u64) -> Hit {
 
 /// The best `k` of `keys` (distinct: each holds its item), best first. Reorders
 /// `keys`.
-fn finish(keys: &mut [u64], k: usize) -> Vec<Hit> {
+///
+/// # Safety
+/// On x86-64 the CPU must have AVX-512F and POPCNT (as [`available`] checks): a few
+/// dozen keys are ranked with AVX-512 code.
+unsafe fn finish(keys: &mut [u64], k: usize) -> Vec<Hit> {
     let n = keys.len();
     if n <= 64 {
         // A few dozen candidates, in item order: place each at its rank (the number
@@ -385,7 +389,7 @@ fn finish(keys: &mut [u64], k: usize) -> Vec<Hit> {
             n.min(k)
         ];
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: only reached from the int8 path, which requires AVX-512.
+        // SAFETY: the caller guarantees AVX-512F and POPCNT (this function's contract).
         unsafe {
             x86::place_by_rank(keys, &mut out)
         };
@@ -511,14 +515,18 @@ pub(crate) fn search_ranges(
     let mut keys = std::mem::take(&mut st.best).into_vec();
     Some(match st.result.take() {
         Some(hits) => hits,
-        None => finish(&mut keys, k),
+        // SAFETY: `available()` asserted above: AVX-512F and POPCNT are present.
+        None => unsafe { finish(&mut keys, k) },
     })
 }
 
 /// [`search`]'s body, inlined into `x86::search` so that the query preparation is
 /// compiled for AVX-512 too.
+///
+/// # Safety
+/// [`available`] must hold (the int8 kernel's target features are present).
 #[inline(always)]
-fn search_inline<'a>(
+unsafe fn search_inline<'a>(
     t: &Int8Items,
     items: &[f32],
     queries: &[f32],
@@ -543,7 +551,7 @@ fn search_inline<'a>(
             .iter()
             .map(|&i| &queries[i * t.dim..(i + 1) * t.dim])
             .collect();
-        // SAFETY: `available()` asserted above: the target features are present.
+        // SAFETY: the caller guarantees `available()`: the target features are present.
         #[cfg(target_arch = "x86_64")]
         unsafe {
             x86::scan(t, items, &qs, &words, &mut states)
@@ -553,7 +561,9 @@ fn search_inline<'a>(
         let mut s = s;
         out[i] = Some(match s.result.take() {
             Some(hits) => hits,
-            None => finish(&mut s.keys, k),
+            // SAFETY: the caller guarantees `available()`, which includes AVX-512F and
+            // POPCNT.
+            None => unsafe { finish(&mut s.keys, k) },
         });
     }
     out

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::loaders::LoadOptions;
 use crate::split::{split, SplitMethod};

@@ -1,4 +1,3 @@
-
 use super::*;
 use shortlist_core::progress::NoProgress;
 

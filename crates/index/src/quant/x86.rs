@@ -22,7 +22,9 @@ pub(super) fn search<'a>(
     adms: Vec<Admissible<'a>>,
     k: usize,
 ) -> Vec<Option<Vec<Hit>>> {
-    search_inline(t, items, queries, adms, k)
+    // SAFETY: this function is compiled for the int8 kernel's features and entered
+    // only through `super::search`, which asserts `available()`.
+    unsafe { search_inline(t, items, queries, adms, k) }
 }
 
 /// All queries in groups of 8 (then 4, 2, 1), chunk by chunk.
@@ -480,7 +482,9 @@ fn select(
                 .zip(&bufs.scores)
                 .map(|(&item, &s)| key(sanitize(s), item)),
         );
-        st.result = Some(finish(&mut bufs.keys, k));
+        // SAFETY: `select` is inlined only into `scan` and `scan_ranges`, compiled for
+        // (and entered after the check of) AVX-512F and POPCNT, among others.
+        st.result = Some(unsafe { finish(&mut bufs.keys, k) });
         return;
     }
     if st.ids.is_some() {
