@@ -26,13 +26,14 @@
 
 //!
 //! The file holds the training loop; its parts live beside it: the configuration
-//! (`config.rs`), the per-epoch history and curves (`history.rs`), the evaluation
-//! adapters (`evaluation.rs`) and the towers' forward/backward helpers with the history
+//! (`config.rs`), the per-epoch history and curves (`history.rs`), the model as an
+//! evaluation scorer (`scorer.rs`; the split evaluator is
+//! [`shortlist_eval::SplitEvaluator`]) and the towers' forward/backward helpers with the history
 //! pool (`towers.rs`).
 
 mod config;
-mod evaluation;
 mod history;
+mod scorer;
 #[cfg(test)]
 mod tests;
 mod towers;
@@ -42,6 +43,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use shortlist_core::{Dataset, Rng};
+use shortlist_eval::SplitEvaluator;
 use shortlist_features::FeatureSpec;
 use shortlist_model::kernel::{gemm, Operand};
 use shortlist_model::retrieval::{Csr, RetrievalConfig, RetrievalModel};
@@ -53,8 +55,8 @@ use crate::optim::{SparseGrad, SparseState};
 use crate::trainer::fingerprint;
 
 pub use config::{NegativeSampling, Reduction, RetrievalLoss, RetrievalTrainConfig};
-pub use evaluation::{DatasetScorer, SplitEvaluator};
 pub use history::{RetrievalEpoch, RetrievalHistory};
+pub use scorer::DatasetScorer;
 use towers::{
     backprop_feature, features_only_into, init_table, tower_into, zero_rows_from, HistoryPool,
     TableState,
@@ -434,7 +436,8 @@ pub fn train_retrieval_with(
         let eval_start = Instant::now();
         let test_metrics = match &evaluator {
             Some(ev) if cfg.eval_every_epoch || epoch == cfg.epochs => {
-                Some(ev.model(&model, dataset)?)
+                let scorer = DatasetScorer::new(&model, dataset);
+                Some(ev.scorer(&scorer)?)
             }
             _ => None,
         };

@@ -156,8 +156,11 @@ impl RetrievalTrainConfig {
     }
 
     /// The config as TOML (saved next to the model).
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// When a value cannot be written as TOML (see [`crate::config::write_toml`]).
+    pub fn to_toml(&self) -> Result<String> {
+        crate::config::write_toml(self, true)
     }
 
     /// Checks every value, naming the first bad one.

@@ -150,7 +150,8 @@ fn trained_recall(
         ..Default::default()
     };
     let (model, hist) = train_retrieval(d, train, test, &cfg, |_| {}).unwrap();
-    (ev.model(&model, d).unwrap().get("recall@20").unwrap(), hist)
+    let metrics = ev.scorer(&DatasetScorer::new(&model, d)).unwrap();
+    (metrics.get("recall@20").unwrap(), hist)
 }
 
 #[test]
