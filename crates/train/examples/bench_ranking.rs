@@ -179,7 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "  scoring (precomputed first layer: {}): one pair {one:.2} us; 1000 pairs {:.3} ms (median)",
-        model.cache.is_some(),
+        model.scoring_cache().is_some(),
         median(times)
     );
     let small = sparse_step_us(10_000, 64, 8192);
