@@ -72,13 +72,15 @@ impl RetrievalHistory {
 }
 
 impl RetrievalHistory {
-    /// Writes `curves.csv` and `curves.png` into `dir` (no baseline; see
+    /// Writes `curves.csv` and (with the `plot` feature) `curves.png` into `dir` (no
+    /// baseline; see
     /// [`RetrievalHistory::write_curves_with`]).
     pub fn write_curves(&self, dir: &std::path::Path) -> Result<()> {
         self.write_curves_with(dir, None)
     }
 
-    /// Writes `curves.csv` and `curves.png` into `dir`: one panel each for test
+    /// Writes `curves.csv` and (with the `plot` feature) `curves.png` into `dir`: one
+    /// panel each for test
     /// recall@20, NDCG@10 and top-100 accuracy (with `popularity`'s value as a dashed
     /// level), and one for the training loss.
     pub fn write_curves_with(
@@ -93,13 +95,16 @@ impl RetrievalHistory {
                 message: e.to_string(),
             }
         })?;
-        crate::curves::plot_panels(&dir.join("curves.png"), &self.panels(popularity))
+        #[cfg(feature = "plot")]
+        crate::curves::plot_panels(&dir.join("curves.png"), &self.panels(popularity))?;
+        #[cfg(not(feature = "plot"))]
+        let _ = popularity;
+        Ok(())
     }
 
     /// The panels of `curves.png` (see [`RetrievalHistory::write_curves_with`]).
     pub fn panels(&self, popularity: Option<&EvalMetrics>) -> Vec<crate::curves::Panel> {
-        use crate::curves::{Line, Panel, BASELINE_GREY, DARK_GREEN};
-        use plotters::style::{BLACK, BLUE, RED};
+        use crate::curves::{Line, Panel, BASELINE_GREY, BLACK, BLUE, DARK_GREEN, RED};
         let last = self.epochs.len() as u32;
         let metric = |key: &str| -> Vec<(u32, f64)> {
             self.epochs
