@@ -28,7 +28,7 @@ pub struct IvfParams {
     /// head: without outliers of norm (norms within a factor of two, say) a head only
     /// adds work to every query. Default 2.
     pub head_norm_ratio: f64,
-    /// `β` of the list order `q·c + β‖q‖r` (see the [module docs](self)), in `[0, 1]`.
+    /// `β` of the list order `q·c + β‖q‖r` (see the [module docs](super)), in `[0, 1]`.
     /// Default 0.25.
     pub spread_weight: f64,
     /// Queries of each of two kinds (see [`IvfIndex::build`]) the build calibrates
