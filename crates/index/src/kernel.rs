@@ -32,6 +32,7 @@
 
 mod simd;
 
+#[cfg(target_arch = "x86_64")]
 use crate::cpu::{simd_cap, SimdCap};
 pub(crate) use crate::cpu::{Row, BLOCK};
 use crate::select::Gate;
