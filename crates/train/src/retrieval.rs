@@ -23,13 +23,12 @@
 //! not exist in the training period). Id dropout (`item_id_dropout`) trains the item
 //! tower for that case: each batch drops the id embedding of each candidate item with
 //! that probability, forward and backward.
-
 //!
 //! The file holds the training loop; its parts live beside it: the configuration
 //! (`config.rs`), the per-epoch history and curves (`history.rs`), the model as an
 //! evaluation scorer (`scorer.rs`; the split evaluator is
-//! [`shortlist_eval::SplitEvaluator`]) and the towers' forward/backward helpers with the history
-//! pool (`towers.rs`).
+//! [`shortlist_eval::SplitEvaluator`]) and the towers' forward/backward helpers with
+//! the history pool (`towers.rs`).
 
 mod config;
 mod history;
