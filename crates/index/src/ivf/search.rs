@@ -1,7 +1,8 @@
 //! Searching an [`IvfIndex`]: choosing the lists a query opens (by budget or by a
 //! fixed number of probes), scanning them with the int8 prefilter or in `f32`, and the
 //! filters' exact paths. Kept apart from the build, calibration and file code of
-//! `mod.rs`, which it shares only the index's fields with.
+//! `mod.rs`; the helpers are `pub(super)`, visible to the whole `ivf` module as they
+//! were when they lived in `mod.rs`.
 
 use rayon::prelude::*;
 
@@ -100,7 +101,13 @@ impl IvfIndex {
 
     /// One exact top-`k` over `ranges` (`adm` filters stored positions, or items for a
     /// bitmap): the int8 kernel, or `f32` for a query it cannot take.
-    fn scan(&self, query: &[f32], k: usize, adm: &Admissible<'_>, ranges: &[Range]) -> Vec<Hit> {
+    pub(super) fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        adm: &Admissible<'_>,
+        ranges: &[Range],
+    ) -> Vec<Hit> {
         if let Some(t) = &self.int8 {
             let found =
                 quant::search_ranges(t, &self.items, &self.ids, query, adm.clone(), k, ranges);
@@ -194,7 +201,7 @@ impl IvfIndex {
     /// A proven upper bound on the `f32` score of every item of list `l` for a query of
     /// norm `qn` whose list score (`q·c + β ν r`, `ν = f32(qn)`, an fma chain) is `s`:
     /// `q·v ≤ q·c + ‖q‖ r`, plus the rounding of `s` and of the item's own score.
-    fn list_bound(&self, l: usize, s: f32, qn: f64, nu: f32) -> f64 {
+    pub(super) fn list_bound(&self, l: usize, s: f32, qn: f64, nu: f32) -> f64 {
         let d = self.dim as f64;
         let s = f64::from(s);
         let rho = f64::from(self.spread_weight as f32 * self.radius[l]);
@@ -206,7 +213,7 @@ impl IvfIndex {
     }
 
     /// The admissible items of a prepared filter, ascending.
-    fn admissible_items(&self, adm: &Admissible<'_>) -> Vec<u32> {
+    pub(super) fn admissible_items(&self, adm: &Admissible<'_>) -> Vec<u32> {
         if let Some(allowed) = adm.allow_list() {
             return allowed.to_vec();
         }
@@ -218,7 +225,7 @@ impl IvfIndex {
 
     /// The probed lists in `f32`, eight items at a time (no VNNI, or a query the int8
     /// path cannot quantise). `adm` filters stored positions (a bitmap: their items).
-    fn scan_f32(
+    pub(super) fn scan_f32(
         &self,
         query: &[f32],
         k: usize,
@@ -251,7 +258,7 @@ impl IvfIndex {
     }
 
     /// Scores only the allowed items (sorted, deduplicated, in range).
-    fn search_allowed(&self, query: &[f32], k: usize, allowed: &[u32]) -> Vec<Hit> {
+    pub(super) fn search_allowed(&self, query: &[f32], k: usize, allowed: &[u32]) -> Vec<Hit> {
         let mut top = TopK::new(k, allowed.len());
         let mut which = Vec::with_capacity(allowed.len().min(4096));
         let mut scores = Vec::with_capacity(allowed.len().min(4096));
