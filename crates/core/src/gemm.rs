@@ -43,6 +43,7 @@ impl<'a> Operand<'a> {
 ///
 /// # Panics
 /// When a slice is shorter than its dimensions require (a programming error).
+#[inline]
 pub fn gemm(
     m: usize,
     k: usize,
@@ -112,6 +113,7 @@ pub fn gemm(
 
 /// `y (n) = x (k) · W (k×n) + bias`: one row, without GEMM packing overhead
 /// (a chain of `axpy`s over the rows of `W`, which the compiler vectorises).
+#[inline]
 pub fn gemv_row(x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
     let n = bias.len();
     y[..n].copy_from_slice(bias);
