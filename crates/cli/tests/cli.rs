@@ -774,12 +774,10 @@ fn fake_ml100k(home: &Path) {
     let dir = home.join("datasets").join("ml-100k");
     std::fs::create_dir_all(&dir).unwrap();
     let (mut data, mut items, mut users) = (String::new(), String::new(), String::new());
-    let mut x: u64 = 7;
+    let mut rng = shortlist_core::Rng::new(7);
     for u in 1..=60u64 {
         for i in 1..=40u64 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            let x = rng.next_u64();
             if !(x >> 33).is_multiple_of(2) {
                 continue;
             }

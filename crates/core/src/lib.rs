@@ -8,6 +8,8 @@
 //! * [`atomic`]: write files and directories so that a reader never sees half of one.
 //! * [`input`]: read input files defensively (regular files only, size-limited).
 //! * [`progress`]: a progress-reporting seam, so libraries stay free of terminal code.
+//! * [`gemm`]: the one `f32` matrix-product wrapper (`matrixmultiply::sgemm`), shared by
+//!   the models, training and evaluation.
 //!
 //! ```
 //! use shortlist_core::dataset::{Dataset, IdMap};
@@ -22,6 +24,7 @@
 pub mod alloc;
 pub mod atomic;
 pub mod dataset;
+pub mod gemm;
 pub mod hash;
 pub mod input;
 pub mod progress;

@@ -3,13 +3,11 @@
 //!
 //! Shapes: `user_emb` is `n_users × dim`, `item_emb` is `n_items × dim`, both
 //! row-major; `score_users(users, out)` fills `out` (`users.len() × n_items`) with
-//! `U[users] · Iᵀ` through blocked GEMM (`matrixmultiply`), user blocks in parallel.
-//!
-//! `unsafe` is allowed in this module only, for the raw-pointer `sgemm` call, whose
-//! bounds are asserted first.
-#![allow(unsafe_code)]
+//! `U[users] · Iᵀ` through blocked GEMM ([`shortlist_core::gemm`]), user blocks in
+//! parallel.
 
 use rayon::prelude::*;
+use shortlist_core::gemm::{gemm, Operand};
 
 use crate::error::{Error, Result};
 use crate::scorer_base::Scorer;
@@ -104,31 +102,7 @@ impl Scorer for EmbeddingScorer<'_> {
 /// `c[i * n + j] = Σ_t a[i * k + t] · b[j * k + t]`: A (m × k) times Bᵀ, B (n × k),
 /// all row-major.
 fn gemm_abt(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
-    // SAFETY: the assertion keeps every access of sgemm inside the three slices (rows
-    // of A and B with stride k, rows of C with stride n); `c` is a unique borrow, so
-    // it cannot alias `a` or `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            1,
-            k as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    gemm(m, k, n, Operand::new(a), Operand::t(b), 0.0, c);
 }
 
 #[cfg(test)]

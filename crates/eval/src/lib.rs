@@ -8,6 +8,8 @@
 //! * [`rating_baseline`]: [`BiasBaseline`], the global mean and user + item biases,
 //!   the baselines of rating prediction (RMSE/MAE).
 //! * [`evaluator`]: [`Evaluator`], the metrics below over a train/test split.
+//! * [`split`]: [`SplitEvaluator`], an [`Evaluator`] over a split of a dataset's rows,
+//!   reused for every epoch, model and baseline.
 //! * [`metrics`]: [`Metrics`] (JSON via serde) and [`EvalConfig`] (cut-offs).
 //! * [`classification`]: [`ClickMetrics`], AUC, group AUC and log-loss of click
 //!   probabilities (exact, ties counting ½).
@@ -66,6 +68,7 @@ pub mod metrics;
 pub mod popularity;
 pub mod rating_baseline;
 pub mod scorer_base;
+pub mod split;
 
 pub use classification::ClickMetrics;
 pub use embedding::EmbeddingScorer;
@@ -75,3 +78,4 @@ pub use metrics::{EvalConfig, Metrics};
 pub use popularity::PopularityScorer;
 pub use rating_baseline::{BiasBaseline, RatingErrors};
 pub use scorer_base::Scorer;
+pub use split::SplitEvaluator;

@@ -7,6 +7,9 @@
 //!
 //! Run: `cargo bench -p shortlist-index --bench exact_topk`
 //!
+//! The exact index takes the int8 prefilter on CPUs with AVX-512 VNNI; run it again with
+//! `SHORTLIST_SIMD=avx512` (or `avx2`, `off`) to time the f32 kernels on the same machine.
+//!
 //! `TOPK_EMBEDDINGS=dir` replaces the random ML-100k-sized vectors by a trained model's
 //! towers (`queries.f32`, `items.f32`, `dim.txt`, as written by `DUMP_EMBEDDINGS=dir
 //! cargo run --release -p shortlist-train --example retrieval_split -- …`).

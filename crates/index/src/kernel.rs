@@ -30,18 +30,18 @@
 //! detection) and raw-pointer loads whose bounds are argued next to them.
 #![allow(unsafe_code)]
 
-use crate::select::Gate;
+mod simd;
 
-/// Items per packed block (one AVX-512 register of `f32`).
-pub(crate) const BLOCK: usize = 16;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::{simd_cap, SimdCap};
+pub(crate) use crate::cpu::{Row, BLOCK};
+use crate::select::Gate;
+#[cfg(target_arch = "x86_64")]
+use simd::x86;
+use simd::{Scalar, Simd};
 
 /// Packed matrices larger than this many bytes get software prefetch (about L2 size).
 const PREFETCH_ABOVE: usize = 1 << 20;
-
-/// One 64-byte aligned row of a packed block: coordinate `d` of 16 items.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[repr(C, align(64))]
-pub(crate) struct Row(pub(crate) [f32; BLOCK]);
 
 /// The item matrix in blocks of 16 items, dim-major inside a block (see module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -89,38 +89,6 @@ pub(crate) enum Kernel {
     /// [`scan`](Kernel::scan)) runs as [`Avx512`](Kernel::Avx512).
     #[cfg(target_arch = "x86_64")]
     Int8,
-}
-
-/// The widest instruction set the index may use, from the environment variable
-/// `SHORTLIST_SIMD` (read once): `off` (the scalar kernels), `avx2` (no AVX-512),
-/// `avx512` (AVX-512 f32 kernels, no int8 prefilter), unset or `all` (whatever the
-/// CPU has). It lets the fallbacks be tested on a CPU that has everything (CI runs
-/// the index tests once with `SHORTLIST_SIMD=off`). An unknown value means `all`,
-/// with a warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) enum SimdCap {
-    Off,
-    Avx2,
-    Avx512,
-    All,
-}
-
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) fn simd_cap() -> SimdCap {
-    static CAP: std::sync::OnceLock<SimdCap> = std::sync::OnceLock::new();
-    *CAP.get_or_init(|| match std::env::var("SHORTLIST_SIMD").as_deref() {
-        Err(_) | Ok("" | "all") => SimdCap::All,
-        Ok("off") => SimdCap::Off,
-        Ok("avx2") => SimdCap::Avx2,
-        Ok("avx512") => SimdCap::Avx512,
-        Ok(other) => {
-            eprintln!(
-                "warning: SHORTLIST_SIMD={other:?} is not one of off, avx2, avx512, all; using all"
-            );
-            SimdCap::All
-        }
-    })
 }
 
 impl Kernel {
@@ -255,180 +223,6 @@ fn dot_chain(row: &[f32], q: &[f32]) -> f32 {
 #[target_feature(enable = "fma")]
 fn dot_fma(row: &[f32], q: &[f32]) -> f32 {
     dot_chain(row, q)
-}
-
-/// The vector operations a kernel needs; `W` lanes per vector, `16 / W` vectors per
-/// block.
-trait Simd {
-    type V: Copy;
-    const W: usize;
-    /// # Safety
-    /// The CPU must support the backend's features (all methods).
-    unsafe fn zero() -> Self::V;
-    /// # Safety
-    /// `p` must be valid for reading `W` floats.
-    unsafe fn load(p: *const f32) -> Self::V;
-    unsafe fn splat(x: f32) -> Self::V;
-    /// `a * b + c` with one rounding.
-    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// Bit `l` set when lane `l` is `> thr` (NaN never is).
-    unsafe fn gt(v: Self::V, thr: Self::V) -> u32;
-    /// # Safety
-    /// `p` must be valid for writing `W` floats.
-    unsafe fn store(p: *mut f32, v: Self::V);
-    /// Lane-wise `if s > m { s } else { m }` (a NaN `s` keeps `m`).
-    unsafe fn max(s: Self::V, m: Self::V) -> Self::V;
-    /// Bit `l` set when lane `l` is `>= thr` (NaN never is).
-    unsafe fn ge(v: Self::V, thr: Self::V) -> u32;
-    /// Hint that the cache line at `p` will be read soon, into L2 (any address is
-    /// allowed: a prefetch never faults). L2, not L1: a tile ahead is as large as L1.
-    unsafe fn prefetch(_p: *const f32) {}
-}
-
-/// Portable backend: a whole 16-lane block as an array.
-struct Scalar;
-
-impl Simd for Scalar {
-    type V = [f32; BLOCK];
-    const W: usize = BLOCK;
-    #[inline(always)]
-    unsafe fn zero() -> Self::V {
-        [0.0; BLOCK]
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self::V {
-        // SAFETY: the caller guarantees `p` is valid for 16 reads.
-        unsafe { std::ptr::read_unaligned(p.cast::<[f32; BLOCK]>()) }
-    }
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self::V {
-        [x; BLOCK]
-    }
-    #[inline(always)]
-    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-        std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
-    }
-    #[inline(always)]
-    unsafe fn gt(v: Self::V, thr: Self::V) -> u32 {
-        let mut m = 0;
-        for l in 0..BLOCK {
-            m |= u32::from(v[l] > thr[l]) << l;
-        }
-        m
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: Self::V) {
-        // SAFETY: the caller guarantees `p` is valid for 16 writes.
-        unsafe { std::ptr::write_unaligned(p.cast::<[f32; BLOCK]>(), v) }
-    }
-    #[inline(always)]
-    unsafe fn max(s: Self::V, m: Self::V) -> Self::V {
-        std::array::from_fn(|l| if s[l] > m[l] { s[l] } else { m[l] })
-    }
-    #[inline(always)]
-    unsafe fn ge(v: Self::V, thr: Self::V) -> u32 {
-        let mut m = 0;
-        for l in 0..BLOCK {
-            m |= u32::from(v[l] >= thr[l]) << l;
-        }
-        m
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::Simd;
-    use std::arch::x86_64::*;
-
-    pub(super) struct Avx2;
-    pub(super) struct Avx512;
-
-    // SAFETY (all methods of both impls): they are only reached from
-    // `scan_avx2` / `scan_avx512`, entered after runtime detection of the features;
-    // pointer validity is the caller's contract, documented on the trait.
-    impl Simd for Avx2 {
-        type V = __m256;
-        const W: usize = 8;
-        #[inline(always)]
-        unsafe fn zero() -> __m256 {
-            unsafe { _mm256_setzero_ps() }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m256 {
-            unsafe { _mm256_load_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> __m256 {
-            unsafe { _mm256_set1_ps(x) }
-        }
-        #[inline(always)]
-        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
-            unsafe { _mm256_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn gt(v: __m256, thr: __m256) -> u32 {
-            unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, thr)) as u32 }
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m256) {
-            unsafe { _mm256_storeu_ps(p, v) }
-        }
-        #[inline(always)]
-        unsafe fn max(s: __m256, m: __m256) -> __m256 {
-            // maxps returns its second operand unless the first is greater.
-            unsafe { _mm256_max_ps(s, m) }
-        }
-        #[inline(always)]
-        unsafe fn ge(v: __m256, thr: __m256) -> u32 {
-            unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v, thr)) as u32 }
-        }
-        #[inline(always)]
-        unsafe fn prefetch(p: *const f32) {
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>()) }
-        }
-    }
-
-    impl Simd for Avx512 {
-        type V = __m512;
-        const W: usize = 16;
-        #[inline(always)]
-        unsafe fn zero() -> __m512 {
-            unsafe { _mm512_setzero_ps() }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m512 {
-            unsafe { _mm512_load_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> __m512 {
-            unsafe { _mm512_set1_ps(x) }
-        }
-        #[inline(always)]
-        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
-            unsafe { _mm512_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn gt(v: __m512, thr: __m512) -> u32 {
-            unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, thr)) }
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m512) {
-            unsafe { _mm512_storeu_ps(p, v) }
-        }
-        #[inline(always)]
-        unsafe fn max(s: __m512, m: __m512) -> __m512 {
-            // maxps returns its second operand unless the first is greater.
-            unsafe { _mm512_max_ps(s, m) }
-        }
-        #[inline(always)]
-        unsafe fn ge(v: __m512, thr: __m512) -> u32 {
-            unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, thr)) }
-        }
-        #[inline(always)]
-        unsafe fn prefetch(p: *const f32) {
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>()) }
-        }
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -777,141 +571,5 @@ fn select_chunk<S: Simd>(gate: &mut Gate<'_>, rows: &mut [Row], start: u32, vali
             gate.fallback(&flat, start, valid);
             gate.end_chunk(None);
         }
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    use crate::select::Admissible;
-    use crate::Filter;
-
-    /// Kernel cost with and without selection, in one process (run with
-    /// `cargo test --release -p shortlist-index timing -- --ignored --nocapture`).
-    #[test]
-    #[ignore = "timing probe"]
-    fn kernel_vs_selection() {
-        let mut rng = shortlist_core::Rng::new(1);
-        let (n, dim, m) = (1682, 32, 943);
-        let items: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
-        let qs: Vec<f32> = (0..m * dim).map(|_| rng.normal() as f32).collect();
-        let p = Packed::new(&items, dim);
-        let kernel = Kernel::best();
-        for (name, kk) in [("k=1", 1), ("k=10", 10), ("k=100", 100)] {
-            for single in [true, false] {
-                let mut best = f64::MAX;
-                for _ in 0..30 {
-                    let mut gates: Vec<Gate<'_>> = (0..m)
-                        .map(|_| Gate::new(Admissible::prepare(&Filter::None, n).unwrap(), kk, n))
-                        .collect();
-                    let t = std::time::Instant::now();
-                    if single {
-                        for (q, g) in qs.chunks_exact(dim).zip(gates.chunks_mut(1)) {
-                            kernel.scan(&p, q, g);
-                        }
-                    } else {
-                        kernel.scan(&p, &qs, &mut gates);
-                    }
-                    best = best.min(t.elapsed().as_secs_f64());
-                    std::hint::black_box(gates);
-                }
-                println!(
-                    "{name:<14} single={single}: {:.3} µs/query",
-                    best * 1e6 / m as f64
-                );
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod timing_api {
-    use crate::{ExactIndex, Filter};
-
-    /// Whole `search_batch` on one thread vs the kernel alone (see `timing`).
-    #[test]
-    #[ignore = "timing probe"]
-    fn batch_api_one_thread() {
-        let mut rng = shortlist_core::Rng::new(1);
-        let (n, dim, m) = (1682, 32, 943);
-        let items: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
-        let qs: Vec<f32> = (0..m * dim).map(|_| rng.normal() as f32).collect();
-        let index = ExactIndex::new(items, dim).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        for threads in [1, 2] {
-            let run = || {
-                let mut best = f64::MAX;
-                for _ in 0..50 {
-                    let t = std::time::Instant::now();
-                    let r =
-                        index.search_batch_with(super::Kernel::best(), &qs, 10, &|_| Filter::None);
-                    best = best.min(t.elapsed().as_secs_f64());
-                    std::hint::black_box(r.unwrap());
-                }
-                best
-            };
-            let best = if threads == 1 {
-                pool.install(run)
-            } else {
-                run()
-            };
-            println!(
-                "search_batch {threads} thread(s): min {:.3} µs/query",
-                best * 1e6 / m as f64
-            );
-        }
-        {
-            let mut best = f64::MAX;
-            for _ in 0..50 {
-                let t = std::time::Instant::now();
-                let r = index.search_block(super::Kernel::best(), &qs, 0, 10, &|_| Filter::None);
-                best = best.min(t.elapsed().as_secs_f64());
-                std::hint::black_box(r.unwrap());
-            }
-            println!(
-                "search_block, all queries: min {:.3} µs/query",
-                best * 1e6 / m as f64
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod timing_big {
-    use super::*;
-    use crate::select::Admissible;
-    use crate::Filter;
-
-    /// One query over 1M × 64 (run with
-    /// `cargo test --release -p shortlist-index timing_big -- --ignored --nocapture`).
-    #[test]
-    #[ignore = "timing probe"]
-    fn one_query_over_a_million_items() {
-        let mut rng = shortlist_core::Rng::new(1);
-        let (n, dim) = (1_000_000, 64);
-        let items: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
-        let q: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
-        let p = Packed::new(&items, dim);
-        drop(items);
-        let mut times = Vec::new();
-        for _ in 0..15 {
-            let mut g = [Gate::new(
-                Admissible::prepare(&Filter::None, n).unwrap(),
-                10,
-                n,
-            )];
-            let t = std::time::Instant::now();
-            Kernel::best().scan(&p, &q, &mut g);
-            times.push(t.elapsed().as_secs_f64());
-        }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "1M x 64: median {:.3} ms, min {:.3} ms",
-            times[7] * 1e3,
-            times[0] * 1e3
-        );
     }
 }

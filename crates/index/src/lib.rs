@@ -42,6 +42,7 @@
 
 pub mod approx;
 pub mod bitmap;
+mod cpu;
 pub mod error;
 pub mod exact;
 pub mod hnsw;

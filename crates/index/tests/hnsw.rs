@@ -3,44 +3,26 @@
 #![cfg(feature = "hnsw")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use shortlist_core::Rng;
 use shortlist_index::{
     AnyIndex, Error, ExactIndex, Filter, HnswIndex, HnswParams, IndexConfig, IndexKind, ItemBitmap,
     Quantization, TopKIndex,
 };
 
-/// xorshift64* → uniform in [0, 1).
-struct Rng(u64);
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32) / (1u64 << 24) as f32
-    }
-    fn gauss(&mut self) -> f32 {
-        let u = self.next_f32().max(1e-7);
-        let v = self.next_f32();
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next_f32() as f64) * n as f64) as usize % n
-    }
-}
-
 fn random(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut r = Rng(seed);
-    (0..n * dim).map(|_| r.gauss()).collect()
+    let mut r = Rng::new(seed);
+    (0..n * dim).map(|_| r.normal() as f32).collect()
 }
 
 /// `n` points around `c` Gaussian centres (spread 0.3), like item embeddings.
 fn clustered(n: usize, dim: usize, c: usize, seed: u64) -> Vec<f32> {
-    let mut r = Rng(seed);
-    let centres: Vec<f32> = (0..c * dim).map(|_| r.gauss()).collect();
+    let mut r = Rng::new(seed);
+    let centres: Vec<f32> = (0..c * dim).map(|_| r.normal() as f32).collect();
     let mut out = Vec::with_capacity(n * dim);
     for _ in 0..n {
-        let j = r.below(c);
+        let j = r.below(c as u64) as usize;
         for d in 0..dim {
-            out.push(centres[j * dim + d] + 0.3 * r.gauss());
+            out.push(centres[j * dim + d] + 0.3 * r.normal() as f32);
         }
     }
     out
@@ -155,7 +137,7 @@ fn filters_never_return_excluded_and_keep_recall() {
         };
         let hnsw = HnswIndex::build(&items, DIM, params).unwrap();
         for frac in [0.1, 0.5, 0.9] {
-            let mut r = Rng(7);
+            let mut r = Rng::new(7);
             let mut excl: Vec<u32> = (0..n as u32).filter(|_| r.next_f32() < frac).collect();
             excl.sort_unstable();
             let excl: &'static [u32] = Box::leak(excl.into_boxed_slice());

@@ -156,8 +156,10 @@ pub struct RankingModel {
     /// `None` for a rating-only model. Saved in the manifest and `relevance-*/`.
     pub relevance: Option<RelevanceHead>,
     /// Precomputed first-layer partial sums for fast scoring (see
-    /// [`RankingModel::prepare_scoring`]); derived data, ignored by `==`.
-    pub cache: Option<ScoringCache>,
+    /// [`RankingModel::prepare_scoring`]); derived data, ignored by `==`. Private: only
+    /// `prepare_scoring` may build it, so that it always matches the weights; read it
+    /// through [`RankingModel::scoring_cache`].
+    pub(crate) cache: Option<ScoringCache>,
 }
 
 impl PartialEq for RankingModel {

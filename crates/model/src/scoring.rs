@@ -73,6 +73,13 @@ impl RankingModel {
         }
     }
 
+    /// The scoring cache built by [`RankingModel::prepare_scoring`], if it was built
+    /// (`None` before, after a weight change that dropped it, or when it would exceed
+    /// [`MAX_CACHE_FLOATS`]).
+    pub fn scoring_cache(&self) -> Option<&ScoringCache> {
+        self.cache.as_ref()
+    }
+
     /// Precomputes the first MLP layer's user part and item part per vocabulary row (and
     /// the dot term's user vectors), here and in every member, so that scoring skips the
     /// gathers and the first (widest) GEMM. Skipped (the plain path is used) when the

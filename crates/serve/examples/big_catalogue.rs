@@ -296,7 +296,7 @@ fn build(a: &Args, models: &Path) -> Res<Vec<String>> {
     )?;
     let build_s = t.elapsed().as_secs_f64();
     index.save_dir(staging.path())?;
-    std::fs::write(staging.path().join("config.toml"), rcfg.to_toml())?;
+    std::fs::write(staging.path().join("config.toml"), rcfg.to_toml()?)?;
     shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     println!(
@@ -490,7 +490,7 @@ fn reindex(a: &Args, models: &Path) -> Res<()> {
         t.elapsed().as_secs_f64()
     );
     index.save_dir(&dir)?;
-    shortlist_core::atomic::write_file(&config_path, cfg.to_toml().as_bytes())?;
+    shortlist_core::atomic::write_file(&config_path, cfg.to_toml()?.as_bytes())?;
     shortlist_model::files::seal(&dir)?;
     Ok(())
 }

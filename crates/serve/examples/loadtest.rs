@@ -37,13 +37,10 @@ struct Synthetic {
 }
 
 fn vec_for(seed: u64) -> [f32; DIM] {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = shortlist_core::Rng::new(seed);
     let mut v = [0.0; DIM];
     for f in &mut v {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *f = (x % 1000) as f32 / 1000.0 - 0.5;
+        *f = rng.next_f32() - 0.5;
     }
     v
 }

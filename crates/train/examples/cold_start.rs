@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if rows.is_empty() {
             continue;
         }
-        let ev = shortlist_train::retrieval::SplitEvaluator::new(&d, &s.train, rows)?;
+        let ev = shortlist_eval::SplitEvaluator::new(&d, &s.train, rows)?;
         let m = ev.scorer(&scorer)?;
         let pop = ev.popularity()?;
         println!(
@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !cold.is_empty() {
         // How well the features order the cold items among themselves.
         let is_cold: Vec<bool> = in_train.iter().map(|&t| !t).collect();
-        let ev = shortlist_train::retrieval::SplitEvaluator::new(&d, &s.train, &cold)?;
+        let ev = shortlist_eval::SplitEvaluator::new(&d, &s.train, &cold)?;
         let m = ev.scorer(&Only {
             inner: &scorer,
             keep: &is_cold,

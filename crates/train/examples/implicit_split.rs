@@ -10,10 +10,10 @@ use std::time::Instant;
 use shortlist_core::progress::NoProgress;
 use shortlist_data::loaders::tsv::load_split;
 use shortlist_data::LoadOptions;
+use shortlist_eval::SplitEvaluator;
 use shortlist_train::ease::{train_ease, EaseTrainConfig};
 use shortlist_train::ials::{train_ials, IalsTrainConfig};
 use shortlist_train::interactions::RowScorer;
-use shortlist_train::retrieval::SplitEvaluator;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -152,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             record(
                 k,
                 "scoring cache",
-                f64::from(u8::from(model.cache.is_some())),
+                f64::from(u8::from(model.scoring_cache().is_some())),
             );
         }
     }

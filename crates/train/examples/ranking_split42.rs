@@ -1,5 +1,5 @@
 //! Trains a ranking model on a split (default: the shared ML-100k split42 files) and
-//! prints per-epoch metrics (`CURVES_DIR=dir` also writes `curves.csv`/`curves.png` per seed;
+//! prints per-epoch metrics (`CURVES_DIR=dir` also writes `curves.csv` per seed, and `curves.png` with `--features plot`;
 //! `FEATURES_FROM=/tmp/slhome/datasets/ml-100k` attaches that dataset's side features by raw id).
 //!
 //! `PRED_OUT=prefix` writes every test row's prediction to `prefix-{seed}.tsv`;

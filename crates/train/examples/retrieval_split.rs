@@ -12,7 +12,8 @@ use std::path::Path;
 use shortlist_core::progress::NoProgress;
 use shortlist_data::loaders::tsv::load_split;
 use shortlist_data::LoadOptions;
-use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig, SplitEvaluator};
+use shortlist_eval::SplitEvaluator;
+use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -203,8 +203,11 @@ impl TrainConfig {
     }
 
     /// The configuration as TOML.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// When a value cannot be written as TOML (see [`write_toml`]).
+    pub fn to_toml(&self) -> Result<String> {
+        write_toml(self, false)
     }
 
     /// Embedding learning rate in effect.
@@ -414,10 +417,45 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path
     })
 }
 
+/// A configuration as TOML (`pretty`: arrays one item per line), for `config.toml`
+/// beside a model. A value TOML cannot hold is an error, never an empty file.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] `configuration`, with the serialiser's message.
+pub fn write_toml<T: serde::Serialize>(value: &T, pretty: bool) -> Result<String> {
+    let text = if pretty {
+        toml::to_string_pretty(value)
+    } else {
+        toml::to_string(value)
+    };
+    text.map_err(|e| Error::invalid("configuration", format!("cannot be written as TOML: {e}")))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A value TOML cannot hold at the top level is an error naming the configuration
+    /// (it used to become an empty `config.toml`).
+    #[test]
+    fn unwritable_values_are_errors() {
+        let e = write_toml(&5u32, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid configuration: cannot be written as TOML: "),
+            "{e}"
+        );
+        assert_eq!(
+            write_toml(
+                &[("a", 1)]
+                    .into_iter()
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+                false
+            )
+            .unwrap(),
+            "a = 1\n"
+        );
+    }
 
     fn err(text: &str) -> String {
         TrainConfig::from_toml(text, Path::new("x.toml"))
@@ -560,7 +598,7 @@ mod tests {
             (Objective::Click, Some(4.0), 2)
         );
         assert_eq!(
-            TrainConfig::from_toml(&c.to_toml(), Path::new("x")).unwrap(),
+            TrainConfig::from_toml(&c.to_toml().unwrap(), Path::new("x")).unwrap(),
             c
         );
     }
@@ -576,7 +614,7 @@ mod tests {
             biases: true,
             ..Default::default()
         };
-        let back = TrainConfig::from_toml(&custom.to_toml(), Path::new("x")).unwrap();
+        let back = TrainConfig::from_toml(&custom.to_toml().unwrap(), Path::new("x")).unwrap();
         assert_eq!(back, custom);
     }
 }

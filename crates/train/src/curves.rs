@@ -1,5 +1,8 @@
-//! Learning curves: `curves.csv` and `curves.png` (plotters' bitmap backend, text drawn
-//! with ab_glyph from a font embedded in the binary: no system font libraries).
+//! Learning curves: `curves.csv`, and `curves.png` with the `plot` feature (plotters'
+//! bitmap backend, text drawn with ab_glyph from a font embedded in the binary: no
+//! system font libraries; `curves/png.rs`). The feature is off by default so that a
+//! library user does not compile plotters and a 760 KB font; the `shortlist` CLI turns
+//! it on. Without it the curves are still computed ([`Panel`]s) and written as CSV.
 //!
 //! A figure is a column of [`Panel`]s, one per quantity (its unit on the y axis),
 //! against integer epochs, each with its legend to the right of the plotting area
@@ -10,7 +13,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use plotters::style::RGBColor;
 use shortlist_core::atomic::write_file;
 
 use crate::error::{Error, Result};
@@ -20,12 +22,28 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.6}")).unwrap_or_default()
 }
 
+#[cfg(feature = "plot")]
+mod png;
+
+#[cfg(feature = "plot")]
+pub use png::plot_panels;
+
+/// A line colour, red, green, blue (plotters' `RGBColor` when plotting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+/// Black (a reported model's level).
+pub const BLACK: Rgb = Rgb(0, 0, 0);
+/// Blue.
+pub const BLUE: Rgb = Rgb(0, 0, 255);
+/// Red.
+pub const RED: Rgb = Rgb(255, 0, 0);
 /// Grey of baseline levels.
-pub const BASELINE_GREY: RGBColor = RGBColor(120, 120, 120);
+pub const BASELINE_GREY: Rgb = Rgb(120, 120, 120);
 /// Grey of a second baseline.
-pub const LIGHT_GREY: RGBColor = RGBColor(175, 175, 175);
+pub const LIGHT_GREY: Rgb = Rgb(175, 175, 175);
 /// A green that reads on white (plotters' `GREEN` is `#00ff00`).
-pub const DARK_GREEN: RGBColor = RGBColor(0, 150, 60);
+pub const DARK_GREEN: Rgb = Rgb(0, 150, 60);
 
 /// One line of a [`Panel`].
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +51,7 @@ pub struct Line {
     /// Legend text.
     pub label: String,
     /// Colour.
-    pub color: RGBColor,
+    pub color: Rgb,
     /// Dashed (a level: a final or baseline value) or solid (per-epoch values).
     pub dashed: bool,
     /// `(epoch, value)` points; non-finite values are left out.
@@ -42,7 +60,7 @@ pub struct Line {
 
 impl Line {
     /// Per-epoch values, drawn solid (with markers when there are few points).
-    pub fn epochs(label: impl Into<String>, color: RGBColor, points: Vec<(u32, f64)>) -> Self {
+    pub fn epochs(label: impl Into<String>, color: Rgb, points: Vec<(u32, f64)>) -> Self {
         Line {
             label: label.into(),
             color,
@@ -52,7 +70,7 @@ impl Line {
     }
 
     /// A horizontal dashed line at `value` across epochs `1..=last_epoch`.
-    pub fn level(label: impl Into<String>, color: RGBColor, value: f64, last_epoch: u32) -> Self {
+    pub fn level(label: impl Into<String>, color: Rgb, value: f64, last_epoch: u32) -> Self {
         Line {
             label: label.into(),
             color,
@@ -113,14 +131,15 @@ impl History {
         s
     }
 
-    /// Writes `curves.csv` and `curves.png` into `dir`, each atomically (no baselines;
-    /// see [`History::write_curves_with`]).
+    /// Writes `curves.csv` and (with the `plot` feature) `curves.png` into `dir`, each
+    /// atomically (no baselines; see [`History::write_curves_with`]).
     pub fn write_curves(&self, dir: &Path) -> Result<()> {
         self.write_curves_with(dir, &[])
     }
 
-    /// Writes `curves.csv` and `curves.png` into `dir`, each atomically. `baselines`
-    /// are `(label, test RMSE)` levels drawn dashed in the RMSE panel.
+    /// Writes `curves.csv` and (with the `plot` feature) `curves.png` into `dir`, each
+    /// atomically. `baselines` are `(label, test RMSE)` levels drawn dashed in the RMSE
+    /// panel.
     pub fn write_curves_with(&self, dir: &Path, baselines: &[(String, f64)]) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Output {
             path: dir.to_path_buf(),
@@ -131,7 +150,11 @@ impl History {
             path: csv.clone(),
             message: e.to_string(),
         })?;
-        plot_panels(&dir.join("curves.png"), &self.panels(baselines))
+        #[cfg(feature = "plot")]
+        plot_panels(&dir.join("curves.png"), &self.panels(baselines))?;
+        #[cfg(not(feature = "plot"))]
+        let _ = baselines;
+        Ok(())
     }
 
     /// What the ensemble members and AutoRec make of the reported model, in words:
@@ -150,7 +173,6 @@ impl History {
     /// there are several, with the reported model's test RMSE as a level), then the
     /// AutoRec's training RMSE per epoch when it has one.
     pub fn panels(&self, baselines: &[(String, f64)]) -> Vec<Panel> {
-        use plotters::style::{BLACK, BLUE, RED};
         let last = self.epochs.len() as u32;
         let series = |f: &dyn Fn(&crate::trainer::EpochRecord) -> Option<f64>| -> Vec<(u32, f64)> {
             self.epochs
@@ -231,148 +253,6 @@ impl History {
     }
 }
 
-/// DejaVu Sans (Bitstream Vera license), embedded so plotting needs no system fonts.
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-fn register_font() -> Result<()> {
-    static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *DONE.get_or_init(|| {
-        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT)
-            .is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Output {
-            path: "assets/DejaVuSans.ttf".into(),
-            message: "the embedded font could not be parsed".into(),
-        })
-    }
-}
-
-/// Width of a figure in pixels and the share of it given to the legends.
-const WIDTH: u32 = 1100;
-const LEGEND_WIDTH: u32 = 380;
-const PANEL_HEIGHT: u32 = 330;
-
-/// The y range of a panel: the values' span with 6 % headroom on each side.
-fn y_range(panel: &Panel) -> (f64, f64) {
-    let ys = panel
-        .lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .filter(|y| y.is_finite());
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-        (a.min(y), b.max(y))
-    });
-    if !lo.is_finite() {
-        return (0.0, 1.0);
-    }
-    let pad = if hi > lo {
-        (hi - lo) * 0.06
-    } else {
-        lo.abs().max(1e-3) * 0.05
-    };
-    (lo - pad, hi + pad)
-}
-
-/// Draws `panels` one under the other into a PNG at `path` (written under a
-/// temporary name, then renamed), with the embedded font.
-pub fn plot_panels(path: &Path, panels: &[Panel]) -> Result<()> {
-    use plotters::prelude::*;
-    register_font()?;
-    let err = |e: String| Error::Output {
-        path: path.to_path_buf(),
-        message: e,
-    };
-    // Draw next to the target under a temporary name, then rename (atomic).
-    let name = path
-        .file_name()
-        .map_or("curves.png".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.partial.png"));
-    {
-        let height = PANEL_HEIGHT * panels.len().max(1) as u32;
-        let root = BitMapBackend::new(&tmp, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let areas = root.split_evenly((panels.len().max(1), 1));
-        for (area, panel) in areas.iter().zip(panels) {
-            let (plot, legend) = area.split_horizontally(WIDTH - LEGEND_WIDTH);
-            let last = panel
-                .lines
-                .iter()
-                .flat_map(|l| l.points.iter().map(|p| p.0))
-                .max()
-                .unwrap_or(1)
-                .max(2);
-            let (lo, hi) = y_range(panel);
-            let mut chart = ChartBuilder::on(&plot)
-                .caption(&panel.title, ("sans-serif", 15))
-                .margin(10)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(1u32..last, lo..hi)
-                .map_err(|e| err(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .y_desc(&panel.y_label)
-                .x_labels((last as usize).min(12))
-                .x_label_formatter(&|x| x.to_string())
-                .y_label_formatter(&|y| format!("{y:.3}"))
-                .light_line_style(RGBColor(242, 242, 242))
-                .draw()
-                .map_err(|e| err(e.to_string()))?;
-            for line in &panel.lines {
-                let pts: Vec<(u32, f64)> = line
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|p| p.1.is_finite())
-                    .collect();
-                let style = line.color.stroke_width(2);
-                if line.dashed {
-                    chart
-                        .draw_series(DashedLineSeries::new(pts, 9, 6, style))
-                        .map_err(|e| err(e.to_string()))?;
-                    continue;
-                }
-                if pts.len() <= 30 {
-                    chart
-                        .draw_series(pts.iter().map(|&p| Circle::new(p, 3, line.color.filled())))
-                        .map_err(|e| err(e.to_string()))?;
-                }
-                chart
-                    .draw_series(LineSeries::new(pts, style))
-                    .map_err(|e| err(e.to_string()))?;
-            }
-            // The legend, to the right of the plotting area (a label may span lines).
-            let mut y = 48;
-            for line in &panel.lines {
-                let style = line.color.stroke_width(2);
-                let segments: Vec<(i32, i32)> = if line.dashed {
-                    vec![(4, 13), (19, 28)]
-                } else {
-                    vec![(4, 28)]
-                };
-                for (a, b) in segments {
-                    legend
-                        .draw(&PathElement::new(vec![(a, y), (b, y)], style))
-                        .map_err(|e| err(e.to_string()))?;
-                }
-                for text in line.label.lines() {
-                    legend
-                        .draw(&Text::new(text.to_owned(), (36, y - 8), ("sans-serif", 14)))
-                        .map_err(|e| err(e.to_string()))?;
-                    y += 18;
-                }
-                y += 6;
-            }
-        }
-        root.present().map_err(|e| err(e.to_string()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -439,19 +319,5 @@ mod tests {
         assert_eq!(panels[0].title, "Ranking: RMSE per epoch");
         assert_eq!(panels[0].lines.len(), 2);
         assert_eq!(panels[0].lines[1].label, "test (per epoch)");
-    }
-
-    #[test]
-    fn y_range_pads_the_span_and_handles_flat_and_empty_panels() {
-        let p = |pts: Vec<(u32, f64)>| Panel {
-            title: String::new(),
-            y_label: String::new(),
-            lines: vec![Line::epochs("a", BASELINE_GREY, pts)],
-        };
-        let (lo, hi) = y_range(&p(vec![(1, 1.0), (2, 2.0), (3, f64::NAN)]));
-        assert!((lo - 0.94).abs() < 1e-12 && (hi - 2.06).abs() < 1e-12);
-        let (lo, hi) = y_range(&p(vec![(1, 2.0)]));
-        assert!((lo - 1.9).abs() < 1e-12 && (hi - 2.1).abs() < 1e-12);
-        assert_eq!(y_range(&p(vec![])), (0.0, 1.0));
     }
 }

@@ -50,8 +50,11 @@ impl EaseTrainConfig {
     }
 
     /// The configuration as TOML (saved next to the model).
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// When a value cannot be written as TOML (see [`crate::config::write_toml`]).
+    pub fn to_toml(&self) -> Result<String> {
+        crate::config::write_toml(self, false)
     }
 
     /// Checks ranges.

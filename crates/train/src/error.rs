@@ -56,3 +56,11 @@ impl Error {
         }
     }
 }
+
+/// An evaluation error (a split that cannot be evaluated, a scorer that fails) is an
+/// invalid `evaluation`.
+impl From<shortlist_eval::Error> for Error {
+    fn from(e: shortlist_eval::Error) -> Self {
+        Error::invalid("evaluation", e.to_string())
+    }
+}

@@ -5,12 +5,11 @@
 //! metrics beside the rating RMSE for each loss weighting).
 
 use shortlist_core::Dataset;
-use shortlist_eval::Metrics as EvalMetrics;
+use shortlist_eval::{Metrics as EvalMetrics, SplitEvaluator};
 use shortlist_model::RankingModel;
 
 use crate::error::Result;
 use crate::interactions::RowScorer;
-use crate::retrieval::SplitEvaluator;
 
 /// Full-ranking metrics of the shared embeddings of `model` on a train/test split of
 /// `dataset` (training items masked), and of the popularity baseline on the same split.

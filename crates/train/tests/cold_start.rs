@@ -9,12 +9,11 @@ use shortlist_core::Dataset;
 use shortlist_data::products::{catalogue_index, generate, ProductConfig, ProductTruth};
 use shortlist_data::split::{split, SplitMethod};
 use shortlist_eval::Scorer;
+use shortlist_eval::SplitEvaluator;
 use shortlist_features::FeatureConfig;
 use shortlist_model::RetrievalModel;
 use shortlist_train::relevance::HoldoutBy;
-use shortlist_train::retrieval::{
-    train_retrieval, DatasetScorer, RetrievalTrainConfig, SplitEvaluator,
-};
+use shortlist_train::retrieval::{train_retrieval, DatasetScorer, RetrievalTrainConfig};
 use shortlist_train::TrainConfig;
 
 struct Log {

@@ -212,7 +212,7 @@ fn cross_layers_train_save_and_load_and_score_without_the_cache() {
     let (mp, _) = train_ranking(&d, &train, &test, &plain).unwrap();
     let (mc, hc) = train_ranking(&d, &train, &test, &cross).unwrap();
     assert_eq!(mc.cross.layers.len(), 2);
-    assert!(mc.cache.is_none() && mp.cache.is_some());
+    assert!(mc.scoring_cache().is_none() && mp.scoring_cache().is_some());
     let (ep, ec) = (evaluate(&mp, &d, &test).rmse, evaluate(&mc, &d, &test).rmse);
     assert!(ec < 1.05 * ep, "cross {ec} vs plain {ep}");
     assert!(hc.epochs.last().unwrap().train_rmse < hc.epochs[0].train_rmse);

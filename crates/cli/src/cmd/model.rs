@@ -6,10 +6,11 @@ use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
+use shortlist_eval::SplitEvaluator;
 use shortlist_model::{Objective, RankingModel, RetrievalModel};
 use shortlist_pipeline::{CandidateSource, ModelSource, User};
 use shortlist_train::interactions::RowScorer;
-use shortlist_train::retrieval::SplitEvaluator;
+use shortlist_train::retrieval::DatasetScorer;
 
 use super::pipeline::with_training_items;
 
@@ -74,7 +75,11 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
             let (dataset, train, test_rows) =
                 with_training_items(&model.spec, &model.seen, &test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
-            source_report("retrieval", &ev, &ev.model(&model, &dataset)?)?
+            source_report(
+                "retrieval",
+                &ev,
+                &ev.scorer(&DatasetScorer::new(&model, &dataset))?,
+            )?
         }
         "ease" => {
             let model = shortlist_model::EaseModel::load(model_dir)?;

@@ -11,11 +11,11 @@ use shortlist_core::atomic::AtomicDir;
 use shortlist_core::dataset::Dataset;
 use shortlist_data::loaders::tsv::{load_split, SplitData};
 use shortlist_data::split::{self, SplitMethod};
-use shortlist_eval::{BiasBaseline, ClickMetrics, RatingErrors};
+use shortlist_eval::{BiasBaseline, ClickMetrics, RatingErrors, SplitEvaluator};
 use shortlist_index::AnyIndex;
 use shortlist_model::retrieval_artifact::write_titles;
 use shortlist_model::Objective;
-use shortlist_train::retrieval::{train_retrieval_with, RetrievalTrainConfig, SplitEvaluator};
+use shortlist_train::retrieval::{train_retrieval_with, DatasetScorer, RetrievalTrainConfig};
 use shortlist_train::{ClickBaselines, TrainConfig};
 
 use super::data::{open, LoadArgs};
@@ -367,7 +367,7 @@ pub fn train_ranking(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Resu
     )?;
     shortlist_core::atomic::write_file(
         &staging.path().join("config.toml"),
-        cfg.to_toml().as_bytes(),
+        cfg.to_toml()?.as_bytes(),
     )?;
     write_titles(
         staging.path(),
@@ -432,7 +432,7 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
     )?;
     let train_seconds = start.elapsed().as_secs_f64();
     let ev = SplitEvaluator::new(&split.dataset, &split.train, &split.test)?;
-    let metrics = ev.model(&model, &split.dataset)?;
+    let metrics = ev.scorer(&DatasetScorer::new(&model, &split.dataset))?;
     let popularity = ev.popularity()?;
     let staging = AtomicDir::new(&args.out)?;
     model.save_into(
@@ -453,7 +453,7 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
     history.write_curves_with(staging.path(), Some(&popularity))?;
     shortlist_core::atomic::write_file(
         &staging.path().join("config.toml"),
-        cfg.to_toml().as_bytes(),
+        cfg.to_toml()?.as_bytes(),
     )?;
     // Every file is in place (the index too): list them with their checksums.
     shortlist_model::files::seal(staging.path())?;

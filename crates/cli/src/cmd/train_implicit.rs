@@ -8,12 +8,12 @@ use anyhow::Result;
 use serde_json::{json, Value};
 use shortlist_core::atomic::{write_file, AtomicDir};
 use shortlist_data::loaders::tsv::SplitData;
+use shortlist_eval::SplitEvaluator;
 use shortlist_index::{AnyIndex, IndexConfig};
 use shortlist_model::{EaseModel, IalsModel};
 use shortlist_train::ease::{train_ease, EaseTrainConfig};
 use shortlist_train::ials::{train_ials, IalsTrainConfig};
 use shortlist_train::interactions::RowScorer;
-use shortlist_train::retrieval::SplitEvaluator;
 
 use super::train::{titles_by_row, write_attributes, TrainArgs};
 use super::{BadInput, Context};
@@ -57,7 +57,7 @@ pub fn train_ease_cmd(args: &TrainArgs, split: &SplitData) -> Result<Value> {
     write_attributes(staging.path(), &model.spec.item_id, &split.dataset)?;
     write_file(
         &staging.path().join("config.toml"),
-        cfg.to_toml().as_bytes(),
+        cfg.to_toml()?.as_bytes(),
     )?;
     shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
@@ -116,7 +116,7 @@ pub fn train_ials_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Res
     index.save_dir(staging.path())?;
     write_file(
         &staging.path().join("config.toml"),
-        cfg.to_toml().as_bytes(),
+        cfg.to_toml()?.as_bytes(),
     )?;
     shortlist_model::files::seal(staging.path())?;
     staging.commit()?;

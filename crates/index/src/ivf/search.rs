@@ -1,0 +1,320 @@
+//! Searching an [`IvfIndex`]: choosing the lists a query opens (by budget or by a
+//! fixed number of probes), scanning them with the int8 prefilter or in `f32`, and the
+//! filters' exact paths. Kept apart from the build, calibration and file code of
+//! `mod.rs`; the helpers are `pub(super)`, visible to the whole `ivf` module as they
+//! were when they lived in `mod.rs`.
+
+use rayon::prelude::*;
+
+use super::*;
+
+impl IvfIndex {
+    /// [`TopKIndex::search`] opening `probes` lists.
+    pub fn search_probes(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter<'_>,
+        probes: usize,
+    ) -> Result<Vec<Hit>> {
+        self.search_mode(query, k, filter, &SearchMode::Probes(probes))
+    }
+
+    /// [`TopKIndex::search`] sized by `mode`.
+    pub fn search_mode(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter<'_>,
+        mode: &SearchMode,
+    ) -> Result<Vec<Hit>> {
+        crate::index_base::check_query(query.len(), self.dim)?;
+        let adm = Admissible::prepare(filter, self.n)?;
+        if k == 0 || self.n == 0 {
+            return Ok(Vec::new());
+        }
+        let admissible = adm.admissible_count(self.n);
+        if admissible == 0 {
+            return Ok(Vec::new());
+        }
+        let budget = match mode {
+            SearchMode::Probes(p) => Budget::Lists((*p).clamp(1, self.lists())),
+            SearchMode::Target(t) => {
+                // At least as many items as hold `k` admissible ones on average.
+                let depth = calibration::depth(k, admissible, self.n);
+                let needed = k as f64 * self.n as f64 / admissible as f64;
+                Budget::Items(self.calibration.budget(depth, t.for_k(k)).max(needed))
+            }
+        };
+        let exact_is_cheaper = match budget {
+            Budget::Items(b) => admissible as f64 * EXACT_COST <= b.min(self.n as f64),
+            // A fixed number of lists: allow-lists are scored exactly, as always.
+            Budget::Lists(_) => adm.allow_list().is_some(),
+        };
+        if exact_is_cheaper {
+            return Ok(self.search_allowed(query, k, &self.admissible_items(&adm)));
+        }
+        // The filter over stored positions: short exclusion lists mapped and sorted,
+        // everything else tested against a bitmap of items.
+        let owned;
+        let bitmap = match (adm.bitmap(), adm.allow_list()) {
+            (Some(b), _) => Some(b),
+            (None, Some(allowed)) => {
+                owned = ItemBitmap::allowing(self.n, allowed)?;
+                Some(&owned)
+            }
+            (None, None) if adm.excluded().len() > self.n / LONG_EXCLUSION => {
+                owned = ItemBitmap::excluding(self.n, adm.excluded());
+                Some(&owned)
+            }
+            (None, None) => None,
+        };
+        let scan_adm = match bitmap {
+            Some(b) => Admissible::prepare(&Filter::AllowBitmap(b), self.n)?,
+            None => {
+                let mut p: Vec<u32> = adm
+                    .excluded()
+                    .iter()
+                    .filter(|&&i| (i as usize) < self.n)
+                    .map(|&i| self.pos[i as usize])
+                    .collect();
+                p.sort_unstable();
+                Admissible::excluding_sorted(Cow::Owned(p))
+            }
+        };
+        let mut budget = budget;
+        loop {
+            let ranges = self.open(query, &budget)?;
+            let all = ranges.len() >= self.lists() + usize::from(self.head_len() > 0);
+            let hits = self.scan(query, k, &scan_adm, &ranges);
+            // Never short: when the opened lists held fewer admissible items than asked
+            // for (a strict filter, small lists), open twice as much, up to every list.
+            if hits.len() >= k.min(admissible) || all {
+                return Ok(hits);
+            }
+            budget = match budget {
+                Budget::Lists(p) => Budget::Lists((p * 2).min(self.lists())),
+                Budget::Items(b) => Budget::Items((b * 2.0).min(self.n as f64)),
+            };
+        }
+    }
+
+    /// One exact top-`k` over `ranges` (`adm` filters stored positions, or items for a
+    /// bitmap): the int8 kernel, or `f32` for a query it cannot take.
+    pub(super) fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        adm: &Admissible<'_>,
+        ranges: &[Range],
+    ) -> Vec<Hit> {
+        if let Some(t) = &self.int8 {
+            let found =
+                quant::search_ranges(t, &self.items, &self.ids, query, adm.clone(), k, ranges);
+            if let Some(hits) = found {
+                return hits;
+            }
+        }
+        self.scan_f32(query, k, adm, ranges)
+    }
+
+    /// The lists a query opens, head first, each with its bound for this query.
+    pub(super) fn open(&self, query: &[f32], budget: &Budget) -> Result<Vec<Range>> {
+        let lists = self.lists();
+        let qn = norm(query);
+        let nu = qn as f32;
+        let mut aug = Vec::with_capacity(self.dim + 1);
+        aug.extend_from_slice(query);
+        aug.push(nu);
+        // Every list's key `q·c + β ν r`, then the best ones in order, as many as the
+        // budget needs (a partial selection, extended if the estimate falls short).
+        let mut rows = Vec::new();
+        Kernel::best().score_all(self.coarse.packed(), &aug, &mut rows);
+        let score = |l: usize| sanitize(rows[l / BLOCK].0[l % BLOCK]);
+        let key_of = |l: usize| quant::key(score(l), l as u32);
+        let head = &self.ranges[lists];
+        let mut out: Vec<Range> = Vec::new();
+        if !head.blocks.is_empty() {
+            out.push(head.clone());
+        }
+        let (m, want) = match *budget {
+            Budget::Lists(p) => (p.min(lists), f64::INFINITY),
+            Budget::Items(b) => {
+                let mean = (self.n.saturating_sub(self.head_len()) as f64 / lists as f64).max(1.0);
+                let m = ((b - self.head_len() as f64).max(0.0) / mean * 2.0).ceil() as usize + 8;
+                (m.min(lists), b)
+            }
+        };
+        let finite = query.iter().all(|x| x.is_finite());
+        let mut opened = self.head_len() as f64;
+        // Opens lists in key order until the budget is met; true when it is.
+        let mut walk = |keys: &[u64], out: &mut Vec<Range>| {
+            for &x in keys {
+                if opened >= want {
+                    return true;
+                }
+                let l = x as u32 as usize;
+                let mut r = self.ranges[l].clone();
+                if finite {
+                    r.bound = self.list_bound(l, score(l), qn, nu);
+                }
+                opened += range_len(&r) as f64;
+                out.push(r);
+            }
+            opened >= want
+        };
+        // The best `m` lists through a bounded heap (one comparison for most lists),
+        // enough for the budget as estimated; the rest in order only if it falls short.
+        let mut heap = std::collections::BinaryHeap::with_capacity(m + 1);
+        // The score of the worst list kept: most lists fail this one comparison.
+        let mut floor = f32::NEG_INFINITY;
+        for l in 0..lists {
+            if heap.len() >= m && score(l) < floor {
+                continue;
+            }
+            let x = key_of(l);
+            if heap.len() < m {
+                heap.push(x);
+            } else if let Some(mut worst) = heap.peek_mut().filter(|w| x < **w) {
+                *worst = x;
+            }
+            if heap.len() >= m {
+                floor = heap
+                    .peek()
+                    .map_or(f32::NEG_INFINITY, |&w| quant::unkey(w).score);
+            }
+        }
+        let first = heap.into_sorted_vec();
+        if walk(&first, &mut out) || matches!(budget, Budget::Lists(_)) || m >= lists {
+            return Ok(out);
+        }
+        let last = first.last().copied();
+        let mut rest: Vec<u64> = (0..lists)
+            .map(key_of)
+            .filter(|&x| last.is_none_or(|l| x > l))
+            .collect();
+        rest.sort_unstable();
+        walk(&rest, &mut out);
+        Ok(out)
+    }
+
+    /// A proven upper bound on the `f32` score of every item of list `l` for a query of
+    /// norm `qn` whose list score (`q·c + β ν r`, `ν = f32(qn)`, an fma chain) is `s`:
+    /// `q·v ≤ q·c + ‖q‖ r`, plus the rounding of `s` and of the item's own score.
+    pub(super) fn list_bound(&self, l: usize, s: f32, qn: f64, nu: f32) -> f64 {
+        let d = self.dim as f64;
+        let s = f64::from(s);
+        let rho = f64::from(self.spread_weight as f32 * self.radius[l]);
+        let q_aug = (qn * qn + f64::from(nu) * f64::from(nu)).sqrt();
+        let coarse_err = (d + 5.0) * 2.0 * U * q_aug * f64::from(self.coarse_norm[l]);
+        let item_err = (d + 4.0) * 2.0 * U * qn * f64::from(self.ranges[l].max_norm);
+        let b = s + coarse_err - f64::from(nu) * rho + qn * f64::from(self.radius[l]) + item_err;
+        b + b.abs() * 1e-6 + f64::from(f32::MIN_POSITIVE)
+    }
+
+    /// The admissible items of a prepared filter, ascending.
+    pub(super) fn admissible_items(&self, adm: &Admissible<'_>) -> Vec<u32> {
+        if let Some(allowed) = adm.allow_list() {
+            return allowed.to_vec();
+        }
+        if let Some(b) = adm.bitmap() {
+            return b.iter().collect();
+        }
+        (0..self.n as u32).filter(|&i| adm.admits(i)).collect()
+    }
+
+    /// The probed lists in `f32`, eight items at a time (no VNNI, or a query the int8
+    /// path cannot quantise). `adm` filters stored positions (a bitmap: their items).
+    pub(super) fn scan_f32(
+        &self,
+        query: &[f32],
+        k: usize,
+        adm: &Admissible<'_>,
+        ranges: &[Range],
+    ) -> Vec<Hit> {
+        let mut top = TopK::new(k, k.saturating_mul(4));
+        let mut which = Vec::with_capacity(4096);
+        let mut scores = Vec::with_capacity(4096);
+        let admits = |p: usize| match adm.bitmap() {
+            Some(b) => b.contains(self.ids[p]),
+            None => adm.admits(p as u32),
+        };
+        for r in ranges {
+            which.clear();
+            which.extend(
+                (r.blocks.start * BLOCK..r.valid_end)
+                    .filter(|&p| admits(p))
+                    .map(|p| p as u32),
+            );
+            quant::exact_scores(&self.items, self.dim, query, &which, &mut scores);
+            for (&p, &s) in which.iter().zip(&scores) {
+                top.push(Hit {
+                    item: self.ids[p as usize],
+                    score: sanitize(s),
+                });
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// Scores only the allowed items (sorted, deduplicated, in range).
+    pub(super) fn search_allowed(&self, query: &[f32], k: usize, allowed: &[u32]) -> Vec<Hit> {
+        let mut top = TopK::new(k, allowed.len());
+        let mut which = Vec::with_capacity(allowed.len().min(4096));
+        let mut scores = Vec::with_capacity(allowed.len().min(4096));
+        for chunk in allowed.chunks(4096) {
+            which.clear();
+            which.extend(chunk.iter().map(|&i| self.pos[i as usize]));
+            quant::exact_scores(&self.items, self.dim, query, &which, &mut scores);
+            for (&item, &s) in chunk.iter().zip(&scores) {
+                top.push(Hit {
+                    item,
+                    score: sanitize(s),
+                });
+            }
+        }
+        top.into_sorted()
+    }
+}
+
+/// How much a query opens.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Budget {
+    /// This many lists (the head not counted).
+    Lists(usize),
+    /// Lists until this many items (the head included) are opened.
+    Items(f64),
+}
+
+/// Items in a range (padding excluded).
+pub(super) fn range_len(r: &Range) -> usize {
+    r.valid_end - r.blocks.start * BLOCK
+}
+
+impl TopKIndex for IvfIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>> {
+        self.search_mode(query, k, filter, &self.mode)
+    }
+
+    fn search_batch<'f>(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
+    ) -> Result<Vec<Vec<Hit>>> {
+        crate::index_base::check_queries(queries.len(), self.dim)?;
+        queries
+            .par_chunks(self.dim)
+            .enumerate()
+            .map(|(q, v)| self.search(v, k, &filter_of(q)))
+            .collect()
+    }
+}
