@@ -151,6 +151,9 @@ enum Command {
     /// The server's event log: import a file of events, export it for training.
     #[command(subcommand)]
     Events(cmd::events::EventsCommand),
+    /// Export models for other runtimes: a bundle for the WebAssembly build.
+    #[command(subcommand)]
+    Export(cmd::export::ExportCommand),
     /// Top-K index tools.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -318,6 +321,7 @@ fn main() -> ExitCode {
             json,
         }),
         Command::Events(c) => cmd::events::run(c),
+        Command::Export(c) => cmd::export::run(c),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

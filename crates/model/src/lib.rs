@@ -36,6 +36,7 @@
 
 pub mod artifact;
 pub mod autorec;
+pub mod bundle;
 pub mod cross;
 pub mod dense;
 pub mod embedding;
