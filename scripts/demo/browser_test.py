@@ -120,10 +120,8 @@ def main():
             wait_for(driver, "document.querySelectorAll('#results li').length > 0",
                      f"search results for {q!r}")
             updates = driver.js("return window.demoState.updates;")
-            first = driver.find("#results li")
-            liked.append(driver.js("return arguments[0].textContent;", {
-                "element-6066-11e4-a52f-4f8d04002f2f": first}))
-            driver.click(first)
+            liked.append(driver.js("return document.querySelector('#results li').textContent;"))
+            driver.click(driver.find("#results li"))
             wait_for(driver, f"window.demoState.updates > {updates}", f"the lists after liking {q!r}")
         state = driver.js("return window.demoState;")
         assert not state["errors"], f"the page reported errors: {state['errors']}"

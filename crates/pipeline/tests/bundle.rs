@@ -98,15 +98,24 @@ fn a_bundle_holds_the_inference_files_only_and_answers_as_the_directories() {
                 exclude_items: &["i10"],
                 order,
             };
-            let run = |s: &dyn CandidateSource, r: &dyn Ranker| {
-                let stages = Stages {
-                    primary: s,
+            let b = recommend(
+                &Stages {
+                    primary: bs,
                     extra: &[],
-                    ranker: Some(r),
-                };
-                recommend(&stages, &req).unwrap()
-            };
-            let (b, d) = (run(bs, br), run(ds, dr));
+                    ranker: Some(br),
+                },
+                &req,
+            )
+            .unwrap();
+            let d = recommend(
+                &Stages {
+                    primary: ds,
+                    extra: &[],
+                    ranker: Some(dr),
+                },
+                &req,
+            )
+            .unwrap();
             assert!(!b.items.is_empty(), "{}", user.id);
             // Bit for bit: the same code over the same bytes.
             assert_eq!(b, d, "{} ordered by {}", user.id, order.as_str());

@@ -99,7 +99,7 @@ async fn file(State(st): State<AppState>, UrlPath(name): UrlPath<String>) -> Res
             "status" => Ok(json_response(StatusCode::OK, status(&st2)?)),
             "items" => {
                 let snap = st2.registry.snapshot();
-                let dir = served_dir(&snap, &st2.config.retrieval_model)?;
+                let dir = served_dir(&st2, &snap, &st2.config.retrieval_model)?;
                 let body = blocking(move || items_json(&dir)).await?;
                 Ok(json_response(StatusCode::OK, body))
             }
@@ -159,9 +159,11 @@ fn status(st: &AppState) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The directory of the served version of `name`.
-fn served_dir(snap: &Snapshot, name: &str) -> Result<PathBuf, ApiError> {
+fn served_dir(st: &AppState, snap: &Snapshot, name: &str) -> Result<PathBuf, ApiError> {
     let live = snap.servable(name, None)?;
-    version_dir(&snap.base.join(name), live.version).ok_or_else(|| {
+    let base = &st.config.model_base_path;
+    version_dir(&base.join(name), live.version).ok_or_else(|| {
+        // Answers never show server paths: the base path as the snapshot names it.
         ApiError::Unavailable(format!(
             "the served version {} of model {name} is no longer under {}",
             live.version,
@@ -187,7 +189,12 @@ fn version_dir(model_dir: &Path, version: u64) -> Option<PathBuf> {
 fn items_json(dir: &Path) -> Result<Vec<u8>, ApiError> {
     use shortlist_model::files::ModelFiles;
     use shortlist_model::retrieval_artifact::ITEMS;
-    let bad = |e: shortlist_model::Error| ApiError::Unavailable(e.to_string());
+    let bad = |e: shortlist_model::Error| {
+        tracing::warn!(error = %e, "reading the demo catalogue");
+        ApiError::Unavailable(
+            "the served model's catalogue could not be read (the server log says why)".into(),
+        )
+    };
     let files = ModelFiles::open(dir).map_err(bad)?;
     let text = files.read_optional(ITEMS).map_err(bad)?.unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
@@ -215,21 +222,26 @@ async fn bundle(st: &AppState) -> Result<Bytes, ApiError> {
     let ranking = &st.config.ranking_model;
     let rv = snap.servable(retrieval, None)?.version;
     let kv = snap.servable(ranking, None).ok().map(|l| l.version);
-    let key = (snap.base.clone(), rv, kv);
+    let key = (st.config.model_base_path.clone(), rv, kv);
     if let Some((k, bytes)) = BUNDLE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         if *k == key {
             return Ok(bytes.clone());
         }
     }
-    let mut dirs = vec![("retrieval", served_dir(&snap, retrieval)?)];
+    let mut dirs = vec![("retrieval", served_dir(st, &snap, retrieval)?)];
     if kv.is_some() {
-        dirs.push(("ranking", served_dir(&snap, ranking)?));
+        dirs.push(("ranking", served_dir(st, &snap, ranking)?));
     }
     let bytes = blocking(move || {
         let refs: Vec<(&str, &Path)> = dirs.iter().map(|(n, d)| (*n, d.as_path())).collect();
         shortlist_model::bundle::pack(&refs)
             .map(Bytes::from)
-            .map_err(|e| ApiError::Unavailable(format!("packing the demo bundle: {e}")))
+            .map_err(|e| {
+                tracing::warn!(error = %e, "packing the demo bundle");
+                ApiError::Unavailable(
+                    "the served models could not be packed (the server log says why)".into(),
+                )
+            })
     })
     .await?;
     *BUNDLE.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, bytes.clone()));
