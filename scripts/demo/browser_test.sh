@@ -4,7 +4,8 @@
 # three titles, wait for the lists, check that the in-browser WebAssembly list
 # agrees with the server's, screenshot, browser timings).
 #
-#   scripts/demo/browser_test.sh [--synth] [MODEL_BASE] [OUT]
+#   scripts/demo/browser_test.sh [MODEL_BASE] [OUT]
+#   scripts/demo/browser_test.sh --synth [OUT]
 #
 # MODEL_BASE defaults to models/movielens (written by `cargo run --release --
 # quickstart`; the test then likes "Star Wars", "Toy Story" and "Fargo"). With
@@ -17,9 +18,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SYNTH=0
-if [ "${1:-}" = "--synth" ]; then SYNTH=1; shift; fi
-BASE=${1:-models/movielens}
-OUT=${2:-target/demo-test}
+if [ "${1:-}" = "--synth" ]; then
+    SYNTH=1
+    OUT=${2:-target/demo-test}
+else
+    BASE=${1:-models/movielens}
+    OUT=${2:-target/demo-test}
+fi
 BIN=${SHORTLIST_BIN:-target/release/shortlist}
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 DRIVER=$(command -v chromedriver || true)
