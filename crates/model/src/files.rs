@@ -60,7 +60,7 @@ pub type FileList = BTreeMap<String, FileEntry>;
 pub type MemoryFiles = BTreeMap<String, Vec<u8>>;
 
 /// Where the files of a [`ModelFiles`] come from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Backing {
     /// The directory on disk.
     Disk,
@@ -203,6 +203,20 @@ pub struct ModelFiles {
     max_bytes: u64,
     read: Mutex<BTreeSet<String>>,
     backing: Backing,
+}
+
+impl std::fmt::Debug for Backing {
+    // Not the bytes: a bundle holds megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backing::Disk => f.write_str("Disk"),
+            Backing::Memory { files, prefix } => f
+                .debug_struct("Memory")
+                .field("files", &files.len())
+                .field("prefix", prefix)
+                .finish(),
+        }
+    }
 }
 
 impl ModelFiles {
