@@ -17,10 +17,10 @@ use shortlist_pipeline::{
     Request, Stage, Stages, User,
 };
 
-/// Largest `k`, `num_candidates`, history or item list accepted (the server's
-/// defaults).
+/// Largest `k` accepted (the server's default `--max-k`).
 pub const MAX_K: usize = 1000;
-/// Largest `num_candidates`, history, `exclude_items` or `item_ids` length.
+/// Largest `num_candidates`, history, `exclude_items` or `item_ids` length (the
+/// server's default limit).
 pub const MAX_ITEMS: usize = 10_000;
 /// `num_candidates` when the request has none (the server's default).
 pub const DEFAULT_NUM_CANDIDATES: usize = 100;
