@@ -154,6 +154,9 @@ enum Command {
     /// Catalogue items added without retraining (the server's item log).
     #[command(subcommand)]
     Items(cmd::items::ItemsCommand),
+    /// Export models for other runtimes: a bundle for the WebAssembly build.
+    #[command(subcommand)]
+    Export(cmd::export::ExportCommand),
     /// Top-K index tools.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -322,6 +325,7 @@ fn main() -> ExitCode {
         }),
         Command::Events(c) => cmd::events::run(c),
         Command::Items(c) => cmd::items::run(c),
+        Command::Export(c) => cmd::export::run(c),
         Command::Bench(c) => cmd::bench::run(c, &ctx),
     };
     match result {

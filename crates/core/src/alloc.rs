@@ -31,6 +31,7 @@ pub const HUGE_MIN_BYTES: usize = 2 << 20;
 
 /// The 2 MiB-aligned range `[start, end)` inside the block `[ptr, ptr + size)`, if
 /// the block is large enough to hold one.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn huge_range(ptr: usize, size: usize) -> Option<(usize, usize)> {
     if ptr == 0 || size < HUGE_MIN_BYTES {
         return None;

@@ -25,6 +25,7 @@ fn with_path(path: &Path, e: io::Error) -> io::Error {
 /// A tempfile builder whose files (`0o666`) and directories (`0o777`) get the
 /// permissions the umask allows, like `File::create` and `create_dir`.
 fn builder(dir_like: bool) -> tempfile::Builder<'static, 'static> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut b = tempfile::Builder::new();
     #[cfg(unix)]
     {

@@ -49,6 +49,7 @@ const QUERY_BLOCK: usize = 32;
 /// AVX-512 VNNI core (1 MiB L2), k = 100, 85 excluded: 1,682 × 64 (0.4 MiB) 7.9 µs
 /// f32 vs 15.9 µs int8; 5,000 × 64 (1.3 MiB) 23.9 vs 31.9; 7,000 × 64 (1.8 MiB) a
 /// tie; 10,000 × 64 (2.6 MiB) 92 vs 56. Both kernels give the same hits bit for bit.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const F32_RESIDENT_BYTES: usize = 3 << 19;
 
 /// Exact top-K by inner product over an `n × dim` row-major item matrix.

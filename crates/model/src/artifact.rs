@@ -200,8 +200,13 @@ impl RankingModel {
     /// Loads a model saved by [`RankingModel::save`], every file verified (see
     /// [`crate::files`]). Errors name the offending file.
     pub fn load(dir: &Path) -> Result<Self> {
-        let files = ModelFiles::open(dir)?;
-        let model = Self::load_files(&files)?;
+        Self::load_from(&ModelFiles::open(dir)?)
+    }
+
+    /// Loads a model from opened model files (a directory, or one held in memory),
+    /// every file verified.
+    pub fn load_from(files: &ModelFiles) -> Result<Self> {
+        let model = Self::load_files(files)?;
         files.verify_unread()?;
         Ok(model)
     }
@@ -295,7 +300,7 @@ impl RankingModel {
             .map_err(|e| Error::corrupt(&wpath, format!("inconsistent with the manifest: {e}")))?;
         let mut model = model;
         for k in 0..manifest.members {
-            let m = Self::load(&dir.join(format!("member-{k}")))?;
+            let m = Self::load_from(&files.sub(&format!("member-{k}"))?)?;
             if m.num_users() != model.num_users() || m.num_items() != model.num_items() {
                 return Err(Error::corrupt(
                     dir.join(format!("member-{k}")),
@@ -308,12 +313,12 @@ impl RankingModel {
             let ease = weights
                 .features
                 .contains(&crate::ListFeature::Ease)
-                .then(|| EaseModel::load(&dir.join(RELEVANCE_EASE)))
+                .then(|| EaseModel::load_from(&files.sub(RELEVANCE_EASE)?))
                 .transpose()?;
             let ials = weights
                 .features
                 .contains(&crate::ListFeature::Ials)
-                .then(|| IalsModel::load(&dir.join(RELEVANCE_IALS)))
+                .then(|| IalsModel::load_from(&files.sub(RELEVANCE_IALS)?))
                 .transpose()?;
             let head = RelevanceHead {
                 weights,

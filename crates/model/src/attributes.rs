@@ -356,7 +356,11 @@ impl ItemAttributes {
     /// manifest), checked against the item vocabulary `vocab`; `None` when the model
     /// has none.
     pub fn read(dir: &Path, vocab: &Vocabulary) -> Result<Option<Self>> {
-        let files = ModelFiles::open(dir)?;
+        Self::read_from(&ModelFiles::open(dir)?, vocab)
+    }
+
+    /// [`read`](Self::read) from a model's files, on disk or in memory (a bundle).
+    pub fn read_from(files: &ModelFiles, vocab: &Vocabulary) -> Result<Option<Self>> {
         let path = files.path(ATTRIBUTES);
         let Some(bytes) = files.read_optional(ATTRIBUTES)? else {
             return Ok(None);

@@ -19,13 +19,18 @@
 //! * a file present but not listed (e.g. an index copied in later) is an error,
 //!   so nothing unverified is ever loaded. Hidden files (`.name`) are ignored.
 //!
+//! The same checks apply to a model directory held in memory
+//! ([`ModelFiles::in_memory`], e.g. unpacked from a bundle in a browser), except
+//! that a listed file the bundle left out (a saved index, curves) is not an error
+//! until something reads it.
+//!
 //! Manifests written before sealing existed have no `files` map and still load
 //! (their weights checksum is checked as before; other files only for kind and
 //! size).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,6 +54,23 @@ pub struct FileEntry {
 
 /// The `files` map of a manifest: path relative to the model directory → entry.
 pub type FileList = BTreeMap<String, FileEntry>;
+
+/// A directory tree held in memory: `/`-separated path relative to its root →
+/// content (see [`ModelFiles::in_memory`]).
+pub type MemoryFiles = BTreeMap<String, Vec<u8>>;
+
+/// Where the files of a [`ModelFiles`] come from.
+#[derive(Clone)]
+enum Backing {
+    /// The directory on disk.
+    Disk,
+    /// A tree in memory; `prefix` is this model directory's path inside it (empty,
+    /// or ending in `/`).
+    Memory {
+        files: Arc<MemoryFiles>,
+        prefix: String,
+    },
+}
 
 #[derive(Deserialize)]
 struct Listed {
@@ -119,6 +141,27 @@ fn covered_files(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// [`covered_files`] of the directory at `prefix` of an in-memory tree.
+fn covered_memory(files: &MemoryFiles, prefix: &str) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for key in files.keys() {
+        let Some(rel) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        let parts: Vec<&str> = rel.split('/').collect();
+        if rel == MANIFEST || parts.iter().any(|p| p.starts_with('.')) {
+            continue;
+        }
+        // A sub-directory with its own manifest is represented by that manifest.
+        let nested = (1..parts.len()).find_map(|i| {
+            let m = format!("{}/{MANIFEST}", parts[..i].join("/"));
+            files.contains_key(&format!("{prefix}{m}")).then_some(m)
+        });
+        out.insert(nested.unwrap_or_else(|| rel.to_string()));
+    }
+    out.into_iter().collect()
+}
+
 /// Lists every file of the model directory `dir` (see the module docs) with its
 /// size and SHA-256 in `dir/manifest.json`, rewritten atomically. The last step of
 /// writing a model directory, after every file is in place.
@@ -159,6 +202,21 @@ pub struct ModelFiles {
     listed: Option<FileList>,
     max_bytes: u64,
     read: Mutex<BTreeSet<String>>,
+    backing: Backing,
+}
+
+impl std::fmt::Debug for Backing {
+    // Not the bytes: a bundle holds megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backing::Disk => f.write_str("Disk"),
+            Backing::Memory { files, prefix } => f
+                .debug_struct("Memory")
+                .field("files", &files.len())
+                .field("prefix", prefix)
+                .finish(),
+        }
+    }
 }
 
 impl ModelFiles {
@@ -174,6 +232,88 @@ impl ModelFiles {
         let mpath = dir.join(MANIFEST);
         let manifest = shortlist_core::input::read_regular(&mpath, MAX_MANIFEST_BYTES)
             .map_err(|e| io(&mpath, e))?;
+        Self::with_manifest(dir, manifest, max_bytes, Backing::Disk)
+    }
+
+    /// Opens the model directory at the root of the in-memory tree `files`, with
+    /// the checks of [`ModelFiles::open`] (no file outside the manifest's list,
+    /// listed sizes and SHA-256s on reading); `label` stands for its path in
+    /// messages. A listed file absent from `files` is reported when read, and
+    /// skipped by [`ModelFiles::verify_unread`] (a bundle leaves out what inference
+    /// does not need: saved indexes, curves).
+    pub fn in_memory(label: &Path, files: Arc<MemoryFiles>) -> Result<Self> {
+        Self::memory_at(label, files, String::new())
+    }
+
+    pub(crate) fn memory_at(label: &Path, files: Arc<MemoryFiles>, prefix: String) -> Result<Self> {
+        let mpath = label.join(MANIFEST);
+        let manifest = files
+            .get(&format!("{prefix}{MANIFEST}"))
+            .ok_or_else(|| {
+                Error::io(
+                    &mpath,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "not in the bundle"),
+                )
+            })?
+            .clone();
+        if manifest.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(Error::corrupt(
+                &mpath,
+                format!("is over the limit of {MAX_MANIFEST_BYTES} bytes"),
+            ));
+        }
+        let max_bytes = max_input_bytes();
+        Self::with_manifest(
+            label,
+            manifest,
+            max_bytes,
+            Backing::Memory { files, prefix },
+        )
+    }
+
+    /// The model directory `name` inside this one (an ensemble member, a relevance
+    /// model), from the same source.
+    pub fn sub(&self, name: &str) -> Result<Self> {
+        match &self.backing {
+            Backing::Disk => Self::open_with_limit(&self.dir.join(name), self.max_bytes),
+            Backing::Memory { files, prefix } => Self::memory_at(
+                &self.dir.join(name),
+                Arc::clone(files),
+                format!("{prefix}{name}/"),
+            ),
+        }
+    }
+
+    /// Whether the files are read from disk (rather than from memory).
+    pub fn on_disk(&self) -> bool {
+        matches!(self.backing, Backing::Disk)
+    }
+
+    /// The model's `kind` (from its manifest).
+    pub fn kind(&self) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Kind {
+            kind: String,
+        }
+        let k: Kind = serde_json::from_slice(&self.manifest)
+            .map_err(|e| Error::corrupt(self.path(MANIFEST), format!("no model kind: {e}")))?;
+        Ok(k.kind)
+    }
+
+    fn covered(&self) -> Result<Vec<String>> {
+        match &self.backing {
+            Backing::Disk => covered_files(&self.dir),
+            Backing::Memory { files, prefix } => Ok(covered_memory(files, prefix)),
+        }
+    }
+
+    fn with_manifest(
+        dir: &Path,
+        manifest: Vec<u8>,
+        max_bytes: u64,
+        backing: Backing,
+    ) -> Result<Self> {
+        let mpath = dir.join(MANIFEST);
         let listed: Listed = serde_json::from_slice(&manifest)
             .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
         if let Some(files) = &listed.files {
@@ -189,8 +329,18 @@ impl ModelFiles {
                     ));
                 }
             }
-            for rel in covered_files(dir)? {
-                if !files.contains_key(&rel) {
+        }
+        let files = ModelFiles {
+            dir: dir.to_path_buf(),
+            manifest,
+            listed: listed.files,
+            max_bytes,
+            read: Mutex::new(BTreeSet::new()),
+            backing,
+        };
+        if let Some(listed) = &files.listed {
+            for rel in files.covered()? {
+                if !listed.contains_key(&rel) {
                     return Err(Error::corrupt(
                         dir.join(&rel),
                         "not listed in manifest.json (added after the model was saved?); remove it or save the model again",
@@ -198,13 +348,7 @@ impl ModelFiles {
                 }
             }
         }
-        Ok(ModelFiles {
-            dir: dir.to_path_buf(),
-            manifest,
-            listed: listed.files,
-            max_bytes,
-            read: Mutex::new(BTreeSet::new()),
-        })
+        Ok(files)
     }
 
     /// The directory.
@@ -249,7 +393,6 @@ impl ModelFiles {
     }
 
     fn read_checked(&self, rel: &str, keep: bool) -> Result<Vec<u8>> {
-        use std::io::Read;
         let path = self.path(rel);
         let entry = match &self.listed {
             Some(files) => Some(
@@ -259,25 +402,33 @@ impl ModelFiles {
             ),
             None => None,
         };
-        let (file, len) = open_regular(&path, self.max_bytes).map_err(|e| io(&path, e))?;
-        if let Some(e) = entry {
-            if len != e.bytes {
-                return Err(Error::corrupt(
-                    &path,
-                    format!(
-                        "is {len} bytes, manifest.json lists {} (truncated, still being copied, or replaced)",
-                        e.bytes
-                    ),
-                ));
+        let bytes = match &self.backing {
+            Backing::Disk => self.read_disk(&path, entry)?,
+            Backing::Memory { files, prefix } => {
+                let bytes = files.get(&format!("{prefix}{rel}")).ok_or_else(|| {
+                    Error::io(
+                        &path,
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "not in the bundle"),
+                    )
+                })?;
+                let len = bytes.len() as u64;
+                if len > self.max_bytes {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!("is {len} bytes, over the limit of {} bytes", self.max_bytes),
+                    ));
+                }
+                if let Some(e) = entry {
+                    if len != e.bytes {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!("is {len} bytes, manifest.json lists {}", e.bytes),
+                        ));
+                    }
+                }
+                bytes.clone()
             }
-        }
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.take(len.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| io(&path, e))?;
-        if bytes.len() as u64 != len {
-            return Err(Error::corrupt(&path, "changed size while being read"));
-        }
+        };
         if let Some(e) = entry {
             let sum = sha256_hex(&bytes);
             if sum != e.sha256 {
@@ -297,6 +448,32 @@ impl ModelFiles {
         Ok(if keep { bytes } else { Vec::new() })
     }
 
+    /// Reads `path` from disk: a regular file within the size limit, of its listed
+    /// size (checked before reading).
+    fn read_disk(&self, path: &Path, entry: Option<&FileEntry>) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let (file, len) = open_regular(path, self.max_bytes).map_err(|e| io(path, e))?;
+        if let Some(e) = entry {
+            if len != e.bytes {
+                return Err(Error::corrupt(
+                    path,
+                    format!(
+                        "is {len} bytes, manifest.json lists {} (truncated, still being copied, or replaced)",
+                        e.bytes
+                    ),
+                ));
+            }
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(len.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| io(path, e))?;
+        if bytes.len() as u64 != len {
+            return Err(Error::corrupt(path, "changed size while being read"));
+        }
+        Ok(bytes)
+    }
+
     /// Checks the files the loader did not read itself (index files, members'
     /// manifests, curves…): size and SHA-256 for a sealed directory; for an old
     /// one, that every top-level file is a regular file within the size limit.
@@ -305,9 +482,15 @@ impl ModelFiles {
             Some(files) => {
                 let done = self.read.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 for rel in files.keys().filter(|r| !done.contains(*r)) {
+                    if let Backing::Memory { files, prefix } = &self.backing {
+                        if !files.contains_key(&format!("{prefix}{rel}")) {
+                            continue; // left out of the bundle, never read
+                        }
+                    }
                     self.read_checked(rel, false)?;
                 }
             }
+            None if !self.on_disk() => {}
             None => {
                 for rel in covered_files(&self.dir)? {
                     if !rel.contains('/') {

@@ -129,7 +129,13 @@ impl EaseModel {
 
     /// Loads a model saved by [`EaseModel::save`]. Errors name the file.
     pub fn load(dir: &Path) -> Result<Self> {
-        load_simple(dir, EASE_KIND, |config, meta, spec, r| {
+        Self::load_from(&ModelFiles::open(dir)?)
+    }
+
+    /// Loads a model from opened model files (a directory, or one held in
+    /// memory), every file verified.
+    pub fn load_from(files: &ModelFiles) -> Result<Self> {
+        load_simple(files, EASE_KIND, |config, meta, spec, r| {
             let (seen, popularity) = get_common(r)?;
             Ok(EaseModel {
                 weights: r.f32("weights")?.1,
@@ -324,7 +330,13 @@ impl IalsModel {
 
     /// Loads a model saved by [`IalsModel::save`]. Errors name the file.
     pub fn load(dir: &Path) -> Result<Self> {
-        load_simple(dir, IALS_KIND, |config, meta, spec, r| {
+        Self::load_from(&ModelFiles::open(dir)?)
+    }
+
+    /// Loads a model from opened model files (a directory, or one held in
+    /// memory), every file verified.
+    pub fn load_from(files: &ModelFiles) -> Result<Self> {
+        load_simple(files, IALS_KIND, |config, meta, spec, r| {
             let (seen, popularity) = get_common(r)?;
             Ok(IalsModel {
                 user_factors: r.table("users")?,
@@ -426,14 +438,13 @@ fn save_simple<C: Serialize>(
 }
 
 fn load_simple<C: DeserializeOwned, M>(
-    dir: &Path,
+    files: &ModelFiles,
     kind: &str,
     build: impl FnOnce(C, ModelMeta, FeatureSpec, &Reader<'_, '_>) -> Result<M>,
 ) -> Result<(M, std::path::PathBuf)> {
     // Every file verified (see `crate::files`). The kind and version first, so that a
     // model of another kind is named as such rather than failing on its fields.
-    let files = ModelFiles::open(dir)?;
-    let (mpath, raw): (_, serde_json::Value) = parse_manifest(&files)?;
+    let (mpath, raw): (_, serde_json::Value) = parse_manifest(files)?;
     let field = |k: &str| raw.get(k).cloned().unwrap_or_default();
     check_manifest(
         &mpath,
@@ -443,8 +454,8 @@ fn load_simple<C: DeserializeOwned, M>(
     )?;
     let manifest: SimpleManifest<C> = serde_json::from_value(raw)
         .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
-    let spec = read_spec(&files)?;
-    let (wpath, bytes) = read_weights(&files, &manifest.weights_checksum)?;
+    let spec = read_spec(files)?;
+    let (wpath, bytes) = read_weights(files, &manifest.weights_checksum)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
     let r = Reader {

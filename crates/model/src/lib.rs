@@ -37,6 +37,7 @@
 pub mod artifact;
 pub mod attributes;
 pub mod autorec;
+pub mod bundle;
 pub mod cross;
 pub mod dense;
 pub mod embedding;

@@ -63,7 +63,8 @@ pub fn read_titles(dir: &Path, rows: usize) -> Result<Vec<String>> {
     titles_from(&ModelFiles::open(dir)?, rows)
 }
 
-fn titles_from(files: &ModelFiles, rows: usize) -> Result<Vec<String>> {
+/// [`read_titles`] from opened model files.
+pub fn titles_from(files: &ModelFiles, rows: usize) -> Result<Vec<String>> {
     let path = files.path(ITEMS);
     let Some(bytes) = files.read_optional(ITEMS)? else {
         return Ok(vec![String::new(); rows]);
@@ -143,16 +144,21 @@ impl RetrievalModel {
     /// of the directory verified (see [`crate::files`]; the saved index too, which
     /// the caller loads). Errors name the file.
     pub fn load(dir: &Path) -> Result<(Self, Vec<String>)> {
-        let files = ModelFiles::open(dir)?;
-        let (mpath, manifest): (_, RetrievalManifest) = parse_manifest(&files)?;
+        Self::load_from(&ModelFiles::open(dir)?)
+    }
+
+    /// Loads a model and its titles from opened model files (a directory, or one
+    /// held in memory), every file verified.
+    pub fn load_from(files: &ModelFiles) -> Result<(Self, Vec<String>)> {
+        let (mpath, manifest): (_, RetrievalManifest) = parse_manifest(files)?;
         check_manifest(
             &mpath,
             &manifest.kind,
             RETRIEVAL_KIND,
             manifest.format_version,
         )?;
-        let spec = read_spec(&files)?;
-        let (wpath, bytes) = read_weights(&files, &manifest.weights_checksum)?;
+        let spec = read_spec(files)?;
+        let (wpath, bytes) = read_weights(files, &manifest.weights_checksum)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
         let r = Reader {
@@ -180,7 +186,7 @@ impl RetrievalModel {
         model
             .check()
             .map_err(|e| Error::corrupt(&wpath, format!("inconsistent with the manifest: {e}")))?;
-        let titles = titles_from(&files, model.num_items())?;
+        let titles = titles_from(files, model.num_items())?;
         files.verify_unread()?;
         Ok((model, titles))
     }

@@ -12,7 +12,8 @@
 //!   quotas, merged and de-duplicated), exclusions, ranking, ordering ([`Order`]);
 //!   [`recommend_with`] adds a request's business rules ([`rules`]: attribute
 //!   filters inside the index search, a cap per attribute value, a freshness boost).
-//! * [`load_dir`]: any model version directory, by the kind in its manifest.
+//! * [`load_dir`]: any model version directory, by the kind in its manifest
+//!   ([`load_files`]: the same from memory, e.g. a bundle in a browser).
 //!
 //! It depends on the model and index crates only (no training, no data loading), so
 //! the server stays free of both.
@@ -50,6 +51,18 @@ pub fn load_dir(dir: &Path) -> Result<Stage> {
     match kind.as_str() {
         shortlist_model::artifact::RANKING_KIND => Ok(Stage::Ranking(RankingStage::load(dir)?)),
         other => Ok(Stage::Source(ModelSource::load(dir, other)?)),
+    }
+}
+
+/// [`load_dir`] from opened model files: a directory, or one held in memory (a
+/// model of a [`shortlist_model::bundle`]).
+pub fn load_files(files: &shortlist_model::files::ModelFiles) -> Result<Stage> {
+    let kind = files.kind().map_err(|e| Error::Load(e.to_string()))?;
+    match kind.as_str() {
+        shortlist_model::artifact::RANKING_KIND => {
+            Ok(Stage::Ranking(RankingStage::load_from(files)?))
+        }
+        other => Ok(Stage::Source(ModelSource::load_from(files, other)?)),
     }
 }
 

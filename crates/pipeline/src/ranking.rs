@@ -7,8 +7,9 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
+use shortlist_model::files::ModelFiles;
 use shortlist_model::relevance::OWN_CANDIDATES_MAX_ITEMS;
-use shortlist_model::retrieval_artifact::read_titles;
+use shortlist_model::retrieval_artifact::titles_from;
 use shortlist_model::{ListFeature, ListInputs, RankingModel, Scratch};
 
 use crate::error::{Error, Result};
@@ -87,8 +88,17 @@ pub struct RankingStage {
 impl RankingStage {
     /// Loads a ranking model directory (titles from its `items.tsv`, if present).
     pub fn load(dir: &Path) -> Result<Self> {
-        let model = RankingModel::load(dir).map_err(|e| Error::Load(e.to_string()))?;
-        let titles = read_titles(dir, model.num_items()).map_err(|e| Error::Load(e.to_string()))?;
+        let files = ModelFiles::open(dir).map_err(|e| Error::Load(e.to_string()))?;
+        Self::load_from(&files)
+    }
+
+    /// [`RankingStage::load`] from opened model files (a directory, or one held in
+    /// memory).
+    pub fn load_from(files: &ModelFiles) -> Result<Self> {
+        let dir = files.dir();
+        let model = RankingModel::load_from(files).map_err(|e| Error::Load(e.to_string()))?;
+        let titles =
+            titles_from(files, model.num_items()).map_err(|e| Error::Load(e.to_string()))?;
         let by_title = titles
             .iter()
             .enumerate()

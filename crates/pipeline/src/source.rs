@@ -11,13 +11,14 @@ use std::path::Path;
 
 use shortlist_features::FeatureSpec;
 use shortlist_index::{AnyIndex, ExactIndex, Filter, ItemBitmap, TopKIndex};
+use shortlist_model::files::ModelFiles;
 use std::sync::Arc;
 
 use shortlist_model::attributes::{ItemAttributes, RawValue};
 
 use crate::live::{ItemChange, Live, Placer};
 use shortlist_model::implicit::{EASE_KIND, IALS_KIND};
-use shortlist_model::retrieval_artifact::{read_titles, RETRIEVAL_KIND};
+use shortlist_model::retrieval_artifact::{titles_from, RETRIEVAL_KIND};
 use shortlist_model::{Csr, EaseModel, IalsModel, RetrievalModel};
 
 use crate::error::{Error, Result};
@@ -207,12 +208,21 @@ impl ModelSource {
     /// Loads a model directory of kind `retrieval`, `ease` or `ials` (with its saved
     /// index, if any; else an exact index is built).
     pub fn load(dir: &Path, kind: &str) -> Result<Self> {
+        let files = ModelFiles::open(dir).map_err(|e| Error::Load(e.to_string()))?;
+        Self::load_from(&files, kind)
+    }
+
+    /// [`ModelSource::load`] from opened model files. Files held in memory (a
+    /// bundle) get an exact index built from the model; a saved index is read
+    /// from disk only.
+    pub fn load_from(files: &ModelFiles, kind: &str) -> Result<Self> {
         let err = |e: &dyn std::fmt::Display| Error::Load(e.to_string());
+        let dir = files.dir();
         let scorer = match kind {
             RETRIEVAL_KIND => {
-                let (model, _) = RetrievalModel::load(dir).map_err(|e| err(&e))?;
+                let (model, _) = RetrievalModel::load_from(files).map_err(|e| err(&e))?;
                 let index = load_index(
-                    dir,
+                    files,
                     || model.all_candidates(),
                     model.dim(),
                     model.num_items(),
@@ -224,9 +234,9 @@ impl ModelSource {
                 }
             }
             IALS_KIND => {
-                let model = IalsModel::load(dir).map_err(|e| err(&e))?;
+                let model = IalsModel::load_from(files).map_err(|e| err(&e))?;
                 let index = load_index(
-                    dir,
+                    files,
                     || model.item_factors.data().to_vec(),
                     model.dim(),
                     model.num_items(),
@@ -238,7 +248,7 @@ impl ModelSource {
                 }
             }
             EASE_KIND => Scorer::Ease {
-                model: EaseModel::load(dir).map_err(|e| err(&e))?,
+                model: EaseModel::load_from(files).map_err(|e| err(&e))?,
             },
             other => {
                 return Err(Error::Load(format!(
@@ -247,10 +257,10 @@ impl ModelSource {
                 )))
             }
         };
-        Self::new(scorer, dir)
+        Self::new(scorer, files)
     }
 
-    fn new(scorer: Scorer, dir: &Path) -> Result<Self> {
+    fn new(scorer: Scorer, files: &ModelFiles) -> Result<Self> {
         let mut s = ModelSource {
             scorer,
             titles: Vec::new(),
@@ -258,9 +268,9 @@ impl ModelSource {
             popular: Vec::new(),
             popularity_total: 1.0,
         };
-        s.titles = read_titles(dir, s.num_items()).map_err(|e| Error::Load(e.to_string()))?;
-        let attributes =
-            ItemAttributes::read(dir, &s.spec().item_id).map_err(|e| Error::Load(e.to_string()))?;
+        s.titles = titles_from(files, s.num_items()).map_err(|e| Error::Load(e.to_string()))?;
+        let attributes = ItemAttributes::read_from(files, &s.spec().item_id)
+            .map_err(|e| Error::Load(e.to_string()))?;
         let dim = match &s.scorer {
             Scorer::TwoTower { model, .. } => model.dim(),
             Scorer::Ials { model, .. } => model.dim(),
@@ -426,12 +436,18 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// The index saved with a model (checked against it), else an exact one over
 /// `items()` (built only then).
 fn load_index(
-    dir: &Path,
+    files: &ModelFiles,
     items: impl FnOnce() -> Vec<f32>,
     dim: usize,
     n: usize,
 ) -> Result<AnyIndex> {
-    match AnyIndex::load_dir(dir).map_err(|e| Error::Load(e.to_string()))? {
+    let dir = files.dir();
+    let saved = if files.on_disk() {
+        AnyIndex::load_dir(dir).map_err(|e| Error::Load(e.to_string()))?
+    } else {
+        None
+    };
+    match saved {
         Some(index) => {
             if index.dim() != dim || index.len() != n {
                 return Err(Error::Load(format!(

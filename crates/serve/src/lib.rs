@@ -137,6 +137,7 @@ pub mod models;
 pub mod registry;
 pub mod servable;
 
+mod demo;
 mod native;
 mod strict_json;
 mod tfs;
@@ -544,6 +545,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz_handler))
         .route("/readyz", get(readyz_handler))
         .route("/monitoring/prometheus/metrics", get(metrics_handler))
+        .merge(demo::routes())
         .fallback(fallback_handler)
         .method_not_allowed_fallback(method_not_allowed_handler)
         .with_state(state)

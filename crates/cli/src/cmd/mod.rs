@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod data;
 pub mod events;
+pub mod export;
 pub mod index;
 pub mod items;
 pub mod model;

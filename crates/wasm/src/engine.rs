@@ -1,0 +1,371 @@
+//! The models of a bundle and the JSON requests they answer, in plain Rust (no
+//! `wasm-bindgen` types), so that the native tests run exactly what the browser
+//! runs.
+//!
+//! The request and answer bodies are those of the server's `/v1/recommend` and
+//! `/v1/rank` (README, "Serving"), less what needs the server: no event log (a
+//! history entry's `event` name is refused: give a `strength`), no
+//! `candidate_sources` and no model names (the bundle holds one candidate model,
+//! `retrieval`, and optionally one ranking model, `ranking`).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use shortlist_model::bundle;
+use shortlist_pipeline::{
+    load_files, recommend, CandidateSource, HistoryItem, ModelSource, Order, Ranker, RankingStage,
+    Request, Stage, Stages, User,
+};
+
+/// Largest `k` accepted (the server's default `--max-k`).
+pub const MAX_K: usize = 1000;
+/// Largest `num_candidates`, history, `exclude_items` or `item_ids` length (the
+/// server's default limit).
+pub const MAX_ITEMS: usize = 10_000;
+/// `num_candidates` when the request has none (the server's default).
+pub const DEFAULT_NUM_CANDIDATES: usize = 100;
+
+/// The models of one bundle, ready to answer.
+pub struct Engine {
+    source: ModelSource,
+    ranker: Option<RankingStage>,
+}
+
+/// An id given as a JSON string or integer (as the server accepts).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Number(u64),
+}
+
+impl Id {
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Id::Text(s) => s.as_str().into(),
+            Id::Number(n) => n.to_string().into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullEntry {
+    item_id: Id,
+    #[serde(default)]
+    strength: Option<f64>,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    timestamp: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HistoryEntry {
+    Id(Id),
+    Full(FullEntry),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecommendBody {
+    #[serde(default)]
+    user_id: Option<Id>,
+    #[serde(default)]
+    history: Vec<HistoryEntry>,
+    #[serde(default)]
+    k: Option<u64>,
+    #[serde(default)]
+    num_candidates: Option<u64>,
+    #[serde(default)]
+    exclude_seen: Option<bool>,
+    #[serde(default)]
+    exclude_items: Vec<Id>,
+    #[serde(default)]
+    order_by: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RankBody {
+    #[serde(default)]
+    user_id: Option<Id>,
+    #[serde(default)]
+    history: Vec<HistoryEntry>,
+    item_ids: Vec<Id>,
+}
+
+#[derive(Serialize)]
+struct RecItem<'a> {
+    item_id: &'a str,
+    title: Option<&'a str>,
+    retrieval_score: f32,
+    ranking_score: Option<f32>,
+    predicted_rating: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct RecResponse<'a> {
+    user_id: &'a str,
+    known_user: bool,
+    user_path: &'static str,
+    order_by: &'static str,
+    items: Vec<RecItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct RankItem<'a> {
+    item_id: &'a str,
+    score: f32,
+    predicted_rating: f32,
+    known_item: bool,
+}
+
+#[derive(Serialize)]
+struct RankResponse<'a> {
+    user_id: &'a str,
+    known_user: bool,
+    order_by: &'static str,
+    items: Vec<RankItem<'a>>,
+}
+
+/// The pipeline's history from a request's entries; errors name the entry.
+fn history(entries: &[HistoryEntry]) -> Result<Vec<(String, f32)>, String> {
+    if entries.len() > MAX_ITEMS {
+        return Err(format!(
+            "history: {} items exceed the limit of {MAX_ITEMS}",
+            entries.len()
+        ));
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(n, e)| match e {
+            HistoryEntry::Id(id) => Ok((id.text().into_owned(), 1.0)),
+            HistoryEntry::Full(o) => {
+                if o.event.is_some() {
+                    return Err(format!(
+                        "history[{n}].event is not available in the browser (no event table): give a strength"
+                    ));
+                }
+                let _ = o.timestamp;
+                let strength = match o.strength {
+                    Some(s) if s.is_finite() && s > 0.0 && s <= 1e6 => s as f32,
+                    Some(s) => {
+                        return Err(format!(
+                            "history[{n}].strength must be a positive number up to 1e6, got {s}"
+                        ))
+                    }
+                    None => 1.0,
+                };
+                Ok((o.item_id.text().into_owned(), strength))
+            }
+        })
+        .collect()
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a str) -> Result<T, String> {
+    serde_json::from_str(body).map_err(|e| format!("Malformed request body: {e}"))
+}
+
+/// Best first; NaN last (the server's order).
+fn desc(a: f32, b: f32) -> std::cmp::Ordering {
+    let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
+    key(b).total_cmp(&key(a))
+}
+
+impl Engine {
+    /// Loads the models of a bundle: `retrieval` (any candidate model kind) and,
+    /// when present, `ranking`. Every file is checked against its manifest.
+    pub fn from_bundle(bytes: &[u8]) -> Result<Self, String> {
+        let files = Arc::new(bundle::unpack(bytes).map_err(|e| e.to_string())?);
+        let retrieval = bundle::open(&files, "retrieval").map_err(|e| e.to_string())?;
+        let source = match load_files(&retrieval).map_err(|e| e.to_string())? {
+            Stage::Source(s) => s,
+            Stage::Ranking(_) => {
+                return Err("bundle/retrieval: a ranking model, expected a candidate model".into())
+            }
+        };
+        let has_ranking = files.keys().any(|k| k.starts_with("ranking/"));
+        let ranker = if has_ranking {
+            let ranking = bundle::open(&files, "ranking").map_err(|e| e.to_string())?;
+            match load_files(&ranking).map_err(|e| e.to_string())? {
+                Stage::Ranking(r) => Some(r),
+                Stage::Source(_) => {
+                    return Err(
+                        "bundle/ranking: a candidate model, expected a ranking model".into(),
+                    )
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Engine { source, ranker })
+    }
+
+    /// Item ids and titles of the candidate model, in row order (OOV rows left
+    /// out), as a JSON array of `[item_id, title]` pairs.
+    pub fn items_json(&self) -> String {
+        let spec = self.source.spec();
+        let items: Vec<(&str, &str)> = (spec.item_id.num_oov()..self.source.num_items() as u32)
+            .filter_map(|row| {
+                let id = spec.item_id.value(row)?;
+                Some((id, self.source.item_title(id).unwrap_or("")))
+            })
+            .collect();
+        serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// `/v1/recommend` (see the module documentation): a JSON body in, the JSON
+    /// answer out; errors say which field is wrong.
+    pub fn recommend_json(&self, body: &str) -> Result<String, String> {
+        let req: RecommendBody = parse(body)?;
+        let k = req.k.unwrap_or(10);
+        if k == 0 || k > MAX_K as u64 {
+            return Err(format!("k must be between 1 and {MAX_K}, got {k}"));
+        }
+        let k = k as usize;
+        let num_candidates = match req.num_candidates {
+            None => DEFAULT_NUM_CANDIDATES.max(k),
+            Some(n) if n > MAX_ITEMS as u64 => {
+                return Err(format!(
+                    "num_candidates must be at most {MAX_ITEMS}, got {n}"
+                ))
+            }
+            Some(n) if n < k as u64 => {
+                return Err(format!("num_candidates ({n}) must be at least k ({k})"))
+            }
+            Some(n) => n as usize,
+        };
+        if req.exclude_items.len() > MAX_ITEMS {
+            return Err(format!(
+                "exclude_items: {} ids exceed the limit of {MAX_ITEMS}",
+                req.exclude_items.len()
+            ));
+        }
+        let order =
+            Order::parse(req.order_by.as_deref().unwrap_or("auto")).map_err(|e| e.to_string())?;
+        let user_id = req.user_id.as_ref().map(Id::text).unwrap_or_default();
+        let owned = history(&req.history)?;
+        let hist: Vec<HistoryItem<'_>> = owned
+            .iter()
+            .map(|(id, s)| HistoryItem {
+                item_id: id,
+                strength: *s,
+            })
+            .collect();
+        let exclude_owned: Vec<_> = req.exclude_items.iter().map(Id::text).collect();
+        let exclude: Vec<&str> = exclude_owned.iter().map(|s| s.as_ref()).collect();
+        let stages = Stages {
+            primary: &self.source,
+            extra: &[],
+            ranker: self.ranker.as_ref().map(|r| r as &dyn Ranker),
+        };
+        let rec = recommend(
+            &stages,
+            &Request {
+                user: User {
+                    id: &user_id,
+                    history: &hist,
+                },
+                k,
+                num_candidates,
+                exclude_seen: req.exclude_seen.unwrap_or(true),
+                exclude_items: &exclude,
+                order,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let answer = RecResponse {
+            user_id: &user_id,
+            known_user: rec.known_user,
+            user_path: rec.path.as_str(),
+            order_by: rec.order.as_str(),
+            items: rec
+                .items
+                .iter()
+                .map(|it| RecItem {
+                    item_id: it.item_id,
+                    title: it.title,
+                    retrieval_score: it.retrieval_score,
+                    ranking_score: it.ranking_score,
+                    predicted_rating: it.predicted_rating,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&answer).map_err(|e| format!("serializing the answer: {e}"))
+    }
+
+    /// `/v1/rank`: the ranking model's scores of the given items, best first (the
+    /// relevance score with the candidate model's scores as its first input, when
+    /// the model has a relevance head; else the predicted rating).
+    pub fn rank_json(&self, body: &str) -> Result<String, String> {
+        let Some(ranker) = &self.ranker else {
+            return Err("the bundle has no ranking model".into());
+        };
+        let req: RankBody = parse(body)?;
+        if req.item_ids.len() > MAX_ITEMS {
+            return Err(format!(
+                "item_ids: {} ids exceed the limit of {MAX_ITEMS}",
+                req.item_ids.len()
+            ));
+        }
+        let user_id = req.user_id.as_ref().map(Id::text).unwrap_or_default();
+        let owned = history(&req.history)?;
+        let hist: Vec<HistoryItem<'_>> = owned
+            .iter()
+            .map(|(id, s)| HistoryItem {
+                item_id: id,
+                strength: *s,
+            })
+            .collect();
+        let user = User {
+            id: &user_id,
+            history: &hist,
+        };
+        let ids_owned: Vec<_> = req.item_ids.iter().map(Id::text).collect();
+        let ids: Vec<&str> = ids_owned.iter().map(|s| s.as_ref()).collect();
+        let retrieval = ranker.has_relevance().then(|| {
+            let mut s = vec![0f32; ids.len()];
+            self.source.score_items(&user, &ids, &mut s);
+            s
+        });
+        let ranked = ranker
+            .rank(&user, &ids, retrieval.as_deref())
+            .map_err(|e| e.to_string())?;
+        if ranked.ratings.len() != ids.len() {
+            return Err(format!(
+                "the ranking model returned {} scores for {} items",
+                ranked.ratings.len(),
+                ids.len()
+            ));
+        }
+        let mut items: Vec<RankItem<'_>> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, &item_id)| RankItem {
+                item_id,
+                score: ranked
+                    .relevance
+                    .as_ref()
+                    .and_then(|r| r.get(k).copied())
+                    .unwrap_or(ranked.ratings[k]),
+                predicted_rating: ranked.ratings[k],
+                known_item: !ranked.unknown_items.contains(&k),
+            })
+            .collect();
+        items.sort_by(|a, b| desc(a.score, b.score));
+        let answer = RankResponse {
+            user_id: &user_id,
+            known_user: ranked.known_user,
+            order_by: if ranked.relevance.is_some() {
+                "relevance"
+            } else {
+                "rating"
+            },
+            items,
+        };
+        serde_json::to_string(&answer).map_err(|e| format!("serializing the answer: {e}"))
+    }
+}
