@@ -83,6 +83,33 @@ pub struct RankingStage {
     own_index: Option<ExactIndex>,
     /// `YᵀY` of the relevance head's iALS model, for fold-ins of new histories.
     gram: Vec<f32>,
+    /// Distinguishes this loaded model from every other one (the fold-in memo's key).
+    id: u64,
+}
+
+/// Ids of loaded ranking stages (never reused, unlike addresses).
+static NEXT_STAGE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The last iALS fold-in computed on this thread. One request asks for the head's
+/// view of its user twice (its own candidates, then the list's features); a fold-in
+/// of a 50-item history is a 64 × 64 solve, so the second ask reuses the first.
+struct FoldMemo {
+    stage: u64,
+    row: Option<u32>,
+    history: Vec<(u32, f32)>,
+    ials: Option<Vec<f32>>,
+}
+
+thread_local! {
+    static FOLD_MEMO: std::cell::RefCell<Option<FoldMemo>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The same history, strengths compared bit for bit.
+fn same_history(a: &[(u32, f32)], b: &[(u32, f32)]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits())
 }
 
 impl RankingStage {
@@ -132,6 +159,7 @@ impl RankingStage {
             by_title,
             own_index,
             gram,
+            id: NEXT_STAGE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -163,7 +191,32 @@ impl RankingStage {
             (!spec.item_id.is_oov(i) && h.strength.is_finite()).then_some((i, h.strength))
         }));
         let fresh = history.len() > before;
-        let ials = head.ials_query(row, &history, fresh, &self.gram);
+        let ials = if fresh || row.is_none() {
+            // A fold-in: reuse this thread's last one when it was for the same user.
+            let memo = FOLD_MEMO.with(|m| {
+                m.borrow().as_ref().and_then(|m| {
+                    (m.stage == self.id && m.row == row && same_history(&m.history, &history))
+                        .then(|| m.ials.clone())
+                })
+            });
+            match memo {
+                Some(ials) => ials,
+                None => {
+                    let ials = head.ials_query(row, &history, fresh, &self.gram);
+                    FOLD_MEMO.with(|m| {
+                        *m.borrow_mut() = Some(FoldMemo {
+                            stage: self.id,
+                            row,
+                            history: history.clone(),
+                            ials: ials.clone(),
+                        })
+                    });
+                    ials
+                }
+            }
+        } else {
+            head.ials_query(row, &history, fresh, &self.gram)
+        };
         let mut rows: Vec<u32> = history.iter().map(|h| h.0).collect();
         rows.sort_unstable();
         rows.dedup();

@@ -387,3 +387,62 @@ fn unknown_users_are_served_from_their_history() {
     assert!(more.candidates.iter().all(|c| c.item_id != top));
     assert_ne!(more.candidates[0].score, plain.candidates[1].score);
 }
+
+/// The ranking stage reuses a thread's last iALS fold-in only for the same model,
+/// user and history: changing the history changes the scores, going back restores
+/// them exactly, and a separately loaded copy of the model agrees call for call.
+#[test]
+fn the_fold_in_memo_never_answers_for_another_history() {
+    use shortlist_model::ListFeature;
+    let (d, train, _) = data();
+    let cfg = TrainConfig {
+        embedding_dim: 8,
+        hidden: vec![8],
+        epochs: 1,
+        batch_size: 256,
+        relevance: Some(RelevanceTrainConfig {
+            features: vec![ListFeature::Retrieval, ListFeature::Ials],
+            retrieval: retrieval_config(),
+            candidates: 50,
+            own_share: 0.0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (model, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
+    let base = tempfile::tempdir().unwrap();
+    model.save(&base.path().join("ranking")).unwrap();
+    let load = || match load_dir(&base.path().join("ranking")).unwrap() {
+        Stage::Ranking(r) => r,
+        _ => panic!("not a ranking model"),
+    };
+    let (a, b) = (load(), load());
+    let ids: Vec<&str> = (0..40).map(|k| d.items.raw(k)).collect();
+    fn history<'a>(items: &[&'a str]) -> Vec<HistoryItem<'a>> {
+        items
+            .iter()
+            .map(|&item_id| HistoryItem {
+                item_id,
+                strength: 1.0,
+            })
+            .collect()
+    }
+    let (ha, hb) = (history(&ids[20..25]), history(&ids[25..30]));
+    let rank = |r: &dyn Ranker, h: &[HistoryItem<'_>]| {
+        let user = User {
+            id: "someone-new",
+            history: h,
+        };
+        r.rank_relevance(&user, &ids[..20], None)
+            .unwrap()
+            .relevance
+            .unwrap()
+    };
+    let a1 = rank(&a, &ha);
+    let a2 = rank(&a, &hb);
+    let a3 = rank(&a, &ha);
+    assert_ne!(a1, a2, "another history, other scores");
+    assert_eq!(a1, a3);
+    assert_eq!(rank(&b, &hb), a2);
+    assert_eq!(rank(&b, &ha), a1);
+}
