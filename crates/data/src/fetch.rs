@@ -365,23 +365,37 @@ pub fn fetch_wheel(
         .prefix(".wheel-")
         .tempdir_in(parent)?;
     progress.start(&format!("pip download {}", wheel.requirement), None);
-    let output = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "-d",
-        ])
-        .arg(download.path())
-        .arg(&wheel.requirement)
-        .output()
-        .map_err(|e| {
-            fail(format!(
-                "cannot run {python:?}: {e} (set SHORTLIST_PYTHON to a Python with pip)"
-            ))
-        })?;
+    let run = || {
+        Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+            ])
+            .arg(download.path())
+            .arg(&wheel.requirement)
+            .output()
+    };
+    // An interpreter written a moment ago can be "busy" (ETXTBSY) while a process
+    // forked meanwhile still holds its write descriptor until it execs: retry briefly.
+    let mut output = run();
+    for _ in 0..10 {
+        match &output {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                output = run();
+            }
+            _ => break,
+        }
+    }
+    let output = output.map_err(|e| {
+        fail(format!(
+            "cannot run {python:?}: {e} (set SHORTLIST_PYTHON to a Python with pip)"
+        ))
+    })?;
     progress.finish();
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
