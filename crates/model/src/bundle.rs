@@ -29,12 +29,15 @@ use crate::files::{MemoryFiles, ModelFiles};
 pub const MAGIC: &[u8; 8] = b"SLBUNDL1";
 
 /// The files of a model directory that inference reads: the manifest, the
-/// weights, the feature spec and the titles.
-pub const INFERENCE_FILES: [&str; 4] = [
+/// weights, the feature spec, the titles and the item attributes (business rules;
+/// a candidate model lists it in its manifest when it was trained with item
+/// features, and its loader reads it).
+pub const INFERENCE_FILES: [&str; 5] = [
     crate::files::MANIFEST,
     crate::artifact::WEIGHTS,
     crate::artifact::FEATURES,
     crate::retrieval_artifact::ITEMS,
+    crate::attributes::ATTRIBUTES,
 ];
 
 /// Deepest nesting of model directories packed (a model, its members, theirs…).
