@@ -29,8 +29,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use live::ItemChange;
-pub use ranking::{Ranked, Ranker, RankingStage};
-pub use recommend::{recommend, recommend_with, Item, Order, Recommendation, Request, Stages};
+pub use ranking::{Ranked, RankedRow, Ranker, RankingStage};
+pub use recommend::{
+    desc, recommend, recommend_with, Item, Order, Recommendation, Request, Stages,
+};
 pub use rules::{Condition, Freshness, Op, Rules};
 pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 

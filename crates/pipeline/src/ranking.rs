@@ -30,6 +30,61 @@ pub struct Ranked {
     pub unknown_items: Vec<usize>,
 }
 
+/// One item of a list ordered by [`Ranked::ordered`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankedRow {
+    /// Its index in the request's items.
+    pub index: usize,
+    /// What orders the list: the relevance score, or the rating without a head.
+    pub score: f32,
+    /// The predicted rating.
+    pub predicted_rating: f32,
+    /// `false` for an item the model does not know.
+    pub known_item: bool,
+}
+
+impl Ranked {
+    /// The `n` scored items best first (by [`Ranked::order_by`]; NaN last, ties in
+    /// request order). An error when the model returned another number of scores.
+    pub fn ordered(&self, n: usize) -> Result<Vec<RankedRow>> {
+        let bad = |got: usize| {
+            Error::Internal(format!(
+                "the ranking model returned {got} scores for {n} items"
+            ))
+        };
+        if self.ratings.len() != n {
+            return Err(bad(self.ratings.len()));
+        }
+        if let Some(r) = self.relevance.as_ref().filter(|r| r.len() != n) {
+            return Err(bad(r.len()));
+        }
+        let mut rows: Vec<RankedRow> = (0..n)
+            .map(|k| RankedRow {
+                index: k,
+                score: self.relevance.as_ref().map_or(self.ratings[k], |r| r[k]),
+                predicted_rating: self.ratings[k],
+                known_item: true,
+            })
+            .collect();
+        for &k in &self.unknown_items {
+            if let Some(row) = rows.get_mut(k) {
+                row.known_item = false;
+            }
+        }
+        rows.sort_by(|a, b| crate::recommend::desc(a.score, b.score));
+        Ok(rows)
+    }
+
+    /// What [`Ranked::ordered`] orders by: `"relevance"` or `"rating"`.
+    pub fn order_by(&self) -> &'static str {
+        if self.relevance.is_some() {
+            "relevance"
+        } else {
+            "rating"
+        }
+    }
+}
+
 /// Second stage: scores given (user, item) pairs.
 pub trait Ranker: Send + Sync {
     /// Scores every item of `item_ids` for `user` (its history extends what training
@@ -399,4 +454,36 @@ impl Ranker for RankingStage {
 /// How many own candidates the head adds to a first stage's `n` (as in training).
 fn own_count(share: f32, n: usize) -> usize {
     (share as f64 * n as f64).round() as usize
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Ordered by relevance where there is a head (NaN last, ties in request order),
+    /// by rating otherwise; unknown items flagged; a wrong count is an error.
+    #[test]
+    fn ranked_lists_are_ordered_by_their_score() {
+        let mut r = Ranked {
+            relevance: Some(vec![0.5, f32::NAN, 2.0, 0.5]),
+            ratings: vec![4.0, 5.0, 1.0, 3.0],
+            known_user: true,
+            unknown_items: vec![1],
+        };
+        let rows = r.ordered(4).unwrap();
+        let order: Vec<usize> = rows.iter().map(|x| x.index).collect();
+        assert_eq!(order, [2, 0, 3, 1]);
+        assert_eq!(rows[0].predicted_rating, 1.0);
+        assert!(rows.iter().all(|x| x.known_item == (x.index != 1)));
+        assert_eq!(r.order_by(), "relevance");
+        r.relevance = None;
+        let order: Vec<usize> = r.ordered(4).unwrap().iter().map(|x| x.index).collect();
+        assert_eq!(order, [1, 0, 3, 2]);
+        assert_eq!(r.order_by(), "rating");
+        assert_eq!(
+            r.ordered(5).unwrap_err().to_string(),
+            "the ranking model returned 4 scores for 5 items"
+        );
+    }
 }

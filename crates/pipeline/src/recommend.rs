@@ -110,8 +110,8 @@ pub struct Recommendation<'a> {
     pub items: Vec<Item<'a>>,
 }
 
-/// Higher first; NaN last.
-fn desc(a: f32, b: f32) -> std::cmp::Ordering {
+/// Higher first; NaN last (the order of every served list).
+pub fn desc(a: f32, b: f32) -> std::cmp::Ordering {
     let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
     key(b).total_cmp(&key(a))
 }

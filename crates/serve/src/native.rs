@@ -1,7 +1,6 @@
 //! The native endpoints: `/v1/recommend` (retrieve, then rank) and `/v1/rank`.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::fmt;
 
 use axum::http::StatusCode;
@@ -236,12 +235,6 @@ fn parse<'a, T: Deserialize<'a>>(
     fields: &[(&str, Kind, bool)],
 ) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| explain(body, fields, e))
-}
-
-/// Higher first; NaN last.
-fn desc(a: f32, b: f32) -> Ordering {
-    let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
-    key(b).total_cmp(&key(a))
 }
 
 /// Model name → version, serialized as a JSON object.
@@ -639,42 +632,22 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
         None
     };
     let ranked = ranker.rank(&user, &ids, retrieval_scores.as_deref())?;
-    if ranked.ratings.len() != ids.len() {
-        return Err(ApiError::Internal(format!(
-            "ranking model {name} returned {} scores for {} items",
-            ranked.ratings.len(),
-            ids.len()
-        )));
-    }
-    let mut items: Vec<RankItem<'_>> = ids
-        .iter()
-        .enumerate()
-        .map(|(k, &item_id)| RankItem {
-            item_id,
-            score: ranked
-                .relevance
-                .as_ref()
-                .and_then(|r| r.get(k).copied())
-                .unwrap_or(ranked.ratings[k]),
-            predicted_rating: ranked.ratings[k],
-            known_item: true,
+    let items: Vec<RankItem<'_>> = ranked
+        .ordered(ids.len())
+        .map_err(|e| ApiError::Internal(format!("ranking model {name}: {e}")))?
+        .into_iter()
+        .map(|r| RankItem {
+            item_id: ids[r.index],
+            score: r.score,
+            predicted_rating: r.predicted_rating,
+            known_item: r.known_item,
         })
         .collect();
-    for &i in &ranked.unknown_items {
-        if let Some(it) = items.get_mut(i) {
-            it.known_item = false;
-        }
-    }
-    items.sort_by(|a, b| desc(a.score, b.score));
     respond(&RankResponse {
         user_id,
         known_user: ranked.known_user,
         model_version: version,
-        order_by: if ranked.relevance.is_some() {
-            "relevance"
-        } else {
-            "rating"
-        },
+        order_by: ranked.order_by(),
         items,
     })
 }
@@ -729,7 +702,7 @@ mod tests {
     #[test]
     fn nan_sorts_last() {
         let mut v = [1.0, f32::NAN, 3.0, 2.0];
-        v.sort_by(|a, b| desc(*a, *b));
+        v.sort_by(|a, b| shortlist_pipeline::desc(*a, *b));
         assert_eq!(&v[..3], &[3.0, 2.0, 1.0]);
         assert!(v[3].is_nan());
     }

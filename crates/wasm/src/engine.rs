@@ -169,12 +169,6 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a str) -> Result<T, String> {
     serde_json::from_str(body).map_err(|e| format!("Malformed request body: {e}"))
 }
 
-/// Best first; NaN last (the server's order).
-fn desc(a: f32, b: f32) -> std::cmp::Ordering {
-    let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
-    key(b).total_cmp(&key(a))
-}
-
 impl Engine {
     /// Loads the models of a bundle: `retrieval` (any candidate model kind) and,
     /// when present, `ranking`. Every file is checked against its manifest.
@@ -334,36 +328,21 @@ impl Engine {
         let ranked = ranker
             .rank(&user, &ids, retrieval.as_deref())
             .map_err(|e| e.to_string())?;
-        if ranked.ratings.len() != ids.len() {
-            return Err(format!(
-                "the ranking model returned {} scores for {} items",
-                ranked.ratings.len(),
-                ids.len()
-            ));
-        }
-        let mut items: Vec<RankItem<'_>> = ids
-            .iter()
-            .enumerate()
-            .map(|(k, &item_id)| RankItem {
-                item_id,
-                score: ranked
-                    .relevance
-                    .as_ref()
-                    .and_then(|r| r.get(k).copied())
-                    .unwrap_or(ranked.ratings[k]),
-                predicted_rating: ranked.ratings[k],
-                known_item: !ranked.unknown_items.contains(&k),
+        let items: Vec<RankItem<'_>> = ranked
+            .ordered(ids.len())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|r| RankItem {
+                item_id: ids[r.index],
+                score: r.score,
+                predicted_rating: r.predicted_rating,
+                known_item: r.known_item,
             })
             .collect();
-        items.sort_by(|a, b| desc(a.score, b.score));
         let answer = RankResponse {
             user_id: &user_id,
             known_user: ranked.known_user,
-            order_by: if ranked.relevance.is_some() {
-                "relevance"
-            } else {
-                "rating"
-            },
+            order_by: ranked.order_by(),
             items,
         };
         serde_json::to_string(&answer).map_err(|e| format!("serializing the answer: {e}"))
