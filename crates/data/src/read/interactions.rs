@@ -254,10 +254,13 @@ fn assemble(
     })
 }
 
-/// Raw ids of rows: where each id's bytes are in the file, and their hash.
+/// Raw ids of rows: each id's bytes (inline when short, else where they are in the
+/// file) and their hash.
 #[derive(Default)]
 struct Keys {
-    /// `offset << 24 | len` into the file body.
+    /// An id of at most [`INLINE_MAX`] bytes: `INLINE | len << 56 | bytes` (little
+    /// endian), so equal spans mean equal ids and interning never reads the file again
+    /// for it; a longer one: `offset << 24 | len` into the file body.
     spans: Vec<u64>,
     hashes: Vec<u64>,
 }
@@ -276,9 +279,15 @@ impl Keys {
     }
 
     fn push(&mut self, body: &[u8], field: &[u8]) {
-        let offset = field.as_ptr() as usize - body.as_ptr() as usize;
-        self.spans
-            .push(((offset as u64) << 24) | field.len() as u64);
+        let span = if field.len() <= INLINE_MAX {
+            let mut bytes = [0u8; 8];
+            bytes[..field.len()].copy_from_slice(field);
+            INLINE | ((field.len() as u64) << 56) | u64::from_le_bytes(bytes)
+        } else {
+            let offset = field.as_ptr() as usize - body.as_ptr() as usize;
+            ((offset as u64) << 24) | field.len() as u64
+        };
+        self.spans.push(span);
         self.hashes.push(std::hash::BuildHasher::hash_one(
             &rustc_hash::FxBuildHasher,
             field,
@@ -286,9 +295,22 @@ impl Keys {
     }
 }
 
-fn span_bytes(body: &[u8], span: u64) -> &[u8] {
-    let (offset, len) = ((span >> 24) as usize, (span & 0xFF_FFFF) as usize);
-    &body[offset..offset + len]
+/// The flag of an inline span (offsets stay below 2³⁹, so it is never an offset bit).
+const INLINE: u64 = 1 << 63;
+/// The longest id kept inline in its span.
+const INLINE_MAX: usize = 7;
+
+/// The bytes of an id: from the span itself when inline (copied into `buf`), else from
+/// the file body.
+fn span_bytes<'a>(body: &'a [u8], span: u64, buf: &'a mut [u8; 8]) -> &'a [u8] {
+    if span & INLINE != 0 {
+        *buf = span.to_le_bytes();
+        let len = ((span >> 56) & 0x7F) as usize;
+        &buf[..len]
+    } else {
+        let (offset, len) = ((span >> 24) as usize, (span & 0xFF_FFFF) as usize);
+        &body[offset..offset + len]
+    }
 }
 
 /// Rows parsed without interning (the fast path): ids stay spans into the file.
@@ -372,20 +394,45 @@ fn intern_partitioned(body: &[u8], keys: &Keys, encoding: Encoding) -> (IdMap, V
             let rows = &order[starts[q]..starts[q + 1]];
             let mut table: hashbrown::HashTable<u32> = hashbrown::HashTable::new();
             let mut firsts: Vec<u32> = Vec::new();
+            // The distinct ids' hashes and spans, and the bytes of the long ones, copied
+            // into the bucket: reading the first row's bytes in `body` missed the caches
+            // on every lookup (first rows lie anywhere in a file of hundreds of MB).
+            let mut first_hashes: Vec<u64> = Vec::new();
+            let mut first_spans: Vec<u64> = Vec::new();
+            let mut ends: Vec<u32> = Vec::new();
+            let mut arena: Vec<u8> = Vec::new();
             let mut local = Vec::with_capacity(rows.len());
+            let mut buf = [0u8; 8];
             for &r in rows {
                 let h = keys.hashes[r as usize];
-                let key = span_bytes(body, keys.spans[r as usize]);
+                let span = keys.spans[r as usize];
+                let inline = span & INLINE != 0;
+                let key: &[u8] = if inline {
+                    &[]
+                } else {
+                    span_bytes(body, span, &mut buf)
+                };
                 let found = table.find(h, |&u| {
-                    let f = firsts[u as usize] as usize;
-                    keys.hashes[f] == h && span_bytes(body, keys.spans[f]) == key
+                    let u = u as usize;
+                    if first_hashes[u] != h {
+                        return false;
+                    }
+                    if inline || first_spans[u] & INLINE != 0 {
+                        return first_spans[u] == span;
+                    }
+                    let start = if u == 0 { 0 } else { ends[u - 1] as usize };
+                    &arena[start..ends[u] as usize] == key
                 });
                 let id = match found {
                     Some(&u) => u,
                     None => {
                         let u = firsts.len() as u32;
                         firsts.push(r);
-                        table.insert_unique(h, u, |&v| keys.hashes[firsts[v as usize] as usize]);
+                        first_hashes.push(h);
+                        first_spans.push(span);
+                        arena.extend_from_slice(key);
+                        ends.push(arena.len() as u32);
+                        table.insert_unique(h, u, |&v| first_hashes[v as usize]);
                         u
                     }
                 };
@@ -408,9 +455,10 @@ fn intern_partitioned(body: &[u8], keys: &Keys, encoding: Encoding) -> (IdMap, V
     all.sort_unstable_by_key(|&(f, _, _)| f);
     let mut global: Vec<Vec<u32>> = buckets.iter().map(|(_, f)| vec![0; f.len()]).collect();
     let mut raw = Vec::with_capacity(all.len());
+    let mut buf = [0u8; 8];
     for (g, &(f, q, u)) in all.iter().enumerate() {
         global[q as usize][u as usize] = g as u32;
-        let bytes = span_bytes(body, keys.spans[f as usize]);
+        let bytes = span_bytes(body, keys.spans[f as usize], &mut buf);
         raw.push(match encoding {
             Encoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
             Encoding::Latin1 => bytes.iter().map(|&b| b as char).collect(),

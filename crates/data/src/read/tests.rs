@@ -141,3 +141,50 @@ fn timestamps_accept_integral_floats_only() {
     assert!(parse_timestamp(b"1.5", &c).is_err());
     assert!(parse_rating(b"nan", &c).is_err());
 }
+
+#[test]
+fn short_and_long_ids_intern_to_the_same_numbering() {
+    // Ids of up to 7 bytes are compared inline, longer ones by their bytes in the file:
+    // ids differing only in the 8th byte or beyond, prefixes of each other, and
+    // multi-byte characters around the boundary must stay distinct, numbered by first
+    // occurrence.
+    let ids = [
+        "a",
+        "ab",
+        "abcdefg",
+        "abcdefgh",
+        "abcdefgi",
+        "abcdefghijklmnop",
+        "abcdefghijklmnoq",
+        "é",
+        "ééé",
+        "éééé",
+        "1",
+        "10",
+        "100",
+    ];
+    let mut text = Vec::new();
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        for (k, id) in ids.iter().enumerate() {
+            text.extend_from_slice(format!("{id}\tx{}\t5\t{}\n", k % 2, round).as_bytes());
+            expected.push(k as u32);
+        }
+    }
+    let f = file(&text);
+    let mut report = LoadReport::default();
+    let p = parse_interactions(
+        &f,
+        &layout(b'\t'),
+        RowPolicy::default(),
+        &mut report,
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(p.users.len(), ids.len());
+    for (k, id) in ids.iter().enumerate() {
+        assert_eq!(p.users.raw(k as u32), *id);
+    }
+    assert_eq!(p.interactions.users, expected);
+    assert_eq!(p.items.len(), 2);
+}
