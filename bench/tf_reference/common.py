@@ -14,7 +14,7 @@ import tensorflow as tf  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = "/work/shared/data/ml-100k-split42"
-RESULTS = os.path.join(HERE, "results")
+RESULTS = os.environ.get("TF_RESULTS", os.path.join(HERE, "results"))
 
 
 def set_threads(n=2):
