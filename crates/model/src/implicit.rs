@@ -96,6 +96,28 @@ impl EaseModel {
         }
     }
 
+    /// Every user row's scores over every item row (`users × items`, row-major): row
+    /// `u` holds exactly what [`score_items`](Self::score_items) gives for the user's
+    /// training items (`seen` row `u`, summed in the same order, so bit for bit), so a
+    /// server can look a known user's scores up instead of summing ~history × candidates
+    /// scattered weights per request. Costs `users × items` floats.
+    pub fn user_scores(&self) -> Vec<f32> {
+        use rayon::prelude::*;
+        let n = self.num_items();
+        let mut out = vec![0f32; self.num_users() * n];
+        if n == 0 {
+            return out;
+        }
+        out.par_chunks_mut(n).enumerate().for_each(|(u, row)| {
+            for &h in self.seen.row(u) {
+                if let Some(w) = self.weights.get(h as usize * n..(h as usize + 1) * n) {
+                    row.iter_mut().zip(w).for_each(|(o, &x)| *o += x);
+                }
+            }
+        });
+        out
+    }
+
     /// Checks the sizes against the vocabularies.
     pub fn check(&self) -> Result<()> {
         let (nu, ni) = (self.spec.user_id.len(), self.spec.item_id.len());

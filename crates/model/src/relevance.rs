@@ -107,6 +107,10 @@ pub struct ListInputs<'a> {
     pub ials_query: Option<&'a [f32]>,
     /// The user's item rows (their training items, plus any history given).
     pub history: &'a [u32],
+    /// The user's EASE scores over every item row, precomputed for a known user whose
+    /// history is exactly their training items ([`EaseModel::user_scores`]); `None`:
+    /// the EASE feature is summed from `history`.
+    pub ease_user: Option<&'a [f32]>,
     /// Candidate item rows.
     pub items: &'a [u32],
     /// First-stage scores, one per candidate (NaN: unknown to the first stage).
@@ -225,9 +229,14 @@ impl RelevanceHead {
                         *c = (p as f32).ln_1p();
                     }
                 }
-                ListFeature::Ease => match &self.ease {
-                    Some(m) => m.score_items(list.history, list.items, col),
-                    None => col.fill(f32::NAN),
+                ListFeature::Ease => match (&self.ease, list.ease_user) {
+                    (Some(_), Some(scores)) => {
+                        for (c, &i) in col.iter_mut().zip(list.items) {
+                            *c = scores.get(i as usize).copied().unwrap_or(0.0);
+                        }
+                    }
+                    (Some(m), None) => m.score_items(list.history, list.items, col),
+                    (None, _) => col.fill(f32::NAN),
                 },
                 ListFeature::Ials => match (&self.ials, list.ials_query) {
                     (Some(m), Some(x)) if x.len() == m.dim() => {
@@ -370,6 +379,7 @@ mod tests {
         let list = ListInputs {
             ials_query: None,
             history: &[],
+            ease_user: None,
             items: &[1, 2, 3],
             retrieval: &[0.0, 1.0, 2.0],
             shared: &[],

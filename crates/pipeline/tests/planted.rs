@@ -257,6 +257,7 @@ fn a_multitask_model_feeds_its_shared_scores_to_the_relevance_head() {
                 // The head has no iALS or EASE feature: no factor, no history rows.
                 ials_query: None,
                 history: &[],
+                ease_user: None,
                 items: &rows,
                 retrieval: &retrieval,
                 shared,

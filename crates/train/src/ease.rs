@@ -287,6 +287,35 @@ mod tests {
     }
 
     #[test]
+    fn precomputed_user_scores_equal_the_summed_ones_bit_for_bit() {
+        let (data, _) = generate(&SynthConfig {
+            users: 30,
+            items: 20,
+            interactions: 300,
+            ..Default::default()
+        })
+        .unwrap();
+        let rows: Vec<usize> = (0..data.interactions.len()).collect();
+        let m = train_ease(&data, &rows, &EaseTrainConfig::default()).unwrap();
+        let all = m.user_scores();
+        let n = m.num_items();
+        assert_eq!(all.len(), m.num_users() * n);
+        let items: Vec<u32> = (0..n as u32).collect();
+        let mut summed = vec![0f32; n];
+        let mut nonzero = 0;
+        for u in 0..m.num_users() {
+            m.score_items(m.seen.row(u), &items, &mut summed);
+            let row = &all[u * n..(u + 1) * n];
+            assert!(row
+                .iter()
+                .zip(&summed)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            nonzero += row.iter().filter(|v| **v != 0.0).count();
+        }
+        assert!(nonzero > 0);
+    }
+
+    #[test]
     fn save_load_round_trip_is_bit_identical() {
         let (data, _) = generate(&SynthConfig {
             users: 30,

@@ -604,6 +604,7 @@ fn build_lists(
                 &ListInputs {
                     ials_query: head.ials.as_ref().map(|m| m.user_factors.row(u as usize)),
                     history: seen,
+                    ease_user: None,
                     items: &items,
                     retrieval: &scores,
                     shared: &shared_scores,
