@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
+use shortlist_core::dataset::Dataset;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_eval::SplitEvaluator;
@@ -48,8 +49,23 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
     let kind = model_kind(model_dir)?;
     let test_data = load_tsv(test, &LoadOptions::default(), &ctx.progress())?;
     super::data::warn_report(&test_data.report);
-    let test_data = test_data.dataset;
-    let report = match kind.as_str() {
+    let report = eval_report(model_dir, &kind, &test_data.dataset, test)?;
+    if json_out {
+        return print_json(&report);
+    }
+    print_eval(model_dir, &kind, test, &report)
+}
+
+/// The metrics of the saved model in `model_dir` (of `kind`, see [`model_kind`]) on
+/// every interaction of `test_data`, as `eval --model --json` prints them; `test`
+/// names the test data in errors.
+pub fn eval_report(
+    model_dir: &Path,
+    kind: &str,
+    test_data: &Dataset,
+    test: &Path,
+) -> Result<Value> {
+    let report = match kind {
         "ranking" => {
             let model = RankingModel::load(model_dir)?;
             let rows: Vec<usize> = (0..test_data.interactions.len()).collect();
@@ -107,9 +123,11 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
             .into())
         }
     };
-    if json_out {
-        return print_json(&report);
-    }
+    Ok(report)
+}
+
+/// Prints an [`eval_report`] as `eval --model` does without `--json`.
+fn print_eval(model_dir: &Path, kind: &str, test: &Path, report: &Value) -> Result<()> {
     let mut t = Table::new(4);
     if kind == "ranking" && report.get("auc").is_some() {
         let count = report["count"].as_u64().unwrap_or(0) as usize;
@@ -137,7 +155,7 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         .row("RMSE", &[report["rmse"].as_f64()])
         .row("MAE", &[report["mae"].as_f64()]);
     } else {
-        super::train::add_retrieval_section(&mut t, &report, super::train::RETRIEVAL_ROWS);
+        super::train::add_retrieval_section(&mut t, report, super::train::RETRIEVAL_ROWS);
     }
     crate::outln!("{} on {}", model_dir.display(), test.display());
     crate::outln!("{}", t.render().trim_end());

@@ -58,6 +58,7 @@ pub struct DataArgs {
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
     #[command(flatten)]
+    #[allow(missing_docs)] // clap: a flattened group documents its own flags
     pub load: LoadArgs,
 }
 
@@ -65,6 +66,7 @@ pub struct DataArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
+    #[allow(missing_docs)] // clap: a flattened group documents its own flags
     pub data: DataArgs,
     /// TOML configuration (default: the shipped configs/*-default.toml).
     #[arg(long)]
