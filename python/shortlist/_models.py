@@ -77,6 +77,8 @@ class _Estimator:
         flags = {k: self.overrides[k] for k in _FLAGS if k in self.overrides}
         rest = {k: v for k, v in self.overrides.items() if k not in _FLAGS}
         c = self.config
+        if c is not None and not isinstance(c, dict) and not os.path.isfile(os.fspath(c)):
+            raise FileNotFoundError(f"config {os.fspath(c)}: no such file")
         if not rest and not isinstance(c, dict):
             # A file (or the default) as is: errors name the file and line.
             return dict(flags, config=None if c is None else os.fspath(c))
@@ -115,6 +117,10 @@ class _Estimator:
             **self._config_args(),
         )
         self.report_ = json.loads(self._model.report_json)
+        if valid is None and self._kind == "ranking":
+            # Nothing was measured: the CLI's report holds zeros there.
+            for key in ("rmse", "mae"):
+                self.report_[key] = None
         return self
 
     def _fitted(self) -> "_shortlist.Model":

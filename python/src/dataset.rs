@@ -137,9 +137,11 @@ fn feature_table(
                         .collect(),
                 )
             }
-            other => return Err(col(format!(
+            other => {
+                return Err(col(format!(
                 "unknown type {other:?}; expected categorical, multi-categorical, numeric or text"
-            ))),
+            )))
+            }
         };
         table.columns.push(Column { name, values });
     }

@@ -213,7 +213,15 @@ impl Model {
     /// `Model.save` (`BASE/NAME/VERSION/`).
     #[staticmethod]
     fn load(py: Python<'_>, dir: PathBuf) -> PyResult<Model> {
-        py.detach(|| Model::open(dir, None, None)).map_err(py_err)
+        let missing = !dir.exists();
+        py.detach(|| Model::open(dir, None, None)).map_err(|e| {
+            if missing {
+                // The CLI's message (exit code 2 there), as the exception Python uses.
+                pyo3::exceptions::PyFileNotFoundError::new_err(shortlist_cli::cmd::message(&e))
+            } else {
+                py_err(e)
+            }
+        })
     }
 
     /// `retrieval`, `ranking`, `ease` or `ials`.
