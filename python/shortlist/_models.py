@@ -166,11 +166,11 @@ class _Candidates(_Estimator):
         exclude_seen: bool = True,
     ) -> Any:
         """Each user's top ``k`` items, best first, as ``shortlist recommend
-        --model`` lists them: a DataFrame ``user_id, item_id, score, rank``
+        --model`` lists them: a DataFrame ``user_id, item_id, score, title, rank``
         (a dict of numpy arrays without pandas). Unknown users get the most
         popular items."""
-        users, items, scores = self._fitted().recommend(_ids(user_ids), k, exclude_seen)
-        return _frame(users, items, {"score": scores})
+        users, items, scores, titles = self._fitted().recommend(_ids(user_ids), k, exclude_seen)
+        return _frame(users, items, {"score": scores, "title": np.asarray(titles, dtype=object)})
 
 
 class Retrieval(_Candidates):
@@ -288,8 +288,9 @@ class Pipeline:
         exclude_seen: bool = True,
     ) -> Any:
         """Each user's list: ``user_id, item_id, retrieval_score, ranking_score,
-        predicted_rating, order_by, rank`` (NaN where a stage gave no score)."""
-        u, i, rs, ks, pr, order = self._raw.recommend(_ids(user_ids), k, num_candidates, exclude_seen)
+        predicted_rating, order_by, title, rank`` (NaN where a stage gave no
+        score; ``""``: no title)."""
+        u, i, rs, ks, pr, order, titles = self._raw.recommend(_ids(user_ids), k, num_candidates, exclude_seen)
         return _frame(
             u,
             i,
@@ -298,6 +299,7 @@ class Pipeline:
                 "ranking_score": ks,
                 "predicted_rating": pr,
                 "order_by": np.asarray(order, dtype=object),
+                "title": np.asarray(titles, dtype=object),
             },
         )
 

@@ -261,8 +261,8 @@ impl Model {
     }
 
     /// The top `k` items of each user, best first, as `shortlist recommend --model`
-    /// lists them: `(user_ids, item_ids, scores)` flattened (a user unknown to the
-    /// model gets the most popular items).
+    /// lists them: `(user_ids, item_ids, scores, titles)` flattened (a user unknown
+    /// to the model gets the most popular items; `""`: no title).
     #[pyo3(signature = (user_ids, k = 10, exclude_seen = true))]
     fn recommend<'py>(
         &self,
@@ -270,7 +270,12 @@ impl Model {
         user_ids: Vec<String>,
         k: usize,
         exclude_seen: bool,
-    ) -> PyResult<(Vec<String>, Vec<String>, Bound<'py, PyArray1<f32>>)> {
+    ) -> PyResult<(
+        Vec<String>,
+        Vec<String>,
+        Bound<'py, PyArray1<f32>>,
+        Vec<String>,
+    )> {
         let Engine::Source(s) = &self.engine else {
             return Err(bad(format!(
                 "{}: `recommend` needs a candidate model (retrieval, ease or ials), this is a {} model; \
@@ -282,21 +287,23 @@ impl Model {
         if k == 0 {
             return Err(bad("k: expected at least 1"));
         }
-        let (users, items, scores) = py
+        let (users, items, scores, titles) = py
             .detach(|| -> anyhow::Result<_> {
-                let (mut users, mut items, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut users, mut items, mut scores, mut titles) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for u in &user_ids {
                     let r = s.retrieve(&User::id(u), k, exclude_seen, &[])?;
                     for c in r.candidates {
                         users.push(u.clone());
                         items.push(c.item_id.to_owned());
                         scores.push(c.score);
+                        titles.push(s.item_title(c.item_id).unwrap_or("").to_owned());
                     }
                 }
-                Ok((users, items, scores))
+                Ok((users, items, scores, titles))
             })
             .map_err(py_err)?;
-        Ok((users, items, PyArray1::from_vec(py, scores)))
+        Ok((users, items, PyArray1::from_vec(py, scores), titles))
     }
 
     /// Scores of (user, item) pairs: predicted ratings (click probabilities for a
@@ -455,8 +462,8 @@ impl Pipeline {
     }
 
     /// Each user's list as `/v1/recommend` answers it: `(user_ids, item_ids,
-    /// retrieval_scores, ranking_scores, predicted_ratings, order_by)` flattened
-    /// (NaN where a stage gave no score).
+    /// retrieval_scores, ranking_scores, predicted_ratings, order_by, titles)`
+    /// flattened (NaN where a stage gave no score; `""`: no title).
     #[pyo3(signature = (user_ids, k = 10, num_candidates = 100, exclude_seen = true))]
     #[allow(clippy::type_complexity)]
     fn recommend<'py>(
@@ -473,6 +480,7 @@ impl Pipeline {
         Bound<'py, PyArray1<f32>>,
         Bound<'py, PyArray1<f32>>,
         Vec<String>,
+        Vec<String>,
     )> {
         if k == 0 {
             return Err(bad("k: expected at least 1"));
@@ -481,6 +489,7 @@ impl Pipeline {
             .detach(|| -> anyhow::Result<_> {
                 let stages = self.inner.stages(&[], true);
                 let mut c = (
+                    Vec::new(),
                     Vec::new(),
                     Vec::new(),
                     Vec::new(),
@@ -507,6 +516,7 @@ impl Pipeline {
                         c.3.push(i.ranking_score.unwrap_or(f32::NAN));
                         c.4.push(i.predicted_rating.unwrap_or(f32::NAN));
                         c.5.push(r.order.as_str().to_owned());
+                        c.6.push(i.title.unwrap_or("").to_owned());
                     }
                 }
                 Ok(c)
@@ -519,6 +529,7 @@ impl Pipeline {
             PyArray1::from_vec(py, cols.3),
             PyArray1::from_vec(py, cols.4),
             cols.5,
+            cols.6,
         ))
     }
 }

@@ -9,6 +9,14 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
+# Run by `cargo test` (python/tests/pytest.rs): the package must be the one staged
+# from this build, not an installed copy.
+if os.environ.get("SHORTLIST_EXPECT_PACKAGE"):
+    import shortlist
+
+    _got = os.path.dirname(os.path.abspath(shortlist.__file__))
+    assert _got == os.path.abspath(os.environ["SHORTLIST_EXPECT_PACKAGE"]), _got
+
 
 def synth(users: int = 120, items: int = 80, per_user: int = 25, seed: int = 7):
     """A rating log with low-rank structure: user u rates item i about

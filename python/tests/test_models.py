@@ -86,7 +86,7 @@ def test_recommend_save_load_and_the_cli_agree(tmp_path, cli, parts):
     train, test = parts
     model = shortlist.Retrieval(epochs=2).fit(train, test, progress=False)
     recs = model.recommend(["u1", "u2", "stranger"], k=5)
-    assert list(recs.columns) == ["user_id", "item_id", "score", "rank"]
+    assert list(recs.columns) == ["user_id", "item_id", "score", "title", "rank"]
     assert recs["rank"].tolist() == [1, 2, 3, 4, 5] * 3
     seen = set(train.to_pandas().query("user_id == 'u1'")["item_id"])
     assert not seen & set(recs.query("user_id == 'u1'")["item_id"])
