@@ -23,7 +23,7 @@ use crate::{bad, py_err};
 /// What answers `recommend` / `predict`.
 enum Engine {
     /// A candidate model (retrieval, EASE, iALS), as the server loads it.
-    Source(ModelSource),
+    Source(Box<ModelSource>),
     /// A ranking model.
     Ranking(Box<RankingModel>),
 }
@@ -83,7 +83,7 @@ impl Model {
         let kind = cmd::model::model_kind(&dir)?;
         let engine = match kind.as_str() {
             "ranking" => Engine::Ranking(Box::new(RankingModel::load(&dir)?)),
-            k => Engine::Source(ModelSource::load(&dir, k)?),
+            k => Engine::Source(Box::new(ModelSource::load(&dir, k)?)),
         };
         Ok(Model {
             kind,
@@ -264,6 +264,7 @@ impl Model {
     /// lists them: `(user_ids, item_ids, scores, titles)` flattened (a user unknown
     /// to the model gets the most popular items; `""`: no title).
     #[pyo3(signature = (user_ids, k = 10, exclude_seen = true))]
+    #[allow(clippy::type_complexity)]
     fn recommend<'py>(
         &self,
         py: Python<'py>,
@@ -371,7 +372,7 @@ impl Model {
         let (uids, iids) = (ids(&m.spec.user_id), ids(&m.spec.item_id));
         let (q, c) = (m.all_queries(), m.all_candidates());
         let arr = |v: Vec<f32>, n: usize| -> PyResult<Bound<'py, PyArray2<f32>>> {
-            let rows = if dim == 0 { 0 } else { v.len() / dim };
+            let rows = v.len().checked_div(dim).unwrap_or(0);
             if rows != n {
                 return Err(PyRuntimeError::new_err(format!(
                     "embeddings: {rows} vectors for {n} ids"

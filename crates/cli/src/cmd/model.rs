@@ -73,7 +73,7 @@ pub fn eval_report(
             if objective == Objective::Click {
                 // AUC, group AUC and log-loss of the click probabilities; the labels
                 // are made as in training (0/1 ratings, or rating ≥ click_threshold).
-                let c = shortlist_train::evaluate_click(&model, &test_data, &rows)
+                let c = shortlist_train::evaluate_click(&model, test_data, &rows)
                     .map_err(|e| BadInput(format!("{}: {e}", test.display())))?;
                 let mut v = serde_json::to_value(c)?;
                 if let Value::Object(map) = &mut v {
@@ -82,14 +82,14 @@ pub fn eval_report(
                 }
                 v
             } else {
-                let m = shortlist_train::evaluate(&model, &test_data, &rows);
+                let m = shortlist_train::evaluate(&model, test_data, &rows);
                 json!({ "model": "ranking", "objective": objective.name(), "rmse": m.rmse, "mae": m.mae, "count": m.count })
             }
         }
         "retrieval" => {
             let (model, _) = RetrievalModel::load(model_dir)?;
             let (dataset, train, test_rows) =
-                with_training_items(&model.spec, &model.seen, &test_data);
+                with_training_items(&model.spec, &model.seen, test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
             source_report(
                 "retrieval",
@@ -100,7 +100,7 @@ pub fn eval_report(
         "ease" => {
             let model = shortlist_model::EaseModel::load(model_dir)?;
             let (dataset, train, test_rows) =
-                with_training_items(&model.spec, &model.seen, &test_data);
+                with_training_items(&model.spec, &model.seen, test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
             let score = super::train_implicit::ease_scorer(&model);
             let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
@@ -109,7 +109,7 @@ pub fn eval_report(
         "ials" => {
             let model = shortlist_model::IalsModel::load(model_dir)?;
             let (dataset, train, test_rows) =
-                with_training_items(&model.spec, &model.seen, &test_data);
+                with_training_items(&model.spec, &model.seen, test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
             let score = super::train_implicit::ials_scorer(&model);
             let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
