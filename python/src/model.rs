@@ -17,7 +17,12 @@ use shortlist_data::loaders::tsv::SplitData;
 use shortlist_model::RankingModel;
 use shortlist_pipeline::{CandidateSource, ModelSource, Order, RankingStage, Request, User};
 
+use rayon::prelude::*;
+
 use crate::dataset::Dataset;
+
+/// Pairs per batch of `predict` on a ranking model.
+const PREDICT_CHUNK: usize = 4096;
 use crate::{bad, py_err};
 
 /// What answers `recommend` / `predict`.
@@ -290,10 +295,14 @@ impl Model {
         }
         let (users, items, scores, titles) = py
             .detach(|| -> anyhow::Result<_> {
+                // One request per user, as the server answers them, on every core.
+                let lists = user_ids
+                    .par_iter()
+                    .map(|u| s.retrieve(&User::id(u), k, exclude_seen, &[]))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let (mut users, mut items, mut scores, mut titles) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                for u in &user_ids {
-                    let r = s.retrieve(&User::id(u), k, exclude_seen, &[])?;
+                for (u, r) in user_ids.iter().zip(lists) {
                     for c in r.candidates {
                         users.push(u.clone());
                         items.push(c.item_id.to_owned());
@@ -324,11 +333,25 @@ impl Model {
             )));
         }
         let out = py.detach(|| match &self.engine {
-            Engine::Ranking(m) => user_ids
-                .iter()
-                .zip(&item_ids)
-                .map(|(u, i)| m.predict_raw(u, i).rating)
-                .collect::<Vec<f32>>(),
+            Engine::Ranking(m) => {
+                // Rows as `predict_raw` finds them, scored in batches (one GEMM per
+                // layer and chunk) on every core.
+                let (users, items): (Vec<u32>, Vec<u32>) = user_ids
+                    .iter()
+                    .zip(&item_ids)
+                    .map(|(u, i)| m.rows_of(u, i))
+                    .unzip();
+                let mut out = vec![0.0f32; users.len()];
+                out.par_chunks_mut(PREDICT_CHUNK).enumerate().for_each_init(
+                    shortlist_model::Scratch::default,
+                    |scratch, (c, o)| {
+                        let at = c * PREDICT_CHUNK;
+                        let end = at + o.len();
+                        m.predict_batch_with(&users[at..end], &items[at..end], scratch, o);
+                    },
+                );
+                out
+            }
             Engine::Source(s) => user_ids
                 .iter()
                 .zip(&item_ids)
@@ -498,18 +521,24 @@ impl Pipeline {
                     Vec::new(),
                     Vec::new(),
                 );
-                for u in &user_ids {
-                    let r = shortlist_pipeline::recommend(
-                        &stages,
-                        &Request {
-                            user: User::id(u),
-                            k,
-                            num_candidates: num_candidates.max(k),
-                            exclude_seen,
-                            exclude_items: &[],
-                            order: Order::Auto,
-                        },
-                    )?;
+                // One request per user, as the server answers them, on every core.
+                let lists = user_ids
+                    .par_iter()
+                    .map(|u| {
+                        shortlist_pipeline::recommend(
+                            &stages,
+                            &Request {
+                                user: User::id(u),
+                                k,
+                                num_candidates: num_candidates.max(k),
+                                exclude_seen,
+                                exclude_items: &[],
+                                order: Order::Auto,
+                            },
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (u, r) in user_ids.iter().zip(lists) {
                     for i in r.items {
                         c.0.push(u.clone());
                         c.1.push(i.item_id.to_owned());
