@@ -11,6 +11,11 @@ import os
 import sys
 import time
 
+try:
+    import pandas  # noqa: F401  (the examples show DataFrames)
+except ImportError:
+    sys.exit("this example needs pandas: pip install pandas")
+
 import shortlist
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")

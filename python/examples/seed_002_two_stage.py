@@ -11,6 +11,11 @@ as the next version under OUT for `shortlist serve`.
 import sys
 import time
 
+try:
+    import pandas  # noqa: F401  (the examples show DataFrames)
+except ImportError:
+    sys.exit("this example needs pandas: pip install pandas")
+
 import shortlist
 
 t0 = time.perf_counter()

@@ -121,6 +121,11 @@ class Dataset:
                 raise ValueError(
                     f"column {col!r} is not in the DataFrame; it has: {', '.join(map(str, df.columns))}"
                 )
+        for col in (user, item):
+            missing = df[col].isna().to_numpy()
+            if missing.any():
+                row = int(missing.argmax())
+                raise ValueError(f"column {col!r}, row {row}: missing id")
         users = [str(u) for u in df[user].tolist()]
         items = [str(i) for i in df[item].tolist()]
         ratings = None

@@ -111,6 +111,8 @@ def test_bad_frames_are_value_errors():
         shortlist.Dataset.from_pandas(df, rating="r")
     with pytest.raises(ValueError, match="column 'stars' is not in the DataFrame; it has: user_id, item_id, r"):
         shortlist.Dataset.from_pandas(df, rating="stars")
+    with pytest.raises(ValueError, match="column 'item_id', row 1: missing id"):
+        shortlist.Dataset.from_pandas(pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", None]}))
     with pytest.raises(ValueError, match="no interactions"):
         shortlist.Dataset.from_pandas(df.iloc[:0])
     ds = shortlist.Dataset.from_pandas(df)
