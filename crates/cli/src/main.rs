@@ -3,9 +3,7 @@
 //! Exit codes: 0 success, 1 failure, 2 bad input or usage. With `--json`, stdout
 //! carries exactly one JSON object; logs and progress go to stderr.
 
-mod cmd;
-mod progress;
-mod table;
+use shortlist_cli::cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

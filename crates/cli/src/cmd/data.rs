@@ -31,6 +31,7 @@ pub enum DataCommand {
         /// A dataset name (fetched if needed) or the path of a dataset file or directory.
         dataset: String,
         #[command(flatten)]
+        #[allow(missing_docs)] // clap: a flattened group documents its own flags
         load: LoadArgs,
         /// Print one JSON object on stdout.
         #[arg(long)]
@@ -56,6 +57,7 @@ pub enum DataCommand {
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
+        #[allow(missing_docs)] // clap: a flattened group documents its own flags
         load: LoadArgs,
         /// Print one JSON object on stdout.
         #[arg(long)]

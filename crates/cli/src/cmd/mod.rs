@@ -67,7 +67,8 @@ fn is_bad_path(io: &std::io::Error) -> bool {
     )
 }
 
-fn is_bad_input(e: &anyhow::Error) -> bool {
+/// Whether `e` is the user's input (exit code 2; a `ValueError` in Python).
+pub fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<BadInput>()
             // A file the user named does not exist, cannot be read or is not a file.
@@ -98,8 +99,18 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(e) {
         return ExitCode::SUCCESS;
     }
-    let mut msg = format!("error: {e}");
-    let mut last = e.to_string();
+    eprintln!("error: {}", message(e));
+    if is_bad_input(e) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The error and its causes as the command prints them (after `error: `).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    let mut last = msg.clone();
     for cause in e.chain().skip(1) {
         // Errors that already quote their source (fs_err's, ours) are not repeated.
         let text = cause.to_string();
@@ -108,12 +119,7 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
         }
         last = text;
     }
-    eprintln!("{msg}");
-    if is_bad_input(e) {
-        ExitCode::from(2)
-    } else {
-        ExitCode::from(1)
-    }
+    msg
 }
 
 /// Writes `value` as one JSON object on stdout.

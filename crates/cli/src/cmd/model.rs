@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
+use shortlist_core::dataset::Dataset;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
 use shortlist_eval::SplitEvaluator;
@@ -48,8 +49,23 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
     let kind = model_kind(model_dir)?;
     let test_data = load_tsv(test, &LoadOptions::default(), &ctx.progress())?;
     super::data::warn_report(&test_data.report);
-    let test_data = test_data.dataset;
-    let report = match kind.as_str() {
+    let report = eval_report(model_dir, &kind, &test_data.dataset, test)?;
+    if json_out {
+        return print_json(&report);
+    }
+    print_eval(model_dir, &kind, test, &report)
+}
+
+/// The metrics of the saved model in `model_dir` (of `kind`, see [`model_kind`]) on
+/// every interaction of `test_data`, as `eval --model --json` prints them; `test`
+/// names the test data in errors.
+pub fn eval_report(
+    model_dir: &Path,
+    kind: &str,
+    test_data: &Dataset,
+    test: &Path,
+) -> Result<Value> {
+    let report = match kind {
         "ranking" => {
             let model = RankingModel::load(model_dir)?;
             let rows: Vec<usize> = (0..test_data.interactions.len()).collect();
@@ -57,7 +73,7 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
             if objective == Objective::Click {
                 // AUC, group AUC and log-loss of the click probabilities; the labels
                 // are made as in training (0/1 ratings, or rating ≥ click_threshold).
-                let c = shortlist_train::evaluate_click(&model, &test_data, &rows)
+                let c = shortlist_train::evaluate_click(&model, test_data, &rows)
                     .map_err(|e| BadInput(format!("{}: {e}", test.display())))?;
                 let mut v = serde_json::to_value(c)?;
                 if let Value::Object(map) = &mut v {
@@ -66,14 +82,14 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
                 }
                 v
             } else {
-                let m = shortlist_train::evaluate(&model, &test_data, &rows);
+                let m = shortlist_train::evaluate(&model, test_data, &rows);
                 json!({ "model": "ranking", "objective": objective.name(), "rmse": m.rmse, "mae": m.mae, "count": m.count })
             }
         }
         "retrieval" => {
             let (model, _) = RetrievalModel::load(model_dir)?;
             let (dataset, train, test_rows) =
-                with_training_items(&model.spec, &model.seen, &test_data);
+                with_training_items(&model.spec, &model.seen, test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
             source_report(
                 "retrieval",
@@ -84,7 +100,7 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         "ease" => {
             let model = shortlist_model::EaseModel::load(model_dir)?;
             let (dataset, train, test_rows) =
-                with_training_items(&model.spec, &model.seen, &test_data);
+                with_training_items(&model.spec, &model.seen, test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
             let score = super::train_implicit::ease_scorer(&model);
             let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
@@ -93,7 +109,7 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         "ials" => {
             let model = shortlist_model::IalsModel::load(model_dir)?;
             let (dataset, train, test_rows) =
-                with_training_items(&model.spec, &model.seen, &test_data);
+                with_training_items(&model.spec, &model.seen, test_data);
             let ev = SplitEvaluator::new(&dataset, &train, &test_rows)?;
             let score = super::train_implicit::ials_scorer(&model);
             let m = ev.scorer(&RowScorer::new(&model.spec, &dataset, &score))?;
@@ -107,9 +123,11 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
             .into())
         }
     };
-    if json_out {
-        return print_json(&report);
-    }
+    Ok(report)
+}
+
+/// Prints an [`eval_report`] as `eval --model` does without `--json`.
+fn print_eval(model_dir: &Path, kind: &str, test: &Path, report: &Value) -> Result<()> {
     let mut t = Table::new(4);
     if kind == "ranking" && report.get("auc").is_some() {
         let count = report["count"].as_u64().unwrap_or(0) as usize;
@@ -137,7 +155,7 @@ pub fn eval(model_dir: &Path, test: &Path, json_out: bool, ctx: &Context) -> Res
         .row("RMSE", &[report["rmse"].as_f64()])
         .row("MAE", &[report["mae"].as_f64()]);
     } else {
-        super::train::add_retrieval_section(&mut t, &report, super::train::RETRIEVAL_ROWS);
+        super::train::add_retrieval_section(&mut t, report, super::train::RETRIEVAL_ROWS);
     }
     crate::outln!("{} on {}", model_dir.display(), test.display());
     crate::outln!("{}", t.render().trim_end());

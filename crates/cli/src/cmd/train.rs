@@ -58,6 +58,7 @@ pub struct DataArgs {
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
     #[command(flatten)]
+    #[allow(missing_docs)] // clap: a flattened group documents its own flags
     pub load: LoadArgs,
 }
 
@@ -65,6 +66,7 @@ pub struct DataArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
+    #[allow(missing_docs)] // clap: a flattened group documents its own flags
     pub data: DataArgs,
     /// TOML configuration (default: the shipped configs/*-default.toml).
     #[arg(long)]
@@ -431,9 +433,16 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         },
     )?;
     let train_seconds = start.elapsed().as_secs_f64();
-    let ev = SplitEvaluator::new(&split.dataset, &split.train, &split.test)?;
-    let metrics = ev.scorer(&DatasetScorer::new(&model, &split.dataset))?;
-    let popularity = ev.popularity()?;
+    // No test rows (a model fitted from Python without `valid`): no metrics.
+    let (metrics, popularity) = if split.test.is_empty() {
+        (None, None)
+    } else {
+        let ev = SplitEvaluator::new(&split.dataset, &split.train, &split.test)?;
+        (
+            Some(ev.scorer(&DatasetScorer::new(&model, &split.dataset))?),
+            Some(ev.popularity()?),
+        )
+    };
     let staging = AtomicDir::new(&args.out)?;
     model.save_into(
         staging.path(),
@@ -450,7 +459,7 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
         Some(&queries),
     )?;
     index.save_dir(staging.path())?;
-    history.write_curves_with(staging.path(), Some(&popularity))?;
+    history.write_curves_with(staging.path(), popularity.as_ref())?;
     shortlist_core::atomic::write_file(
         &staging.path().join("config.toml"),
         cfg.to_toml()?.as_bytes(),
@@ -459,7 +468,10 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
     shortlist_model::files::seal(staging.path())?;
     staging.commit()?;
     let median = history.median_epoch_seconds();
-    let mut report = serde_json::to_value(&metrics)?;
+    let mut report = match &metrics {
+        Some(m) => serde_json::to_value(m)?,
+        None => json!({}),
+    };
     if let Value::Object(map) = &mut report {
         map.insert("out".into(), json!(args.out));
         map.insert("epochs".into(), json!(history.epochs.len()));
@@ -480,7 +492,9 @@ pub fn train_retrieval_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -
             ),
         );
         map.insert("train_seconds".into(), json!(train_seconds));
-        map.insert("popularity".into(), serde_json::to_value(&popularity)?);
+        if let Some(p) = &popularity {
+            map.insert("popularity".into(), serde_json::to_value(p)?);
+        }
         map.insert("index".into(), json!(index.kind_name()));
     }
     Ok(report)

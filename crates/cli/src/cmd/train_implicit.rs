@@ -146,19 +146,27 @@ pub fn ials_scorer(model: &IalsModel) -> impl Fn(u32, &mut [f32]) + Sync + '_ {
     }
 }
 
+/// The model's and popularity's metrics on the test rows; `None` without test rows
+/// (a model fitted from Python without `valid`).
 fn evaluate(
     split: &SplitData,
     scorer: &dyn shortlist_eval::Scorer,
-) -> Result<(shortlist_eval::Metrics, shortlist_eval::Metrics)> {
+) -> Result<(
+    Option<shortlist_eval::Metrics>,
+    Option<shortlist_eval::Metrics>,
+)> {
+    if split.test.is_empty() {
+        return Ok((None, None));
+    }
     let ev = SplitEvaluator::new(&split.dataset, &split.train, &split.test)?;
-    Ok((ev.scorer(scorer)?, ev.popularity()?))
+    Ok((Some(ev.scorer(scorer)?), Some(ev.popularity()?)))
 }
 
 fn report(
     args: &TrainArgs,
     kind: &str,
-    metrics: shortlist_eval::Metrics,
-    popularity: shortlist_eval::Metrics,
+    metrics: Option<shortlist_eval::Metrics>,
+    popularity: Option<shortlist_eval::Metrics>,
     fit_seconds: f64,
 ) -> Value {
     json!({

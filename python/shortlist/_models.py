@@ -1,0 +1,332 @@
+"""Estimators: Retrieval, Ranking, EASE, IALS; Pipeline; load."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any, Dict, Iterable, Optional, Union
+
+import numpy as np
+
+from . import _shortlist
+from ._data import Dataset, PathLike, _pandas
+
+ConfigLike = Union[None, Dict[str, Any], str, "os.PathLike[str]"]
+
+# Overrides that map to the CLI's flags (--epochs, --batch-size, --seed) rather
+# than to configuration keys: `--epochs` on a ranking model also scales the
+# AutoRec's epochs, exactly as the CLI does.
+_FLAGS = ("epochs", "batch_size", "seed")
+
+
+def _merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _ids(values: Any) -> list:
+    if isinstance(values, (str, bytes, int, np.integer)):
+        values = [values]
+    return [str(v) for v in values]
+
+
+class _Estimator:
+    """Shared surface of the models (see the subclasses)."""
+
+    _kind: str = ""
+
+    def __init__(self, config: ConfigLike = None, **overrides: Any):
+        self.config = config
+        self.overrides = overrides
+        self._model: Optional[_shortlist.Model] = None
+        #: The report of :meth:`fit` (what ``shortlist train … --json`` prints).
+        self.report_: Optional[Dict[str, Any]] = None
+
+    # ------------------------------------------------------------ configuration
+    def get_config(self) -> Dict[str, Any]:
+        """The configuration :meth:`fit` will use, as a dict (the TOML file's
+        contents; ``epochs``/``batch_size``/``seed`` overrides included)."""
+        if self._model is not None:
+            return json.loads(_shortlist.toml_to_json(self._model.config_toml, "config.toml"))
+        cfg = self._base_config()
+        return _merge(cfg, self.overrides)
+
+    def _base_config(self) -> Dict[str, Any]:
+        c = self.config
+        if isinstance(c, dict):
+            return copy.deepcopy(c)
+        if c is None:
+            text, label = _shortlist.default_config(self._kind), "<default config>"
+        else:
+            path = os.fspath(c)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+            except FileNotFoundError:
+                raise FileNotFoundError(f"config {path}: no such file") from None
+            label = path
+        return json.loads(_shortlist.toml_to_json(text, label))
+
+    def _config_args(self) -> Dict[str, Any]:
+        flags = {k: self.overrides[k] for k in _FLAGS if k in self.overrides}
+        rest = {k: v for k, v in self.overrides.items() if k not in _FLAGS}
+        c = self.config
+        if c is not None and not isinstance(c, dict) and not os.path.isfile(os.fspath(c)):
+            raise FileNotFoundError(f"config {os.fspath(c)}: no such file")
+        if not rest and not isinstance(c, dict):
+            # A file (or the default) as is: errors name the file and line.
+            return dict(flags, config=None if c is None else os.fspath(c))
+        cfg = _merge(self._base_config(), rest)
+        return dict(flags, config_text=_shortlist.config_to_toml(json.dumps(cfg)))
+
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
+        """scikit-learn convention: the constructor's arguments."""
+        return dict(config=self.config, **self.overrides)
+
+    def set_params(self, **params: Any) -> "_Estimator":
+        """scikit-learn convention: change constructor arguments."""
+        if "config" in params:
+            self.config = params.pop("config")
+        self.overrides.update(params)
+        return self
+
+    # ------------------------------------------------------------ fit / eval
+    def fit(self, train: Dataset, valid: Optional[Dataset] = None, progress: bool = True):
+        """Train on ``train`` as ``shortlist train`` does, with metrics on
+        ``valid`` (another part of the same dataset) in :attr:`report_`.
+
+        Releases the GIL while training; Ctrl-C raises ``KeyboardInterrupt``
+        at once (the abandoned training finishes in a background thread).
+        Returns ``self``.
+        """
+        if not isinstance(train, Dataset):
+            raise TypeError("train: expected a shortlist.Dataset")
+        if valid is not None and not isinstance(valid, Dataset):
+            raise TypeError("valid: expected a shortlist.Dataset or None")
+        self._model = _shortlist.Model.fit(
+            self._kind,
+            train._raw,
+            None if valid is None else valid._raw,
+            progress=progress,
+            **self._config_args(),
+        )
+        self.report_ = json.loads(self._model.report_json)
+        if valid is None and self._kind == "ranking":
+            # Nothing was measured: the CLI's report holds zeros there.
+            for key in ("rmse", "mae"):
+                self.report_[key] = None
+        return self
+
+    def _fitted(self) -> "_shortlist.Model":
+        if self._model is None:
+            raise ValueError(
+                f"this {type(self).__name__} is not fitted: call fit(train) or shortlist.load(dir) first"
+            )
+        return self._model
+
+    def evaluate(self, test: Dataset) -> Dict[str, Any]:
+        """Metrics on ``test`` as ``shortlist eval --model DIR --test F --json``
+        prints them: RMSE/MAE (ranking), AUC/log-loss (click models), or
+        recall/NDCG/hit rate/top-K accuracy beside popularity (candidate models)."""
+        return json.loads(self._fitted().evaluate_json(test._raw))
+
+    def predict(self, user_ids: Iterable[Any], item_ids: Iterable[Any]) -> np.ndarray:
+        """Scores of (user, item) pairs as float32: predicted ratings (ranking
+        model), or the candidate score (NaN for an unknown item)."""
+        return self._fitted().predict(_ids(user_ids), _ids(item_ids))
+
+    def save(self, path: PathLike) -> None:
+        """Write the model directory as one unit: the files ``shortlist train
+        --out`` writes, servable as ``BASE/NAME/VERSION`` by ``shortlist serve``."""
+        self._fitted().save(os.fspath(path))
+
+    @property
+    def path(self) -> str:
+        """Where the model's files are (a temporary directory until :meth:`save`)."""
+        return str(self._fitted().path)
+
+    def __repr__(self) -> str:
+        args = [] if self.config is None else [f"config={self.config!r}"]
+        args += [f"{k}={v!r}" for k, v in self.overrides.items()]
+        state = "" if self._model is None else " (fitted)"
+        return f"{type(self).__name__}({', '.join(args)}){state}"
+
+
+class _Candidates(_Estimator):
+    def recommend(
+        self,
+        user_ids: Iterable[Any],
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> Any:
+        """Each user's top ``k`` items, best first, as ``shortlist recommend
+        --model`` lists them: a DataFrame ``user_id, item_id, score, title, rank``
+        (a dict of numpy arrays without pandas). Unknown users get the most
+        popular items."""
+        users, items, scores, titles = self._fitted().recommend(_ids(user_ids), k, exclude_seen)
+        return _frame(users, items, {"score": scores, "title": np.asarray(titles, dtype=object)})
+
+
+class Retrieval(_Candidates):
+    """The two-tower retrieval model (user tower · item tower, in-batch softmax).
+
+    ``Retrieval(config=None, **overrides)``: ``config`` is a dict, the path of a
+    TOML file (``configs/retrieval-tfrs.toml``) or ``None`` for the shipped
+    default; ``epochs``, ``batch_size`` and ``seed`` act as the CLI's flags,
+    other keyword arguments replace keys of the configuration
+    (``Retrieval(learning_rate=0.05)``).
+
+    >>> model = shortlist.Retrieval(epochs=3).fit(train, test)
+    >>> model.evaluate(test)["recall@10"]
+    >>> model.recommend(["42"], k=10)
+    """
+
+    _kind = "retrieval"
+
+    def embeddings(self):
+        """``(user_ids, user_vectors, item_ids, item_vectors)``: the towers'
+        outputs as float32 arrays (one row per id), whose dot product is the
+        retrieval score."""
+        return self._fitted().embeddings()
+
+    @property
+    def user_embeddings(self) -> np.ndarray:
+        """User vectors (rows in :attr:`user_ids` order)."""
+        return self.embeddings()[1]
+
+    @property
+    def item_embeddings(self) -> np.ndarray:
+        """Item vectors (rows in :attr:`item_ids` order)."""
+        return self.embeddings()[3]
+
+    @property
+    def user_ids(self) -> list:
+        """Raw user ids by row of :attr:`user_embeddings` (``""``: out-of-vocabulary rows)."""
+        return self.embeddings()[0]
+
+    @property
+    def item_ids(self) -> list:
+        """Raw item ids by row of :attr:`item_embeddings`."""
+        return self.embeddings()[2]
+
+
+class Ranking(_Estimator):
+    """The ranking model: embeddings + MLP predicting ratings (or click
+    probabilities), with the relevance head that orders served lists.
+
+    Same arguments as :class:`Retrieval` (default: ``configs/ranking-default.toml``;
+    ``epochs`` also scales the AutoRec's epochs, as ``--epochs`` does).
+
+    >>> ranking = shortlist.Ranking(epochs=2).fit(train, test)
+    >>> ranking.evaluate(test)["rmse"]
+    >>> ranking.predict(["42", "42"], ["50", "181"])
+    """
+
+    _kind = "ranking"
+
+
+class EASE(_Candidates):
+    """EASE, the closed-form item–item candidate model (``configs/ease-default.toml``)."""
+
+    _kind = "ease"
+
+
+class IALS(_Candidates):
+    """Implicit ALS with conjugate gradient (``configs/ials-default.toml``;
+    ``epochs`` = iterations)."""
+
+    _kind = "ials"
+
+
+_CLASSES = {"retrieval": Retrieval, "ranking": Ranking, "ease": EASE, "ials": IALS}
+
+
+def load(path: PathLike):
+    """Load a model directory written by ``shortlist train``, ``quickstart`` or
+    ``save`` (``BASE/NAME/VERSION``): returns a :class:`Retrieval`,
+    :class:`Ranking`, :class:`EASE` or :class:`IALS`."""
+    raw = _shortlist.Model.load(os.fspath(path))
+    est = _CLASSES[raw.kind]()
+    est._model = raw
+    return est
+
+
+class Pipeline:
+    """Retrieve → rank → order: the lists ``POST /v1/recommend`` answers.
+
+    ``Pipeline(retrieval, ranking=None)`` takes fitted (or loaded) models;
+    :meth:`load` reads a served base directory.
+    """
+
+    def __init__(self, retrieval: _Candidates, ranking: Optional[Ranking] = None):
+        self.retrieval = retrieval
+        self.ranking = ranking
+        self._raw = _shortlist.Pipeline(
+            retrieval._fitted(), None if ranking is None else ranking._fitted()
+        )
+
+    @classmethod
+    def load(cls, base: PathLike) -> "Pipeline":
+        """The latest versions under ``base`` (``retrieval/N``, ``ranking/N``)."""
+        base = os.fspath(base)
+        p = cls.__new__(cls)
+        p._raw = _shortlist.Pipeline.load(base)
+        p.retrieval = p.ranking = None
+        return p
+
+    def recommend(
+        self,
+        user_ids: Iterable[Any],
+        k: int = 10,
+        num_candidates: int = 100,
+        exclude_seen: bool = True,
+    ) -> Any:
+        """Each user's list: ``user_id, item_id, retrieval_score, ranking_score,
+        predicted_rating, order_by, title, rank`` (NaN where a stage gave no
+        score; ``""``: no title)."""
+        u, i, rs, ks, pr, order, titles = self._raw.recommend(_ids(user_ids), k, num_candidates, exclude_seen)
+        return _frame(
+            u,
+            i,
+            {
+                "retrieval_score": rs,
+                "ranking_score": ks,
+                "predicted_rating": pr,
+                "order_by": np.asarray(order, dtype=object),
+                "title": np.asarray(titles, dtype=object),
+            },
+        )
+
+    def save(self, base: PathLike) -> Dict[str, str]:
+        """Write both models as the next version under ``base``
+        (``base/retrieval/N``, ``base/ranking/N``), ready for
+        ``shortlist serve --model-base-path base``. Returns the paths."""
+        if self.retrieval is None:
+            raise ValueError("a loaded Pipeline is already saved under its base directory")
+        base = os.fspath(base)
+        version = 1 + max(
+            [int(v) for name in ("retrieval", "ranking") if os.path.isdir(os.path.join(base, name))
+             for v in os.listdir(os.path.join(base, name)) if v.isdigit()] or [0]
+        )
+        out = {"retrieval": os.path.join(base, "retrieval", str(version))}
+        self.retrieval.save(out["retrieval"])
+        if self.ranking is not None:
+            out["ranking"] = os.path.join(base, "ranking", str(version))
+            self.ranking.save(out["ranking"])
+        return out
+
+
+def _frame(users: list, items: list, extra: Dict[str, Any]) -> Any:
+    users_a = np.asarray(users, dtype=object)
+    rank = np.zeros(len(users), dtype=np.int64)
+    for n in range(1, len(users)):
+        rank[n] = rank[n - 1] + 1 if users[n] == users[n - 1] else 0
+    cols = {"user_id": users_a, "item_id": np.asarray(items, dtype=object), **extra, "rank": rank + 1}
+    pd = _pandas()
+    return pd.DataFrame(cols) if pd is not None else cols

@@ -1,0 +1,205 @@
+"""Models: the same metrics and artifacts as the CLI, save/load both ways, errors."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import shortlist
+from conftest import pd, run_cli
+
+TIMING = {"fit_seconds", "train_seconds", "train_seconds_per_epoch", "examples_per_second", "eval_seconds_per_epoch", "out"}
+
+# (estimator, CLI subcommand, constructor arguments = CLI flags)
+KINDS = [
+    (shortlist.Retrieval, "retrieval", {"epochs": 2, "seed": 3}),
+    (shortlist.Ranking, "ranking", {"epochs": 1, "seed": 3}),
+    (shortlist.EASE, "ease", {}),
+    (shortlist.IALS, "ials", {"epochs": 2}),
+]
+
+
+def flags(kw):
+    out = []
+    for k, v in kw.items():
+        out += ["--" + k.replace("_", "-"), str(v)]
+    return out
+
+
+def strip(report):
+    return {k: v for k, v in report.items() if k not in TIMING}
+
+
+@pytest.fixture(scope="module")
+def split_file(tmp_path_factory, dataset):
+    d = tmp_path_factory.mktemp("data")
+    dataset.to_tsv(d / "all.tsv")
+    return d / "all.tsv"
+
+
+@pytest.fixture(scope="module")
+def parts(dataset):
+    return dataset.split(ratio=0.8, seed=42)
+
+
+@pytest.mark.parametrize("cls,kind,kw", KINDS, ids=[k[1] for k in KINDS])
+def test_fit_reports_the_cli_metrics_bit_for_bit(tmp_path, cli, split_file, parts, cls, kind, kw):
+    train, test = parts
+    model = cls(**kw).fit(train, test, progress=False)
+    out = tmp_path / "cli"
+    r = run_cli(cli, "train", kind, "--data", str(split_file), "--split-seed", "42", *flags(kw), "--out", str(out), "--json")
+    assert strip(model.report_) == strip(json.loads(r.stdout))
+    # evaluate(test) is `shortlist eval --model DIR --test test.tsv --json` on the CLI's model.
+    test.to_tsv(tmp_path / "test.tsv")
+    e = run_cli(cli, "eval", "--model", str(out), "--test", str(tmp_path / "test.tsv"), "--json")
+    assert model.evaluate(test) == json.loads(e.stdout)
+    # The saved files are the CLI's, byte for byte (the manifest lists their SHA-256s),
+    # but for curves.csv, which holds each epoch's seconds, and the index, whose
+    # safetensors metadata is written in hash-map order (it differs between two CLI
+    # runs too): its header and tensors are compared instead.
+    model.save(tmp_path / "py")
+
+    def manifest(d):
+        files = json.loads((d / "manifest.json").read_text())["files"]
+        files.pop("curves.csv", None)
+        files.pop("index.safetensors", None)
+        return files
+
+    assert manifest(tmp_path / "py") == manifest(out)
+    assert len(manifest(out)) >= 4
+    if (out / "index.safetensors").exists():
+        assert safetensors(tmp_path / "py" / "index.safetensors") == safetensors(out / "index.safetensors")
+
+
+def safetensors(path):
+    """(header, data) of a safetensors file, the header as a dict."""
+    b = path.read_bytes()
+    n = int.from_bytes(b[:8], "little")
+    return json.loads(b[8 : 8 + n]), b[8 + n :]
+
+
+def test_recommend_save_load_and_the_cli_agree(tmp_path, cli, parts):
+    train, test = parts
+    model = shortlist.Retrieval(epochs=2).fit(train, test, progress=False)
+    recs = model.recommend(["u1", "u2", "stranger"], k=5)
+    assert list(recs.columns) == ["user_id", "item_id", "score", "title", "rank"]
+    assert recs["rank"].tolist() == [1, 2, 3, 4, 5] * 3
+    seen = set(train.to_pandas().query("user_id == 'u1'")["item_id"])
+    assert not seen & set(recs.query("user_id == 'u1'")["item_id"])
+    model.save(tmp_path / "m")
+    r = json.loads(run_cli(cli, "recommend", "--model", str(tmp_path / "m"), "--user", "u1", "-k", "5", "--exclude-seen", "--json").stdout)
+    assert [i["item_id"] for i in r["items"]] == recs.query("user_id == 'u1'")["item_id"].tolist()
+    np.testing.assert_allclose([i["score"] for i in r["items"]], recs.query("user_id == 'u1'")["score"], rtol=1e-6)
+    loaded = shortlist.load(tmp_path / "m")
+    assert isinstance(loaded, shortlist.Retrieval)
+    pd.testing.assert_frame_equal(loaded.recommend(["u1", "u2", "stranger"], k=5), recs)
+    assert loaded.evaluate(test) == model.evaluate(test)
+    users, U, items, V = model.embeddings()
+    assert U.shape == (len(users), V.shape[1]) and V.shape[0] == len(items)
+    u, i = users.index("u1"), items.index(recs["item_id"][0])
+    assert U[u] @ V[i] == pytest.approx(recs["score"][0], rel=1e-4)
+
+
+def test_cli_trained_models_load_and_predict(tmp_path, cli, split_file):
+    out = tmp_path / "ranking"
+    run_cli(cli, "train", "ranking", "--data", str(split_file), "--epochs", "1", "--out", str(out))
+    ranking = shortlist.load(out)
+    assert isinstance(ranking, shortlist.Ranking)
+    p = ranking.predict(["u1", "u1", "u2"], ["i1", "i2", "i3"])
+    assert p.dtype == np.float32 and p.shape == (3,)
+    r = json.loads(run_cli(cli, "predict", "--model", str(out), "--user", "u1", "--item", "i1", "--item", "i2", "--json").stdout)
+    got = {x["item_id"]: x["rating"] for x in r["predictions"]}
+    assert got["i1"] == pytest.approx(float(p[0]), rel=1e-6) and got["i2"] == pytest.approx(float(p[1]), rel=1e-6)
+
+
+def test_pipeline_saves_what_the_cli_serves(tmp_path, cli, parts):
+    train, test = parts
+    retrieval = shortlist.Retrieval(epochs=2).fit(train, test, progress=False)
+    ranking = shortlist.Ranking(epochs=1).fit(train, test, progress=False)
+    pipe = shortlist.Pipeline(retrieval, ranking)
+    lists = pipe.recommend(["u1", "u7"], k=5, num_candidates=20)
+    paths = pipe.save(tmp_path / "base")
+    assert paths == {"retrieval": str(tmp_path / "base" / "retrieval" / "1"), "ranking": str(tmp_path / "base" / "ranking" / "1")}
+    assert pipe.save(tmp_path / "base")["ranking"].endswith(os.path.join("ranking", "2"))
+    r = json.loads(run_cli(cli, "recommend", "--pipeline", str(tmp_path / "base"), "--user", "u7", "-k", "5",
+                           "--num-candidates", "20", "--exclude-seen", "--json").stdout)
+    assert [i["item_id"] for i in r["items"]] == lists.query("user_id == 'u7'")["item_id"].tolist()
+    assert r["order_by"] == lists["order_by"][0]
+    again = shortlist.Pipeline.load(tmp_path / "base").recommend(["u1", "u7"], k=5, num_candidates=20)
+    pd.testing.assert_frame_equal(again, lists)
+
+
+def test_configs_as_dicts_and_files(tmp_path, parts):
+    train, test = parts
+    cfg = shortlist.Retrieval().get_config()
+    assert isinstance(cfg, dict) and "epochs" in cfg
+    m = shortlist.Retrieval(config=cfg, epochs=1).fit(train, progress=False)
+    assert m.report_["epochs"] == 1
+    assert m.get_config()["epochs"] == 1
+    (tmp_path / "r.toml").write_text(shortlist._shortlist.config_to_toml(json.dumps(cfg)))
+    a = shortlist.Retrieval(config=tmp_path / "r.toml", epochs=2, seed=5).fit(train, test, progress=False)
+    b = shortlist.Retrieval(epochs=2, seed=5).fit(train, test, progress=False)
+    assert strip(a.report_) == strip(b.report_)
+
+
+def test_errors(tmp_path, cli, parts, dataset):
+    train, test = parts
+    with pytest.raises(ValueError, match="unknown field `nonsense`"):
+        shortlist.Retrieval(nonsense=1).fit(train, progress=False)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        shortlist.Retrieval(config=tmp_path / "none.toml").fit(train, progress=False)
+    with pytest.raises(ValueError, match="epochs: expected a whole number ≥ 1, found 0"):
+        shortlist.Retrieval(epochs=0).fit(train, progress=False)
+    other = shortlist.Dataset.from_pandas(pd.DataFrame({"user_id": ["a"], "item_id": ["b"]}))
+    with pytest.raises(ValueError, match="valid must be another part of train's dataset"):
+        shortlist.Retrieval(epochs=1).fit(train, other, progress=False)
+    with pytest.raises(ValueError, match="is not fitted"):
+        shortlist.EASE().recommend(["u1"])
+    with pytest.raises(FileNotFoundError) as e:
+        shortlist.load(tmp_path / "nothing")
+    r = run_cli(cli, "eval", "--model", str(tmp_path / "nothing"), "--test", "x", check=False)
+    assert r.stderr.strip() == f"error: {e.value}"
+    ranking = shortlist.Ranking(epochs=1).fit(train, progress=False)
+    with pytest.raises(ValueError, match="2 user ids but 1 item ids"):
+        ranking.predict(["u1", "u2"], ["i1"])
+    with pytest.raises(ValueError, match="k: expected at least 1"):
+        shortlist.EASE().fit(train).recommend(["u1"], k=0)
+
+
+def test_fit_releases_the_gil(dataset):
+    big = shortlist.Dataset.from_pandas(pd.concat([dataset.to_pandas()] * 1), rating="rating")
+    train, test = big.split(seed=1)
+    count = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time.sleep(0.05)
+        start_count, t0 = count[0], time.perf_counter()
+        shortlist.Retrieval(epochs=40).fit(train, test, progress=False)
+        elapsed, during = time.perf_counter() - t0, count[0] - start_count
+    finally:
+        stop.set()
+        t.join()
+    assert elapsed > 0.2, "the fit is too short to tell"
+    # A held GIL would let the thread run only at the 100 ms signal checks.
+    assert during > 20_000 * elapsed, (during, elapsed)
+
+
+def test_ctrl_c_interrupts_fit(dataset):
+    train, test = dataset.split(seed=1)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        shortlist.Retrieval(epochs=100_000).fit(train, test, progress=False)
+    assert time.perf_counter() - t0 < 2.0
