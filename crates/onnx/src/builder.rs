@@ -150,6 +150,25 @@ impl Graph {
         out
     }
 
+    /// Adds a node of `op` with `n` outputs, named fresh.
+    pub fn op_multi(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        n: usize,
+    ) -> Vec<String> {
+        let first = self.op_named(op, inputs, attrs, None);
+        let mut outs = vec![first];
+        for _ in 1..n {
+            outs.push(self.fresh(&op.to_lowercase()));
+        }
+        if let Some(node) = self.nodes.last_mut() {
+            node.output = outs.clone();
+        }
+        outs
+    }
+
     /// Adds a node of `op` with a fresh output name.
     pub fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
         self.op_named(op, inputs, attrs, None)

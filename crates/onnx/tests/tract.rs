@@ -42,8 +42,16 @@ fn run(plan: &Plan, inputs: &[Vec<i64>]) -> Vec<f32> {
 }
 
 fn check_ranking(model: &RankingModel, seed: u64) -> f64 {
+    check_ranking_graph(model, seed, None)
+}
+
+/// Checks the export of `model`, its graph replaced by `graph` when given.
+fn check_ranking_graph(model: &RankingModel, seed: u64, graph: Option<Vec<u8>>) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let e = shortlist_onnx::export_ranking(model).unwrap();
+    let mut e = shortlist_onnx::export_ranking(model).unwrap();
+    if let Some(g) = graph {
+        e.graphs[0].bytes = g;
+    }
     let json = write_export(&e, dir.path(), "ranking");
     let pairs = common::raw_pairs(
         model.spec.user_id.values(),
@@ -81,6 +89,19 @@ fn ranking_with_ensemble_autorec_implicit_and_side_features_matches_ours_in_trac
     let model = common::ranking_full();
     let worst = check_ranking(&model, 1);
     eprintln!("ranking (full): worst relative difference {worst:.2e}");
+}
+
+#[test]
+fn the_graph_built_from_the_features_predicts_as_the_compact_one() {
+    // The full model's members carry scoring caches, so its export is the compact
+    // graph; the graph built from the features (what cross-layer models get) must
+    // give the same predictions.
+    let model = common::ranking_full();
+    assert!(model.scoring_cache().is_some());
+    let compact = shortlist_onnx::ranking::graph(&model).unwrap();
+    let full = shortlist_onnx::ranking::graph_with(&model, false).unwrap();
+    assert_ne!(compact, full);
+    check_ranking_graph(&model, 6, Some(full));
 }
 
 #[test]
