@@ -3,7 +3,8 @@
 
     ort_bench.py DIR
 
-DIR is what `cargo run --release -p shortlist-onnx --example bench_onnx` writes
+DIR is what `cargo run --release -p shortlist-onnx --features tract --example bench_onnx`
+writes
 (`ranking.onnx`, `ranking.features.json`, `ranking.pairs.tsv`). Prints the file size
 and the median time per pair over 15 rounds, one pair per call and in batches of
 1000, with one intra-op thread (what a phone or a per-request server thread uses)
@@ -69,8 +70,27 @@ def main():
     t1 = median_us(15, 400, lambda k: one.run(None, single[k % n]))
     tb = median_us(15, 4, lambda k: one.run(None, batches[k % len(batches)])) / 1000
     tp = median_us(15, 4, lambda k: pool.run(None, batches[k % len(batches)])) / 1000
+    # What the Python call alone costs: a one-node graph (Identity) on the same input.
+    base = None
+    try:
+        from onnx import TensorProto, helper
+
+        g = helper.make_graph(
+            [helper.make_node("Identity", ["user"], ["y"])],
+            "identity",
+            [helper.make_tensor_value_info("user", TensorProto.INT64, ["N"])],
+            [helper.make_tensor_value_info("y", TensorProto.INT64, ["N"])],
+        )
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 7
+        ident = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        base = median_us(15, 400, lambda k: ident.run(None, {"user": users[k % n : k % n + 1]}))
+    except ImportError:
+        pass
     print("latency per pair (median of 15 rounds):")
     print(f"  ONNX Runtime, one pair per call, 1 thread   {t1:8.2f} µs")
+    if base is not None:
+        print(f"    of which a call of a one-node graph       {base:8.2f} µs")
     print(f"  ONNX Runtime, batch of 1000, 1 thread       {tb:8.3f} µs")
     print(f"  ONNX Runtime, batch of 1000, default pool   {tp:8.3f} µs")
 

@@ -4,7 +4,7 @@
 //! `scripts/onnx/ort_bench.py` read, for the same figures in ONNX Runtime.
 //!
 //! ```sh
-//! cargo run --release -p shortlist-onnx --example bench_onnx -- \
+//! cargo run --release -p shortlist-onnx --features tract --example bench_onnx -- \
 //!     [--ranking models/movielens/ranking/1] [--retrieval models/movielens/retrieval/1] \
 //!     [--out target/onnx-bench]
 //! python3 scripts/onnx/ort_check.py target/onnx-bench

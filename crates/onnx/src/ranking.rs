@@ -210,8 +210,16 @@ fn folded(g: &mut Graph, model: &RankingModel, user: &str, item: &str) -> Option
             row[h] = 1.0;
         }
         groups.push((uv, iv, h + 1));
-        let uk: Vec<f32> = a.user_known.iter().map(|&k| if k == 1 { -w } else { 0.0 }).collect();
-        let ik: Vec<f32> = a.item_known.iter().map(|&k| if k == 1 { 1.0 } else { 0.0 }).collect();
+        let uk: Vec<f32> = a
+            .user_known
+            .iter()
+            .map(|&k| if k == 1 { -w } else { 0.0 })
+            .collect();
+        let ik: Vec<f32> = a
+            .item_known
+            .iter()
+            .map(|&k| if k == 1 { 1.0 } else { 0.0 })
+            .collect();
         groups.push((uk, ik, 1));
     }
     if groups.is_empty() {
@@ -247,7 +255,12 @@ fn folded(g: &mut Graph, model: &RankingModel, user: &str, item: &str) -> Option
         let sel = g.f32s("pair/groups", &[cols, groups.len()], &sel);
         let grouped = g.op("MatMul", &[&prod, &sel], vec![]);
         let split = g.i64s("pair/split", &[groups.len()], &vec![1; groups.len()]);
-        g.op_multi("Split", &[&grouped, &split], vec![("axis", Attr::Int(1))], groups.len())
+        g.op_multi(
+            "Split",
+            &[&grouped, &split],
+            vec![("axis", Attr::Int(1))],
+            groups.len(),
+        )
     };
     let mut next = sums.iter();
     if e > 0 {
