@@ -10,8 +10,9 @@
 //!   training ratings, the clip. When the members carry the scoring cache our scorer
 //!   uses (`RankingModel::prepare_scoring`: the first MLP layer's user part and item
 //!   part per vocabulary row; every model without cross layers) the graph starts from
-//!   it and runs the members side by side, in about 25 nodes whatever the number of
-//!   features; otherwise it is built from the features (embedding gathers, concat,
+//!   it and runs the members side by side, whatever the number of features (16 nodes
+//!   for the quickstart's model: ONNX Runtime's cost per pair is mostly per node);
+//!   otherwise it is built from the features (embedding gathers, concat,
 //!   cross layers, MLP) member by member.
 //! * A retrieval model ([`export_retrieval`]) becomes two graphs, the **query tower**
 //!   (`user` → `query`, `[N, dim]`, already divided by the temperature) and the
