@@ -177,11 +177,13 @@ fn onnx(model: &Path, out: &Path, json: bool) -> Result<()> {
             shortlist_onnx::export_retrieval(&m)
                 .with_context(|| format!("exporting {}", dir.display()))?
         }
-        other => return Err(BadInput(format!(
+        other => {
+            return Err(BadInput(format!(
             "{}: a model of kind {other:?} has no ONNX export (ranking and retrieval models do)",
             dir.display()
         ))
-        .into()),
+            .into())
+        }
     };
     let paths: Vec<PathBuf> = export
         .graphs
