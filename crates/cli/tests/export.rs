@@ -152,7 +152,8 @@ fn export_onnx_writes_the_graphs_and_the_features_json_beside_them() {
         serde_json::from_slice(&std::fs::read(tmp.path().join("two.features.json")).unwrap())
             .unwrap();
     assert_eq!(json["graphs"][1]["file"], "two.candidate.onnx");
-    assert_eq!(json["graphs"][1]["outputs"][0]["shape"][1], 3);
+    let (tower, _) = shortlist_model::RetrievalModel::load(&base.join("retrieval/1")).unwrap();
+    assert_eq!(json["graphs"][1]["outputs"][0]["shape"][1], tower.dim());
 
     // Bad input: named, exit 2, nothing written.
     let bad = |args: &[&str]| {
