@@ -152,7 +152,7 @@ enum Command {
     /// Catalogue items added without retraining (the server's item log).
     #[command(subcommand)]
     Items(cmd::items::ItemsCommand),
-    /// Export models for other runtimes: a bundle for the WebAssembly build.
+    /// Export models for other runtimes: a bundle for the WebAssembly build, ONNX graphs.
     #[command(subcommand)]
     Export(cmd::export::ExportCommand),
     /// Top-K index tools.

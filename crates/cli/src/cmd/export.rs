@@ -1,5 +1,5 @@
 //! `shortlist export`: models in forms other runtimes load — a bundle for the
-//! WebAssembly build (`shortlist-wasm`).
+//! WebAssembly build (`shortlist-wasm`), ONNX graphs (`shortlist-onnx`).
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,23 @@ pub enum ExportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a ranking model's prediction (ensemble, AutoRec blend, clip) as one ONNX
+    /// graph, or a retrieval model's query and candidate towers as two, with the feature
+    /// spec and vocabularies beside them as JSON (how raw ids become the graphs' inputs).
+    Onnx {
+        /// A model version directory (`BASE/<name>/<version>/`), or a model directory
+        /// (`BASE/<name>/`, whose latest version is exported).
+        #[arg(long)]
+        model: PathBuf,
+        /// The ONNX file to write, ending in `.onnx`: a ranking model's graph; for a
+        /// retrieval model `STEM.query.onnx` and `STEM.candidate.onnx` are written
+        /// instead. `STEM.features.json` is written beside either.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs an export subcommand.
@@ -44,6 +61,7 @@ pub fn run(c: ExportCommand) -> Result<()> {
             out,
             json,
         } => bundle(&model_base_path, &retrieval, &ranking, &out, json),
+        ExportCommand::Onnx { model, out, json } => onnx(&model, &out, json),
     }
 }
 
@@ -107,5 +125,125 @@ fn bundle(base: &Path, retrieval: &str, ranking: &str, out: &Path, json: bool) -
     for (n, (v, d)) in &models {
         println!("  {n}: version {v} ({})", d.display());
     }
+    Ok(())
+}
+
+/// The version directory `dir` names: itself when it has a manifest, else its latest
+/// integer version.
+fn version_dir(dir: &Path) -> Result<PathBuf> {
+    if dir.join("manifest.json").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    if !dir.is_dir() {
+        return Err(BadInput(format!(
+            "{}: no such model directory (expected BASE/<name>/<version>/ or BASE/<name>/)",
+            dir.display()
+        ))
+        .into());
+    }
+    match shortlist_pipeline::latest_version(dir)? {
+        Some((_, v)) => Ok(v),
+        None => Err(BadInput(format!(
+            "{}: neither a model version (no manifest.json) nor a model directory (no integer version directory in it)",
+            dir.display()
+        ))
+        .into()),
+    }
+}
+
+fn onnx(model: &Path, out: &Path, json: bool) -> Result<()> {
+    let stem = match out.to_str().and_then(|s| s.strip_suffix(".onnx")) {
+        Some(stem) if !stem.is_empty() && !stem.ends_with('/') => stem.to_owned(),
+        _ => {
+            return Err(BadInput(format!(
+                "--out {}: expected a file name ending in .onnx",
+                out.display()
+            ))
+            .into())
+        }
+    };
+    let dir = version_dir(model)?;
+    let kind = shortlist_model::files::manifest_kind(&dir)?;
+    let export = match kind.as_str() {
+        shortlist_model::artifact::RANKING_KIND => {
+            let m = shortlist_model::RankingModel::load(&dir)
+                .with_context(|| format!("loading {}", dir.display()))?;
+            shortlist_onnx::export_ranking(&m)
+                .with_context(|| format!("exporting {}", dir.display()))?
+        }
+        shortlist_model::retrieval_artifact::RETRIEVAL_KIND => {
+            let (m, _) = shortlist_model::RetrievalModel::load(&dir)
+                .with_context(|| format!("loading {}", dir.display()))?;
+            shortlist_onnx::export_retrieval(&m)
+                .with_context(|| format!("exporting {}", dir.display()))?
+        }
+        other => {
+            return Err(BadInput(format!(
+            "{}: a model of kind {other:?} has no ONNX export (ranking and retrieval models do)",
+            dir.display()
+        ))
+            .into())
+        }
+    };
+    let paths: Vec<PathBuf> = export
+        .graphs
+        .iter()
+        .map(|g| {
+            if export.graphs.len() == 1 {
+                out.to_path_buf()
+            } else {
+                PathBuf::from(format!("{stem}.{}.onnx", g.role))
+            }
+        })
+        .collect();
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    let features = PathBuf::from(format!("{stem}.features.json"));
+    let mut text = serde_json::to_vec_pretty(&export.features_json(&names))?;
+    text.push(b'\n');
+    // Each file is written atomically; the JSON, which names the graphs, comes last.
+    for (g, p) in export.graphs.iter().zip(&paths) {
+        shortlist_core::atomic::write_file(p, &g.bytes)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    shortlist_core::atomic::write_file(&features, &text)
+        .with_context(|| format!("writing {}", features.display()))?;
+    let mut files: Vec<serde_json::Value> = export
+        .graphs
+        .iter()
+        .zip(&paths)
+        .map(|(g, p)| json!({"role": g.role, "path": p.display().to_string(), "bytes": g.bytes.len()}))
+        .collect();
+    files.push(
+        json!({"role": "features", "path": features.display().to_string(), "bytes": text.len()}),
+    );
+    if json {
+        return print_json(&json!({
+            "model": dir.display().to_string(),
+            "kind": export.kind,
+            "opset": shortlist_onnx::builder::OPSET,
+            "files": files,
+        }));
+    }
+    println!(
+        "exported the {} model {} (ONNX opset {}):",
+        export.kind,
+        dir.display(),
+        shortlist_onnx::builder::OPSET
+    );
+    for (g, p) in export.graphs.iter().zip(&paths) {
+        println!(
+            "  {}: {} ({:.2} MB)",
+            g.role,
+            p.display(),
+            g.bytes.len() as f64 / 1e6
+        );
+    }
+    println!("  features and vocabularies: {}", features.display());
     Ok(())
 }

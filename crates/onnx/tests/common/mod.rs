@@ -1,0 +1,196 @@
+//! Models trained in the tests on small generated data, exported, and the raw-id
+//! pairs the runtimes are checked on.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use serde_json::Value;
+use shortlist_core::Rng;
+use shortlist_data::synth::{generate, SynthConfig};
+use shortlist_data::synth_clicks::{generate_clicks, ClickSynthConfig};
+use shortlist_features::{FeatureConfig, VocabConfig};
+use shortlist_model::{Objective, RankingModel, RetrievalModel};
+use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
+use shortlist_train::{train_ranking, AutoRecTrainConfig, TrainConfig};
+
+/// Pairs each parity check scores.
+pub const PAIRS: usize = 10_000;
+
+fn split(n: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut rows: Vec<usize> = (0..n).collect();
+    Rng::new(7).shuffle(&mut rows);
+    let test = rows.split_off(n * 4 / 5);
+    (rows, test)
+}
+
+/// Every side feature, and three hashed OOV buckets for the ids (so the index rule's
+/// hashing is exercised, not only row 0).
+fn features() -> FeatureConfig {
+    FeatureConfig {
+        ids: VocabConfig {
+            num_oov_buckets: 3,
+            ..Default::default()
+        },
+        user_features: vec!["*".into()],
+        item_features: vec!["*".into()],
+        ..Default::default()
+    }
+}
+
+/// The quickstart's ranking architecture in small: side features, biases, dot and
+/// implicit terms, clipping, a 3-seed ensemble blended with an I-AutoRec.
+pub fn ranking_full() -> RankingModel {
+    let (data, _) = generate(&SynthConfig {
+        users: 120,
+        items: 80,
+        interactions: 4000,
+        ..Default::default()
+    })
+    .unwrap();
+    let (train, test) = split(data.interactions.len());
+    let cfg = TrainConfig {
+        embedding_dim: 8,
+        hidden: vec![32, 16],
+        biases: true,
+        dot: true,
+        implicit: true,
+        clip_predictions: true,
+        ensemble: 3,
+        init_bias_to_mean: true,
+        batch_size: 256,
+        epochs: 3,
+        features: features(),
+        autorec: Some(AutoRecTrainConfig {
+            hidden: 16,
+            epochs: 3,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (model, _) = train_ranking(&data, &train, &test, &cfg).unwrap();
+    assert_eq!(model.members.len(), 2);
+    assert!(model.autorec.is_some() && model.config.clip.is_some());
+    model
+}
+
+/// A click model with DCN-v2 cross layers (the sigmoid link, no clip).
+pub fn ranking_click_cross() -> RankingModel {
+    let (data, _) = generate_clicks(&ClickSynthConfig {
+        users: 100,
+        impressions_per_user: 30,
+        ..Default::default()
+    })
+    .unwrap();
+    let (train, test) = split(data.interactions.len());
+    let cfg = TrainConfig {
+        objective: Objective::Click,
+        embedding_dim: 6,
+        hidden: vec![16],
+        cross_layers: 2,
+        biases: true,
+        dot: true,
+        ensemble: 2,
+        batch_size: 256,
+        epochs: 2,
+        features: FeatureConfig {
+            ids: VocabConfig::default(),
+            ..features()
+        },
+        ..Default::default()
+    };
+    let (model, _) = train_ranking(&data, &train, &test, &cfg).unwrap();
+    assert_eq!(model.cross.layers.len(), 2);
+    model
+}
+
+/// A two-tower model with side features and the history term.
+pub fn retrieval() -> RetrievalModel {
+    let (data, _) = generate(&SynthConfig {
+        users: 120,
+        items: 80,
+        interactions: 4000,
+        ..Default::default()
+    })
+    .unwrap();
+    let (train, test) = split(data.interactions.len());
+    let cfg = RetrievalTrainConfig {
+        embedding_dim: 8,
+        history: true,
+        temperature: 0.5,
+        epochs: 2,
+        batch_size: 256,
+        eval_every_epoch: false,
+        features: features(),
+        ..Default::default()
+    };
+    let (model, _) = train_retrieval(&data, &train, &test, &cfg, |_| {}).unwrap();
+    assert!(model.history.is_some());
+    model
+}
+
+/// `n` raw (user, item) id pairs: mostly known ids, about 10 % unknown on each side.
+pub fn raw_pairs(users: &[String], items: &[String], n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut rng = Rng::new(seed);
+    let mut pick = |known: &[String], kind: &str| -> String {
+        let r = rng.below((known.len() + known.len() / 9 + 1) as u64) as usize;
+        match known.get(r) {
+            Some(id) => id.clone(),
+            None => format!("unknown-{kind}-{}", rng.below(1000)),
+        }
+    };
+    (0..n)
+        .map(|_| (pick(users, "user"), pick(items, "item")))
+        .collect()
+}
+
+/// FNV-1a 64, written here from its definition (not the crate's).
+fn fnv1a64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The input row of a raw id by the exported features JSON's rule, read from the JSON.
+pub fn row_from_json(features: &Value, vocab: &str, id: &str) -> i64 {
+    let v = &features["feature_spec"][vocab];
+    let oov = v["num_oov_buckets"].as_u64().unwrap();
+    let values = v["values"].as_array().unwrap();
+    match values.iter().position(|x| x.as_str() == Some(id)) {
+        Some(p) => (oov + p as u64) as i64,
+        None if oov <= 1 => 0,
+        None => (fnv1a64(id) % oov) as i64,
+    }
+}
+
+/// Relative difference with a floor of 1e-3 on the scale (click probabilities can be
+/// small; ratings are 1–5).
+pub fn rel(a: f32, b: f32) -> f64 {
+    (f64::from(a) - f64::from(b)).abs() / f64::from(b.abs()).max(1e-3)
+}
+
+/// Writes the export of `e` under `dir` as `NAME.onnx` / `NAME.<role>.onnx` plus
+/// `NAME.features.json` and returns the JSON.
+pub fn write_export(e: &shortlist_onnx::Export, dir: &Path, name: &str) -> Value {
+    let files: Vec<String> = e
+        .graphs
+        .iter()
+        .map(|g| {
+            if e.graphs.len() == 1 {
+                format!("{name}.onnx")
+            } else {
+                format!("{name}.{}.onnx", g.role)
+            }
+        })
+        .collect();
+    for (g, f) in e.graphs.iter().zip(&files) {
+        std::fs::write(dir.join(f), &g.bytes).unwrap();
+    }
+    let json = e.features_json(&files);
+    std::fs::write(
+        dir.join(format!("{name}.features.json")),
+        serde_json::to_vec_pretty(&json).unwrap(),
+    )
+    .unwrap();
+    json
+}
