@@ -13,8 +13,8 @@
 //!   [`recommend_with`] adds a request's business rules ([`rules`]: attribute
 //!   filters inside the index search, a cap per attribute value, a freshness boost).
 //! * [`request`]: the checks of a request body shared by the server and the
-//!   WebAssembly engine ([`Limits`], [`history_strength`]); the answers' items
-//!   ([`Item`], [`RankedItem`]) serialize as both answer them.
+//!   WebAssembly engine ([`Limits`], [`history_strength`]), and the answers
+//!   ([`RecommendAnswer`], [`RankAnswer`]) as both serialize them.
 //! * [`load_dir`]: any model version directory, by the kind in its manifest
 //!   ([`load_files`]: the same from memory, e.g. a bundle in a browser).
 //!
@@ -37,7 +37,7 @@ pub use ranking::{Ranked, RankedItem, RankedRow, Ranker, RankingStage};
 pub use recommend::{
     desc, recommend, recommend_with, Item, Order, Recommendation, Request, Stages,
 };
-pub use request::{history_strength, Limits};
+pub use request::{history_strength, Limits, RankAnswer, RecommendAnswer};
 pub use rules::{Condition, Freshness, Op, Rules};
 pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 

@@ -1,10 +1,16 @@
-//! The checks of a `/v1/recommend` or `/v1/rank` body that do not depend on where it
-//! is answered, shared by the server (`shortlist-serve`) and the WebAssembly engine
-//! (`shortlist-wasm`) so that both refuse the same bodies with the same words: `k`
-//! and `num_candidates` against their limits, the length of a list field, a history
-//! entry's strength.
+//! What a `/v1/recommend` or `/v1/rank` exchange has in common wherever it is
+//! answered, shared by the server (`shortlist-serve`) and the WebAssembly engine
+//! (`shortlist-wasm`) so that both refuse the same bodies with the same words and
+//! answer in the same shape: the checks of `k` and `num_candidates` against their
+//! limits, of a list field's length and of a history entry's strength, and the
+//! answers' bodies ([`RecommendAnswer`], [`RankAnswer`]).
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::ranking::{Ranked, RankedItem};
+use crate::recommend::{Item, Recommendation};
 
 /// The limits a request is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +72,92 @@ pub fn history_strength(n: usize, strength: f64) -> Result<f32> {
         Err(Error::InvalidArgument(format!(
             "history[{n}].strength must be a positive number up to 1e6, got {strength}"
         )))
+    }
+}
+
+/// The body of a `/v1/recommend` answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecommendAnswer<'a> {
+    /// The request's user id.
+    pub user_id: &'a str,
+    /// See [`Recommendation::known_user`].
+    pub known_user: bool,
+    /// See [`Recommendation::path`].
+    pub user_path: &'static str,
+    /// What ordered the list.
+    pub order_by: &'static str,
+    /// Model name → version of every model that answered, as a JSON object (the
+    /// server's; left out where there is one model of each kind, as in a browser).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "versions_map"
+    )]
+    pub model_versions: Option<&'a [(&'a str, u64)]>,
+    /// The list, best first.
+    pub items: &'a [Item<'a>],
+}
+
+impl<'a> RecommendAnswer<'a> {
+    /// The answer to `user_id` holding `rec`.
+    pub fn new(
+        user_id: &'a str,
+        rec: &'a Recommendation<'a>,
+        model_versions: Option<&'a [(&'a str, u64)]>,
+    ) -> Self {
+        RecommendAnswer {
+            user_id,
+            known_user: rec.known_user,
+            user_path: rec.path.as_str(),
+            order_by: rec.order.as_str(),
+            model_versions,
+            items: &rec.items,
+        }
+    }
+}
+
+fn versions_map<S: Serializer>(
+    versions: &Option<&[(&str, u64)]>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let versions = versions.unwrap_or_default();
+    let mut m = s.serialize_map(Some(versions.len()))?;
+    for (k, v) in versions {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
+/// The body of a `/v1/rank` answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankAnswer<'a> {
+    /// The request's user id.
+    pub user_id: &'a str,
+    /// See [`Ranked::known_user`].
+    pub known_user: bool,
+    /// The ranking model's version (the server's; left out in a browser).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<u64>,
+    /// See [`Ranked::order_by`].
+    pub order_by: &'static str,
+    /// The items, best first ([`Ranked::answer`]).
+    pub items: Vec<RankedItem<'a>>,
+}
+
+impl<'a> RankAnswer<'a> {
+    /// The answer to `user_id` for `ranked`, the scores of `ids`.
+    pub fn new(
+        user_id: &'a str,
+        ranked: &Ranked,
+        ids: &[&'a str],
+        model_version: Option<u64>,
+    ) -> Result<Self> {
+        Ok(RankAnswer {
+            user_id,
+            known_user: ranked.known_user,
+            model_version,
+            order_by: ranked.order_by(),
+            items: ranked.answer(ids)?,
+        })
     }
 }
 

@@ -6,12 +6,12 @@ use std::fmt;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::de::{self, Deserializer, Visitor};
-use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use shortlist_pipeline::{
-    history_strength, CandidateSource, HistoryItem, Limits, Order, RankedItem, Ranker, Stages, User,
+    history_strength, CandidateSource, HistoryItem, Limits, Order, RankAnswer, Ranker,
+    RecommendAnswer, Stages, User,
 };
 
 use crate::error::{json_response, ApiError};
@@ -239,28 +239,17 @@ fn parse<'a, T: Deserialize<'a>>(
     serde_json::from_slice(body).map_err(|e| explain(body, fields, e))
 }
 
-/// Model name → version, serialized as a JSON object.
-struct Versions<'a>(&'a [(&'a str, u64)]);
-
-impl Serialize for Versions<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-/// A request's history as the pipeline takes it; strengths from `strength`, else the
-/// `event`'s strength in the table, else 1. Errors name the entry.
+/// The user's history as the pipeline takes it: the `remembered` events, then the
+/// request's entries; strengths from `strength`, else the `event`'s strength in the
+/// table, else 1. Errors name the entry.
 fn history<'a>(
+    remembered: &'a [crate::events::Stored],
     entries: &'a [HistoryEntry<'a>],
     limits: &Limits,
     table: &EventTable,
 ) -> Result<Vec<HistoryItem<'a>>, ApiError> {
     limits.list("history", "items", entries.len())?;
-    entries
+    let request = entries
         .iter()
         .enumerate()
         .map(|(n, e)| match e {
@@ -292,7 +281,8 @@ fn history<'a>(
                 })
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(with_remembered(remembered, request))
 }
 
 /// The server's limits on a request's counts and lists.
@@ -332,16 +322,6 @@ fn with_remembered<'a>(
         .collect();
     all.extend(request);
     all
-}
-
-#[derive(Serialize)]
-struct RecResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    user_path: &'static str,
-    order_by: &'static str,
-    model_versions: Versions<'a>,
-    items: &'a [shortlist_pipeline::Item<'a>],
 }
 
 fn respond<T: Serialize>(v: &T) -> Result<Response, ApiError> {
@@ -446,10 +426,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
     let user_id: &str = &req.user_id.0;
     let exclude: Vec<&str> = req.exclude_items.iter().map(|i| i.0.as_ref()).collect();
     let remembered = st.events.history(user_id);
-    let history = with_remembered(
-        &remembered,
-        history(&req.history, &limits, &cfg.event_table)?,
-    );
+    let history = history(&remembered, &req.history, &limits, &cfg.event_table)?;
     let user = User {
         id: user_id,
         history: &history,
@@ -492,23 +469,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
         },
         &rules,
     )?;
-    respond(&RecResponse {
-        user_id,
-        known_user: rec.known_user,
-        user_path: rec.path.as_str(),
-        order_by: rec.order.as_str(),
-        model_versions: Versions(&versions),
-        items: &rec.items,
-    })
-}
-
-#[derive(Serialize)]
-struct RankResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    model_version: u64,
-    order_by: &'static str,
-    items: Vec<RankedItem<'a>>,
+    respond(&RecommendAnswer::new(user_id, &rec, Some(&versions[..])))
 }
 
 /// `POST /v1/rank`: the ranking model's scores of given items, best first. With a
@@ -548,10 +509,7 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     }
     let user_id: &str = &req.user_id.0;
     let remembered = st.events.history(user_id);
-    let history = with_remembered(
-        &remembered,
-        history(&req.history, &limits, &cfg.event_table)?,
-    );
+    let history = history(&remembered, &req.history, &limits, &cfg.event_table)?;
     let user = User {
         id: user_id,
         history: &history,
@@ -571,16 +529,9 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
         None
     };
     let ranked = ranker.rank(&user, &ids, retrieval_scores.as_deref())?;
-    let items = ranked
-        .answer(&ids)
+    let answer = RankAnswer::new(user_id, &ranked, &ids, Some(version))
         .map_err(|e| ApiError::Internal(format!("ranking model {name}: {e}")))?;
-    respond(&RankResponse {
-        user_id,
-        known_user: ranked.known_user,
-        model_version: version,
-        order_by: ranked.order_by(),
-        items,
-    })
+    respond(&answer)
 }
 
 #[cfg(test)]

@@ -6,15 +6,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use common::{start_real, Client};
 use serde_json::json;
 use shortlist_pipeline::{load_files, recommend, Order, Request, Stage, Stages, User};
-use shortlist_serve::config::ServeConfig;
 
 fn fixture(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

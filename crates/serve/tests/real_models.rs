@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{item_ids, start_real, Client};
 use serde_json::json;
 use shortlist_data::synth::{generate, SynthConfig};
-use shortlist_serve::config::ServeConfig;
 use shortlist_train::ials::IalsTrainConfig;
 use shortlist_train::relevance::RelevanceTrainConfig;
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};

@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{item_ids, start_real as start, Client};
@@ -18,7 +16,6 @@ use shortlist_core::dataset::{Column, ColumnValues};
 use shortlist_data::products::{generate, ProductConfig};
 use shortlist_features::FeatureConfig;
 use shortlist_model::attributes::ItemAttributes;
-use shortlist_serve::config::ServeConfig;
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 
 /// The catalogue as the test checks it: item id → (category, price, launched).

@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shortlist_model::bundle;
 use shortlist_pipeline::{
-    history_strength, load_files, recommend, CandidateSource, HistoryItem, Item, Limits,
-    ModelSource, Order, RankedItem, Ranker, RankingStage, Request, Stage, Stages, User,
+    history_strength, load_files, recommend, CandidateSource, HistoryItem, Limits, ModelSource,
+    Order, RankAnswer, Ranker, RankingStage, RecommendAnswer, Request, Stage, Stages, User,
 };
 
 /// Largest `k` accepted (the server's default `--max-k`).
@@ -103,23 +103,6 @@ struct RankBody {
     item_ids: Vec<Id>,
 }
 
-#[derive(Serialize)]
-struct RecResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    user_path: &'static str,
-    order_by: &'static str,
-    items: &'a [Item<'a>],
-}
-
-#[derive(Serialize)]
-struct RankResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    order_by: &'static str,
-    items: Vec<RankedItem<'a>>,
-}
-
 /// The pipeline's history from a request's entries; errors name the entry.
 fn history(entries: &[HistoryEntry]) -> Result<Vec<(String, f32)>, String> {
     LIMITS
@@ -143,6 +126,17 @@ fn history(entries: &[HistoryEntry]) -> Result<Vec<(String, f32)>, String> {
                 };
                 Ok((o.item_id.text().into_owned(), strength))
             }
+        })
+        .collect()
+}
+
+/// The pipeline's view of a history made by [`history`].
+fn history_items(owned: &[(String, f32)]) -> Vec<HistoryItem<'_>> {
+    owned
+        .iter()
+        .map(|(id, s)| HistoryItem {
+            item_id: id,
+            strength: *s,
         })
         .collect()
 }
@@ -207,13 +201,7 @@ impl Engine {
             Order::parse(req.order_by.as_deref().unwrap_or("auto")).map_err(|e| e.to_string())?;
         let user_id = req.user_id.as_ref().map(Id::text).unwrap_or_default();
         let owned = history(&req.history)?;
-        let hist: Vec<HistoryItem<'_>> = owned
-            .iter()
-            .map(|(id, s)| HistoryItem {
-                item_id: id,
-                strength: *s,
-            })
-            .collect();
+        let hist = history_items(&owned);
         let exclude_owned: Vec<_> = req.exclude_items.iter().map(Id::text).collect();
         let exclude: Vec<&str> = exclude_owned.iter().map(|s| s.as_ref()).collect();
         let stages = Stages {
@@ -236,13 +224,7 @@ impl Engine {
             },
         )
         .map_err(|e| e.to_string())?;
-        let answer = RecResponse {
-            user_id: &user_id,
-            known_user: rec.known_user,
-            user_path: rec.path.as_str(),
-            order_by: rec.order.as_str(),
-            items: &rec.items,
-        };
+        let answer = RecommendAnswer::new(&user_id, &rec, None);
         serde_json::to_string(&answer).map_err(|e| format!("serializing the answer: {e}"))
     }
 
@@ -259,13 +241,7 @@ impl Engine {
             .map_err(|e| e.to_string())?;
         let user_id = req.user_id.as_ref().map(Id::text).unwrap_or_default();
         let owned = history(&req.history)?;
-        let hist: Vec<HistoryItem<'_>> = owned
-            .iter()
-            .map(|(id, s)| HistoryItem {
-                item_id: id,
-                strength: *s,
-            })
-            .collect();
+        let hist = history_items(&owned);
         let user = User {
             id: &user_id,
             history: &hist,
@@ -280,13 +256,7 @@ impl Engine {
         let ranked = ranker
             .rank(&user, &ids, retrieval.as_deref())
             .map_err(|e| e.to_string())?;
-        let items = ranked.answer(&ids).map_err(|e| e.to_string())?;
-        let answer = RankResponse {
-            user_id: &user_id,
-            known_user: ranked.known_user,
-            order_by: ranked.order_by(),
-            items,
-        };
+        let answer = RankAnswer::new(&user_id, &ranked, &ids, None).map_err(|e| e.to_string())?;
         serde_json::to_string(&answer).map_err(|e| format!("serializing the answer: {e}"))
     }
 }
