@@ -41,22 +41,9 @@ impl Default for EaseTrainConfig {
     }
 }
 
+crate::config::config_file!(EaseTrainConfig, pretty = false);
+
 impl EaseTrainConfig {
-    /// Parses TOML (`path` names the source in errors) and validates it.
-    pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self> {
-        let cfg: Self = crate::config::parse_toml(text, path)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// The configuration as TOML (saved next to the model).
-    ///
-    /// # Errors
-    /// When a value cannot be written as TOML (see [`crate::config::write_toml`]).
-    pub fn to_toml(&self) -> Result<String> {
-        crate::config::write_toml(self, false)
-    }
-
     /// Checks ranges.
     pub fn validate(&self) -> Result<()> {
         if !(self.lambda.is_finite() && self.lambda > 0.0) {

@@ -88,18 +88,7 @@ pub fn train_ials_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Res
         }
     })?;
     let fit_seconds = t.elapsed().as_secs_f64();
-    let score = |u: u32, out: &mut [f32]| {
-        let x = model.user_factors.row(u as usize);
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = model
-                .item_factors
-                .row(j)
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
-    };
+    let score = ials_scorer(&model);
     let (metrics, popularity) =
         evaluate(split, &RowScorer::new(&model.spec, &split.dataset, &score))?;
     let staging = AtomicDir::new(&args.out)?;
@@ -132,18 +121,7 @@ pub fn ease_scorer(model: &EaseModel) -> impl Fn(u32, &mut [f32]) + Sync + '_ {
 
 /// Scores every item row for a user row with an iALS model.
 pub fn ials_scorer(model: &IalsModel) -> impl Fn(u32, &mut [f32]) + Sync + '_ {
-    |u, out| {
-        let x = model.user_factors.row(u as usize);
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = model
-                .item_factors
-                .row(j)
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
-    }
+    |u, out| model.user_scores_into(u as usize, out)
 }
 
 fn evaluate(
