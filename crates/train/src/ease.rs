@@ -91,15 +91,7 @@ impl EaseTrainConfig {
 /// Fits EASE on `rows` of `dataset`.
 pub fn train_ease(dataset: &Dataset, rows: &[usize], cfg: &EaseTrainConfig) -> Result<EaseModel> {
     cfg.validate()?;
-    if rows.is_empty() {
-        return Err(Error::NoData("the training split is empty".into()));
-    }
-    let ui = UserItems::build(dataset, rows, &cfg.features)?;
-    let meta = ModelMeta {
-        hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
-        metrics: Default::default(),
-        data_fingerprint: crate::fingerprint(dataset, rows),
-    };
+    let (ui, meta) = UserItems::for_fit(dataset, rows, &cfg.features, cfg)?;
     fit_ease(ui, cfg, meta)
 }
 

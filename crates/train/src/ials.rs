@@ -107,15 +107,7 @@ pub fn train_ials(
     on_epoch: impl FnMut(IalsEpoch),
 ) -> Result<IalsModel> {
     cfg.validate()?;
-    if rows.is_empty() {
-        return Err(Error::NoData("the training split is empty".into()));
-    }
-    let ui = UserItems::build(dataset, rows, &cfg.features)?;
-    let meta = ModelMeta {
-        hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
-        metrics: Default::default(),
-        data_fingerprint: crate::fingerprint(dataset, rows),
-    };
+    let (ui, meta) = UserItems::for_fit(dataset, rows, &cfg.features, cfg)?;
     fit_ials(ui, cfg, meta, on_epoch)
 }
 

@@ -468,18 +468,25 @@ pub struct RecommendArgs<'a> {
     pub output: Option<PathBuf>,
 }
 
-/// `shortlist recommend --pipeline BASE`.
-pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
-    if a.k == 0 {
+/// The checks `shortlist recommend` makes of its list flags (with a model or a
+/// pipeline): `-k` at least 1, `--jsonl` and `--output` only with every user.
+pub(super) fn check_list_flags(k: usize, one_user: bool, jsonl: bool, output: bool) -> Result<()> {
+    if k == 0 {
         return Err(BadInput("-k: expected at least 1".into()).into());
     }
-    if a.user.is_some() && (a.jsonl || a.output.is_some()) {
+    if one_user && (jsonl || output) {
         return Err(BadInput(
             "--jsonl and --output go with --all-users (one line per user); for one user use --json"
                 .into(),
         )
         .into());
     }
+    Ok(())
+}
+
+/// `shortlist recommend --pipeline BASE`.
+pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
+    check_list_flags(a.k, a.user.is_some(), a.jsonl, a.output.is_some())?;
     let p = Pipeline::load(&a.models)?;
     let extra = p.extra_refs();
     let stages = p.stages(&extra, true);
