@@ -12,9 +12,7 @@ use shortlist_pipeline::{CandidateSource, ModelSource, User};
 use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::DatasetScorer;
 
-use super::pipeline::with_training_items;
-
-use super::pipeline::check_list_flags;
+use super::pipeline::{check_list_flags, with_training_items};
 use super::{print_json, BadInput, Context};
 use crate::table::Table;
 
