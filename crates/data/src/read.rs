@@ -293,16 +293,7 @@ pub fn for_each_record(
                         let fields: Vec<&[u8]> = record.iter().collect();
                         row(line, &fields)?;
                     }
-                    Err(e) => {
-                        let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                        return Err(Error::Row(RowError {
-                            path: file.path.clone(),
-                            line,
-                            column: None,
-                            field: None,
-                            message: format!("malformed CSV: {e}"),
-                        }));
-                    }
+                    Err(e) => return Err(csv_error(file, &e)),
                 }
             }
         }
@@ -315,4 +306,15 @@ pub fn for_each_record(
             Ok(())
         }
     }
+}
+
+/// A row the CSV reader could not split, as an error naming the file and line.
+fn csv_error(file: &TextFile, e: &csv::Error) -> Error {
+    Error::Row(RowError {
+        path: file.path.clone(),
+        line: e.position().map(|p| p.line() as usize).unwrap_or(0),
+        column: None,
+        field: None,
+        message: format!("malformed CSV: {e}"),
+    })
 }

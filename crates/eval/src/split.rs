@@ -46,6 +46,16 @@ impl SplitEvaluator {
         })
     }
 
+    /// The grouped split, for metrics of given lists ([`Evaluator::evaluate_lists`]).
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
+    /// The configuration every metric here uses (the default cut-offs).
+    pub fn config(&self) -> &EvalConfig {
+        &self.config
+    }
+
     /// Metrics of any scorer in the dataset's index space (a retrieval model through
     /// its dataset scorer, an EASE or iALS model through a row scorer, …).
     ///

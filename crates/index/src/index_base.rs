@@ -133,6 +133,24 @@ pub(crate) fn check_queries(len: usize, dim: usize) -> crate::Result<()> {
     Ok(())
 }
 
+/// [`TopKIndex::search_batch`] as one [`TopKIndex::search`] per query, the queries
+/// in parallel (for indexes without a batched kernel).
+pub(crate) fn search_each<'f, I: TopKIndex + ?Sized>(
+    index: &I,
+    queries: &[f32],
+    k: usize,
+    filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
+) -> Result<Vec<Vec<Hit>>> {
+    use rayon::prelude::*;
+    let dim = index.dim();
+    check_queries(queries.len(), dim)?;
+    queries
+        .par_chunks(dim)
+        .enumerate()
+        .map(|(q, v)| index.search(v, k, &filter_of(q)))
+        .collect()
+}
+
 /// Every coordinate of `items` (`n × dim`) must be finite; the error names the first
 /// bad one.
 pub(crate) fn check_finite(items: &[f32], dim: usize) -> crate::Result<()> {

@@ -222,12 +222,8 @@ impl RankingModel {
         )?;
         let spec = read_spec(files)?;
         let (wpath, bytes) = read_weights(files, &manifest.weights_checksum)?;
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
-        let r = Reader {
-            st: &st,
-            path: &wpath,
-        };
+        let st = tensors(&wpath, &bytes)?;
+        let r = Reader::new(&st, &wpath);
         let features = get_features(&r, "feature", &manifest.features)?;
         let bias = |name: &str| -> Result<Option<EmbeddingTable>> {
             if !manifest.config.biases {
@@ -526,9 +522,22 @@ fn check_safetensors_len(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The tensors of a weights file read by [`read_weights`] (an error names the file).
+pub(crate) fn tensors<'d>(path: &Path, bytes: &'d [u8]) -> Result<SafeTensors<'d>> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::corrupt(path, format!("invalid safetensors: {e}")))
+}
+
+/// Typed access to the tensors of a weights file; errors name the file.
 pub(crate) struct Reader<'a, 'd> {
     pub(crate) st: &'a SafeTensors<'d>,
     pub(crate) path: &'a Path,
+}
+
+impl<'a, 'd> Reader<'a, 'd> {
+    pub(crate) fn new(st: &'a SafeTensors<'d>, path: &'a Path) -> Self {
+        Reader { st, path }
+    }
 }
 
 impl Reader<'_, '_> {

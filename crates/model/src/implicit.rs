@@ -12,14 +12,13 @@
 
 use std::path::Path;
 
-use safetensors::tensor::SafeTensors;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use shortlist_core::atomic::{write_file, AtomicDir};
 use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::artifact::{
-    check_manifest, parse_manifest, read_spec, read_weights, Reader, Tensors, FEATURES,
+    check_manifest, parse_manifest, read_spec, read_weights, tensors, Reader, Tensors, FEATURES,
     FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
 use crate::embedding::EmbeddingTable;
@@ -270,6 +269,21 @@ impl IalsModel {
         Ok(b)
     }
 
+    /// The score of every item row for user row `user` into `out` (one per item row):
+    /// item factors · user factors. `O(items × factors)`, for offline evaluation.
+    pub fn user_scores_into(&self, user: usize, out: &mut [f32]) {
+        let x = self.user_factors.row(user);
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = self
+                .item_factors
+                .row(j)
+                .iter()
+                .zip(x)
+                .map(|(a, b)| a * b)
+                .sum();
+        }
+    }
+
     /// The `k` best item rows for user row `user` by exhaustive scan, leaving out
     /// `exclude` (any order) and the out-of-vocabulary rows; best first, ties to the
     /// lower row. `O(items × factors)`: for serving, an index over
@@ -478,12 +492,8 @@ fn load_simple<C: DeserializeOwned, M>(
         .map_err(|e| Error::corrupt(&mpath, format!("invalid manifest: {e}")))?;
     let spec = read_spec(files)?;
     let (wpath, bytes) = read_weights(files, &manifest.weights_checksum)?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
-    let r = Reader {
-        st: &st,
-        path: &wpath,
-    };
+    let st = tensors(&wpath, &bytes)?;
+    let r = Reader::new(&st, &wpath);
     let m = build(manifest.config, manifest.meta, spec, &r)?;
     files.verify_unread()?;
     Ok((m, wpath))

@@ -5,14 +5,13 @@
 
 use std::path::Path;
 
-use safetensors::tensor::SafeTensors;
 use serde::{Deserialize, Serialize};
 use shortlist_core::atomic::{write_file, AtomicDir};
 use shortlist_core::hash::fnv1a64;
 use shortlist_features::FeatureSpec;
 
 use crate::artifact::{
-    check_manifest, get_features, parse_manifest, put_features, read_spec, read_weights,
+    check_manifest, get_features, parse_manifest, put_features, read_spec, read_weights, tensors,
     FeatureEntry, Reader, Tensors, FEATURES, FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
 use crate::error::{Error, Result};
@@ -159,12 +158,8 @@ impl RetrievalModel {
         )?;
         let spec = read_spec(files)?;
         let (wpath, bytes) = read_weights(files, &manifest.weights_checksum)?;
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::corrupt(&wpath, format!("invalid safetensors: {e}")))?;
-        let r = Reader {
-            st: &st,
-            path: &wpath,
-        };
+        let st = tensors(&wpath, &bytes)?;
+        let r = Reader::new(&st, &wpath);
         let history = if manifest.config.history {
             Some(r.table("history")?)
         } else {

@@ -25,7 +25,7 @@ use shortlist_features::{FeatureConfig, FeatureSpec};
 use shortlist_index::{AnyIndex, ExactIndex, Filter, IndexConfig, IndexKind, TopKIndex};
 use shortlist_model::attributes::RawValue;
 use shortlist_model::{Csr, RetrievalConfig, RetrievalModel};
-use shortlist_pipeline::{load_dir, CandidateSource, ItemChange, Stage, User};
+use shortlist_pipeline::{load_dir, CandidateSource, ItemChange, ModelSource, Stage, User};
 
 const DIM: usize = 32;
 const CATEGORIES: usize = 64;
@@ -45,12 +45,9 @@ fn fill(rng: &mut Rng, v: &mut [f32], scale: f32) {
     }
 }
 
-fn main() {
-    let n = arg("--items", 1_000_000);
-    let added = arg("--added", 10_000);
-    let users = 20_000usize;
-    let mut rng = Rng::new(7);
-    let t = Instant::now();
+/// The synthetic catalogue: `n` items with a category and a price (plus `added` more
+/// drawn now for the items added later), one interaction per item.
+fn catalogue(n: usize, added: usize, users: usize, rng: &mut Rng) -> (Dataset, Vec<u32>, Vec<f64>) {
     let cats: Vec<u32> = (0..n + added)
         .map(|_| rng.below(CATEGORIES as u64) as u32)
         .collect();
@@ -83,12 +80,18 @@ fn main() {
         },
         ..Dataset::default()
     };
-    let rows: Vec<usize> = (0..n).collect();
+    (d, cats, prices)
+}
+
+/// The two-tower model over `d` with drawn weights: category vectors (norm ~3), a
+/// price direction, small id vectors; each user's query near a category.
+fn synthetic_model(d: &Dataset, rng: &mut Rng) -> RetrievalModel {
+    let rows: Vec<usize> = (0..d.interactions.len()).collect();
     let cfg = FeatureConfig {
         item_features: vec!["*".into()],
         ..FeatureConfig::default()
     };
-    let spec = FeatureSpec::fit(&d, &rows, &cfg).unwrap();
+    let spec = FeatureSpec::fit(d, &rows, &cfg).unwrap();
     let seen = Csr::from_pairs(spec.user_id.len(), std::iter::empty());
     let mut model = RetrievalModel::new(
         RetrievalConfig {
@@ -97,14 +100,12 @@ fn main() {
             temperature: 1.0,
         },
         spec.clone(),
-        &spec.encode_users(&d),
-        &spec.encode_items(&d),
+        &spec.encode_users(d),
+        &spec.encode_items(d),
         seen,
         vec![1; spec.item_id.len()],
     )
     .unwrap();
-    // Category vectors (norm ~3), a price direction, small id vectors; users near a
-    // category.
     let mut cat_vecs = vec![0f32; 0];
     for f in &mut model.candidate {
         let t = f.table.as_mut().unwrap();
@@ -113,7 +114,7 @@ fn main() {
             "category" => 0.55,
             _ => 0.5,
         };
-        fill(&mut rng, t.data_mut(), scale);
+        fill(rng, t.data_mut(), scale);
         if f.name == "category" {
             cat_vecs = t.data().to_vec();
         }
@@ -123,20 +124,21 @@ fn main() {
     for u in 0..qt.rows() {
         let c = rng.below(ncat_rows as u64) as usize;
         let row = qt.row_mut(u);
-        fill(&mut rng, row, 0.2);
+        fill(rng, row, 0.2);
         for (x, y) in row.iter_mut().zip(&cat_vecs[c * DIM..(c + 1) * DIM]) {
             *x += y;
         }
     }
-    eprintln!("model built in {:.1}s", t.elapsed().as_secs_f64());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("1");
-    let t = Instant::now();
-    let staging = shortlist_core::atomic::AtomicDir::new(&path).unwrap();
+    model
+}
+
+/// Saves `model` with an IVF index (trained with its users' queries) as a sealed
+/// version directory at `path`.
+fn save_with_ivf(model: &RetrievalModel, queries: &[f32], path: &std::path::Path) {
+    let staging = shortlist_core::atomic::AtomicDir::new(path).unwrap();
     model
         .save_into(staging.path(), &vec![String::new(); model.num_items()])
         .unwrap();
-    let queries = model.all_queries();
     let index = AnyIndex::build_with_queries(
         model.all_candidates(),
         DIM,
@@ -144,12 +146,145 @@ fn main() {
             kind: IndexKind::Ivf,
             ..IndexConfig::default()
         },
-        Some(&queries),
+        Some(queries),
     )
     .unwrap();
     index.save_dir(staging.path()).unwrap();
     shortlist_model::files::seal(staging.path()).unwrap();
     staging.commit().unwrap();
+}
+
+/// recall@10 of `source`'s lists for the `sample` users against `exact`'s top 10 of
+/// their queries (rows past the model's are the added items `live_ids`).
+fn recall(
+    model: &RetrievalModel,
+    queries: &[f32],
+    sample: &[String],
+    source: &dyn CandidateSource,
+    exact: &ExactIndex,
+    live_ids: &[String],
+) -> f64 {
+    let mut hit = 0usize;
+    for u in sample {
+        let row = model.spec.user_id.get(u).unwrap() as usize;
+        let q = &queries[row * DIM..(row + 1) * DIM];
+        let oov = model.spec.item_id.num_oov();
+        let excl: Vec<u32> = (0..oov).collect();
+        let truth: Vec<String> = exact
+            .search(q, 10, &Filter::Exclude(&excl))
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let i = h.item as usize;
+                match model.spec.item_id.value(h.item) {
+                    Some(id) => id.to_owned(),
+                    None => live_ids[i - model.num_items()].clone(),
+                }
+            })
+            .collect();
+        let got = source.retrieve(&User::id(u), 10, false, &[]).unwrap();
+        hit += got
+            .candidates
+            .iter()
+            .filter(|c| truth.iter().any(|t| t == c.item_id))
+            .count();
+    }
+    hit as f64 / (10 * sample.len()) as f64
+}
+
+/// Requests served and failed by the readers, stopped by `stop`.
+struct Readers {
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<Vec<f64>>>,
+}
+
+impl Readers {
+    /// Two threads retrieving 100 candidates for the `sample` users in turn.
+    fn start(source: &Arc<ModelSource>, sample: &[String]) -> Readers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let threads = (0..2)
+            .map(|t| {
+                let (source, stop, served, failed) = (
+                    Arc::clone(source),
+                    Arc::clone(&stop),
+                    Arc::clone(&served),
+                    Arc::clone(&failed),
+                );
+                let users: Vec<String> = sample.to_vec();
+                std::thread::spawn(move || {
+                    let mut lat = Vec::new();
+                    let mut k = t;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = Instant::now();
+                        match source.retrieve(&User::id(&users[k % users.len()]), 100, false, &[]) {
+                            Ok(r) if r.candidates.len() == 100 => {
+                                served.fetch_add(1, Ordering::Relaxed)
+                            }
+                            _ => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                        lat.push(s.elapsed().as_secs_f64() * 1e3);
+                        k += 2;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        Readers {
+            stop,
+            served,
+            failed,
+            threads,
+        }
+    }
+
+    /// Stops the readers; their request latencies (ms), sorted.
+    fn stop(self) -> Vec<f64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut lat: Vec<f64> = self
+            .threads
+            .into_iter()
+            .flat_map(|r| r.join().unwrap())
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        lat
+    }
+}
+
+/// The `added` items to add (ids `new{i}`), each with the category and price drawn
+/// for it.
+fn additions(n: usize, added: usize, cats: &[u32], prices: &[f64]) -> Vec<ItemChange> {
+    (0..added)
+        .map(|i| ItemChange::Put {
+            item_id: format!("new{i}"),
+            title: None,
+            features: vec![
+                (
+                    "category".into(),
+                    RawValue::Label(format!("c{}", cats[n + i])),
+                ),
+                ("price".into(), RawValue::Number(prices[n + i])),
+            ],
+        })
+        .collect()
+}
+
+fn main() {
+    let n = arg("--items", 1_000_000);
+    let added = arg("--added", 10_000);
+    let users = 20_000usize;
+    let mut rng = Rng::new(7);
+    let t = Instant::now();
+    let (d, cats, prices) = catalogue(n, added, users, &mut rng);
+    let model = synthetic_model(&d, &mut rng);
+    eprintln!("model built in {:.1}s", t.elapsed().as_secs_f64());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("1");
+    let t = Instant::now();
+    let queries = model.all_queries();
+    save_with_ivf(&model, &queries, &path);
     eprintln!(
         "IVF index of {n} items built and saved in {:.1}s",
         t.elapsed().as_secs_f64()
@@ -162,85 +297,18 @@ fn main() {
     let sample: Vec<String> = (0..1000)
         .map(|_| format!("u{}", rng.below(users as u64)))
         .collect();
-    let recall = |source: &dyn CandidateSource, exact: &ExactIndex, live_ids: &[String]| {
-        let mut hit = 0usize;
-        for u in &sample {
-            let row = model.spec.user_id.get(u).unwrap() as usize;
-            let q = &queries[row * DIM..(row + 1) * DIM];
-            let oov = model.spec.item_id.num_oov();
-            let excl: Vec<u32> = (0..oov).collect();
-            let truth: Vec<String> = exact
-                .search(q, 10, &Filter::Exclude(&excl))
-                .unwrap()
-                .iter()
-                .map(|h| {
-                    let i = h.item as usize;
-                    match model.spec.item_id.value(h.item) {
-                        Some(id) => id.to_owned(),
-                        None => live_ids[i - model.num_items()].clone(),
-                    }
-                })
-                .collect();
-            let got = source.retrieve(&User::id(u), 10, false, &[]).unwrap();
-            hit += got
-                .candidates
-                .iter()
-                .filter(|c| truth.iter().any(|t| t == c.item_id))
-                .count();
-        }
-        hit as f64 / (10 * sample.len()) as f64
-    };
     let mut all = model.all_candidates();
-    let before = recall(&*source, &ExactIndex::new(all.clone(), DIM).unwrap(), &[]);
+    let exact = ExactIndex::new(all.clone(), DIM).unwrap();
+    let before = recall(&model, &queries, &sample, &*source, &exact, &[]);
     println!(
         "recall@10 before: {before:.4} ({} sampled users, IVF vs exact over {n} items)",
         sample.len()
     );
 
     // Readers retrieve while the items are added.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let readers: Vec<_> = (0..2)
-        .map(|t| {
-            let (source, stop, served, failed) = (
-                Arc::clone(&source),
-                Arc::clone(&stop),
-                Arc::clone(&served),
-                Arc::clone(&failed),
-            );
-            let users: Vec<String> = sample.clone();
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                let mut k = t;
-                while !stop.load(Ordering::Relaxed) {
-                    let s = Instant::now();
-                    match source.retrieve(&User::id(&users[k % users.len()]), 100, false, &[]) {
-                        Ok(r) if r.candidates.len() == 100 => {
-                            served.fetch_add(1, Ordering::Relaxed)
-                        }
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    lat.push(s.elapsed().as_secs_f64() * 1e3);
-                    k += 2;
-                }
-                lat
-            })
-        })
-        .collect();
+    let readers = Readers::start(&source, &sample);
+    let changes = additions(n, added, &cats, &prices);
     let live_ids: Vec<String> = (0..added).map(|i| format!("new{i}")).collect();
-    let changes: Vec<ItemChange> = (0..added)
-        .map(|i| ItemChange::Put {
-            item_id: live_ids[i].clone(),
-            title: None,
-            features: vec![
-                (
-                    "category".into(),
-                    RawValue::Label(format!("c{}", cats[n + i])),
-                ),
-                ("price".into(), RawValue::Number(prices[n + i])),
-            ],
-        })
-        .collect();
     let mut apply_ms = Vec::new();
     let t = Instant::now();
     for (b, batch) in changes.chunks(100).enumerate() {
@@ -250,12 +318,8 @@ fn main() {
         apply_ms.push(s.elapsed().as_secs_f64() * 1e3);
     }
     let add_s = t.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let mut lat: Vec<f64> = readers
-        .into_iter()
-        .flat_map(|r| r.join().unwrap())
-        .collect();
-    lat.sort_by(f64::total_cmp);
+    let (served, failed) = (Arc::clone(&readers.served), Arc::clone(&readers.failed));
+    let lat = readers.stop();
     apply_ms.sort_by(f64::total_cmp);
     let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
     println!(
@@ -279,7 +343,8 @@ fn main() {
         model.candidate_from_features(features, &mut v).unwrap();
         all.extend_from_slice(&v);
     }
-    let after = recall(&*source, &ExactIndex::new(all, DIM).unwrap(), &live_ids);
+    let exact = ExactIndex::new(all, DIM).unwrap();
+    let after = recall(&model, &queries, &sample, &*source, &exact, &live_ids);
     let found = sample
         .iter()
         .map(|u| {

@@ -12,6 +12,9 @@
 //!   quotas, merged and de-duplicated), exclusions, ranking, ordering ([`Order`]);
 //!   [`recommend_with`] adds a request's business rules ([`rules`]: attribute
 //!   filters inside the index search, a cap per attribute value, a freshness boost).
+//! * [`request`]: the checks of a request body shared by the server and the
+//!   WebAssembly engine ([`Limits`], [`history_strength`]), and the answers
+//!   ([`RecommendAnswer`], [`RankAnswer`]) as both serialize them.
 //! * [`load_dir`]: any model version directory, by the kind in its manifest
 //!   ([`load_files`]: the same from memory, e.g. a bundle in a browser).
 //!
@@ -22,6 +25,7 @@ pub mod error;
 pub mod live;
 pub mod ranking;
 pub mod recommend;
+pub mod request;
 pub mod rules;
 pub mod source;
 
@@ -29,10 +33,11 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use live::ItemChange;
-pub use ranking::{Ranked, RankedRow, Ranker, RankingStage};
+pub use ranking::{Ranked, RankedItem, RankedRow, Ranker, RankingStage};
 pub use recommend::{
     desc, recommend, recommend_with, Item, Order, Recommendation, Request, Stages,
 };
+pub use request::{history_strength, Limits, RankAnswer, RecommendAnswer};
 pub use rules::{Condition, Freshness, Op, Rules};
 pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 use shortlist_index::{ExactIndex, Filter, TopKIndex};
 use shortlist_model::files::ModelFiles;
 use shortlist_model::relevance::OWN_CANDIDATES_MAX_ITEMS;
@@ -75,6 +76,21 @@ impl Ranked {
         Ok(rows)
     }
 
+    /// The `ids.len()` items of `ids` (the request's, in request order) best first, as
+    /// `/v1/rank` answers them (see [`Ranked::ordered`]).
+    pub fn answer<'a>(&self, ids: &[&'a str]) -> Result<Vec<RankedItem<'a>>> {
+        Ok(self
+            .ordered(ids.len())?
+            .into_iter()
+            .map(|r| RankedItem {
+                item_id: ids[r.index],
+                score: r.score,
+                predicted_rating: r.predicted_rating,
+                known_item: r.known_item,
+            })
+            .collect())
+    }
+
     /// What [`Ranked::ordered`] orders by: `"relevance"` or `"rating"`.
     pub fn order_by(&self) -> &'static str {
         if self.relevance.is_some() {
@@ -83,6 +99,19 @@ impl Ranked {
             "rating"
         }
     }
+}
+
+/// One item of [`Ranked::answer`]; serializes as an item of `/v1/rank`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RankedItem<'a> {
+    /// Raw item id.
+    pub item_id: &'a str,
+    /// What orders the list: the relevance score, or the rating without a head.
+    pub score: f32,
+    /// The predicted rating.
+    pub predicted_rating: f32,
+    /// `false` for an item the model does not know.
+    pub known_item: bool,
 }
 
 /// Second stage: scores given (user, item) pairs.

@@ -118,6 +118,151 @@ fn label(v: &Value) -> Option<String> {
     }
 }
 
+fn bad(m: String) -> Error {
+    Error::InvalidArgument(m)
+}
+
+/// The request's `filter`: attribute → a list of labels (or one label), or →
+/// comparisons with numbers.
+fn parse_filter(filter: Option<&Value>) -> Result<Vec<Condition>> {
+    let mut conditions = Vec::new();
+    match filter {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, v) in m {
+                conditions.push(match v {
+                    Value::Array(items) => Condition::In {
+                        attribute: name.clone(),
+                        labels: items
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| {
+                                label(x).ok_or_else(|| {
+                                    bad(format!(
+                                        "filter.{name}[{i}] must be a string label, got {x}"
+                                    ))
+                                })
+                            })
+                            .collect::<Result<_>>()?,
+                    },
+                    Value::String(s) => Condition::In {
+                        attribute: name.clone(),
+                        labels: vec![s.clone()],
+                    },
+                    Value::Object(ops) if !ops.is_empty() => Condition::Compare {
+                        attribute: name.clone(),
+                        tests: ops
+                            .iter()
+                            .map(|(op, b)| {
+                                let o = Op::parse(op).ok_or_else(|| {
+                                    bad(format!(
+                                        "filter.{name}: unknown operator {op:?}; expected one of lt, lte, gt, gte"
+                                    ))
+                                })?;
+                                let x = b.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                                    bad(format!("filter.{name}.{op} must be a number, got {b}"))
+                                })?;
+                                Ok((o, x))
+                            })
+                            .collect::<Result<_>>()?,
+                    },
+                    other => {
+                        return Err(bad(format!(
+                            "filter.{name} must be a list of labels or {{\"lt\"|\"lte\"|\"gt\"|\"gte\": number}}, got {other}"
+                        )))
+                    }
+                });
+            }
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "field \"filter\" must be {FILTER_SHAPE}, got {other}"
+            )))
+        }
+    }
+    Ok(conditions)
+}
+
+/// The request's `max_per`: categorical attribute → a positive integer.
+fn parse_max_per(max_per: Option<&Value>) -> Result<Vec<(&str, usize)>> {
+    let mut caps = Vec::new();
+    match max_per {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, v) in m {
+                let n = v.as_u64().filter(|&n| n > 0).ok_or_else(|| {
+                    bad(format!("max_per.{name} must be a positive integer, got {v}"))
+                })?;
+                caps.push((name.as_str(), usize::try_from(n).unwrap_or(usize::MAX)));
+            }
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "field \"max_per\" must be an object of categorical attribute → a positive integer, got {other}"
+            )))
+        }
+    }
+    Ok(caps)
+}
+
+/// The request's `freshness`: `{"attribute", "half_life_days"? (30), "weight"? (1)}`.
+fn parse_freshness(freshness: Option<&Value>) -> Result<Option<Freshness<'_>>> {
+    let m = match freshness {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(bad(format!(
+                "field \"freshness\" must be {{\"attribute\", \"half_life_days\"?, \"weight\"?}}, got {other}"
+            )))
+        }
+    };
+    const FIELDS: &str = "attribute, half_life_days, weight";
+    if let Some(k) = m
+        .keys()
+        .find(|k| !["attribute", "half_life_days", "weight"].contains(&k.as_str()))
+    {
+        return Err(bad(format!(
+            "freshness: unknown field {k:?}; expected one of: {FIELDS}"
+        )));
+    }
+    let attribute = match m.get("attribute") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(v) => {
+            return Err(bad(format!(
+                "freshness.attribute must be an attribute name (string), got {v}"
+            )))
+        }
+        None => return Err(bad("freshness: missing field \"attribute\"".into())),
+    };
+    let half_life_days = match m.get("half_life_days") {
+        None => 30.0,
+        Some(v) => v
+            .as_f64()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .ok_or_else(|| {
+                bad(format!(
+                    "freshness.half_life_days must be a positive number, got {v}"
+                ))
+            })?,
+    };
+    let weight = match m.get("weight") {
+        None => 1.0,
+        Some(v) => v
+            .as_f64()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| {
+                bad(format!(
+                    "freshness.weight must be a non-negative number, got {v}"
+                ))
+            })?,
+    };
+    Ok(Some(Freshness {
+        attribute,
+        half_life_days,
+        weight,
+    }))
+}
+
 impl<'a> Rules<'a> {
     /// True when there is nothing to apply.
     pub fn is_empty(&self) -> bool {
@@ -132,137 +277,12 @@ impl<'a> Rules<'a> {
         freshness: Option<&'a Value>,
         now: i64,
     ) -> Result<Rules<'a>> {
-        let bad = |m: String| Error::InvalidArgument(m);
-        let mut rules = Rules {
+        Ok(Rules {
+            filter: parse_filter(filter)?,
+            max_per: parse_max_per(max_per)?,
+            freshness: parse_freshness(freshness)?,
             now,
-            ..Rules::default()
-        };
-        match filter {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                for (name, v) in m {
-                    rules.filter.push(match v {
-                        Value::Array(items) => Condition::In {
-                            attribute: name.clone(),
-                            labels: items
-                                .iter()
-                                .enumerate()
-                                .map(|(i, x)| {
-                                    label(x).ok_or_else(|| {
-                                        bad(format!(
-                                            "filter.{name}[{i}] must be a string label, got {x}"
-                                        ))
-                                    })
-                                })
-                                .collect::<Result<_>>()?,
-                        },
-                        Value::String(s) => Condition::In {
-                            attribute: name.clone(),
-                            labels: vec![s.clone()],
-                        },
-                        Value::Object(ops) if !ops.is_empty() => Condition::Compare {
-                            attribute: name.clone(),
-                            tests: ops
-                                .iter()
-                                .map(|(op, b)| {
-                                    let o = Op::parse(op).ok_or_else(|| {
-                                        bad(format!(
-                                            "filter.{name}: unknown operator {op:?}; expected one of lt, lte, gt, gte"
-                                        ))
-                                    })?;
-                                    let x = b.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                                        bad(format!("filter.{name}.{op} must be a number, got {b}"))
-                                    })?;
-                                    Ok((o, x))
-                                })
-                                .collect::<Result<_>>()?,
-                        },
-                        other => {
-                            return Err(bad(format!(
-                                "filter.{name} must be a list of labels or {{\"lt\"|\"lte\"|\"gt\"|\"gte\": number}}, got {other}"
-                            )))
-                        }
-                    });
-                }
-            }
-            Some(other) => {
-                return Err(bad(format!(
-                    "field \"filter\" must be {FILTER_SHAPE}, got {other}"
-                )))
-            }
-        }
-        match max_per {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                for (name, v) in m {
-                    let n = v.as_u64().filter(|&n| n > 0).ok_or_else(|| {
-                        bad(format!("max_per.{name} must be a positive integer, got {v}"))
-                    })?;
-                    rules
-                        .max_per
-                        .push((name.as_str(), usize::try_from(n).unwrap_or(usize::MAX)));
-                }
-            }
-            Some(other) => {
-                return Err(bad(format!(
-                    "field \"max_per\" must be an object of categorical attribute → a positive integer, got {other}"
-                )))
-            }
-        }
-        match freshness {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                const FIELDS: &str = "attribute, half_life_days, weight";
-                if let Some(k) = m
-                    .keys()
-                    .find(|k| !["attribute", "half_life_days", "weight"].contains(&k.as_str()))
-                {
-                    return Err(bad(format!(
-                        "freshness: unknown field {k:?}; expected one of: {FIELDS}"
-                    )));
-                }
-                let attribute = match m.get("attribute") {
-                    Some(Value::String(s)) => s.as_str(),
-                    Some(v) => {
-                        return Err(bad(format!(
-                            "freshness.attribute must be an attribute name (string), got {v}"
-                        )))
-                    }
-                    None => return Err(bad("freshness: missing field \"attribute\"".into())),
-                };
-                let half_life_days = match m.get("half_life_days") {
-                    None => 30.0,
-                    Some(v) => v.as_f64().filter(|x| x.is_finite() && *x > 0.0).ok_or_else(
-                        || {
-                            bad(format!(
-                                "freshness.half_life_days must be a positive number, got {v}"
-                            ))
-                        },
-                    )?,
-                };
-                let weight = match m.get("weight") {
-                    None => 1.0,
-                    Some(v) => v.as_f64().filter(|x| x.is_finite() && *x >= 0.0).ok_or_else(
-                        || {
-                            bad(format!(
-                                "freshness.weight must be a non-negative number, got {v}"
-                            ))
-                        },
-                    )?,
-                };
-                rules.freshness = Some(Freshness {
-                    attribute,
-                    half_life_days,
-                    weight,
-                });
-            }
-            Some(other) => {
-                return Err(bad(format!(
-                    "field \"freshness\" must be {{\"attribute\", \"half_life_days\"?, \"weight\"?}}, got {other}"
-                )))
-            }
-        }
-        Ok(rules)
+        })
     }
 
     /// Checks the rules against the item attributes `attrs` of a source of `kind`

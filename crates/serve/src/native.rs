@@ -6,11 +6,13 @@ use std::fmt;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::de::{self, Deserializer, Visitor};
-use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use shortlist_pipeline::{CandidateSource, HistoryItem, Order, Ranker, Stages, User};
+use shortlist_pipeline::{
+    history_strength, CandidateSource, HistoryItem, Limits, Order, RankAnswer, Ranker,
+    RecommendAnswer, Stages, User,
+};
 
 use crate::error::{json_response, ApiError};
 use crate::events::EventTable;
@@ -237,42 +239,17 @@ fn parse<'a, T: Deserialize<'a>>(
     serde_json::from_slice(body).map_err(|e| explain(body, fields, e))
 }
 
-/// Model name → version, serialized as a JSON object.
-struct Versions<'a>(&'a [(&'a str, u64)]);
-
-impl Serialize for Versions<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
-struct RecItem<'a> {
-    item_id: &'a str,
-    title: Option<&'a str>,
-    retrieval_score: f32,
-    ranking_score: Option<f32>,
-    predicted_rating: Option<f32>,
-}
-
-/// A request's history as the pipeline takes it; strengths from `strength`, else the
-/// `event`'s strength in the table, else 1. Errors name the entry.
+/// The user's history as the pipeline takes it: the `remembered` events, then the
+/// request's entries; strengths from `strength`, else the `event`'s strength in the
+/// table, else 1. Errors name the entry.
 fn history<'a>(
+    remembered: &'a [crate::events::Stored],
     entries: &'a [HistoryEntry<'a>],
-    max: usize,
+    limits: &Limits,
     table: &EventTable,
 ) -> Result<Vec<HistoryItem<'a>>, ApiError> {
-    if entries.len() > max {
-        return Err(ApiError::invalid(format!(
-            "history: {} items exceed the limit of {max}",
-            entries.len()
-        )));
-    }
-    entries
+    limits.list("history", "items", entries.len())?;
+    let request = entries
         .iter()
         .enumerate()
         .map(|(n, e)| match e {
@@ -282,12 +259,7 @@ fn history<'a>(
             }),
             HistoryEntry::Full(o) => {
                 let strength = match (o.strength, o.event.as_deref()) {
-                    (Some(s), _) if s.is_finite() && s > 0.0 && s <= 1e6 => s as f32,
-                    (Some(s), _) => {
-                        return Err(ApiError::invalid(format!(
-                            "history[{n}].strength must be a positive number up to 1e6, got {s}"
-                        )))
-                    }
+                    (Some(s), _) => history_strength(n, s)?,
                     (None, Some(ev)) => table.strength(ev).ok_or_else(|| {
                         ApiError::invalid(format!(
                             "history[{n}].event must be one of {}, got {ev:?}",
@@ -309,7 +281,17 @@ fn history<'a>(
                 })
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(with_remembered(remembered, request))
+}
+
+/// The server's limits on a request's counts and lists.
+fn limits(cfg: &crate::ServeConfig) -> Limits {
+    Limits {
+        max_k: cfg.max_k,
+        max_items: cfg.max_num_candidates,
+        default_num_candidates: cfg.default_num_candidates,
+    }
 }
 
 /// The server's clock in Unix seconds (for the freshness boost).
@@ -340,16 +322,6 @@ fn with_remembered<'a>(
         .collect();
     all.extend(request);
     all
-}
-
-#[derive(Serialize)]
-struct RecResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    user_path: &'static str,
-    order_by: &'static str,
-    model_versions: Versions<'a>,
-    items: Vec<RecItem<'a>>,
 }
 
 fn respond<T: Serialize>(v: &T) -> Result<Response, ApiError> {
@@ -435,39 +407,9 @@ pub(crate) fn check_items(
 pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: RecommendRequest<'_> = parse(body, RECOMMEND_FIELDS)?;
     let cfg = &st.config;
-    let k = req.k.unwrap_or(10);
-    if k == 0 || k > cfg.max_k as u64 {
-        return Err(ApiError::invalid(format!(
-            "k must be between 1 and {}, got {k}",
-            cfg.max_k
-        )));
-    }
-    let k = k as usize;
-    let num_candidates = match req.num_candidates {
-        None => cfg
-            .default_num_candidates
-            .max(k)
-            .min(cfg.max_num_candidates),
-        Some(n) if n > cfg.max_num_candidates as u64 => {
-            return Err(ApiError::invalid(format!(
-                "num_candidates must be at most {}, got {n}",
-                cfg.max_num_candidates
-            )))
-        }
-        Some(n) if n < k as u64 => {
-            return Err(ApiError::invalid(format!(
-                "num_candidates ({n}) must be at least k ({k})"
-            )))
-        }
-        Some(n) => n as usize,
-    };
-    if req.exclude_items.len() > cfg.max_num_candidates {
-        return Err(ApiError::invalid(format!(
-            "exclude_items: {} ids exceed the limit of {}",
-            req.exclude_items.len(),
-            cfg.max_num_candidates
-        )));
-    }
+    let limits = limits(cfg);
+    let (k, num_candidates) = limits.counts(req.k, req.num_candidates)?;
+    limits.list("exclude_items", "ids", req.exclude_items.len())?;
     let quota_total: u64 = req.candidate_sources.values().sum();
     if quota_total > cfg.max_num_candidates as u64 {
         return Err(ApiError::invalid(format!(
@@ -484,10 +426,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
     let user_id: &str = &req.user_id.0;
     let exclude: Vec<&str> = req.exclude_items.iter().map(|i| i.0.as_ref()).collect();
     let remembered = st.events.history(user_id);
-    let history = with_remembered(
-        &remembered,
-        history(&req.history, cfg.max_num_candidates, &cfg.event_table)?,
-    );
+    let history = history(&remembered, &req.history, &limits, &cfg.event_table)?;
     let user = User {
         id: user_id,
         history: &history,
@@ -530,41 +469,7 @@ pub(crate) fn recommend(st: &AppState, body: &[u8]) -> Result<Response, ApiError
         },
         &rules,
     )?;
-    respond(&RecResponse {
-        user_id,
-        known_user: rec.known_user,
-        user_path: rec.path.as_str(),
-        order_by: rec.order.as_str(),
-        model_versions: Versions(&versions),
-        items: rec
-            .items
-            .iter()
-            .map(|it| RecItem {
-                item_id: it.item_id,
-                title: it.title,
-                retrieval_score: it.retrieval_score,
-                ranking_score: it.ranking_score,
-                predicted_rating: it.predicted_rating,
-            })
-            .collect(),
-    })
-}
-
-#[derive(Serialize)]
-struct RankItem<'a> {
-    item_id: &'a str,
-    score: f32,
-    predicted_rating: f32,
-    known_item: bool,
-}
-
-#[derive(Serialize)]
-struct RankResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    model_version: u64,
-    order_by: &'static str,
-    items: Vec<RankItem<'a>>,
+    respond(&RecommendAnswer::new(user_id, &rec, Some(&versions[..])))
 }
 
 /// `POST /v1/rank`: the ranking model's scores of given items, best first. With a
@@ -574,13 +479,8 @@ struct RankResponse<'a> {
 pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: RankRequest<'_> = parse(body, RANK_FIELDS)?;
     let cfg = &st.config;
-    if req.item_ids.len() > cfg.max_num_candidates {
-        return Err(ApiError::invalid(format!(
-            "item_ids: {} ids exceed the limit of {}",
-            req.item_ids.len(),
-            cfg.max_num_candidates
-        )));
-    }
+    let limits = limits(cfg);
+    limits.list("item_ids", "ids", req.item_ids.len())?;
     let name: &str = req.ranking_model.as_deref().unwrap_or(&cfg.ranking_model);
     let snap = st.registry.snapshot();
     let Some((ranker, version)) = ranker_named(&snap, name, true)? else {
@@ -609,10 +509,7 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     }
     let user_id: &str = &req.user_id.0;
     let remembered = st.events.history(user_id);
-    let history = with_remembered(
-        &remembered,
-        history(&req.history, cfg.max_num_candidates, &cfg.event_table)?,
-    );
+    let history = history(&remembered, &req.history, &limits, &cfg.event_table)?;
     let user = User {
         id: user_id,
         history: &history,
@@ -632,24 +529,9 @@ pub(crate) fn rank(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
         None
     };
     let ranked = ranker.rank(&user, &ids, retrieval_scores.as_deref())?;
-    let items: Vec<RankItem<'_>> = ranked
-        .ordered(ids.len())
-        .map_err(|e| ApiError::Internal(format!("ranking model {name}: {e}")))?
-        .into_iter()
-        .map(|r| RankItem {
-            item_id: ids[r.index],
-            score: r.score,
-            predicted_rating: r.predicted_rating,
-            known_item: r.known_item,
-        })
-        .collect();
-    respond(&RankResponse {
-        user_id,
-        known_user: ranked.known_user,
-        model_version: version,
-        order_by: ranked.order_by(),
-        items,
-    })
+    let answer = RankAnswer::new(user_id, &ranked, &ids, Some(version))
+        .map_err(|e| ApiError::Internal(format!("ranking model {name}: {e}")))?;
+    respond(&answer)
 }
 
 #[cfg(test)]

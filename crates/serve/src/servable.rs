@@ -82,7 +82,8 @@ fn id_of(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// What a JSON value is, for error messages ("a string", "a list", …).
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{json_response, ApiError};
 use crate::metrics::Endpoint;
 use crate::registry::{parse_version, VersionState};
+use crate::servable::type_name;
 use crate::AppState;
 
 /// A parsed `/v1/models/...` request path.
@@ -160,17 +161,6 @@ pub(crate) fn model_metadata(
     }))
 }
 
-fn describe(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Turns columnar `inputs` into rows: a list is already rows; an object of
 /// equal-length lists becomes one object per index.
 fn columns_to_rows(inputs: Value) -> Result<Vec<Value>, ApiError> {
@@ -182,7 +172,7 @@ fn columns_to_rows(inputs: Value) -> Result<Vec<Value>, ApiError> {
                 let Value::Array(a) = v else {
                     return Err(ApiError::invalid(format!(
                         "inputs.{k}: expected a list (one value per instance), got {}",
-                        describe(v)
+                        type_name(v)
                     )));
                 };
                 match len {
@@ -209,7 +199,7 @@ fn columns_to_rows(inputs: Value) -> Result<Vec<Value>, ApiError> {
         }
         other => Err(ApiError::invalid(format!(
             "inputs: expected a list of instances or an object of lists, got {}",
-            describe(&other)
+            type_name(&other)
         ))),
     }
 }
@@ -250,7 +240,7 @@ pub(crate) fn predict(
     let Value::Object(mut req) = parsed else {
         return Err(ApiError::invalid(format!(
             "Request body must be a JSON object with \"instances\" or \"inputs\", got {}",
-            describe(&parsed)
+            type_name(&parsed)
         )));
     };
     if let Some(sig) = req.get("signature_name") {
@@ -264,7 +254,7 @@ pub(crate) fn predict(
             None => {
                 return Err(ApiError::invalid(format!(
                     "signature_name: expected a string, got {}",
-                    describe(sig)
+                    type_name(sig)
                 )))
             }
         }
@@ -280,7 +270,7 @@ pub(crate) fn predict(
         (Some(other), None) => {
             return Err(ApiError::invalid(format!(
                 "instances: expected a list, got {}",
-                describe(&other)
+                type_name(&other)
             )))
         }
         (None, Some(inputs)) => (columns_to_rows(inputs)?, true),

@@ -6,15 +6,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use common::Client;
+use common::{start_real, Client};
 use serde_json::json;
 use shortlist_pipeline::{load_files, recommend, Order, Request, Stage, Stages, User};
-use shortlist_serve::config::ServeConfig;
 
 fn fixture(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,30 +29,6 @@ fn copy_fixture(base: &Path, kind: &str, version: u64) {
     }
 }
 
-async fn start(base: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let config = ServeConfig {
-        model_base_path: base.to_path_buf(),
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        poll_interval: Duration::from_millis(50),
-        ..ServeConfig::default()
-    };
-    let server = shortlist_serve::bind(config, Arc::new(shortlist_serve::models::load_model_dir))
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    let mut c = Client::connect(addr).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while c.get("/readyz").await.status != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (addr, tx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_its_page_catalogue_and_a_bundle_of_the_served_versions() {
     let tmp = tempfile::tempdir().unwrap();
@@ -65,7 +38,7 @@ async fn the_demo_serves_its_page_catalogue_and_a_bundle_of_the_served_versions(
     // No WebAssembly build here: the page must say how to build it.
     let empty = tmp.path().join("no-wasm");
     std::env::set_var("SHORTLIST_DEMO_WASM_DIR", &empty);
-    let (addr, stop) = start(&base).await;
+    let (addr, stop, _task) = start_real(&base).await;
     let mut c = Client::connect(addr).await;
 
     let page = c.get("/demo").await;

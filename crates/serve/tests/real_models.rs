@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Client;
+use common::{item_ids, start_real, Client};
 use serde_json::json;
 use shortlist_data::synth::{generate, SynthConfig};
-use shortlist_serve::config::ServeConfig;
 use shortlist_train::ials::IalsTrainConfig;
 use shortlist_train::relevance::RelevanceTrainConfig;
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
@@ -193,46 +190,6 @@ async fn real_models_serve_both_stages_and_refuse_a_truncated_version() {
 
     let _ = tx.send(());
     let _ = task.await;
-}
-
-/// Starts the real server over `base`; returns its address and stop handle.
-async fn start_real(
-    base: &std::path::Path,
-) -> (
-    SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), shortlist_serve::ServeError>>,
-) {
-    let config = ServeConfig {
-        model_base_path: base.to_path_buf(),
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        poll_interval: Duration::from_millis(50),
-        ..ServeConfig::default()
-    };
-    let server = shortlist_serve::bind(config, Arc::new(shortlist_serve::models::load_model_dir))
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    let mut c = Client::connect(addr).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while c.get("/readyz").await.status != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (addr, tx, task)
-}
-
-fn item_ids(body: &serde_json::Value) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["item_id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

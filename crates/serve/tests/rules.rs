@@ -8,17 +8,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Client;
+use common::{item_ids, start_real as start, Client};
 use serde_json::{json, Value};
 use shortlist_core::dataset::{Column, ColumnValues};
 use shortlist_data::products::{generate, ProductConfig};
 use shortlist_features::FeatureConfig;
 use shortlist_model::attributes::ItemAttributes;
-use shortlist_serve::config::ServeConfig;
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 
 /// The catalogue as the test checks it: item id → (category, price, launched).
@@ -98,41 +95,6 @@ fn train_model(base: &std::path::Path, with_ranking: bool) -> (Catalogue, String
         })
         .collect();
     (catalogue, d.users.raw(0).to_owned())
-}
-
-type Task = tokio::task::JoinHandle<Result<(), shortlist_serve::ServeError>>;
-
-async fn start(base: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, Task) {
-    let config = ServeConfig {
-        model_base_path: base.to_path_buf(),
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        poll_interval: Duration::from_millis(50),
-        ..ServeConfig::default()
-    };
-    let server = shortlist_serve::bind(config, Arc::new(shortlist_serve::models::load_model_dir))
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    let mut c = Client::connect(addr).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while c.get("/readyz").await.status != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (addr, tx, task)
-}
-
-fn item_ids(body: &Value) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no items: {body}"))
-        .iter()
-        .map(|i| i["item_id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 async fn ask(c: &mut Client, body: Value) -> (u16, Value) {

@@ -58,18 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let ials = train_ials(&split.dataset, &split.train, &ials_cfg, |_| {})?;
     let secs = t.elapsed().as_secs_f64();
-    let score = |u: u32, out: &mut [f32]| {
-        let x = ials.user_factors.row(u as usize);
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = ials
-                .item_factors
-                .row(j)
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
-    };
+    let score = |u: u32, out: &mut [f32]| ials.user_scores_into(u as usize, out);
     show(
         "iALS",
         &ev.scorer(&RowScorer::new(&ials.spec, &split.dataset, &score))?,

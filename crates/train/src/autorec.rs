@@ -224,6 +224,9 @@ pub fn train_autorec(
 
 /// [`train_autorec`] advancing `progress` by one per epoch; returns the model and the
 /// training RMSE of every epoch (computed before the epoch's update).
+///
+/// The steps: [`check_ratings`], [`ItemRatings::by_item`], [`init_params`], then per
+/// epoch the gradients of the two item halves and [`Adam::step`].
 #[allow(clippy::too_many_arguments)]
 pub fn train_autorec_with(
     users: &[u32],
@@ -236,39 +239,9 @@ pub fn train_autorec_with(
     progress: &dyn shortlist_core::progress::Progress,
 ) -> Result<(AutoRec, Vec<f64>)> {
     cfg.validate()?;
-    let n = users.len().min(items.len()).min(ratings.len());
-    if n == 0 {
-        return Err(Error::NoData("AutoRec has no training ratings".into()));
-    }
-    if let Some(k) =
-        (0..n).find(|&k| users[k] as usize >= num_users || items[k] as usize >= num_items)
-    {
-        return Err(Error::NoData(format!(
-            "AutoRec rating {k} has a row out of the {num_users} users × {num_items} items"
-        )));
-    }
+    let n = check_ratings(users, items, ratings, num_users, num_items)?;
     let (nu, ni, h) = (num_users, num_items, cfg.hidden);
-    // CSR by item (stable: the rating order within an item follows the input).
-    let mut offsets = vec![0usize; ni + 1];
-    for &i in &items[..n] {
-        offsets[i as usize + 1] += 1;
-    }
-    for k in 0..ni {
-        offsets[k + 1] += offsets[k];
-    }
-    let mut at = offsets.clone();
-    let (mut cu, mut cr) = (vec![0u32; n], vec![0f32; n]);
-    for k in 0..n {
-        let i = items[k] as usize;
-        cu[at[i]] = users[k];
-        cr[at[i]] = ratings[k];
-        at[i] += 1;
-    }
-    let data = ItemRatings {
-        offsets,
-        users: cu,
-        ratings: cr,
-    };
+    let data = ItemRatings::by_item(&users[..n], &items[..n], &ratings[..n], ni);
     let mut user_known = vec![0u32; nu];
     for &u in &users[..n] {
         user_known[u as usize] = 1;
@@ -276,23 +249,11 @@ pub fn train_autorec_with(
     let item_known: Vec<u32> = (0..ni)
         .map(|i| u32::from(data.offsets[i + 1] > data.offsets[i]))
         .collect();
-    // Initialisation: uniform(±1/√rated users) encoder, uniform(±1/√hidden) decoder.
-    let mut rng = Rng::with_stream(seed, 7);
-    let known_users = user_known.iter().filter(|&&k| k == 1).count().max(1);
-    let mut p = Params::zeros(nu, h);
-    let (se, sd) = (1.0 / (known_users as f32).sqrt(), 1.0 / (h as f32).sqrt());
-    for v in &mut p.enc {
-        *v = (rng.next_f32() * 2.0 - 1.0) * se;
-    }
-    for v in &mut p.dec {
-        *v = (rng.next_f32() * 2.0 - 1.0) * sd;
-    }
+    let mut p = init_params(&user_known, h, seed);
     let (mut g0, mut g1) = (Params::zeros(nu, h), Params::zeros(nu, h));
-    let (mut m, mut v) = (Params::zeros(nu, h), Params::zeros(nu, h));
+    let mut adam = Adam::new(nu, h, cfg);
     // Split the items into two halves of about equal rating counts.
     let mid = (0..=ni).find(|&i| 2 * data.offsets[i] >= n).unwrap_or(ni);
-    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-    let mut lr = cfg.learning_rate;
     let mut per_epoch = Vec::with_capacity(cfg.epochs);
     for t in 1..=cfg.epochs {
         let (s0, s1) = rayon::join(
@@ -300,25 +261,7 @@ pub fn train_autorec_with(
             || grad_range(&p, &data, h, mid..ni, &mut g1),
         );
         per_epoch.push(((s0 + s1) / n as f64).sqrt());
-        let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
-        let g1p = g1.parts_mut();
-        let l2 = [cfg.l2, 0.0, cfg.l2, 0.0];
-        for ((((w, ga), gb), (mm, vv)), l2) in p
-            .parts_mut()
-            .into_iter()
-            .zip(g0.parts_mut())
-            .zip(g1p)
-            .zip(m.parts_mut().into_iter().zip(v.parts_mut()))
-            .zip(l2)
-        {
-            for k in 0..w.len() {
-                let g = ga[k] + gb[k] + l2 * w[k];
-                mm[k] = b1 * mm[k] + (1.0 - b1) * g;
-                vv[k] = b2 * vv[k] + (1.0 - b2) * g * g;
-                w[k] -= lr * (mm[k] / c1) / ((vv[k] / c2).sqrt() + eps);
-            }
-        }
-        lr *= cfg.lr_decay;
+        adam.step(&mut p, &mut g0, &mut g1, t);
         progress.advance(1);
     }
     let mut item_code = vec![0.0; ni * h];
@@ -335,6 +278,121 @@ pub fn train_autorec_with(
         item_known,
     };
     Ok((model, per_epoch))
+}
+
+/// The number of ratings (the shortest of the three lists), checked: at least one,
+/// every row inside the vocabularies.
+fn check_ratings(
+    users: &[u32],
+    items: &[u32],
+    ratings: &[f32],
+    num_users: usize,
+    num_items: usize,
+) -> Result<usize> {
+    let n = users.len().min(items.len()).min(ratings.len());
+    if n == 0 {
+        return Err(Error::NoData("AutoRec has no training ratings".into()));
+    }
+    if let Some(k) =
+        (0..n).find(|&k| users[k] as usize >= num_users || items[k] as usize >= num_items)
+    {
+        return Err(Error::NoData(format!(
+            "AutoRec rating {k} has a row out of the {num_users} users × {num_items} items"
+        )));
+    }
+    Ok(n)
+}
+
+impl ItemRatings {
+    /// CSR by item of `ni` item rows (stable: the rating order within an item follows
+    /// the input).
+    fn by_item(users: &[u32], items: &[u32], ratings: &[f32], ni: usize) -> Self {
+        let n = items.len();
+        let mut offsets = vec![0usize; ni + 1];
+        for &i in items {
+            offsets[i as usize + 1] += 1;
+        }
+        for k in 0..ni {
+            offsets[k + 1] += offsets[k];
+        }
+        let mut at = offsets.clone();
+        let (mut cu, mut cr) = (vec![0u32; n], vec![0f32; n]);
+        for k in 0..n {
+            let i = items[k] as usize;
+            cu[at[i]] = users[k];
+            cr[at[i]] = ratings[k];
+            at[i] += 1;
+        }
+        ItemRatings {
+            offsets,
+            users: cu,
+            ratings: cr,
+        }
+    }
+}
+
+/// Initialisation from the seed's stream 7: uniform(±1/√rated users) encoder, then
+/// uniform(±1/√hidden) decoder; zero biases.
+fn init_params(user_known: &[u32], h: usize, seed: u64) -> Params {
+    let mut rng = Rng::with_stream(seed, 7);
+    let known_users = user_known.iter().filter(|&&k| k == 1).count().max(1);
+    let mut p = Params::zeros(user_known.len(), h);
+    let (se, sd) = (1.0 / (known_users as f32).sqrt(), 1.0 / (h as f32).sqrt());
+    for v in &mut p.enc {
+        *v = (rng.next_f32() * 2.0 - 1.0) * se;
+    }
+    for v in &mut p.dec {
+        *v = (rng.next_f32() * 2.0 - 1.0) * sd;
+    }
+    p
+}
+
+/// Full-batch Adam with L2 on the weights (not the biases) and a learning rate that
+/// decays after every epoch.
+struct Adam {
+    m: Params,
+    v: Params,
+    lr: f32,
+    lr_decay: f32,
+    l2: f32,
+}
+
+impl Adam {
+    fn new(nu: usize, h: usize, cfg: &AutoRecTrainConfig) -> Self {
+        Adam {
+            m: Params::zeros(nu, h),
+            v: Params::zeros(nu, h),
+            lr: cfg.learning_rate,
+            lr_decay: cfg.lr_decay,
+            l2: cfg.l2,
+        }
+    }
+
+    /// Epoch `t`'s update (1-based) with the gradient `g0 + g1` of the two halves.
+    /// **Hot**: the loop runs per parameter.
+    fn step(&mut self, p: &mut Params, g0: &mut Params, g1: &mut Params, t: usize) {
+        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let lr = self.lr;
+        let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
+        let g1p = g1.parts_mut();
+        let l2 = [self.l2, 0.0, self.l2, 0.0];
+        for ((((w, ga), gb), (mm, vv)), l2) in p
+            .parts_mut()
+            .into_iter()
+            .zip(g0.parts_mut())
+            .zip(g1p)
+            .zip(self.m.parts_mut().into_iter().zip(self.v.parts_mut()))
+            .zip(l2)
+        {
+            for k in 0..w.len() {
+                let g = ga[k] + gb[k] + l2 * w[k];
+                mm[k] = b1 * mm[k] + (1.0 - b1) * g;
+                vv[k] = b2 * vv[k] + (1.0 - b2) * g * g;
+                w[k] -= lr * (mm[k] / c1) / ((vv[k] / c2).sqrt() + eps);
+            }
+        }
+        self.lr *= self.lr_decay;
+    }
 }
 
 #[cfg(test)]

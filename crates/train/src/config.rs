@@ -185,31 +185,46 @@ impl Default for TrainConfig {
     }
 }
 
+/// The configuration-file methods of a training configuration type: `from_toml`,
+/// `load` and `to_toml` (`pretty`: arrays one item per line, see [`write_toml`]).
+/// What is read is checked by the type's own `validate`.
+macro_rules! config_file {
+    ($t:ty, pretty = $pretty:expr) => {
+        impl $t {
+            /// Parses TOML text (`path` only names the source in errors) and validates
+            /// it.
+            pub fn from_toml(text: &str, path: &std::path::Path) -> $crate::error::Result<Self> {
+                let cfg: Self = $crate::config::parse_toml(text, path)?;
+                cfg.validate()?;
+                Ok(cfg)
+            }
+
+            /// Reads and validates a TOML file.
+            pub fn load(path: &std::path::Path) -> $crate::error::Result<Self> {
+                let text = shortlist_core::input::read_text(path).map_err(|e| {
+                    $crate::error::Error::Config {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }
+                })?;
+                Self::from_toml(&text, path)
+            }
+
+            /// The configuration as TOML (saved next to the model as `config.toml`).
+            ///
+            /// # Errors
+            /// When a value cannot be written as TOML (see [`crate::config::write_toml`]).
+            pub fn to_toml(&self) -> $crate::error::Result<String> {
+                $crate::config::write_toml(self, $pretty)
+            }
+        }
+    };
+}
+pub(crate) use config_file;
+
+config_file!(TrainConfig, pretty = false);
+
 impl TrainConfig {
-    /// Parses TOML text (`path` only names the source in errors) and validates it.
-    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let cfg: TrainConfig = crate::config::parse_toml(text, path)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Reads and validates a TOML file.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = shortlist_core::input::read_text(path).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Self::from_toml(&text, path)
-    }
-
-    /// The configuration as TOML.
-    ///
-    /// # Errors
-    /// When a value cannot be written as TOML (see [`write_toml`]).
-    pub fn to_toml(&self) -> Result<String> {
-        write_toml(self, false)
-    }
-
     /// Embedding learning rate in effect.
     pub fn embedding_lr(&self) -> f32 {
         self.embedding_learning_rate.unwrap_or(self.learning_rate)

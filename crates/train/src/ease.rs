@@ -41,22 +41,9 @@ impl Default for EaseTrainConfig {
     }
 }
 
+crate::config::config_file!(EaseTrainConfig, pretty = false);
+
 impl EaseTrainConfig {
-    /// Parses TOML (`path` names the source in errors) and validates it.
-    pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self> {
-        let cfg: Self = crate::config::parse_toml(text, path)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// The configuration as TOML (saved next to the model).
-    ///
-    /// # Errors
-    /// When a value cannot be written as TOML (see [`crate::config::write_toml`]).
-    pub fn to_toml(&self) -> Result<String> {
-        crate::config::write_toml(self, false)
-    }
-
     /// Checks ranges.
     pub fn validate(&self) -> Result<()> {
         if !(self.lambda.is_finite() && self.lambda > 0.0) {
@@ -104,15 +91,7 @@ impl EaseTrainConfig {
 /// Fits EASE on `rows` of `dataset`.
 pub fn train_ease(dataset: &Dataset, rows: &[usize], cfg: &EaseTrainConfig) -> Result<EaseModel> {
     cfg.validate()?;
-    if rows.is_empty() {
-        return Err(Error::NoData("the training split is empty".into()));
-    }
-    let ui = UserItems::build(dataset, rows, &cfg.features)?;
-    let meta = ModelMeta {
-        hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
-        metrics: Default::default(),
-        data_fingerprint: crate::fingerprint(dataset, rows),
-    };
+    let (ui, meta) = UserItems::for_fit(dataset, rows, &cfg.features, cfg)?;
     fit_ease(ui, cfg, meta)
 }
 

@@ -57,22 +57,9 @@ impl Default for IalsTrainConfig {
     }
 }
 
+crate::config::config_file!(IalsTrainConfig, pretty = false);
+
 impl IalsTrainConfig {
-    /// Parses TOML (`path` names the source in errors) and validates it.
-    pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self> {
-        let cfg: Self = crate::config::parse_toml(text, path)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// The configuration as TOML (saved next to the model).
-    ///
-    /// # Errors
-    /// When a value cannot be written as TOML (see [`crate::config::write_toml`]).
-    pub fn to_toml(&self) -> Result<String> {
-        crate::config::write_toml(self, false)
-    }
-
     /// Checks ranges.
     pub fn validate(&self) -> Result<()> {
         if self.factors == 0 || self.factors > 1024 {
@@ -120,15 +107,7 @@ pub fn train_ials(
     on_epoch: impl FnMut(IalsEpoch),
 ) -> Result<IalsModel> {
     cfg.validate()?;
-    if rows.is_empty() {
-        return Err(Error::NoData("the training split is empty".into()));
-    }
-    let ui = UserItems::build(dataset, rows, &cfg.features)?;
-    let meta = ModelMeta {
-        hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
-        metrics: Default::default(),
-        data_fingerprint: crate::fingerprint(dataset, rows),
-    };
+    let (ui, meta) = UserItems::for_fit(dataset, rows, &cfg.features, cfg)?;
     fit_ials(ui, cfg, meta, on_epoch)
 }
 

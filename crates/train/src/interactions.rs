@@ -24,6 +24,29 @@ pub struct UserItems {
 }
 
 impl UserItems {
+    /// What a closed-form or alternating fit (EASE, iALS) starts from: the matrix of
+    /// `rows` (an error when there is none) and the model's metadata (`cfg` as its
+    /// hyper-parameters, the rows' fingerprint).
+    pub(crate) fn for_fit(
+        dataset: &Dataset,
+        rows: &[usize],
+        features: &FeatureConfig,
+        cfg: &impl serde::Serialize,
+    ) -> Result<(Self, shortlist_model::ModelMeta)> {
+        if rows.is_empty() {
+            return Err(crate::error::Error::NoData(
+                "the training split is empty".into(),
+            ));
+        }
+        let ui = UserItems::build(dataset, rows, features)?;
+        let meta = shortlist_model::ModelMeta {
+            hyper_parameters: serde_json::to_value(cfg).unwrap_or_default(),
+            metrics: Default::default(),
+            data_fingerprint: crate::fingerprint(dataset, rows),
+        };
+        Ok((ui, meta))
+    }
+
     /// Builds the matrix of `rows` of `dataset` (every interaction is a positive;
     /// repeats of a pair count once in the matrix, every time in popularity).
     pub fn build(dataset: &Dataset, rows: &[usize], features: &FeatureConfig) -> Result<Self> {

@@ -32,16 +32,13 @@
 //! alone (given by the caller), while serving uses the final model's.
 
 use rayon::prelude::*;
-use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use shortlist_core::progress::Progress;
 use shortlist_core::{Dataset, Rng};
 use shortlist_features::FeatureSpec;
-use shortlist_index::{ExactIndex, Filter, TopKIndex};
-use shortlist_model::relevance::{standardise, OWN_CANDIDATES_MAX_ITEMS};
 use shortlist_model::{
-    EaseModel, IalsModel, ListFeature, ListInputs, ModelMeta, RankingModel, RelevanceHead,
-    RelevanceWeights, RetrievalModel,
+    EaseModel, IalsModel, ListFeature, ModelMeta, RankingModel, RelevanceHead, RelevanceWeights,
+    RetrievalModel,
 };
 
 use crate::ease::{fit_ease, EaseTrainConfig};
@@ -49,6 +46,7 @@ use crate::error::{Error, Result};
 use crate::ials::{fit_ials, IalsTrainConfig};
 use crate::interactions::UserItems;
 use crate::retrieval::{train_retrieval, RetrievalTrainConfig};
+use lists::build_lists;
 
 /// Which training interactions the head holds out to learn from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -251,6 +249,10 @@ pub fn train_relevance(
 /// [`train_relevance`] with `shared_model(rows)`, which trains the ranking model on
 /// interaction `rows` whose shared-embedding scores are the `multitask` feature (called
 /// once, on the fitting part, when the feature is used).
+///
+/// The steps (numbered as in the module documentation): [`split_holdout`] (1),
+/// [`FittedStage::fit`] (2), [`build_lists`] (3), [`fit_weights`] (4) with
+/// [`report_of`], then [`final_head`] (5).
 pub fn train_relevance_with(
     dataset: &Dataset,
     train: &[usize],
@@ -260,78 +262,15 @@ pub fn train_relevance_with(
     shared_model: &dyn Fn(&[usize]) -> Result<RankingModel>,
 ) -> Result<(RelevanceHead, RelevanceReport)> {
     cfg.validate()?;
-    let (fit, held) = match cfg.holdout_by {
-        HoldoutBy::Random => holdout(dataset, train, cfg.holdout, cfg.seed),
-        HoldoutBy::Time => holdout_by_time(dataset, train, cfg.holdout)?,
-    };
-    if held.is_empty() {
-        return Err(Error::NoData(
-            "no user has two training interactions to hold one out for the relevance head".into(),
-        ));
-    }
-    let frac = fit.len() as f64 / train.len() as f64;
-    progress.start(
-        &format!(
-            "relevance head: first stage on {} of {} training rows",
-            fit.len(),
-            train.len()
-        ),
-        Some(cfg.retrieval.epochs as u64),
-    );
-    let (retrieval, _) =
-        train_retrieval(dataset, &fit, &[], &cfg.retrieval, |_| progress.advance(1))?;
-    progress.finish();
-    let ui_fit = UserItems::with_spec(dataset, &fit, retrieval.spec.clone());
-    let ease_cfg = EaseTrainConfig {
-        lambda: cfg.ease.lambda * frac,
-        ..cfg.ease.clone()
-    };
-    let ials_cfg = IalsTrainConfig {
-        regularization: cfg.ials.regularization * frac as f32,
-        ..cfg.ials.clone()
-    };
-    let (ease_fit, ials_fit) = fit_sources(
-        ui_fit,
-        &ease_cfg,
-        &ials_cfg,
-        cfg,
-        "the fitting rows",
-        progress,
-    )?;
-    let head_fit = RelevanceHead {
-        weights: RelevanceWeights {
-            features: cfg.features.clone(),
-            weights: vec![0.0; cfg.features.len()],
-            metrics: Default::default(),
-            own_share: cfg.own_share,
-            cold_weights: Vec::new(),
-            cold_bias: 0.0,
-        },
-        ease: ease_fit,
-        ials: ials_fit,
-        popularity: retrieval.popularity.clone(),
-    };
-    let shared = if cfg.features.contains(&ListFeature::Multitask) {
-        progress.start(
-            &format!(
-                "relevance head: multitask ranking model on {} rows",
-                fit.len()
-            ),
-            None,
-        );
-        let m = shared_model(&fit)?;
-        progress.finish();
-        Some(m)
-    } else {
-        None
-    };
+    let (fit, held) = split_holdout(dataset, train, cfg)?;
+    let stage = FittedStage::fit(dataset, train, &fit, cfg, progress, shared_model)?;
     let (lists, candidate_recall) = build_lists(
         dataset,
         train,
         &held,
-        &retrieval,
-        &head_fit,
-        shared.as_ref(),
+        &stage.retrieval,
+        &stage.head,
+        stage.shared.as_ref(),
         cfg,
     )?;
     if lists.z.is_empty() {
@@ -345,15 +284,130 @@ pub fn train_relevance_with(
     );
     let w = fit_weights(&lists, cfg, progress);
     progress.finish();
+    let report = report_of(&lists, &w, cfg, candidate_recall);
+    let head = final_head(dataset, train, spec, cfg, &w, &report, progress)?;
+    Ok((head, report))
+}
+
+/// Step 1: the fitting rows and the held-out rows (an error when none is held out).
+fn split_holdout(
+    dataset: &Dataset,
+    train: &[usize],
+    cfg: &RelevanceTrainConfig,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let (fit, held) = match cfg.holdout_by {
+        HoldoutBy::Random => holdout(dataset, train, cfg.holdout, cfg.seed),
+        HoldoutBy::Time => holdout_by_time(dataset, train, cfg.holdout)?,
+    };
+    if held.is_empty() {
+        return Err(Error::NoData(
+            "no user has two training interactions to hold one out for the relevance head".into(),
+        ));
+    }
+    Ok((fit, held))
+}
+
+/// Step 2: the models fitted on the fitting rows alone, which compute the lists'
+/// features.
+struct FittedStage {
+    /// The first stage whose top candidates make the lists.
+    retrieval: RetrievalModel,
+    /// A head (zero weights) carrying EASE and iALS fitted on the fitting rows.
+    head: RelevanceHead,
+    /// The ranking model of the `multitask` feature, when used.
+    shared: Option<RankingModel>,
+}
+
+impl FittedStage {
+    fn fit(
+        dataset: &Dataset,
+        train: &[usize],
+        fit: &[usize],
+        cfg: &RelevanceTrainConfig,
+        progress: &dyn Progress,
+        shared_model: &dyn Fn(&[usize]) -> Result<RankingModel>,
+    ) -> Result<Self> {
+        let frac = fit.len() as f64 / train.len() as f64;
+        progress.start(
+            &format!(
+                "relevance head: first stage on {} of {} training rows",
+                fit.len(),
+                train.len()
+            ),
+            Some(cfg.retrieval.epochs as u64),
+        );
+        let (retrieval, _) =
+            train_retrieval(dataset, fit, &[], &cfg.retrieval, |_| progress.advance(1))?;
+        progress.finish();
+        let ui_fit = UserItems::with_spec(dataset, fit, retrieval.spec.clone());
+        let ease_cfg = EaseTrainConfig {
+            lambda: cfg.ease.lambda * frac,
+            ..cfg.ease.clone()
+        };
+        let ials_cfg = IalsTrainConfig {
+            regularization: cfg.ials.regularization * frac as f32,
+            ..cfg.ials.clone()
+        };
+        let (ease_fit, ials_fit) = fit_sources(
+            ui_fit,
+            &ease_cfg,
+            &ials_cfg,
+            cfg,
+            "the fitting rows",
+            progress,
+        )?;
+        let head = RelevanceHead {
+            weights: RelevanceWeights {
+                features: cfg.features.clone(),
+                weights: vec![0.0; cfg.features.len()],
+                metrics: Default::default(),
+                own_share: cfg.own_share,
+                cold_weights: Vec::new(),
+                cold_bias: 0.0,
+            },
+            ease: ease_fit,
+            ials: ials_fit,
+            popularity: retrieval.popularity.clone(),
+        };
+        let shared = if cfg.features.contains(&ListFeature::Multitask) {
+            progress.start(
+                &format!(
+                    "relevance head: multitask ranking model on {} rows",
+                    fit.len()
+                ),
+                None,
+            );
+            let m = shared_model(fit)?;
+            progress.finish();
+            Some(m)
+        } else {
+            None
+        };
+        Ok(FittedStage {
+            retrieval,
+            head,
+            shared,
+        })
+    }
+}
+
+/// What the fitted weights `w` achieve on the training lists, against the retrieval
+/// order.
+fn report_of(
+    lists: &Lists,
+    w: &[f32],
+    cfg: &RelevanceTrainConfig,
+    candidate_recall: f64,
+) -> RelevanceReport {
     let retrieval_first = start_weights(cfg);
-    let report = RelevanceReport {
+    RelevanceReport {
         lists: lists.z.len(),
         candidate_recall,
         loss: (
-            loss_and_grad(&lists, &vec![0.0; w.len()], 0.0).0,
-            loss_and_grad(&lists, &w, 0.0).0,
+            loss_and_grad(lists, &vec![0.0; w.len()], 0.0).0,
+            loss_and_grad(lists, w, 0.0).0,
         ),
-        ndcg10: (ndcg10(&lists, &retrieval_first), ndcg10(&lists, &w)),
+        ndcg10: (ndcg10(lists, &retrieval_first), ndcg10(lists, w)),
         cold_positives: (0..lists.z.len())
             .map(|l| {
                 (0..lists.labels[l].len())
@@ -361,8 +415,21 @@ pub fn train_relevance_with(
                     .count()
             })
             .sum(),
-    };
+    }
+}
 
+/// Step 5: the head served with the ranking model: the weights `w`, EASE and iALS
+/// fitted again on all training rows in the ranking model's vocabularies `spec`, and
+/// the report's figures as metrics.
+fn final_head(
+    dataset: &Dataset,
+    train: &[usize],
+    spec: &FeatureSpec,
+    cfg: &RelevanceTrainConfig,
+    w: &[f32],
+    report: &RelevanceReport,
+    progress: &dyn Progress,
+) -> Result<RelevanceHead> {
     let ui = UserItems::with_spec(dataset, train, spec.clone());
     let popularity = ui.popularity.clone();
     let (ease, ials) = fit_sources(ui, &cfg.ease, &cfg.ials, cfg, "all training rows", progress)?;
@@ -392,7 +459,7 @@ pub fn train_relevance_with(
         popularity,
     };
     head.check(spec.user_id.len(), spec.item_id.len())?;
-    Ok((head, report))
+    Ok(head)
 }
 
 /// Fits the EASE and iALS models the head's features use, on `ui`.
@@ -477,160 +544,6 @@ fn holdout_by_time(
 /// How many own candidates the head adds to a list of `n` first-stage candidates.
 pub fn own_count(share: f32, n: usize) -> usize {
     (share as f64 * n as f64).round() as usize
-}
-
-/// A list's standardised features, labels, cold flags and number of positives.
-type BuiltList = (Vec<f32>, Vec<f32>, Vec<bool>, usize);
-
-/// One list per user with held-out rows, from the fitted models.
-fn build_lists(
-    dataset: &Dataset,
-    train: &[usize],
-    held: &[usize],
-    retrieval: &RetrievalModel,
-    head: &RelevanceHead,
-    shared: Option<&RankingModel>,
-    cfg: &RelevanceTrainConfig,
-) -> Result<(Lists, f64)> {
-    let it = &dataset.interactions;
-    let spec = &retrieval.spec;
-    // Held-out items per retrieval user row, in retrieval item rows (unknown items can
-    // never be found: they still count in the candidate recall's denominator).
-    let mut positives: Vec<FxHashSet<u32>> = vec![FxHashSet::default(); spec.user_id.len()];
-    let mut held_total = 0usize;
-    for &r in held {
-        let u = spec.user_id.index(dataset.users.raw(it.users[r]));
-        let i = spec.item_id.get(dataset.items.raw(it.items[r]));
-        held_total += 1;
-        if let (false, Some(i)) = (spec.user_id.is_oov(u), i) {
-            positives[u as usize].insert(i);
-        }
-    }
-    let d = retrieval.dim();
-    let candidates = retrieval.all_candidates();
-    let index = ExactIndex::new(candidates.clone(), d)
-        .map_err(|e| Error::invalid("relevance", e.to_string()))?;
-    let queries = retrieval.all_queries();
-    let users: Vec<u32> = (0..spec.user_id.len() as u32)
-        .filter(|&u| !positives[u as usize].is_empty())
-        .collect();
-    let num_oov = spec.item_id.num_oov();
-    let ni = retrieval.num_items() as u64;
-    // Rows of items without any training interaction: the catalogue's future, never
-    // in a training list.
-    let mut in_train = vec![false; retrieval.num_items()];
-    for &r in train {
-        if let Some(i) = spec.item_id.get(dataset.items.raw(it.items[r])) {
-            in_train[i as usize] = true;
-        }
-    }
-    let future: Vec<u32> = (num_oov..ni as u32)
-        .filter(|&i| !in_train[i as usize])
-        .collect();
-    // Retrieval user/item rows → rows of the shared-embedding model (by raw id).
-    let shared_rows = shared.map(|m| {
-        let map = |v: &shortlist_features::Vocabulary, to: &shortlist_features::Vocabulary| {
-            (0..v.len() as u32)
-                .map(|r| v.value(r).map_or(0, |raw| to.index(raw)))
-                .collect::<Vec<u32>>()
-        };
-        (
-            m,
-            map(&spec.user_id, &m.spec.user_id),
-            map(&spec.item_id, &m.spec.item_id),
-        )
-    });
-    let nf = cfg.features.len();
-    let built: Vec<Option<BuiltList>> = users
-        .par_iter()
-        .map(|&u| -> Result<Option<BuiltList>> {
-            let seen = retrieval.seen_items(u);
-            let mut exclude: Vec<u32> = (0..num_oov).collect();
-            exclude.extend_from_slice(seen);
-            exclude.extend_from_slice(&future);
-            let q = &queries[u as usize * d..(u as usize + 1) * d];
-            let hits = index
-                .search(q, cfg.candidates, &Filter::Exclude(&exclude))
-                .map_err(|e| Error::invalid("relevance", e.to_string()))?;
-            let mut items: Vec<u32> = hits.iter().map(|h| h.item).collect();
-            let mut scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
-            let own = if retrieval.num_items() <= OWN_CANDIDATES_MAX_ITEMS {
-                own_count(head.weights.own_share, cfg.candidates)
-            } else {
-                0
-            };
-            if let (Some(m), true) = (&head.ials, own > 0) {
-                for (j, _) in m.top_items(u, own, &exclude) {
-                    if !items.contains(&j) {
-                        items.push(j);
-                        let c = &candidates[j as usize * d..(j as usize + 1) * d];
-                        scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
-                    }
-                }
-            }
-            let first = items.len();
-            let mut rng = Rng::with_stream(cfg.seed ^ u as u64, 13);
-            let mut tries = 0;
-            while items.len() < first + cfg.random_negatives && tries < 20 * cfg.random_negatives {
-                tries += 1;
-                let j = rng.below(ni) as u32;
-                if j < num_oov
-                    || seen.binary_search(&j).is_ok()
-                    || !in_train[j as usize]
-                    || items.contains(&j)
-                {
-                    continue;
-                }
-                items.push(j);
-                let c = &candidates[j as usize * d..(j as usize + 1) * d];
-                scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
-            }
-            let labels: Vec<f32> = items
-                .iter()
-                .map(|i| f32::from(positives[u as usize].contains(i)))
-                .collect();
-            let found = labels.iter().filter(|&&l| l > 0.0).count();
-            if found == 0 {
-                return Ok(None);
-            }
-            let mut shared_scores = Vec::new();
-            if let Some((m, urows, irows)) = &shared_rows {
-                let its: Vec<u32> = items.iter().map(|&j| irows[j as usize]).collect();
-                shared_scores.resize(items.len(), 0.0);
-                m.shared_scores(urows[u as usize], &its, &mut shared_scores);
-            }
-            let mut z = Vec::new();
-            head.features_into(
-                &ListInputs {
-                    ials_query: head.ials.as_ref().map(|m| m.user_factors.row(u as usize)),
-                    history: seen,
-                    ease_user: None,
-                    items: &items,
-                    retrieval: &scores,
-                    shared: &shared_scores,
-                },
-                &mut z,
-            );
-            for row in z.chunks_exact_mut(items.len()) {
-                standardise(row);
-            }
-            debug_assert_eq!(z.len(), nf * items.len());
-            let cold = items.iter().map(|&i| head.is_cold(i)).collect();
-            Ok(Some((z, labels, cold, found)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut lists = Lists {
-        features: nf,
-        ..Default::default()
-    };
-    let mut found_total = 0;
-    for (z, labels, cold, found) in built.into_iter().flatten() {
-        lists.z.push(z);
-        lists.labels.push(labels);
-        lists.cold.push(cold);
-        found_total += found;
-    }
-    Ok((lists, found_total as f64 / held_total.max(1) as f64))
 }
 
 /// Mean listwise loss over `lists` with parameters `w` (plus `l2 ‖w‖²/2`) and its
@@ -754,6 +667,7 @@ fn ndcg10(lists: &Lists, w: &[f32]) -> f64 {
     total / lists.z.len().max(1) as f64
 }
 
+mod lists;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;

@@ -163,6 +163,10 @@ impl Trainer {
     /// Forward and backward of a batch: leaves the gradients of the mean loss in
     /// `grads` (embedding rows), `bias_grads`, and `lanes[0].dgrads` / `.cgrads` (MLP
     /// and cross layers, both halves summed).
+    ///
+    /// The steps: [`run_lanes`] (the network's forward and backward, per half),
+    /// [`retrieval_backward`] (`multitask` only), [`scatter_embedding_grads`] and
+    /// [`scatter_bias_grads`]. **Hot**: once per batch; the steps loop per example.
     pub(crate) fn backward(
         &mut self,
         model: &RankingModel,
@@ -171,7 +175,6 @@ impl Trainer {
         labels: &[f32],
     ) -> StepLoss {
         let b = users.len();
-        let width = model.input_width();
         // Forward and backward: in two halves on two threads for large batches (a fixed
         // split and a fixed summation order: bit-identical for a given thread count).
         let halves = if b >= PARALLEL_BATCH && rayon::current_num_threads() > 1 {
@@ -182,38 +185,14 @@ impl Trainer {
         let mid = if halves == 2 { b / 2 } else { b };
         let task = self.task;
         let [l0, l1] = &mut self.lanes;
-        let sums: LaneLoss = if halves == 2 {
-            let (a, c) = rayon::join(
-                || {
-                    l0.run(
-                        model,
-                        &users[..mid],
-                        &items[..mid],
-                        &labels[..mid],
-                        b,
-                        &task,
-                    )
-                },
-                || {
-                    l1.run(
-                        model,
-                        &users[mid..],
-                        &items[mid..],
-                        &labels[mid..],
-                        b,
-                        &task,
-                    )
-                },
-            );
-            add_grads(&mut l0.dgrads, &l1.dgrads);
-            add_grads(&mut l0.cgrads, &l1.cgrads);
-            LaneLoss {
-                loss: a.loss + c.loss,
-                sse: a.sse + c.sse,
-            }
-        } else {
-            l0.run(model, users, items, labels, b, &task)
-        };
+        let split = (halves == 2).then_some(mid);
+        let sums = run_lanes(
+            model,
+            (&mut *l0, &mut *l1),
+            (users, items, labels),
+            split,
+            &task,
+        );
         let mut out = StepLoss {
             loss: sums.loss,
             sse: sums.sse,
@@ -239,45 +218,9 @@ impl Trainer {
                 &mut self.softmax,
             );
         }
-        // Scatter dL/dX to the touched embedding rows, in example order.
-        let mut at = 0;
-        for (f, grad) in model.features.iter().zip(&mut self.grads) {
-            let w = f.width();
-            if let Some(grad) = grad {
-                let mut one = 0;
-                for (lane, first) in lanes.iter() {
-                    let dx = &lane.delta;
-                    let row_of = |k: usize| match f.side {
-                        Side::User => users[first + k],
-                        Side::Item => items[first + k],
-                    };
-                    let prefetch = grad.wants_prefetch();
-                    for k in 0..lane.g.len() {
-                        // Big tables: fetch the slots of the rows a few examples ahead.
-                        if prefetch && k + 16 < lane.g.len() {
-                            let mut tmp = 0;
-                            for &id in f.ids(row_of(k + 16), &mut tmp) {
-                                grad.prefetch(id);
-                            }
-                        }
-                        let row = row_of(k);
-                        let ids = f.ids(row, &mut one);
-                        let s = 1.0 / ids.len().max(1) as f32;
-                        for &id in ids {
-                            grad.add(id, s, &dx[k * width + at..k * width + at + w]);
-                        }
-                    }
-                }
-            }
-            at += w;
-        }
+        scatter_embedding_grads(model, lanes, users, items, &mut self.grads);
         if self.bias_grads.len() == 2 {
-            for (lane, first) in lanes.iter() {
-                for k in 0..lane.g.len() {
-                    self.bias_grads[0].add(users[first + k], 1.0, &lane.g[k..k + 1]);
-                    self.bias_grads[1].add(items[first + k], 1.0, &lane.g[k..k + 1]);
-                }
-            }
+            scatter_bias_grads(lanes, users, items, &mut self.bias_grads);
         }
         out
     }
@@ -316,6 +259,92 @@ impl Trainer {
         {
             sw.step(&mut layer.weight, dw, &self.dense_p, true);
             sb.step(&mut layer.bias, db, &self.dense_p, false);
+        }
+    }
+}
+
+/// The network's forward and backward over the batch: in one lane, or with `split =
+/// Some(mid)` in two (rows `..mid` and `mid..`) on two threads, their layer gradients
+/// then summed into the first lane's. `b` in each lane's loss is the whole batch.
+fn run_lanes(
+    model: &RankingModel,
+    (l0, l1): (&mut Lane, &mut Lane),
+    (users, items, labels): (&[u32], &[u32], &[f32]),
+    split: Option<usize>,
+    task: &Task,
+) -> LaneLoss {
+    let b = users.len();
+    let Some(mid) = split else {
+        return l0.run(model, users, items, labels, b, task);
+    };
+    let (a, c) = rayon::join(
+        || l0.run(model, &users[..mid], &items[..mid], &labels[..mid], b, task),
+        || l1.run(model, &users[mid..], &items[mid..], &labels[mid..], b, task),
+    );
+    add_grads(&mut l0.dgrads, &l1.dgrads);
+    add_grads(&mut l0.cgrads, &l1.cgrads);
+    LaneLoss {
+        loss: a.loss + c.loss,
+        sse: a.sse + c.sse,
+    }
+}
+
+/// Scatters each lane's ∂L/∂x to the touched embedding rows of every feature with a
+/// table, in example order (a bag's rows share its gradient equally). **Hot**: runs
+/// per example and feature; big tables prefetch the rows a few examples ahead.
+fn scatter_embedding_grads(
+    model: &RankingModel,
+    lanes: &[(&mut Lane, usize)],
+    users: &[u32],
+    items: &[u32],
+    grads: &mut [Option<SparseGrad>],
+) {
+    let width = model.input_width();
+    let mut at = 0;
+    for (f, grad) in model.features.iter().zip(grads) {
+        let w = f.width();
+        if let Some(grad) = grad {
+            let mut one = 0;
+            for (lane, first) in lanes.iter() {
+                let dx = &lane.delta;
+                let row_of = |k: usize| match f.side {
+                    Side::User => users[first + k],
+                    Side::Item => items[first + k],
+                };
+                let prefetch = grad.wants_prefetch();
+                for k in 0..lane.g.len() {
+                    // Big tables: fetch the slots of the rows a few examples ahead.
+                    if prefetch && k + 16 < lane.g.len() {
+                        let mut tmp = 0;
+                        for &id in f.ids(row_of(k + 16), &mut tmp) {
+                            grad.prefetch(id);
+                        }
+                    }
+                    let row = row_of(k);
+                    let ids = f.ids(row, &mut one);
+                    let s = 1.0 / ids.len().max(1) as f32;
+                    for &id in ids {
+                        grad.add(id, s, &dx[k * width + at..k * width + at + w]);
+                    }
+                }
+            }
+        }
+        at += w;
+    }
+}
+
+/// Adds each example's output gradient to its user's and item's bias gradient
+/// (`bias_grads`: user, then item). **Hot**: runs per example.
+fn scatter_bias_grads(
+    lanes: &[(&mut Lane, usize)],
+    users: &[u32],
+    items: &[u32],
+    bias_grads: &mut [SparseGrad],
+) {
+    for (lane, first) in lanes.iter() {
+        for k in 0..lane.g.len() {
+            bias_grads[0].add(users[first + k], 1.0, &lane.g[k..k + 1]);
+            bias_grads[1].add(items[first + k], 1.0, &lane.g[k..k + 1]);
         }
     }
 }

@@ -3,8 +3,6 @@
 //! `backward.rs`, updates in `step.rs`), per-epoch metrics and early stopping, seed
 //! ensembles, the AutoRec blend and the relevance head.
 
-use std::time::Instant;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shortlist_core::dataset::Dataset;
@@ -13,13 +11,13 @@ use shortlist_core::progress::{NoProgress, Progress};
 use shortlist_core::Rng;
 use shortlist_data::loaders::tsv::SplitData;
 use shortlist_eval::ClickMetrics;
-use shortlist_features::FeatureSpec;
 use shortlist_model::{Objective, RankingModel, Scratch};
 
 use crate::click::{click_labels, metrics_of};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::step::Trainer;
+use crate::interactions::vocab_rows;
+use one::train_one;
 
 /// Accuracy of rating predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -117,23 +115,6 @@ pub fn fingerprint(dataset: &Dataset, rows: &[usize]) -> String {
         bytes.extend_from_slice(&it.ratings[r].to_le_bytes());
     }
     format!("{:016x}", fnv1a64(&bytes))
-}
-
-/// Dataset user/item index → model vocabulary row.
-fn vocab_rows(spec: &FeatureSpec, dataset: &Dataset) -> (Vec<u32>, Vec<u32>) {
-    let u = dataset
-        .users
-        .raw_ids()
-        .iter()
-        .map(|r| spec.user_id.index(r))
-        .collect();
-    let i = dataset
-        .items
-        .raw_ids()
-        .iter()
-        .map(|r| spec.item_id.index(r))
-        .collect();
-    (u, i)
 }
 
 /// Predictions of `model` for `rows` (in `map`'s vocabulary rows), in row order;
@@ -234,39 +215,6 @@ pub fn train_split(split: &SplitData, cfg: &TrainConfig) -> Result<(RankingModel
     train_ranking(&split.dataset, &split.train, &split.test, cfg)
 }
 
-fn init_model(model: &mut RankingModel, rng: &mut Rng, mean: f32, cfg: &TrainConfig) {
-    // Keras: Embedding uniform(-0.05, 0.05); Dense glorot-uniform weights, zero bias.
-    // Cross layers are drawn after the MLP, so models without them keep their stream.
-    for f in &mut model.features {
-        if let Some(t) = &mut f.table {
-            for v in t.data_mut() {
-                *v = (rng.next_f32() * 2.0 - 1.0) * 0.05;
-            }
-        }
-    }
-    for l in model.mlp.layers.iter_mut().chain(&mut model.cross.layers) {
-        let limit = (6.0 / (l.input + l.output) as f32).sqrt();
-        for v in &mut l.weight {
-            *v = (rng.next_f32() * 2.0 - 1.0) * limit;
-        }
-        l.bias.fill(0.0);
-    }
-    if cfg.init_bias_to_mean {
-        // The output starts at the mean label: for a click model, the logit of the
-        // click rate.
-        let start = match cfg.objective {
-            Objective::Click => {
-                let p = mean.clamp(1e-4, 1.0 - 1e-4);
-                (p / (1.0 - p)).ln()
-            }
-            Objective::Rating | Objective::Multitask => mean,
-        };
-        if let Some(last) = model.mlp.layers.last_mut() {
-            last.bias.fill(start);
-        }
-    }
-}
-
 /// Trains a ranking model on `train` rows of `dataset`.
 ///
 /// With `cfg.ensemble = K > 1`, K models are trained (seeds `seed..seed+K`, in parallel,
@@ -284,6 +232,9 @@ pub fn train_ranking(
 
 /// [`train_ranking`] reporting progress: one phase for the ensemble members (in
 /// batches of all members together), one for the AutoRec (in epochs).
+///
+/// The steps: [`train_members`], then the optional [`add_autorec`] and
+/// [`add_relevance`], then [`measure_final`] on the test rows.
 pub fn train_ranking_with(
     dataset: &Dataset,
     train: &[usize],
@@ -292,6 +243,37 @@ pub fn train_ranking_with(
     progress: &dyn Progress,
 ) -> Result<(RankingModel, History)> {
     cfg.validate()?;
+    let (mut model, mut history) = train_members(dataset, train, test, cfg, progress)?;
+    if let Some(acfg) = &cfg.autorec {
+        add_autorec(
+            &mut model,
+            &mut history,
+            dataset,
+            train,
+            cfg,
+            acfg,
+            progress,
+        )?;
+    }
+    if let Some(rcfg) = &cfg.relevance {
+        add_relevance(&mut model, dataset, train, cfg, rcfg, progress)?;
+    }
+    model.prepare_scoring();
+    if !test.is_empty() {
+        measure_final(&mut model, &mut history, dataset, test, cfg)?;
+    }
+    Ok((model, history))
+}
+
+/// Trains the `cfg.ensemble` members in parallel (seeds `seed..seed+K`); returns the
+/// first holding the others as its members, with its history.
+fn train_members(
+    dataset: &Dataset,
+    train: &[usize],
+    test: &[usize],
+    cfg: &TrainConfig,
+    progress: &dyn Progress,
+) -> Result<(RankingModel, History)> {
     // The rows each member fits (as `fit_rows` carves them), without shuffling here.
     let carved = ((train.len() as f64) * cfg.validation_fraction.max(0.0) as f64).round() as usize;
     let fitted = train.len() - carved.min(train.len());
@@ -334,82 +316,112 @@ pub fn train_ranking_with(
         model.members.push(m);
     }
     history.members = cfg.ensemble;
-    if let Some(acfg) = &cfg.autorec {
-        // The rows the first model was fitted on (validation rows excluded), mapped to
-        // its vocabularies.
-        let fit = fit_rows(train, cfg).0;
-        let map = vocab_rows(&model.spec, dataset);
-        let it = &dataset.interactions;
-        let us: Vec<u32> = fit.iter().map(|&r| map.0[it.users[r] as usize]).collect();
-        let is: Vec<u32> = fit.iter().map(|&r| map.1[it.items[r] as usize]).collect();
-        let rs: Vec<f32> = fit.iter().map(|&r| it.ratings[r]).collect();
-        let (nu, ni) = (model.num_users(), model.num_items());
-        progress.start(
-            &format!("ranking: AutoRec × {} epochs", acfg.epochs),
-            Some(acfg.epochs as u64),
-        );
-        let trained =
-            crate::autorec::train_autorec_with(&us, &is, &rs, nu, ni, acfg, cfg.seed, progress);
-        progress.finish();
-        let (a, per_epoch) = trained?;
-        let rmse = per_epoch.last().copied().unwrap_or(f64::NAN);
-        history.autorec_rmse = per_epoch;
-        model.meta.metrics.insert("autorec_train_rmse".into(), rmse);
-        model.config.autorec = Some(a.config);
-        model.autorec = Some(a);
-        model.check()?;
-    }
-    if let Some(rcfg) = &cfg.relevance {
-        // The head's `multitask` feature needs the shared embeddings of a model that
-        // did not see the held-out rows: one member trained on the fitting part alone.
-        let shared_model = |rows: &[usize]| -> Result<RankingModel> {
-            let c = TrainConfig {
-                ensemble: 1,
-                autorec: None,
-                relevance: None,
-                ..cfg.clone()
-            };
-            let (fit, valid) = fit_rows(rows, &c);
-            Ok(train_one(dataset, (&fit, &valid), &[], &c, &NoProgress)?.0)
-        };
-        let (head, _) = crate::relevance::train_relevance_with(
-            dataset,
-            train,
-            &model.spec,
-            rcfg,
-            progress,
-            &shared_model,
-        )?;
-        model.relevance = Some(head);
-        model.check()?;
-    }
-    model.prepare_scoring();
-    if !test.is_empty() {
-        let labelled = Labelled::new(dataset, test, cfg, "test")?;
-        let (m, click) = labelled.measure(&model, dataset, &vocab_rows(&model.spec, dataset))?;
-        if let Some(c) = click {
-            for (k, v) in [
-                ("test_auc", c.auc),
-                ("test_group_auc", c.group_auc),
-                ("test_log_loss", Some(c.log_loss)),
-            ] {
-                if let Some(v) = v {
-                    model.meta.metrics.insert(k.into(), v);
-                }
-            }
-            history.final_click = Some(c);
-        }
-        if !model.members.is_empty() || model.autorec.is_some() {
-            let single = model.meta.metrics.get("test_rmse").copied();
-            if let Some(v) = single {
-                model.meta.metrics.insert("member_test_rmse".into(), v);
-            }
-            model.meta.metrics.insert("test_rmse".into(), m.rmse);
-            model.meta.metrics.insert("test_mae".into(), m.mae);
-        }
-        history.final_test = Some(m);
-    }
     Ok((model, history))
+}
+
+/// Trains the AutoRec on the rows the first member was fitted on (validation rows
+/// excluded), mapped to its vocabularies, and blends it into `model`.
+fn add_autorec(
+    model: &mut RankingModel,
+    history: &mut History,
+    dataset: &Dataset,
+    train: &[usize],
+    cfg: &TrainConfig,
+    acfg: &crate::autorec::AutoRecTrainConfig,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let fit = fit_rows(train, cfg).0;
+    let map = vocab_rows(&model.spec, dataset);
+    let it = &dataset.interactions;
+    let us: Vec<u32> = fit.iter().map(|&r| map.0[it.users[r] as usize]).collect();
+    let is: Vec<u32> = fit.iter().map(|&r| map.1[it.items[r] as usize]).collect();
+    let rs: Vec<f32> = fit.iter().map(|&r| it.ratings[r]).collect();
+    let (nu, ni) = (model.num_users(), model.num_items());
+    progress.start(
+        &format!("ranking: AutoRec × {} epochs", acfg.epochs),
+        Some(acfg.epochs as u64),
+    );
+    let trained =
+        crate::autorec::train_autorec_with(&us, &is, &rs, nu, ni, acfg, cfg.seed, progress);
+    progress.finish();
+    let (a, per_epoch) = trained?;
+    let rmse = per_epoch.last().copied().unwrap_or(f64::NAN);
+    history.autorec_rmse = per_epoch;
+    model.meta.metrics.insert("autorec_train_rmse".into(), rmse);
+    model.config.autorec = Some(a.config);
+    model.autorec = Some(a);
+    model.check()?;
+    Ok(())
+}
+
+/// Fits the relevance head on the training rows and attaches it to `model`.
+fn add_relevance(
+    model: &mut RankingModel,
+    dataset: &Dataset,
+    train: &[usize],
+    cfg: &TrainConfig,
+    rcfg: &crate::relevance::RelevanceTrainConfig,
+    progress: &dyn Progress,
+) -> Result<()> {
+    // The head's `multitask` feature needs the shared embeddings of a model that
+    // did not see the held-out rows: one member trained on the fitting part alone.
+    let shared_model = |rows: &[usize]| -> Result<RankingModel> {
+        let c = TrainConfig {
+            ensemble: 1,
+            autorec: None,
+            relevance: None,
+            ..cfg.clone()
+        };
+        let (fit, valid) = fit_rows(rows, &c);
+        Ok(train_one(dataset, (&fit, &valid), &[], &c, &NoProgress)?.0)
+    };
+    let (head, _) = crate::relevance::train_relevance_with(
+        dataset,
+        train,
+        &model.spec,
+        rcfg,
+        progress,
+        &shared_model,
+    )?;
+    model.relevance = Some(head);
+    model.check()?;
+    Ok(())
+}
+
+/// Measures the returned model (the ensemble's mean, with the AutoRec blend) on the
+/// test rows: its click metrics, and its errors where they differ from the first
+/// member's.
+fn measure_final(
+    model: &mut RankingModel,
+    history: &mut History,
+    dataset: &Dataset,
+    test: &[usize],
+    cfg: &TrainConfig,
+) -> Result<()> {
+    let labelled = Labelled::new(dataset, test, cfg, "test")?;
+    let (m, click) = labelled.measure(model, dataset, &vocab_rows(&model.spec, dataset))?;
+    if let Some(c) = click {
+        for (k, v) in [
+            ("test_auc", c.auc),
+            ("test_group_auc", c.group_auc),
+            ("test_log_loss", Some(c.log_loss)),
+        ] {
+            if let Some(v) = v {
+                model.meta.metrics.insert(k.into(), v);
+            }
+        }
+        history.final_click = Some(c);
+    }
+    if !model.members.is_empty() || model.autorec.is_some() {
+        let single = model.meta.metrics.get("test_rmse").copied();
+        if let Some(v) = single {
+            model.meta.metrics.insert("member_test_rmse".into(), v);
+        }
+        model.meta.metrics.insert("test_rmse".into(), m.rmse);
+        model.meta.metrics.insert("test_mae".into(), m.mae);
+    }
+    history.final_test = Some(m);
+    Ok(())
 }
 
 /// The rows a model with `cfg.seed` is fitted on and its validation rows (carved
@@ -425,183 +437,7 @@ fn fit_rows(train: &[usize], cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
     (fit, valid)
 }
 
-/// Trains one model (see [`train_ranking`]) on `fit_rows`.
-///
-/// The validation rows (carved by [`fit_rows`]) drive early stopping and the kept
-/// weights are the best validation epoch's.
-/// `test` rows are only evaluated for the [`History`] (pass `&[]` to skip).
-/// The same seed and thread count give bit-identical weights.
-fn train_one(
-    dataset: &Dataset,
-    (fit_rows, valid_rows): (&[usize], &[usize]),
-    test: &[usize],
-    cfg: &TrainConfig,
-    progress: &dyn Progress,
-) -> Result<(RankingModel, History)> {
-    cfg.validate()?;
-    let n_all = dataset.interactions.len();
-    if let Some(&r) = fit_rows
-        .iter()
-        .chain(valid_rows)
-        .chain(test)
-        .find(|&&r| r >= n_all)
-    {
-        return Err(Error::NoData(format!(
-            "row {r} is out of the dataset's {n_all} interactions"
-        )));
-    }
-    if fit_rows.is_empty() {
-        return Err(Error::NoData("the training rows are empty".into()));
-    }
-    let spec = FeatureSpec::fit(dataset, fit_rows, &cfg.features)?;
-    let (ue, ie) = (spec.encode_users(dataset), spec.encode_items(dataset));
-    let map = vocab_rows(&spec, dataset);
-    let mut model = RankingModel::new(cfg.model_config(), spec, &ue, &ie)?;
-    let it = &dataset.interactions;
-    let us: Vec<u32> = fit_rows
-        .iter()
-        .map(|&r| map.0[it.users[r] as usize])
-        .collect();
-    let is: Vec<u32> = fit_rows
-        .iter()
-        .map(|&r| map.1[it.items[r] as usize])
-        .collect();
-    let rs = Labelled::new(dataset, fit_rows, cfg, "training")?.labels;
-    let valid = Labelled::new(dataset, valid_rows, cfg, "validation")?;
-    let test = Labelled::new(dataset, test, cfg, "test")?;
-    let mean = (rs.iter().map(|&r| r as f64).sum::<f64>() / rs.len() as f64) as f32;
-    init_model(&mut model, &mut Rng::with_stream(cfg.seed, 0), mean, cfg);
-    if cfg.implicit {
-        let mut bags = vec![Vec::new(); model.num_users()];
-        for (&u, &i) in us.iter().zip(&is) {
-            bags[u as usize].push(i);
-        }
-        for b in &mut bags {
-            b.sort_unstable();
-            b.dedup();
-        }
-        model.set_implicit(&bags)?;
-    }
-    if cfg.clip_predictions {
-        let lo = rs.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = rs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        model.config.clip = Some([lo, hi]);
-    }
-    let mut trainer = Trainer::new(&model, cfg);
-    if cfg.multitask_settings().is_some_and(|m| m.logq_correction) {
-        let mut counts = vec![0u32; model.num_items()];
-        for &i in &is {
-            counts[i as usize] += 1;
-        }
-        let n = is.len() as f32;
-        // Items absent from the rows never fill a column; their entry is unused.
-        trainer.set_log_q(counts.iter().map(|&c| (c.max(1) as f32 / n).ln()).collect());
-    }
-
-    let n = us.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut shuffle = Rng::with_stream(cfg.seed, 2);
-    let (mut bu, mut bi, mut br) = (Vec::new(), Vec::new(), Vec::new());
-    let mut history = History {
-        train_examples: n,
-        valid_examples: valid.rows.len(),
-        ..History::default()
-    };
-    let multitask = cfg.objective == Objective::Multitask;
-    let (rating_w, retrieval_w) = cfg.loss_weights();
-    let mut best: Option<(f64, RankingModel)> = None;
-    let mut since_best = 0;
-    for epoch in 1..=cfg.epochs {
-        if epoch == 1 || cfg.reshuffle_each_epoch {
-            shuffle.shuffle(&mut order);
-        }
-        let start = Instant::now();
-        let (mut sse, mut loss_sum, mut retrieval_sum, mut batches) = (0.0, 0.0, 0.0, 0usize);
-        for chunk in order.chunks(cfg.batch_size) {
-            bu.clear();
-            bi.clear();
-            br.clear();
-            for &k in chunk {
-                bu.push(us[k as usize]);
-                bi.push(is[k as usize]);
-                br.push(rs[k as usize]);
-            }
-            let s = trainer.step(&mut model, &bu, &bi, &br);
-            progress.advance(1);
-            sse += s.sse;
-            let mean_loss = s.loss / chunk.len() as f64;
-            // multitask: the retrieval loss is summed over the batch (see step.rs)
-            loss_sum += if multitask {
-                rating_w as f64 * mean_loss + retrieval_w as f64 * s.retrieval * chunk.len() as f64
-            } else {
-                mean_loss
-            };
-            retrieval_sum += s.retrieval;
-            batches += 1;
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        trainer.sparse_p.lr *= cfg.lr_decay;
-        trainer.dense_p.lr *= cfg.lr_decay;
-        let v = (!valid.rows.is_empty())
-            .then(|| valid.measure(&model, dataset, &map))
-            .transpose()?;
-        let t = (!test.rows.is_empty())
-            .then(|| test.measure(&model, dataset, &map))
-            .transpose()?;
-        // The objective's validation loss: the rating MSE, or the click log-loss.
-        let valid_loss = v.map(|(m, c)| c.map_or(m.rmse * m.rmse, |c| c.log_loss));
-        history.epochs.push(EpochRecord {
-            epoch,
-            train_loss: loss_sum / batches.max(1) as f64,
-            train_rmse: (sse / n as f64).sqrt(),
-            valid_loss,
-            valid_rmse: v.map(|(m, _)| m.rmse),
-            test_rmse: t.map(|(m, _)| m.rmse),
-            test_mae: t.map(|(m, _)| m.mae),
-            seconds,
-            train_retrieval_loss: multitask.then(|| retrieval_sum / batches.max(1) as f64),
-            test_log_loss: t.and_then(|(_, c)| c.map(|c| c.log_loss)),
-            test_auc: t.and_then(|(_, c)| c.and_then(|c| c.auc)),
-        });
-        history.best_epoch = epoch;
-        if let Some(v) = valid_loss {
-            if best.as_ref().is_none_or(|(b, _)| v < *b) {
-                best = Some((v, model.clone()));
-                since_best = 0;
-            } else {
-                since_best += 1;
-                if cfg.patience > 0 && since_best >= cfg.patience {
-                    history.stopped_early = true;
-                    break;
-                }
-            }
-        }
-    }
-    if let Some((_, m)) = best {
-        model = m;
-        history.best_epoch = history.epochs.len() - since_best;
-    }
-    let rec = history.best().cloned();
-    let mut metrics = std::collections::BTreeMap::new();
-    metrics.insert("epochs_run".into(), history.epochs.len() as f64);
-    metrics.insert("best_epoch".into(), history.best_epoch as f64);
-    if let Some(r) = rec {
-        metrics.insert("train_rmse".into(), r.train_rmse);
-        for (k, v) in [
-            ("valid_rmse", r.valid_rmse),
-            ("test_rmse", r.test_rmse),
-            ("test_mae", r.test_mae),
-        ] {
-            if let Some(v) = v {
-                metrics.insert(k.into(), v);
-            }
-        }
-    }
-    model.meta.metrics = metrics;
-    model.meta.hyper_parameters = serde_json::to_value(cfg).unwrap_or_default();
-    model.meta.data_fingerprint = fingerprint(dataset, fit_rows);
-    Ok((model, history))
-}
+mod one;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shortlist_model::bundle;
 use shortlist_pipeline::{
-    load_files, recommend, CandidateSource, HistoryItem, ModelSource, Order, Ranker, RankingStage,
-    Request, Stage, Stages, User,
+    history_strength, load_files, recommend, CandidateSource, HistoryItem, Limits, ModelSource,
+    Order, RankAnswer, Ranker, RankingStage, RecommendAnswer, Request, Stage, Stages, User,
 };
 
 /// Largest `k` accepted (the server's default `--max-k`).
@@ -24,6 +24,13 @@ pub const MAX_K: usize = 1000;
 pub const MAX_ITEMS: usize = 10_000;
 /// `num_candidates` when the request has none (the server's default).
 pub const DEFAULT_NUM_CANDIDATES: usize = 100;
+
+/// The limits a request is checked against (the server's defaults).
+const LIMITS: Limits = Limits {
+    max_k: MAX_K,
+    max_items: MAX_ITEMS,
+    default_num_candidates: DEFAULT_NUM_CANDIDATES,
+};
 
 /// The models of one bundle, ready to answer.
 pub struct Engine {
@@ -96,48 +103,11 @@ struct RankBody {
     item_ids: Vec<Id>,
 }
 
-#[derive(Serialize)]
-struct RecItem<'a> {
-    item_id: &'a str,
-    title: Option<&'a str>,
-    retrieval_score: f32,
-    ranking_score: Option<f32>,
-    predicted_rating: Option<f32>,
-}
-
-#[derive(Serialize)]
-struct RecResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    user_path: &'static str,
-    order_by: &'static str,
-    items: Vec<RecItem<'a>>,
-}
-
-#[derive(Serialize)]
-struct RankItem<'a> {
-    item_id: &'a str,
-    score: f32,
-    predicted_rating: f32,
-    known_item: bool,
-}
-
-#[derive(Serialize)]
-struct RankResponse<'a> {
-    user_id: &'a str,
-    known_user: bool,
-    order_by: &'static str,
-    items: Vec<RankItem<'a>>,
-}
-
 /// The pipeline's history from a request's entries; errors name the entry.
 fn history(entries: &[HistoryEntry]) -> Result<Vec<(String, f32)>, String> {
-    if entries.len() > MAX_ITEMS {
-        return Err(format!(
-            "history: {} items exceed the limit of {MAX_ITEMS}",
-            entries.len()
-        ));
-    }
+    LIMITS
+        .list("history", "items", entries.len())
+        .map_err(|e| e.to_string())?;
     entries
         .iter()
         .enumerate()
@@ -151,16 +121,22 @@ fn history(entries: &[HistoryEntry]) -> Result<Vec<(String, f32)>, String> {
                 }
                 let _ = o.timestamp;
                 let strength = match o.strength {
-                    Some(s) if s.is_finite() && s > 0.0 && s <= 1e6 => s as f32,
-                    Some(s) => {
-                        return Err(format!(
-                            "history[{n}].strength must be a positive number up to 1e6, got {s}"
-                        ))
-                    }
+                    Some(s) => history_strength(n, s).map_err(|e| e.to_string())?,
                     None => 1.0,
                 };
                 Ok((o.item_id.text().into_owned(), strength))
             }
+        })
+        .collect()
+}
+
+/// The pipeline's view of a history made by [`history`].
+fn history_items(owned: &[(String, f32)]) -> Vec<HistoryItem<'_>> {
+    owned
+        .iter()
+        .map(|(id, s)| HistoryItem {
+            item_id: id,
+            strength: *s,
         })
         .collect()
 }
@@ -215,40 +191,17 @@ impl Engine {
     /// answer out; errors say which field is wrong.
     pub fn recommend_json(&self, body: &str) -> Result<String, String> {
         let req: RecommendBody = parse(body)?;
-        let k = req.k.unwrap_or(10);
-        if k == 0 || k > MAX_K as u64 {
-            return Err(format!("k must be between 1 and {MAX_K}, got {k}"));
-        }
-        let k = k as usize;
-        let num_candidates = match req.num_candidates {
-            None => DEFAULT_NUM_CANDIDATES.max(k),
-            Some(n) if n > MAX_ITEMS as u64 => {
-                return Err(format!(
-                    "num_candidates must be at most {MAX_ITEMS}, got {n}"
-                ))
-            }
-            Some(n) if n < k as u64 => {
-                return Err(format!("num_candidates ({n}) must be at least k ({k})"))
-            }
-            Some(n) => n as usize,
-        };
-        if req.exclude_items.len() > MAX_ITEMS {
-            return Err(format!(
-                "exclude_items: {} ids exceed the limit of {MAX_ITEMS}",
-                req.exclude_items.len()
-            ));
-        }
+        let (k, num_candidates) = LIMITS
+            .counts(req.k, req.num_candidates)
+            .map_err(|e| e.to_string())?;
+        LIMITS
+            .list("exclude_items", "ids", req.exclude_items.len())
+            .map_err(|e| e.to_string())?;
         let order =
             Order::parse(req.order_by.as_deref().unwrap_or("auto")).map_err(|e| e.to_string())?;
         let user_id = req.user_id.as_ref().map(Id::text).unwrap_or_default();
         let owned = history(&req.history)?;
-        let hist: Vec<HistoryItem<'_>> = owned
-            .iter()
-            .map(|(id, s)| HistoryItem {
-                item_id: id,
-                strength: *s,
-            })
-            .collect();
+        let hist = history_items(&owned);
         let exclude_owned: Vec<_> = req.exclude_items.iter().map(Id::text).collect();
         let exclude: Vec<&str> = exclude_owned.iter().map(|s| s.as_ref()).collect();
         let stages = Stages {
@@ -271,23 +224,7 @@ impl Engine {
             },
         )
         .map_err(|e| e.to_string())?;
-        let answer = RecResponse {
-            user_id: &user_id,
-            known_user: rec.known_user,
-            user_path: rec.path.as_str(),
-            order_by: rec.order.as_str(),
-            items: rec
-                .items
-                .iter()
-                .map(|it| RecItem {
-                    item_id: it.item_id,
-                    title: it.title,
-                    retrieval_score: it.retrieval_score,
-                    ranking_score: it.ranking_score,
-                    predicted_rating: it.predicted_rating,
-                })
-                .collect(),
-        };
+        let answer = RecommendAnswer::new(&user_id, &rec, None);
         serde_json::to_string(&answer).map_err(|e| format!("serializing the answer: {e}"))
     }
 
@@ -299,21 +236,12 @@ impl Engine {
             return Err("the bundle has no ranking model".into());
         };
         let req: RankBody = parse(body)?;
-        if req.item_ids.len() > MAX_ITEMS {
-            return Err(format!(
-                "item_ids: {} ids exceed the limit of {MAX_ITEMS}",
-                req.item_ids.len()
-            ));
-        }
+        LIMITS
+            .list("item_ids", "ids", req.item_ids.len())
+            .map_err(|e| e.to_string())?;
         let user_id = req.user_id.as_ref().map(Id::text).unwrap_or_default();
         let owned = history(&req.history)?;
-        let hist: Vec<HistoryItem<'_>> = owned
-            .iter()
-            .map(|(id, s)| HistoryItem {
-                item_id: id,
-                strength: *s,
-            })
-            .collect();
+        let hist = history_items(&owned);
         let user = User {
             id: &user_id,
             history: &hist,
@@ -328,23 +256,7 @@ impl Engine {
         let ranked = ranker
             .rank(&user, &ids, retrieval.as_deref())
             .map_err(|e| e.to_string())?;
-        let items: Vec<RankItem<'_>> = ranked
-            .ordered(ids.len())
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|r| RankItem {
-                item_id: ids[r.index],
-                score: r.score,
-                predicted_rating: r.predicted_rating,
-                known_item: r.known_item,
-            })
-            .collect();
-        let answer = RankResponse {
-            user_id: &user_id,
-            known_user: ranked.known_user,
-            order_by: ranked.order_by(),
-            items,
-        };
+        let answer = RankAnswer::new(&user_id, &ranked, &ids, None).map_err(|e| e.to_string())?;
         serde_json::to_string(&answer).map_err(|e| format!("serializing the answer: {e}"))
     }
 }

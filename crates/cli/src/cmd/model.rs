@@ -13,8 +13,7 @@ use shortlist_pipeline::{CandidateSource, ModelSource, User};
 use shortlist_train::interactions::RowScorer;
 use shortlist_train::retrieval::DatasetScorer;
 
-use super::pipeline::with_training_items;
-
+use super::pipeline::{check_list_flags, with_training_items};
 use super::{print_json, BadInput, Context};
 use crate::table::Table;
 
@@ -290,16 +289,7 @@ pub fn recommend(a: &RecommendArgs<'_>) -> Result<()> {
         ))
         .into());
     }
-    if a.k == 0 {
-        return Err(BadInput("-k: expected at least 1".into()).into());
-    }
-    if a.user.is_some() && (a.jsonl || a.output.is_some()) {
-        return Err(BadInput(
-            "--jsonl and --output go with --all-users (one line per user); for one user use --json"
-                .into(),
-        )
-        .into());
-    }
+    check_list_flags(a.k, a.user.is_some(), a.jsonl, a.output.is_some())?;
     let s = ModelSource::load(a.model, &kind)?;
     match a.user {
         Some(user) => {

@@ -11,12 +11,12 @@ use shortlist_core::dataset::{Dataset, IdMap};
 use shortlist_core::Interactions;
 use shortlist_data::loaders::tsv::load_tsv;
 use shortlist_data::LoadOptions;
-use shortlist_eval::{EvalConfig, Evaluator, Metrics, Pairs, PopularityScorer};
+use shortlist_eval::{Metrics, SplitEvaluator};
 use shortlist_features::FeatureSpec;
 use shortlist_model::Csr;
 use shortlist_pipeline::{
-    recommend, CandidateSource, HistoryItem, ModelSource, Order, Ranker, RankingStage, Request,
-    Stage, Stages, User,
+    recommend, CandidateSource, HistoryItem, ModelSource, Order, Ranker, RankingStage,
+    Recommendation, Request, Stage, Stages, User,
 };
 
 use super::{print_json, BadInput, Context};
@@ -180,30 +180,18 @@ pub fn served_metrics(
 ) -> Result<Served> {
     let (dataset, train, test_rows) =
         with_training_items(p.primary.2.spec(), p.primary.2.seen(), test);
-    let it = &dataset.interactions;
-    let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
-    let (tu, ti) = (pick(&train, &it.users), pick(&train, &it.items));
-    let (su, si) = (pick(&test_rows, &it.users), pick(&test_rows, &it.items));
-    let evaluator = Evaluator::new(
-        dataset.users.len(),
-        dataset.items.len(),
-        Pairs::new(&tu, &ti)?,
-        Pairs::new(&su, &si)?,
-    )?;
-    let config = EvalConfig::default();
+    let split = SplitEvaluator::new(&dataset, &train, &test_rows)?;
+    let (evaluator, config) = (split.evaluator(), split.config());
     let k = config.ks.iter().copied().max().unwrap_or(20);
     let mut rows = Vec::new();
     if detail {
-        rows.push((
-            "popularity".to_owned(),
-            evaluator.evaluate(&PopularityScorer::fit(dataset.items.len(), &ti)?, &config)?,
-        ));
+        rows.push(("popularity".to_owned(), split.popularity()?));
     }
     let lists = |stages: &Stages<'_>, n: usize, order: Order| -> Result<Metrics> {
         let m = evaluator.evaluate_lists(
             |u| {
                 let user = dataset.users.raw(u);
-                recommend(
+                let answer = recommend(
                     stages,
                     &Request {
                         user: User::id(user),
@@ -213,16 +201,10 @@ pub fn served_metrics(
                         exclude_items: &[],
                         order,
                     },
-                )
-                .map(|r| {
-                    r.items
-                        .iter()
-                        .filter_map(|i| dataset.items.get(i.item_id))
-                        .collect()
-                })
-                .unwrap_or_default()
+                );
+                item_rows(&dataset, answer)
             },
-            &config,
+            config,
         )?;
         Ok(m)
     };
@@ -277,6 +259,22 @@ pub fn served_metrics(
     })
 }
 
+/// The dataset rows of a served list's items (none when the request failed: the user
+/// then counts with an empty list).
+fn item_rows(
+    dataset: &Dataset,
+    answer: shortlist_pipeline::Result<Recommendation<'_>>,
+) -> Vec<u32> {
+    answer
+        .map(|r| {
+            r.items
+                .iter()
+                .filter_map(|i| dataset.items.get(i.item_id))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The served lists of test users presented as unknown users (`cold:<id>`) whose
 /// history is their first `n` training interactions by timestamp (file order on ties),
 /// for each `n` of `lengths`; the metrics mask the users' whole training set, as for
@@ -288,14 +286,8 @@ pub fn cold_metrics(
     lengths: &[usize],
 ) -> Result<Vec<(String, Metrics)>> {
     let (dataset, tr, te) = with_training_items(p.primary.2.spec(), p.primary.2.seen(), test);
-    let it = &dataset.interactions;
-    let pick = |rows: &[usize], col: &[u32]| rows.iter().map(|&r| col[r]).collect::<Vec<u32>>();
-    let evaluator = Evaluator::new(
-        dataset.users.len(),
-        dataset.items.len(),
-        Pairs::new(&pick(&tr, &it.users), &pick(&tr, &it.items))?,
-        Pairs::new(&pick(&te, &it.users), &pick(&te, &it.items))?,
-    )?;
+    let split = SplitEvaluator::new(&dataset, &tr, &te)?;
+    let (evaluator, config) = (split.evaluator(), split.config());
     // Each user's training items in time order, by raw ids.
     let t = &train.interactions;
     let mut order: Vec<usize> = (0..t.len()).collect();
@@ -309,7 +301,6 @@ pub fn cold_metrics(
             .or_default()
             .push(train.items.raw(t.items[r]));
     }
-    let config = EvalConfig::default();
     let k = config.ks.iter().copied().max().unwrap_or(20);
     let none: Vec<(&dyn CandidateSource, usize)> = Vec::new();
     let stages = p.stages(&none, true);
@@ -333,7 +324,7 @@ pub fn cold_metrics(
                         })
                         .unwrap_or_default();
                     let id = format!("cold:{raw}");
-                    recommend(
+                    let answer = recommend(
                         &stages,
                         &Request {
                             user: User {
@@ -346,16 +337,10 @@ pub fn cold_metrics(
                             exclude_items: &[],
                             order: Order::Auto,
                         },
-                    )
-                    .map(|r| {
-                        r.items
-                            .iter()
-                            .filter_map(|i| dataset.items.get(i.item_id))
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                    );
+                    item_rows(&dataset, answer)
                 },
-                &config,
+                config,
             )?;
             Ok((
                 format!("unknown users, first {n} training items as history"),
@@ -483,18 +468,25 @@ pub struct RecommendArgs<'a> {
     pub output: Option<PathBuf>,
 }
 
-/// `shortlist recommend --pipeline BASE`.
-pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
-    if a.k == 0 {
+/// The checks `shortlist recommend` makes of its list flags (with a model or a
+/// pipeline): `-k` at least 1, `--jsonl` and `--output` only with every user.
+pub(super) fn check_list_flags(k: usize, one_user: bool, jsonl: bool, output: bool) -> Result<()> {
+    if k == 0 {
         return Err(BadInput("-k: expected at least 1".into()).into());
     }
-    if a.user.is_some() && (a.jsonl || a.output.is_some()) {
+    if one_user && (jsonl || output) {
         return Err(BadInput(
             "--jsonl and --output go with --all-users (one line per user); for one user use --json"
                 .into(),
         )
         .into());
     }
+    Ok(())
+}
+
+/// `shortlist recommend --pipeline BASE`.
+pub fn recommend_cmd(a: &RecommendArgs<'_>) -> Result<()> {
+    check_list_flags(a.k, a.user.is_some(), a.jsonl, a.output.is_some())?;
     let p = Pipeline::load(&a.models)?;
     let extra = p.extra_refs();
     let stages = p.stages(&extra, true);

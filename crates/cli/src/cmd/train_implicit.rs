@@ -2,6 +2,7 @@
 //! model directory that `serve` loads like a retrieval model (it answers `:predict`,
 //! and `/v1/recommend` with `retrieval_model` or `candidate_sources` naming it).
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -9,6 +10,7 @@ use serde_json::{json, Value};
 use shortlist_core::atomic::{write_file, AtomicDir};
 use shortlist_data::loaders::tsv::SplitData;
 use shortlist_eval::SplitEvaluator;
+use shortlist_features::FeatureSpec;
 use shortlist_index::{AnyIndex, IndexConfig};
 use shortlist_model::{EaseModel, IalsModel};
 use shortlist_train::ease::{train_ease, EaseTrainConfig};
@@ -49,18 +51,10 @@ pub fn train_ease_cmd(args: &TrainArgs, split: &SplitData) -> Result<Value> {
     let score = ease_scorer(&model);
     let (metrics, popularity) =
         evaluate(split, &RowScorer::new(&model.spec, &split.dataset, &score))?;
-    let staging = AtomicDir::new(&args.out)?;
-    model.save(
-        staging.path(),
-        &titles_by_row(&model.spec.item_id, &split.dataset),
-    )?;
-    write_attributes(staging.path(), &model.spec.item_id, &split.dataset)?;
-    write_file(
-        &staging.path().join("config.toml"),
-        cfg.to_toml()?.as_bytes(),
-    )?;
-    shortlist_model::files::seal(staging.path())?;
-    staging.commit()?;
+    let staging = stage(args, split, &model.spec, |dir, titles| {
+        Ok(model.save(dir, titles)?)
+    })?;
+    commit(staging, &cfg.to_toml()?)?;
     Ok(report(args, "ease", metrics, popularity, fit_seconds))
 }
 
@@ -88,38 +82,19 @@ pub fn train_ials_cmd(args: &TrainArgs, split: &SplitData, ctx: &Context) -> Res
         }
     })?;
     let fit_seconds = t.elapsed().as_secs_f64();
-    let score = |u: u32, out: &mut [f32]| {
-        let x = model.user_factors.row(u as usize);
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = model
-                .item_factors
-                .row(j)
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
-    };
+    let score = ials_scorer(&model);
     let (metrics, popularity) =
         evaluate(split, &RowScorer::new(&model.spec, &split.dataset, &score))?;
-    let staging = AtomicDir::new(&args.out)?;
-    model.save(
-        staging.path(),
-        &titles_by_row(&model.spec.item_id, &split.dataset),
-    )?;
-    write_attributes(staging.path(), &model.spec.item_id, &split.dataset)?;
+    let staging = stage(args, split, &model.spec, |dir, titles| {
+        Ok(model.save(dir, titles)?)
+    })?;
     let index = AnyIndex::build(
         model.item_factors.data().to_vec(),
         model.dim(),
         &IndexConfig::default(),
     )?;
     index.save_dir(staging.path())?;
-    write_file(
-        &staging.path().join("config.toml"),
-        cfg.to_toml()?.as_bytes(),
-    )?;
-    shortlist_model::files::seal(staging.path())?;
-    staging.commit()?;
+    commit(staging, &cfg.to_toml()?)?;
     let mut r = report(args, "ials", metrics, popularity, fit_seconds);
     r["index"] = json!(index.kind_name());
     Ok(r)
@@ -132,18 +107,32 @@ pub fn ease_scorer(model: &EaseModel) -> impl Fn(u32, &mut [f32]) + Sync + '_ {
 
 /// Scores every item row for a user row with an iALS model.
 pub fn ials_scorer(model: &IalsModel) -> impl Fn(u32, &mut [f32]) + Sync + '_ {
-    |u, out| {
-        let x = model.user_factors.row(u as usize);
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = model
-                .item_factors
-                .row(j)
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
-    }
+    |u, out| model.user_scores_into(u as usize, out)
+}
+
+/// The output directory under construction with the model (saved by `save` with the
+/// items' titles) and the items' attributes.
+fn stage(
+    args: &TrainArgs,
+    split: &SplitData,
+    spec: &FeatureSpec,
+    save: impl FnOnce(&Path, &[String]) -> Result<()>,
+) -> Result<AtomicDir> {
+    let staging = AtomicDir::new(&args.out)?;
+    save(
+        staging.path(),
+        &titles_by_row(&spec.item_id, &split.dataset),
+    )?;
+    write_attributes(staging.path(), &spec.item_id, &split.dataset)?;
+    Ok(staging)
+}
+
+/// Adds the configuration, seals the files and renames the directory into place.
+fn commit(staging: AtomicDir, config_toml: &str) -> Result<()> {
+    write_file(&staging.path().join("config.toml"), config_toml.as_bytes())?;
+    shortlist_model::files::seal(staging.path())?;
+    staging.commit()?;
+    Ok(())
 }
 
 /// The model's and popularity's metrics on the test rows; `None` without test rows

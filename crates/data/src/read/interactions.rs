@@ -11,8 +11,8 @@ use shortlist_core::progress::Progress;
 use shortlist_core::Interactions;
 
 use super::{
-    decode, lines_from, parse_rating, parse_timestamp, Delimiter, Encoding, FieldCtx, LoadReport,
-    RowPolicy, TextFile, MAX_EXAMPLES,
+    csv_error, decode, lines_from, parse_rating, parse_timestamp, Delimiter, Encoding, FieldCtx,
+    LoadReport, RowPolicy, TextFile, MAX_EXAMPLES,
 };
 use crate::error::{Error, Result, RowError};
 use crate::intern::Interner;
@@ -46,6 +46,14 @@ pub struct ParsedInteractions {
     pub interactions: Interactions,
 }
 
+/// Counts a bad row, keeping the first [`MAX_EXAMPLES`] errors as examples.
+fn note_bad(bad: &mut usize, errors: &mut Vec<RowError>, e: RowError) {
+    *bad += 1;
+    if errors.len() < MAX_EXAMPLES {
+        errors.push(e);
+    }
+}
+
 #[derive(Default)]
 struct Chunk {
     users: Interner,
@@ -73,12 +81,7 @@ impl Chunk {
                 self.r.push(r);
                 self.t.push(t);
             }
-            Err(e) => {
-                self.bad += 1;
-                if self.errors.len() < MAX_EXAMPLES {
-                    self.errors.push(e);
-                }
-            }
+            Err(e) => note_bad(&mut self.bad, &mut self.errors, e),
         }
     }
 }
@@ -353,12 +356,7 @@ impl RawChunk {
                 self.r.push(r);
                 self.t.push(t);
             }
-            Err(e) => {
-                self.bad += 1;
-                if self.errors.len() < MAX_EXAMPLES {
-                    self.errors.push(e);
-                }
-            }
+            Err(e) => note_bad(&mut self.bad, &mut self.errors, e),
         }
     }
 }
@@ -530,16 +528,7 @@ fn parse_quoted(file: &TextFile, body: &[u8], layout: &InteractionLayout) -> Res
                 let fields: Vec<&[u8]> = record.iter().collect();
                 chunk.push_row(file, layout, line, &fields);
             }
-            Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                return Err(Error::Row(RowError {
-                    path: file.path.clone(),
-                    line,
-                    column: None,
-                    field: None,
-                    message: format!("malformed CSV: {e}"),
-                }));
-            }
+            Err(e) => return Err(csv_error(file, &e)),
         }
     }
     Ok(chunk)

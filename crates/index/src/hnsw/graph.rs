@@ -562,11 +562,6 @@ impl TopKIndex for HnswIndex {
         k: usize,
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
-        crate::index_base::check_queries(queries.len(), self.dim)?;
-        queries
-            .par_chunks_exact(self.dim)
-            .enumerate()
-            .map(|(q, query)| self.search_one(query, k, &filter_of(q)))
-            .collect()
+        crate::index_base::search_each(self, queries, k, filter_of)
     }
 }

@@ -4,8 +4,6 @@
 //! `mod.rs`; the helpers are `pub(super)`, visible to the whole `ivf` module as they
 //! were when they lived in `mod.rs`.
 
-use rayon::prelude::*;
-
 use super::*;
 
 impl IvfIndex {
@@ -310,11 +308,6 @@ impl TopKIndex for IvfIndex {
         k: usize,
         filter_of: &(dyn Fn(usize) -> Filter<'f> + Sync),
     ) -> Result<Vec<Vec<Hit>>> {
-        crate::index_base::check_queries(queries.len(), self.dim)?;
-        queries
-            .par_chunks(self.dim)
-            .enumerate()
-            .map(|(q, v)| self.search(v, k, &filter_of(q)))
-            .collect()
+        crate::index_base::search_each(self, queries, k, filter_of)
     }
 }

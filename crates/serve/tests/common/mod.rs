@@ -1,5 +1,6 @@
 //! Test helpers: fake models described by a JSON file, a loader for them, a tiny
-//! HTTP/1.1 client over a raw `TcpStream`, and a server started on 127.0.0.1:0.
+//! HTTP/1.1 client over a raw `TcpStream`, and a server started on 127.0.0.1:0 (over
+//! the fake models, or over real model directories with `start_real`).
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -506,4 +507,44 @@ impl TestServer {
                 .unwrap();
         }
     }
+}
+
+/// The task running a server started by [`start_real`].
+pub type ServerTask = tokio::task::JoinHandle<Result<(), shortlist_serve::ServeError>>;
+
+/// Starts the real server (the model loader of `shortlist serve`) over `base` on
+/// 127.0.0.1:0 and waits until it is ready (20 s at most); returns its address, the
+/// sender that stops it and its task.
+pub async fn start_real(base: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, ServerTask) {
+    let config = ServeConfig {
+        model_base_path: base.to_path_buf(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        poll_interval: Duration::from_millis(50),
+        ..ServeConfig::default()
+    };
+    let server = shortlist_serve::bind(config, Arc::new(shortlist_serve::models::load_model_dir))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    let mut c = Client::connect(addr).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.get("/readyz").await.status != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (addr, tx, task)
+}
+
+/// The `item_id`s of an answer's `items`, in order.
+pub fn item_ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {body}"))
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! fitting code reads on its own).
 
 use super::*;
+use rustc_hash::FxHashSet;
 
 fn lists() -> Lists {
     let mut rng = Rng::new(5);

@@ -138,31 +138,9 @@ impl Default for RetrievalTrainConfig {
     }
 }
 
+crate::config::config_file!(RetrievalTrainConfig, pretty = true);
+
 impl RetrievalTrainConfig {
-    /// Parses a TOML config (`path` is for messages).
-    pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self> {
-        let cfg: Self = crate::config::parse_toml(text, path)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Reads a TOML config file.
-    pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = shortlist_core::input::read_text(path).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Self::from_toml(&text, path)
-    }
-
-    /// The config as TOML (saved next to the model).
-    ///
-    /// # Errors
-    /// When a value cannot be written as TOML (see [`crate::config::write_toml`]).
-    pub fn to_toml(&self) -> Result<String> {
-        crate::config::write_toml(self, true)
-    }
-
     /// Checks every value, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         let positive = |name: &str, v: f32| {

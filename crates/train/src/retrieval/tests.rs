@@ -1,6 +1,7 @@
 use super::*;
 use shortlist_eval::{Metrics as EvalMetrics, Scorer};
 use shortlist_model::EmbeddingTable;
+use towers::HistoryPool;
 
 /// One panel per quantity, each with the popularity level when it is known, and
 /// the loss alone in its own panel.

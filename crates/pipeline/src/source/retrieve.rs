@@ -1,0 +1,245 @@
+//! Top-k retrieval of a [`ModelSource`]: the popularity fallback, the excluded rows,
+//! the index search (or EASE's dense scores) merged with the added items' hits.
+//! **Hot**: the served request path's first stage.
+
+use shortlist_index::{Filter, ItemBitmap, TopKIndex};
+
+use super::{Candidate, ModelSource, Resolved, Retrieved, Scorer, User, UserPath};
+use crate::error::{Error, Result};
+use crate::live::{Live, State};
+
+impl ModelSource {
+    /// [`CandidateSource::retrieve`](super::CandidateSource::retrieve), restricted to
+    /// `allow` when given: the most popular items when nothing personalises
+    /// ([`ModelSource::popular_fallback`]), else the best rows for the user's query
+    /// ([`ModelSource::top_rows`]) outside [`ModelSource::excluded_rows`].
+    pub(super) fn retrieve_where<'a>(
+        &'a self,
+        user: &User<'_>,
+        k: usize,
+        exclude_seen: bool,
+        exclude_items: &[&str],
+        allow: Option<&ItemBitmap>,
+    ) -> Result<Retrieved<'a>> {
+        let st = self.live.state();
+        let excluded_rows: Vec<u32> = exclude_items
+            .iter()
+            .filter_map(|id| Live::row(&st, self, id))
+            .collect();
+        let r = self.resolve(user);
+        if r.path == UserPath::Popular {
+            return Ok(self.popular_fallback(&st, excluded_rows, k, allow));
+        }
+        let exclude = self.excluded_rows(&st, &r, user, exclude_seen, &excluded_rows);
+        let hits = self.top_rows(&st, &r, k, &exclude, allow)?;
+        Ok(Retrieved {
+            candidates: hits
+                .into_iter()
+                .map(|(item, score)| Candidate {
+                    item_id: self.item_id(item),
+                    score,
+                })
+                .collect(),
+            known_user: r.row.is_some(),
+            path: r.path,
+        })
+    }
+
+    /// Nothing to personalise with: the most popular items (not excluded, retired or
+    /// outside `allow`), scored by their share of training interactions, flagged.
+    fn popular_fallback(
+        &self,
+        st: &State,
+        mut skip: Vec<u32>,
+        k: usize,
+        allow: Option<&ItemBitmap>,
+    ) -> Retrieved<'_> {
+        skip.extend_from_slice(&st.retired);
+        skip.sort_unstable();
+        let pop = self.popularity();
+        let candidates = self
+            .popular
+            .iter()
+            .filter(|i| skip.binary_search(i).is_err())
+            .filter(|&&i| allow.is_none_or(|a| a.contains(i)))
+            .take(k)
+            .map(|&i| Candidate {
+                item_id: self.item_id(i),
+                score: pop[i as usize] as f32 / self.popularity_total,
+            })
+            .collect();
+        Retrieved {
+            candidates,
+            known_user: false,
+            path: UserPath::Popular,
+        }
+    }
+
+    /// The rows a personalised answer leaves out: the OOV rows, the user's seen items
+    /// (training and request history) with `exclude_seen`, the request's excluded
+    /// items and the retired ones.
+    fn excluded_rows(
+        &self,
+        st: &State,
+        r: &Resolved,
+        user: &User<'_>,
+        exclude_seen: bool,
+        excluded_rows: &[u32],
+    ) -> Vec<u32> {
+        let mut exclude: Vec<u32> = (0..self.spec().item_id.num_oov()).collect();
+        if exclude_seen {
+            exclude.extend_from_slice(&r.rows);
+            // Added items among the user's history.
+            exclude.extend(user.history.iter().filter_map(|h| st.by_id.get(h.item_id)));
+        }
+        exclude.extend_from_slice(excluded_rows);
+        exclude.extend_from_slice(&st.retired);
+        exclude
+    }
+
+    /// The best `k` (row, score) for the resolved user outside `exclude` (and inside
+    /// `allow`): the index search merged with the added items' hits, or EASE's dense
+    /// scores.
+    fn top_rows(
+        &self,
+        st: &State,
+        r: &Resolved,
+        k: usize,
+        exclude: &[u32],
+        allow: Option<&ItemBitmap>,
+    ) -> Result<Vec<(u32, f32)>> {
+        let base = self.num_items() as u32;
+        Ok(match &self.scorer {
+            Scorer::TwoTower { index, .. } | Scorer::Ials { index, .. } => match self.query(r) {
+                Some(q) => {
+                    let mut hits = match allow {
+                        None => search(index, &q, k, &Filter::Exclude(exclude))?,
+                        Some(a) => {
+                            let mut own = ItemBitmap::none(base as usize);
+                            for row in a.iter().take_while(|&row| row < base) {
+                                own.insert(row);
+                            }
+                            for &e in exclude.iter().filter(|&&e| e < base) {
+                                own.remove(e);
+                            }
+                            search(index, &q, k, &Filter::AllowBitmap(&own))?
+                        }
+                    };
+                    let live = search_live(st, base, &q, k, exclude, allow)?;
+                    if !live.is_empty() {
+                        // The model's hits and the added items' hits, merged by score.
+                        hits.extend(live);
+                        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        hits.truncate(k);
+                    }
+                    hits
+                }
+                None => Vec::new(),
+            },
+            Scorer::Ease { model } => {
+                let mut scores = vec![0f32; model.num_items()];
+                model.scores_into(&r.rows, &mut scores);
+                for &e in exclude {
+                    if let Some(s) = scores.get_mut(e as usize) {
+                        *s = f32::NEG_INFINITY;
+                    }
+                }
+                if let Some(a) = allow {
+                    for (i, s) in scores.iter_mut().enumerate() {
+                        if !a.contains(i as u32) {
+                            *s = f32::NEG_INFINITY;
+                        }
+                    }
+                }
+                top_k(&scores, k)
+            }
+        })
+    }
+}
+
+/// The best `k` added items for query `q` (rows from `base`), leaving out rows in
+/// `exclude` and, with `allow`, rows it does not hold; items without a vector are
+/// never returned.
+fn search_live(
+    st: &State,
+    base: u32,
+    q: &[f32],
+    k: usize,
+    exclude: &[u32],
+    allow: Option<&ItemBitmap>,
+) -> Result<Vec<(u32, f32)>> {
+    let Some(index) = &st.index else {
+        return Ok(Vec::new());
+    };
+    let mut ok = match allow {
+        None => ItemBitmap::all(st.count as usize),
+        Some(a) => {
+            let mut b = ItemBitmap::none(st.count as usize);
+            for i in 0..st.count {
+                if a.contains(base + i) {
+                    b.insert(i);
+                }
+            }
+            b
+        }
+    };
+    for (i, placed) in st.placed.iter().enumerate() {
+        if !placed {
+            ok.remove(i as u32);
+        }
+    }
+    for &e in exclude
+        .iter()
+        .filter(|&&e| e >= base && e < base + st.count)
+    {
+        ok.remove(e - base);
+    }
+    Ok(search(index.as_ref(), q, k, &Filter::AllowBitmap(&ok))?
+        .into_iter()
+        .map(|(i, s)| (base + i, s))
+        .collect())
+}
+
+fn search(
+    index: &dyn TopKIndex,
+    q: &[f32],
+    k: usize,
+    filter: &Filter<'_>,
+) -> Result<Vec<(u32, f32)>> {
+    Ok(index
+        .search(q, k, filter)
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .into_iter()
+        .map(|h| (h.item, h.score))
+        .collect())
+}
+
+/// The `k` best finite scores, best first (ties: lower row first).
+fn top_k(scores: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut all: Vec<(u32, f32)> = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_finite())
+        .map(|(i, &s)| (i as u32, s))
+        .collect();
+    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if all.len() > k && k > 0 {
+        all.select_nth_unstable_by(k - 1, better);
+    }
+    all.truncate(k);
+    all.sort_unstable_by(better);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_score_then_row_and_skips_excluded() {
+        let s = [0.5, f32::NEG_INFINITY, 0.9, 0.5, 0.1];
+        assert_eq!(top_k(&s, 3), vec![(2, 0.9), (0, 0.5), (3, 0.5)]);
+        assert_eq!(top_k(&s, 10).len(), 4);
+        assert!(top_k(&s, 0).is_empty());
+    }
+}
