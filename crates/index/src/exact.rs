@@ -735,6 +735,27 @@ mod tests {
     }
 
     #[test]
+    fn saving_the_same_index_always_writes_the_same_bytes() {
+        // The metadata map is a HashMap inside safetensors: without sorting the header,
+        // its two keys came out in either order from one save to the next.
+        let dir = tempfile::tempdir().unwrap();
+        let index = ExactIndex::new(random(&mut Rng::new(5), 20 * 4), 4).unwrap();
+        let path = dir.path().join("items.safetensors");
+        index.save(&path).unwrap();
+        let first = std::fs::read(&path).unwrap();
+        for _ in 0..20 {
+            index.save(&path).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), first);
+        }
+        // Still a valid safetensors file: header length, then a space-padded header.
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let header = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        assert!(header.contains(r#""__metadata__":{"format":"#), "{header}");
+        assert_eq!(ExactIndex::load(&path).unwrap().items(), index.items());
+    }
+
+    #[test]
     fn truncated_garbage_and_foreign_files_are_errors_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.safetensors");

@@ -2,7 +2,7 @@
 //! `format` / `version` checked on load, tensors checked for dtype, rank and byte
 //! length, atomic writes; every error names the file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -51,8 +51,37 @@ pub(crate) fn write(
     metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     let buf = safetensors::serialize(views, Some(metadata))
         .map_err(|e| bad(path, format!("cannot serialise: {e}")))?;
+    let buf = sorted_header(buf).map_err(|e| bad(path, format!("cannot serialise: {e}")))?;
     shortlist_core::atomic::write_file(path, &buf)?;
     Ok(())
+}
+
+/// The same safetensors bytes with the header's keys in sorted order. The safetensors
+/// crate writes the `__metadata__` map in `HashMap` order, which changes from run to
+/// run, so without this two saves of the same index differed in their bytes (and in
+/// the SHA-256 a manifest records).
+fn sorted_header(buf: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let n = buf
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or("no header length")? as usize;
+    let header = buf.get(8..8 + n).ok_or("header longer than the file")?;
+    let mut top: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    if let Some(m) = top.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, serde_json::Value> =
+            serde_json::from_value(m.take()).map_err(|e| e.to_string())?;
+        *m = serde_json::to_value(sorted).map_err(|e| e.to_string())?;
+    }
+    let mut json = serde_json::to_vec(&top).map_err(|e| e.to_string())?;
+    // Padded with spaces to a multiple of 8 bytes, as safetensors aligns its data.
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + buf.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&buf[8 + n..]);
+    Ok(out)
 }
 
 /// A parsed file whose metadata says `format` / `version`, with its metadata.
