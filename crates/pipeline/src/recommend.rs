@@ -128,9 +128,9 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
 /// boost is added to the ordering score, the caps apply while cutting to `k`. When
 /// fewer than `k` items pass, the answer holds those that do.
 ///
-/// The steps: [`resolve_order`], [`gather_candidates`] (the primary's, the other
-/// sources' and the ranking model's own, merged), [`rank_candidates`],
-/// [`order_and_cut`], [`rate_kept`], then the titles. **Hot**: this is the served
+/// The steps: `resolve_order`, `gather_candidates` (the primary's, the other
+/// sources' and the ranking model's own, merged), `rank_candidates`,
+/// `order_and_cut`, `rate_kept`, then the titles. **Hot**: this is the served
 /// request path (`/v1/recommend`); each step runs once per request and loops per
 /// candidate.
 pub fn recommend_with<'a>(
@@ -285,7 +285,7 @@ fn gather_candidates<'a>(
 }
 
 /// The answer's items for `candidates`, with the ranking model's scores when there is
-/// one. Ordered by relevance, the predicted ratings are left for [`rate_kept`].
+/// one. Ordered by relevance, the predicted ratings are left for `rate_kept`.
 fn rank_candidates<'a>(
     ranker: Option<&dyn Ranker>,
     req: &Request<'_>,

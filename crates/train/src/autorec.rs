@@ -225,8 +225,8 @@ pub fn train_autorec(
 /// [`train_autorec`] advancing `progress` by one per epoch; returns the model and the
 /// training RMSE of every epoch (computed before the epoch's update).
 ///
-/// The steps: [`check_ratings`], [`ItemRatings::by_item`], [`init_params`], then per
-/// epoch the gradients of the two item halves and [`Adam::step`].
+/// The steps: `check_ratings`, `ItemRatings::by_item`, `init_params`, then per
+/// epoch the gradients of the two item halves and `Adam::step`.
 #[allow(clippy::too_many_arguments)]
 pub fn train_autorec_with(
     users: &[u32],

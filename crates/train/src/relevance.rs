@@ -250,9 +250,9 @@ pub fn train_relevance(
 /// interaction `rows` whose shared-embedding scores are the `multitask` feature (called
 /// once, on the fitting part, when the feature is used).
 ///
-/// The steps (numbered as in the module documentation): [`split_holdout`] (1),
-/// [`FittedStage::fit`] (2), [`build_lists`] (3), [`fit_weights`] (4) with
-/// [`report_of`], then [`final_head`] (5).
+/// The steps (numbered as in the module documentation): `split_holdout` (1),
+/// `FittedStage::fit` (2), `build_lists` (3), `fit_weights` (4) with
+/// `report_of`, then `final_head` (5).
 pub fn train_relevance_with(
     dataset: &Dataset,
     train: &[usize],

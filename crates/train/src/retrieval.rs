@@ -79,10 +79,10 @@ pub fn train_retrieval(
 /// [`train_retrieval`] reporting progress in batches over all epochs (one phase;
 /// `on_epoch` runs after each epoch's evaluation).
 ///
-/// The steps: [`build_model`] (vocabularies, the model, the training pairs),
-/// [`TowerStates::init`] (initial weights and optimiser state, from the run's one
-/// seeded stream), then per epoch a shuffle, [`BatchStep::epoch`] (the hot loop) and
-/// [`evaluate_epoch`], and at the end [`record_meta`].
+/// The steps: `build_model` (vocabularies, the model, the training pairs),
+/// `TowerStates::init` (initial weights and optimiser state, from the run's one
+/// seeded stream), then per epoch a shuffle, `BatchStep::epoch` (the hot loop) and
+/// `evaluate_epoch`, and at the end `record_meta`.
 pub fn train_retrieval_with(
     dataset: &Dataset,
     train: &[usize],

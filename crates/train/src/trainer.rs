@@ -233,8 +233,8 @@ pub fn train_ranking(
 /// [`train_ranking`] reporting progress: one phase for the ensemble members (in
 /// batches of all members together), one for the AutoRec (in epochs).
 ///
-/// The steps: [`train_members`], then the optional [`add_autorec`] and
-/// [`add_relevance`], then [`measure_final`] on the test rows.
+/// The steps: `train_members`, then the optional `add_autorec` and
+/// `add_relevance`, then `measure_final` on the test rows.
 pub fn train_ranking_with(
     dataset: &Dataset,
     train: &[usize],
