@@ -265,8 +265,8 @@ mod tests {
         assert!(cfg.check_size(7_000).is_ok());
     }
 
-    #[test]
-    fn precomputed_user_scores_equal_the_summed_ones_bit_for_bit() {
+    /// EASE with the default configuration on 30 users × 20 items of generated data.
+    fn small_model() -> EaseModel {
         let (data, _) = generate(&SynthConfig {
             users: 30,
             items: 20,
@@ -275,7 +275,12 @@ mod tests {
         })
         .unwrap();
         let rows: Vec<usize> = (0..data.interactions.len()).collect();
-        let m = train_ease(&data, &rows, &EaseTrainConfig::default()).unwrap();
+        train_ease(&data, &rows, &EaseTrainConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn precomputed_user_scores_equal_the_summed_ones_bit_for_bit() {
+        let m = small_model();
         let all = m.user_scores();
         let n = m.num_items();
         assert_eq!(all.len(), m.num_users() * n);
@@ -296,15 +301,7 @@ mod tests {
 
     #[test]
     fn save_load_round_trip_is_bit_identical() {
-        let (data, _) = generate(&SynthConfig {
-            users: 30,
-            items: 20,
-            interactions: 300,
-            ..Default::default()
-        })
-        .unwrap();
-        let rows: Vec<usize> = (0..data.interactions.len()).collect();
-        let m = train_ease(&data, &rows, &EaseTrainConfig::default()).unwrap();
+        let m = small_model();
         let dir = tempfile::tempdir().unwrap();
         m.save(&dir.path().join("e"), &[]).unwrap();
         let back = EaseModel::load(&dir.path().join("e")).unwrap();
