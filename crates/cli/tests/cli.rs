@@ -5,15 +5,62 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn shortlist(args: &[&str], home: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shortlist"))
-        .args(args)
+/// Runs `cmd` (the binary, or a shell that runs it) with `args`, `home` as
+/// `SHORTLIST_HOME`, and the download source and the Python interpreter pointed at
+/// nothing: no test reaches the network or a Python.
+fn run_offline(cmd: &mut Command, args: &[&str], home: &Path) -> Output {
+    cmd.args(args)
         .env("SHORTLIST_HOME", home)
         .env("SHORTLIST_GROUPLENS_URL", "http://127.0.0.1:1")
         .env("SHORTLIST_PYTHON", "/nonexistent/python3")
         .env_remove("RUST_LOG")
         .output()
         .expect("run shortlist")
+}
+
+fn shortlist(args: &[&str], home: &Path) -> Output {
+    run_offline(
+        &mut Command::new(env!("CARGO_BIN_EXE_shortlist")),
+        args,
+        home,
+    )
+}
+
+/// `shortlist eval --model MODEL --test TEST`, then `extra`.
+fn eval_model(model: &str, test: &str, extra: &[&str], home: &Path) -> Output {
+    let args = ["eval", "--model", model, "--test", test];
+    shortlist(&[&args[..], extra].concat(), home)
+}
+
+/// `shortlist train KIND --train TRAIN --test TEST`, then `extra`.
+fn train_model(kind: &str, train: &str, test: &str, extra: &[&str], home: &Path) -> Output {
+    let args = ["train", kind, "--train", train, "--test", test];
+    shortlist(&[&args[..], extra].concat(), home)
+}
+
+/// `shortlist data synth --users U --items I --interactions N`, then `extra`.
+fn synth_data(users: &str, items: &str, interactions: &str, extra: &[&str], home: &Path) -> Output {
+    let args = ["data", "synth", "--users", users, "--items", items];
+    shortlist(
+        &[&args[..], &["--interactions", interactions], extra].concat(),
+        home,
+    )
+}
+
+/// `shortlist COMMAND… --model MODEL`, then `extra` (predict, recommend, index tune).
+fn on_model(command: &[&str], model: &str, extra: &[&str], home: &Path) -> Output {
+    shortlist(&[command, &["--model", model], extra].concat(), home)
+}
+
+/// The report of `shortlist data info FILE --json`.
+fn info_json(file: &str, home: &Path) -> serde_json::Value {
+    json(&shortlist(&["data", "info", file, "--json"], home))
+}
+
+/// The trimmed stderr of a run that must have exited 2 (bad input).
+fn exit_2(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -30,25 +77,10 @@ fn synth_info_split_pipeline() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("synth");
     let d = dir.to_str().unwrap();
-    let out = shortlist(
-        &[
-            "data",
-            "synth",
-            "--users",
-            "200",
-            "--items",
-            "80",
-            "--interactions",
-            "5000",
-            "--out",
-            d,
-            "--json",
-        ],
-        tmp.path(),
-    );
+    let out = synth_data("200", "80", "5000", &["--out", d, "--json"], tmp.path());
     assert_eq!(json(&out)["interactions"], 5000);
 
-    let info = json(&shortlist(&["data", "info", d, "--json"], tmp.path()));
+    let info = info_json(d, tmp.path());
     assert_eq!(info["interactions"], 5000);
     assert_eq!(info["name"], "synth");
     assert!(info["users"].as_u64().unwrap() <= 200);
@@ -96,15 +128,7 @@ fn synth_info_split_pipeline() {
     let mut all = lines(&dir.join("interactions.tsv"));
     all.sort();
     assert_eq!(both, all);
-    let train_info = json(&shortlist(
-        &[
-            "data",
-            "info",
-            a_dir.join("train.tsv").to_str().unwrap(),
-            "--json",
-        ],
-        tmp.path(),
-    ));
+    let train_info = info_json(a_dir.join("train.tsv").to_str().unwrap(), tmp.path());
     assert_eq!(train_info["interactions"], 4000);
 
     let lo = split(
@@ -128,9 +152,8 @@ fn bad_input_exits_2_with_a_named_error() {
     let bad = tmp.path().join("bad.tsv");
     std::fs::write(&bad, "user_id\titem_id\trating\ttimestamp\n1\t2\tfive\t3\n").unwrap();
     let out = shortlist(&["data", "info", bad.to_str().unwrap()], tmp.path());
-    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        exit_2(&out),
         format!(
             "error: {}:2: column 3 (rating): expected a number, found \"five\"",
             bad.display()
@@ -159,16 +182,14 @@ fn bad_input_exits_2_with_a_named_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dataset \"ml-999\""));
     // A path that does not exist is "no such file", not an unknown dataset name.
     let out = shortlist(&["data", "info", "nope/ratings.csv"], tmp.path());
-    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        exit_2(&out),
         "error: nope/ratings.csv: no such file or directory"
     );
     // A name close to a known one gets a "did you mean".
     let out = shortlist(&["data", "info", "ml-100K"], tmp.path());
-    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        exit_2(&out),
         "error: unknown dataset \"ml-100K\" (did you mean \"ml-100k\"?): expected one of ml-100k, ml-1m, ml-latest-small, ml-25m or the path of a file or directory"
     );
     // A MovieLens ratings.csv given as a file is read as MovieLens (titles included).
@@ -184,15 +205,7 @@ fn bad_input_exits_2_with_a_named_error() {
         "movieId,title,genres\n1,Toy Story (1995),Animation\n3,Heat (1995),Action\n",
     )
     .unwrap();
-    let info = json(&shortlist(
-        &[
-            "data",
-            "info",
-            ml.join("ratings.csv").to_str().unwrap(),
-            "--json",
-        ],
-        tmp.path(),
-    ));
+    let info = info_json(ml.join("ratings.csv").to_str().unwrap(), tmp.path());
     assert_eq!(info["interactions"], 3);
     assert_eq!(info["name"], "ml-latest-small");
     // Negative numbers reach the flag's parser, whose error names the flag.
@@ -250,21 +263,11 @@ fn train_eval_predict_recommend() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
     let synth = home.join("synth");
-    let out = shortlist(
-        &[
-            "data",
-            "synth",
-            "--users",
-            "120",
-            "--items",
-            "60",
-            "--interactions",
-            "6000",
-            "--seed",
-            "3",
-            "--out",
-            synth.to_str().unwrap(),
-        ],
+    let out = synth_data(
+        "120",
+        "60",
+        "6000",
+        &["--seed", "3", "--out", synth.to_str().unwrap()],
         home,
     );
     assert!(out.status.success());
@@ -284,14 +287,11 @@ fn train_eval_predict_recommend() {
     let cfg = home.join("ranking.toml");
     std::fs::write(&cfg, "embedding_dim = 8\nhidden = [16]\nbiases = true\ninit_bias_to_mean = true\noptimizer = \"adam\"\nembedding_optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 256\nepochs = 4\n").unwrap();
     let ranking = home.join("ranking");
-    let r = json(&shortlist(
+    let r = json(&train_model(
+        "ranking",
+        train.to_str().unwrap(),
+        test.to_str().unwrap(),
         &[
-            "train",
-            "ranking",
-            "--train",
-            train.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
             "--data",
             synth.to_str().unwrap(),
             "--config",
@@ -319,29 +319,15 @@ fn train_eval_predict_recommend() {
         assert!(ranking.join(f).exists(), "{f}");
     }
     // eval on the same test file reproduces the training report.
-    let e = json(&shortlist(
-        &[
-            "eval",
-            "--model",
-            ranking.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-            "--json",
-        ],
+    let e = json(&eval_model(
+        ranking.to_str().unwrap(),
+        test.to_str().unwrap(),
+        &["--json"],
         home,
     ));
     assert!((e["rmse"].as_f64().unwrap() - rmse).abs() < 1e-9);
     // Without --json, eval prints a table.
-    let table = shortlist(
-        &[
-            "eval",
-            "--model",
-            ranking.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-        ],
-        home,
-    );
+    let table = eval_model(ranking.to_str().unwrap(), test.to_str().unwrap(), &[], home);
     assert!(table.status.success());
     let text = String::from_utf8(table.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -367,20 +353,11 @@ fn train_eval_predict_recommend() {
         .nth(1)
         .unwrap()
         .to_owned();
-    let p = json(&shortlist(
+    let p = json(&on_model(
+        &["predict"],
+        ranking.to_str().unwrap(),
         &[
-            "predict",
-            "--model",
-            ranking.to_str().unwrap(),
-            "--user",
-            "u1",
-            "--item",
-            "i2",
-            "--item",
-            "nope",
-            "--title",
-            &title,
-            "--json",
+            "--user", "u1", "--item", "i2", "--item", "nope", "--title", &title, "--json",
         ],
         home,
     ));
@@ -410,22 +387,30 @@ fn train_eval_predict_recommend() {
         "embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n",
     )
     .unwrap();
-    let m = json(&shortlist(
-        &[
-            "train",
-            "retrieval",
-            "--train",
-            train.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-            "--config",
-            rcfg.to_str().unwrap(),
-            "--out",
-            retrieval.to_str().unwrap(),
-            "--json",
-        ],
-        home,
-    ));
+    // A retrieval model trained on the split with `cfg` into `out`: its report.
+    let train_retrieval = |cfg: &Path, out: &Path| {
+        let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+        let args = ["--config", c, "--out", o, "--json"];
+        let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
+        json(&train_model("retrieval", train, test, &args, home))
+    };
+    // What `recommend` gives u1 from `model`: 5 item ids, seen items excluded.
+    let recommend_u1 = |model: &Path| -> Vec<String> {
+        let args = ["--user", "u1", "-k", "5", "--exclude-seen", "--json"];
+        let rec = json(&on_model(
+            &["recommend"],
+            model.to_str().unwrap(),
+            &args,
+            home,
+        ));
+        rec["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["item_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let m = train_retrieval(&rcfg, &retrieval);
     for key in [
         "recall@10",
         "recall@20",
@@ -437,15 +422,10 @@ fn train_eval_predict_recommend() {
     ] {
         assert!(m[key].as_f64().is_some(), "{key} in {m}");
     }
-    let e = json(&shortlist(
-        &[
-            "eval",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-            "--json",
-        ],
+    let e = json(&eval_model(
+        retrieval.to_str().unwrap(),
+        test.to_str().unwrap(),
+        &["--json"],
         home,
     ));
     assert!(
@@ -454,26 +434,7 @@ fn train_eval_predict_recommend() {
     );
 
     // recommend: seen items excluded, k honoured, one JSON line per user.
-    let rec = json(&shortlist(
-        &[
-            "recommend",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--user",
-            "u1",
-            "-k",
-            "5",
-            "--exclude-seen",
-            "--json",
-        ],
-        home,
-    ));
-    let items: Vec<&str> = rec["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["item_id"].as_str().unwrap())
-        .collect();
+    let items = recommend_u1(&retrieval);
     assert_eq!(items.len(), 5);
     let seen: Vec<String> = std::fs::read_to_string(&train)
         .unwrap()
@@ -485,17 +446,10 @@ fn train_eval_predict_recommend() {
         items.iter().all(|i| !seen.iter().any(|s| s == i)),
         "{items:?} overlaps {seen:?}"
     );
-    let all = shortlist(
-        &[
-            "recommend",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--all-users",
-            "-k",
-            "3",
-            "--exclude-seen",
-            "--jsonl",
-        ],
+    let all = on_model(
+        &["recommend"],
+        retrieval.to_str().unwrap(),
+        &["--all-users", "-k", "3", "--exclude-seen", "--jsonl"],
         home,
     );
     assert!(all.status.success());
@@ -510,17 +464,10 @@ fn train_eval_predict_recommend() {
         .all(|l| l["items"].as_array().unwrap().len() == 3
             && l["scores"].as_array().unwrap().len() == 3));
     // --json with --all-users: one object holding the same lines.
-    let one = json(&shortlist(
-        &[
-            "recommend",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--all-users",
-            "-k",
-            "3",
-            "--exclude-seen",
-            "--json",
-        ],
+    let one = json(&on_model(
+        &["recommend"],
+        retrieval.to_str().unwrap(),
+        &["--all-users", "-k", "3", "--exclude-seen", "--json"],
         home,
     ));
     assert_eq!(one["k"], 3);
@@ -553,44 +500,10 @@ fn train_eval_predict_recommend() {
             format!("embedding_dim = 8\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.01\n{index_toml}"),
         )
         .unwrap();
-        let t = json(&shortlist(
-            &[
-                "train",
-                "retrieval",
-                "--train",
-                train.to_str().unwrap(),
-                "--test",
-                test.to_str().unwrap(),
-                "--config",
-                cfg.to_str().unwrap(),
-                "--out",
-                dir.to_str().unwrap(),
-                "--json",
-            ],
-            home,
-        ));
+        let t = train_retrieval(&cfg, &dir);
         assert_eq!(t["index"], name);
         assert!(dir.join(file).exists() && !dir.join("index.safetensors").exists());
-        let rec = json(&shortlist(
-            &[
-                "recommend",
-                "--model",
-                dir.to_str().unwrap(),
-                "--user",
-                "u1",
-                "-k",
-                "5",
-                "--exclude-seen",
-                "--json",
-            ],
-            home,
-        ));
-        rec["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["item_id"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
+        recommend_u1(&dir)
     };
     let hnsw_items = with_index("hnsw", "[index]\nkind = \"hnsw\"\n", "index.hnsw");
     assert_eq!(hnsw_items, items, "on 60 items the HNSW search is exact");
@@ -604,12 +517,10 @@ fn train_eval_predict_recommend() {
     // The sweep reports recall against the exact index for every task and setting:
     // at recall target 1 the IVF index opens everything it must (recall 1), and on 60
     // items every task is within reach.
-    let tune = json(&shortlist(
+    let tune = json(&on_model(
+        &["index", "tune"],
+        retrieval.to_str().unwrap(),
         &[
-            "index",
-            "tune",
-            "--model",
-            retrieval.to_str().unwrap(),
             "--queries",
             "20",
             "--ks",
@@ -620,17 +531,10 @@ fn train_eval_predict_recommend() {
         ],
         home,
     ));
-    let text = shortlist(
-        &[
-            "index",
-            "tune",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--queries",
-            "5",
-            "--method",
-            "ivf",
-        ],
+    let text = on_model(
+        &["index", "tune"],
+        retrieval.to_str().unwrap(),
+        &["--queries", "5", "--method", "ivf"],
         home,
     );
     let text = String::from_utf8(text.stdout).unwrap();
@@ -664,15 +568,10 @@ fn train_eval_predict_recommend() {
         .all(|r| (0.0..=1.0).contains(&r["recall"].as_f64().unwrap())));
     assert_eq!(tune["queries"], 20);
     assert_eq!(tune["calibration_queries"], 20);
-    let bad = shortlist(
-        &[
-            "index",
-            "tune",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--method",
-            "faiss",
-        ],
+    let bad = on_model(
+        &["index", "tune"],
+        retrieval.to_str().unwrap(),
+        &["--method", "faiss"],
         home,
     );
     assert_eq!(bad.status.code(), Some(2));
@@ -680,16 +579,10 @@ fn train_eval_predict_recommend() {
         .contains("--method: \"faiss\" is not one of ivf, hnsw, all"));
 
     // The wrong kind of model is a clear usage error.
-    let out = shortlist(
-        &[
-            "predict",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--user",
-            "u1",
-            "--item",
-            "i1",
-        ],
+    let out = on_model(
+        &["predict"],
+        retrieval.to_str().unwrap(),
+        &["--user", "u1", "--item", "i1"],
         home,
     );
     assert_eq!(out.status.code(), Some(2));
@@ -709,45 +602,19 @@ fn bad_training_config_is_named() {
     let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "batch_size = 0\n").unwrap();
     let d = data.to_str().unwrap();
-    let out = shortlist(
-        &[
-            "train",
-            "ranking",
-            "--train",
-            d,
-            "--test",
-            d,
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            "m",
-        ],
-        tmp.path(),
-    );
-    assert_eq!(out.status.code(), Some(2));
+    let train_with = |cfg: &Path| {
+        let args = ["--config", cfg.to_str().unwrap(), "--out", "m"];
+        train_model("ranking", d, d, &args, tmp.path())
+    };
+    let out = train_with(&cfg);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        exit_2(&out),
         "error: invalid batch_size: expected at least 1"
     );
     let missing = tmp.path().join("missing.toml");
-    let out = shortlist(
-        &[
-            "train",
-            "ranking",
-            "--train",
-            d,
-            "--test",
-            d,
-            "--config",
-            missing.to_str().unwrap(),
-            "--out",
-            "m",
-        ],
-        tmp.path(),
-    );
-    assert_eq!(out.status.code(), Some(2));
+    let out = train_with(&missing);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        exit_2(&out),
         format!(
             "error: --config {}: No such file or directory (os error 2)",
             missing.display()
@@ -806,17 +673,11 @@ fn fake_ml100k(home: &Path) {
 
 /// `shortlist` under umask 022 (through `sh`, which sets it before exec).
 fn shortlist_umask_022(args: &[&str], home: &Path) -> Output {
-    Command::new("sh")
-        .arg("-c")
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
         .arg("umask 022 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_shortlist"))
-        .args(args)
-        .env("SHORTLIST_HOME", home)
-        .env("SHORTLIST_GROUPLENS_URL", "http://127.0.0.1:1")
-        .env("SHORTLIST_PYTHON", "/nonexistent/python3")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run shortlist")
+        .arg(env!("CARGO_BIN_EXE_shortlist"));
+    run_offline(&mut sh, args, home)
 }
 
 #[cfg(unix)]
@@ -922,19 +783,14 @@ fn quickstart_then_the_natural_wrong_paths() {
     // --model given a model folder or a base path: the versions to pass instead.
     let retrieval = out.join("movielens").join("retrieval");
     let test_file = home.join("datasets").join("ml-100k").join("u.data");
-    let r = shortlist(
-        &[
-            "eval",
-            "--model",
-            retrieval.to_str().unwrap(),
-            "--test",
-            test_file.to_str().unwrap(),
-        ],
+    let r = eval_model(
+        retrieval.to_str().unwrap(),
+        test_file.to_str().unwrap(),
+        &[],
         home,
     );
-    assert_eq!(r.status.code(), Some(2));
     assert_eq!(
-        String::from_utf8_lossy(&r.stderr).trim(),
+        exit_2(&r),
         format!(
             "error: --model {} is a model folder that holds versions: 1, 2; pass a version folder, e.g. {}",
             retrieval.display(),
@@ -1037,26 +893,19 @@ fn bad_paths_exit_2_and_never_hang() {
         .status()
         .unwrap()
         .success());
-    std::fs::write(
-        tmp.path().join("fifo-schema.toml"),
-        "[interactions]\npath = \"fifo\"\nuser = \"u\"\nitem = \"i\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        tmp.path().join("dir-schema.toml"),
-        "[interactions]\npath = \"adir\"\nuser = \"u\"\nitem = \"i\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        tmp.path().join("nul-schema.toml"),
-        "[interactions]\npath = \"a\\u0000b\"\nuser = \"u\"\nitem = \"i\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        tmp.path().join("empty-schema.toml"),
-        "[interactions]\npath = \"\"\nuser = \"u\"\nitem = \"i\"\n",
-    )
-    .unwrap();
+    // Schemas whose interactions path is a FIFO, a directory, has a NUL, is empty.
+    for (name, path) in [
+        ("fifo", "fifo"),
+        ("dir", "adir"),
+        ("nul", "a\\u0000b"),
+        ("empty", ""),
+    ] {
+        std::fs::write(
+            tmp.path().join(format!("{name}-schema.toml")),
+            format!("[interactions]\npath = \"{path}\"\nuser = \"u\"\nitem = \"i\"\n"),
+        )
+        .unwrap();
+    }
     let empty_schema = d("empty-schema.toml");
     let (t, adir, fifo) = (d("t.tsv"), d("adir"), d("fifo"));
     let (missing, out_s, out_m) = (d("missing.tsv"), d("s"), d("m"));
@@ -1165,20 +1014,11 @@ fn split_output_is_one_unit() {
     let home = tmp.path();
     let data = tmp.path().join("data");
     let d = data.to_str().unwrap();
-    json(&shortlist(
-        &[
-            "data",
-            "synth",
-            "--users",
-            "50",
-            "--items",
-            "30",
-            "--interactions",
-            "800",
-            "--out",
-            d,
-            "--json",
-        ],
+    json(&synth_data(
+        "50",
+        "30",
+        "800",
+        &["--out", d, "--json"],
         home,
     ));
     let out = tmp.path().join("split");
@@ -1246,28 +1086,20 @@ fn click_and_multitask_objectives_train_report_and_evaluate() {
     let cfg = home.join("click.toml");
     std::fs::write(&cfg, "objective = \"click\"\nembedding_dim = 8\nhidden = [16]\nbiases = true\ndot = true\ninit_bias_to_mean = true\noptimizer = \"adam\"\nembedding_optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 256\nepochs = 8\n").unwrap();
     let model = home.join("click");
-    let args = |cfg: &Path, out: &Path, json: bool| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "train",
+    // `train ranking` on the split with `cfg` into `out` (its report in JSON or text).
+    let run = |cfg: &Path, out: &Path, json: bool| {
+        let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+        let args = ["--config", c, "--out", o, "--json"];
+        let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
+        train_model(
             "ranking",
-            "--train",
-            train.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec();
-        if json {
-            a.push("--json".into());
-        }
-        a
+            train,
+            test,
+            &args[..if json { 5 } else { 4 }],
+            home,
+        )
     };
-    let run = |a: Vec<String>| shortlist(&a.iter().map(String::as_str).collect::<Vec<_>>(), home);
-    let r = json(&run(args(&cfg, &model, true)));
+    let r = json(&run(&cfg, &model, true));
     assert_eq!(r["objective"], "click");
     let c = &r["click"];
     let auc = c["model"]["auc"].as_f64().unwrap();
@@ -1286,31 +1118,17 @@ fn click_and_multitask_objectives_train_report_and_evaluate() {
         "{csv}"
     );
     // eval --model on the same test file reproduces the report, JSON and text.
-    let e = json(&shortlist(
-        &[
-            "eval",
-            "--model",
-            model.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-            "--json",
-        ],
+    let e = json(&eval_model(
+        model.to_str().unwrap(),
+        test.to_str().unwrap(),
+        &["--json"],
         home,
     ));
     assert_eq!(e["objective"], "click");
     for k in ["auc", "group_auc", "log_loss", "count", "positives"] {
         assert_eq!(e[k], c["model"][k], "{k}");
     }
-    let text = shortlist(
-        &[
-            "eval",
-            "--model",
-            model.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-        ],
-        home,
-    );
+    let text = eval_model(model.to_str().unwrap(), test.to_str().unwrap(), &[], home);
     let text = String::from_utf8_lossy(&text.stdout).to_string();
     assert!(
         text.contains("group AUC") && text.contains("log-loss"),
@@ -1319,16 +1137,7 @@ fn click_and_multitask_objectives_train_report_and_evaluate() {
     // A test file whose ratings are not 0/1 is refused by name.
     let bad = home.join("bad.tsv");
     std::fs::write(&bad, "user_id\titem_id\trating\ttimestamp\nu1\ti3\t4\t1\n").unwrap();
-    let out = shortlist(
-        &[
-            "eval",
-            "--model",
-            model.to_str().unwrap(),
-            "--test",
-            bad.to_str().unwrap(),
-        ],
-        home,
-    );
+    let out = eval_model(model.to_str().unwrap(), bad.to_str().unwrap(), &[], home);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -1342,14 +1151,14 @@ fn click_and_multitask_objectives_train_report_and_evaluate() {
     // shows the shared embeddings' retrieval metrics beside popularity.
     let cfg = home.join("multitask.toml");
     std::fs::write(&cfg, "objective = \"multitask\"\nembedding_dim = 8\nhidden = [16]\ndot = true\noptimizer = \"adam\"\nembedding_optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 256\nepochs = 2\n[multitask]\nretrieval_weight = 0.5\n").unwrap();
-    let r = json(&run(args(&cfg, &home.join("mt"), true)));
+    let r = json(&run(&cfg, &home.join("mt"), true));
     assert_eq!(r["objective"], "multitask");
     let s = &r["shared_retrieval"];
     assert!(
         s["recall@20"].as_f64().is_some() && s["popularity"]["recall@20"].as_f64().is_some(),
         "{s}"
     );
-    let out = run(args(&cfg, &home.join("mt2"), false));
+    let out = run(&cfg, &home.join("mt2"), false);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("ranking model (multitask objective)")
@@ -1358,10 +1167,9 @@ fn click_and_multitask_objectives_train_report_and_evaluate() {
     );
     // A click configuration with a rating-only option is refused before training.
     std::fs::write(&cfg, "objective = \"click\"\nclip_predictions = true\n").unwrap();
-    let out = run(args(&cfg, &home.join("x"), false));
-    assert_eq!(out.status.code(), Some(2));
+    let out = run(&cfg, &home.join("x"), false);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        exit_2(&out),
         "error: invalid clip_predictions: objective = \"click\" predicts probabilities in (0, 1): clipping to the label range does not apply"
     );
 }
@@ -1463,16 +1271,10 @@ fn shipped_objective_configs_train_from_the_cli() {
     assert_eq!(manifest("dcn")["config"]["cross_layers"], 2);
     // The cross layers are read back from the sealed artifact: eval --model scores the
     // test file exactly as training did.
-    let e = json(&shortlist(
-        &[
-            "eval",
-            "--model",
-            &p("dcn"),
-            "--test",
-            &p("split/test.tsv"),
-            "--json",
-            "-q",
-        ],
+    let e = json(&eval_model(
+        &p("dcn"),
+        &p("split/test.tsv"),
+        &["--json", "-q"],
         home,
     ));
     assert_eq!(e["rmse"], r["rmse"]);

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shortlist_pipeline::{User, UserPath};
+use shortlist_pipeline::testing::{ranked, retrieved};
+use shortlist_pipeline::User;
 use shortlist_serve::servable::{
     predict_with_ranker, predict_with_retriever, ranking_signature, retrieval_signature,
 };
@@ -75,15 +76,7 @@ impl CandidateSource for FakeRetrieval {
             .collect();
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
         candidates.truncate(k);
-        Ok(Retrieved {
-            candidates,
-            known_user: user.is_some(),
-            path: if user.is_some() {
-                UserPath::Known
-            } else {
-                UserPath::Popular
-            },
-        })
+        Ok(retrieved(candidates, user.is_some()))
     }
 
     fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
@@ -159,13 +152,12 @@ impl Ranker for FakeRanking {
                     + self.bias
             })
             .collect();
-        let scores: Vec<f32> = scores;
-        Ok(Ranked {
-            relevance: self.relevance.then(|| scores.clone()),
-            ratings: scores,
-            known_user: user.is_some(),
+        Ok(ranked(
+            scores,
+            self.relevance,
+            user.is_some(),
             unknown_items,
-        })
+        ))
     }
 }
 
