@@ -7,7 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{metric, ranking_spec, retrieval_spec, write_version, Client, TestServer};
+use common::{
+    metric, ranking_spec, retrieval_spec, start_ready, write_version, Client, TestServer,
+};
 use serde_json::json;
 
 async fn metrics_text(s: &TestServer) -> String {
@@ -235,12 +237,12 @@ async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_timeout_covers_computation() {
-    let base = tempfile::tempdir().unwrap();
     let mut spec = ranking_spec(0.0);
     spec["compute_ms"] = json!(800);
-    write_version(base.path(), "ranking", 1, &spec, false);
-    let s = TestServer::start(base, |c| c.request_timeout = Duration::from_millis(150)).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &spec)], |c| {
+        c.request_timeout = Duration::from_millis(150)
+    })
+    .await;
     let mut c = s.client().await;
     let t = Instant::now();
     let r = c
@@ -258,10 +260,7 @@ async fn request_timeout_covers_computation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_errors_are_answered_and_counted() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
 
     let mut c = s.client().await;
     c.send_raw(b"NOT AN HTTP REQUEST\r\n\r\n").await.unwrap();

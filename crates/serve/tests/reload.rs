@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ranking_spec, retrieval_spec, write_version, TestServer};
+use common::{ranking_spec, retrieval_spec, start_ready, write_version, TestServer};
 use serde_json::json;
 
 #[derive(Default)]
@@ -314,10 +314,7 @@ async fn required_models_rule_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_versions_are_retried_with_backoff_until_they_load() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
     let mut c = s.client().await;
     // Fails twice without any change to its files (e.g. a storage hiccup):
     // retried after 1 s, then after 2 s, then served.
@@ -344,10 +341,7 @@ async fn failed_versions_are_retried_with_backoff_until_they_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_copy_is_picked_up_once_complete() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
     let mut c = s.client().await;
     // Copied in place, not atomically: half a file first.
     let dir = s.base.path().join("ranking/2");
@@ -362,10 +356,7 @@ async fn a_slow_copy_is_picked_up_once_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_of_another_kind_is_refused() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
     let mut c = s.client().await;
     write_version(s.base.path(), "ranking", 2, &retrieval_spec(0.0), false);
     wait_state(&mut c, "ranking", 2, "END", 10).await;

@@ -432,12 +432,11 @@ pub struct TestServer {
 impl TestServer {
     /// A base dir with `retrieval/1` and `ranking/1`, served on 127.0.0.1:0.
     pub async fn start_default() -> TestServer {
-        let base = tempfile::tempdir().unwrap();
-        write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
-        write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-        let s = TestServer::start(base, |_| {}).await;
-        s.wait_ready().await;
-        s
+        let models = [
+            ("retrieval", &retrieval_spec(0.0)),
+            ("ranking", &ranking_spec(0.0)),
+        ];
+        start_ready(&models, |_| {}).await
     }
 
     pub async fn start(
@@ -499,6 +498,21 @@ impl TestServer {
                 .unwrap();
         }
     }
+}
+
+/// A base dir with version 1 of each `(model, spec)`, served on 127.0.0.1:0 with
+/// the configuration `tweak`ed; returns once the server is ready.
+pub async fn start_ready(
+    models: &[(&str, &Value)],
+    tweak: impl FnOnce(&mut ServeConfig),
+) -> TestServer {
+    let base = tempfile::tempdir().unwrap();
+    for (model, spec) in models {
+        write_version(base.path(), model, 1, spec, false);
+    }
+    let s = TestServer::start(base, tweak).await;
+    s.wait_ready().await;
+    s
 }
 
 /// The task running a server started by [`start_real`].
