@@ -103,6 +103,18 @@ fn ndcg10(d: &Dataset, train: &[usize], test: &[usize], stages: &Stages<'_>) -> 
     })
 }
 
+/// Trains the weak first stage on `train` and saves it as `base/retrieval`.
+fn save_retrieval(d: &Dataset, train: &[usize], base: &Path) {
+    let (r, _) = train_retrieval(d, train, &[], &retrieval_config(), |_| {}).unwrap();
+    r.save(&base.join("retrieval"), &[]).unwrap();
+}
+
+/// Trains a default iALS model on `train` and saves it as `base/ials`.
+fn save_ials(d: &Dataset, train: &[usize], base: &Path) {
+    let ials = train_ials(d, train, &IalsTrainConfig::default(), |_| {}).unwrap();
+    ials.save(&base.join("ials"), &[]).unwrap();
+}
+
 fn ranker(dir: &Path) -> shortlist_pipeline::RankingStage {
     match load_dir(dir).unwrap() {
         Stage::Ranking(r) => r,
@@ -121,8 +133,7 @@ fn source(dir: &Path) -> shortlist_pipeline::ModelSource {
 fn the_relevance_head_improves_on_its_first_stage() {
     let (d, train, test) = data();
     let base = tempfile::tempdir().unwrap();
-    let (r, _) = train_retrieval(&d, &train, &[], &retrieval_config(), |_| {}).unwrap();
-    r.save(&base.path().join("retrieval"), &[]).unwrap();
+    save_retrieval(&d, &train, base.path());
     let cfg = TrainConfig {
         embedding_dim: 4,
         hidden: vec![8],
@@ -149,26 +160,15 @@ fn the_relevance_head_improves_on_its_first_stage() {
     let primary = source(&base.path().join("retrieval"));
     let ranker = ranker(&base.path().join("ranking"));
     assert!(ranker.has_relevance());
-    let alone = ndcg10(
-        &d,
-        &train,
-        &test,
-        &Stages {
+    let with_ranker = |ranker: Option<&dyn Ranker>| {
+        let stages = Stages {
             primary: &primary,
             extra: &[],
-            ranker: None,
-        },
-    );
-    let served = ndcg10(
-        &d,
-        &train,
-        &test,
-        &Stages {
-            primary: &primary,
-            extra: &[],
-            ranker: Some(&ranker),
-        },
-    );
+            ranker,
+        };
+        ndcg10(&d, &train, &test, &stages)
+    };
+    let (alone, served) = (with_ranker(None), with_ranker(Some(&ranker)));
     eprintln!("served {served:.4} vs first stage alone {alone:.4}");
     assert!(
         served > alone * 1.05,
@@ -185,8 +185,7 @@ fn ease_and_ials_directories_load_as_candidate_sources() {
         .map(|r| format!("title {r}"))
         .collect();
     ease.save(&base.path().join("ease"), &titles).unwrap();
-    let ials = train_ials(&d, &train, &IalsTrainConfig::default(), |_| {}).unwrap();
-    ials.save(&base.path().join("ials"), &[]).unwrap();
+    save_ials(&d, &train, base.path());
     let user = d.users.raw(d.interactions.users[train[0]]);
     for (name, kind) in [("ease", "ease"), ("ials", "ials")] {
         let s = source(&base.path().join(name));
@@ -296,10 +295,8 @@ fn a_multitask_model_feeds_its_shared_scores_to_the_relevance_head() {
 fn unknown_users_are_served_from_their_history() {
     let (d, train, test) = data();
     let base = tempfile::tempdir().unwrap();
-    let (r, _) = train_retrieval(&d, &train, &[], &retrieval_config(), |_| {}).unwrap();
-    r.save(&base.path().join("retrieval"), &[]).unwrap();
-    let ials = train_ials(&d, &train, &IalsTrainConfig::default(), |_| {}).unwrap();
-    ials.save(&base.path().join("ials"), &[]).unwrap();
+    save_retrieval(&d, &train, base.path());
+    save_ials(&d, &train, base.path());
     let ease = train_ease(&d, &train, &EaseTrainConfig::default()).unwrap();
     ease.save(&base.path().join("ease"), &[]).unwrap();
     let it = &d.interactions;

@@ -198,28 +198,10 @@ async fn partial_dirs_are_ignored_and_deleting_a_version_rolls_back() {
         std::fs::metadata(s.base.path().join("retrieval/2")).is_ok()
     })
     .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while c
-        .get("/v1/models/retrieval/versions/2/metadata")
-        .await
-        .status
-        != 200
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_metadata(&mut c, "retrieval", 2, "version 2 never served").await;
     // Delete the bad release: the highest remaining version is served again.
     std::fs::remove_dir_all(s.base.path().join("retrieval/2")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while c
-        .get("/v1/models/retrieval/versions/1/metadata")
-        .await
-        .status
-        != 200
-    {
-        assert!(Instant::now() < deadline, "no rollback to version 1");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_metadata(&mut c, "retrieval", 1, "no rollback to version 1").await;
     s.stop().await;
 }
 
@@ -234,6 +216,17 @@ async fn status_of(c: &mut common::Client, model: &str, version: u64) -> serde_j
                 .cloned()
         })
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits (10 s at most, else fails with `failure`) until `model/version`'s metadata
+/// answers 200: that version is served.
+async fn wait_metadata(c: &mut common::Client, model: &str, version: u64, failure: &str) {
+    let path = format!("/v1/models/{model}/versions/{version}/metadata");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.get(&path).await.status != 200 {
+        assert!(Instant::now() < deadline, "{failure}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn wait_state(c: &mut common::Client, model: &str, version: u64, state: &str, secs: u64) {
