@@ -323,13 +323,7 @@ mod tests {
     use shortlist_data::synth::{generate, SynthConfig};
 
     fn data() -> (Dataset, Vec<usize>) {
-        let (data, _) = generate(&SynthConfig {
-            users: 60,
-            items: 40,
-            interactions: 900,
-            ..Default::default()
-        })
-        .unwrap();
+        let (data, _) = generate(&SynthConfig::sized(60, 40, 900)).unwrap();
         let rows = (0..data.interactions.len()).collect();
         (data, rows)
     }

@@ -27,13 +27,7 @@ fn split(n: usize) -> (Vec<usize>, Vec<usize>) {
 /// The generated log the rating and two-tower models train on (120 users, 80 items,
 /// 4,000 interactions), with its train and test rows.
 fn synth_split() -> (Dataset, Vec<usize>, Vec<usize>) {
-    let (data, _) = generate(&SynthConfig {
-        users: 120,
-        items: 80,
-        interactions: 4000,
-        ..Default::default()
-    })
-    .unwrap();
+    let (data, _) = generate(&SynthConfig::sized(120, 80, 4000)).unwrap();
     let (train, test) = split(data.interactions.len());
     (data, train, test)
 }

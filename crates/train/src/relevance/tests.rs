@@ -6,13 +6,9 @@ use rustc_hash::FxHashSet;
 
 /// A generated log of 300 interactions (30 users, 20 items) and all its rows.
 fn small_log() -> (shortlist_core::Dataset, Vec<usize>) {
-    let (data, _) = shortlist_data::synth::generate(&shortlist_data::synth::SynthConfig {
-        users: 30,
-        items: 20,
-        interactions: 300,
-        ..Default::default()
-    })
-    .unwrap();
+    let (data, _) =
+        shortlist_data::synth::generate(&shortlist_data::synth::SynthConfig::sized(30, 20, 300))
+            .unwrap();
     (data, (0..300).collect())
 }
 
