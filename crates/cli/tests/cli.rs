@@ -556,10 +556,7 @@ fn bad_training_config_is_named() {
             missing.display()
         )
     );
-    let out = shortlist(
-        &["eval", "--model", tmp.path().to_str().unwrap(), "--test", d],
-        tmp.path(),
-    );
+    let out = eval_model(tmp.path().to_str().unwrap(), d, &[], tmp.path());
     assert_eq!(
         out.status.code(),
         Some(2),

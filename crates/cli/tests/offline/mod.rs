@@ -19,6 +19,7 @@ pub fn run_offline(cmd: &mut Command, args: &[&str], home: &Path) -> Output {
         .expect("run shortlist")
 }
 
+/// `shortlist ARGS…` offline, in `home`.
 pub fn shortlist(args: &[&str], home: &Path) -> Output {
     run_offline(
         &mut Command::new(env!("CARGO_BIN_EXE_shortlist")),
@@ -70,6 +71,7 @@ pub fn exit_2(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_owned()
 }
 
+/// The one JSON object on stdout of a run that must have succeeded.
 pub fn json(out: &Output) -> serde_json::Value {
     assert!(
         out.status.success(),
