@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn shortlist(args: &[&str], home: &Path) -> Output {
@@ -13,6 +13,34 @@ fn shortlist(args: &[&str], home: &Path) -> Output {
         .env_remove("RUST_LOG")
         .output()
         .expect("run shortlist")
+}
+
+/// `shortlist events import --model-base-path BASE --file FILE`, then `extra`.
+fn import_events(base: &str, file: &str, extra: &[&str], home: &Path) -> Output {
+    let args = [
+        "events",
+        "import",
+        "--model-base-path",
+        base,
+        "--file",
+        file,
+    ];
+    shortlist(&[&args[..], extra].concat(), home)
+}
+
+/// `shortlist events export --model-base-path BASE --out OUT`, then `extra`.
+fn export_events(base: &str, out: &str, extra: &[&str], home: &Path) -> Output {
+    let args = ["events", "export", "--model-base-path", base, "--out", out];
+    shortlist(&[&args[..], extra].concat(), home)
+}
+
+/// A temporary directory holding `home` (`SHORTLIST_HOME`) and the base path
+/// `models`, created empty.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, base) = (dir.path().join("home"), dir.path().join("models"));
+    std::fs::create_dir_all(&base).unwrap();
+    (dir, home, base)
 }
 
 fn ok(out: &Output) -> String {
@@ -37,10 +65,7 @@ fn fails(out: &Output, code: i32) -> String {
 
 #[test]
 fn import_then_export_round_trips_and_feeds_training() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let base = dir.path().join("models");
-    std::fs::create_dir_all(&base).unwrap();
+    let (dir, home, base) = setup();
     let base_s = base.to_str().unwrap();
     let events = dir.path().join("events.tsv");
     std::fs::write(
@@ -48,17 +73,7 @@ fn import_then_export_round_trips_and_feeds_training() {
         "user_id\titem_id\tevent\ttimestamp\nu1\ti1\tpurchase\t100\nu2\ti1\tview\t200\r\n\nu1\ti7\tclick\t300\n",
     )
     .unwrap();
-    let out = ok(&shortlist(
-        &[
-            "events",
-            "import",
-            "--model-base-path",
-            base_s,
-            "--file",
-            events.to_str().unwrap(),
-        ],
-        &home,
-    ));
+    let out = ok(&import_events(base_s, events.to_str().unwrap(), &[], &home));
     assert!(out.starts_with("imported 3 events from "), "{out}");
     // A split file (no event column) with --event.
     let split_in = dir.path().join("more.tsv");
@@ -67,32 +82,18 @@ fn import_then_export_round_trips_and_feeds_training() {
         "user_id\titem_id\trating\ttimestamp\nu3\ti2\t4\t400\n",
     )
     .unwrap();
-    ok(&shortlist(
-        &[
-            "events",
-            "import",
-            "--model-base-path",
-            base_s,
-            "--file",
-            split_in.to_str().unwrap(),
-            "--event",
-            "like",
-        ],
+    ok(&import_events(
+        base_s,
+        split_in.to_str().unwrap(),
+        &["--event", "like"],
         &home,
     ));
 
     let back = dir.path().join("back.tsv");
-    ok(&shortlist(
-        &[
-            "events",
-            "export",
-            "--model-base-path",
-            base_s,
-            "--out",
-            back.to_str().unwrap(),
-            "--format",
-            "events",
-        ],
+    ok(&export_events(
+        base_s,
+        back.to_str().unwrap(),
+        &["--format", "events"],
         &home,
     ));
     assert_eq!(
@@ -100,17 +101,7 @@ fn import_then_export_round_trips_and_feeds_training() {
         "user_id\titem_id\tevent\ttimestamp\nu1\ti1\tpurchase\t100\nu2\ti1\tview\t200\nu1\ti7\tclick\t300\nu3\ti2\tlike\t400\n"
     );
     let train = dir.path().join("train.tsv");
-    let out = ok(&shortlist(
-        &[
-            "events",
-            "export",
-            "--model-base-path",
-            base_s,
-            "--out",
-            train.to_str().unwrap(),
-        ],
-        &home,
-    ));
+    let out = ok(&export_events(base_s, train.to_str().unwrap(), &[], &home));
     assert!(out.starts_with("exported 4 events from "), "{out}");
     assert_eq!(
         std::fs::read_to_string(&train).unwrap(),
@@ -131,32 +122,15 @@ fn import_then_export_round_trips_and_feeds_training() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     std::io::Write::write_all(&mut f, &[40, 0, 0, 0, 1, 2]).unwrap();
     drop(f);
-    let out = shortlist(
-        &[
-            "events",
-            "export",
-            "--model-base-path",
-            base_s,
-            "--out",
-            train.to_str().unwrap(),
-        ],
-        &home,
-    );
+    let out = export_events(base_s, train.to_str().unwrap(), &[], &home);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("a torn last record (6 bytes) was left out")
     );
     ok(&out);
-    ok(&shortlist(
-        &[
-            "events",
-            "import",
-            "--model-base-path",
-            base_s,
-            "--file",
-            split_in.to_str().unwrap(),
-            "--event",
-            "view",
-        ],
+    ok(&import_events(
+        base_s,
+        split_in.to_str().unwrap(),
+        &["--event", "view"],
         &home,
     ));
     let mut n = 0;
@@ -167,24 +141,12 @@ fn import_then_export_round_trips_and_feeds_training() {
 
 #[test]
 fn bad_event_files_are_named_and_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let base = dir.path().join("models");
-    std::fs::create_dir_all(&base).unwrap();
+    let (dir, home, base) = setup();
     let base_s = base.to_str().unwrap();
     let f = dir.path().join("e.tsv");
     let import = |text: &str, extra: &[&str]| {
         std::fs::write(&f, text).unwrap();
-        let mut args = vec![
-            "events",
-            "import",
-            "--model-base-path",
-            base_s,
-            "--file",
-            f.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        fails(&shortlist(&args, &home), 2)
+        fails(&import_events(base_s, f.to_str().unwrap(), extra, &home), 2)
     };
     let name = f.display().to_string();
     assert!(import("user_id\titem_id\tevent\nu1\ti1\tstare\n", &[])
@@ -220,19 +182,7 @@ fn bad_event_files_are_named_and_exit_2() {
     // Nothing was written by the refused imports.
     assert!(!base.join(".events").join("events.log").exists());
     let err = fails(
-        &shortlist(
-            &[
-                "events",
-                "export",
-                "--model-base-path",
-                base_s,
-                "--out",
-                "x.tsv",
-                "--format",
-                "csv",
-            ],
-            &home,
-        ),
+        &export_events(base_s, "x.tsv", &["--format", "csv"], &home),
         2,
     );
     assert!(

@@ -4,15 +4,38 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn shortlist(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shortlist"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run shortlist")
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::shortlist;
+
+/// `shortlist export WHAT ARGS…`.
+fn export(what: &str, args: &[&str]) -> Output {
+    shortlist(&[&["export", what], args].concat())
+}
+
+/// The JSON report of a run that must have succeeded.
+fn json_report(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A JSON file written by the run.
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A temporary directory with a base path `models` holding copies of the committed
+/// fixtures as `(kind, version)`.
+fn base_path(versions: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("models");
+    for (kind, version) in versions {
+        copy_fixture(&base, kind, version);
+    }
+    (tmp, base)
 }
 
 fn fixture(kind: &str) -> PathBuf {
@@ -32,23 +55,13 @@ fn copy_fixture(base: &Path, kind: &str, version: &str) {
 
 #[test]
 fn export_bundle_packs_the_latest_versions() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("models");
-    copy_fixture(&base, "retrieval", "2");
-    copy_fixture(&base, "retrieval", "10");
-    copy_fixture(&base, "ranking", "1");
+    let (tmp, base) = base_path(&[("retrieval", "2"), ("retrieval", "10"), ("ranking", "1")]);
     let out = tmp.path().join("demo.bundle");
-    let o = shortlist(&[
-        "export",
+    let (b, out_s) = (base.to_str().unwrap(), out.to_str().unwrap());
+    let report = json_report(&export(
         "bundle",
-        "--model-base-path",
-        base.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        &["--model-base-path", b, "--out", out_s, "--json"],
+    ));
     assert_eq!(report["models"]["retrieval"]["version"], 10);
     assert_eq!(report["models"]["ranking"]["version"], 1);
     assert_eq!(report["files"], 7);
@@ -63,14 +76,7 @@ fn export_bundle_packs_the_latest_versions() {
 
     // No ranking model under the base path: bad input naming the directory.
     std::fs::remove_dir_all(base.join("ranking")).unwrap();
-    let o = shortlist(&[
-        "export",
-        "bundle",
-        "--model-base-path",
-        base.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = export("bundle", &["--model-base-path", b, "--out", out_s]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr).trim(),
@@ -80,41 +86,29 @@ fn export_bundle_packs_the_latest_versions() {
         )
     );
     // `--ranking ""` packs the candidate model alone.
-    let o = shortlist(&[
-        "export",
+    let report = json_report(&export(
         "bundle",
-        "--model-base-path",
-        base.to_str().unwrap(),
-        "--ranking",
-        "",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        &[
+            "--model-base-path",
+            b,
+            "--ranking",
+            "",
+            "--out",
+            out_s,
+            "--json",
+        ],
+    ));
     assert_eq!(report["files"], 4);
 }
 
 #[test]
 fn export_onnx_writes_the_graphs_and_the_features_json_beside_them() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("models");
-    copy_fixture(&base, "ranking", "3");
-    copy_fixture(&base, "retrieval", "1");
+    let (tmp, base) = base_path(&[("ranking", "3"), ("retrieval", "1")]);
     // A model directory: its latest version is exported.
     let out = tmp.path().join("rank.onnx");
-    let o = shortlist(&[
-        "export",
-        "onnx",
-        "--model",
-        base.join("ranking").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ranking_dir = base.join("ranking");
+    let (m, o) = (ranking_dir.to_str().unwrap(), out.to_str().unwrap());
+    let report = json_report(&export("onnx", &["--model", m, "--out", o, "--json"]));
     assert_eq!(report["kind"], "ranking");
     assert_eq!(
         report["model"],
@@ -124,9 +118,7 @@ fn export_onnx_writes_the_graphs_and_the_features_json_beside_them() {
     let want = shortlist_onnx::export_ranking(&model).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), want.graphs[0].bytes);
     assert_eq!(report["files"][0]["bytes"], want.graphs[0].bytes.len());
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(tmp.path().join("rank.features.json")).unwrap())
-            .unwrap();
+    let json = read_json(&tmp.path().join("rank.features.json"));
     assert_eq!(json["graphs"][0]["file"], "rank.onnx");
     assert_eq!(json["graphs"][0]["inputs"][1]["name"], "item");
     assert_eq!(
@@ -135,31 +127,22 @@ fn export_onnx_writes_the_graphs_and_the_features_json_beside_them() {
     );
 
     // A retrieval version: two towers named after the stem, and the JSON.
-    let o = shortlist(&[
-        "export",
-        "onnx",
-        "--model",
-        base.join("retrieval/1").to_str().unwrap(),
-        "--out",
-        tmp.path().join("two.onnx").to_str().unwrap(),
-    ]);
+    let (retrieval_dir, two) = (base.join("retrieval/1"), tmp.path().join("two.onnx"));
+    let (m, t) = (retrieval_dir.to_str().unwrap(), two.to_str().unwrap());
+    let o = export("onnx", &["--model", m, "--out", t]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for f in ["two.query.onnx", "two.candidate.onnx", "two.features.json"] {
         assert!(tmp.path().join(f).is_file(), "{f} missing");
     }
     assert!(!tmp.path().join("two.onnx").exists());
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(tmp.path().join("two.features.json")).unwrap())
-            .unwrap();
+    let json = read_json(&tmp.path().join("two.features.json"));
     assert_eq!(json["graphs"][1]["file"], "two.candidate.onnx");
     let (tower, _) = shortlist_model::RetrievalModel::load(&base.join("retrieval/1")).unwrap();
     assert_eq!(json["graphs"][1]["outputs"][0]["shape"][1], tower.dim());
 
     // Bad input: named, exit 2, nothing written.
     let bad = |args: &[&str]| {
-        let mut all = vec!["export", "onnx"];
-        all.extend_from_slice(args);
-        let o = shortlist(&all);
+        let o = export("onnx", args);
         assert_eq!(
             o.status.code(),
             Some(2),

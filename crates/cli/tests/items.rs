@@ -4,16 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn shortlist(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shortlist"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run shortlist")
-}
+use std::path::Path;
+
+use common::shortlist;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

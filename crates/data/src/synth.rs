@@ -67,6 +67,19 @@ impl Default for SynthConfig {
     }
 }
 
+impl SynthConfig {
+    /// The default configuration with `users`, `items` and `interactions` changed:
+    /// the small logs that tests and examples generate.
+    pub fn sized(users: usize, items: usize, interactions: usize) -> Self {
+        SynthConfig {
+            users,
+            items,
+            interactions,
+            ..Default::default()
+        }
+    }
+}
+
 /// The planted truth.
 #[derive(Debug, Clone)]
 pub struct Planted {

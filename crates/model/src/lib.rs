@@ -76,13 +76,7 @@ mod tests {
     use shortlist_features::{FeatureConfig, FeatureSpec};
 
     fn random_model(side: bool) -> RankingModel {
-        let (data, _) = generate(&SynthConfig {
-            users: 30,
-            items: 20,
-            interactions: 400,
-            ..Default::default()
-        })
-        .unwrap();
+        let (data, _) = generate(&SynthConfig::sized(30, 20, 400)).unwrap();
         let rows: Vec<usize> = (0..data.interactions.len()).collect();
         let cfg = FeatureConfig {
             item_features: if side { vec!["*".into()] } else { vec![] },

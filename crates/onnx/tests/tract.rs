@@ -41,6 +41,26 @@ fn run(plan: &Plan, inputs: &[Vec<i64>]) -> Vec<f32> {
         .collect()
 }
 
+/// `PAIRS` raw (user, item) id pairs over the vocabularies `users` and `items`, and
+/// each side's input rows by the rule of the exported features JSON.
+fn pairs_and_rows(
+    users: &[String],
+    items: &[String],
+    json: &Value,
+    seed: u64,
+) -> (Vec<(String, String)>, Vec<i64>, Vec<i64>) {
+    let pairs = common::raw_pairs(users, items, PAIRS, seed);
+    let users: Vec<i64> = pairs
+        .iter()
+        .map(|(u, _)| row_from_json(json, "user_id", u))
+        .collect();
+    let items: Vec<i64> = pairs
+        .iter()
+        .map(|(_, i)| row_from_json(json, "item_id", i))
+        .collect();
+    (pairs, users, items)
+}
+
 fn check_ranking(model: &RankingModel, seed: u64) -> f64 {
     check_ranking_graph(model, seed, None)
 }
@@ -53,20 +73,12 @@ fn check_ranking_graph(model: &RankingModel, seed: u64, graph: Option<Vec<u8>>) 
         e.graphs[0].bytes = g;
     }
     let json = write_export(&e, dir.path(), "ranking");
-    let pairs = common::raw_pairs(
+    let (pairs, users, items) = pairs_and_rows(
         model.spec.user_id.values(),
         model.spec.item_id.values(),
-        PAIRS,
+        &json,
         seed,
     );
-    let users: Vec<i64> = pairs
-        .iter()
-        .map(|(u, _)| row_from_json(&json, "user_id", u))
-        .collect();
-    let items: Vec<i64> = pairs
-        .iter()
-        .map(|(_, i)| row_from_json(&json, "item_id", i))
-        .collect();
     let oov = pairs
         .iter()
         .filter(|(u, i)| model.spec.user_id.get(u).is_none() || model.spec.item_id.get(i).is_none())
@@ -124,20 +136,12 @@ fn check_towers(model: &RetrievalModel, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let e = shortlist_onnx::export_retrieval(model).unwrap();
     let json: Value = write_export(&e, dir.path(), "retrieval");
-    let pairs = common::raw_pairs(
+    let (pairs, users, items) = pairs_and_rows(
         model.spec.user_id.values(),
         model.spec.item_id.values(),
-        PAIRS,
+        &json,
         seed,
     );
-    let users: Vec<i64> = pairs
-        .iter()
-        .map(|(u, _)| row_from_json(&json, "user_id", u))
-        .collect();
-    let items: Vec<i64> = pairs
-        .iter()
-        .map(|(_, i)| row_from_json(&json, "item_id", i))
-        .collect();
     let d = model.dim();
     let q = run(
         &load(&dir.path().join("retrieval.query.onnx"), 1, PAIRS),

@@ -28,6 +28,8 @@ pub mod recommend;
 pub mod request;
 pub mod rules;
 pub mod source;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 

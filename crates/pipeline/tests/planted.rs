@@ -44,46 +44,82 @@ fn retrieval_config() -> RetrievalTrainConfig {
     }
 }
 
-fn ndcg10(d: &Dataset, train: &[usize], test: &[usize], stages: &Stages<'_>) -> f64 {
+/// The evaluator of lists for the `test` rows of `d`, `train`'s items seen.
+fn evaluator(d: &Dataset, train: &[usize], test: &[usize]) -> Evaluator {
     let it = &d.interactions;
     let col = |rows: &[usize], c: &[u32]| rows.iter().map(|&r| c[r]).collect::<Vec<u32>>();
-    let (tu, ti, su, si) = (
-        col(train, &it.users),
-        col(train, &it.items),
-        col(test, &it.users),
-        col(test, &it.items),
-    );
-    let ev = Evaluator::new(
+    Evaluator::new(
         d.users.len(),
         d.items.len(),
-        Pairs::new(&tu, &ti).unwrap(),
-        Pairs::new(&su, &si).unwrap(),
+        Pairs::new(&col(train, &it.users), &col(train, &it.items)).unwrap(),
+        Pairs::new(&col(test, &it.users), &col(test, &it.items)).unwrap(),
     )
-    .unwrap();
-    let m = ev
-        .evaluate_lists(
-            |u| {
-                let r = recommend(
-                    stages,
-                    &Request {
-                        user: User::id(d.users.raw(u)),
-                        k: 10,
-                        num_candidates: 50,
-                        exclude_seen: true,
-                        exclude_items: &[],
-                        order: Order::Auto,
-                    },
-                )
-                .unwrap();
-                r.items
-                    .iter()
-                    .filter_map(|i| d.items.get(i.item_id))
-                    .collect()
+    .unwrap()
+}
+
+/// NDCG@10 of the item rows `list` gives each test user, best first.
+fn ndcg10_of(ev: &Evaluator, list: impl Fn(u32) -> Vec<u32> + Sync) -> f64 {
+    let m = ev.evaluate_lists(list, &EvalConfig::default()).unwrap();
+    m.get("ndcg@10").unwrap()
+}
+
+/// A small ranking model trained for `epochs` with a relevance head over
+/// `features`, on candidates of the weak first stage only (no own share).
+fn with_head(features: Vec<shortlist_model::ListFeature>, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        embedding_dim: 8,
+        hidden: vec![8],
+        epochs,
+        batch_size: 256,
+        relevance: Some(RelevanceTrainConfig {
+            features,
+            retrieval: retrieval_config(),
+            candidates: 50,
+            own_share: 0.0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn ndcg10(d: &Dataset, train: &[usize], test: &[usize], stages: &Stages<'_>) -> f64 {
+    ndcg10_of(&evaluator(d, train, test), |u| {
+        let r = recommend(
+            stages,
+            &Request {
+                user: User::id(d.users.raw(u)),
+                k: 10,
+                num_candidates: 50,
+                exclude_seen: true,
+                exclude_items: &[],
+                order: Order::Auto,
             },
-            &EvalConfig::default(),
         )
         .unwrap();
-    m.get("ndcg@10").unwrap()
+        r.items
+            .iter()
+            .filter_map(|i| d.items.get(i.item_id))
+            .collect()
+    })
+}
+
+/// Trains the weak first stage on `train` and saves it as `base/retrieval`.
+fn save_retrieval(d: &Dataset, train: &[usize], base: &Path) {
+    let (r, _) = train_retrieval(d, train, &[], &retrieval_config(), |_| {}).unwrap();
+    r.save(&base.join("retrieval"), &[]).unwrap();
+}
+
+/// Trains a default iALS model on `train` and saves it as `base/ials`.
+fn save_ials(d: &Dataset, train: &[usize], base: &Path) {
+    let ials = train_ials(d, train, &IalsTrainConfig::default(), |_| {}).unwrap();
+    ials.save(&base.join("ials"), &[]).unwrap();
+}
+
+fn ranker(dir: &Path) -> shortlist_pipeline::RankingStage {
+    match load_dir(dir).unwrap() {
+        Stage::Ranking(r) => r,
+        Stage::Source(_) => panic!("not a ranking model"),
+    }
 }
 
 fn source(dir: &Path) -> shortlist_pipeline::ModelSource {
@@ -97,8 +133,7 @@ fn source(dir: &Path) -> shortlist_pipeline::ModelSource {
 fn the_relevance_head_improves_on_its_first_stage() {
     let (d, train, test) = data();
     let base = tempfile::tempdir().unwrap();
-    let (r, _) = train_retrieval(&d, &train, &[], &retrieval_config(), |_| {}).unwrap();
-    r.save(&base.path().join("retrieval"), &[]).unwrap();
+    save_retrieval(&d, &train, base.path());
     let cfg = TrainConfig {
         embedding_dim: 4,
         hidden: vec![8],
@@ -123,30 +158,17 @@ fn the_relevance_head_improves_on_its_first_stage() {
     let (ranking, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
     ranking.save(&base.path().join("ranking")).unwrap();
     let primary = source(&base.path().join("retrieval"));
-    let Stage::Ranking(ranker) = load_dir(&base.path().join("ranking")).unwrap() else {
-        panic!("not a ranking model");
-    };
+    let ranker = ranker(&base.path().join("ranking"));
     assert!(ranker.has_relevance());
-    let alone = ndcg10(
-        &d,
-        &train,
-        &test,
-        &Stages {
+    let with_ranker = |ranker: Option<&dyn Ranker>| {
+        let stages = Stages {
             primary: &primary,
             extra: &[],
-            ranker: None,
-        },
-    );
-    let served = ndcg10(
-        &d,
-        &train,
-        &test,
-        &Stages {
-            primary: &primary,
-            extra: &[],
-            ranker: Some(&ranker),
-        },
-    );
+            ranker,
+        };
+        ndcg10(&d, &train, &test, &stages)
+    };
+    let (alone, served) = (with_ranker(None), with_ranker(Some(&ranker)));
     eprintln!("served {served:.4} vs first stage alone {alone:.4}");
     assert!(
         served > alone * 1.05,
@@ -163,8 +185,7 @@ fn ease_and_ials_directories_load_as_candidate_sources() {
         .map(|r| format!("title {r}"))
         .collect();
     ease.save(&base.path().join("ease"), &titles).unwrap();
-    let ials = train_ials(&d, &train, &IalsTrainConfig::default(), |_| {}).unwrap();
-    ials.save(&base.path().join("ials"), &[]).unwrap();
+    save_ials(&d, &train, base.path());
     let user = d.users.raw(d.interactions.users[train[0]]);
     for (name, kind) in [("ease", "ease"), ("ials", "ials")] {
         let s = source(&base.path().join(name));
@@ -208,24 +229,14 @@ fn ease_and_ials_directories_load_as_candidate_sources() {
 fn a_multitask_model_feeds_its_shared_scores_to_the_relevance_head() {
     use shortlist_model::{ListFeature, ListInputs, Objective};
     let (d, train, _) = data();
+    let features = vec![
+        ListFeature::Retrieval,
+        ListFeature::LogPopularity,
+        ListFeature::Multitask,
+    ];
     let cfg = TrainConfig {
         objective: Objective::Multitask,
-        embedding_dim: 8,
-        hidden: vec![8],
-        epochs: 2,
-        batch_size: 256,
-        relevance: Some(RelevanceTrainConfig {
-            features: vec![
-                ListFeature::Retrieval,
-                ListFeature::LogPopularity,
-                ListFeature::Multitask,
-            ],
-            retrieval: retrieval_config(),
-            candidates: 50,
-            own_share: 0.0,
-            ..Default::default()
-        }),
-        ..Default::default()
+        ..with_head(features, 2)
     };
     let (model, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
     let head = model.relevance.as_ref().unwrap();
@@ -234,9 +245,7 @@ fn a_multitask_model_feeds_its_shared_scores_to_the_relevance_head() {
     assert!(w.weights[2].is_finite() && w.weights[2] != 0.0, "{w:?}");
     let base = tempfile::tempdir().unwrap();
     model.save(&base.path().join("ranking")).unwrap();
-    let Stage::Ranking(ranker) = load_dir(&base.path().join("ranking")).unwrap() else {
-        panic!("not a ranking model");
-    };
+    let ranker = ranker(&base.path().join("ranking"));
     // The served relevance equals the head's score of the list with the model's
     // shared scores as the multitask feature (and differs without them).
     let user = d.users.raw(d.interactions.users[train[0]]);
@@ -286,10 +295,8 @@ fn a_multitask_model_feeds_its_shared_scores_to_the_relevance_head() {
 fn unknown_users_are_served_from_their_history() {
     let (d, train, test) = data();
     let base = tempfile::tempdir().unwrap();
-    let (r, _) = train_retrieval(&d, &train, &[], &retrieval_config(), |_| {}).unwrap();
-    r.save(&base.path().join("retrieval"), &[]).unwrap();
-    let ials = train_ials(&d, &train, &IalsTrainConfig::default(), |_| {}).unwrap();
-    ials.save(&base.path().join("ials"), &[]).unwrap();
+    save_retrieval(&d, &train, base.path());
+    save_ials(&d, &train, base.path());
     let ease = train_ease(&d, &train, &EaseTrainConfig::default()).unwrap();
     ease.save(&base.path().join("ease"), &[]).unwrap();
     let it = &d.interactions;
@@ -301,56 +308,43 @@ fn unknown_users_are_served_from_their_history() {
             five[u].push(d.items.raw(it.items[row]));
         }
     }
-    let col = |rows: &[usize], c: &[u32]| rows.iter().map(|&r| c[r]).collect::<Vec<u32>>();
-    let ev = Evaluator::new(
-        d.users.len(),
-        d.items.len(),
-        Pairs::new(&col(&train, &it.users), &col(&train, &it.items)).unwrap(),
-        Pairs::new(&col(&test, &it.users), &col(&test, &it.items)).unwrap(),
-    )
-    .unwrap();
+    let ev = evaluator(&d, &train, &test);
     let ndcg = |source: &dyn CandidateSource, with_history: bool| -> f64 {
-        let m = ev
-            .evaluate_lists(
-                |u| {
-                    let history: Vec<HistoryItem<'_>> = five[u as usize]
+        ndcg10_of(&ev, |u| {
+            let history: Vec<HistoryItem<'_>> = five[u as usize]
+                .iter()
+                .map(|&item_id| HistoryItem {
+                    item_id,
+                    strength: 1.0,
+                })
+                .collect();
+            let id = format!("new-{}", d.users.raw(u));
+            let user = User {
+                id: &id,
+                history: if with_history { &history } else { &[] },
+            };
+            let r = source.retrieve(&user, 10, true, &[]).unwrap();
+            assert_eq!(
+                r.path,
+                if with_history {
+                    UserPath::History
+                } else {
+                    UserPath::Popular
+                }
+            );
+            assert!(!r.known_user);
+            // The history's items are never recommended back.
+            assert!(
+                !with_history
+                    || r.candidates
                         .iter()
-                        .map(|&item_id| HistoryItem {
-                            item_id,
-                            strength: 1.0,
-                        })
-                        .collect();
-                    let id = format!("new-{}", d.users.raw(u));
-                    let user = User {
-                        id: &id,
-                        history: if with_history { &history } else { &[] },
-                    };
-                    let r = source.retrieve(&user, 10, true, &[]).unwrap();
-                    assert_eq!(
-                        r.path,
-                        if with_history {
-                            UserPath::History
-                        } else {
-                            UserPath::Popular
-                        }
-                    );
-                    assert!(!r.known_user);
-                    // The history's items are never recommended back.
-                    assert!(
-                        !with_history
-                            || r.candidates
-                                .iter()
-                                .all(|c| !five[u as usize].contains(&c.item_id))
-                    );
-                    r.candidates
-                        .iter()
-                        .filter_map(|c| d.items.get(c.item_id))
-                        .collect()
-                },
-                &EvalConfig::default(),
-            )
-            .unwrap();
-        m.get("ndcg@10").unwrap()
+                        .all(|c| !five[u as usize].contains(&c.item_id))
+            );
+            r.candidates
+                .iter()
+                .filter_map(|c| d.items.get(c.item_id))
+                .collect()
+        })
     };
     for name in ["retrieval", "ials", "ease"] {
         let s = source(&base.path().join(name));
@@ -396,27 +390,11 @@ fn unknown_users_are_served_from_their_history() {
 fn the_fold_in_memo_never_answers_for_another_history() {
     use shortlist_model::ListFeature;
     let (d, train, _) = data();
-    let cfg = TrainConfig {
-        embedding_dim: 8,
-        hidden: vec![8],
-        epochs: 1,
-        batch_size: 256,
-        relevance: Some(RelevanceTrainConfig {
-            features: vec![ListFeature::Retrieval, ListFeature::Ials],
-            retrieval: retrieval_config(),
-            candidates: 50,
-            own_share: 0.0,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let cfg = with_head(vec![ListFeature::Retrieval, ListFeature::Ials], 1);
     let (model, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
     let base = tempfile::tempdir().unwrap();
     model.save(&base.path().join("ranking")).unwrap();
-    let load = || match load_dir(&base.path().join("ranking")).unwrap() {
-        Stage::Ranking(r) => r,
-        _ => panic!("not a ranking model"),
-    };
+    let load = || ranker(&base.path().join("ranking"));
     let (a, b) = (load(), load());
     let ids: Vec<&str> = (0..40).map(|k| d.items.raw(k)).collect();
     fn history<'a>(items: &[&'a str]) -> Vec<HistoryItem<'a>> {

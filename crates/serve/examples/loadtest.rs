@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shortlist_pipeline::{User, UserPath};
+use shortlist_pipeline::testing::{ranked, retrieved};
+use shortlist_pipeline::User;
 use shortlist_serve::servable::{predict_with_ranker, predict_with_retriever};
 use shortlist_serve::{
     ApiError, Candidate, CandidateSource, Loader, ModelKind, Ranked, Ranker, Retrieved, Servable,
@@ -105,15 +106,7 @@ impl CandidateSource for Synthetic {
         }
         all.truncate(k);
         all.sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
-        Ok(Retrieved {
-            candidates: all,
-            known_user: known,
-            path: if known {
-                UserPath::Known
-            } else {
-                UserPath::Popular
-            },
-        })
+        Ok(retrieved(all, known))
     }
 
     fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
@@ -153,13 +146,7 @@ impl Ranker for Synthetic {
                 }
             })
             .collect();
-        let scores: Vec<f32> = scores;
-        Ok(Ranked {
-            relevance: Some(scores.clone()),
-            ratings: scores,
-            known_user: known,
-            unknown_items,
-        })
+        Ok(ranked(scores, true, known, unknown_items))
     }
 }
 

@@ -218,6 +218,32 @@ mod tests {
         Arc::new(ComputePool::new(&config, Arc::new(Metrics::default())).unwrap())
     }
 
+    /// A job on `p` that holds its thread until the returned sender sends (or drops).
+    fn blocking_job(
+        p: &Arc<ComputePool>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), ApiError>>,
+    ) {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let p = Arc::clone(p);
+        let job = tokio::spawn(async move {
+            p.run(move || {
+                let _ = go_rx.recv();
+                Ok(())
+            })
+            .await
+        });
+        (go_tx, job)
+    }
+
+    /// Returns once `p` has at least `n` jobs in flight.
+    async fn until_in_flight(p: &ComputePool, n: usize) {
+        while p.in_flight() < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     #[test]
     fn estimated_wait_counts_the_queue_ahead() {
         let p = pool(2, 100, 50);
@@ -251,9 +277,7 @@ mod tests {
                 .await
             }));
         }
-        while p.in_flight() < 2 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_in_flight(&p, 2).await;
         let t = Instant::now();
         let refused = p.run(|| Ok(2)).await;
         assert!(t.elapsed() < Duration::from_millis(50));
@@ -277,28 +301,14 @@ mod tests {
     async fn slow_queue_is_refused_by_estimated_wait() {
         let p = pool(1, 100, 30);
         p.record_time(Duration::from_millis(20));
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        let busy = {
-            let p = Arc::clone(&p);
-            tokio::spawn(async move {
-                p.run(move || {
-                    let _ = go_rx.recv();
-                    Ok(())
-                })
-                .await
-            })
-        };
-        while p.in_flight() < 1 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        let (go_tx, busy) = blocking_job(&p);
+        until_in_flight(&p, 1).await;
         // One running, mean 20 ms: the next waits ~20 ms (admitted), the one after ~40 ms (refused).
         let second = {
             let p = Arc::clone(&p);
             tokio::spawn(async move { p.run(|| Ok(())).await })
         };
-        while p.in_flight() < 2 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_in_flight(&p, 2).await;
         let third = p.run(|| Ok(())).await;
         assert!(
             matches!(&third, Err(ApiError::Overloaded(m)) if m.contains("estimated queue wait above 30 ms")),
@@ -320,21 +330,9 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_request_skips_its_job() {
         let p = pool(1, 4, 10_000);
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, blocker) = blocking_job(&p);
         let ran = Arc::new(AtomicUsize::new(0));
-        let blocker = {
-            let p = Arc::clone(&p);
-            tokio::spawn(async move {
-                p.run(move || {
-                    let _ = go_rx.recv();
-                    Ok(())
-                })
-                .await
-            })
-        };
-        while p.in_flight() < 1 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_in_flight(&p, 1).await;
         let r2 = Arc::clone(&ran);
         let queued = p.run(move || {
             r2.fetch_add(1, Relaxed);

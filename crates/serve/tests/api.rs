@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ranking_spec, retrieval_spec, write_version, TestServer};
+use common::{ranking_spec, retrieval_spec, start_ready, write_version, TestServer};
 use serde_json::{json, Value};
 
 fn assert_json_error(r: &common::Resp, status: u16, contains: &str) {
@@ -68,38 +68,18 @@ async fn model_status_and_metadata() {
     );
 
     // Unknown model and version: TF Serving's wording.
-    assert_json_error(
-        &c.get("/v1/models/nope").await,
-        404,
-        "Could not find any versions of model nope",
-    );
-    assert_json_error(
-        &c.get("/v1/models/ranking/versions/7").await,
-        404,
-        "Could not find version 7 of model ranking",
-    );
-    assert_json_error(
-        &c.get("/v1/models/nope/metadata").await,
-        404,
-        "Servable not found for request: Latest(nope)",
-    );
-    // After TF Serving's words, what the base path lacks and what is loaded; an
-    // absolute base path is never shown to clients, so it reads ".".
-    assert_json_error(
-        &c.get("/v1/models/nope/metadata").await,
-        404,
-        "Servable not found for request: Latest(nope). The model base path . has no model \"nope\" (expected ./nope/<version>); models loaded: ranking, retrieval",
-    );
-    assert_json_error(
-        &c.get("/v1/models/ranking/versions/7/metadata").await,
-        404,
-        "Servable not found for request: Specific(ranking, 7)",
-    );
-    assert_json_error(
-        &c.get("/v1/models/ranking/versions/x").await,
-        400,
-        "Failed to convert version: x to numeric.",
-    );
+    for (path, status, contains) in [
+        ("/v1/models/nope", 404, "Could not find any versions of model nope"),
+        ("/v1/models/ranking/versions/7", 404, "Could not find version 7 of model ranking"),
+        ("/v1/models/nope/metadata", 404, "Servable not found for request: Latest(nope)"),
+        // After TF Serving's words, what the base path lacks and what is loaded; an
+        // absolute base path is never shown to clients, so it reads ".".
+        ("/v1/models/nope/metadata", 404, "Servable not found for request: Latest(nope). The model base path . has no model \"nope\" (expected ./nope/<version>); models loaded: ranking, retrieval"),
+        ("/v1/models/ranking/versions/7/metadata", 404, "Servable not found for request: Specific(ranking, 7)"),
+        ("/v1/models/ranking/versions/x", 400, "Failed to convert version: x to numeric."),
+    ] {
+        assert_json_error(&c.get(path).await, status, contains);
+    }
     s.stop().await;
 }
 
@@ -186,11 +166,14 @@ async fn predict_row_and_columnar() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predict_errors() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |c| c.max_instances = 2).await;
-    s.wait_ready().await;
+    let s = start_ready(
+        &[
+            ("retrieval", &retrieval_spec(0.0)),
+            ("ranking", &ranking_spec(0.0)),
+        ],
+        |c| c.max_instances = 2,
+    )
+    .await;
     let mut c = s.client().await;
 
     assert_json_error(
@@ -214,103 +197,91 @@ async fn predict_errors() {
         400,
         "must be a JSON object",
     );
-    assert_json_error(
-        &c.post("/v1/models/ranking:predict", &json!({"x": 1})).await,
-        400,
-        "Missing \"inputs\" or \"instances\" key",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/models/ranking:predict",
-            &json!({"inputs": [], "instances": []}),
-        )
-        .await,
-        400,
-        "only one of \"inputs\" or \"instances\"",
-    );
-    assert_json_error(
-        &c.post("/v1/models/ranking:predict", &json!({"instances": "42"}))
-            .await,
-        400,
-        "instances: expected a list",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/models/ranking:predict",
-            &json!({"instances": [{"user_id": "42"}]}),
-        )
-        .await,
-        400,
-        "instances[0]: missing field \"item_id\"",
-    );
-    assert_json_error(
-        &c.post("/v1/models/ranking:predict", &json!({"instances": [{"user_id": "1", "item_id": "1"}, {"user_id": true, "item_id": "1"}]})).await,
-        400,
-        "instances[1].user_id: expected a string or integer id, got a boolean",
-    );
-    assert_json_error(
-        &c.post("/v1/models/retrieval:predict", &json!({"instances": [1.5]}))
-            .await,
-        400,
-        "instances[0]",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/models/ranking:predict",
-            &json!({"inputs": {"user_id": ["1"], "item_id": ["1", "2"]}}),
-        )
-        .await,
-        400,
-        "same length",
-    );
-    assert_json_error(
-        &c.post(
+    for (body, status, contains) in [
+        (
+            json!({"x": 1}),
+            400,
+            "Missing \"inputs\" or \"instances\" key",
+        ),
+        (
+            json!({"inputs": [], "instances": []}),
+            400,
+            "only one of \"inputs\" or \"instances\"",
+        ),
+        (
+            json!({"instances": "42"}),
+            400,
+            "instances: expected a list",
+        ),
+        (
+            json!({"instances": [{"user_id": "42"}]}),
+            400,
+            "instances[0]: missing field \"item_id\"",
+        ),
+        (
+            json!({"instances": [{"user_id": "1", "item_id": "1"}, {"user_id": true, "item_id": "1"}]}),
+            400,
+            "instances[1].user_id: expected a string or integer id, got a boolean",
+        ),
+    ] {
+        assert_json_error(
+            &c.post("/v1/models/ranking:predict", &body).await,
+            status,
+            contains,
+        );
+    }
+    for (path, body, status, contains) in [
+        (
             "/v1/models/retrieval:predict",
-            &json!({"instances": ["1", "2", "3"]}),
-        )
-        .await,
-        400,
-        "instances: 3 instances exceed the limit of 2",
-    );
-    assert_json_error(
-        &c.post(
+            json!({"instances": [1.5]}),
+            400,
+            "instances[0]",
+        ),
+        (
+            "/v1/models/ranking:predict",
+            json!({"inputs": {"user_id": ["1"], "item_id": ["1", "2"]}}),
+            400,
+            "same length",
+        ),
+        (
             "/v1/models/retrieval:predict",
-            &json!({"signature_name": "other", "instances": ["1"]}),
-        )
-        .await,
-        400,
-        "Serving signature name: \"other\" not found",
-    );
-    assert_json_error(
-        &c.post("/v1/models/nope:predict", &json!({"instances": ["1"]}))
-            .await,
-        404,
-        "Servable not found for request: Latest(nope)",
-    );
-    assert_json_error(
-        &c.post(
+            json!({"instances": ["1", "2", "3"]}),
+            400,
+            "instances: 3 instances exceed the limit of 2",
+        ),
+        (
+            "/v1/models/retrieval:predict",
+            json!({"signature_name": "other", "instances": ["1"]}),
+            400,
+            "Serving signature name: \"other\" not found",
+        ),
+        (
+            "/v1/models/nope:predict",
+            json!({"instances": ["1"]}),
+            404,
+            "Servable not found for request: Latest(nope)",
+        ),
+        (
             "/v1/models/retrieval/versions/9:predict",
-            &json!({"instances": ["1"]}),
-        )
-        .await,
-        404,
-        "Servable not found for request: Specific(retrieval, 9)",
-    );
-    assert_json_error(
-        &c.post(
+            json!({"instances": ["1"]}),
+            404,
+            "Servable not found for request: Specific(retrieval, 9)",
+        ),
+        (
             "/v1/models/retrieval:classify",
-            &json!({"instances": ["1"]}),
-        )
-        .await,
-        501,
-        ":classify",
-    );
-    assert_json_error(
-        &c.post("/v1/models/retrieval", &json!({"instances": ["1"]}))
-            .await,
-        400,
-        "Malformed request: POST /v1/models/retrieval",
-    );
+            json!({"instances": ["1"]}),
+            501,
+            ":classify",
+        ),
+        (
+            "/v1/models/retrieval",
+            json!({"instances": ["1"]}),
+            400,
+            "Malformed request: POST /v1/models/retrieval",
+        ),
+    ] {
+        assert_json_error(&c.post(path, &body).await, status, contains);
+    }
     assert_json_error(&c.get("/v1/other").await, 400, "Malformed request");
     assert_json_error(&c.get("/nothing/here").await, 404, "Not found");
     s.stop().await;
@@ -342,42 +313,14 @@ async fn recommend_two_stage() {
         })
     );
     // History: bad entries are named; good ones reach the models (the fakes ignore them).
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "history": [{"item_id": "1", "strength": -1}]}),
-        )
-        .await,
-        400,
-        "history[0].strength must be a positive number up to 1e6, got -1",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "history": ["1", {"item_id": "2", "event": "stare"}]}),
-        )
-        .await,
-        400,
-        "history[1].event must be one of \"view\", \"click\", \"like\", \"purchase\", got \"stare\"",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "history": [{"item_id": "2", "timestamp": -5}]}),
-        )
-        .await,
-        400,
-        "history[0].timestamp must be Unix seconds between 0 and 32503680000, got -5",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "history": [{"item": "2"}]}),
-        )
-        .await,
-        400,
-        "field \"history\" must be a list of item ids or {\"item_id\", \"strength\", \"event\", \"timestamp\"} objects",
-    );
+    for (body, status, contains) in [
+        (json!({"user_id": "42", "history": [{"item_id": "1", "strength": -1}]}), 400, "history[0].strength must be a positive number up to 1e6, got -1"),
+        (json!({"user_id": "42", "history": ["1", {"item_id": "2", "event": "stare"}]}), 400, "history[1].event must be one of \"view\", \"click\", \"like\", \"purchase\", got \"stare\""),
+        (json!({"user_id": "42", "history": [{"item_id": "2", "timestamp": -5}]}), 400, "history[0].timestamp must be Unix seconds between 0 and 32503680000, got -5"),
+        (json!({"user_id": "42", "history": [{"item": "2"}]}), 400, "field \"history\" must be a list of item ids or {\"item_id\", \"strength\", \"event\", \"timestamp\"} objects"),
+    ] {
+        assert_json_error(&c.post("/v1/recommend", &body).await, status, contains);
+    }
     let r = c
         .post(
             "/v1/recommend",
@@ -461,13 +404,13 @@ async fn recommend_two_stage() {
 /// rating unless asked: the list keeps the first stage's order, with the ratings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rating_only_ranking_keeps_retrieval_order_unless_asked() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
     let mut spec = ranking_spec(0.0);
     spec["relevance"] = json!(false);
-    write_version(base.path(), "ranking", 1, &spec, false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(
+        &[("retrieval", &retrieval_spec(0.0)), ("ranking", &spec)],
+        |_| {},
+    )
+    .await;
     let mut c = s.client().await;
     let ids = |v: &Value| -> Vec<String> {
         v["items"]
@@ -559,11 +502,14 @@ async fn recommend_without_ranking_model_uses_retrieval_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_errors_name_the_field() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |c| c.max_body_bytes = 64 * 1024).await;
-    s.wait_ready().await;
+    let s = start_ready(
+        &[
+            ("retrieval", &retrieval_spec(0.0)),
+            ("ranking", &ranking_spec(0.0)),
+        ],
+        |c| c.max_body_bytes = 64 * 1024,
+    )
+    .await;
     let mut c = s.client().await;
 
     assert_json_error(
@@ -576,109 +522,68 @@ async fn native_errors_name_the_field() {
         400,
         "JSON Parse error",
     );
-    assert_json_error(
-        &c.post("/v1/recommend", &json!({"k": 3})).await,
-        400,
-        "missing field \"user_id\"",
-    );
-    assert_json_error(
-        &c.post("/v1/recommend", &json!({"user_id": "42", "k": "3"}))
-            .await,
-        400,
-        "field \"k\" must be a non-negative integer",
-    );
-    assert_json_error(
-        &c.post("/v1/recommend", &json!({"user_id": ["42"]})).await,
-        400,
-        "field \"user_id\"",
-    );
-    assert_json_error(
-        &c.post("/v1/recommend", &json!({"user_id": "42", "k": 1001}))
-            .await,
-        400,
-        "k must be between 1 and 1000, got 1001",
-    );
-    assert_json_error(
-        &c.post("/v1/recommend", &json!({"user_id": "42", "k": 0}))
-            .await,
-        400,
-        "k must be between 1 and 1000",
-    );
-    assert_json_error(
-        &c.post("/v1/recommend", &json!({"user_id": "42", "k": -1}))
-            .await,
-        400,
-        "field \"k\"",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "num_candidates": 10001}),
-        )
-        .await,
-        400,
-        "num_candidates must be at most 10000",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "k": 5, "num_candidates": 2}),
-        )
-        .await,
-        400,
-        "num_candidates (2) must be at least k (5)",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "exclude_seen": "yes"}),
-        )
-        .await,
-        400,
-        "field \"exclude_seen\"",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "exclude_items": "1"}),
-        )
-        .await,
-        400,
-        "field \"exclude_items\"",
-    );
-    assert_json_error(
-        &c.post("/v1/recommend", &json!({"user_id": "42", "kk": 1}))
-            .await,
-        400,
-        "unknown field \"kk\"",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "retrieval_model": "ranking"}),
-        )
-        .await,
-        400,
-        "not a candidate source (retrieval_model)",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "ranking_model": "retrieval"}),
-        )
-        .await,
-        400,
-        "not a ranking model (ranking_model)",
-    );
-    assert_json_error(
-        &c.post(
-            "/v1/recommend",
-            &json!({"user_id": "42", "retrieval_model": "x"}),
-        )
-        .await,
-        404,
-        "Latest(x)",
-    );
+    for (body, status, contains) in [
+        (json!({"k": 3}), 400, "missing field \"user_id\""),
+        (
+            json!({"user_id": "42", "k": "3"}),
+            400,
+            "field \"k\" must be a non-negative integer",
+        ),
+        (json!({"user_id": ["42"]}), 400, "field \"user_id\""),
+        (
+            json!({"user_id": "42", "k": 1001}),
+            400,
+            "k must be between 1 and 1000, got 1001",
+        ),
+        (
+            json!({"user_id": "42", "k": 0}),
+            400,
+            "k must be between 1 and 1000",
+        ),
+        (json!({"user_id": "42", "k": -1}), 400, "field \"k\""),
+        (
+            json!({"user_id": "42", "num_candidates": 10001}),
+            400,
+            "num_candidates must be at most 10000",
+        ),
+        (
+            json!({"user_id": "42", "k": 5, "num_candidates": 2}),
+            400,
+            "num_candidates (2) must be at least k (5)",
+        ),
+        (
+            json!({"user_id": "42", "exclude_seen": "yes"}),
+            400,
+            "field \"exclude_seen\"",
+        ),
+        (
+            json!({"user_id": "42", "exclude_items": "1"}),
+            400,
+            "field \"exclude_items\"",
+        ),
+        (
+            json!({"user_id": "42", "kk": 1}),
+            400,
+            "unknown field \"kk\"",
+        ),
+        (
+            json!({"user_id": "42", "retrieval_model": "ranking"}),
+            400,
+            "not a candidate source (retrieval_model)",
+        ),
+        (
+            json!({"user_id": "42", "ranking_model": "retrieval"}),
+            400,
+            "not a ranking model (ranking_model)",
+        ),
+        (
+            json!({"user_id": "42", "retrieval_model": "x"}),
+            404,
+            "Latest(x)",
+        ),
+    ] {
+        assert_json_error(&c.post("/v1/recommend", &body).await, status, contains);
+    }
     assert_json_error(
         &c.post("/v1/rank", &json!({"user_id": "42"})).await,
         400,
@@ -725,10 +630,10 @@ async fn native_errors_name_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_body_times_out_with_json() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
-    let s = TestServer::start(base, |c| c.request_timeout = Duration::from_millis(200)).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("retrieval", &retrieval_spec(0.0))], |c| {
+        c.request_timeout = Duration::from_millis(200)
+    })
+    .await;
     let mut c = s.client().await;
     c.send_raw(
         b"POST /v1/recommend HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"user_id\"",

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{metric, ranking_spec, retrieval_spec, write_version, Client, TestServer};
+use common::{metric, ranking_spec, retrieval_spec, start_ready, Client, TestServer};
 use serde_json::json;
 
 async fn metrics_text(s: &TestServer) -> String {
@@ -28,14 +28,11 @@ async fn closed_after(c: &mut Client) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |c| {
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |c| {
         c.header_timeout = Duration::from_millis(300);
         c.idle_timeout = Duration::from_millis(900);
     })
     .await;
-    s.wait_ready().await;
 
     // Silent after connecting: closed by the header timeout.
     let mut silent = s.client().await;
@@ -97,20 +94,17 @@ async fn slow_and_idle_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_cap_the_oldest_idle_connection_makes_room() {
-    let base = tempfile::tempdir().unwrap();
     let mut spec = ranking_spec(0.0);
     // Long computations, so that the four busy connections below are surely still
     // busy when the fifth arrives, even on a loaded machine.
     spec["compute_ms"] = json!(2000);
-    write_version(base.path(), "ranking", 1, &spec, false);
-    let s = TestServer::start(base, |c| {
+    // Once ready: readiness is checked through a connection that is then closed.
+    let s = start_ready(&[("ranking", &spec)], |c| {
         c.max_connections = Some(4);
         c.header_timeout = Duration::from_secs(30);
         c.compute_threads = 4;
     })
     .await;
-    // Readiness through a connection that is then closed.
-    s.wait_ready().await;
     while metric(&metrics_text(&s).await, "shortlist_open_connections") != Some(1.0) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -180,17 +174,16 @@ async fn at_the_cap_the_oldest_idle_connection_makes_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
-    let base = tempfile::tempdir().unwrap();
     let mut spec = ranking_spec(0.0);
     spec["compute_ms"] = json!(500);
-    write_version(base.path(), "ranking", 1, &spec, false);
-    write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
-    let s = TestServer::start(base, |c| {
-        c.compute_threads = 1;
-        c.max_in_flight = 1;
-    })
+    let s = start_ready(
+        &[("ranking", &spec), ("retrieval", &retrieval_spec(0.0))],
+        |c| {
+            c.compute_threads = 1;
+            c.max_in_flight = 1;
+        },
+    )
     .await;
-    s.wait_ready().await;
     let mut a = s.client().await;
     let slow = tokio::spawn(async move {
         a.post("/v1/rank", &json!({"user_id": "42", "item_ids": ["2"]}))
@@ -235,12 +228,12 @@ async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_timeout_covers_computation() {
-    let base = tempfile::tempdir().unwrap();
     let mut spec = ranking_spec(0.0);
     spec["compute_ms"] = json!(800);
-    write_version(base.path(), "ranking", 1, &spec, false);
-    let s = TestServer::start(base, |c| c.request_timeout = Duration::from_millis(150)).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &spec)], |c| {
+        c.request_timeout = Duration::from_millis(150)
+    })
+    .await;
     let mut c = s.client().await;
     let t = Instant::now();
     let r = c
@@ -258,10 +251,7 @@ async fn request_timeout_covers_computation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_errors_are_answered_and_counted() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
 
     let mut c = s.client().await;
     c.send_raw(b"NOT AN HTTP REQUEST\r\n\r\n").await.unwrap();

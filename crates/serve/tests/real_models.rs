@@ -16,13 +16,7 @@ use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 use shortlist_train::TrainConfig;
 
 fn train_models(base: &std::path::Path) -> Vec<String> {
-    let (d, _) = generate(&SynthConfig {
-        users: 80,
-        items: 40,
-        interactions: 3000,
-        ..Default::default()
-    })
-    .unwrap();
+    let (d, _) = generate(&SynthConfig::sized(80, 40, 3000)).unwrap();
     let rows: Vec<usize> = (0..d.interactions.len()).collect();
     let (train, test) = rows.split_at(2400);
     let rcfg = RetrievalTrainConfig {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ranking_spec, retrieval_spec, write_version, TestServer};
+use common::{ranking_spec, retrieval_spec, start_ready, write_version, TestServer};
 use serde_json::json;
 
 #[derive(Default)]
@@ -198,28 +198,10 @@ async fn partial_dirs_are_ignored_and_deleting_a_version_rolls_back() {
         std::fs::metadata(s.base.path().join("retrieval/2")).is_ok()
     })
     .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while c
-        .get("/v1/models/retrieval/versions/2/metadata")
-        .await
-        .status
-        != 200
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_metadata(&mut c, "retrieval", 2, "version 2 never served").await;
     // Delete the bad release: the highest remaining version is served again.
     std::fs::remove_dir_all(s.base.path().join("retrieval/2")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while c
-        .get("/v1/models/retrieval/versions/1/metadata")
-        .await
-        .status
-        != 200
-    {
-        assert!(Instant::now() < deadline, "no rollback to version 1");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_metadata(&mut c, "retrieval", 1, "no rollback to version 1").await;
     s.stop().await;
 }
 
@@ -234,6 +216,17 @@ async fn status_of(c: &mut common::Client, model: &str, version: u64) -> serde_j
                 .cloned()
         })
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits (10 s at most, else fails with `failure`) until `model/version`'s metadata
+/// answers 200: that version is served.
+async fn wait_metadata(c: &mut common::Client, model: &str, version: u64, failure: &str) {
+    let path = format!("/v1/models/{model}/versions/{version}/metadata");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.get(&path).await.status != 200 {
+        assert!(Instant::now() < deadline, "{failure}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn wait_state(c: &mut common::Client, model: &str, version: u64, state: &str, secs: u64) {
@@ -314,10 +307,7 @@ async fn required_models_rule_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_versions_are_retried_with_backoff_until_they_load() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
     let mut c = s.client().await;
     // Fails twice without any change to its files (e.g. a storage hiccup):
     // retried after 1 s, then after 2 s, then served.
@@ -344,10 +334,7 @@ async fn failed_versions_are_retried_with_backoff_until_they_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_copy_is_picked_up_once_complete() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
     let mut c = s.client().await;
     // Copied in place, not atomically: half a file first.
     let dir = s.base.path().join("ranking/2");
@@ -362,10 +349,7 @@ async fn a_slow_copy_is_picked_up_once_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_of_another_kind_is_refused() {
-    let base = tempfile::tempdir().unwrap();
-    write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-    let s = TestServer::start(base, |_| {}).await;
-    s.wait_ready().await;
+    let s = start_ready(&[("ranking", &ranking_spec(0.0))], |_| {}).await;
     let mut c = s.client().await;
     write_version(s.base.path(), "ranking", 2, &retrieval_spec(0.0), false);
     wait_state(&mut c, "ranking", 2, "END", 10).await;

@@ -9,13 +9,12 @@
 //! `FEATURES_FROM=$SHORTLIST_HOME/datasets/ml-100k cargo run --release -p shortlist-train --example objectives_split42 -- SEEDS CONFIG.toml [CONFIG.toml…]`
 //! (SEEDS: `42,1,2`; `DATA_DIR=dir` for other split files.)
 
+mod common;
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use shortlist_core::progress::NoProgress;
-use shortlist_data::loaders::tsv::{attach_features, load_split};
-use shortlist_data::{load_path, LoadOptions};
 use shortlist_eval::ClickMetrics;
 use shortlist_model::{Objective, RankingModel, Scratch};
 use shortlist_train::multitask::shared_retrieval;
@@ -80,17 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(
         std::env::var("DATA_DIR").unwrap_or_else(|_| "/work/shared/data/ml-100k-split42".into()),
     );
-    let mut split = load_split(
-        &dir.join("train.tsv"),
-        &dir.join("test.tsv"),
-        &LoadOptions::default(),
-        &NoProgress,
-    )?;
-    if let Ok(src) = std::env::var("FEATURES_FROM") {
-        let source = load_path(&PathBuf::from(&src), &LoadOptions::default(), &NoProgress)?;
-        let (u, i) = attach_features(&mut split, &source.dataset);
-        eprintln!("side features from {src}: {u} users, {i} items matched");
-    }
+    let split = common::load_split_dir(&dir)?;
     let (d, test) = (&split.dataset, &split.test);
     let it = &d.interactions;
     let clicks: Vec<f32> = test

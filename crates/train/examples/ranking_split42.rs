@@ -7,11 +7,10 @@
 //!
 //! `cargo run --release -p shortlist-train --example ranking_split42 -- CONFIG.toml [EPOCHS] [SEED,SEED…] [DATA_DIR]`
 
+mod common;
+
 use std::path::PathBuf;
 
-use shortlist_core::progress::NoProgress;
-use shortlist_data::loaders::tsv::{attach_features, load_split};
-use shortlist_data::{load_path, LoadOptions};
 use shortlist_train::{train_split, TrainConfig};
 
 /// Prints the median cost of scoring one pair and 1000 pairs with `model`.
@@ -67,17 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.get(3)
             .map_or("/work/shared/data/ml-100k-split42", String::as_str),
     );
-    let mut split = load_split(
-        &dir.join("train.tsv"),
-        &dir.join("test.tsv"),
-        &LoadOptions::default(),
-        &NoProgress,
-    )?;
-    if let Ok(src) = std::env::var("FEATURES_FROM") {
-        let source = load_path(&PathBuf::from(&src), &LoadOptions::default(), &NoProgress)?;
-        let (u, i) = attach_features(&mut split, &source.dataset);
-        eprintln!("side features from {src}: {u} users, {i} items matched");
-    }
+    let split = common::load_split_dir(&dir)?;
     let mut finals = Vec::new();
     for seed in seeds {
         cfg.seed = seed;

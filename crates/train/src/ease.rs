@@ -196,13 +196,7 @@ mod tests {
 
     #[test]
     fn closed_form_equals_the_direct_constrained_solve() {
-        let (data, _) = generate(&SynthConfig {
-            users: 40,
-            items: 12,
-            interactions: 200,
-            ..Default::default()
-        })
-        .unwrap();
+        let (data, _) = generate(&SynthConfig::sized(40, 12, 200)).unwrap();
         let rows: Vec<usize> = (0..data.interactions.len()).collect();
         let cfg = EaseTrainConfig {
             lambda: 3.0,
@@ -267,13 +261,7 @@ mod tests {
 
     /// EASE with the default configuration on 30 users × 20 items of generated data.
     fn small_model() -> EaseModel {
-        let (data, _) = generate(&SynthConfig {
-            users: 30,
-            items: 20,
-            interactions: 300,
-            ..Default::default()
-        })
-        .unwrap();
+        let (data, _) = generate(&SynthConfig::sized(30, 20, 300)).unwrap();
         let rows: Vec<usize> = (0..data.interactions.len()).collect();
         train_ease(&data, &rows, &EaseTrainConfig::default()).unwrap()
     }

@@ -16,13 +16,7 @@ use crate::step::Trainer;
 /// A model with every kind of parameter: ids, implicit bags, side features of each
 /// lookup kind (categorical, bag, text, dense), biases, dot, two cross layers.
 fn model(objective: Objective, cross_layers: usize) -> (RankingModel, TrainConfig) {
-    let (data, _): (Dataset, _) = generate(&SynthConfig {
-        users: 25,
-        items: 15,
-        interactions: 300,
-        ..Default::default()
-    })
-    .unwrap();
+    let (data, _): (Dataset, _) = generate(&SynthConfig::sized(25, 15, 300)).unwrap();
     let rows: Vec<usize> = (0..data.interactions.len()).collect();
     let cfg = TrainConfig {
         objective,

@@ -323,15 +323,30 @@ mod tests {
     use shortlist_data::synth::{generate, SynthConfig};
 
     fn data() -> (Dataset, Vec<usize>) {
-        let (data, _) = generate(&SynthConfig {
-            users: 60,
-            items: 40,
-            interactions: 900,
-            ..Default::default()
-        })
-        .unwrap();
+        let (data, _) = generate(&SynthConfig::sized(60, 40, 900)).unwrap();
         let rows = (0..data.interactions.len()).collect();
         (data, rows)
+    }
+
+    /// The user-item matrices of [`data`] under `cfg`'s features.
+    fn user_items(cfg: &IalsTrainConfig) -> UserItems {
+        let (data, rows) = data();
+        UserItems::build(&data, &rows, &cfg.features).unwrap()
+    }
+
+    /// Both factor tables fitted on `ui` under `cfg`.
+    fn fit(ui: &UserItems, cfg: &IalsTrainConfig) -> (EmbeddingTable, EmbeddingTable) {
+        fit_factors(&ui.by_user, &ui.by_item, cfg, |_| {}).unwrap()
+    }
+
+    /// The preference and confidence of item `i` for a user who saw `seen` (sorted):
+    /// (1, 1 + α) for a seen item, (0, 1) otherwise.
+    fn preference(seen: &[u32], i: usize, alpha: f32) -> (f32, f32) {
+        if seen.binary_search(&(i as u32)).is_ok() {
+            (1.0, 1.0 + alpha)
+        } else {
+            (0.0, 1.0)
+        }
     }
 
     /// The iALS loss over all pairs (dense, the definition in the module docs).
@@ -340,12 +355,7 @@ mod tests {
         for u in 0..x.rows() {
             let seen = ui.by_user.row(u);
             for i in 0..y.rows() {
-                let hit = seen.binary_search(&(i as u32)).is_ok();
-                let (p, c) = if hit {
-                    (1.0, 1.0 + cfg.alpha)
-                } else {
-                    (0.0, 1.0)
-                };
+                let (p, c) = preference(seen, i, cfg.alpha);
                 let e = p - dot(x.row(u), y.row(i));
                 l += (c * e * e) as f64;
             }
@@ -357,15 +367,14 @@ mod tests {
     #[test]
     #[allow(clippy::needless_range_loop)] // textbook index notation
     fn exact_half_step_solves_the_dense_normal_equations() {
-        let (data, rows) = data();
         let cfg = IalsTrainConfig {
             factors: 5,
             regularization: 0.5,
             cg_steps: 0,
             ..Default::default()
         };
-        let ui = UserItems::build(&data, &rows, &cfg.features).unwrap();
-        let (_, y) = fit_factors(&ui.by_user, &ui.by_item, &cfg, |_| {}).unwrap();
+        let ui = user_items(&cfg);
+        let (_, y) = fit(&ui, &cfg);
         let mut x = EmbeddingTable::zeros(ui.num_users(), 5);
         half_step(&mut x, &y, &ui.by_user, &cfg).unwrap();
         // Reference: Σ_i c_ui (x·y_i − p_ui) y_i + λ x = 0 over all items, densely.
@@ -374,12 +383,7 @@ mod tests {
             let xu = x.row(u);
             let mut grad = vec![0f64; 5];
             for i in 0..y.rows() {
-                let hit = seen.binary_search(&(i as u32)).is_ok();
-                let (p, c) = if hit {
-                    (1.0, 1.0 + cfg.alpha)
-                } else {
-                    (0.0, 1.0)
-                };
+                let (p, c) = preference(seen, i, cfg.alpha);
                 let e = (dot(xu, y.row(i)) - p) as f64;
                 for d in 0..5 {
                     grad[d] += c as f64 * e * y.row(i)[d] as f64;
@@ -394,21 +398,20 @@ mod tests {
 
     #[test]
     fn cg_decreases_the_loss_and_approaches_the_exact_solution() {
-        let (data, rows) = data();
         let base = IalsTrainConfig {
             factors: 8,
             regularization: 1.0,
             iterations: 1,
             ..Default::default()
         };
-        let ui = UserItems::build(&data, &rows, &base.features).unwrap();
+        let ui = user_items(&base);
         let mut last = f64::INFINITY;
         for iterations in [1, 3, 10] {
             let cfg = IalsTrainConfig {
                 iterations,
                 ..base.clone()
             };
-            let (x, y) = fit_factors(&ui.by_user, &ui.by_item, &cfg, |_| {}).unwrap();
+            let (x, y) = fit(&ui, &cfg);
             let l = loss(&ui, &x, &y, &cfg);
             assert!(l < last, "{iterations} iterations: loss {l} ≥ {last}");
             last = l;
@@ -418,7 +421,7 @@ mod tests {
             cg_steps: 0,
             ..base.clone()
         };
-        let (x, y) = fit_factors(&ui.by_user, &ui.by_item, &exact, |_| {}).unwrap();
+        let (x, y) = fit(&ui, &exact);
         let le = loss(&ui, &x, &y, &exact);
         assert!(last < le * 1.02, "CG {last} vs exact {le}");
     }

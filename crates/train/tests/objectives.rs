@@ -119,13 +119,7 @@ fn click_labels_are_checked_by_name_or_made_with_a_threshold() {
             .replace("i2", data.items.raw(data.interactions.items[7]))
     );
     // Ratings 1–5 with a threshold: 4 and 5 are clicks.
-    let (rated, _) = generate(&SynthConfig {
-        users: 60,
-        items: 40,
-        interactions: 3000,
-        ..Default::default()
-    })
-    .unwrap();
+    let (rated, _) = generate(&SynthConfig::sized(60, 40, 3000)).unwrap();
     let (train, test) = split(rated.interactions.len(), 2);
     let cfg = TrainConfig {
         click_threshold: Some(4.0),
@@ -242,13 +236,7 @@ fn ensemble_members_with_a_validation_split_share_their_vocabularies() {
     // Sparse data: a validation carve drawn per member would leave different rare
     // items out of each member's vocabulary (and the ensemble scores them all with
     // the first member's rows).
-    let (d, _) = generate(&SynthConfig {
-        users: 200,
-        items: 300,
-        interactions: 2500,
-        ..Default::default()
-    })
-    .unwrap();
+    let (d, _) = generate(&SynthConfig::sized(200, 300, 2500)).unwrap();
     let (train, test) = split(d.interactions.len(), 9);
     let cfg = TrainConfig {
         ensemble: 3,

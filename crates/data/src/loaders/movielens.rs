@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use shortlist_core::dataset::{ColumnKind, Dataset, Feedback, IdMap};
+use shortlist_core::dataset::{ColumnKind, Dataset, FeatureTable, Feedback, IdMap, Interactions};
 use shortlist_core::progress::Progress;
 
 use super::table::{split_multi, TableBuilder, Value};
@@ -11,7 +11,7 @@ use super::{finish, LoadOptions, Loaded};
 use crate::error::{Error, Result, RowError};
 use crate::read::{
     decode, for_each_record, parse_interactions, parse_number, Delimiter, Encoding, FieldCtx,
-    InteractionLayout, LoadReport, TextFile,
+    InteractionLayout, LoadReport, ParsedInteractions, TextFile,
 };
 
 /// The 19 genre flags of `u.item`, in file order.
@@ -46,6 +46,43 @@ fn layout(names: [&str; 4], delimiter: Delimiter, has_header: bool) -> Interacti
         timestamp: Some(3),
         delimiter,
         has_header,
+    }
+}
+
+/// Reads the ratings file `path` (its rows as `expected`, for the error when it is
+/// missing) and parses it in `layout`.
+fn read_ratings(
+    path: &Path,
+    encoding: Encoding,
+    expected: &str,
+    layout: InteractionLayout,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    progress: &dyn Progress,
+) -> Result<ParsedInteractions> {
+    let data = TextFile::read(path, encoding, expected)?;
+    parse_interactions(&data, &layout, opts.policy, report, progress)
+}
+
+/// A MovieLens dataset: explicit ratings, items titled by their `title` column;
+/// `features` are the (user, item) feature tables.
+fn movielens_dataset(
+    name: String,
+    users: IdMap,
+    items: IdMap,
+    interactions: Interactions,
+    features: (FeatureTable, FeatureTable),
+) -> Dataset {
+    let (user_features, item_features) = features;
+    Dataset {
+        name,
+        users,
+        items,
+        interactions,
+        user_features,
+        item_features,
+        feedback: Feedback::Explicit,
+        title_column: Some("title".into()),
     }
 }
 
@@ -168,19 +205,16 @@ pub(crate) fn text(
 /// Loads GroupLens ML-100k from `dir` (`u.data`, `u.item`, `u.user`).
 pub fn load_ml100k(dir: &Path, opts: &LoadOptions, progress: &dyn Progress) -> Result<Loaded> {
     let mut report = LoadReport::default();
-    let data = TextFile::read(
+    let parsed = read_ratings(
         &dir.join("u.data"),
         Encoding::Utf8,
         "tab-separated user, item, rating, timestamp rows",
-    )?;
-    let parsed = parse_interactions(
-        &data,
-        &layout(
+        layout(
             ["user_id", "item_id", "rating", "timestamp"],
             Delimiter::Byte(b'\t'),
             false,
         ),
-        opts.policy,
+        opts,
         &mut report,
         progress,
     )?;
@@ -272,17 +306,15 @@ pub fn load_ml100k(dir: &Path, opts: &LoadOptions, progress: &dyn Progress) -> R
         },
     )?;
 
+    let features = (user_features, item_features);
     finish(
-        Dataset {
-            name: "ml-100k".into(),
+        movielens_dataset(
+            "ml-100k".into(),
             users,
             items,
-            interactions: parsed.interactions,
-            user_features,
-            item_features,
-            feedback: Feedback::Explicit,
-            title_column: Some("title".into()),
-        },
+            parsed.interactions,
+            features,
+        ),
         report,
         opts,
     )
@@ -291,19 +323,16 @@ pub fn load_ml100k(dir: &Path, opts: &LoadOptions, progress: &dyn Progress) -> R
 /// Loads GroupLens ML-1M from `dir` (`ratings.dat`, `movies.dat`, `users.dat`; `::`-separated, latin-1).
 pub fn load_ml1m(dir: &Path, opts: &LoadOptions, progress: &dyn Progress) -> Result<Loaded> {
     let mut report = LoadReport::default();
-    let data = TextFile::read(
+    let parsed = read_ratings(
         &dir.join("ratings.dat"),
         Encoding::Latin1,
         "UserID::MovieID::Rating::Timestamp rows",
-    )?;
-    let parsed = parse_interactions(
-        &data,
-        &layout(
+        layout(
             ["UserID", "MovieID", "Rating", "Timestamp"],
             Delimiter::Seq("::".into()),
             false,
         ),
-        opts.policy,
+        opts,
         &mut report,
         progress,
     )?;
@@ -377,20 +406,12 @@ pub fn load_ml1m(dir: &Path, opts: &LoadOptions, progress: &dyn Progress) -> Res
             },
         )?
     } else {
-        shortlist_core::FeatureTable::default()
+        FeatureTable::default()
     };
 
+    let features = (user_features, item_features);
     finish(
-        Dataset {
-            name: "ml-1m".into(),
-            users,
-            items,
-            interactions: parsed.interactions,
-            user_features,
-            item_features,
-            feedback: Feedback::Explicit,
-            title_column: Some("title".into()),
-        },
+        movielens_dataset("ml-1m".into(), users, items, parsed.interactions, features),
         report,
         opts,
     )
@@ -404,19 +425,16 @@ pub fn load_ml_latest(
     progress: &dyn Progress,
 ) -> Result<Loaded> {
     let mut report = LoadReport::default();
-    let data = TextFile::read(
+    let parsed = read_ratings(
         &dir.join("ratings.csv"),
         Encoding::Utf8,
         "a header and userId,movieId,rating,timestamp rows",
-    )?;
-    let parsed = parse_interactions(
-        &data,
-        &layout(
+        layout(
             ["userId", "movieId", "rating", "timestamp"],
             Delimiter::Byte(b','),
             true,
         ),
-        opts.policy,
+        opts,
         &mut report,
         progress,
     )?;
@@ -457,17 +475,9 @@ pub fn load_ml_latest(
             ))
         },
     )?;
+    let features = (FeatureTable::default(), item_features);
     finish(
-        Dataset {
-            name: name.to_owned(),
-            user_features: shortlist_core::FeatureTable::default(),
-            users,
-            items,
-            interactions: parsed.interactions,
-            item_features,
-            feedback: Feedback::Explicit,
-            title_column: Some("title".into()),
-        },
+        movielens_dataset(name.to_owned(), users, items, parsed.interactions, features),
         report,
         opts,
     )

@@ -21,6 +21,20 @@ fn layout(delim: u8) -> InteractionLayout {
     }
 }
 
+/// Parses `text` as the file `x.tsv` in the four-column layout split on `delim`: the
+/// result, and the report of what was skipped.
+fn parse(text: &[u8], delim: u8, policy: RowPolicy) -> (Result<ParsedInteractions>, LoadReport) {
+    let mut report = LoadReport::default();
+    let p = parse_interactions(
+        &file(text),
+        &layout(delim),
+        policy,
+        &mut report,
+        &NoProgress,
+    );
+    (p, report)
+}
+
 #[test]
 fn seq_delimiter_splits() {
     let mut out = Vec::new();
@@ -36,16 +50,7 @@ fn chunked_parse_matches_sequential_ids() {
             format!("u{}\ti{}\t{}\t{}\n", k % 97, k % 31, k % 5 + 1, k).as_bytes(),
         );
     }
-    let f = file(&text);
-    let mut report = LoadReport::default();
-    let p = parse_interactions(
-        &f,
-        &layout(b'\t'),
-        RowPolicy::default(),
-        &mut report,
-        &NoProgress,
-    )
-    .unwrap();
+    let p = parse(&text, b'\t', RowPolicy::default()).0.unwrap();
     assert_eq!(p.interactions.len(), 50_000);
     assert_eq!(p.users.raw(0), "u0");
     assert_eq!(p.users.raw(96), "u96");
@@ -56,16 +61,12 @@ fn chunked_parse_matches_sequential_ids() {
 
 #[test]
 fn strict_mode_reports_first_bad_row() {
-    let f = file(b"a\tb\t5\t1\na\tc\tfive\t2\na\td\n");
-    let err = parse_interactions(
-        &f,
-        &layout(b'\t'),
+    let (p, _) = parse(
+        b"a\tb\t5\t1\na\tc\tfive\t2\na\td\n",
+        b'\t',
         RowPolicy::default(),
-        &mut LoadReport::default(),
-        &NoProgress,
-    )
-    .err()
-    .unwrap();
+    );
+    let err = p.err().unwrap();
     assert_eq!(
         err.to_string(),
         "x.tsv:2: column 3 (rating): expected a number, found \"five\""
@@ -74,18 +75,14 @@ fn strict_mode_reports_first_bad_row() {
 
 #[test]
 fn skip_mode_counts_and_quotes() {
-    let f = file(b"a\tb\t5\t1\na\tc\tfive\t2\na\td\n\na\te\t3\t4\n");
-    let mut report = LoadReport::default();
-    let p = parse_interactions(
-        &f,
-        &layout(b'\t'),
+    let (p, report) = parse(
+        b"a\tb\t5\t1\na\tc\tfive\t2\na\td\n\na\te\t3\t4\n",
+        b'\t',
         RowPolicy {
             skip_bad_rows: true,
         },
-        &mut report,
-        &NoProgress,
-    )
-    .unwrap();
+    );
+    let p = p.unwrap();
     assert_eq!(p.interactions.len(), 2);
     assert_eq!(report.skipped_rows, 2);
     assert_eq!(
@@ -96,15 +93,12 @@ fn skip_mode_counts_and_quotes() {
 
 #[test]
 fn quoted_csv_goes_through_csv_reader() {
-    let f = file(b"\"u,1\",i1,4.5,10\r\nu2,\"i 2\",3,11\r\n");
-    let p = parse_interactions(
-        &f,
-        &layout(b','),
+    let (p, _) = parse(
+        b"\"u,1\",i1,4.5,10\r\nu2,\"i 2\",3,11\r\n",
+        b',',
         RowPolicy::default(),
-        &mut LoadReport::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    );
+    let p = p.unwrap();
     assert_eq!(p.users.raw(0), "u,1");
     assert_eq!(p.items.raw(1), "i 2");
     assert_eq!(p.interactions.ratings, vec![4.5, 3.0]);
@@ -112,17 +106,8 @@ fn quoted_csv_goes_through_csv_reader() {
 
 #[test]
 fn invalid_utf8_is_named() {
-    let f = file(b"a\tb\xff\t5\t1\n");
-    let err = parse_interactions(
-        &f,
-        &layout(b'\t'),
-        RowPolicy::default(),
-        &mut LoadReport::default(),
-        &NoProgress,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let (p, _) = parse(b"a\tb\xff\t5\t1\n", b'\t', RowPolicy::default());
+    let err = p.err().unwrap().to_string();
     assert!(
         err.starts_with("x.tsv:1: column 2 (item): invalid UTF-8 (byte 0xff at offset 1"),
         "{err}"
@@ -171,16 +156,7 @@ fn short_and_long_ids_intern_to_the_same_numbering() {
             expected.push(k as u32);
         }
     }
-    let f = file(&text);
-    let mut report = LoadReport::default();
-    let p = parse_interactions(
-        &f,
-        &layout(b'\t'),
-        RowPolicy::default(),
-        &mut report,
-        &NoProgress,
-    )
-    .unwrap();
+    let p = parse(&text, b'\t', RowPolicy::default()).0.unwrap();
     assert_eq!(p.users.len(), ids.len());
     for (k, id) in ids.iter().enumerate() {
         assert_eq!(p.users.raw(k as u32), *id);

@@ -4,6 +4,17 @@
 use super::*;
 use shortlist_core::Rng;
 
+/// [`Evaluator::new`] over the (user, item) columns of the train and test pairs.
+fn evaluator(
+    n_users: usize,
+    n_items: usize,
+    train: (&[u32], &[u32]),
+    test: (&[u32], &[u32]),
+) -> Result<Evaluator> {
+    let train = Pairs::new(train.0, train.1).unwrap();
+    Evaluator::new(n_users, n_items, train, Pairs::new(test.0, test.1).unwrap())
+}
+
 /// A fixed `n_users × n_items` score matrix.
 struct Dense {
     n_items: usize,
@@ -132,13 +143,7 @@ fn default_keys_and_json_shape() {
         n_items: 3,
         scores: vec![1.0, 2.0, 3.0],
     };
-    let eval = Evaluator::new(
-        1,
-        3,
-        Pairs::new(&[], &[]).unwrap(),
-        Pairs::new(&[0], &[1]).unwrap(),
-    )
-    .unwrap();
+    let eval = evaluator(1, 3, (&[], &[]), (&[0], &[1])).unwrap();
     let m = eval.evaluate(&scorer, &EvalConfig::default()).unwrap();
     let json: serde_json::Value = serde_json::to_value(&m).unwrap();
     let keys: Vec<&str> = json
@@ -277,13 +282,7 @@ fn equals_naive_sort_on_random_data_with_ties_repeats_and_nan() {
         let test = pairs(&mut rng, 1 + 5 * nu);
         let cols = |p: &[(u32, u32)]| -> (Vec<u32>, Vec<u32>) { p.iter().copied().unzip() };
         let ((tu, ti), (su, si)) = (cols(&train), cols(&test));
-        let eval = Evaluator::new(
-            nu,
-            ni,
-            Pairs::new(&tu, &ti).unwrap(),
-            Pairs::new(&su, &si).unwrap(),
-        )
-        .unwrap();
+        let eval = evaluator(nu, ni, (&tu, &ti), (&su, &si)).unwrap();
         let (ks, acc) = (vec![1, 3, 10, 50], vec![1, 5, 20, 100]);
         let config = EvalConfig {
             ks: ks.clone(),
@@ -309,33 +308,15 @@ fn equals_naive_sort_on_random_data_with_ties_repeats_and_nan() {
 
 #[test]
 fn bad_inputs_are_errors() {
-    let e = Evaluator::new(
-        2,
-        3,
-        Pairs::new(&[0], &[0]).unwrap(),
-        Pairs::new(&[0, 1], &[1, 3]).unwrap(),
-    )
-    .unwrap_err();
+    let e = evaluator(2, 3, (&[0], &[0]), (&[0, 1], &[1, 3])).unwrap_err();
     assert_eq!(
         e.to_string(),
         "test items row 1: index 3 is out of range (there are 3)"
     );
-    let e = Evaluator::new(
-        2,
-        3,
-        Pairs::new(&[2], &[0]).unwrap(),
-        Pairs::new(&[], &[]).unwrap(),
-    )
-    .unwrap_err();
+    let e = evaluator(2, 3, (&[2], &[0]), (&[], &[])).unwrap_err();
     assert!(e.to_string().starts_with("train users row 0"), "{e}");
     assert!(Pairs::new(&[0, 1], &[0]).is_err());
-    let eval = Evaluator::new(
-        1,
-        3,
-        Pairs::new(&[], &[]).unwrap(),
-        Pairs::new(&[], &[]).unwrap(),
-    )
-    .unwrap();
+    let eval = evaluator(1, 3, (&[], &[]), (&[], &[])).unwrap();
     let dense = Dense {
         n_items: 3,
         scores: vec![0.0; 3],
@@ -345,13 +326,7 @@ fn bad_inputs_are_errors() {
         .unwrap_err()
         .to_string()
         .contains("no test"));
-    let eval = Evaluator::new(
-        1,
-        4,
-        Pairs::new(&[], &[]).unwrap(),
-        Pairs::new(&[0], &[0]).unwrap(),
-    )
-    .unwrap();
+    let eval = evaluator(1, 4, (&[], &[]), (&[0], &[0])).unwrap();
     assert!(eval
         .evaluate(&dense, &EvalConfig::default())
         .unwrap_err()
@@ -391,13 +366,7 @@ fn popularity_beats_random_on_skewed_data() {
     };
     let (tu, ti) = draw(&mut rng, 12_000);
     let (su, si) = draw(&mut rng, 3_000);
-    let eval = Evaluator::new(
-        nu,
-        ni,
-        Pairs::new(&tu, &ti).unwrap(),
-        Pairs::new(&su, &si).unwrap(),
-    )
-    .unwrap();
+    let eval = evaluator(nu, ni, (&tu, &ti), (&su, &si)).unwrap();
     let pop = crate::PopularityScorer::fit(ni, &ti).unwrap();
     let random = Dense {
         n_items: ni,

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use shortlist_core::Rng;
+use shortlist_core::{Dataset, Rng};
 use shortlist_data::synth::{generate, SynthConfig};
 use shortlist_data::synth_clicks::{generate_clicks, ClickSynthConfig};
 use shortlist_features::{FeatureConfig, VocabConfig};
@@ -22,6 +22,14 @@ fn split(n: usize) -> (Vec<usize>, Vec<usize>) {
     Rng::new(7).shuffle(&mut rows);
     let test = rows.split_off(n * 4 / 5);
     (rows, test)
+}
+
+/// The generated log the rating and two-tower models train on (120 users, 80 items,
+/// 4,000 interactions), with its train and test rows.
+fn synth_split() -> (Dataset, Vec<usize>, Vec<usize>) {
+    let (data, _) = generate(&SynthConfig::sized(120, 80, 4000)).unwrap();
+    let (train, test) = split(data.interactions.len());
+    (data, train, test)
 }
 
 /// Every side feature, and three hashed OOV buckets for the ids (so the index rule's
@@ -41,14 +49,7 @@ fn features() -> FeatureConfig {
 /// The quickstart's ranking architecture in small: side features, biases, dot and
 /// implicit terms, clipping, a 3-seed ensemble blended with an I-AutoRec.
 pub fn ranking_full() -> RankingModel {
-    let (data, _) = generate(&SynthConfig {
-        users: 120,
-        items: 80,
-        interactions: 4000,
-        ..Default::default()
-    })
-    .unwrap();
-    let (train, test) = split(data.interactions.len());
+    let (data, train, test) = synth_split();
     let cfg = TrainConfig {
         embedding_dim: 8,
         hidden: vec![32, 16],
@@ -106,14 +107,7 @@ pub fn ranking_click_cross() -> RankingModel {
 
 /// A two-tower model with side features and the history term.
 pub fn retrieval() -> RetrievalModel {
-    let (data, _) = generate(&SynthConfig {
-        users: 120,
-        items: 80,
-        interactions: 4000,
-        ..Default::default()
-    })
-    .unwrap();
-    let (train, test) = split(data.interactions.len());
+    let (data, train, test) = synth_split();
     let cfg = RetrievalTrainConfig {
         embedding_dim: 8,
         history: true,

@@ -1,6 +1,7 @@
 use super::*;
 use crate::ranking::Ranked;
 use crate::source::Retrieved;
+use crate::testing::retrieved;
 
 /// A source over a fixed score table; `seen` items are excluded on request.
 struct Fixed {
@@ -29,16 +30,7 @@ impl CandidateSource for Fixed {
             .collect();
         c.sort_by(|a, b| desc(a.score, b.score));
         c.truncate(k);
-        let known = user.id != "stranger";
-        Ok(Retrieved {
-            candidates: c,
-            known_user: known,
-            path: if known {
-                UserPath::Known
-            } else {
-                UserPath::Popular
-            },
-        })
+        Ok(retrieved(c, user.id != "stranger"))
     }
     fn score_items(&self, _user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
         for (o, id) in out.iter_mut().zip(item_ids) {

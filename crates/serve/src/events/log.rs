@@ -368,6 +368,17 @@ mod tests {
         }
     }
 
+    /// A temporary directory, and the bytes of a log of two records (u1/i1 at 1, u2/i2
+    /// at 2) with where the first record ends.
+    fn two_records() -> (tempfile::TempDir, Vec<u8>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut whole = MAGIC.to_vec();
+        encode(&ev("u1", "i1", 1), &mut whole);
+        let first_end = whole.len();
+        encode(&ev("u2", "i2", 2), &mut whole);
+        (dir, whole, first_end)
+    }
+
     fn read_all(path: &Path) -> (Vec<Event>, Replay) {
         let mut v = Vec::new();
         let r = read(path, |e| v.push(e)).unwrap();
@@ -403,12 +414,8 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_dropped_and_cut_off_at_every_length() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, whole, first_end) = two_records();
         let path = dir.path().join("events.log");
-        let mut whole = MAGIC.to_vec();
-        encode(&ev("u1", "i1", 1), &mut whole);
-        let first_end = whole.len();
-        encode(&ev("u2", "i2", 2), &mut whole);
         // Every prefix of the second record is a torn write of it.
         for cut in first_end..whole.len() {
             std::fs::write(&path, &whole[..cut]).unwrap();
@@ -430,12 +437,8 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_stops_replay_at_that_record() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, mut whole, first_end) = two_records();
         let path = dir.path().join("events.log");
-        let mut whole = MAGIC.to_vec();
-        encode(&ev("u1", "i1", 1), &mut whole);
-        let first_end = whole.len();
-        encode(&ev("u2", "i2", 2), &mut whole);
         encode(&ev("u3", "i3", 3), &mut whole);
         whole[first_end + 12] ^= 0x10;
         std::fs::write(&path, &whole).unwrap();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shortlist_pipeline::{User, UserPath};
+use shortlist_pipeline::testing::{ranked, retrieved};
+use shortlist_pipeline::User;
 use shortlist_serve::servable::{
     predict_with_ranker, predict_with_retriever, ranking_signature, retrieval_signature,
 };
@@ -75,15 +76,7 @@ impl CandidateSource for FakeRetrieval {
             .collect();
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
         candidates.truncate(k);
-        Ok(Retrieved {
-            candidates,
-            known_user: user.is_some(),
-            path: if user.is_some() {
-                UserPath::Known
-            } else {
-                UserPath::Popular
-            },
-        })
+        Ok(retrieved(candidates, user.is_some()))
     }
 
     fn score_items(&self, user: &User<'_>, item_ids: &[&str], out: &mut [f32]) {
@@ -159,13 +152,12 @@ impl Ranker for FakeRanking {
                     + self.bias
             })
             .collect();
-        let scores: Vec<f32> = scores;
-        Ok(Ranked {
-            relevance: self.relevance.then(|| scores.clone()),
-            ratings: scores,
-            known_user: user.is_some(),
+        Ok(ranked(
+            scores,
+            self.relevance,
+            user.is_some(),
             unknown_items,
-        })
+        ))
     }
 }
 
@@ -440,12 +432,11 @@ pub struct TestServer {
 impl TestServer {
     /// A base dir with `retrieval/1` and `ranking/1`, served on 127.0.0.1:0.
     pub async fn start_default() -> TestServer {
-        let base = tempfile::tempdir().unwrap();
-        write_version(base.path(), "retrieval", 1, &retrieval_spec(0.0), false);
-        write_version(base.path(), "ranking", 1, &ranking_spec(0.0), false);
-        let s = TestServer::start(base, |_| {}).await;
-        s.wait_ready().await;
-        s
+        let models = [
+            ("retrieval", &retrieval_spec(0.0)),
+            ("ranking", &ranking_spec(0.0)),
+        ];
+        start_ready(&models, |_| {}).await
     }
 
     pub async fn start(
@@ -507,6 +498,21 @@ impl TestServer {
                 .unwrap();
         }
     }
+}
+
+/// A base dir with version 1 of each `(model, spec)`, served on 127.0.0.1:0 with
+/// the configuration `tweak`ed; returns once the server is ready.
+pub async fn start_ready(
+    models: &[(&str, &Value)],
+    tweak: impl FnOnce(&mut ServeConfig),
+) -> TestServer {
+    let base = tempfile::tempdir().unwrap();
+    for (model, spec) in models {
+        write_version(base.path(), model, 1, spec, false);
+    }
+    let s = TestServer::start(base, tweak).await;
+    s.wait_ready().await;
+    s
 }
 
 /// The task running a server started by [`start_real`].

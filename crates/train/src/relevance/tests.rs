@@ -4,6 +4,14 @@
 use super::*;
 use rustc_hash::FxHashSet;
 
+/// A generated log of 300 interactions (30 users, 20 items) and all its rows.
+fn small_log() -> (shortlist_core::Dataset, Vec<usize>) {
+    let (data, _) =
+        shortlist_data::synth::generate(&shortlist_data::synth::SynthConfig::sized(30, 20, 300))
+            .unwrap();
+    (data, (0..300).collect())
+}
+
 fn lists() -> Lists {
     let mut rng = Rng::new(5);
     let mut l = Lists {
@@ -71,14 +79,7 @@ fn cold_items_are_scored_by_their_own_weights() {
 
 #[test]
 fn time_holdout_takes_the_latest_rows() {
-    let (data, _) = shortlist_data::synth::generate(&shortlist_data::synth::SynthConfig {
-        users: 30,
-        items: 20,
-        interactions: 300,
-        ..Default::default()
-    })
-    .unwrap();
-    let rows: Vec<usize> = (0..300).collect();
+    let (data, rows) = small_log();
     let (fit, held) = holdout_by_time(&data, &rows, 0.2).unwrap();
     assert_eq!((fit.len(), held.len()), (240, 60));
     let ts = data.interactions.timestamps.as_ref().unwrap();
@@ -108,14 +109,7 @@ fn loss_is_the_softmax_cross_entropy_of_a_hand_computed_list() {
 
 #[test]
 fn holdout_keeps_one_row_per_user_and_is_seeded() {
-    let (data, _) = shortlist_data::synth::generate(&shortlist_data::synth::SynthConfig {
-        users: 30,
-        items: 20,
-        interactions: 300,
-        ..Default::default()
-    })
-    .unwrap();
-    let rows: Vec<usize> = (0..300).collect();
+    let (data, rows) = small_log();
     let (fit, held) = holdout(&data, &rows, 0.2, 1);
     assert_eq!(fit.len() + held.len(), 300);
     assert_eq!(holdout(&data, &rows, 0.2, 1), (fit.clone(), held.clone()));
