@@ -182,8 +182,16 @@ impl Model {
 /// `predict_raw` finds them, scored in batches (one GEMM per layer and chunk) on
 /// every core.
 fn predict_ranking(m: &RankingModel, users: &ids::Codes, items: &ids::Codes) -> Vec<f32> {
-    let urows: Vec<u32> = users.uniques.iter().map(|u| m.spec.user_id.index(u)).collect();
-    let irows: Vec<u32> = items.uniques.iter().map(|i| m.spec.item_id.index(i)).collect();
+    let urows: Vec<u32> = users
+        .uniques
+        .iter()
+        .map(|u| m.spec.user_id.index(u))
+        .collect();
+    let irows: Vec<u32> = items
+        .uniques
+        .iter()
+        .map(|i| m.spec.item_id.index(i))
+        .collect();
     let u: Vec<u32> = users.codes.iter().map(|&c| urows[c as usize]).collect();
     let i: Vec<u32> = items.codes.iter().map(|&c| irows[c as usize]).collect();
     let mut out = vec![0.0f32; u.len()];
@@ -350,15 +358,15 @@ impl Model {
         let report = run_interruptible(
             py,
             move || {
-            use shortlist_cli::cmd::{train as t, train_implicit as ti};
-            let v: Value = match kind.as_str() {
-                "ranking" => serde_json::to_value(t::train_ranking(&args, &split, &ctx)?)?,
-                "retrieval" => t::train_retrieval_cmd(&args, &split, &ctx)?,
-                "ease" => ti::train_ease_cmd(&args, &split)?,
-                _ => ti::train_ials_cmd(&args, &split, &ctx)?,
-            };
-            Ok(v)
-        },
+                use shortlist_cli::cmd::{train as t, train_implicit as ti};
+                let v: Value = match kind.as_str() {
+                    "ranking" => serde_json::to_value(t::train_ranking(&args, &split, &ctx)?)?,
+                    "retrieval" => t::train_retrieval_cmd(&args, &split, &ctx)?,
+                    "ease" => ti::train_ease_cmd(&args, &split)?,
+                    _ => ti::train_ials_cmd(&args, &split, &ctx)?,
+                };
+                Ok(v)
+            },
             tick,
         )?;
         let mut report = report;
@@ -449,7 +457,11 @@ impl Model {
         let (codes, rows, scores, ranks) = py
             .detach(|| -> anyhow::Result<_> {
                 let lists = s.retrieve_rows_batch(&users.unique_strs(), k, exclude_seen)?;
-                let n: usize = users.codes.iter().map(|&c| lists[c as usize].hits.len()).sum();
+                let n: usize = users
+                    .codes
+                    .iter()
+                    .map(|&c| lists[c as usize].hits.len())
+                    .sum();
                 let (mut codes, mut rows, mut scores, mut ranks) = (
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
@@ -558,8 +570,20 @@ impl Model {
                     a.call_method("setflags", (), Some(&kw))?;
                     Ok(a)
                 };
-                let (q, c) = (arr(m.all_queries(), uids.len())?, arr(m.all_candidates(), iids.len())?);
-                Ok(PyTuple::new(py, [uids.into_pyobject(py)?.into_any(), q.into_any(), iids.into_pyobject(py)?.into_any(), c.into_any()])?.unbind())
+                let (q, c) = (
+                    arr(m.all_queries(), uids.len())?,
+                    arr(m.all_candidates(), iids.len())?,
+                );
+                Ok(PyTuple::new(
+                    py,
+                    [
+                        uids.into_pyobject(py)?.into_any(),
+                        q.into_any(),
+                        iids.into_pyobject(py)?.into_any(),
+                        c.into_any(),
+                    ],
+                )?
+                .unbind())
             })?;
         Ok(cached.bind(py).clone())
     }

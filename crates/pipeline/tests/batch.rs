@@ -14,14 +14,10 @@ use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 fn assert_batch_equals_one_by_one(source: &ModelSource, users: &[&str], what: &str) {
     for k in [1, 10, 1000] {
         for exclude_seen in [true, false] {
-            let batch = source
-                .retrieve_rows_batch(users, k, exclude_seen)
-                .unwrap();
+            let batch = source.retrieve_rows_batch(users, k, exclude_seen).unwrap();
             assert_eq!(batch.len(), users.len());
             for (u, got) in users.iter().zip(&batch) {
-                let want = source
-                    .retrieve(&User::id(u), k, exclude_seen, &[])
-                    .unwrap();
+                let want = source.retrieve(&User::id(u), k, exclude_seen, &[]).unwrap();
                 let ctx = format!("{what}: user {u}, k {k}, exclude_seen {exclude_seen}");
                 assert_eq!(got.path, want.path, "{ctx}");
                 assert_eq!(got.hits.len(), want.candidates.len(), "{ctx}");
@@ -69,7 +65,9 @@ fn batched_lists_equal_the_per_user_lists_bit_for_bit() {
         assert_eq!(source.num_item_rows(), source.num_items(), "no item added");
         assert_batch_equals_one_by_one(&source, &users, kind);
         // A retired item is left out of both.
-        let popular = source.retrieve(&User::id("stranger"), 1, true, &[]).unwrap();
+        let popular = source
+            .retrieve(&User::id("stranger"), 1, true, &[])
+            .unwrap();
         let retired = popular.candidates[0].item_id.to_owned();
         let top = source.retrieve(&User::id(users[0]), 1, false, &[]).unwrap();
         let top = top.candidates[0].item_id.to_owned();

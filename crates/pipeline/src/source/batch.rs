@@ -88,7 +88,11 @@ impl ModelSource {
                         hits.into_iter().map(|h| (h.item, h.score)).collect();
                     let d = index.dim();
                     let query = &queries[q * d..(q + 1) * d];
-                    merge_live(&mut hits, search_live(&st, base, query, k, exclude, None)?, k);
+                    merge_live(
+                        &mut hits,
+                        search_live(&st, base, query, k, exclude, None)?,
+                        k,
+                    );
                     Ok(RowList {
                         hits,
                         path: UserPath::Known,
