@@ -44,6 +44,10 @@ def _ids(values: Any) -> Any:
         # numpy and pandas: the elements as Python objects (an object column's
         # own str objects).
         return values.tolist()
+    if isinstance(values, (dict, set, frozenset)):
+        # Not a sequence of ids (a mapping's keys, an unordered set): the extension
+        # refuses it, naming the parameter and the type.
+        return values
     return list(values)
 
 

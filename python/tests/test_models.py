@@ -264,9 +264,12 @@ def test_ids_as_lists_series_and_integer_arrays(frames):
         np.testing.assert_array_equal(model.predict(u, i), want)
         np.testing.assert_array_equal(model.predict(u.tolist(), i.astype(np.int32)), want)
         np.testing.assert_array_equal(model.predict(pd.Series(u), pd.Series(i.astype(str))), want)
-        # One pair at a time gives the same scores as the batch.
+        # One pair at a time gives the batch's scores. Not always to the bit: the ranking
+        # model scores a batch through the GEMM kernel and a single pair through its dot
+        # path, the same sums in another order (1 ulp of float32 seen).
         for p in range(0, 5000, 997):
-            assert model.predict([str(u[p])], [str(i[p])])[0] == want[p] or np.isnan(want[p])
+            one = model.predict([str(u[p])], [str(i[p])])[0]
+            assert np.isnan(want[p]) or abs(one - want[p]) <= 1e-6 * max(1.0, abs(want[p]))
     ease = shortlist.EASE().fit(train)
     lists = ease.recommend(np.array([3, 3, 500]), k=4, as_frame=False)
     assert lists["user_id"].tolist() == ["3"] * 8 + ["500"] * 4
