@@ -8,6 +8,10 @@ use super::{Candidate, ModelSource, Resolved, Retrieved, Scorer, User, UserPath}
 use crate::error::{Error, Result};
 use crate::live::{Live, State};
 
+/// One user's retrieved rows: (item row, score) best first, whether the user id is
+/// known to the model, and how the query was built.
+pub(super) type RowsRetrieved = (Vec<(u32, f32)>, bool, UserPath);
+
 impl ModelSource {
     /// [`CandidateSource::retrieve`](super::CandidateSource::retrieve), restricted to
     /// `allow` when given: [`ModelSource::retrieve_rows_where`]'s rows as ids.
@@ -47,7 +51,7 @@ impl ModelSource {
         exclude_seen: bool,
         exclude_items: &[&str],
         allow: Option<&ItemBitmap>,
-    ) -> Result<(Vec<(u32, f32)>, bool, UserPath)> {
+    ) -> Result<RowsRetrieved> {
         let excluded_rows: Vec<u32> = exclude_items
             .iter()
             .filter_map(|id| Live::row(st, self, id))
