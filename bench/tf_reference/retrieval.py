@@ -72,6 +72,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-train-metrics", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--save-embeddings", metavar="NPZ",
+                    help="write the final towers (users, items: ids; U, V: vectors) for another evaluator")
     args = ap.parse_args()
     common.set_threads(args.threads)
     tf.random.set_seed(args.seed)
@@ -119,6 +121,9 @@ def main():
         secs.append(dt)
         common.emit(rec)
 
+    if args.save_embeddings:
+        np.savez(args.save_embeddings, users=users, items=items,
+                 U=model.user_model(user_strs).numpy(), V=model.item_model(item_strs).numpy())
     out = {"model": "tfrs_basic_retrieval_tutorial", "seed": args.seed, "epochs": args.epochs,
            "versions": common.versions(), "popularity": popularity, "per_epoch": epochs,
            "median_train_seconds_per_epoch": statistics.median(secs),

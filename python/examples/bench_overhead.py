@@ -56,12 +56,19 @@ r = models["retrieval"]
 e = median_time(lambda: r.evaluate(test))
 print(f"retrieval evaluate(test): {1000 * e:.1f} ms")
 users = sorted(set(data.to_pandas()["user_id"]))
-t = median_time(lambda: r._fitted().recommend(users, 10, True), 5)
-t2 = median_time(lambda: r.recommend(users, k=10), 5)
-print(f"recommend, all {len(users)} users, k=10: {1000 * t:.2f} ms (raw lists), {1000 * t2:.2f} ms (DataFrame)")
+t = median_time(lambda: r.recommend(users, k=10, as_frame=False), 9)
+t2 = median_time(lambda: r.recommend(users, k=10), 9)
+print(f"recommend, all {len(users)} users, k=10: {1000 * t:.2f} ms (numpy arrays), {1000 * t2:.2f} ms (DataFrame)")
 rng = np.random.default_rng(0)
 items = sorted(set(data.to_pandas()["item_id"]))
 pu = [users[i] for i in rng.integers(0, len(users), 100_000)]
 pi = [items[i] for i in rng.integers(0, len(items), 100_000)]
-p = median_time(lambda: models["ranking"].predict(pu, pi), 3)
-print(f"predict, 100,000 pairs: {1000 * p:.1f} ms")
+p = median_time(lambda: models["ranking"].predict(pu, pi), 5)
+# The same pairs as new str objects (as read from a file: no two elements share one).
+fresh_u, fresh_i = [str(int(u)) for u in pu], [str(int(i)) for i in pi]
+p2 = median_time(lambda: models["ranking"].predict(fresh_u, fresh_i), 5)
+nu, ni = np.array(pu, dtype=np.int64), np.array(pi, dtype=np.int64)
+p3 = median_time(lambda: models["ranking"].predict(nu, ni), 5)
+print(f"predict, 100,000 pairs: {1000 * p:.1f} ms (lists of the ids' str objects), "
+      f"{1000 * p2:.1f} ms (a new str per element), {1000 * p3:.1f} ms (numpy int64 arrays)")
+print(f"load average at end: {os.getloadavg()[0]:.2f}")

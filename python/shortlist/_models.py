@@ -30,10 +30,54 @@ def _merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _ids(values: Any) -> list:
+def _ids(values: Any) -> Any:
+    """Ids as the extension takes them: a list (of ``str``, or of values whose
+    ``str()`` is the id) or a 1-d numpy int64 array (integer arrays and Series)."""
     if isinstance(values, (str, bytes, int, np.integer)):
-        values = [values]
-    return [str(v) for v in values]
+        return [values]
+    if isinstance(values, list):
+        return values
+    arr = getattr(values, "dtype", None) is not None and getattr(values, "ndim", 1) == 1
+    if arr and values.dtype.kind in "iu":
+        return np.ascontiguousarray(values, dtype=np.int64)
+    if arr and hasattr(values, "tolist"):
+        # numpy and pandas: the elements as Python objects (an object column's
+        # own str objects).
+        return values.tolist()
+    if isinstance(values, (dict, set, frozenset)):
+        # Not a sequence of ids (a mapping's keys, an unordered set): the extension
+        # refuses it, naming the parameter and the type.
+        return values
+    return list(values)
+
+
+class _TqdmProgress:
+    """Draws the training's progress with tqdm (when it is installed; else nothing):
+    the extension calls it as ``(phase, label, total, done)`` from the thread that
+    waits for the fit, every 100 ms while something changed."""
+
+    def __init__(self) -> None:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            tqdm = None
+        self._tqdm = tqdm
+        self.available = tqdm is not None
+        self._bar = None
+        self._phase = 0
+
+    def __call__(self, phase: int, label: str, total: Optional[int], done: int) -> None:
+        if phase != self._phase:
+            self.close()
+            self._bar = self._tqdm(total=total, desc=label, leave=False)
+            self._phase = phase
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 class _Estimator:
@@ -103,19 +147,25 @@ class _Estimator:
 
         Releases the GIL while training; Ctrl-C raises ``KeyboardInterrupt``
         at once (the abandoned training finishes in a background thread).
-        Returns ``self``.
+        ``progress``: a tqdm bar per training phase (epochs' batches), when tqdm
+        is installed; none otherwise. Returns ``self``.
         """
         if not isinstance(train, Dataset):
             raise TypeError("train: expected a shortlist.Dataset")
         if valid is not None and not isinstance(valid, Dataset):
             raise TypeError("valid: expected a shortlist.Dataset or None")
-        self._model = _shortlist.Model.fit(
-            self._kind,
-            train._raw,
-            None if valid is None else valid._raw,
-            progress=progress,
-            **self._config_args(),
-        )
+        bar = _TqdmProgress() if progress else None
+        try:
+            self._model = _shortlist.Model.fit(
+                self._kind,
+                train._raw,
+                None if valid is None else valid._raw,
+                progress=None if bar is None or not bar.available else bar,
+                **self._config_args(),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
         self.report_ = json.loads(self._model.report_json)
         if valid is None and self._kind == "ranking":
             # Nothing was measured: the CLI's report holds zeros there.
@@ -138,7 +188,9 @@ class _Estimator:
 
     def predict(self, user_ids: Iterable[Any], item_ids: Iterable[Any]) -> np.ndarray:
         """Scores of (user, item) pairs as float32: predicted ratings (ranking
-        model), or the candidate score (NaN for an unknown item)."""
+        model), or the candidate score (NaN for an unknown item). The ids: lists,
+        Series or arrays (numpy integer arrays are read directly), one of each per
+        pair."""
         return self._fitted().predict(_ids(user_ids), _ids(item_ids))
 
     def save(self, path: PathLike) -> None:
@@ -164,13 +216,36 @@ class _Candidates(_Estimator):
         user_ids: Iterable[Any],
         k: int = 10,
         exclude_seen: bool = True,
+        as_frame: bool = True,
     ) -> Any:
         """Each user's top ``k`` items, best first, as ``shortlist recommend
         --model`` lists them: a DataFrame ``user_id, item_id, score, title, rank``
-        (a dict of numpy arrays without pandas). Unknown users get the most
-        popular items."""
-        users, items, scores, titles = self._fitted().recommend(_ids(user_ids), k, exclude_seen)
-        return _frame(users, items, {"score": scores, "title": np.asarray(titles, dtype=object)})
+        (with ``as_frame=False``, or without pandas, a dict of those columns as
+        numpy arrays). Unknown users get the most popular items. ``user_ids``: a
+        list, Series or array of ids (numpy integer arrays are read directly)."""
+        model = self._fitted()
+        uniques, codes, rows, scores, ranks = model.recommend(_ids(user_ids), k, exclude_seen)
+        ids, titles = self._item_table(model)
+        cols = {
+            "user_id": np.asarray(uniques, dtype=object)[codes],
+            "item_id": ids[rows],
+            "score": scores,
+            "title": titles[rows],
+            "rank": ranks,
+        }
+        if not as_frame:
+            return cols
+        pd = _pandas()
+        return pd.DataFrame(cols, copy=False) if pd is not None else cols
+
+    def _item_table(self, model: "_shortlist.Model"):
+        # Item ids and titles by row, as object arrays, once per fitted model.
+        cached = getattr(self, "_table", None)
+        if cached is None or cached[0] is not model:
+            ids, titles = model.item_table()
+            cached = (model, np.asarray(ids, dtype=object), np.asarray(titles, dtype=object))
+            self._table = cached
+        return cached[1], cached[2]
 
 
 class Retrieval(_Candidates):
@@ -324,9 +399,10 @@ class Pipeline:
 
 def _frame(users: list, items: list, extra: Dict[str, Any]) -> Any:
     users_a = np.asarray(users, dtype=object)
-    rank = np.zeros(len(users), dtype=np.int64)
-    for n in range(1, len(users)):
-        rank[n] = rank[n - 1] + 1 if users[n] == users[n - 1] else 0
+    n = len(users_a)
+    # Each user's rows are consecutive: rank = position minus the start of its run.
+    starts = np.flatnonzero(np.r_[True, users_a[1:] != users_a[:-1]]) if n else np.zeros(0, np.int64)
+    rank = np.arange(n, dtype=np.int64) - np.repeat(starts, np.diff(np.r_[starts, n]))
     cols = {"user_id": users_a, "item_id": np.asarray(items, dtype=object), **extra, "rank": rank + 1}
     pd = _pandas()
     return pd.DataFrame(cols) if pd is not None else cols

@@ -2,7 +2,7 @@
 re-exported, with pandas conversions, by ``shortlist``)."""
 
 from os import PathLike
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -10,6 +10,8 @@ import numpy.typing as npt
 __version__: str
 
 _Path = Union[str, PathLike[str]]
+# A list of ids (str, or values whose str() is the id) or a numpy int64 array.
+_Ids = Union[List[Any], npt.NDArray[np.int64]]
 _FeatureColumns = Tuple[List[str], List[Tuple[str, str, Any]]]
 
 class Dataset:
@@ -55,7 +57,7 @@ class Model:
         epochs: Optional[int] = ...,
         batch_size: Optional[int] = ...,
         seed: Optional[int] = ...,
-        progress: bool = ...,
+        progress: Optional[Callable[[int, str, Optional[int], int], None]] = ...,
     ) -> Model: ...
     @staticmethod
     def load(dir: _Path) -> Model: ...
@@ -69,9 +71,16 @@ class Model:
     def config_toml(self) -> str: ...
     def evaluate_json(self, test: Dataset) -> str: ...
     def recommend(
-        self, user_ids: Sequence[str], k: int = ..., exclude_seen: bool = ...
-    ) -> Tuple[List[str], List[str], npt.NDArray[np.float32], List[str]]: ...
-    def predict(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> npt.NDArray[np.float32]: ...
+        self, user_ids: _Ids, k: int = ..., exclude_seen: bool = ...
+    ) -> Tuple[
+        List[str],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.int64],
+    ]: ...
+    def item_table(self) -> Tuple[List[str], List[str]]: ...
+    def predict(self, user_ids: _Ids, item_ids: _Ids) -> npt.NDArray[np.float32]: ...
     def embeddings(
         self,
     ) -> Tuple[List[str], npt.NDArray[np.float32], List[str], npt.NDArray[np.float32]]: ...

@@ -171,7 +171,7 @@ impl Dataset {
         progress: bool,
     ) -> PyResult<Self> {
         let load = load_args(skip_bad_rows, duplicates)?;
-        let ctx = Context { quiet: !progress };
+        let ctx = Context::new(!progress);
         let opened = py
             .detach(|| shortlist_cli::cmd::data::open(spec, &load, &ctx))
             .map_err(py_err)?;
@@ -198,7 +198,7 @@ impl Dataset {
             split_seed: 42,
             load: load_args(false, "keep-all")?,
         };
-        let ctx = Context { quiet: !progress };
+        let ctx = Context::new(!progress);
         let s = py
             .detach(|| shortlist_cli::cmd::train::load_data(&args, &ctx))
             .map_err(py_err)?;

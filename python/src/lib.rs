@@ -9,7 +9,9 @@
 
 mod config;
 mod dataset;
+mod ids;
 mod model;
+mod pipeline;
 
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -51,7 +53,7 @@ pub(crate) fn bad(msg: impl Into<String>) -> PyErr {
 fn _shortlist(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::Dataset>()?;
     m.add_class::<model::Model>()?;
-    m.add_class::<model::Pipeline>()?;
+    m.add_class::<pipeline::Pipeline>()?;
     m.add_function(wrap_pyfunction!(config::default_config, m)?)?;
     m.add_function(wrap_pyfunction!(config::config_to_toml, m)?)?;
     m.add_function(wrap_pyfunction!(config::toml_to_json, m)?)?;

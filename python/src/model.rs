@@ -1,25 +1,27 @@
-//! `Model` (one fitted or loaded model directory) and `Pipeline` (retrieve → rank,
-//! as `/v1/recommend` answers).
+//! `Model`: one fitted or loaded model directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
 use serde_json::Value;
 use shortlist_cli::cmd::data::LoadArgs;
-use shortlist_cli::cmd::pipeline::Pipeline as CliPipeline;
 use shortlist_cli::cmd::train::{DataArgs, TrainArgs};
 use shortlist_cli::cmd::{self, Context};
+use shortlist_core::progress::Progress;
 use shortlist_data::loaders::tsv::SplitData;
 use shortlist_model::RankingModel;
-use shortlist_pipeline::{CandidateSource, ModelSource, Order, RankingStage, Request, User};
+use shortlist_pipeline::{CandidateSource, ModelSource, User};
 
 use rayon::prelude::*;
 
 use crate::dataset::Dataset;
+use crate::ids;
 
 /// Pairs per batch of `predict` on a ranking model.
 const PREDICT_CHUNK: usize = 4096;
@@ -38,19 +40,23 @@ enum Engine {
 /// temporary directory until `save`.
 #[pyclass(module = "shortlist._shortlist")]
 pub struct Model {
-    kind: String,
-    dir: PathBuf,
+    pub(crate) kind: String,
+    pub(crate) dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     report: Option<String>,
     engine: Engine,
+    /// What `embeddings` returns, built on its first call.
+    embeddings: PyOnceLock<Py<PyTuple>>,
 }
 
 /// Runs `f` on a thread of its own and waits for it with the GIL released, checking
-/// for Ctrl-C (and other signals) every 100 ms: a `KeyboardInterrupt` returns at
-/// once while the abandoned computation finishes in the background.
+/// for Ctrl-C (and other signals) and calling `tick` (which draws the progress)
+/// every 100 ms and at the end: a `KeyboardInterrupt` returns at once while the
+/// abandoned computation finishes in the background.
 fn run_interruptible<T: Send + 'static>(
     py: Python<'_>,
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    mut tick: impl FnMut(Python<'_>) -> PyResult<()>,
 ) -> PyResult<T> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -68,14 +74,69 @@ fn run_interruptible<T: Send + 'static>(
         });
         rx = back;
         match got {
-            Ok(r) => return r.map_err(py_err),
-            Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Ok(r) => {
+                tick(py)?;
+                return r.map_err(py_err);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                py.check_signals()?;
+                tick(py)?;
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(PyRuntimeError::new_err(
                     "the computation stopped without an answer (its thread panicked)",
                 ))
             }
         }
+    }
+}
+
+/// A fit's progress as the training reports it ([`Progress`]), read by the waiting
+/// thread every 100 ms and handed to a Python callable that draws it (the package
+/// passes a tqdm bar's): the training never calls into Python.
+#[derive(Default)]
+struct Tracker {
+    state: Mutex<Track>,
+}
+
+/// What [`Tracker`] last heard.
+#[derive(Default, Clone, PartialEq)]
+struct Track {
+    /// Counts the phases started (a new bar each).
+    phase: u64,
+    label: String,
+    total: Option<u64>,
+    done: u64,
+}
+
+impl Tracker {
+    fn with(&self, f: impl FnOnce(&mut Track)) {
+        if let Ok(mut t) = self.state.lock() {
+            f(&mut t);
+        }
+    }
+
+    fn snapshot(&self) -> Track {
+        self.state.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+impl Progress for Tracker {
+    fn start(&self, label: &str, total: Option<u64>) {
+        self.with(|t| {
+            t.phase += 1;
+            t.label = label.to_owned();
+            t.total = total;
+            t.done = 0;
+        });
+    }
+
+    fn advance(&self, delta: u64) {
+        self.with(|t| t.done += delta);
+    }
+
+    fn finish(&self) {
+        self.with(|t| t.done = t.total.unwrap_or(t.done));
     }
 }
 
@@ -96,8 +157,85 @@ impl Model {
             _tmp: tmp,
             report,
             engine,
+            embeddings: PyOnceLock::new(),
         })
     }
+}
+
+impl Model {
+    /// The candidate source of a retrieval, EASE or iALS model; a ValueError naming
+    /// `what` for a ranking model.
+    fn source(&self, what: &str) -> PyResult<&ModelSource> {
+        match &self.engine {
+            Engine::Source(s) => Ok(s),
+            Engine::Ranking(_) => Err(bad(format!(
+                "{}: `{what}` needs a candidate model (retrieval, ease or ials), this is a {} model; \
+                 to recommend through both stages, use shortlist.Pipeline(retrieval, ranking)",
+                self.dir.display(),
+                self.kind
+            ))),
+        }
+    }
+}
+
+/// A ranking model's predictions of factorized pairs: vocabulary rows as
+/// `predict_raw` finds them, scored in batches (one GEMM per layer and chunk) on
+/// every core.
+fn predict_ranking(m: &RankingModel, users: &ids::Codes, items: &ids::Codes) -> Vec<f32> {
+    let urows: Vec<u32> = users
+        .uniques
+        .iter()
+        .map(|u| m.spec.user_id.index(u))
+        .collect();
+    let irows: Vec<u32> = items
+        .uniques
+        .iter()
+        .map(|i| m.spec.item_id.index(i))
+        .collect();
+    let u: Vec<u32> = users.codes.iter().map(|&c| urows[c as usize]).collect();
+    let i: Vec<u32> = items.codes.iter().map(|&c| irows[c as usize]).collect();
+    let mut out = vec![0.0f32; u.len()];
+    out.par_chunks_mut(PREDICT_CHUNK).enumerate().for_each_init(
+        shortlist_model::Scratch::default,
+        |scratch, (c, o)| {
+            let at = c * PREDICT_CHUNK;
+            let end = at + o.len();
+            m.predict_batch_with(&u[at..end], &i[at..end], scratch, o);
+        },
+    );
+    out
+}
+
+/// A candidate model's scores of factorized pairs: one `score_items` call per
+/// distinct user (its query built once), the users on every core.
+fn predict_source(s: &ModelSource, users: &ids::Codes, items: &ids::Codes) -> Vec<f32> {
+    let mut pairs_of: Vec<Vec<usize>> = vec![Vec::new(); users.uniques.len()];
+    for (p, &c) in users.codes.iter().enumerate() {
+        pairs_of[c as usize].push(p);
+    }
+    let item_strs = items.unique_strs();
+    let scored: Vec<Vec<f32>> = pairs_of
+        .par_iter()
+        .zip(&users.uniques)
+        .map(|(pairs, user)| {
+            let ids: Vec<&str> = pairs
+                .iter()
+                .map(|&p| item_strs[items.codes[p] as usize])
+                .collect();
+            let mut o = vec![f32::NAN; ids.len()];
+            if !ids.is_empty() {
+                s.score_items(&User::id(user), &ids, &mut o);
+            }
+            o
+        })
+        .collect();
+    let mut out = vec![f32::NAN; users.codes.len()];
+    for (pairs, scores) in pairs_of.iter().zip(scored) {
+        for (&p, v) in pairs.iter().zip(scores) {
+            out[p] = v;
+        }
+    }
+    out
 }
 
 /// Copies the tree under `from` into `to` (an empty directory).
@@ -121,9 +259,12 @@ impl Model {
     /// `shortlist train KIND --config CONFIG [--epochs/--batch-size/--seed]` does,
     /// reporting its metrics on `valid` (another part of the same dataset; `None`:
     /// no held-out metrics). Runs with the GIL released; Ctrl-C interrupts the wait.
+    /// `progress`: called as `progress(phase, label, total, done)` (`phase` counts
+    /// the training's phases, `total` may be `None`) whenever that changed, checked
+    /// every 100 ms; `None`: no progress.
     #[staticmethod]
     #[pyo3(signature = (kind, train, valid = None, *, config = None, config_text = None,
-                        epochs = None, batch_size = None, seed = None, progress = true))]
+                        epochs = None, batch_size = None, seed = None, progress = None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -135,7 +276,7 @@ impl Model {
         epochs: Option<usize>,
         batch_size: Option<usize>,
         seed: Option<u64>,
-        progress: bool,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Model> {
         if !["retrieval", "ranking", "ease", "ials"].contains(&kind) {
             return Err(bad(format!(
@@ -195,17 +336,39 @@ impl Model {
             report: Default::default(),
         };
         let kind = kind.to_owned();
-        let report = run_interruptible(py, move || {
-            let ctx = Context { quiet: !progress };
-            use shortlist_cli::cmd::{train as t, train_implicit as ti};
-            let v: Value = match kind.as_str() {
-                "ranking" => serde_json::to_value(t::train_ranking(&args, &split, &ctx)?)?,
-                "retrieval" => t::train_retrieval_cmd(&args, &split, &ctx)?,
-                "ease" => ti::train_ease_cmd(&args, &split)?,
-                _ => ti::train_ials_cmd(&args, &split, &ctx)?,
+        let tracker = Arc::new(Tracker::default());
+        let ctx = Context {
+            quiet: true,
+            sink: progress
+                .as_ref()
+                .map(|_| tracker.clone() as Arc<dyn Progress + Send>),
+        };
+        let mut shown = Track::default();
+        let tick = |_: Python<'_>| -> PyResult<()> {
+            let Some(draw) = &progress else {
+                return Ok(());
             };
-            Ok(v)
-        })?;
+            let now = tracker.snapshot();
+            if now != shown && now.phase > 0 {
+                draw.call1((now.phase, now.label.as_str(), now.total, now.done))?;
+                shown = now;
+            }
+            Ok(())
+        };
+        let report = run_interruptible(
+            py,
+            move || {
+                use shortlist_cli::cmd::{train as t, train_implicit as ti};
+                let v: Value = match kind.as_str() {
+                    "ranking" => serde_json::to_value(t::train_ranking(&args, &split, &ctx)?)?,
+                    "retrieval" => t::train_retrieval_cmd(&args, &split, &ctx)?,
+                    "ease" => ti::train_ease_cmd(&args, &split)?,
+                    _ => ti::train_ials_cmd(&args, &split, &ctx)?,
+                };
+                Ok(v)
+            },
+            tick,
+        )?;
         let mut report = report;
         if let Value::Object(m) = &mut report {
             // The temporary directory means nothing to the caller.
@@ -266,151 +429,163 @@ impl Model {
     }
 
     /// The top `k` items of each user, best first, as `shortlist recommend --model`
-    /// lists them: `(user_ids, item_ids, scores, titles)` flattened (a user unknown
-    /// to the model gets the most popular items; `""`: no title).
+    /// lists them (a user unknown to the model gets the most popular items), one
+    /// row per (user, item): `(user_ids, user_codes, item_rows, scores, ranks)`, where
+    /// `user_ids` are the distinct users asked for, `user_codes` index them, and
+    /// `item_rows` index `item_table()`. Every known user is searched in one batched
+    /// pass over the items; no string is made per row.
     #[pyo3(signature = (user_ids, k = 10, exclude_seen = true))]
     #[allow(clippy::type_complexity)]
     fn recommend<'py>(
         &self,
         py: Python<'py>,
-        user_ids: Vec<String>,
+        user_ids: &Bound<'py, PyAny>,
         k: usize,
         exclude_seen: bool,
     ) -> PyResult<(
         Vec<String>,
-        Vec<String>,
+        Bound<'py, PyArray1<u32>>,
+        Bound<'py, PyArray1<u32>>,
         Bound<'py, PyArray1<f32>>,
-        Vec<String>,
+        Bound<'py, PyArray1<i64>>,
     )> {
-        let Engine::Source(s) = &self.engine else {
-            return Err(bad(format!(
-                "{}: `recommend` needs a candidate model (retrieval, ease or ials), this is a {} model; \
-                 to recommend through both stages, use shortlist.Pipeline(retrieval, ranking)",
-                self.dir.display(),
-                self.kind
-            )));
-        };
+        let s = self.source("recommend")?;
         if k == 0 {
             return Err(bad("k: expected at least 1"));
         }
-        let (users, items, scores, titles) = py
+        let users = ids::factorize(user_ids, "user_ids")?;
+        let (codes, rows, scores, ranks) = py
             .detach(|| -> anyhow::Result<_> {
-                // One request per user, as the server answers them, on every core.
-                let lists = user_ids
-                    .par_iter()
-                    .map(|u| s.retrieve(&User::id(u), k, exclude_seen, &[]))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let (mut users, mut items, mut scores, mut titles) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                for (u, r) in user_ids.iter().zip(lists) {
-                    for c in r.candidates {
-                        users.push(u.clone());
-                        items.push(c.item_id.to_owned());
-                        scores.push(c.score);
-                        titles.push(s.item_title(c.item_id).unwrap_or("").to_owned());
+                let lists = s.retrieve_rows_batch(&users.unique_strs(), k, exclude_seen)?;
+                let n: usize = users
+                    .codes
+                    .iter()
+                    .map(|&c| lists[c as usize].hits.len())
+                    .sum();
+                let (mut codes, mut rows, mut scores, mut ranks) = (
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                );
+                for &c in &users.codes {
+                    for (rank, &(row, score)) in lists[c as usize].hits.iter().enumerate() {
+                        codes.push(c);
+                        rows.push(row);
+                        scores.push(score);
+                        ranks.push(rank as i64 + 1);
                     }
                 }
-                Ok((users, items, scores, titles))
+                Ok((codes, rows, scores, ranks))
             })
             .map_err(py_err)?;
-        Ok((users, items, PyArray1::from_vec(py, scores), titles))
+        Ok((
+            users.uniques,
+            PyArray1::from_vec(py, codes),
+            PyArray1::from_vec(py, rows),
+            PyArray1::from_vec(py, scores),
+            PyArray1::from_vec(py, ranks),
+        ))
+    }
+
+    /// `(item_ids, titles)` by item row of a candidate model: what the `item_rows` of
+    /// `recommend` index (`""`: an OOV row, or no title).
+    fn item_table(&self) -> PyResult<(Vec<String>, Vec<String>)> {
+        let s = self.source("item_table")?;
+        Ok((0..s.num_item_rows() as u32)
+            .map(|r| {
+                (
+                    s.item_id_of(r).to_owned(),
+                    s.item_title_of(r).unwrap_or("").to_owned(),
+                )
+            })
+            .unzip())
     }
 
     /// Scores of (user, item) pairs: predicted ratings (click probabilities for a
     /// click model) of a ranking model, as `shortlist predict`; the candidate
-    /// score (NaN for an unknown item) of a retrieval, EASE or iALS model.
+    /// score (NaN for an unknown item) of a retrieval, EASE or iALS model. Ids come
+    /// as lists (of `str`, or of values whose `str()` is the id) or numpy integer
+    /// arrays; the pairs are scored in batches on every core.
     fn predict<'py>(
         &self,
         py: Python<'py>,
-        user_ids: Vec<String>,
-        item_ids: Vec<String>,
+        user_ids: &Bound<'py, PyAny>,
+        item_ids: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        if user_ids.len() != item_ids.len() {
+        let users = ids::factorize(user_ids, "user_ids")?;
+        let items = ids::factorize(item_ids, "item_ids")?;
+        if users.codes.len() != items.codes.len() {
             return Err(bad(format!(
                 "{} user ids but {} item ids: give one of each per pair",
-                user_ids.len(),
-                item_ids.len()
+                users.codes.len(),
+                items.codes.len()
             )));
         }
-        let out = py.detach(|| match &self.engine {
-            Engine::Ranking(m) => {
-                // Rows as `predict_raw` finds them, scored in batches (one GEMM per
-                // layer and chunk) on every core.
-                let (users, items): (Vec<u32>, Vec<u32>) = user_ids
-                    .iter()
-                    .zip(&item_ids)
-                    .map(|(u, i)| m.rows_of(u, i))
-                    .unzip();
-                let mut out = vec![0.0f32; users.len()];
-                out.par_chunks_mut(PREDICT_CHUNK).enumerate().for_each_init(
-                    shortlist_model::Scratch::default,
-                    |scratch, (c, o)| {
-                        let at = c * PREDICT_CHUNK;
-                        let end = at + o.len();
-                        m.predict_batch_with(&users[at..end], &items[at..end], scratch, o);
-                    },
-                );
-                out
-            }
-            Engine::Source(s) => user_ids
-                .iter()
-                .zip(&item_ids)
-                .map(|(u, i)| {
-                    let mut o = [f32::NAN];
-                    s.score_items(&User::id(u), &[i.as_str()], &mut o);
-                    o[0]
-                })
-                .collect(),
+        let engine = &self.engine;
+        let out = py.detach(|| match engine {
+            Engine::Ranking(m) => predict_ranking(m, &users, &items),
+            Engine::Source(s) => predict_source(s, &users, &items),
         });
         Ok(PyArray1::from_vec(py, out))
     }
 
     /// The two towers' vectors of a retrieval model: `(user_ids, user_vectors,
     /// item_ids, item_vectors)`, one row per id (float32, `n × dim`), the vectors
-    /// the saved index searches (`score = user · item`).
-    #[allow(clippy::type_complexity)]
-    fn embeddings<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(
-        Vec<String>,
-        Bound<'py, PyArray2<f32>>,
-        Vec<String>,
-        Bound<'py, PyArray2<f32>>,
-    )> {
+    /// the saved index searches (`score = user · item`). Computed once per model,
+    /// into buffers numpy owns (moved there, not copied), and then the same
+    /// read-only arrays on every call.
+    fn embeddings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         if self.kind != "retrieval" {
             return Err(bad(format!(
                 "embeddings: only a retrieval (two-tower) model has them, this is a {} model",
                 self.kind
             )));
         }
-        let (m, _) =
-            shortlist_model::RetrievalModel::load(&self.dir).map_err(|e| py_err(e.into()))?;
-        let dim = m.dim();
-        let ids = |v: &shortlist_features::Vocabulary| -> Vec<String> {
-            (0..v.len() as u32)
-                .map(|r| v.value(r).unwrap_or("").to_owned())
-                .collect()
-        };
-        let (uids, iids) = (ids(&m.spec.user_id), ids(&m.spec.item_id));
-        let (q, c) = (m.all_queries(), m.all_candidates());
-        let arr = |v: Vec<f32>, n: usize| -> PyResult<Bound<'py, PyArray2<f32>>> {
-            let rows = v.len().checked_div(dim).unwrap_or(0);
-            if rows != n {
-                return Err(PyRuntimeError::new_err(format!(
-                    "embeddings: {rows} vectors for {n} ids"
-                )));
-            }
-            PyArray1::from_vec(py, v)
-                .reshape([rows, dim])
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))
-        };
-        Ok((
-            uids.clone(),
-            arr(q, uids.len())?,
-            iids.clone(),
-            arr(c, iids.len())?,
-        ))
+        let cached = self
+            .embeddings
+            .get_or_try_init(py, || -> PyResult<Py<PyTuple>> {
+                let (m, _) = shortlist_model::RetrievalModel::load(&self.dir)
+                    .map_err(|e| py_err(e.into()))?;
+                let dim = m.dim();
+                let ids = |v: &shortlist_features::Vocabulary| -> Vec<String> {
+                    (0..v.len() as u32)
+                        .map(|r| v.value(r).unwrap_or("").to_owned())
+                        .collect()
+                };
+                let (uids, iids) = (ids(&m.spec.user_id), ids(&m.spec.item_id));
+                let arr = |v: Vec<f32>, n: usize| -> PyResult<Bound<'py, PyArray2<f32>>> {
+                    let rows = v.len().checked_div(dim).unwrap_or(0);
+                    if rows != n {
+                        return Err(PyRuntimeError::new_err(format!(
+                            "embeddings: {rows} vectors for {n} ids"
+                        )));
+                    }
+                    let a = PyArray1::from_vec(py, v)
+                        .reshape([rows, dim])
+                        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                    // Shared by every caller: nobody may change the model's vectors.
+                    let kw = PyDict::new(py);
+                    kw.set_item("write", false)?;
+                    a.call_method("setflags", (), Some(&kw))?;
+                    Ok(a)
+                };
+                let (q, c) = (
+                    arr(m.all_queries(), uids.len())?,
+                    arr(m.all_candidates(), iids.len())?,
+                );
+                Ok(PyTuple::new(
+                    py,
+                    [
+                        uids.into_pyobject(py)?.into_any(),
+                        q.into_any(),
+                        iids.into_pyobject(py)?.into_any(),
+                        c.into_any(),
+                    ],
+                )?
+                .unbind())
+            })?;
+        Ok(cached.bind(py).clone())
     }
 
     /// Writes the model directory to `dir` as one unit (what `shortlist serve`
@@ -425,141 +600,5 @@ impl Model {
 
     fn __repr__(&self) -> String {
         format!("Model(kind={:?}, path={:?})", self.kind, self.dir)
-    }
-}
-
-/// Retrieve → rank → order, through `shortlist_pipeline::recommend`: the lists
-/// `POST /v1/recommend` answers for the same models.
-#[pyclass(module = "shortlist._shortlist")]
-pub struct Pipeline {
-    inner: CliPipeline,
-}
-
-#[pymethods]
-impl Pipeline {
-    /// A pipeline of a candidate model and (optionally) a ranking model.
-    #[new]
-    #[pyo3(signature = (retrieval, ranking = None))]
-    fn new(py: Python<'_>, retrieval: &Model, ranking: Option<&Model>) -> PyResult<Self> {
-        if retrieval.kind == "ranking" {
-            return Err(bad("retrieval: a ranking model cannot produce candidates"));
-        }
-        if let Some(r) = ranking {
-            if r.kind != "ranking" {
-                return Err(bad(format!(
-                    "ranking: not a ranking model (a {} model)",
-                    r.kind
-                )));
-            }
-        }
-        let (rdir, rkind) = (retrieval.dir.clone(), retrieval.kind.clone());
-        let kdir = ranking.map(|r| r.dir.clone());
-        let inner = py
-            .detach(|| -> anyhow::Result<CliPipeline> {
-                let source = ModelSource::load(&rdir, &rkind)?;
-                let ranker = match kdir {
-                    Some(d) => Some(("ranking".to_owned(), d.clone(), RankingStage::load(&d)?)),
-                    None => None,
-                };
-                Ok(CliPipeline {
-                    primary: (rkind.clone(), rdir.clone(), source),
-                    extra: Vec::new(),
-                    ranker,
-                })
-            })
-            .map_err(py_err)?;
-        Ok(Pipeline { inner })
-    }
-
-    /// Loads the served models of a base directory (`BASE/retrieval/N/`,
-    /// `BASE/ranking/N/`, the latest versions), as `shortlist recommend --pipeline`.
-    #[staticmethod]
-    fn load(py: Python<'_>, base: PathBuf) -> PyResult<Self> {
-        let args = shortlist_cli::cmd::pipeline::PipelineArgs {
-            base: &base,
-            retrieval: "retrieval",
-            ranking: "ranking",
-            sources: &[],
-        };
-        let inner = py.detach(|| CliPipeline::load(&args)).map_err(py_err)?;
-        Ok(Pipeline { inner })
-    }
-
-    /// Each user's list as `/v1/recommend` answers it: `(user_ids, item_ids,
-    /// retrieval_scores, ranking_scores, predicted_ratings, order_by, titles)`
-    /// flattened (NaN where a stage gave no score; `""`: no title).
-    #[pyo3(signature = (user_ids, k = 10, num_candidates = 100, exclude_seen = true))]
-    #[allow(clippy::type_complexity)]
-    fn recommend<'py>(
-        &self,
-        py: Python<'py>,
-        user_ids: Vec<String>,
-        k: usize,
-        num_candidates: usize,
-        exclude_seen: bool,
-    ) -> PyResult<(
-        Vec<String>,
-        Vec<String>,
-        Bound<'py, PyArray1<f32>>,
-        Bound<'py, PyArray1<f32>>,
-        Bound<'py, PyArray1<f32>>,
-        Vec<String>,
-        Vec<String>,
-    )> {
-        if k == 0 {
-            return Err(bad("k: expected at least 1"));
-        }
-        let cols = py
-            .detach(|| -> anyhow::Result<_> {
-                let stages = self.inner.stages(&[], true);
-                let mut c = (
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                );
-                // One request per user, as the server answers them, on every core.
-                let lists = user_ids
-                    .par_iter()
-                    .map(|u| {
-                        shortlist_pipeline::recommend(
-                            &stages,
-                            &Request {
-                                user: User::id(u),
-                                k,
-                                num_candidates: num_candidates.max(k),
-                                exclude_seen,
-                                exclude_items: &[],
-                                order: Order::Auto,
-                            },
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                for (u, r) in user_ids.iter().zip(lists) {
-                    for i in r.items {
-                        c.0.push(u.clone());
-                        c.1.push(i.item_id.to_owned());
-                        c.2.push(i.retrieval_score);
-                        c.3.push(i.ranking_score.unwrap_or(f32::NAN));
-                        c.4.push(i.predicted_rating.unwrap_or(f32::NAN));
-                        c.5.push(r.order.as_str().to_owned());
-                        c.6.push(i.title.unwrap_or("").to_owned());
-                    }
-                }
-                Ok(c)
-            })
-            .map_err(py_err)?;
-        Ok((
-            cols.0,
-            cols.1,
-            PyArray1::from_vec(py, cols.2),
-            PyArray1::from_vec(py, cols.3),
-            PyArray1::from_vec(py, cols.4),
-            cols.5,
-            cols.6,
-        ))
     }
 }

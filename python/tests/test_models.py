@@ -203,3 +203,101 @@ def test_ctrl_c_interrupts_fit(dataset):
     with pytest.raises(KeyboardInterrupt):
         shortlist.Retrieval(epochs=100_000).fit(train, test, progress=False)
     assert time.perf_counter() - t0 < 2.0
+
+
+@pytest.fixture(scope="module")
+def cli_lists(tmp_path_factory, cli, parts):
+    """Each candidate model kind fitted from Python, saved, and the CLI's per-user
+    lists of every user (`recommend --all-users`, one request per user)."""
+    train, test = parts
+    d = tmp_path_factory.mktemp("lists")
+    out = {}
+    for cls, kw in ((shortlist.Retrieval, {"epochs": 2}), (shortlist.EASE, {}), (shortlist.IALS, {"epochs": 2})):
+        model = cls(**kw).fit(train, progress=False)
+        model.save(d / model._kind)
+        for exclude in (True, False):
+            args = ["recommend", "--model", str(d / model._kind), "--all-users", "-k", "7", "--jsonl"]
+            lines = run_cli(cli, *args, *(["--exclude-seen"] if exclude else [])).stdout.splitlines()
+            out[model._kind, exclude] = (model, [json.loads(line) for line in lines])
+    return out
+
+
+@pytest.mark.parametrize("kind", ["retrieval", "ease", "ials"])
+@pytest.mark.parametrize("exclude", [True, False])
+def test_batched_recommend_equals_the_cli_per_user_lists(cli_lists, kind, exclude):
+    model, lines = cli_lists[kind, exclude]
+    users = [line["user_id"] for line in lines]
+    # Every user at once (one batched search), plus an unknown and a repeated user.
+    got = model.recommend(users + ["stranger", users[0]], k=7, exclude_seen=exclude, as_frame=False)
+    assert set(got) == {"user_id", "item_id", "score", "title", "rank"}
+    assert got["score"].dtype == np.float32 and got["rank"].dtype == np.int64
+    at = 0
+    for line in lines:
+        n = len(line["items"])
+        assert got["user_id"][at:at + n].tolist() == [line["user_id"]] * n
+        assert got["item_id"][at:at + n].tolist() == line["items"]
+        # The CLI prints each f32 score exactly (shortest round-trip form): same bits.
+        assert got["score"][at:at + n].tolist() == np.asarray(line["scores"], dtype=np.float32).tolist()
+        assert got["rank"][at:at + n].tolist() == list(range(1, n + 1))
+        at += n
+    popular = model.recommend(["stranger"], k=7, exclude_seen=exclude, as_frame=False)
+    assert got["item_id"][at:at + 7].tolist() == popular["item_id"].tolist()
+    assert got["item_id"][at + 7:].tolist() == lines[0]["items"]
+    frame = model.recommend(users[:3], k=7, exclude_seen=exclude)
+    arrays = model.recommend(users[:3], k=7, exclude_seen=exclude, as_frame=False)
+    pd.testing.assert_frame_equal(frame, pd.DataFrame(arrays))
+
+
+def test_ids_as_lists_series_and_integer_arrays(frames):
+    # Integer ids (u12 → 12): a numpy int64 array, a list of ints, a list of fresh
+    # strs and a Series all name the same users and items.
+    df, _ = frames
+    df = df.assign(user=df["user"].str[1:].astype(int), item=df["item"].str[1:].astype(int))
+    data = shortlist.Dataset.from_pandas(df, user="user", item="item", rating="stars", timestamp="ts")
+    train, test = data.split(ratio=0.8, seed=42)
+    rng = np.random.default_rng(1)
+    u = rng.integers(0, 125, 5000)  # a few unknown users (≥ 120) and items (≥ 80)
+    i = rng.integers(0, 85, 5000)
+    for model in (shortlist.EASE().fit(train), shortlist.Ranking(epochs=1).fit(train, progress=False)):
+        want = model.predict([str(x) for x in u], [str(x) for x in i])
+        assert want.dtype == np.float32 and want.shape == (5000,)
+        np.testing.assert_array_equal(model.predict(u, i), want)
+        np.testing.assert_array_equal(model.predict(u.tolist(), i.astype(np.int32)), want)
+        np.testing.assert_array_equal(model.predict(pd.Series(u), pd.Series(i.astype(str))), want)
+        # One pair at a time gives the batch's scores. Not always to the bit: the ranking
+        # model scores a batch through the GEMM kernel and a single pair through its dot
+        # path, the same sums in another order (1 ulp of float32 seen).
+        for p in range(0, 5000, 997):
+            one = model.predict([str(u[p])], [str(i[p])])[0]
+            assert np.isnan(want[p]) or abs(one - want[p]) <= 1e-6 * max(1.0, abs(want[p]))
+    ease = shortlist.EASE().fit(train)
+    lists = ease.recommend(np.array([3, 3, 500]), k=4, as_frame=False)
+    assert lists["user_id"].tolist() == ["3"] * 8 + ["500"] * 4
+    with pytest.raises(ValueError, match="user_ids: expected a list of ids or a numpy integer array"):
+        ease.predict({"a": 1}, ["1"])
+    with pytest.raises(ValueError, match="k: expected at least 1"):
+        ease.recommend(u, k=0)
+
+
+def test_fit_reports_progress_to_a_callable(parts):
+    train, test = parts
+    calls = []
+    shortlist._shortlist.Model.fit("retrieval", train._raw, test._raw, epochs=3,
+                                   progress=lambda *a: calls.append(a))
+    assert calls, "no progress reported"
+    phase, label, total, done = calls[-1]
+    assert phase >= 1 and label and done == total, calls[-1]
+    assert all(c[3] <= c[2] for c in calls if c[2] is not None)
+    # tqdm is optional: with it, fit(progress=True) draws bars; without, nothing.
+    shortlist.Retrieval(epochs=1).fit(train, progress=True)
+
+
+def test_embeddings_are_computed_once_and_read_only(parts):
+    train, _ = parts
+    model = shortlist.Retrieval(epochs=1).fit(train, progress=False)
+    a, b = model.embeddings(), model.embeddings()
+    assert a[1] is b[1] and a[3] is b[3]
+    assert not a[1].flags.writeable and a[1].flags.c_contiguous and a[1].dtype == np.float32
+    with pytest.raises(ValueError):
+        a[1][0, 0] = 1.0
+    assert model.user_embeddings is a[1] and model.item_ids == a[2]

@@ -224,7 +224,7 @@ static ALLOC: shortlist_core::alloc::HugePageAlloc = shortlist_core::alloc::Huge
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let ctx = cmd::Context { quiet: cli.quiet };
+    let ctx = cmd::Context::new(cli.quiet);
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c, &ctx),
         Command::Train(c) => cmd::train::run(c, &ctx),

@@ -1,16 +1,18 @@
 //! Progress bars on stderr (indicatif): drawn only on a terminal, never on stdout,
 //! so `--json` output stays clean.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shortlist_core::progress::Progress;
 
-/// An indicatif-backed [`Progress`]; silent when `quiet`.
+/// An indicatif-backed [`Progress`]; silent when `quiet`, or handing every event to
+/// another reporter instead ([`Bars::forwarding`]).
 pub struct Bars {
     bar: Mutex<Option<ProgressBar>>,
     quiet: bool,
+    forward: Option<Arc<dyn Progress + Send>>,
 }
 
 impl Bars {
@@ -19,6 +21,16 @@ impl Bars {
         Bars {
             bar: Mutex::new(None),
             quiet,
+            forward: None,
+        }
+    }
+
+    /// A reporter that draws nothing and passes every event to `to`.
+    pub fn forwarding(to: Arc<dyn Progress + Send>) -> Self {
+        Bars {
+            bar: Mutex::new(None),
+            quiet: true,
+            forward: Some(to),
         }
     }
 }
@@ -37,6 +49,9 @@ impl Bars {
 
 impl Progress for Bars {
     fn start(&self, label: &str, total: Option<u64>) {
+        if let Some(to) = &self.forward {
+            return to.start(label, total);
+        }
         if self.quiet {
             return;
         }
@@ -67,6 +82,9 @@ impl Progress for Bars {
     }
 
     fn advance(&self, delta: u64) {
+        if let Some(to) = &self.forward {
+            return to.advance(delta);
+        }
         if let Ok(slot) = self.bar.lock() {
             if let Some(b) = slot.as_ref() {
                 b.inc(delta);
@@ -75,6 +93,9 @@ impl Progress for Bars {
     }
 
     fn finish(&self) {
+        if let Some(to) = &self.forward {
+            return to.finish();
+        }
         if let Ok(mut slot) = self.bar.lock() {
             if let Some(b) = slot.take() {
                 b.finish_and_clear();

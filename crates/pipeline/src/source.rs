@@ -23,7 +23,10 @@ use shortlist_model::{Csr, EaseModel, IalsModel, RetrievalModel};
 
 use crate::error::{Error, Result};
 
+mod batch;
 mod retrieve;
+
+pub use batch::RowList;
 
 /// One retrieved candidate. The id borrows from the model, so retrieval allocates no
 /// string per candidate.
@@ -369,12 +372,10 @@ impl ModelSource {
             return None;
         }
         match &self.scorer {
-            Scorer::TwoTower { model, queries, .. } => {
+            Scorer::TwoTower { model, .. } => {
                 let d = model.dim();
                 match (r.row, r.fresh) {
-                    (Some(u), false) => Some(Cow::Borrowed(
-                        &queries[u as usize * d..(u as usize + 1) * d],
-                    )),
+                    (Some(u), false) => self.known_query(u).map(Cow::Borrowed),
                     (row, _) => {
                         let mut q = vec![0f32; d];
                         model.query_with_history_into(row, &r.rows, &mut q);
@@ -383,11 +384,45 @@ impl ModelSource {
                 }
             }
             Scorer::Ials { model, gram, .. } => match (r.row, r.fresh) {
-                (Some(u), false) => Some(Cow::Borrowed(model.user_factors.row(u as usize))),
+                (Some(u), false) => self.known_query(u).map(Cow::Borrowed),
                 _ => model.fold_in(gram, &r.history).ok().map(Cow::Owned),
             },
             Scorer::Ease { .. } => None,
         }
+    }
+
+    /// The trained query of user row `u` (`None` for the dense EASE): the
+    /// precomputed user tower output, or iALS's user factors.
+    fn known_query(&self, u: u32) -> Option<&[f32]> {
+        let u = u as usize;
+        match &self.scorer {
+            Scorer::TwoTower { model, queries, .. } => {
+                let d = model.dim();
+                queries.get(u * d..(u + 1) * d)
+            }
+            Scorer::Ials { model, .. } => Some(model.user_factors.row(u)),
+            Scorer::Ease { .. } => None,
+        }
+    }
+
+    /// The id of item row `row`: the model's vocabulary, or an item added while
+    /// serving (`""` for an OOV row).
+    pub fn item_id_of(&self, row: u32) -> &str {
+        self.item_id(row)
+    }
+
+    /// The display title of item row `row` (`None`: none shipped).
+    pub fn item_title_of(&self, row: u32) -> Option<&str> {
+        match self.titles.get(row as usize) {
+            Some(t) => Some(t.as_str()).filter(|t| !t.is_empty()),
+            None => self.live.title(row),
+        }
+    }
+
+    /// Number of item rows, those of items added while serving included: the item
+    /// rows [`ModelSource::retrieve_rows_batch`] may return are below it.
+    pub fn num_item_rows(&self) -> usize {
+        self.num_items() + self.live.state().count as usize
     }
 
     /// Scores of item rows `items` for a resolved (non-popular) user.
@@ -593,9 +628,6 @@ impl CandidateSource for ModelSource {
 
     fn item_title(&self, item_id: &str) -> Option<&str> {
         let row = Live::row(&self.live.state(), self, item_id)?;
-        match self.titles.get(row as usize) {
-            Some(t) => Some(t.as_str()).filter(|t| !t.is_empty()),
-            None => self.live.title(row),
-        }
+        self.item_title_of(row)
     }
 }

@@ -23,12 +23,23 @@ use serde::Serialize;
 pub struct Context {
     /// No progress bars.
     pub quiet: bool,
+    /// Where progress goes instead of the terminal's bars (the Python package draws
+    /// it with tqdm); `None`: bars on stderr unless `quiet`.
+    pub sink: Option<std::sync::Arc<dyn shortlist_core::progress::Progress + Send>>,
 }
 
 impl Context {
+    /// Bars on stderr unless `quiet`.
+    pub fn new(quiet: bool) -> Self {
+        Context { quiet, sink: None }
+    }
+
     /// The progress reporter for this run.
     pub fn progress(&self) -> crate::progress::Bars {
-        crate::progress::Bars::new(self.quiet)
+        match &self.sink {
+            Some(sink) => crate::progress::Bars::forwarding(sink.clone()),
+            None => crate::progress::Bars::new(self.quiet),
+        }
     }
 }
 

@@ -8,11 +8,13 @@ use super::{Candidate, ModelSource, Resolved, Retrieved, Scorer, User, UserPath}
 use crate::error::{Error, Result};
 use crate::live::{Live, State};
 
+/// One user's retrieved rows: (item row, score) best first, whether the user id is
+/// known to the model, and how the query was built.
+pub(super) type RowsRetrieved = (Vec<(u32, f32)>, bool, UserPath);
+
 impl ModelSource {
     /// [`CandidateSource::retrieve`](super::CandidateSource::retrieve), restricted to
-    /// `allow` when given: the most popular items when nothing personalises
-    /// ([`ModelSource::popular_fallback`]), else the best rows for the user's query
-    /// ([`ModelSource::top_rows`]) outside [`ModelSource::excluded_rows`].
+    /// `allow` when given: [`ModelSource::retrieve_rows_where`]'s rows as ids.
     pub(super) fn retrieve_where<'a>(
         &'a self,
         user: &User<'_>,
@@ -22,16 +24,8 @@ impl ModelSource {
         allow: Option<&ItemBitmap>,
     ) -> Result<Retrieved<'a>> {
         let st = self.live.state();
-        let excluded_rows: Vec<u32> = exclude_items
-            .iter()
-            .filter_map(|id| Live::row(&st, self, id))
-            .collect();
-        let r = self.resolve(user);
-        if r.path == UserPath::Popular {
-            return Ok(self.popular_fallback(&st, excluded_rows, k, allow));
-        }
-        let exclude = self.excluded_rows(&st, &r, user, exclude_seen, &excluded_rows);
-        let hits = self.top_rows(&st, &r, k, &exclude, allow)?;
+        let (hits, known_user, path) =
+            self.retrieve_rows_where(&st, user, k, exclude_seen, exclude_items, allow)?;
         Ok(Retrieved {
             candidates: hits
                 .into_iter()
@@ -40,45 +34,63 @@ impl ModelSource {
                     score,
                 })
                 .collect(),
-            known_user: r.row.is_some(),
-            path: r.path,
+            known_user,
+            path,
         })
     }
 
-    /// Nothing to personalise with: the most popular items (not excluded, retired or
-    /// outside `allow`), scored by their share of training interactions, flagged.
-    fn popular_fallback(
+    /// One user's best `k` (item row, score), whether the id is known, and how the
+    /// query was built: the most popular items when nothing personalises
+    /// ([`ModelSource::popular_rows`]), else the best rows for the user's query
+    /// ([`ModelSource::top_rows`]) outside [`ModelSource::excluded_rows`].
+    pub(super) fn retrieve_rows_where(
+        &self,
+        st: &State,
+        user: &User<'_>,
+        k: usize,
+        exclude_seen: bool,
+        exclude_items: &[&str],
+        allow: Option<&ItemBitmap>,
+    ) -> Result<RowsRetrieved> {
+        let excluded_rows: Vec<u32> = exclude_items
+            .iter()
+            .filter_map(|id| Live::row(st, self, id))
+            .collect();
+        let r = self.resolve(user);
+        if r.path == UserPath::Popular {
+            let hits = self.popular_rows(st, excluded_rows, k, allow);
+            return Ok((hits, false, UserPath::Popular));
+        }
+        let exclude = self.excluded_rows(st, &r, user, exclude_seen, &excluded_rows);
+        let hits = self.top_rows(st, &r, k, &exclude, allow)?;
+        Ok((hits, r.row.is_some(), r.path))
+    }
+
+    /// Nothing to personalise with: the most popular item rows (not excluded, retired
+    /// or outside `allow`), scored by their share of training interactions.
+    pub(super) fn popular_rows(
         &self,
         st: &State,
         mut skip: Vec<u32>,
         k: usize,
         allow: Option<&ItemBitmap>,
-    ) -> Retrieved<'_> {
+    ) -> Vec<(u32, f32)> {
         skip.extend_from_slice(&st.retired);
         skip.sort_unstable();
         let pop = self.popularity();
-        let candidates = self
-            .popular
+        self.popular
             .iter()
             .filter(|i| skip.binary_search(i).is_err())
             .filter(|&&i| allow.is_none_or(|a| a.contains(i)))
             .take(k)
-            .map(|&i| Candidate {
-                item_id: self.item_id(i),
-                score: pop[i as usize] as f32 / self.popularity_total,
-            })
-            .collect();
-        Retrieved {
-            candidates,
-            known_user: false,
-            path: UserPath::Popular,
-        }
+            .map(|&i| (i, pop[i as usize] as f32 / self.popularity_total))
+            .collect()
     }
 
     /// The rows a personalised answer leaves out: the OOV rows, the user's seen items
     /// (training and request history) with `exclude_seen`, the request's excluded
     /// items and the retired ones.
-    fn excluded_rows(
+    pub(super) fn excluded_rows(
         &self,
         st: &State,
         r: &Resolved,
@@ -125,13 +137,7 @@ impl ModelSource {
                             search(index, &q, k, &Filter::AllowBitmap(&own))?
                         }
                     };
-                    let live = search_live(st, base, &q, k, exclude, allow)?;
-                    if !live.is_empty() {
-                        // The model's hits and the added items' hits, merged by score.
-                        hits.extend(live);
-                        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                        hits.truncate(k);
-                    }
+                    merge_live(&mut hits, search_live(st, base, &q, k, exclude, allow)?, k);
                     hits
                 }
                 None => Vec::new(),
@@ -157,10 +163,20 @@ impl ModelSource {
     }
 }
 
+/// The model's `hits` and the added items' hits (`live`), merged by score (ties:
+/// lower row first), the best `k` kept.
+pub(super) fn merge_live(hits: &mut Vec<(u32, f32)>, live: Vec<(u32, f32)>, k: usize) {
+    if !live.is_empty() {
+        hits.extend(live);
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+    }
+}
+
 /// The best `k` added items for query `q` (rows from `base`), leaving out rows in
 /// `exclude` and, with `allow`, rows it does not hold; items without a vector are
 /// never returned.
-fn search_live(
+pub(super) fn search_live(
     st: &State,
     base: u32,
     q: &[f32],
