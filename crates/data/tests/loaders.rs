@@ -20,6 +20,15 @@ fn load(path: &Path) -> Loaded {
     load_path(path, &LoadOptions::default(), &NoProgress).unwrap()
 }
 
+/// Writes `files` (name, bytes) into a new directory and loads it.
+fn load_files(files: &[(&str, &[u8])]) -> Loaded {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        write(dir.path(), name, bytes);
+    }
+    load(dir.path())
+}
+
 fn load_err(path: &Path) -> String {
     load_path(path, &LoadOptions::default(), &NoProgress)
         .unwrap_err()
@@ -134,19 +143,14 @@ fn grouplens_ml100k_bad_genre_flag_is_named() {
 
 #[test]
 fn grouplens_ml1m_double_colon_latin1() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "ratings.dat",
-        b"1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n",
-    );
-    write(dir.path(), "movies.dat", b"1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::James and the Giant Peach (1996)::Animation|Children's|Musical\n5::Caf\xe9 (2000)::Comedy\n");
-    write(
-        dir.path(),
-        "users.dat",
-        b"1::F::1::10::48067\n2::M::56::16::70072\n",
-    );
-    let l = load(dir.path());
+    let l = load_files(&[
+        (
+            "ratings.dat",
+            b"1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n",
+        ),
+        ("movies.dat", b"1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::James and the Giant Peach (1996)::Animation|Children's|Musical\n5::Caf\xe9 (2000)::Comedy\n"),
+        ("users.dat", b"1::F::1::10::48067\n2::M::56::16::70072\n"),
+    ]);
     let d = &l.dataset;
     assert_eq!(d.name, "ml-1m");
     assert_eq!(
@@ -222,15 +226,11 @@ fn grouplens_latest_csv_with_quoted_titles_and_half_stars() {
 
 #[test]
 fn recbole_typed_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "shop.inter", b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\ta1\t3\t881250949.0\n8\ta2\t4.5\t881250950\n");
-    write(dir.path(), "shop.item", b"item_id:token\tmovie_title:token_seq\tprice:float\ttags:token_seq\temb:float_seq\na1\tBig Box\t9.5\tred blue\t0.1 0.2\na2\tSmall\t\tgreen\t0.3 0.4\n");
-    write(
-        dir.path(),
-        "shop.user",
-        b"user_id:token\tcountry:token\n7\tNL\n",
-    );
-    let l = load(dir.path());
+    let l = load_files(&[
+        ("shop.inter", b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\ta1\t3\t881250949.0\n8\ta2\t4.5\t881250950\n"),
+        ("shop.item", b"item_id:token\tmovie_title:token_seq\tprice:float\ttags:token_seq\temb:float_seq\na1\tBig Box\t9.5\tred blue\t0.1 0.2\na2\tSmall\t\tgreen\t0.3 0.4\n"),
+        ("shop.user", b"user_id:token\tcountry:token\n7\tNL\n"),
+    ]);
     let d = &l.dataset;
     assert_eq!(d.name, "shop");
     assert_eq!(d.interactions.timestamps, Some(vec![881250949, 881250950]));

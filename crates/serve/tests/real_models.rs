@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{item_ids, start_real, Client};
+use common::{item_ids, start_real_connected, Client};
 use serde_json::json;
 use shortlist_data::synth::{generate, SynthConfig};
 use shortlist_train::ials::IalsTrainConfig;
@@ -83,8 +83,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn real_models_serve_both_stages_and_refuse_a_truncated_version() {
     let base = tempfile::tempdir().unwrap();
     let seen = train_models(base.path());
-    let (addr, tx, task) = start_real(base.path()).await;
-    let mut c = Client::connect(addr).await;
+    let (mut c, _, tx, task) = start_real_connected(base.path()).await;
 
     let r = c
         .post(
@@ -190,8 +189,7 @@ async fn real_models_serve_both_stages_and_refuse_a_truncated_version() {
 async fn events_change_the_next_answer_and_survive_a_restart() {
     let base = tempfile::tempdir().unwrap();
     let seen = train_models(base.path());
-    let (addr, tx, task) = start_real(base.path()).await;
-    let mut c = Client::connect(addr).await;
+    let (mut c, addr, tx, task) = start_real_connected(base.path()).await;
     let ask = json!({"user_id": "u1", "k": 5});
 
     // A purchase of the first recommended item removes it from the next answer.
@@ -277,8 +275,7 @@ async fn events_change_the_next_answer_and_survive_a_restart() {
     let mut n = 0;
     shortlist_serve::events::log::read(&log, |_| n += 1).unwrap();
     assert_eq!(n, 4, "1 purchase + 3 likes, nothing of the refused batches");
-    let (addr, tx, task) = start_real(base.path()).await;
-    let mut c = Client::connect(addr).await;
+    let (mut c, _, tx, task) = start_real_connected(base.path()).await;
     let again = c.post("/v1/recommend", &ask).await.json();
     assert!(!item_ids(&again).contains(&bought), "{again}");
     let r = c.post("/v1/recommend", &fresh).await.json();

@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{item_ids, start_real as start, Client};
+use common::{item_ids, start_real_connected as start_connected, Client};
 use serde_json::{json, Value};
 use shortlist_core::dataset::{Column, ColumnValues};
 use shortlist_data::products::{generate, ProductConfig};
@@ -107,8 +107,7 @@ async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
     let base = tempfile::tempdir().unwrap();
     let (cat, user) = train_model(base.path(), true);
     let user = user.as_str();
-    let (addr, _stop, _task) = start(base.path()).await;
-    let mut c = Client::connect(addr).await;
+    let (mut c, _, _stop, _task) = start_connected(base.path()).await;
 
     // A category filter: k items come back (retrieved among the category's items,
     // not cut from the unfiltered list), all of the category.
@@ -277,8 +276,7 @@ async fn items_added_and_retired_while_serving_change_answers_and_survive_a_rest
     let base = tempfile::tempdir().unwrap();
     let (cat, user) = train_model(base.path(), false);
     let user = user.as_str();
-    let (addr, stop, task) = start(base.path()).await;
-    let mut c = Client::connect(addr).await;
+    let (mut c, addr, stop, task) = start_connected(base.path()).await;
     let (category, brand) = {
         let mut v: Vec<&(String, f64, i64)> = cat.values().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -424,8 +422,7 @@ async fn items_added_and_retired_while_serving_change_answers_and_survive_a_rest
         assert!(Instant::now() < deadline, "the item log stayed locked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (addr, _stop, _task) = start(base.path()).await;
-    let mut c = Client::connect(addr).await;
+    let (mut c, _, _stop, _task) = start_connected(base.path()).await;
     let ids = item_ids(&everything(&mut c, user).await);
     assert_eq!(ids.len(), cat.len() + 200);
     assert!(ids.contains(&"NEW-1".to_owned()));

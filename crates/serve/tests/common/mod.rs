@@ -518,6 +518,19 @@ pub async fn start_ready(
 /// The task running a server started by [`start_real`].
 pub type ServerTask = tokio::task::JoinHandle<Result<(), shortlist_serve::ServeError>>;
 
+/// [`start_real`] and a client connected to the server (its address beside, for more).
+pub async fn start_real_connected(
+    base: &Path,
+) -> (
+    Client,
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    ServerTask,
+) {
+    let (addr, tx, task) = start_real(base).await;
+    (Client::connect(addr).await, addr, tx, task)
+}
+
 /// Starts the real server (the model loader of `shortlist serve`) over `base` on
 /// 127.0.0.1:0 and waits until it is ready (20 s at most); returns its address, the
 /// sender that stops it and its task.
