@@ -21,9 +21,11 @@ use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 /// The catalogue as the test checks it: item id → (category, price, launched).
 type Catalogue = HashMap<String, (String, f64, i64)>;
 
-/// Trains `BASE/retrieval/1` with item features and its attribute table (plus the
-/// products' launch dates, which are not a model feature).
-fn train_model(base: &std::path::Path, with_ranking: bool) -> (Catalogue, String) {
+/// Trains `BASE/retrieval/1` in a new temporary model base path with item features and
+/// its attribute table (plus the products' launch dates, which are not a model feature).
+fn train_model(with_ranking: bool) -> (tempfile::TempDir, Catalogue, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
     let (mut d, truth) = generate(&ProductConfig {
         customers: 150,
         products: 90,
@@ -94,7 +96,7 @@ fn train_model(base: &std::path::Path, with_ranking: bool) -> (Catalogue, String
             )
         })
         .collect();
-    (catalogue, d.users.raw(0).to_owned())
+    (tmp, catalogue, d.users.raw(0).to_owned())
 }
 
 async fn ask(c: &mut Client, body: Value) -> (u16, Value) {
@@ -104,8 +106,7 @@ async fn ask(c: &mut Client, body: Value) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_caps_and_freshness_shape_the_answer_and_bad_rules_are_named() {
-    let base = tempfile::tempdir().unwrap();
-    let (cat, user) = train_model(base.path(), true);
+    let (base, cat, user) = train_model(true);
     let user = user.as_str();
     let (mut c, _, _stop, _task) = start_connected(base.path()).await;
 
@@ -273,8 +274,7 @@ async fn everything(c: &mut Client, user: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_added_and_retired_while_serving_change_answers_and_survive_a_restart() {
-    let base = tempfile::tempdir().unwrap();
-    let (cat, user) = train_model(base.path(), false);
+    let (base, cat, user) = train_model(false);
     let user = user.as_str();
     let (mut c, addr, stop, task) = start_connected(base.path()).await;
     let (category, brand) = {
