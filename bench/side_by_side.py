@@ -30,7 +30,7 @@ import shortlist
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(HERE, "..", "configs")
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
-SPLIT = args[0] if args else "/work/shared/data/ml-100k-split42"
+SPLIT = args[0] if args else os.path.join(HERE, "..", "..", "shared", "data", "ml-100k-split42")
 TF_PY = os.path.join(os.environ.get("TF_VENV", "/tmp/tfvenv"), "bin", "python")
 K = 20
 
