@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Any, Dict, Iterable, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 
@@ -220,32 +220,75 @@ class _Candidates(_Estimator):
     ) -> Any:
         """Each user's top ``k`` items, best first, as ``shortlist recommend
         --model`` lists them: a DataFrame ``user_id, item_id, score, title, rank``
-        (with ``as_frame=False``, or without pandas, a dict of those columns as
-        numpy arrays). Unknown users get the most popular items. ``user_ids``: a
-        list, Series or array of ids (numpy integer arrays are read directly)."""
+        (``user_id``, ``item_id`` and ``title`` are categorical columns: their
+        values repeat, and building them from codes is five times faster than
+        building string columns; with ``as_frame=False``, or without pandas, a dict
+        of those columns as numpy arrays, the ids and titles as object arrays).
+        Unknown users get the most popular items. ``user_ids``: a list, Series or
+        array of ids (numpy integer arrays are read directly)."""
         model = self._fitted()
         uniques, codes, rows, scores, ranks = model.recommend(_ids(user_ids), k, exclude_seen)
-        ids, titles = self._item_table(model)
-        cols = {
+        table = self._item_table(model)
+        pd = _pandas()
+        if as_frame and pd is not None:
+            users = pd.Categorical.from_codes(
+                codes.astype(np.int32), dtype=pd.CategoricalDtype(pd.Index(uniques, dtype=object))
+            )
+            id_dtype, title_dtype = table.dtypes(pd)
+            cols = {
+                "user_id": users,
+                "item_id": pd.Categorical.from_codes(table.id_code[rows], dtype=id_dtype),
+                "score": scores,
+                "title": pd.Categorical.from_codes(table.title_code[rows], dtype=title_dtype),
+                "rank": ranks,
+            }
+            return pd.DataFrame(cols, copy=False)
+        return {
             "user_id": np.asarray(uniques, dtype=object)[codes],
-            "item_id": ids[rows],
+            "item_id": table.ids[rows],
             "score": scores,
-            "title": titles[rows],
+            "title": table.titles[rows],
             "rank": ranks,
         }
-        if not as_frame:
-            return cols
-        pd = _pandas()
-        return pd.DataFrame(cols, copy=False) if pd is not None else cols
 
-    def _item_table(self, model: "_shortlist.Model"):
-        # Item ids and titles by row, as object arrays, once per fitted model.
+    def _item_table(self, model: "_shortlist.Model") -> "_ItemTable":
+        # Item ids and titles by row, once per fitted model.
         cached = getattr(self, "_table", None)
-        if cached is None or cached[0] is not model:
-            ids, titles = model.item_table()
-            cached = (model, np.asarray(ids, dtype=object), np.asarray(titles, dtype=object))
+        if cached is None or cached.model is not model:
+            cached = _ItemTable(model)
             self._table = cached
-        return cached[1], cached[2]
+        return cached
+
+
+class _ItemTable:
+    """A fitted model's item ids and titles by row, as object arrays, and as the
+    categories of the recommendation frames: the distinct values (titles repeat,
+    and every out-of-vocabulary row has the id ``""``), with ``id_code`` and
+    ``title_code`` mapping a row to its value's category."""
+
+    def __init__(self, model: "_shortlist.Model"):
+        ids, titles = model.item_table()
+        self.model = model
+        self.ids = np.asarray(ids, dtype=object)
+        self.titles = np.asarray(titles, dtype=object)
+        self._ids, self.id_code = _distinct(ids)
+        self._titles, self.title_code = _distinct(titles)
+        self._dtypes = None
+
+    def dtypes(self, pd):
+        """The categorical dtypes of the id and title columns (built once)."""
+        if self._dtypes is None:
+            self._dtypes = (
+                pd.CategoricalDtype(pd.Index(self._ids, dtype=object)),
+                pd.CategoricalDtype(pd.Index(self._titles, dtype=object)),
+            )
+        return self._dtypes
+
+
+def _distinct(values: List[str]):
+    # The distinct values (as an object array) and each value's index among them.
+    distinct, code = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+    return distinct.astype(object), code.astype(np.int32)
 
 
 class Retrieval(_Candidates):

@@ -245,7 +245,11 @@ def test_batched_recommend_equals_the_cli_per_user_lists(cli_lists, kind, exclud
     assert got["item_id"][at + 7:].tolist() == lines[0]["items"]
     frame = model.recommend(users[:3], k=7, exclude_seen=exclude)
     arrays = model.recommend(users[:3], k=7, exclude_seen=exclude, as_frame=False)
-    pd.testing.assert_frame_equal(frame, pd.DataFrame(arrays))
+    assert list(frame.columns) == list(arrays)
+    for col in ("user_id", "item_id", "title"):
+        assert frame[col].dtype == "category", col
+    for col, values in arrays.items():
+        assert frame[col].tolist() == values.tolist(), col
 
 
 def test_ids_as_lists_series_and_integer_arrays(frames):
