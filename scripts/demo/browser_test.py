@@ -132,6 +132,20 @@ def main():
         assert server["user_path"] == "history", server["user_path"]
         rows = driver.js("return document.querySelectorAll('#server-list tr').length;")
         assert rows == len(server["items"]) + 1, f"{rows} table rows"
+        # The first stage's panel: the candidates by retrieval score, best first, with
+        # the final list's positions of those the ranking stage kept.
+        cands = state["candidates"]
+        assert cands and cands["items"], f"no candidates panel: {cands}"
+        assert cands["order_by"] == "retrieval", cands["order_by"]
+        scores = [c["retrieval_score"] for c in cands["items"]]
+        assert scores == sorted(scores, reverse=True), f"candidates not by retrieval score: {scores}"
+        rows = driver.js("return document.querySelectorAll('#candidates-list tr').length;")
+        assert rows == len(cands["items"]) + 1, f"{rows} candidate rows"
+        final = {i["item_id"]: n + 1 for n, i in enumerate(server["items"])}
+        marks = driver.js("return [...document.querySelectorAll('#candidates-list tr')]"
+                          ".slice(1).map(r => r.cells[3].textContent);")
+        want = [f"#{final[c['item_id']]}" if c["item_id"] in final else "–" for c in cands["items"]]
+        assert marks == want, f"candidate marks {marks}, expected {want}"
         agree = state["agree"]
         assert agree and agree["same"], (
             f"in-browser and server lists differ: {agree}\nserver: {[i['item_id'] for i in server['items']]}\n"
@@ -145,6 +159,7 @@ def main():
             "liked": liked,
             "items": len(server["items"]),
             "server_list": [i["item_id"] for i in server["items"]],
+            "candidates_shown": [i["item_id"] for i in cands["items"]],
             "agree": agree,
             "page_and_models_load_s": round(load_s, 3),
             "timings_ms": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()},

@@ -7,6 +7,8 @@
 
 const K = 10;
 const NUM_CANDIDATES = 100;
+// The first stage's candidates shown beside the final list (of NUM_CANDIDATES).
+const CANDIDATES_SHOWN = 20;
 const USER_ID = "demo-browser-user";
 // Scores from the server's SIMD kernels and the browser's differ in summation
 // order: equal lists have the same items in the same order and scores within this
@@ -17,6 +19,7 @@ const state = {
   items: [],          // [[item_id, title]]
   liked: [],          // item ids
   server: null,       // last /v1/recommend answer
+  candidates: null,   // the same request ordered by retrieval score: the first stage
   wasm: null,         // last in-browser answer
   agree: null,        // null: not compared; else {same, detail}
   recommender: null,  // the wasm Recommender
@@ -33,6 +36,12 @@ const titles = new Map();
 function request() {
   return { user_id: USER_ID, history: state.liked.slice(), k: K,
            num_candidates: NUM_CANDIDATES, exclude_seen: true };
+}
+
+// The same request's candidates in the first stage's order (`order_by: "retrieval"`):
+// what retrieval found before the ranking stage re-ordered it.
+function candidatesRequest() {
+  return { ...request(), k: CANDIDATES_SHOWN, order_by: "retrieval" };
 }
 
 function fmt(x, digits = 3) {
@@ -101,16 +110,50 @@ function showAgreement() {
   renderList($("wasm-list"), state.wasm, c.differs);
 }
 
-async function serverRecommend() {
-  const t0 = performance.now();
+async function post(body) {
   const resp = await fetch("/v1/recommend", {
     method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(request()),
+    body: JSON.stringify(body),
   });
-  const body = await resp.json();
-  if (!resp.ok) throw new Error(`/v1/recommend: ${resp.status} ${body.error || ""}`);
+  const answer = await resp.json();
+  if (!resp.ok) throw new Error(`/v1/recommend: ${resp.status} ${answer.error || ""}`);
+  return answer;
+}
+
+async function serverRecommend() {
+  const t0 = performance.now();
+  const body = await post(request());
   state.timings.server_ms = performance.now() - t0;
   return body;
+}
+
+// The candidates panel: rank by retrieval score, the final list's position of each
+// candidate that made it (or "–"), its retrieval score.
+function renderCandidates(answer, final) {
+  const table = $("candidates-list");
+  table.replaceChildren();
+  const head = table.insertRow();
+  for (const [text, num] of [["#", true], ["title", false], ["retrieval", true], ["in list", true]]) {
+    const th = document.createElement("th");
+    th.textContent = text;
+    if (num) th.className = "num";
+    head.appendChild(th);
+  }
+  if (!answer) return;
+  const position = new Map((final ? final.items : []).map((it, i) => [it.item_id, i + 1]));
+  answer.items.forEach((it, i) => {
+    const row = table.insertRow();
+    row.dataset.itemId = it.item_id;
+    const at = position.get(it.item_id);
+    if (at) row.className = "kept";
+    const cells = [String(i + 1), it.title || titles.get(it.item_id) || it.item_id,
+                   fmt(it.retrieval_score), at ? `#${at}` : "–"];
+    cells.forEach((text, c) => {
+      const td = row.insertCell();
+      td.textContent = text;
+      if (c !== 1) td.className = "num";
+    });
+  });
 }
 
 function wasmRecommend() {
@@ -140,8 +183,9 @@ function measurePerQuery(runs = 30) {
 
 async function refresh() {
   if (state.liked.length === 0) {
-    state.server = state.wasm = null;
+    state.server = state.wasm = state.candidates = null;
     renderList($("server-list"), null);
+    renderCandidates(null);
     renderList($("wasm-list"), null);
     $("server-info").textContent = "Like a title to see recommendations.";
     showAgreement();
@@ -149,8 +193,16 @@ async function refresh() {
     return;
   }
   try {
-    state.server = await serverRecommend();
+    const [answer, candidates] = await Promise.all([serverRecommend(), post(candidatesRequest())]);
+    state.server = answer;
+    state.candidates = candidates;
     renderList($("server-list"), state.server);
+    renderCandidates(state.candidates, state.server);
+    const kept = state.server.items.filter(
+      (it) => state.candidates.items.some((c) => c.item_id === it.item_id)).length;
+    $("candidates-info").textContent =
+      `the first ${state.candidates.items.length} of ${NUM_CANDIDATES} candidates by retrieval score;` +
+      ` ${kept} of the final ${state.server.items.length} are among them`;
     $("server-info").textContent =
       `${state.server.items.length} items, ordered by ${state.server.order_by}, user from ${state.server.user_path}` +
       ` (${state.timings.server_ms.toFixed(1)} ms round trip)`;
