@@ -126,7 +126,9 @@ pub fn recommend<'a>(stages: &Stages<'a>, req: &Request<'_>) -> Result<Recommend
 /// against the primary source's item attributes: the filter restricts the primary's
 /// index search and drops inadmissible candidates of the other sources, the freshness
 /// boost is added to the ordering score, the caps apply while cutting to `k`. When
-/// fewer than `k` items pass, the answer holds those that do.
+/// the caps leave fewer than `k` of the candidates, the request runs again with
+/// four times as many (up to 64 times what it asked, at least 10,000) until `k` fit or the primary source has no more. When fewer than `k`
+/// items pass, the answer holds those that do.
 ///
 /// The steps: `resolve_order`, `gather_candidates` (the primary's, the other
 /// sources' and the ranking model's own, merged), `rank_candidates`,
@@ -149,9 +151,24 @@ pub fn recommend_with<'a>(
         primary.attributes()
     };
     let ruled = rules.compile(attributes.as_deref(), primary.kind())?;
-    let gathered = gather_candidates(stages, req, &ruled)?;
-    let items = rank_candidates(stages.ranker, req, &gathered.candidates, order)?;
-    let mut indexed = order_and_cut(items, order, rules, &ruled, primary, req.k);
+    let mut asked = *req;
+    let (gathered, mut indexed) = loop {
+        let gathered = gather_candidates(stages, &asked, &ruled)?;
+        let items = rank_candidates(stages.ranker, &asked, &gathered.candidates, order)?;
+        let indexed = order_and_cut(items, order, rules, &ruled, primary, req.k);
+        // Caps can leave fewer than k of the candidates: ask for more until k fit,
+        // the primary has no more to give, or the bound is reached.
+        let more =
+            (asked.num_candidates.saturating_mul(CAP_REFILL_FACTOR)).min(cap_refill_bound(req));
+        if !ruled.has_caps()
+            || indexed.len() >= req.k
+            || gathered.retrieved < asked.num_candidates
+            || more <= asked.num_candidates
+        {
+            break (gathered, indexed);
+        }
+        asked.num_candidates = more;
+    };
     if let Some(ranker) = stages.ranker {
         rate_kept(ranker, req, &mut indexed)?;
     }
@@ -191,6 +208,17 @@ fn resolve_order(asked: Order, ranker: Option<&dyn Ranker>) -> Result<Order> {
     }
 }
 
+/// How much the candidates grow at each refill when business-rule caps leave fewer
+/// than `k` items.
+const CAP_REFILL_FACTOR: usize = 4;
+
+/// The most candidates a request's refills may ask for: 64 times what it asked,
+/// at least 10,000, so a cap on a long-tailed attribute finds its `k` items in a
+/// few rounds without turning one request into a scan of a large catalogue.
+fn cap_refill_bound(req: &Request<'_>) -> usize {
+    req.num_candidates.saturating_mul(64).max(10_000)
+}
+
 /// The merged candidates of a request and where each came from.
 struct Gathered<'a> {
     /// The primary's candidates (its order), then the other sources' and the ranking
@@ -198,6 +226,9 @@ struct Gathered<'a> {
     candidates: Vec<Candidate<'a>>,
     /// Per candidate: the source that proposed it (`None`: the ranking model).
     origin: Vec<Option<&'a dyn CandidateSource>>,
+    /// How many candidates the primary source returned, before the request's
+    /// exclusions and rules (fewer than asked: it has no more).
+    retrieved: usize,
     /// The primary source's answer about the user.
     known_user: bool,
     path: UserPath,
@@ -229,6 +260,7 @@ fn gather_candidates<'a>(
         )?,
     };
     let mut candidates: Vec<Candidate<'a>> = retrieved.candidates;
+    let retrieved_len = candidates.len();
     // Sources filter by their own vocabularies; drop what they could not recognise.
     let excluded: FxHashSet<&str> = req.exclude_items.iter().copied().collect();
     // Retired items never come back, whichever source proposes them.
@@ -279,6 +311,7 @@ fn gather_candidates<'a>(
     Ok(Gathered {
         candidates,
         origin,
+        retrieved: retrieved_len,
         known_user: retrieved.known_user,
         path: retrieved.path,
     })

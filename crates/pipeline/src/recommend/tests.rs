@@ -407,7 +407,27 @@ fn rules_filter_inside_retrieval_cap_per_label_and_boost_fresh_items() {
     // At most one per category: f (hats), d (shoes), e (no category: uncapped).
     let one = json!({"category": 1});
     assert_eq!(run(3, 6, None, Some(one.clone()), None), ["f", "e", "d"]);
-    assert_eq!(run(10, 6, None, Some(one), None), ["f", "e", "d", "x"]);
+    assert_eq!(
+        run(10, 6, None, Some(one.clone()), None),
+        ["f", "e", "d", "x"]
+    );
+    // Caps that leave fewer than k of the candidates fetch more: the primary alone,
+    // 2 candidates (f, e) hold one hat and one uncategorised item; asked for 3, the
+    // refill (8 candidates) finds the shoe d.
+    let alone = Stages {
+        primary: &p,
+        extra: &[],
+        ranker: None,
+    };
+    let capped = |k: usize, n: usize| {
+        let rules = Rules::parse(None, Some(&one), None, 2_000_000).unwrap();
+        let r = recommend_with(&alone, &req(k, n, Order::Auto, &[]), &rules).unwrap();
+        ids(&r).into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(capped(3, 2), ["f", "e", "d"]);
+    assert_eq!(capped(3, 1), ["f", "e", "d"]);
+    // Every item fetched and still fewer than k: those there are.
+    assert_eq!(capped(10, 2), ["f", "e", "d"]);
     // a launched at 1,000,000 s, e has no date, the others launched at 0; now is
     // 2,000,000 s (a is 11.6 days old, the others 23.1). A 1-day half-life leaves
     // boosts too small to move anything.
