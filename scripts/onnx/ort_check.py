@@ -8,12 +8,15 @@ DIR holds what `crates/onnx/tests/onnxruntime.rs` writes: for each model NAME,
 graphs, and a reference file written by shortlist itself:
 
 * ranking: `NAME.pairs.tsv`, lines `user_id<TAB>item_id<TAB>prediction`;
-* retrieval: `NAME.vectors.tsv`, lines `user|item<TAB>id<TAB>v1,v2,...`.
+* retrieval: `NAME.vectors.tsv`, lines `user|item<TAB>id<TAB>v1,v2,...`, and
+  `NAME.new_items.jsonl`, lines `{"features": {column: raw value}, "vector": [...]}`
+  for the new-item graph (`candidate_features`), when the model has one.
 
 Raw ids are mapped to input rows here, from the JSON alone (the documented rule:
 position in `values` + num_oov_buckets, else FNV-1a 64 mod num_oov_buckets), so this
 also checks that a caller can do it without shortlist. Exit status 0 when every
-prediction is within 1e-5 relative (towers: equal), 1 otherwise; 77 when onnxruntime
+prediction is within 1e-5 relative (towers: equal; new items: within 1e-5 of each
+vector's largest component), 1 otherwise; 77 when onnxruntime
 is missing. Prints one line per model.
 """
 
@@ -102,6 +105,64 @@ def check_towers(d, meta, vocab, name):
     return ok
 
 
+def tokens(text, max_tokens):
+    """The tokenizer the exported JSON states: keep alphanumeric characters and
+    whitespace, lower-case, split on whitespace, the first max_tokens (0: all)."""
+    clean = "".join(c for c in text if c.isalnum() or c.isspace()).lower()
+    t = clean.split()
+    return t if max_tokens == 0 else t[:max_tokens]
+
+
+def feature_inputs(meta, graph, items):
+    """The new-item graph's inputs for raw side features, by the rules in the JSON."""
+    specs = {f["name"]: f["transform"] for f in meta["feature_spec"]["item_features"]}
+    feeds = {}
+    for inp in graph["inputs"]:
+        name = inp["name"]
+        t = specs[name]
+        raw = [it.get(name) for it in items]
+        if inp["type"] == "float64":
+            feeds[name] = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
+            continue
+        vocab = Vocab(t["vocab"])
+        bags = []
+        for v in raw:
+            if v is None:
+                labels = [""] if t["type"] == "categorical" else []
+            elif isinstance(v, list):
+                labels = v
+            elif t["type"] == "text":
+                labels = tokens(v, t["tokenizer"]["max_tokens"])
+            else:
+                labels = [v]
+            bags.append([vocab.row(x) for x in labels])
+        width = max([len(b) for b in bags] + [1])
+        rows = np.full((len(bags), width), -1, dtype=np.int64)
+        for k, b in enumerate(bags):
+            rows[k, : len(b)] = b
+        feeds[name] = rows
+    return feeds
+
+
+def check_new_items(d, meta, name):
+    graph = next((g for g in meta["graphs"] if g["role"] == "candidate_features"), None)
+    path = d / f"{name}.new_items.jsonl"
+    if graph is None or not path.exists():
+        return True
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    items = [x["features"] for x in lines]
+    want = np.array([x["vector"] for x in lines], dtype=np.float64)
+    (got,) = session(d / graph["file"]).run(None, feature_inputs(meta, graph, items))
+    scale = np.maximum(np.abs(want).max(axis=1, keepdims=True), 1e-3)
+    worst = float((np.abs(got.astype(np.float64) - want) / scale).max())
+    ok = got.shape == want.shape and worst <= TOLERANCE
+    print(
+        f"{name} candidate_features tower: {len(items)} new items from raw side features, "
+        f"worst difference {worst:.2e} of the largest component {'ok' if ok else 'FAILED'}"
+    )
+    return ok
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -117,6 +178,7 @@ def main():
             ok &= check_ranking(d, meta, vocab, name)
         else:
             ok &= check_towers(d, meta, vocab, name)
+            ok &= check_new_items(d, meta, name)
     print(f"onnxruntime {ort.__version__}: {'all equal' if ok else 'MISMATCH'}")
     return 0 if ok else 1
 

@@ -126,17 +126,24 @@ fn export_onnx_writes_the_graphs_and_the_features_json_beside_them() {
         serde_json::to_value(&model.spec.item_id).unwrap()
     );
 
-    // A retrieval version: two towers named after the stem, and the JSON.
+    // A retrieval version: two towers named after the stem, the new-item tower (the
+    // fixture has item side features), and the JSON.
     let (retrieval_dir, two) = (base.join("retrieval/1"), tmp.path().join("two.onnx"));
     let (m, t) = (retrieval_dir.to_str().unwrap(), two.to_str().unwrap());
     let o = export("onnx", &["--model", m, "--out", t]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["two.query.onnx", "two.candidate.onnx", "two.features.json"] {
+    for f in [
+        "two.query.onnx",
+        "two.candidate.onnx",
+        "two.candidate_features.onnx",
+        "two.features.json",
+    ] {
         assert!(tmp.path().join(f).is_file(), "{f} missing");
     }
     assert!(!tmp.path().join("two.onnx").exists());
     let json = read_json(&tmp.path().join("two.features.json"));
     assert_eq!(json["graphs"][1]["file"], "two.candidate.onnx");
+    assert_eq!(json["graphs"][2]["file"], "two.candidate_features.onnx");
     let (tower, _) = shortlist_model::RetrievalModel::load(&base.join("retrieval/1")).unwrap();
     assert_eq!(json["graphs"][1]["outputs"][0]["shape"][1], tower.dim());
 

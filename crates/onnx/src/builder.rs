@@ -6,7 +6,7 @@ use prost::Message as _;
 use crate::proto::{
     AttributeProto, DimValue, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
-    ValueInfoProto, ATTR_FLOAT, ATTR_INT, ATTR_INTS, BOOL, FLOAT, INT64,
+    ValueInfoProto, ATTR_FLOAT, ATTR_INT, ATTR_INTS, BOOL, DOUBLE, FLOAT, INT64,
 };
 
 /// The default-domain opset the graphs use: 13 has every operator needed (`Gather`,
@@ -38,6 +38,18 @@ pub struct Graph {
 
 /// A tensor type: element type and dimensions (`None`: the symbolic batch size `N`).
 fn value_info(name: &str, elem: i32, dims: &[Option<i64>], doc: &str) -> ValueInfoProto {
+    let dims: Vec<DimValue> = dims
+        .iter()
+        .map(|d| match d {
+            Some(v) => DimValue::DimValue(*v),
+            None => DimValue::DimParam("N".into()),
+        })
+        .collect();
+    value_info_dims(name, elem, dims, doc)
+}
+
+/// A tensor type with any dimensions, fixed or symbolic.
+fn value_info_dims(name: &str, elem: i32, dims: Vec<DimValue>, doc: &str) -> ValueInfoProto {
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
@@ -45,13 +57,8 @@ fn value_info(name: &str, elem: i32, dims: &[Option<i64>], doc: &str) -> ValueIn
                 elem_type: elem,
                 shape: Some(TensorShapeProto {
                     dim: dims
-                        .iter()
-                        .map(|d| Dimension {
-                            value: Some(match d {
-                                Some(v) => DimValue::DimValue(*v),
-                                None => DimValue::DimParam("N".into()),
-                            }),
-                        })
+                        .into_iter()
+                        .map(|d| Dimension { value: Some(d) })
                         .collect(),
                 }),
             }),
@@ -70,6 +77,17 @@ impl Graph {
     /// Declares a graph input of int64 indices, shape `[N]`.
     pub fn index_input(&mut self, name: &str, doc: &str) -> String {
         self.inputs.push(value_info(name, INT64, &[None], doc));
+        name.into()
+    }
+
+    /// Declares a graph input of element type `elem` (a `proto` data type) whose
+    /// dimensions are all symbolic, named by `params` (`N`, `L_genres`, …).
+    pub fn symbolic_input(&mut self, name: &str, elem: i32, params: &[&str], doc: &str) -> String {
+        let dims = params
+            .iter()
+            .map(|p| DimValue::DimParam((*p).into()))
+            .collect();
+        self.inputs.push(value_info_dims(name, elem, dims, doc));
         name.into()
     }
 
@@ -99,6 +117,13 @@ impl Graph {
     /// A float scalar.
     pub fn scalar(&mut self, prefix: &str, v: f32) -> String {
         self.f32s(prefix, &[], &[v])
+    }
+
+    /// A double constant of shape `dims`.
+    pub fn f64s(&mut self, prefix: &str, dims: &[usize], data: &[f64]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.init(prefix, dims, DOUBLE, raw)
     }
 
     /// An int64 constant of shape `dims`.

@@ -16,7 +16,11 @@
 //!   cross layers, MLP) member by member.
 //! * A retrieval model ([`export_retrieval`]) becomes two graphs, the **query tower**
 //!   (`user` → `query`, `[N, dim]`, already divided by the temperature) and the
-//!   **candidate tower** (`item` → `candidate`); a score is their dot product.
+//!   **candidate tower** (`item` → `candidate`); a score is their dot product. A model
+//!   with item side features has a third graph, the candidate tower of a **new item**
+//!   from its side features alone (`candidate_features`: one input per side feature —
+//!   label rows padded with −1, or the raw number — and the same output), which is
+//!   what the server computes for items added without retraining.
 //! * Beside them, [`Export::features_json`]: the model's `FeatureSpec` (every
 //!   vocabulary) and the rule that turns a raw id into the input row — the id's
 //!   position in `values` plus `num_oov_buckets`; an unknown id goes to OOV row 0, or
@@ -25,7 +29,8 @@
 //!
 //! Side features (genres, age, title tokens, …) and each user's training items are
 //! fixed per vocabulary row when a model is trained, so the graphs hold them keyed by
-//! the row, as our models do: a caller passes only the two id rows.
+//! the row, as our models do: a caller passes only the two id rows (and, for an item
+//! that did not exist at training time, its raw side features to `candidate_features`).
 //!
 //! **Not exported: the relevance head** that orders served candidate lists. Its inputs
 //! are list-level — the first stage's scores of the whole list, EASE summed over the
@@ -35,7 +40,8 @@
 //! build; the ONNX graphs give the rating and the two towers.
 //!
 //! The graphs use the default ONNX opset 13 (IR version 7): `Gather`, `Concat`, `Gemm`,
-//! `Relu`, `Add`, `Mul`, `ReduceSum`, `Sigmoid`, `And`, `Where`, `Clip`, `Reshape`.
+//! `Relu`, `Add`, `Mul`, `ReduceSum`, `Sigmoid`, `And`, `Where`, `Clip`, `Reshape`, and for
+//! `candidate_features` `GreaterOrEqual`, `Max`, `Div`, `Sub`, `Cast`, `Unsqueeze`, `Equal`, `Not`, `Identity`.
 //! The protobuf messages are derived with `prost` in [`proto`] (no `protoc`).
 
 pub mod builder;
@@ -59,12 +65,14 @@ num_oov_buckets (FNV-1a 64: offset basis 0xcbf29ce484222325, prime 0x100000001b3
 /// One exported graph.
 #[derive(Debug, Clone)]
 pub struct OnnxGraph {
-    /// What it computes: `ranking`, `query` or `candidate`.
+    /// What it computes: `ranking`, `query`, `candidate` or `candidate_features`.
     pub role: &'static str,
     /// The serialised `ModelProto`.
     pub bytes: Vec<u8>,
     /// Its inputs: name, and the vocabulary whose rows it takes (each an int64 `[N]` tensor).
     pub inputs: Vec<(&'static str, &'static str)>,
+    /// The inputs of the cold-candidate graph (item side features; empty for the others).
+    pub feature_inputs: Vec<retrieval::FeatureInput>,
     /// Its output name and shape (`"N"`: the batch size).
     pub output: (&'static str, Value),
 }
@@ -74,7 +82,8 @@ pub struct OnnxGraph {
 pub struct Export {
     /// `ranking` or `retrieval`.
     pub kind: &'static str,
-    /// The graphs: `[ranking]` or `[query, candidate]`.
+    /// The graphs: `[ranking]`, or `[query, candidate]` plus `candidate_features`
+    /// when the retrieval model has item side features.
     pub graphs: Vec<OnnxGraph>,
     /// The model's feature spec, as saved.
     pub spec: Value,
@@ -92,6 +101,7 @@ pub fn export_ranking(model: &RankingModel) -> Result<Export> {
             role: "ranking",
             bytes,
             inputs: vec![("user", "user_id"), ("item", "item_id")],
+            feature_inputs: Vec::new(),
             output: (ranking::OUTPUT, json!(["N"])),
         }],
         spec: spec_json(&model.spec)?,
@@ -114,26 +124,40 @@ pub fn export_ranking(model: &RankingModel) -> Result<Export> {
     })
 }
 
-/// The query and candidate towers of a retrieval model.
+/// The query and candidate towers of a retrieval model, and the candidate tower of
+/// new items from their side features when the model has item side features
+/// ([`retrieval::candidate_features_graph`]).
 pub fn export_retrieval(model: &RetrievalModel) -> Result<Export> {
     model.check()?;
     let d = model.dim();
+    let mut graphs = vec![
+        OnnxGraph {
+            role: "query",
+            bytes: retrieval::query_graph(model),
+            inputs: vec![("user", "user_id")],
+            feature_inputs: Vec::new(),
+            output: (retrieval::QUERY, json!(["N", d])),
+        },
+        OnnxGraph {
+            role: "candidate",
+            bytes: retrieval::candidate_graph(model),
+            inputs: vec![("item", "item_id")],
+            feature_inputs: Vec::new(),
+            output: (retrieval::CANDIDATE, json!(["N", d])),
+        },
+    ];
+    if let Some((bytes, feature_inputs)) = retrieval::candidate_features_graph(model) {
+        graphs.push(OnnxGraph {
+            role: "candidate_features",
+            bytes,
+            inputs: Vec::new(),
+            feature_inputs,
+            output: (retrieval::CANDIDATE_FEATURES, json!(["N", d])),
+        });
+    }
     Ok(Export {
         kind: "retrieval",
-        graphs: vec![
-            OnnxGraph {
-                role: "query",
-                bytes: retrieval::query_graph(model),
-                inputs: vec![("user", "user_id")],
-                output: (retrieval::QUERY, json!(["N", d])),
-            },
-            OnnxGraph {
-                role: "candidate",
-                bytes: retrieval::candidate_graph(model),
-                inputs: vec![("item", "item_id")],
-                output: (retrieval::CANDIDATE, json!(["N", d])),
-            },
-        ],
+        graphs,
         spec: spec_json(&model.spec)?,
         model: json!({
             "embedding_dim": d,
@@ -163,6 +187,9 @@ impl Export {
                     .map(|(n, v)| {
                         json!({"name": n, "type": "int64", "shape": ["N"], "vocabulary": v})
                     })
+                    .chain(g.feature_inputs.iter().map(|f| {
+                        json!({"name": f.name, "type": f.dtype, "shape": f.shape, "about": f.about})
+                    }))
                     .collect();
                 json!({
                     "role": g.role,

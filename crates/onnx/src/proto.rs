@@ -11,6 +11,8 @@ pub const FLOAT: i32 = 1;
 pub const INT64: i32 = 7;
 /// `TensorProto.DataType.BOOL`.
 pub const BOOL: i32 = 9;
+/// `TensorProto.DataType.DOUBLE`.
+pub const DOUBLE: i32 = 11;
 
 /// `AttributeProto.AttributeType.FLOAT`.
 pub const ATTR_FLOAT: i32 = 1;

@@ -41,7 +41,7 @@ fn well_formed(bytes: &[u8]) -> ModelProto {
         let elems: i64 = t.dims.iter().product();
         let width = match t.data_type {
             1 => 4,
-            7 => 8,
+            7 | 11 => 8,
             9 => 1,
             other => panic!("unexpected data type {other}"),
         };
@@ -118,7 +118,8 @@ fn towers_are_well_formed_gathers_of_dim_wide_rows() {
     let (model, _) = RetrievalModel::load(&fixture("retrieval")).unwrap();
     let e = shortlist_onnx::export_retrieval(&model).unwrap();
     let roles: Vec<&str> = e.graphs.iter().map(|g| g.role).collect();
-    assert_eq!(roles, ["query", "candidate"]);
+    // The fixture has item side features: the new-item graph comes third.
+    assert_eq!(roles, ["query", "candidate", "candidate_features"]);
     for (graph, (input, output)) in e
         .graphs
         .iter()
@@ -142,6 +143,52 @@ fn towers_are_well_formed_gathers_of_dim_wide_rows() {
         );
         assert_eq!(g.node.len(), 1);
     }
+}
+
+#[test]
+fn a_model_with_item_features_has_a_well_formed_new_item_graph() {
+    let model = common::retrieval();
+    let e = shortlist_onnx::export_retrieval(&model).unwrap();
+    let roles: Vec<&str> = e.graphs.iter().map(|g| g.role).collect();
+    assert_eq!(roles, ["query", "candidate", "candidate_features"]);
+    let g = well_formed(&e.graphs[2].bytes).graph.unwrap();
+    let inputs: Vec<(&str, i32, usize)> = g
+        .input
+        .iter()
+        .map(|v| {
+            let (elem, s) = shape(v);
+            (v.name.as_str(), elem, s.dim.len())
+        })
+        .collect();
+    // Bags of rows are int64 [N, L]; the number is float64 [N].
+    assert_eq!(
+        inputs,
+        [
+            ("title", 7, 2),
+            ("genre", 7, 2),
+            ("tags", 7, 2),
+            ("price", 11, 1)
+        ]
+    );
+    assert_eq!(g.output[0].name, "candidate");
+    // The JSON says how to fill each input.
+    let json = e.features_json(&["q.onnx".into(), "c.onnx".into(), "f.onnx".into()]);
+    let described = &json["graphs"][2]["inputs"];
+    assert_eq!(described[0]["type"], "int64");
+    assert_eq!(described[0]["shape"], serde_json::json!(["N", "L_title"]));
+    assert!(described[0]["about"]
+        .as_str()
+        .unwrap()
+        .contains("padded with -1"));
+    assert_eq!(described[3]["type"], "float64");
+    assert!(described[3]["about"]
+        .as_str()
+        .unwrap()
+        .contains("NaN when missing"));
+    assert_eq!(
+        json["graphs"][2]["outputs"][0]["shape"],
+        serde_json::json!(["N", model.dim()])
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The exported graphs run in ONNX Runtime (Python, `scripts/onnx/ort_check.py`) give
 //! our predictions within 1e-5 relative on 10,000 raw-id pairs per ranking model
 //! (unknown ids included, mapped to rows by the script from the exported JSON alone)
-//! and our tower vectors exactly. Skipped, saying so, when `$SHORTLIST_PYTHON`
+//! and our tower vectors exactly, and the new-item tower's vectors within 1e-5 of
+//! each vector's largest component on 1,000 new items' raw side features (mapped to
+//! inputs by the script from the JSON alone). Skipped, saying so, when `$SHORTLIST_PYTHON`
 //! (default `python3`) has no `onnxruntime`; with `SHORTLIST_ONNX_REQUIRE_ORT=1` (what
 //! `.ci/run` sets when it found onnxruntime) a skip is a failure.
 
@@ -14,6 +16,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{write_export, PAIRS};
+use serde_json::json;
+use shortlist_model::attributes::RawValue;
 use shortlist_model::{RankingModel, RetrievalModel};
 
 fn write_ranking(model: &RankingModel, dir: &Path, name: &str, seed: u64) {
@@ -49,6 +53,24 @@ fn write_retrieval(model: &RetrievalModel, dir: &Path, name: &str, seed: u64) {
         writeln!(text, "item\t{i}\t{}", join(&v)).unwrap();
     }
     std::fs::write(dir.join(format!("{name}.vectors.tsv")), text).unwrap();
+    // New items: their raw side features and our vector of each.
+    let items = common::new_items(model, 1000, seed + 100);
+    let mut lines = String::new();
+    for (item, vector) in items.iter().zip(common::new_item_vectors(model, &items)) {
+        let features: serde_json::Map<String, serde_json::Value> = item
+            .iter()
+            .map(|(n, v)| {
+                let v = match v {
+                    RawValue::Label(l) => json!(l),
+                    RawValue::Labels(ls) => json!(ls),
+                    RawValue::Number(x) => json!(x),
+                };
+                (n.clone(), v)
+            })
+            .collect();
+        writeln!(lines, "{}", json!({"features": features, "vector": vector})).unwrap();
+    }
+    std::fs::write(dir.join(format!("{name}.new_items.jsonl")), lines).unwrap();
 }
 
 #[test]
@@ -94,7 +116,8 @@ fn onnxruntime_predicts_as_we_do() {
         "ranking-click:",
         "fixture-ranking:",
         "retrieval query",
-        "retrieval candidate",
+        "retrieval candidate tower",
+        "retrieval candidate_features",
     ] {
         assert!(stdout.contains(name), "{name} missing from: {stdout}");
     }

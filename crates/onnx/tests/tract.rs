@@ -145,11 +145,11 @@ fn check_towers(model: &RetrievalModel, seed: u64) {
     let d = model.dim();
     let q = run(
         &load(&dir.path().join("retrieval.query.onnx"), 1, PAIRS),
-        &[users.clone()],
+        std::slice::from_ref(&users),
     );
     let c = run(
         &load(&dir.path().join("retrieval.candidate.onnx"), 1, PAIRS),
-        &[items.clone()],
+        std::slice::from_ref(&items),
     );
     let (mut want_q, mut want_c) = (vec![0.0; d], vec![0.0; d]);
     for (k, (u, i)) in pairs.iter().enumerate() {
@@ -172,4 +172,76 @@ fn check_towers(model: &RetrievalModel, seed: u64) {
 #[test]
 fn retrieval_towers_are_ours_exactly_in_tract() {
     check_towers(&common::retrieval(), 5);
+}
+
+/// Runs the new-item graph on `inputs` (in its input order).
+fn run_features(file: &Path, inputs: &[common::FeatureTensor]) -> Vec<f32> {
+    use common::FeatureTensor;
+    let mut m = tract_onnx::onnx().model_for_path(file).unwrap();
+    let mut values: TVec<TValue> = TVec::new();
+    for (k, t) in inputs.iter().enumerate() {
+        let (fact, value): (InferenceFact, Tensor) = match t {
+            FeatureTensor::Bag { rows, n, len } => (
+                InferenceFact::dt_shape(i64::datum_type(), tvec!(*n, *len)),
+                tract_ndarray::Array2::from_shape_vec((*n, *len), rows.clone())
+                    .unwrap()
+                    .into(),
+            ),
+            FeatureTensor::Number(x) => (
+                InferenceFact::dt_shape(f64::datum_type(), tvec!(x.len())),
+                tract_ndarray::Array1::from_vec(x.clone()).into(),
+            ),
+        };
+        m = m.with_input_fact(k, fact).unwrap();
+        values.push(value.into());
+    }
+    let plan = m.into_optimized().unwrap().into_runnable().unwrap();
+    let out = plan.run(values).unwrap();
+    out[0]
+        .to_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+#[test]
+fn new_item_candidate_vectors_from_side_features_match_ours_in_tract() {
+    let model = common::retrieval();
+    let dir = tempfile::tempdir().unwrap();
+    let e = shortlist_onnx::export_retrieval(&model).unwrap();
+    let json = write_export(&e, dir.path(), "retrieval");
+    let graph = &json["graphs"][2];
+    assert_eq!(graph["role"], "candidate_features");
+    // One input per item side feature: title (text), genre, tags, price.
+    let names: Vec<&str> = graph["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["title", "genre", "tags", "price"]);
+    let items = common::new_items(&model, 2_000, 21);
+    let want = common::new_item_vectors(&model, &items);
+    let got = run_features(
+        &dir.path().join("retrieval.candidate_features.onnx"),
+        &common::feature_tensors(&json, &items),
+    );
+    let d = model.dim();
+    assert_eq!(got.len(), items.len() * d);
+    let mut worst = 0f64;
+    for (k, w) in want.iter().enumerate() {
+        let g = &got[k * d..(k + 1) * d];
+        let scale = w.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-3);
+        for (a, b) in g.iter().zip(w) {
+            let r = f64::from((a - b).abs() / scale);
+            assert!(
+                r <= 1e-5,
+                "item {k} {:?}: tract {g:?}, ours {w:?}",
+                items[k]
+            );
+            worst = worst.max(r);
+        }
+    }
+    eprintln!("new items: worst difference {worst:.2e} of the vector's largest component");
 }

@@ -42,7 +42,9 @@ pub enum ExportCommand {
         model: PathBuf,
         /// The ONNX file to write, ending in `.onnx`: a ranking model's graph; for a
         /// retrieval model `STEM.query.onnx` and `STEM.candidate.onnx` are written
-        /// instead. `STEM.features.json` is written beside either.
+        /// instead (and `STEM.candidate_features.onnx`, the candidate tower of new
+        /// items from their side features, when the model has item side features).
+        /// `STEM.features.json` is written beside either.
         #[arg(long)]
         out: PathBuf,
         /// Print one JSON object on stdout.

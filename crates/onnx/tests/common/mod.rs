@@ -10,6 +10,7 @@ use shortlist_core::{Dataset, Rng};
 use shortlist_data::synth::{generate, SynthConfig};
 use shortlist_data::synth_clicks::{generate_clicks, ClickSynthConfig};
 use shortlist_features::{FeatureConfig, VocabConfig};
+use shortlist_model::attributes::RawValue;
 use shortlist_model::{Objective, RankingModel, RetrievalModel};
 use shortlist_train::retrieval::{train_retrieval, RetrievalTrainConfig};
 use shortlist_train::{train_ranking, AutoRecTrainConfig, TrainConfig};
@@ -115,7 +116,16 @@ pub fn retrieval() -> RetrievalModel {
         epochs: 2,
         batch_size: 256,
         eval_every_epoch: false,
-        features: features(),
+        // Buckets for the numeric feature and hashed OOV labels: every input path of
+        // the new-item graph.
+        features: FeatureConfig {
+            numeric_buckets: 4,
+            categorical: VocabConfig {
+                num_oov_buckets: 2,
+                ..Default::default()
+            },
+            ..features()
+        },
         ..Default::default()
     };
     let (model, _) = train_retrieval(&data, &train, &test, &cfg, |_| {}).unwrap();
@@ -147,7 +157,11 @@ fn fnv1a64(s: &str) -> u64 {
 
 /// The input row of a raw id by the exported features JSON's rule, read from the JSON.
 pub fn row_from_json(features: &Value, vocab: &str, id: &str) -> i64 {
-    let v = &features["feature_spec"][vocab];
+    row_in(&features["feature_spec"][vocab], id)
+}
+
+/// The row of `id` in a vocabulary of the exported features JSON, by its rule.
+pub fn row_in(v: &Value, id: &str) -> i64 {
     let oov = v["num_oov_buckets"].as_u64().unwrap();
     let values = v["values"].as_array().unwrap();
     match values.iter().position(|x| x.as_str() == Some(id)) {
@@ -187,4 +201,174 @@ pub fn write_export(e: &shortlist_onnx::Export, dir: &Path, name: &str) -> Value
     )
     .unwrap();
     json
+}
+
+/// `n` new items' raw side features over the retrieval model's item features: known
+/// and unknown labels, text with capitals, punctuation and unknown words, numbers on
+/// and between the bucket boundaries, and missing values of every kind.
+pub fn new_items(model: &RetrievalModel, n: usize, seed: u64) -> Vec<Vec<(String, RawValue)>> {
+    use shortlist_features::spec::Transform;
+    let mut rng = Rng::new(seed);
+    let label = |values: &[String], rng: &mut Rng| -> String {
+        match rng.below(values.len() as u64 + 2) as usize {
+            k if k < values.len() => values[k].clone(),
+            k => format!("new-label-{k}-{}", rng.below(5)),
+        }
+    };
+    (0..n)
+        .map(|_| {
+            let mut item = Vec::new();
+            for f in &model.spec.item_features {
+                if rng.below(8) == 0 {
+                    continue; // missing
+                }
+                let v = match &f.transform {
+                    Transform::Categorical { vocab } => {
+                        RawValue::Label(label(vocab.values(), &mut rng))
+                    }
+                    Transform::MultiCategorical { vocab } => RawValue::Labels(
+                        (0..rng.below(4))
+                            .map(|_| label(vocab.values(), &mut rng))
+                            .collect(),
+                    ),
+                    Transform::Text { vocab, .. } => {
+                        let words: Vec<String> = (0..rng.below(5))
+                            .map(|k| {
+                                let w = label(vocab.values(), &mut rng);
+                                if k % 2 == 0 {
+                                    w.to_uppercase() + ","
+                                } else {
+                                    format!("({w})")
+                                }
+                            })
+                            .collect();
+                        RawValue::Label(words.join("  "))
+                    }
+                    Transform::Numeric {
+                        normalizer,
+                        buckets,
+                    } => {
+                        let bounds = buckets
+                            .as_ref()
+                            .map(|b| b.boundaries.clone())
+                            .unwrap_or_default();
+                        match (rng.below(3), bounds.is_empty()) {
+                            (0, false) => {
+                                RawValue::Number(bounds[rng.below(bounds.len() as u64) as usize])
+                            }
+                            _ => RawValue::Number(
+                                normalizer.mean
+                                    + normalizer.std * (rng.below(4001) as f64 / 1000.0 - 2.0),
+                            ),
+                        }
+                    }
+                };
+                item.push((f.name.clone(), v));
+            }
+            item
+        })
+        .collect()
+}
+
+/// One input tensor of the new-item graph.
+pub enum FeatureTensor {
+    /// `int64 [n, len]`, row-major.
+    Bag {
+        rows: Vec<i64>,
+        n: usize,
+        len: usize,
+    },
+    /// `float64 [n]`.
+    Number(Vec<f64>),
+}
+
+/// The inputs of the exported `candidate_features` graph for `items`, built from the
+/// features JSON alone by the rules its inputs state (as a caller without shortlist
+/// would): labels and tokens to rows by the index rule, padding −1, NaN for a missing
+/// number. In the graph's input order.
+pub fn feature_tensors(json: &Value, items: &[Vec<(String, RawValue)>]) -> Vec<FeatureTensor> {
+    let graph = json["graphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["role"] == "candidate_features")
+        .unwrap();
+    let specs = json["feature_spec"]["item_features"].as_array().unwrap();
+    graph["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|input| {
+            let name = input["name"].as_str().unwrap();
+            let spec = specs.iter().find(|f| f["name"] == name).unwrap();
+            let t = &spec["transform"];
+            let raw = |item: &Vec<(String, RawValue)>| {
+                item.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+            };
+            if input["type"] == "float64" {
+                return FeatureTensor::Number(
+                    items
+                        .iter()
+                        .map(|it| match raw(it) {
+                            Some(RawValue::Number(x)) => x,
+                            _ => f64::NAN,
+                        })
+                        .collect(),
+                );
+            }
+            let kind = t["type"].as_str().unwrap();
+            let bags: Vec<Vec<i64>> = items
+                .iter()
+                .map(|it| {
+                    let labels: Vec<String> = match (kind, raw(it)) {
+                        ("categorical", None) => vec![String::new()],
+                        (_, None) => vec![],
+                        (_, Some(RawValue::Labels(ls))) => ls,
+                        ("text", Some(RawValue::Label(text))) => {
+                            let clean: String = text
+                                .chars()
+                                .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+                                .flat_map(char::to_lowercase)
+                                .collect();
+                            let max = t["tokenizer"]["max_tokens"].as_u64().unwrap() as usize;
+                            let tokens = clean.split_whitespace().map(str::to_owned);
+                            if max == 0 {
+                                tokens.collect()
+                            } else {
+                                tokens.take(max).collect()
+                            }
+                        }
+                        (_, Some(RawValue::Label(l))) => vec![l],
+                        (_, Some(RawValue::Number(_))) => panic!("a number for {name}"),
+                    };
+                    labels.iter().map(|l| row_in(&t["vocab"], l)).collect()
+                })
+                .collect();
+            let len = bags.iter().map(Vec::len).max().unwrap_or(0).max(1);
+            let mut rows = vec![-1i64; items.len() * len];
+            for (k, b) in bags.iter().enumerate() {
+                rows[k * len..k * len + b.len()].copy_from_slice(b);
+            }
+            FeatureTensor::Bag {
+                rows,
+                n: items.len(),
+                len,
+            }
+        })
+        .collect()
+}
+
+/// Our vector of each new item (`RetrievalModel::candidate_from_features`).
+pub fn new_item_vectors(
+    model: &RetrievalModel,
+    items: &[Vec<(String, RawValue)>],
+) -> Vec<Vec<f32>> {
+    items
+        .iter()
+        .map(|it| {
+            let mut v = vec![0f32; model.dim()];
+            model.candidate_from_features(it, &mut v).unwrap();
+            v
+        })
+        .collect()
 }
