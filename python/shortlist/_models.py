@@ -404,11 +404,36 @@ class Pipeline:
         k: int = 10,
         num_candidates: int = 100,
         exclude_seen: bool = True,
+        history: Optional[Dict[Any, Iterable[Any]]] = None,
+        exclude_items: Optional[Iterable[Any]] = None,
+        filter: Optional[Dict[str, Any]] = None,
+        max_per: Optional[Dict[str, int]] = None,
+        freshness: Optional[Dict[str, Any]] = None,
     ) -> Any:
         """Each user's list: ``user_id, item_id, retrieval_score, ranking_score,
         predicted_rating, order_by, title, rank`` (NaN where a stage gave no
-        score; ``""``: no title)."""
-        u, i, rs, ks, pr, order, titles = self._raw.recommend(_ids(user_ids), k, num_candidates, exclude_seen)
+        score; ``""``: no title).
+
+        The request fields of ``POST /v1/recommend``, with its meaning and error
+        messages: ``history`` maps a user id to the items they interacted with
+        beyond training (a new user gets a list built from them instead of the most
+        popular items); ``exclude_items`` are never returned; ``filter`` (e.g.
+        ``{"category": ["shoes"], "price": {"lt": 50}}``), ``max_per`` (e.g.
+        ``{"category": 2}``) and ``freshness`` (``{"attribute": "launched",
+        "half_life_days": 30, "weight": 0.5}``) are the business rules over the
+        items' attributes. A bad rule raises ``ValueError`` naming the field."""
+        users = [str(u) for u in _ids(user_ids)]
+        histories = None
+        if history is not None:
+            if not isinstance(history, dict):
+                raise ValueError(f"history: expected a dict of user id → item ids, got {type(history).__name__}")
+            given = {str(u): [str(i) for i in _ids(items)] for u, items in history.items()}
+            histories = [given.get(u, []) for u in users]
+        exclude = None if exclude_items is None else [str(i) for i in _ids(exclude_items)]
+        rules = [None if r is None else json.dumps(r) for r in (filter, max_per, freshness)]
+        u, i, rs, ks, pr, order, titles = self._raw.recommend(
+            users, k, num_candidates, exclude_seen, histories, exclude, *rules
+        )
         return _frame(
             u,
             i,

@@ -91,7 +91,16 @@ class Pipeline:
     @staticmethod
     def load(base: _Path) -> Pipeline: ...
     def recommend(
-        self, user_ids: Sequence[str], k: int = ..., num_candidates: int = ..., exclude_seen: bool = ...
+        self,
+        user_ids: Sequence[str],
+        k: int = ...,
+        num_candidates: int = ...,
+        exclude_seen: bool = ...,
+        histories: Optional[Sequence[Sequence[str]]] = ...,
+        exclude_items: Optional[Sequence[str]] = ...,
+        filter: Optional[str] = ...,
+        max_per: Optional[str] = ...,
+        freshness: Optional[str] = ...,
     ) -> Tuple[
         List[str],
         List[str],

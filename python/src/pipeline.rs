@@ -6,7 +6,7 @@ use numpy::PyArray1;
 use pyo3::prelude::*;
 use rayon::prelude::*;
 use shortlist_cli::cmd::pipeline::Pipeline as CliPipeline;
-use shortlist_pipeline::{ModelSource, Order, RankingStage, Request, User};
+use shortlist_pipeline::{HistoryItem, ModelSource, Order, RankingStage, Request, Rules, User};
 
 use crate::model::Model;
 use crate::{bad, py_err};
@@ -71,8 +71,13 @@ impl Pipeline {
     /// Each user's list as `/v1/recommend` answers it: `(user_ids, item_ids,
     /// retrieval_scores, ranking_scores, predicted_ratings, order_by, titles)`
     /// flattened (NaN where a stage gave no score; `""`: no title).
-    #[pyo3(signature = (user_ids, k = 10, num_candidates = 100, exclude_seen = true))]
-    #[allow(clippy::type_complexity)]
+    ///
+    /// `histories`: per user (aligned with `user_ids`), items the user interacted
+    /// with beyond training (the request's `"history"`); `exclude_items`: items left
+    /// out of every list; `filter`, `max_per`, `freshness`: the business rules of
+    /// `/v1/recommend` as JSON text, checked with the server's messages.
+    #[pyo3(signature = (user_ids, k = 10, num_candidates = 100, exclude_seen = true, histories = None, exclude_items = None, filter = None, max_per = None, freshness = None))]
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn recommend<'py>(
         &self,
         py: Python<'py>,
@@ -80,6 +85,11 @@ impl Pipeline {
         k: usize,
         num_candidates: usize,
         exclude_seen: bool,
+        histories: Option<Vec<Vec<String>>>,
+        exclude_items: Option<Vec<String>>,
+        filter: Option<String>,
+        max_per: Option<String>,
+        freshness: Option<String>,
     ) -> PyResult<(
         Vec<String>,
         Vec<String>,
@@ -92,6 +102,34 @@ impl Pipeline {
         if k == 0 {
             return Err(bad("k: expected at least 1"));
         }
+        if let Some(h) = &histories {
+            if h.len() != user_ids.len() {
+                return Err(bad(format!(
+                    "histories: expected one per user ({}), got {}",
+                    user_ids.len(),
+                    h.len()
+                )));
+            }
+        }
+        let json = |name: &str, text: &Option<String>| -> PyResult<Option<serde_json::Value>> {
+            text.as_deref()
+                .map(|t| {
+                    serde_json::from_str(t)
+                        .map_err(|e| bad(format!("{name}: not valid JSON ({e})")))
+                })
+                .transpose()
+        };
+        let (filter, max_per, freshness) = (
+            json("filter", &filter)?,
+            json("max_per", &max_per)?,
+            json("freshness", &freshness)?,
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let rules = Rules::parse(filter.as_ref(), max_per.as_ref(), freshness.as_ref(), now)
+            .map_err(|e| bad(e.to_string()))?;
+        let exclude: Vec<&str> = exclude_items.iter().flatten().map(String::as_str).collect();
         let cols = py
             .detach(|| -> anyhow::Result<_> {
                 let stages = self.inner.stages(&[], true);
@@ -107,17 +145,33 @@ impl Pipeline {
                 // One request per user, as the server answers them, on every core.
                 let lists = user_ids
                     .par_iter()
-                    .map(|u| {
-                        shortlist_pipeline::recommend(
+                    .enumerate()
+                    .map(|(n, u)| {
+                        let history: Vec<HistoryItem<'_>> = histories
+                            .as_ref()
+                            .map(|h| {
+                                h[n].iter()
+                                    .map(|item_id| HistoryItem {
+                                        item_id,
+                                        strength: 1.0,
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        shortlist_pipeline::recommend_with(
                             &stages,
                             &Request {
-                                user: User::id(u),
+                                user: User {
+                                    id: u,
+                                    history: &history,
+                                },
                                 k,
                                 num_candidates: num_candidates.max(k),
                                 exclude_seen,
-                                exclude_items: &[],
+                                exclude_items: &exclude,
                                 order: Order::Auto,
                             },
+                            &rules,
                         )
                     })
                     .collect::<Result<Vec<_>, _>>()?;

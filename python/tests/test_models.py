@@ -305,3 +305,46 @@ def test_embeddings_are_computed_once_and_read_only(parts):
     with pytest.raises(ValueError):
         a[1][0, 0] = 1.0
     assert model.user_embeddings is a[1] and model.item_ids == a[2]
+
+
+def test_pipeline_recommend_takes_history_exclusions_and_rules(frames):
+    df, items = frames
+    ds = shortlist.Dataset.from_pandas(
+        df, user="user", item="item", rating="stars", timestamp="ts", item_features=items, item_title="title"
+    )
+    train, _ = ds.split(method="random", ratio=0.8, seed=7)
+    retrieval = shortlist.Retrieval(
+        epochs=2, history=True, features={"item_features": ["genre", "year"]}
+    ).fit(train, progress=False)
+    pipe = shortlist.Pipeline(retrieval)
+    genre = items.set_index("item")["genre"]
+
+    # A filter keeps dramas only, k of them for every user.
+    dramas = pipe.recommend(["u1", "u2"], k=5, filter={"genre": ["drama"]})
+    assert len(dramas) == 10 and set(genre[dramas["item_id"]]) == {"drama"}
+    # At most one per genre: one item of each genre, though k is 5 (the candidates are
+    # fetched again until the caps are filled or the catalogue is exhausted).
+    capped = pipe.recommend(["u1"], k=5, num_candidates=5, max_per={"genre": 1})
+    assert sorted(genre[capped["item_id"]]) == sorted(set(genre))
+    # Excluded items never come back; the rest keep their order.
+    first = pipe.recommend(["u1"], k=5)["item_id"].tolist()
+    again = pipe.recommend(["u1"], k=5, exclude_items=first[:2])["item_id"].tolist()
+    assert again[:3] == first[2:] and not set(first[:2]) & set(again)
+    # A new user: the most popular items without a history; with one, a list built
+    # from it that leaves the history out.
+    popular = pipe.recommend(["newcomer"], k=5)["item_id"].tolist()
+    liked = [i for i in genre.index if genre[i] == "action"][:4]
+    assert len(liked) == 4
+    mine = pipe.recommend(["newcomer"], k=5, history={"newcomer": liked})["item_id"].tolist()
+    assert mine != popular and not set(liked) & set(mine)
+    # A known user's history extends the training items: they leave the list too.
+    extended = pipe.recommend(["u1"], k=5, history={"u1": first[:1]})["item_id"].tolist()
+    assert first[0] not in extended
+
+    # Bad rules: the server's messages, as ValueError.
+    with pytest.raises(ValueError, match=r"^filter\.colour: unknown attribute; the items have: title, genre, year$"):
+        pipe.recommend(["u1"], filter={"colour": ["red"]})
+    with pytest.raises(ValueError, match=r"^max_per\.genre must be a positive integer, got 0$"):
+        pipe.recommend(["u1"], max_per={"genre": 0})
+    with pytest.raises(ValueError, match="history: expected a dict"):
+        pipe.recommend(["u1"], history=[["i1"]])

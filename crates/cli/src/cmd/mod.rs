@@ -88,6 +88,12 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
                 d.is_bad_input() || matches!(d, shortlist_data::Error::Io(io) if is_bad_path(io))
             })
             || c.is::<shortlist_features::Error>()
+            // A request the models cannot answer as asked (a rule over an attribute
+            // the items lack, an order without its model, k = 0).
+            || matches!(
+                c.downcast_ref::<shortlist_pipeline::Error>(),
+                Some(shortlist_pipeline::Error::InvalidArgument(_))
+            )
             || c.downcast_ref::<shortlist_model::Error>().is_some_and(|m| {
                 matches!(m, shortlist_model::Error::Corrupt { .. })
                     || matches!(m, shortlist_model::Error::Io { source, .. } if is_bad_path(source))
