@@ -11,7 +11,9 @@
 //! · payload`, the payload the change as JSON) — and fsynced before it is
 //! acknowledged. The changes form one sequence, replayed on restart; each candidate
 //! model applies the part it has not seen before it answers (so a model version
-//! loaded later catches up at its first request).
+//! loaded later catches up at its first request). At start, a log whose changes are
+//! mostly superseded (an item put again, or put and retired) is compacted to each
+//! item's last change ([`compacted`], [`COMPACT_MIN_CHANGES`]), rewritten as a unit.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -230,6 +232,26 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Vec<ItemChange>, ApiError> {
         .collect()
 }
 
+/// A replayed item log is compacted when it holds at least this many changes and
+/// at least half of them are superseded.
+pub const COMPACT_MIN_CHANGES: usize = 1024;
+
+/// The changes that give the same catalogue as `changes`: each item's last change,
+/// in the order of those last changes (an item put again gets one row instead of a
+/// new row per put; a retirement stays, since it may retire a trained item).
+pub fn compacted(changes: &[ItemChange]) -> Vec<ItemChange> {
+    let mut last: rustc_hash::FxHashMap<&str, usize> = Default::default();
+    for (n, c) in changes.iter().enumerate() {
+        last.insert(c.item_id(), n);
+    }
+    changes
+        .iter()
+        .enumerate()
+        .filter(|(n, c)| last.get(c.item_id()) == Some(n))
+        .map(|(_, c)| c.clone())
+        .collect()
+}
+
 /// The item changes of a server: logged, in memory, applied to models on demand.
 #[derive(Debug)]
 pub struct Items {
@@ -253,13 +275,29 @@ impl Items {
             None => false,
         });
         let log = match opened {
-            Ok((a, replay)) => {
+            Ok((mut a, replay)) => {
                 if replay.dropped_bytes > 0 {
                     tracing::warn!(log = %path.display(), dropped_bytes = replay.dropped_bytes,
                         "item log: dropped a torn or damaged tail (a write cut off by a crash)");
                 }
                 if !changes.is_empty() {
                     tracing::info!(log = %path.display(), changes = changes.len(), "item log replayed");
+                }
+                let kept = compacted(&changes);
+                if changes.len() >= COMPACT_MIN_CHANGES && kept.len() * 2 <= changes.len() {
+                    let mut bytes = Vec::new();
+                    for c in &kept {
+                        encode(c, &mut bytes);
+                    }
+                    match a.replace(&ITEM_LOG, &bytes) {
+                        Ok(()) => {
+                            tracing::info!(log = %path.display(), before = changes.len(),
+                                after = kept.len(), "item log compacted");
+                            changes = kept;
+                        }
+                        // The log as it was still holds every change.
+                        Err(e) => tracing::warn!(error = %e, "item log: compaction failed"),
+                    }
                 }
                 Ok(Mutex::new(a))
             }
@@ -439,5 +477,72 @@ mod tests {
         // A second server on the same log is refused, naming it.
         let e = format!("{:?}", Items::open(&path).log.err().unwrap());
         assert!(e.contains("locked by another process"), "{e}");
+    }
+
+    fn put(id: &str, price: f64) -> ItemChange {
+        parse_item(&json!({"item_id": id, "features": {"price": price}}), "x").unwrap()
+    }
+
+    #[test]
+    fn compaction_keeps_each_items_last_change_in_order() {
+        let retire = |id: &str| ItemChange::Retire { item_id: id.into() };
+        let changes = [
+            put("a", 1.0),
+            put("b", 1.0),
+            retire("t"),
+            put("a", 2.0),
+            retire("b"),
+            put("c", 1.0),
+            put("t", 5.0),
+        ];
+        assert_eq!(
+            compacted(&changes),
+            [put("a", 2.0), retire("b"), put("c", 1.0), put("t", 5.0)]
+        );
+    }
+
+    #[test]
+    fn a_mostly_superseded_log_is_compacted_at_start_as_a_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = log_path(dir.path());
+        // 3 items re-put 400 times each, one retired: 1,201 changes, 3 live.
+        let mut all = Vec::new();
+        for round in 0..400 {
+            for id in ["a", "b", "c"] {
+                all.push(put(id, f64::from(round)));
+            }
+        }
+        all.push(ItemChange::Retire {
+            item_id: "b".into(),
+        });
+        assert!(all.len() >= COMPACT_MIN_CHANGES);
+        {
+            let items = Items::open(&path);
+            items.commit(all.clone()).unwrap();
+        }
+        let before = std::fs::metadata(&path).unwrap().len();
+        {
+            let items = Items::open(&path);
+            let want = [
+                put("a", 399.0),
+                put("c", 399.0),
+                ItemChange::Retire {
+                    item_id: "b".into(),
+                },
+            ];
+            assert_eq!(*items.changes.read().unwrap(), want);
+            assert!(items.is_retired("b") && !items.is_retired("a"));
+            // The rewritten log is locked like the old one, and appends go to it.
+            let e = format!("{:?}", Items::open(&path).log.err().unwrap());
+            assert!(e.contains("locked by another process"), "{e}");
+            items.commit(vec![put("d", 1.0)]).unwrap();
+        }
+        let after = std::fs::metadata(&path).unwrap().len();
+        assert!(after * 100 < before, "{before} → {after} bytes");
+        assert!(!dir.path().join(".items/items.log.compacting").exists());
+        // Reopened: the compacted changes and the append, nothing compacted again.
+        let items = Items::open(&path);
+        assert_eq!(items.seq(), 4);
+        assert_eq!(items.changes.read().unwrap()[3], put("d", 1.0));
     }
 }

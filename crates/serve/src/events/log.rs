@@ -338,6 +338,44 @@ impl Appender {
         }
     }
 
+    /// Replaces the whole log with `kind`'s magic and `records` (whole framed
+    /// records): a compaction. The new file is written beside the log under a
+    /// temporary name, locked, fsynced and renamed over it, so a crash at any moment
+    /// leaves the old log or the new one, and no other process can open either
+    /// between the two (the old file stays locked until the new one is in place and
+    /// locked). Appends continue on the new file.
+    pub fn replace(&mut self, kind: &LogKind, records: &[u8]) -> io::Result<()> {
+        let named =
+            |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()));
+        let mut tmp_name = self.path.as_os_str().to_owned();
+        tmp_name.push(".compacting");
+        let tmp = PathBuf::from(tmp_name);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(named)?;
+        file.try_lock()
+            .map_err(|e| named(io::Error::other(e.to_string())))?;
+        let written = file
+            .write_all(kind.magic)
+            .and_then(|()| file.write_all(records))
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(named(e));
+        }
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(named)?;
+        }
+        self.len = (kind.magic.len() + records.len()) as u64;
+        self.file = file;
+        Ok(())
+    }
+
     /// Flushes appended records to disk.
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
