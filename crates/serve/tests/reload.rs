@@ -385,7 +385,9 @@ async fn models_load_independently() {
         "ranking waited for retrieval: {:?}",
         t.elapsed()
     );
-    assert_eq!(status_of(&mut c, "retrieval", 1).await["state"], "LOADING");
+    // On a loaded machine the retrieval version may not be listed yet (its loader
+    // thread has not run): it is LOADING once it is, for the 3 s its load takes.
+    wait_state(&mut c, "retrieval", 1, "LOADING", 3).await;
     // A new ranking version is picked up while retrieval is still loading.
     write_version(s.base.path(), "ranking", 2, &ranking_spec(1.0), false);
     wait_state(&mut c, "ranking", 2, "AVAILABLE", 10).await;
