@@ -3,6 +3,8 @@
 # ranking + the pipeline, no threads, no C++) and its JavaScript glue:
 #
 #   scripts/wasm/build.sh [OUT]        # OUT defaults to target/wasm-pkg
+#   scripts/wasm/build.sh --module-only # compiles the module, no glue (CI's wasm32
+#                                       # step: the demo test's build then reuses it)
 #
 # writes OUT/shortlist_wasm.js and OUT/shortlist_wasm_bg.wasm, which
 # `shortlist serve` serves under /demo/ (it looks in target/wasm-pkg, or in
@@ -15,6 +17,11 @@
 # (target/wasm), so the native build is untouched.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+MODULE_ONLY=0
+if [ "${1:-}" = --module-only ]; then
+    MODULE_ONLY=1
+    shift
+fi
 OUT=${1:-target/wasm-pkg}
 VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' crates/wasm/Cargo.toml)
 if [ -z "$VERSION" ]; then
@@ -24,13 +31,14 @@ fi
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown
 fi
-if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | cut -d' ' -f2)" != "$VERSION" ]; then
+if [ "$MODULE_ONLY" = 0 ] && { ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | cut -d' ' -f2)" != "$VERSION" ]; }; then
     echo "installing wasm-bindgen-cli $VERSION (the version of the wasm-bindgen crate)" >&2
     cargo install wasm-bindgen-cli --version "$VERSION"
 fi
 export CARGO_TARGET_DIR=target/wasm
 RUSTFLAGS="-C target-feature=+simd128" \
     cargo build --release --target wasm32-unknown-unknown -p shortlist-wasm
+[ "$MODULE_ONLY" = 0 ] || exit 0
 mkdir -p "$OUT"
 wasm-bindgen --target web --no-typescript --out-dir "$OUT" \
     target/wasm/wasm32-unknown-unknown/release/shortlist_wasm.wasm
