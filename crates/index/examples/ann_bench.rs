@@ -160,6 +160,7 @@ fn parse() -> Res<Args> {
             "--lists" => a.ivf.lists = value(flag, v)?,
             "--spread-weight" => a.ivf.spread_weight = value(flag, v)?,
             "--head-fraction" => a.ivf.head_fraction = value(flag, v)?,
+            "--tune-head" => a.ivf.tune_head = value(flag, v)?,
             "--targets" => a.targets = list(flag, v)?,
             "--probes" => a.probes = list(flag, v)?,
             #[cfg(feature = "hnsw")]

@@ -20,26 +20,23 @@ pub(super) fn norm(v: &[f32]) -> f64 {
         .sqrt()
 }
 
-/// The lists of `n` items: k-means lists `0..lists`, then the head (list `lists`):
-/// the items of largest norm (ties: the lower item), at most `head_fraction` of them
-/// and only those whose norm is at least `head_norm_ratio` times the median norm
-/// (outliers of norm, which rank high for many queries wherever their list lies; a
-/// catalogue without such outliers gets no head, which every query would pay for).
-pub(super) fn assign(
+/// The lists of `n` items: k-means lists `0..lists` (`nearest`, each item's nearest
+/// centre), then the head (list `lists`): the items of largest norm (ties: the lower
+/// item), at most `head_fraction` of them and only those whose norm is at least
+/// `head_norm_ratio` times the median norm (outliers of norm, which rank high for many
+/// queries wherever their list lies; a catalogue without such outliers gets no head,
+/// which every query would pay for). Returns the assignment and the head's size.
+pub(super) fn with_head(
     items: &[f32],
     dim: usize,
-    centroids: &[f32],
+    lists: usize,
+    mut assign: Vec<u32>,
     head_fraction: f64,
     head_norm_ratio: f64,
-) -> Result<Vec<u32>> {
+) -> (Vec<u32>, usize) {
     let n = items.len() / dim;
-    let lists = centroids.len() / dim;
-    let mut assign = if n == 0 {
-        Vec::new()
-    } else {
-        nearest(items, dim, centroids)?
-    };
     let head = ((n as f64 * head_fraction).round() as usize).min(n);
+    let mut len = 0;
     if head > 0 {
         let norms: Vec<f64> = items.chunks_exact(dim).map(norm).collect();
         let mut sorted = norms.clone();
@@ -56,9 +53,10 @@ pub(super) fn assign(
             .filter(|&&i| norms[i as usize] >= floor)
         {
             assign[i as usize] = lists as u32;
+            len += 1;
         }
     }
-    Ok(assign)
+    (assign, len)
 }
 
 /// The stored form of the lists.

@@ -100,6 +100,9 @@ const U: f64 = f32::EPSILON as f64 / 2.0;
 /// admissible items times this is below its budget is an exact scan over them.
 const EXACT_COST: f64 = 8.0;
 
+/// The head sizes a build tries, as multiples of [`IvfParams::head_fraction`].
+const HEAD_STEPS: [f64; 4] = [0.125, 0.25, 0.5, 1.0];
+
 /// [`IvfIndex::calibrate`] measures at most this many queries.
 pub const MAX_CALIBRATION_QUERIES: usize = 256;
 
@@ -160,25 +163,84 @@ impl IvfIndex {
         crate::index_base::check_finite(items, dim)?;
         let lists = params.lists_for(n);
         let centroids = layout::kmeans(items, dim, lists, &params)?;
-        let assign = layout::assign(
-            items,
-            dim,
-            &centroids,
-            params.head_fraction,
-            params.head_norm_ratio,
-        )?;
+        let nearest = if n == 0 {
+            Vec::new()
+        } else {
+            layout::nearest(items, dim, &centroids)?
+        };
         let mode = if params.probes > 0 {
             SearchMode::Probes(params.probes)
         } else {
             SearchMode::Target(RecallTarget::default())
         };
-        let mut index =
-            Self::from_parts(items, dim, centroids, &assign, params.spread_weight, mode)?;
-        match queries {
-            Some(q) => index.calibrate(q)?,
-            None => index.calibrate_from_items(items, params.calibration_queries, params.seed)?,
+        let (thinned, from_items);
+        let groups: Vec<&[f32]> = match queries {
+            Some(q) => {
+                thinned = thin_out(q, dim)?;
+                vec![&thinned]
+            }
+            None => {
+                from_items = sample_queries(items, dim, params.calibration_queries, params.seed);
+                vec![&from_items.0, &from_items.1]
+            }
+        };
+        // The head's size: each candidate fraction is laid out and calibrated, and the
+        // one whose calibration opens the fewest items (summed over k = 10 and 100 at
+        // the default target) is kept. How deep a catalogue's top scores reach
+        // into its norm outliers differs by model: on a trained 1M-item tower the
+        // top-100 needed a head four times the size that suits the synthetic sets.
+        let fractions: Vec<f64> = if params.tune_head && params.head_fraction > 0.0 {
+            HEAD_STEPS
+                .iter()
+                .map(|s| params.head_fraction * s)
+                .collect()
+        } else {
+            vec![params.head_fraction]
+        };
+        let mut best: Option<(f64, IvfIndex)> = None;
+        let mut last_len = None;
+        for fraction in fractions {
+            let (assign, head) = layout::with_head(
+                items,
+                dim,
+                lists,
+                nearest.clone(),
+                fraction,
+                params.head_norm_ratio,
+            );
+            if last_len == Some(head) {
+                continue; // the norm floor capped the head: the same layout again
+            }
+            last_len = Some(head);
+            let mut index = Self::from_parts(
+                items,
+                dim,
+                centroids.clone(),
+                &assign,
+                params.spread_weight,
+                mode.clone(),
+            )?;
+            index.calibration = Calibration::measure(&index, &groups)?;
+            let cost = index.calibrated_cost();
+            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                best = Some((cost, index));
+            }
         }
-        Ok(index)
+        best.map(|(_, index)| index)
+            .ok_or_else(|| Error::invalid("head_fraction", "no layout was built"))
+    }
+
+    /// The items a query opens by the calibration at the default target, summed over
+    /// k = 10 and 100 (those `≤ n`): what the build minimises over head sizes. A sum,
+    /// not a mean of ratios, so that the deeper query the pipeline asks for (100
+    /// candidates) weighs most.
+    fn calibrated_cost(&self) -> f64 {
+        let t = crate::recall::DEFAULT_RECALL_TARGET;
+        [10usize, 100]
+            .into_iter()
+            .filter(|&k| k <= self.n)
+            .map(|k| self.calibration.budget(k as f64, t).min(self.n as f64))
+            .sum()
     }
 
     /// Lays out the lists of a trained index (`assign[i] ≤ lists`); the calibration
@@ -229,27 +291,8 @@ impl IvfIndex {
     /// [module docs](self)).
     pub fn calibrate(&mut self, queries: &[f32]) -> Result<()> {
         crate::index_base::check_queries(queries.len(), self.dim)?;
-        let m = queries.len() / self.dim;
-        if m == 0 {
-            return Err(Error::invalid(
-                "queries",
-                "calibration needs at least one query",
-            ));
-        }
-        let step = m.div_ceil(MAX_CALIBRATION_QUERIES);
-        let thinned: Vec<f32>;
-        let queries = if step > 1 {
-            thinned = queries
-                .chunks_exact(self.dim)
-                .step_by(step)
-                .flatten()
-                .copied()
-                .collect();
-            &thinned[..]
-        } else {
-            queries
-        };
-        self.calibration = Calibration::measure(self, &[queries])?;
+        let queries = thin_out(queries, self.dim)?;
+        self.calibration = Calibration::measure(self, &[&queries])?;
         Ok(())
     }
 
@@ -382,9 +425,35 @@ impl IvfIndex {
     }
 }
 
-/// Calibration queries from the items (see [`IvfIndex::calibrate_from_items`]):
+/// Calibration queries from the items (see [`IvfIndex::build`]):
 /// `(unit items, Gaussian combinations of unit items)`, `count` each (zero items
 /// skipped; the first axis when nothing is left, e.g. an empty catalogue).
+/// `queries` (`m × dim`, `m ≥ 1`) thinned out evenly to at most
+/// [`MAX_CALIBRATION_QUERIES`].
+fn thin_out(queries: &[f32], dim: usize) -> Result<Cow<'_, [f32]>> {
+    crate::index_base::check_queries(queries.len(), dim)?;
+    let m = queries.len() / dim;
+    if m == 0 {
+        return Err(Error::invalid(
+            "queries",
+            "calibration needs at least one query",
+        ));
+    }
+    let step = m.div_ceil(MAX_CALIBRATION_QUERIES);
+    Ok(if step > 1 {
+        Cow::Owned(
+            queries
+                .chunks_exact(dim)
+                .step_by(step)
+                .flatten()
+                .copied()
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(queries)
+    })
+}
+
 fn sample_queries(items: &[f32], dim: usize, count: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let n = items.len() / dim;
     let mut rng = Rng::new(seed ^ 0xCA11_B4A7);

@@ -57,7 +57,12 @@ fn every_list_opened_equals_the_exact_index_bit_for_bit_with_filters() {
         let (n, dim) = (3000, 24);
         let items = generate(&mut rng, n, dim, 20, heavy);
         let exact = ExactIndex::new(items.clone(), dim).unwrap();
-        let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+        let p = IvfParams {
+            head_fraction: 0.005,
+            tune_head: false,
+            ..IvfParams::default()
+        };
+        let ivf = IvfIndex::build(&items, dim, p).unwrap();
         assert_eq!(ivf.lists(), 219); // 4 · √3000
                                       // At most 0.5 %, the outliers of norm (≥ 2 × the median) among them.
         let mut norms: Vec<f64> = items.chunks_exact(dim).map(norm).collect();
@@ -154,12 +159,14 @@ fn the_head_holds_only_outliers_of_norm() {
         items[i * 97 * dim + 1] = 5.0;
         items[i * 97 * dim] = 0.0;
     }
-    let ivf = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
-    assert_eq!(ivf.head_len(), 20, "0.5 % of 4000, all outliers");
-    let p = IvfParams {
-        head_fraction: 0.02,
+    let fixed = |head_fraction| IvfParams {
+        head_fraction,
+        tune_head: false,
         ..IvfParams::default()
     };
+    let ivf = IvfIndex::build(&items, dim, fixed(0.005)).unwrap();
+    assert_eq!(ivf.head_len(), 20, "0.5 % of 4000, all outliers");
+    let p = fixed(0.02);
     assert_eq!(
         IvfIndex::build(&items, dim, p).unwrap().head_len(),
         40,
@@ -527,4 +534,31 @@ fn bad_input_gives_named_errors() {
             .len(),
         1
     );
+}
+
+#[test]
+fn the_build_keeps_the_head_size_whose_calibration_opens_fewest_items() {
+    // Heavy-tailed norms: how many of the largest norms the head should hold is a
+    // property of the data, which the build measures.
+    let mut rng = Rng::new(17);
+    let (n, dim) = (8000, 16);
+    let items = generate(&mut rng, n, dim, 40, true);
+    let tuned = IvfIndex::build(&items, dim, IvfParams::default()).unwrap();
+    let mut costs = Vec::new();
+    for step in HEAD_STEPS {
+        let p = IvfParams {
+            head_fraction: IvfParams::default().head_fraction * step,
+            tune_head: false,
+            ..IvfParams::default()
+        };
+        let fixed = IvfIndex::build(&items, dim, p).unwrap();
+        costs.push((fixed.head_len(), fixed.calibrated_cost()));
+    }
+    let best = costs.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+    assert_eq!(tuned.calibrated_cost(), best, "{costs:?}");
+    assert!(costs
+        .iter()
+        .any(|&(len, c)| len == tuned.head_len() && c == best));
+    // The candidates differ, so the choice was a real one.
+    assert!(costs.iter().any(|&(_, c)| c > best), "{costs:?}");
 }
