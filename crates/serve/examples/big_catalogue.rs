@@ -504,8 +504,12 @@ fn reindex(a: &Args, models: &Path) -> Res<()> {
         &cfg.index,
         Some(&model.all_queries()),
     )?;
+    let head = match &index {
+        AnyIndex::Ivf(ivf) => format!(" (head {} items)", ivf.head_len()),
+        _ => String::new(),
+    };
     println!(
-        "reindex: {} index over {} items built and calibrated in {:.1}s",
+        "reindex: {} index{head} over {} items built and calibrated in {:.1}s",
         index.kind_name(),
         index.len(),
         t.elapsed().as_secs_f64()

@@ -19,7 +19,9 @@
 //! * `closed`: CONNS connections back to back for SECONDS: throughput and latency.
 //! * `soak`: RATE requests per second in total, spread over CONNS connections,
 //!   for SECONDS (open loop: latency counted from the scheduled send time).
-//!   Prints a line every 10 s and the totals; any answer but 200 is a failure.
+//!   Prints a line every 10 s and the totals; any answer but 200 is a failure. A
+//!   BODY_FILE named `*.jsonl` holds one body per line, sent in turn (e.g. the
+//!   `bodies.jsonl` of `big_catalogue`: many users rather than one).
 //!
 //! Client sockets bind to 127.0.0.2–127.0.0.9 in turn when ADDR is on loopback,
 //! so tens of thousands of connections do not run out of ephemeral ports.
@@ -344,17 +346,19 @@ async fn slowloris(addr: SocketAddr, conns: usize, secs: f64, probe: bool) {
     }
 }
 
-async fn soak(addr: SocketAddr, conns: usize, secs: f64, rate: f64, req: Arc<Vec<u8>>) {
+async fn soak(addr: SocketAddr, conns: usize, secs: f64, rate: f64, reqs: Arc<Vec<Vec<u8>>>) {
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(secs);
     let interval = Duration::from_secs_f64(conns as f64 / rate);
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let lat = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for k in 0..conns {
-        let (req, ok, failed, lat) = (
-            Arc::clone(&req),
+        let (reqs, sent, ok, failed, lat) = (
+            Arc::clone(&reqs),
+            Arc::clone(&sent),
             Arc::clone(&ok),
             Arc::clone(&failed),
             Arc::clone(&lat),
@@ -376,8 +380,9 @@ async fn soak(addr: SocketAddr, conns: usize, secs: f64, rate: f64, req: Arc<Vec
                     }
                 }
                 let Some(c) = conn.as_mut() else { continue };
+                let req = &reqs[sent.fetch_add(1, Relaxed) as usize % reqs.len()];
                 let r = async {
-                    c.get_mut().write_all(&req).await?;
+                    c.get_mut().write_all(req).await?;
                     read_response(c).await
                 }
                 .await;
@@ -477,7 +482,27 @@ fn main() {
                 eprintln!("{usage}");
                 std::process::exit(2)
             });
-            rt.block_on(soak(addr, conns, secs, rate, body(5)));
+            let (Some(file), Some(path)) = (a.get(5), a.get(6)) else {
+                eprintln!("{usage}");
+                std::process::exit(2)
+            };
+            let bodies = if file.ends_with(".jsonl") {
+                let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
+                    eprintln!("BODY_FILE {file}: {e}");
+                    std::process::exit(2)
+                });
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| request(path, l.as_bytes()))
+                    .collect()
+            } else {
+                vec![body(5).to_vec()]
+            };
+            if bodies.is_empty() {
+                eprintln!("BODY_FILE {file}: no bodies");
+                std::process::exit(2);
+            }
+            rt.block_on(soak(addr, conns, secs, rate, Arc::new(bodies)));
         }
         _ => {
             eprintln!("{usage}");
