@@ -1,6 +1,7 @@
 //! `Model`: one fitted or loaded model directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -51,12 +52,14 @@ pub struct Model {
 
 /// Runs `f` on a thread of its own and waits for it with the GIL released, checking
 /// for Ctrl-C (and other signals) and calling `tick` (which draws the progress)
-/// every 100 ms and at the end: a `KeyboardInterrupt` returns at once while the
-/// abandoned computation finishes in the background.
+/// every 100 ms and at the end: a `KeyboardInterrupt` returns at once, after
+/// `interrupted` has told the computation to stop (the training loops check
+/// [`Progress::cancelled`] between batches, so the thread ends within one).
 fn run_interruptible<T: Send + 'static>(
     py: Python<'_>,
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     mut tick: impl FnMut(Python<'_>) -> PyResult<()>,
+    interrupted: impl Fn(),
 ) -> PyResult<T> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -79,7 +82,10 @@ fn run_interruptible<T: Send + 'static>(
                 return r.map_err(py_err);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                py.check_signals()?;
+                if let Err(e) = py.check_signals() {
+                    interrupted();
+                    return Err(e);
+                }
                 tick(py)?;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -97,6 +103,8 @@ fn run_interruptible<T: Send + 'static>(
 #[derive(Default)]
 struct Tracker {
     state: Mutex<Track>,
+    /// Set on Ctrl-C: the training stops at its next check.
+    cancelled: AtomicBool,
 }
 
 /// What [`Tracker`] last heard.
@@ -137,6 +145,10 @@ impl Progress for Tracker {
 
     fn finish(&self) {
         self.with(|t| t.done = t.total.unwrap_or(t.done));
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
     }
 }
 
@@ -339,9 +351,8 @@ impl Model {
         let tracker = Arc::new(Tracker::default());
         let ctx = Context {
             quiet: true,
-            sink: progress
-                .as_ref()
-                .map(|_| tracker.clone() as Arc<dyn Progress + Send>),
+            // Always the tracker, drawn or not: it carries the Ctrl-C to the training.
+            sink: Some(tracker.clone() as Arc<dyn Progress + Send>),
         };
         let mut shown = Track::default();
         let tick = |_: Python<'_>| -> PyResult<()> {
@@ -368,6 +379,7 @@ impl Model {
                 Ok(v)
             },
             tick,
+            || tracker.cancelled.store(true, Ordering::Relaxed),
         )?;
         let mut report = report;
         if let Value::Object(m) = &mut report {

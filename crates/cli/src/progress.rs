@@ -102,4 +102,8 @@ impl Progress for Bars {
             }
         }
     }
+
+    fn cancelled(&self) -> bool {
+        self.forward.as_ref().is_some_and(|to| to.cancelled())
+    }
 }

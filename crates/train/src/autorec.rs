@@ -263,6 +263,9 @@ pub fn train_autorec_with(
         per_epoch.push(((s0 + s1) / n as f64).sqrt());
         adam.step(&mut p, &mut g0, &mut g1, t);
         progress.advance(1);
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
     }
     let mut item_code = vec![0.0; ni * h];
     encode(&p, &data, h, 0..ni, &mut item_code);

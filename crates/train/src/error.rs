@@ -39,6 +39,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The caller stopped the training ([`shortlist_core::progress::Progress::cancelled`]).
+    #[error("cancelled")]
+    Cancelled,
     /// Feature fitting failed.
     #[error(transparent)]
     Features(#[from] shortlist_features::Error),

@@ -33,7 +33,7 @@
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use shortlist_core::progress::Progress;
+use shortlist_core::progress::{CancelOnly, Progress};
 use shortlist_core::{Dataset, Rng};
 use shortlist_features::FeatureSpec;
 use shortlist_model::{
@@ -45,7 +45,7 @@ use crate::ease::{fit_ease, EaseTrainConfig};
 use crate::error::{Error, Result};
 use crate::ials::{fit_ials, IalsTrainConfig};
 use crate::interactions::UserItems;
-use crate::retrieval::{train_retrieval, RetrievalTrainConfig};
+use crate::retrieval::{train_retrieval_with, RetrievalTrainConfig};
 use lists::build_lists;
 
 /// Which training interactions the head holds out to learn from.
@@ -336,8 +336,14 @@ impl FittedStage {
             ),
             Some(cfg.retrieval.epochs as u64),
         );
-        let (retrieval, _) =
-            train_retrieval(dataset, fit, &[], &cfg.retrieval, |_| progress.advance(1))?;
+        let (retrieval, _) = train_retrieval_with(
+            dataset,
+            fit,
+            &[],
+            &cfg.retrieval,
+            &CancelOnly(progress),
+            |_| progress.advance(1),
+        )?;
         progress.finish();
         let ui_fit = UserItems::with_spec(dataset, fit, retrieval.spec.clone());
         let ease_cfg = EaseTrainConfig {
@@ -487,6 +493,9 @@ fn fit_sources(
         );
         let m = fit_ials(ui, ials, meta, |_| progress.advance(1))?;
         progress.finish();
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         Some(m)
     } else {
         None

@@ -123,6 +123,9 @@ pub fn train_retrieval_with(
             rng.shuffle(&mut order);
         }
         let loss_sum = step.epoch(&mut model, &mut states, &order, &mut rng, progress);
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         let seconds = start.elapsed().as_secs_f64();
         let record = evaluate_epoch(
             &model,

@@ -99,6 +99,9 @@ impl<'r> BatchStep<'r> {
     ) -> f64 {
         let mut loss_sum = 0.0f64;
         for batch in order.chunks(self.cfg.batch_size) {
+            if progress.cancelled() {
+                break; // the caller returns the error after the epoch
+            }
             progress.advance(1);
             self.queries(model, batch);
             self.choose_candidates(batch, rng);

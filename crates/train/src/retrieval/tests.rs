@@ -367,3 +367,46 @@ fn bad_config_is_named() {
         .unwrap_err();
     assert!(e.to_string().starts_with("r.toml: "), "{e}");
 }
+
+/// Counts batches and asks to stop after `after` of them.
+struct StopAfter {
+    batches: std::sync::atomic::AtomicU64,
+    after: u64,
+}
+
+impl shortlist_core::progress::Progress for StopAfter {
+    fn start(&self, _label: &str, _total: Option<u64>) {}
+    fn advance(&self, delta: u64) {
+        self.batches
+            .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn finish(&self) {}
+    fn cancelled(&self) -> bool {
+        self.batches.load(std::sync::atomic::Ordering::Relaxed) >= self.after
+    }
+}
+
+#[test]
+fn a_cancelled_training_stops_at_the_next_batch_with_an_error() {
+    let (d, train, test, _) = data();
+    let cfg = RetrievalTrainConfig {
+        embedding_dim: 8,
+        epochs: 1_000,
+        batch_size: 512,
+        eval_every_epoch: false,
+        ..Default::default()
+    };
+    let stop = StopAfter {
+        batches: Default::default(),
+        after: 3,
+    };
+    let mut epochs = 0;
+    let got = train_retrieval_with(&d, &train, &test, &cfg, &stop, |_| epochs += 1);
+    assert!(matches!(got, Err(Error::Cancelled)), "{:?}", got.err());
+    assert_eq!(epochs, 0, "no epoch was reported");
+    assert_eq!(
+        stop.batches.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "the loop stopped at the first check after the third batch"
+    );
+}

@@ -63,6 +63,9 @@ pub(super) fn train_one(
             cfg,
             progress,
         );
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         let seconds = start.elapsed().as_secs_f64();
         trainer.sparse_p.lr *= cfg.lr_decay;
         trainer.dense_p.lr *= cfg.lr_decay;
@@ -259,6 +262,9 @@ fn run_epoch(
         labels: br,
     } = batch;
     for chunk in order.chunks(cfg.batch_size) {
+        if progress.cancelled() {
+            break; // `train_one` returns the error after the epoch
+        }
         bu.clear();
         bi.clear();
         br.clear();
