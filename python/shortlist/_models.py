@@ -146,7 +146,8 @@ class _Estimator:
         ``valid`` (another part of the same dataset) in :attr:`report_`.
 
         Releases the GIL while training; Ctrl-C raises ``KeyboardInterrupt``
-        at once (the abandoned training finishes in a background thread).
+        at once and stops the training at its next batch (EASE's solve and
+        iALS run to their end in a background thread).
         ``progress``: a tqdm bar per training phase (epochs' batches), when tqdm
         is installed; none otherwise. Returns ``self``.
         """
