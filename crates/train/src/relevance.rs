@@ -482,6 +482,9 @@ fn fit_sources(
         progress.start(&format!("relevance head: EASE on {rows}"), None);
         let m = fit_ease(ui.clone(), ease, meta.clone())?;
         progress.finish();
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         Some(m)
     } else {
         None

@@ -25,21 +25,20 @@ pub(super) fn norm(v: &[f32]) -> f64 {
 /// item), at most `head_fraction` of them and only those whose norm is at least
 /// `head_norm_ratio` times the median norm (outliers of norm, which rank high for many
 /// queries wherever their list lies; a catalogue without such outliers gets no head,
-/// which every query would pay for). Returns the assignment and the head's size.
+/// which every query would pay for). `norms`: each item's `‖v‖`. Returns the
+/// assignment and the head's size.
 pub(super) fn with_head(
-    items: &[f32],
-    dim: usize,
+    norms: &[f64],
     lists: usize,
     mut assign: Vec<u32>,
     head_fraction: f64,
     head_norm_ratio: f64,
 ) -> (Vec<u32>, usize) {
-    let n = items.len() / dim;
+    let n = norms.len();
     let head = ((n as f64 * head_fraction).round() as usize).min(n);
     let mut len = 0;
     if head > 0 {
-        let norms: Vec<f64> = items.chunks_exact(dim).map(norm).collect();
-        let mut sorted = norms.clone();
+        let mut sorted = norms.to_vec();
         let (_, &mut median, _) = sorted.select_nth_unstable_by(n / 2, f64::total_cmp);
         let floor = median * head_norm_ratio;
         let mut order: Vec<u32> = (0..n as u32).collect();

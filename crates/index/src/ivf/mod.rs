@@ -197,12 +197,12 @@ impl IvfIndex {
         } else {
             vec![params.head_fraction]
         };
+        let norms: Vec<f64> = items.chunks_exact(dim).map(norm).collect();
         let mut best: Option<(f64, IvfIndex)> = None;
         let mut last_len = None;
         for fraction in fractions {
             let (assign, head) = layout::with_head(
-                items,
-                dim,
+                &norms,
                 lists,
                 nearest.clone(),
                 fraction,
@@ -290,7 +290,6 @@ impl IvfIndex {
     /// the recall a query reaches for each number of items opened (see the
     /// [module docs](self)).
     pub fn calibrate(&mut self, queries: &[f32]) -> Result<()> {
-        crate::index_base::check_queries(queries.len(), self.dim)?;
         let queries = thin_out(queries, self.dim)?;
         self.calibration = Calibration::measure(self, &[&queries])?;
         Ok(())
@@ -425,9 +424,6 @@ impl IvfIndex {
     }
 }
 
-/// Calibration queries from the items (see [`IvfIndex::build`]):
-/// `(unit items, Gaussian combinations of unit items)`, `count` each (zero items
-/// skipped; the first axis when nothing is left, e.g. an empty catalogue).
 /// `queries` (`m × dim`, `m ≥ 1`) thinned out evenly to at most
 /// [`MAX_CALIBRATION_QUERIES`].
 fn thin_out(queries: &[f32], dim: usize) -> Result<Cow<'_, [f32]>> {
@@ -454,6 +450,9 @@ fn thin_out(queries: &[f32], dim: usize) -> Result<Cow<'_, [f32]>> {
     })
 }
 
+/// Calibration queries from the items (see [`IvfIndex::build`]):
+/// `(unit items, Gaussian combinations of unit items)`, `count` each (zero items
+/// skipped; the first axis when nothing is left, e.g. an empty catalogue).
 fn sample_queries(items: &[f32], dim: usize, count: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let n = items.len() / dim;
     let mut rng = Rng::new(seed ^ 0xCA11_B4A7);
