@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
 use shortlist_cli::cmd::data::LoadArgs;
 use shortlist_cli::cmd::train::DataArgs;
 use shortlist_cli::cmd::Context;
@@ -340,27 +341,41 @@ impl Dataset {
 
     /// The interactions as columns: `(user_ids, item_ids, ratings, timestamps)`, raw
     /// ids as lists of strings, ratings as float32, timestamps as int64 (or `None`).
+    /// A list holds one `str` object per distinct id, repeated: a column of 80,000 rows
+    /// then costs a few thousand strings, and code reading it back (`predict`,
+    /// `recommend`) finds each id by its object.
     #[allow(clippy::type_complexity)]
     fn columns<'py>(
         &self,
         py: Python<'py>,
-    ) -> (
-        Vec<&str>,
-        Vec<&str>,
+    ) -> PyResult<(
+        Bound<'py, PyList>,
+        Bound<'py, PyList>,
         Bound<'py, PyArray1<f32>>,
         Option<Bound<'py, PyArray1<i64>>>,
-    ) {
+    )> {
         let d = &self.base;
         let it = &d.interactions;
         let rows = self.row_indices();
-        let users = rows.iter().map(|&r| d.users.raw(it.users[r])).collect();
-        let items = rows.iter().map(|&r| d.items.raw(it.items[r])).collect();
+        let column = |ids: &IdMap, of: &[u32]| {
+            let mut strs: Vec<Option<Bound<'py, PyString>>> = vec![None; ids.raw_ids().len()];
+            let objects = rows.iter().map(|&r| {
+                let id = of[r];
+                strs[id as usize]
+                    .get_or_insert_with(|| PyString::new(py, ids.raw(id)))
+                    .clone()
+            });
+            let objects: Vec<Bound<'py, PyString>> = objects.collect();
+            PyList::new(py, objects)
+        };
+        let users = column(&d.users, &it.users)?;
+        let items = column(&d.items, &it.items)?;
         let ratings = PyArray1::from_iter(py, rows.iter().map(|&r| it.ratings[r]));
         let ts = it
             .timestamps
             .as_ref()
             .map(|t| PyArray1::from_iter(py, rows.iter().map(|&r| t[r])));
-        (users, items, ratings, ts)
+        Ok((users, items, ratings, ts))
     }
 
     /// Side features of the users (`"user"`) or items (`"item"`): `(ids, {name: values})`

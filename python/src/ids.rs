@@ -2,14 +2,16 @@
 //! element. `predict` takes 100,000 pairs; turning each element into an owned
 //! `String` (and before that calling `str()` on it in Python) cost more than scoring
 //! them, while real inputs hold a few thousand distinct ids. So each element costs a
-//! pointer lookup when its object was seen before (a list repeats the same `str`
-//! objects, e.g. a DataFrame column), and a string read only when it was not.
-
-use std::collections::HashMap;
+//! lookup in a Python `dict` keyed by the `str` objects themselves (their cached hash
+//! and CPython's own comparison: a DataFrame column repeats the same objects, and
+//! fresh ones with equal text find the same entry), and a string read only for an id
+//! not seen before. Reading a string is what costs: under the abi3 limited API of
+//! Python 3.9 PyO3 copies every `str` into a new `bytes` object to get its UTF-8.
 
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString};
+use rustc_hash::FxHashMap;
 
 use crate::bad;
 
@@ -27,7 +29,7 @@ impl Codes {
         self.uniques.iter().map(String::as_str).collect()
     }
 
-    fn intern(&mut self, by_text: &mut HashMap<String, u32>, text: &str) -> u32 {
+    fn intern(&mut self, by_text: &mut FxHashMap<String, u32>, text: &str) -> u32 {
         if let Some(&c) = by_text.get(text) {
             return c;
         }
@@ -46,10 +48,10 @@ pub fn factorize(values: &Bound<'_, PyAny>, name: &str) -> PyResult<Codes> {
         uniques: Vec::new(),
         codes: Vec::new(),
     };
-    let mut by_text: HashMap<String, u32> = HashMap::new();
+    let mut by_text: FxHashMap<String, u32> = FxHashMap::default();
     if let Ok(a) = values.extract::<PyReadonlyArray1<'_, i64>>() {
         let a = a.as_array();
-        let mut by_int: HashMap<i64, u32> = HashMap::new();
+        let mut by_int: FxHashMap<i64, u32> = FxHashMap::default();
         out.codes.reserve(a.len());
         for &v in a.iter() {
             let c = match by_int.get(&v) {
@@ -73,16 +75,49 @@ pub fn factorize(values: &Bound<'_, PyAny>, name: &str) -> PyResult<Codes> {
                 .map_or_else(|_| "?".to_owned(), |n| n.to_string())
         ))
     })?;
-    // The list holds a reference to every element for the whole call, so an address
-    // names one object throughout.
-    let mut by_object: HashMap<usize, u32> = HashMap::new();
+    // Exact `str` elements are looked up by value in a dict (only exact `str` keys go
+    // in, so `1`, `1.0` and `True`, equal as dict keys, never meet a string). Other
+    // elements by address: the list holds a reference to every element for the whole
+    // call, so an address names one object throughout.
+    let by_str = PyDict::new(values.py());
+    let mut by_object: FxHashMap<usize, u32> = FxHashMap::default();
     out.codes.reserve(list.len());
-    for v in list.iter() {
+    // Addresses first: a column repeats a few objects, found faster by address than
+    // by value. Fresh objects (one per element) would only fill the address map, so
+    // when most of an element block are new addresses the `str`s skip it.
+    let (mut by_address, mut misses) = (true, 0usize);
+    for (at, v) in list.iter().enumerate() {
         let key = v.as_ptr() as usize;
+        if at % 1024 == 1023 {
+            by_address = by_address && misses < 512;
+            misses = 0;
+        }
+        if let Some(&c) = by_object.get(&key) {
+            out.codes.push(c);
+            continue;
+        }
+        misses += 1;
+        if v.is_exact_instance_of::<PyString>() {
+            let c = match by_str.get_item(&v)? {
+                Some(c) => c.extract::<u32>()?,
+                None => {
+                    let s = v.cast::<PyString>()?;
+                    let c = out.intern(&mut by_text, &s.to_cow()?);
+                    by_str.set_item(&v, c)?;
+                    c
+                }
+            };
+            if by_address {
+                by_object.insert(key, c);
+            }
+            out.codes.push(c);
+            continue;
+        }
         let c = match by_object.get(&key) {
             Some(&c) => c,
             None => {
                 let c = if let Ok(s) = v.cast::<PyString>() {
+                    // A subclass of `str`: its text is the id.
                     out.intern(&mut by_text, &s.to_cow()?)
                 } else if v.is_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>() {
                     match v.extract::<i64>() {

@@ -204,18 +204,50 @@ fn predict_ranking(m: &RankingModel, users: &ids::Codes, items: &ids::Codes) -> 
         .iter()
         .map(|i| m.spec.item_id.index(i))
         .collect();
-    let u: Vec<u32> = users.codes.iter().map(|&c| urows[c as usize]).collect();
-    let i: Vec<u32> = items.codes.iter().map(|&c| irows[c as usize]).collect();
-    let mut out = vec![0.0f32; u.len()];
-    out.par_chunks_mut(PREDICT_CHUNK).enumerate().for_each_init(
-        shortlist_model::Scratch::default,
-        |scratch, (c, o)| {
+    // Pairs grouped by item (a stable counting sort of the item codes): the model reads
+    // a few KB of weights per item (embeddings, AutoRec's code), which then stay in
+    // cache for the item's next pairs instead of being fetched again for each.
+    let order = group_by_code(&items.codes, items.uniques.len());
+    let u: Vec<u32> = order
+        .iter()
+        .map(|&k| urows[users.codes[k as usize] as usize])
+        .collect();
+    let i: Vec<u32> = order
+        .iter()
+        .map(|&k| irows[items.codes[k as usize] as usize])
+        .collect();
+    let mut grouped = vec![0.0f32; u.len()];
+    grouped
+        .par_chunks_mut(PREDICT_CHUNK)
+        .enumerate()
+        .for_each_init(shortlist_model::Scratch::default, |scratch, (c, o)| {
             let at = c * PREDICT_CHUNK;
             let end = at + o.len();
             m.predict_batch_with(&u[at..end], &i[at..end], scratch, o);
-        },
-    );
+        });
+    let mut out = vec![0.0f32; grouped.len()];
+    for (&k, &g) in order.iter().zip(&grouped) {
+        out[k as usize] = g;
+    }
     out
+}
+
+/// The positions `0..codes.len()` ordered by code (stable), each code `< distinct`.
+fn group_by_code(codes: &[u32], distinct: usize) -> Vec<u32> {
+    let mut next = vec![0u32; distinct + 1];
+    for &c in codes {
+        next[c as usize + 1] += 1;
+    }
+    for k in 1..next.len() {
+        next[k] += next[k - 1];
+    }
+    let mut order = vec![0u32; codes.len()];
+    for (pos, &c) in codes.iter().enumerate() {
+        let slot = &mut next[c as usize];
+        order[*slot as usize] = pos as u32;
+        *slot += 1;
+    }
+    order
 }
 
 /// A candidate model's scores of factorized pairs: one `score_items` call per

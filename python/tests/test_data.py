@@ -13,6 +13,8 @@ def test_from_pandas_round_trip(frames, dataset):
     assert list(out.columns) == ["user_id", "item_id", "rating", "timestamp"]
     assert out["user_id"].tolist() == df["user"].tolist()
     assert out["item_id"].tolist() == df["item"].tolist()
+    # One str object per distinct id, repeated down the column (not one per row).
+    assert len({id(v) for v in out["user_id"].tolist()}) == df["user"].nunique()
     assert out["rating"].dtype == np.float32
     np.testing.assert_array_equal(out["rating"].to_numpy(), df["stars"].to_numpy(dtype=np.float32))
     np.testing.assert_array_equal(out["timestamp"].to_numpy(), df["ts"].to_numpy())

@@ -288,6 +288,15 @@ def test_ids_as_lists_series_and_integer_arrays(frames):
             one = model.predict([str(u[p])], [str(i[p])])[0]
             assert np.isnan(want[p]) or abs(one - want[p]) <= 1e-6 * max(1.0, abs(want[p]))
     ease = shortlist.EASE().fit(train)
+    # Values that are equal as dict keys but not as ids: 1 == 1.0 == True, yet only "1"
+    # is the id of 1 ("1.0" and "True" are unknown users); a str subclass counts by its
+    # text, a numpy integer by its value.
+    class Name(str):
+        pass
+
+    mixed = ease.predict(["1", 1, 1.0, True, Name("1"), np.int64(1), "1"], ["2"] * 7)
+    assert not np.isnan(mixed[0]) and np.isnan(mixed[2]) and np.isnan(mixed[3])
+    assert mixed[1] == mixed[4] == mixed[5] == mixed[6] == mixed[0]
     lists = ease.recommend(np.array([3, 3, 500]), k=4, as_frame=False)
     assert lists["user_id"].tolist() == ["3"] * 8 + ["500"] * 4
     with pytest.raises(ValueError, match="user_ids: expected a list of ids or a numpy integer array"):

@@ -107,11 +107,27 @@ impl AutoRec {
     }
 }
 
-/// Dot product with eight independent accumulators (vectorises; fixed order).
+/// Dot product in a fixed order that vectorises: 32 independent accumulators over
+/// blocks of 32, then 8 over blocks of 8, then the tail. Independent accumulators
+/// matter more than the vector width: with one vector of 8 every block waits for the
+/// previous block's add (4 cycles), which made AutoRec's 500-wide dot ~4× slower.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut wide = [0.0f32; 32];
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..32 {
+            wide[k] += x[k] * y[k];
+        }
+    }
     let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (k, a) in acc.iter_mut().enumerate() {
+        *a = (wide[k] + wide[k + 16]) + (wide[k + 8] + wide[k + 24]);
+    }
+    let (ca, cb) = (ra.chunks_exact(8), rb.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
@@ -172,9 +188,15 @@ mod tests {
 
     #[test]
     fn dot_matches_the_naive_sum() {
-        let a: Vec<f32> = (0..19).map(|k| k as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..19).map(|k| 1.0 - k as f32 * 0.25).collect();
-        let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - naive).abs() < 1e-3);
+        // Lengths through every part: below 8, blocks of 8 only, 32-blocks with and
+        // without 8-blocks and tails.
+        for n in [0usize, 5, 8, 19, 32, 40, 45, 64, 500] {
+            let a: Vec<f32> = (0..n).map(|k| (k % 13) as f32 * 0.5 - 2.0).collect();
+            let b: Vec<f32> = (0..n).map(|k| 1.0 - (k % 7) as f32 * 0.25).collect();
+            let naive: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+            assert!((dot(&a, &b) as f64 - naive).abs() < 1e-4, "n = {n}");
+            // The shorter slice decides the length.
+            assert_eq!(dot(&a, &b[..n / 2]), dot(&a[..n / 2], &b[..n / 2]));
+        }
     }
 }
