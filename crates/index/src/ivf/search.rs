@@ -166,9 +166,25 @@ impl IvfIndex {
         let mut heap = std::collections::BinaryHeap::with_capacity(m + 1);
         // The score of the worst list kept: most lists fail this one comparison.
         let mut floor = f32::NEG_INFINITY;
-        for l in 0..lists {
-            if heap.len() >= m && score(l) < floor {
-                continue;
+        let mut l = 0;
+        while l < lists {
+            if heap.len() >= m {
+                // A block of scores all below the floor is passed over whole: one
+                // vectorised comparison instead of sixteen branches (most blocks, once
+                // the heap is full).
+                if l % BLOCK == 0
+                    && !rows[l / BLOCK]
+                        .0
+                        .iter()
+                        .fold(false, |any, &s| any | (sanitize(s) >= floor))
+                {
+                    l += BLOCK;
+                    continue;
+                }
+                if score(l) < floor {
+                    l += 1;
+                    continue;
+                }
             }
             let x = key_of(l);
             if heap.len() < m {
@@ -181,6 +197,7 @@ impl IvfIndex {
                     .peek()
                     .map_or(f32::NEG_INFINITY, |&w| quant::unkey(w).score);
             }
+            l += 1;
         }
         let first = heap.into_sorted_vec();
         if walk(&first, &mut out) || matches!(budget, Budget::Lists(_)) || m >= lists {

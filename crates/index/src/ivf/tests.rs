@@ -562,3 +562,44 @@ fn the_build_keeps_the_head_size_whose_calibration_opens_fewest_items() {
     // The candidates differ, so the choice was a real one.
     assert!(costs.iter().any(|&(_, c)| c > best), "{costs:?}");
 }
+
+#[test]
+fn a_query_opens_the_best_lists_by_key_in_order() {
+    // Enough lists that whole blocks of sixteen list scores fall below the floor and
+    // are passed over at once: the lists opened are still the `p` best keys, in order.
+    let mut rng = Rng::new(17);
+    let dim = 16;
+    let items = clustered(&mut rng, 20_000, dim, 300);
+    let p = IvfParams {
+        lists: 300,
+        head_fraction: 0.0,
+        tune_head: false,
+        ..IvfParams::default()
+    };
+    let ivf = IvfIndex::build(&items, dim, p).unwrap();
+    assert_eq!(ivf.head_len(), 0);
+    for _ in 0..40 {
+        let query: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+        let mut aug = query.clone();
+        aug.push(layout::norm(&query) as f32);
+        let mut rows = Vec::new();
+        Kernel::best().score_all(ivf.coarse.packed(), &aug, &mut rows);
+        let mut keys: Vec<u64> = (0..ivf.lists())
+            .map(|l| quant::key(sanitize(rows[l / BLOCK].0[l % BLOCK]), l as u32))
+            .collect();
+        keys.sort_unstable();
+        for probes in [1, 3, 16, 17, 40, 300] {
+            let got: Vec<_> = ivf
+                .open(&query, &Budget::Lists(probes))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.blocks)
+                .collect();
+            let want: Vec<_> = keys[..probes]
+                .iter()
+                .map(|&x| ivf.ranges[x as u32 as usize].blocks.clone())
+                .collect();
+            assert_eq!(got, want, "probes {probes}");
+        }
+    }
+}
