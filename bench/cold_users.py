@@ -46,12 +46,20 @@ DISC = 1.0 / np.log2(np.arange(K) + 2.0)
 
 
 def arg(name, default):
+    """The value after flag `name` as integers (`--n 5,10`), or `default`."""
+    text = default
     if name in sys.argv:
         at = sys.argv.index(name)
         if at + 1 >= len(sys.argv):
             sys.exit(f"{name}: expected a value")
-        return sys.argv[at + 1]
-    return default
+        text = sys.argv[at + 1]
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        sys.exit(f"{name}: expected whole numbers separated by commas, got {text!r}")
+    if any(v < 1 for v in values):
+        sys.exit(f"{name}: expected numbers of at least 1, got {text!r}")
+    return values
 
 
 def quality(lists, relevant):
@@ -122,11 +130,11 @@ def train_base(split, base, seed):
 
 def main():
     pos = [a for k, a in enumerate(sys.argv[1:], 1)
-           if not a.startswith("--") and not sys.argv[k - 1] in ("--seed", "--n")]
+           if not a.startswith("--") and sys.argv[k - 1] not in ("--seed", "--n")]
     split = pos[0] if pos else os.path.join(ROOT, "..", "shared", "data", "ml-100k-split42")
     base = pos[1] if len(pos) > 1 else os.path.join(ROOT, "target", "cold-users")
-    seed = int(arg("--seed", "42"))
-    sizes = [int(n) for n in arg("--n", "5,10").split(",")]
+    seed = arg("--seed", "42")[0]
+    sizes = arg("--n", "5,10")
     if not os.path.isdir(os.path.join(base, "ranking")):
         train_base(split, base, seed)
     pipeline = shortlist.Pipeline.load(base)

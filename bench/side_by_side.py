@@ -113,6 +113,15 @@ x = sp.csr_matrix(
     (np.ones(len(train_df), dtype=np.float32), (train_df["user_id"].map(uid), train_df["item_id"].map(iid))),
     shape=(len(uid), len(iid)),
 )
+def implicit_lists(model, x_fit, user_rows, item_names):
+    """Top-K lists of implicit `model` for `user_rows` (user id → matrix row), items
+    in `x_fit` masked."""
+    known = list(user_rows)
+    ids, _ = model.recommend([user_rows[u] for u in known], x_fit[[user_rows[u] for u in known]],
+                             N=K, filter_already_liked_items=True)
+    return {u: [item_names[j] for j in row] for u, row in zip(known, ids)}
+
+
 for name, cls in (
     (f"implicit {implicit.__version__} ALS (defaults)", implicit.cpu.als.AlternatingLeastSquares),
     (f"implicit {implicit.__version__} BPR (defaults)", implicit.cpu.bpr.BayesianPersonalizedRanking),
@@ -122,18 +131,8 @@ for name, cls in (
         t = time.perf_counter()
         model.fit(x, show_progress=False)
         fit_s = time.perf_counter() - t
-    known = [u for u in users if u in uid]
-    ids, _ = model.recommend([uid[u] for u in known], x[[uid[u] for u in known]], N=K, filter_already_liked_items=True)
-    report(name, fit_s, {u: [items_by_col[j] for j in row] for u, row in zip(known, ids)})
+    report(name, fit_s, implicit_lists(model, x, {u: uid[u] for u in users if u in uid}, items_by_col))
 
-
-def implicit_lists(model, x_fit, user_rows, item_names):
-    """Top-K lists of implicit `model` for `user_rows` (user id → matrix row), items
-    in `x_fit` masked."""
-    known = list(user_rows)
-    ids, _ = model.recommend([user_rows[u] for u in known], x_fit[[user_rows[u] for u in known]],
-                             N=K, filter_already_liked_items=True)
-    return {u: [item_names[j] for j in row] for u, row in zip(known, ids)}
 
 
 # implicit tuned: each grid point fitted on a random 90 % of train.tsv's rows (seed 42),

@@ -359,14 +359,15 @@ impl Dataset {
         let rows = self.row_indices();
         let column = |ids: &IdMap, of: &[u32]| {
             let mut strs: Vec<Option<Bound<'py, PyString>>> = vec![None; ids.raw_ids().len()];
-            let objects = rows.iter().map(|&r| {
-                let id = of[r];
-                strs[id as usize]
-                    .get_or_insert_with(|| PyString::new(py, ids.raw(id)))
-                    .clone()
-            });
-            let objects: Vec<Bound<'py, PyString>> = objects.collect();
-            PyList::new(py, objects)
+            PyList::new(
+                py,
+                rows.iter().map(|&r| {
+                    let id = of[r];
+                    strs[id as usize]
+                        .get_or_insert_with(|| PyString::new(py, ids.raw(id)))
+                        .clone()
+                }),
+            )
         };
         let users = column(&d.users, &it.users)?;
         let items = column(&d.items, &it.items)?;

@@ -16,6 +16,7 @@ use shortlist_cli::cmd::train::{DataArgs, TrainArgs};
 use shortlist_cli::cmd::{self, Context};
 use shortlist_core::progress::Progress;
 use shortlist_data::loaders::tsv::SplitData;
+use shortlist_model::retrieval::Csr;
 use shortlist_model::RankingModel;
 use shortlist_pipeline::{CandidateSource, ModelSource, User};
 
@@ -204,10 +205,18 @@ fn predict_ranking(m: &RankingModel, users: &ids::Codes, items: &ids::Codes) -> 
         .iter()
         .map(|i| m.spec.item_id.index(i))
         .collect();
-    // Pairs grouped by item (a stable counting sort of the item codes): the model reads
-    // a few KB of weights per item (embeddings, AutoRec's code), which then stay in
-    // cache for the item's next pairs instead of being fetched again for each.
-    let order = group_by_code(&items.codes, items.uniques.len());
+    // Pairs grouped by item (each item's positions in input order): the model reads a
+    // few KB of weights per item (embeddings, AutoRec's code), which then stay in cache
+    // for the item's next pairs instead of being fetched again for each.
+    let order = Csr::from_pairs(
+        items.uniques.len(),
+        items
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(pos, &c)| (c, pos as u32)),
+    )
+    .ids;
     let u: Vec<u32> = order
         .iter()
         .map(|&k| urows[users.codes[k as usize] as usize])
@@ -230,24 +239,6 @@ fn predict_ranking(m: &RankingModel, users: &ids::Codes, items: &ids::Codes) -> 
         out[k as usize] = g;
     }
     out
-}
-
-/// The positions `0..codes.len()` ordered by code (stable), each code `< distinct`.
-fn group_by_code(codes: &[u32], distinct: usize) -> Vec<u32> {
-    let mut next = vec![0u32; distinct + 1];
-    for &c in codes {
-        next[c as usize + 1] += 1;
-    }
-    for k in 1..next.len() {
-        next[k] += next[k - 1];
-    }
-    let mut order = vec![0u32; codes.len()];
-    for (pos, &c) in codes.iter().enumerate() {
-        let slot = &mut next[c as usize];
-        order[*slot as usize] = pos as u32;
-        *slot += 1;
-    }
-    order
 }
 
 /// A candidate model's scores of factorized pairs: one `score_items` call per
