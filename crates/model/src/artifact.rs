@@ -19,6 +19,7 @@ use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
 use crate::files::ModelFiles;
 use crate::implicit::{EaseModel, IalsModel};
+use crate::neighbours::ItemNeighbours;
 use crate::ranking::{InputFeature, Lookup, ModelMeta, RankingConfig, RankingModel, Side};
 use crate::relevance::{RelevanceHead, RelevanceWeights};
 
@@ -158,6 +159,15 @@ impl RankingModel {
         }
         if let Some(r) = &self.relevance {
             t.u32("relevance.popularity".into(), &r.popularity);
+            if let Some(n) = &r.neighbours {
+                t.u32("relevance.neighbours.offsets".into(), &n.offsets);
+                t.u32("relevance.neighbours.items".into(), &n.items);
+                t.f32(
+                    "relevance.neighbours.sims".into(),
+                    vec![n.sims.len()],
+                    &n.sims,
+                );
+            }
         }
         let weights = t.serialize(&dir.join(WEIGHTS))?;
         let manifest = Manifest {
@@ -276,6 +286,14 @@ impl RankingModel {
             Some(_) => Some(r.u32("relevance.popularity")?),
             None => None,
         };
+        let neighbours = match &manifest.relevance {
+            Some(w) if w.features.contains(&crate::ListFeature::Cosine) => Some(ItemNeighbours {
+                offsets: r.u32("relevance.neighbours.offsets")?,
+                items: r.u32("relevance.neighbours.items")?,
+                sims: r.f32("relevance.neighbours.sims")?.1,
+            }),
+            _ => None,
+        };
         let model = RankingModel {
             config: manifest.config,
             spec,
@@ -321,6 +339,7 @@ impl RankingModel {
                 ease,
                 ials,
                 popularity: relevance_popularity.unwrap_or_default(),
+                neighbours,
             };
             for (name, spec) in [
                 (RELEVANCE_EASE, head.ease.as_ref().map(|m| &m.spec)),

@@ -289,10 +289,17 @@ impl IalsModel {
     /// lower row. `O(items × factors)`: for serving, an index over
     /// [`IalsModel::item_factors`] is faster on large catalogues.
     pub fn top_items(&self, user: u32, k: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
-        if user as usize >= self.num_users() || k == 0 {
+        if user as usize >= self.num_users() {
             return Vec::new();
         }
-        let x = self.user_factors.row(user as usize);
+        self.top_items_for(self.user_factors.row(user as usize), k, exclude)
+    }
+
+    /// [`IalsModel::top_items`] for a user factor `x` (e.g. folded in from a history).
+    pub fn top_items_for(&self, x: &[f32], k: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
+        if k == 0 || x.len() != self.dim() {
+            return Vec::new();
+        }
         let mut skip = vec![false; self.num_items()];
         for r in 0..self.spec.item_id.num_oov() {
             if let Some(s) = skip.get_mut(r as usize) {

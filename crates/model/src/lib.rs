@@ -47,6 +47,7 @@ pub mod implicit;
 pub mod input;
 pub mod kernel;
 pub mod linalg;
+pub mod neighbours;
 pub mod ranking;
 pub mod relevance;
 pub mod retrieval;
@@ -60,11 +61,12 @@ pub use dense::{Activation, Dense, Mlp};
 pub use embedding::EmbeddingTable;
 pub use error::{Error, Result};
 pub use implicit::{EaseConfig, EaseModel, IalsConfig, IalsModel};
+pub use neighbours::ItemNeighbours;
 pub use ranking::{
     sigmoid, InputFeature, Lookup, ModelMeta, Objective, Prediction, RankingConfig, RankingModel,
     ScoringCache, Scratch, Side, IMPLICIT,
 };
-pub use relevance::{ListFeature, ListInputs, RelevanceHead, RelevanceWeights};
+pub use relevance::{ListFeature, ListInputs, NewUserWeights, RelevanceHead, RelevanceWeights};
 pub use retrieval::{Csr, RetrievalConfig, RetrievalModel};
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::implicit::{EaseModel, IalsModel};
+use crate::neighbours::ItemNeighbours;
 
 /// Above this many items the head proposes no candidates of its own (its iALS scan
 /// is exhaustive), in training and serving alike.
@@ -44,6 +45,11 @@ pub enum ListFeature {
     /// The ranking model's shared-embedding score (`RankingModel::shared_scores`,
     /// trained as a retrieval score by the `multitask` objective; given with the list).
     Multitask,
+    /// `Σ_{i ∈ history} cos(i, item)` over the head's [`ItemNeighbours`]. Computed for
+    /// new users only (a list with [`ListInputs::new_user`]): a short history is where
+    /// item–item similarity beats the trained models, and a known user's full history
+    /// would cost `history × neighbours` per list for no measured gain.
+    Cosine,
 }
 
 impl ListFeature {
@@ -55,6 +61,7 @@ impl ListFeature {
             ListFeature::Ials => "ials",
             ListFeature::LogPopularity => "log_popularity",
             ListFeature::Multitask => "multitask",
+            ListFeature::Cosine => "cosine",
         }
     }
 }
@@ -84,6 +91,29 @@ pub struct RelevanceWeights {
     /// standardised features.
     #[serde(default)]
     pub cold_bias: f32,
+    /// The weights of a new user's list (a user known only by a request's history),
+    /// learned on lists built from the first few items of training users; `None`:
+    /// new users are scored with `weights`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_user: Option<NewUserWeights>,
+}
+
+/// The weights of new users' lists ([`RelevanceWeights::new_user`]), over the same
+/// features as the known users' weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserWeights {
+    /// One weight per feature.
+    pub weights: Vec<f32>,
+    /// One weight per feature for cold items (empty: cold items use `weights`).
+    #[serde(default)]
+    pub cold_weights: Vec<f32>,
+    /// Added to a cold item's score.
+    #[serde(default)]
+    pub cold_bias: f32,
+    /// Training facts (lists, history lengths, NDCG@10 on the training lists).
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// The relevance head: weights plus the models behind its features.
@@ -97,6 +127,8 @@ pub struct RelevanceHead {
     pub ials: Option<IalsModel>,
     /// Training interactions per item row of the ranking model.
     pub popularity: Vec<u32>,
+    /// Present when [`ListFeature::Cosine`] is used (same item rows as the ranking model).
+    pub neighbours: Option<ItemNeighbours>,
 }
 
 /// One candidate list, in the ranking model's rows.
@@ -118,6 +150,10 @@ pub struct ListInputs<'a> {
     /// The ranking model's shared-embedding scores, one per candidate, when the head
     /// uses [`ListFeature::Multitask`] (empty otherwise: the feature is then missing).
     pub shared: &'a [f32],
+    /// The user is known only by `history` (no training row): the list is scored with
+    /// [`RelevanceWeights::new_user`] when the head has them, and
+    /// [`ListFeature::Cosine`] is computed.
+    pub new_user: bool,
 }
 
 impl RelevanceHead {
@@ -176,7 +212,43 @@ impl RelevanceHead {
                 ))
             }
         }
+        match (&self.neighbours, uses(ListFeature::Cosine)) {
+            (Some(m), true) => m.check(items)?,
+            (None, false) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "relevance.neighbours",
+                    "the item neighbours are missing or unused",
+                ))
+            }
+        }
+        if let Some(n) = &w.new_user {
+            let nf = w.weights.len();
+            if n.weights.len() != nf
+                || !(n.cold_weights.is_empty() || n.cold_weights.len() == nf)
+                || n.weights
+                    .iter()
+                    .chain(&n.cold_weights)
+                    .any(|v| !v.is_finite())
+                || !n.cold_bias.is_finite()
+            {
+                return Err(Error::invalid(
+                    "relevance.new_user",
+                    format!("expected {nf} finite weights, none or {nf} finite cold weights and a finite bias"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The weights that score `list`: `(weights, cold weights, cold bias)`, the new
+    /// users' for a new user's list when the head has them.
+    fn weights_for(&self, list: &ListInputs<'_>) -> (&[f32], &[f32], f32) {
+        let w = &self.weights;
+        match (&w.new_user, list.new_user) {
+            (Some(n), true) => (&n.weights, &n.cold_weights, n.cold_bias),
+            _ => (&w.weights, &w.cold_weights, w.cold_bias),
+        }
     }
 
     /// Writes the relevance score of every candidate of `list` into `out`.
@@ -184,15 +256,15 @@ impl RelevanceHead {
     pub fn score(&self, list: &ListInputs<'_>, features: &mut Vec<f32>, out: &mut [f32]) {
         self.features_into(list, features);
         let n = list.items.len();
-        list_scores(features, n, &self.weights.weights, out);
-        let w = &self.weights;
-        if w.cold_weights.is_empty() {
+        let (weights, cold_weights, cold_bias) = self.weights_for(list);
+        list_scores(features, n, weights, out);
+        if cold_weights.is_empty() {
             return;
         }
         for (j, &i) in list.items.iter().enumerate() {
             if self.is_cold(i) {
-                out[j] = w.cold_bias
-                    + w.cold_weights
+                out[j] = cold_bias
+                    + cold_weights
                         .iter()
                         .enumerate()
                         .map(|(f, cw)| cw * features[f * n + j])
@@ -251,6 +323,10 @@ impl RelevanceHead {
                             };
                         }
                     }
+                    _ => col.fill(f32::NAN),
+                },
+                ListFeature::Cosine => match (&self.neighbours, list.new_user) {
+                    (Some(m), true) => m.score_items(list.history, list.items, col),
                     _ => col.fill(f32::NAN),
                 },
             }
@@ -368,9 +444,11 @@ mod tests {
                 own_share: 0.0,
                 cold_weights: vec![3.0, 5.0],
                 cold_bias: -1.0,
+                new_user: None,
             },
             ease: None,
             ials: None,
+            neighbours: None,
             // Row 0: OOV; rows 1, 2 known; row 3 without training interactions.
             popularity: vec![0, 3, 0, 7],
         };
@@ -383,6 +461,7 @@ mod tests {
             items: &[1, 2, 3],
             retrieval: &[0.0, 1.0, 2.0],
             shared: &[],
+            new_user: false,
         };
         let mut f = Vec::new();
         head.features_into(&list, &mut f);

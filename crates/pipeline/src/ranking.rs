@@ -326,7 +326,13 @@ impl RankingStage {
         rows.sort_unstable();
         rows.dedup();
         let ease = row.filter(|_| !fresh);
-        HeadUser { rows, ials, ease }
+        let new_user = row.is_none() && !rows.is_empty();
+        HeadUser {
+            rows,
+            ials,
+            ease,
+            new_user,
+        }
     }
 
     /// The precomputed EASE scores of `hu`, when they apply.
@@ -401,7 +407,9 @@ impl RankingStage {
                 let hu = self.head_user(who);
                 let mut scores = vec![0f32; items.len()];
                 let mut shared = Vec::new();
-                if head.weights.features.contains(&ListFeature::Multitask) {
+                // A new user has no trained shared embedding (the head's new-user
+                // weights are learned without it).
+                if head.weights.features.contains(&ListFeature::Multitask) && !hu.new_user {
                     shared.resize(items.len(), 0.0);
                     self.model.shared_scores(user, &items, &mut shared);
                 }
@@ -413,6 +421,7 @@ impl RankingStage {
                         items: &items,
                         retrieval: retrieval.unwrap_or(&nan),
                         shared: &shared,
+                        new_user: hu.new_user,
                     },
                     &mut b.features,
                     &mut scores,
@@ -436,6 +445,9 @@ struct HeadUser {
     /// The known user's row in [`RankingStage::ease_users`], when their history is
     /// exactly their training items.
     ease: Option<u32>,
+    /// Known only by the request's history (no training row): scored with the head's
+    /// new-user weights.
+    new_user: bool,
 }
 
 /// Per-thread buffers of the ranking path (no allocation per request after warm-up).

@@ -59,6 +59,7 @@ pub mod ials;
 pub mod interactions;
 pub mod losses;
 pub mod multitask;
+pub mod neighbours;
 pub mod optim;
 pub mod relevance;
 pub mod retrieval;

@@ -22,9 +22,16 @@
 //!    `−(1/|P|) Σ_{j∈P} log softmax(s)_j`, `s_j = z_j · w` (or `z_j · w_cold + b_cold`
 //!    for a cold item) over the list's standardised features `z`, averaged over lists,
 //!    plus `l2 ‖θ‖²/2` (full-batch Adam);
-//! 5. EASE and iALS are fitted again on all training rows, in the ranking model's
-//!    vocabularies, and carried by the head; at serving the retrieval score comes from
-//!    the served first stage.
+//!
+//!    4b. the same for **new users** (a request's history only): each such user also
+//!    gets a list as if new, for every length `n` of `new_user_histories`, whose
+//!    history is their first `n` fitting items by time (candidates from the history's
+//!    pooled query and an iALS fold-in, every fitting item excluded, the held-out items
+//!    positive), and these lists get their own weights, with the `cosine` feature,
+//!    which known users' lists never compute (its known-user weight stays 0);
+//! 5. EASE, iALS and the item neighbours are fitted again on all training rows, in
+//!    the ranking model's vocabularies, and carried by the head; at serving the
+//!    retrieval score comes from the served first stage.
 //!
 //! This retrieval model is internal to training the head (nobody has to train or
 //! point to one); it is not saved. With the `multitask` feature, the ranking model's
@@ -37,16 +44,17 @@ use shortlist_core::progress::{CancelOnly, Progress};
 use shortlist_core::{Dataset, Rng};
 use shortlist_features::FeatureSpec;
 use shortlist_model::{
-    EaseModel, IalsModel, ListFeature, ModelMeta, RankingModel, RelevanceHead, RelevanceWeights,
-    RetrievalModel,
+    EaseModel, IalsModel, ItemNeighbours, ListFeature, ModelMeta, NewUserWeights, RankingModel,
+    RelevanceHead, RelevanceWeights, RetrievalModel,
 };
 
 use crate::ease::{fit_ease, EaseTrainConfig};
 use crate::error::{Error, Result};
 use crate::ials::{fit_ials, IalsTrainConfig};
 use crate::interactions::UserItems;
+use crate::neighbours::fit_neighbours;
 use crate::retrieval::{train_retrieval_with, RetrievalTrainConfig};
-use lists::build_lists;
+use lists::{build_lists, build_new_user_lists};
 
 /// Which training interactions the head holds out to learn from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -94,6 +102,14 @@ pub struct RelevanceTrainConfig {
     pub ease: EaseTrainConfig,
     /// The iALS feature's model.
     pub ials: IalsTrainConfig,
+    /// Neighbours kept per item for the `cosine` feature.
+    pub neighbours: usize,
+    /// History lengths of the new users' training lists: every user with held-out rows
+    /// and more fitting rows than `n` also gets a list as a new user whose history is
+    /// their first `n` fitting items by time, for each `n` here. Their own weights
+    /// ([`shortlist_model::NewUserWeights`]) score users known only by a request's
+    /// history. Empty: new users are scored with the known users' weights.
+    pub new_user_histories: Vec<usize>,
 }
 
 impl Default for RelevanceTrainConfig {
@@ -104,6 +120,7 @@ impl Default for RelevanceTrainConfig {
                 ListFeature::Ease,
                 ListFeature::Ials,
                 ListFeature::LogPopularity,
+                ListFeature::Cosine,
             ],
             holdout: 0.2,
             holdout_by: HoldoutBy::Random,
@@ -118,6 +135,8 @@ impl Default for RelevanceTrainConfig {
             retrieval: RetrievalTrainConfig::default(),
             ease: EaseTrainConfig::default(),
             ials: IalsTrainConfig::default(),
+            neighbours: 100,
+            new_user_histories: vec![3, 5, 10, 20],
         }
     }
 }
@@ -128,7 +147,7 @@ impl RelevanceTrainConfig {
         if self.features.is_empty() {
             return Err(Error::invalid(
                 "relevance.features",
-                "expected at least one of retrieval, ease, ials, log_popularity",
+                "expected at least one of retrieval, ease, ials, log_popularity, multitask, cosine",
             ));
         }
         if let Some(f) = self
@@ -146,6 +165,18 @@ impl RelevanceTrainConfig {
             return Err(Error::invalid(
                 "relevance.holdout",
                 format!("expected a fraction in (0, 1), got {}", self.holdout),
+            ));
+        }
+        if self.features.contains(&ListFeature::Cosine) && self.neighbours == 0 {
+            return Err(Error::invalid(
+                "relevance.neighbours",
+                "the cosine feature needs at least 1 neighbour per item",
+            ));
+        }
+        if self.new_user_histories.contains(&0) {
+            return Err(Error::invalid(
+                "relevance.new_user_histories",
+                "expected history lengths of at least 1",
             ));
         }
         if self.candidates == 0 {
@@ -252,7 +283,7 @@ pub fn train_relevance(
 ///
 /// The steps (numbered as in the module documentation): `split_holdout` (1),
 /// `FittedStage::fit` (2), `build_lists` (3), `fit_weights` (4) with
-/// `report_of`, then `final_head` (5).
+/// `report_of`, `new_user_weights` (4b), then `final_head` (5).
 pub fn train_relevance_with(
     dataset: &Dataset,
     train: &[usize],
@@ -285,8 +316,61 @@ pub fn train_relevance_with(
     let w = fit_weights(&lists, cfg, progress);
     progress.finish();
     let report = report_of(&lists, &w, cfg, candidate_recall);
-    let head = final_head(dataset, train, spec, cfg, &w, &report, progress)?;
+    let new_user = new_user_weights(dataset, train, &fit, &held, &stage, cfg, progress)?;
+    let head = final_head(dataset, train, spec, cfg, &w, &report, new_user, progress)?;
     Ok((head, report))
+}
+
+/// Step 4b: the weights of new users' lists (see
+/// [`RelevanceTrainConfig::new_user_histories`]) with their training facts; `None`
+/// without history lengths or without any such list.
+fn new_user_weights(
+    dataset: &Dataset,
+    train: &[usize],
+    fit: &[usize],
+    held: &[usize],
+    stage: &FittedStage,
+    cfg: &RelevanceTrainConfig,
+    progress: &dyn Progress,
+) -> Result<Option<NewUserWeights>> {
+    if cfg.new_user_histories.is_empty() {
+        return Ok(None);
+    }
+    let (lists, candidate_recall) = build_new_user_lists(
+        dataset,
+        train,
+        fit,
+        held,
+        &stage.retrieval,
+        &stage.head,
+        cfg,
+    )?;
+    if lists.z.is_empty() {
+        return Ok(None);
+    }
+    progress.start(
+        &format!(
+            "relevance head: new users' weights on {} lists",
+            lists.z.len()
+        ),
+        Some(cfg.epochs as u64),
+    );
+    let w = fit_weights(&lists, cfg, progress);
+    progress.finish();
+    let report = report_of(&lists, &w, cfg, candidate_recall);
+    let mut metrics = std::collections::BTreeMap::new();
+    metrics.insert("lists".into(), report.lists as f64);
+    metrics.insert("candidate_recall".into(), report.candidate_recall);
+    metrics.insert("holdout_ndcg@10_retrieval".into(), report.ndcg10.0);
+    metrics.insert("holdout_ndcg@10_head".into(), report.ndcg10.1);
+    let nf = cfg.features.len();
+    let (weights, cold) = w.split_at(nf);
+    Ok(Some(NewUserWeights {
+        weights: weights.to_vec(),
+        cold_weights: cold.get(..nf).map(<[f32]>::to_vec).unwrap_or_default(),
+        cold_bias: cold.get(nf).copied().unwrap_or(0.0),
+        metrics,
+    }))
 }
 
 /// Step 1: the fitting rows and the held-out rows (an error when none is held out).
@@ -354,7 +438,7 @@ impl FittedStage {
             regularization: cfg.ials.regularization * frac as f32,
             ..cfg.ials.clone()
         };
-        let (ease_fit, ials_fit) = fit_sources(
+        let fitted = fit_sources(
             ui_fit,
             &ease_cfg,
             &ials_cfg,
@@ -370,10 +454,12 @@ impl FittedStage {
                 own_share: cfg.own_share,
                 cold_weights: Vec::new(),
                 cold_bias: 0.0,
+                new_user: None,
             },
-            ease: ease_fit,
-            ials: ials_fit,
+            ease: fitted.ease,
+            ials: fitted.ials,
             popularity: retrieval.popularity.clone(),
+            neighbours: fitted.neighbours,
         };
         let shared = if cfg.features.contains(&ListFeature::Multitask) {
             progress.start(
@@ -424,9 +510,10 @@ fn report_of(
     }
 }
 
-/// Step 5: the head served with the ranking model: the weights `w`, EASE and iALS
-/// fitted again on all training rows in the ranking model's vocabularies `spec`, and
-/// the report's figures as metrics.
+/// Step 5: the head served with the ranking model: the weights `w` (and the new
+/// users' `new_user`), EASE, iALS and the neighbours fitted again on all training rows
+/// in the ranking model's vocabularies `spec`, and the report's figures as metrics.
+#[allow(clippy::too_many_arguments)]
 fn final_head(
     dataset: &Dataset,
     train: &[usize],
@@ -434,11 +521,12 @@ fn final_head(
     cfg: &RelevanceTrainConfig,
     w: &[f32],
     report: &RelevanceReport,
+    new_user: Option<NewUserWeights>,
     progress: &dyn Progress,
 ) -> Result<RelevanceHead> {
     let ui = UserItems::with_spec(dataset, train, spec.clone());
     let popularity = ui.popularity.clone();
-    let (ease, ials) = fit_sources(ui, &cfg.ease, &cfg.ials, cfg, "all training rows", progress)?;
+    let sources = fit_sources(ui, &cfg.ease, &cfg.ials, cfg, "all training rows", progress)?;
     let mut metrics = std::collections::BTreeMap::new();
     metrics.insert("lists".into(), report.lists as f64);
     metrics.insert("cold_positives".into(), report.cold_positives as f64);
@@ -459,16 +547,25 @@ fn final_head(
             own_share: cfg.own_share,
             cold_weights,
             cold_bias,
+            new_user,
         },
-        ease,
-        ials,
+        ease: sources.ease,
+        ials: sources.ials,
         popularity,
+        neighbours: sources.neighbours,
     };
     head.check(spec.user_id.len(), spec.item_id.len())?;
     Ok(head)
 }
 
-/// Fits the EASE and iALS models the head's features use, on `ui`.
+/// The models behind the head's features, each present when its feature is used.
+struct Sources {
+    ease: Option<EaseModel>,
+    ials: Option<IalsModel>,
+    neighbours: Option<ItemNeighbours>,
+}
+
+/// Fits the EASE, iALS and neighbour models the head's features use, on `ui`.
 fn fit_sources(
     ui: UserItems,
     ease: &EaseTrainConfig,
@@ -476,8 +573,16 @@ fn fit_sources(
     cfg: &RelevanceTrainConfig,
     rows: &str,
     progress: &dyn Progress,
-) -> Result<(Option<EaseModel>, Option<IalsModel>)> {
+) -> Result<Sources> {
     let meta = ModelMeta::default();
+    let neighbours = if cfg.features.contains(&ListFeature::Cosine) {
+        progress.start(&format!("relevance head: item neighbours on {rows}"), None);
+        let m = fit_neighbours(&ui, cfg.neighbours);
+        progress.finish();
+        Some(m)
+    } else {
+        None
+    };
     let e = if cfg.features.contains(&ListFeature::Ease) {
         progress.start(&format!("relevance head: EASE on {rows}"), None);
         let m = fit_ease(ui.clone(), ease, meta.clone())?;
@@ -503,7 +608,11 @@ fn fit_sources(
     } else {
         None
     };
-    Ok((e, i))
+    Ok(Sources {
+        ease: e,
+        ials: i,
+        neighbours,
+    })
 }
 
 /// Splits each user's rows: `fraction` of them (rounded, at least one kept) held out.

@@ -66,6 +66,7 @@ pub(super) fn build_lists(
         in_train: &in_train,
         future: &future,
         shared_rows: shared_rows.as_ref(),
+        gram: &[],
     };
     let built: Vec<Option<BuiltList>> = users
         .par_iter()
@@ -143,6 +144,9 @@ struct ListBuilder<'a> {
     future: &'a [u32],
     /// The shared-embedding model with its user and item row maps.
     shared_rows: Option<&'a (&'a RankingModel, Vec<u32>, Vec<u32>)>,
+    /// `YᵀY` of the head's iALS model, for new users' fold-ins (empty for known users'
+    /// lists).
+    gram: &'a [f32],
 }
 
 impl ListBuilder<'_> {
@@ -219,6 +223,7 @@ impl ListBuilder<'_> {
                 items: &items,
                 retrieval: &scores,
                 shared: &shared_scores,
+                new_user: false,
             },
             &mut z,
         );
@@ -226,6 +231,163 @@ impl ListBuilder<'_> {
             standardise(row);
         }
         debug_assert_eq!(z.len(), cfg.features.len() * items.len());
+        let cold = items.iter().map(|&i| head.is_cold(i)).collect();
+        Ok(Some((z, labels, cold, found)))
+    }
+}
+
+/// The new users' lists (see [`RelevanceTrainConfig::new_user_histories`]): for each
+/// history length `n` and each user with held-out rows and more than `n` fitting rows,
+/// a list for the user as a new user whose history is their first `n` fitting items
+/// by time, made as the served pipeline makes a history request's list: the first
+/// stage's query pooled from the history, the head's own candidates from an iALS
+/// fold-in, every fitting item of the user excluded (only held-out items are
+/// positives: the fitted models saw the rest of the user's rows). With the share of
+/// held-out rows found in the lists.
+pub(super) fn build_new_user_lists(
+    dataset: &Dataset,
+    train: &[usize],
+    fit: &[usize],
+    held: &[usize],
+    retrieval: &RetrievalModel,
+    head: &RelevanceHead,
+    cfg: &RelevanceTrainConfig,
+) -> Result<(Lists, f64)> {
+    let spec = &retrieval.spec;
+    let (positives, _) = held_positives(dataset, held, spec);
+    let in_time_order = items_in_time_order(dataset, fit, spec);
+    let d = retrieval.dim();
+    let candidates = retrieval.all_candidates();
+    let index = ExactIndex::new(candidates.clone(), d)
+        .map_err(|e| Error::invalid("relevance", e.to_string()))?;
+    let (in_train, future) = trained_items(dataset, train, retrieval);
+    let gram = head.ials.as_ref().map(|m| m.gram()).unwrap_or_default();
+    let builder = ListBuilder {
+        retrieval,
+        head,
+        cfg,
+        index: &index,
+        candidates: &candidates,
+        queries: &[],
+        positives: &positives,
+        in_train: &in_train,
+        future: &future,
+        shared_rows: None,
+        gram: &gram,
+    };
+    let jobs: Vec<(u32, usize)> = cfg
+        .new_user_histories
+        .iter()
+        .flat_map(|&n| {
+            let (positives, in_time_order) = (&positives, &in_time_order);
+            (0..spec.user_id.len() as u32).filter_map(move |u| {
+                let known = in_time_order[u as usize].len();
+                (!positives[u as usize].is_empty() && known > n).then_some((u, n))
+            })
+        })
+        .collect();
+    let built: Vec<Option<BuiltList>> = jobs
+        .par_iter()
+        .map(|&(u, n)| builder.new_user_list(u, &in_time_order[u as usize][..n]))
+        .collect::<Result<Vec<_>>>()?;
+    let held_total: usize = jobs.iter().map(|&(u, _)| positives[u as usize].len()).sum();
+    let mut lists = Lists {
+        features: cfg.features.len(),
+        ..Default::default()
+    };
+    let mut found_total = 0;
+    for (z, labels, cold, found) in built.into_iter().flatten() {
+        lists.z.push(z);
+        lists.labels.push(labels);
+        lists.cold.push(cold);
+        found_total += found;
+    }
+    Ok((lists, found_total as f64 / held_total.max(1) as f64))
+}
+
+/// Each retrieval user row's distinct item rows among `rows`, in time order (ties, and
+/// rows without timestamps, in row order).
+fn items_in_time_order(dataset: &Dataset, rows: &[usize], spec: &FeatureSpec) -> Vec<Vec<u32>> {
+    let it = &dataset.interactions;
+    let mut rows = rows.to_vec();
+    rows.sort_by_key(|&r| (it.timestamp(r).unwrap_or(0), r));
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); spec.user_id.len()];
+    for r in rows {
+        let u = spec.user_id.index(dataset.users.raw(it.users[r]));
+        if spec.user_id.is_oov(u) {
+            continue;
+        }
+        if let Some(i) = spec.item_id.get(dataset.items.raw(it.items[r])) {
+            if !out[u as usize].contains(&i) {
+                out[u as usize].push(i);
+            }
+        }
+    }
+    out
+}
+
+impl ListBuilder<'_> {
+    /// User `u`'s list as a new user whose only history is `history` (item rows);
+    /// `None` when it holds no held-out item.
+    fn new_user_list(&self, u: u32, history: &[u32]) -> Result<Option<BuiltList>> {
+        let (retrieval, head, cfg) = (self.retrieval, self.head, self.cfg);
+        let d = retrieval.dim();
+        let mut rows = history.to_vec();
+        rows.sort_unstable();
+        let mut q = vec![0f32; d];
+        retrieval.query_with_history_into(None, &rows, &mut q);
+        let mut exclude: Vec<u32> = (0..retrieval.spec.item_id.num_oov()).collect();
+        exclude.extend_from_slice(retrieval.seen_items(u));
+        exclude.extend_from_slice(self.future);
+        let hits = self
+            .index
+            .search(&q, cfg.candidates, &Filter::Exclude(&exclude))
+            .map_err(|e| Error::invalid("relevance", e.to_string()))?;
+        let mut items: Vec<u32> = hits.iter().map(|h| h.item).collect();
+        let mut scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+        let strengths: Vec<(u32, f32)> = history.iter().map(|&i| (i, 1.0)).collect();
+        let x = head
+            .ials
+            .as_ref()
+            .and_then(|m| m.fold_in(self.gram, &strengths).ok());
+        let own = if retrieval.num_items() <= OWN_CANDIDATES_MAX_ITEMS {
+            own_count(head.weights.own_share, cfg.candidates)
+        } else {
+            0
+        };
+        if let (Some(m), Some(x), true) = (&head.ials, &x, own > 0) {
+            for (j, _) in m.top_items_for(x, own, &exclude) {
+                if !items.contains(&j) {
+                    items.push(j);
+                    let c = &self.candidates[j as usize * d..(j as usize + 1) * d];
+                    scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
+                }
+            }
+        }
+        let labels: Vec<f32> = items
+            .iter()
+            .map(|i| f32::from(self.positives[u as usize].contains(i)))
+            .collect();
+        let found = labels.iter().filter(|&&l| l > 0.0).count();
+        if found == 0 {
+            return Ok(None);
+        }
+        let mut z = Vec::new();
+        head.features_into(
+            &ListInputs {
+                ials_query: x.as_deref(),
+                history: &rows,
+                ease_user: None,
+                items: &items,
+                retrieval: &scores,
+                shared: &[],
+                new_user: true,
+            },
+            &mut z,
+        );
+        for row in z.chunks_exact_mut(items.len()) {
+            standardise(row);
+        }
         let cold = items.iter().map(|&i| head.is_cold(i)).collect();
         Ok(Some((z, labels, cold, found)))
     }
