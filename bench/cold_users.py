@@ -14,7 +14,9 @@ candidates). Two ways to score the list, each beside popularity scored the same 
 * **test items**: the user's other training items are excluded from the list as a
   business rule (`exclude_items`) and hits are the user's test items: the lists are
   then comparable with the same users served with their full training history
-  (`eval --pipeline`'s protocol), printed as the last row.
+  (`eval --pipeline`'s protocol), printed as the next-to-last row. The last row sends
+  the same users as unknown ids with their whole training history: a user whose
+  history is their whole past rather than the start of it.
 * **the rest of the user's items**: only the history is excluded, and hits are every
   item the user interacted with beyond it (the remaining training items and the test
   items): what a service that knows nothing else about the user would be judged on.
@@ -181,6 +183,13 @@ def main():
         if "--peers" in sys.argv:
             rows.extend(peer_rows(n, users, given, history, tested, train, popular))
     full_q = quality(full, tested)
+    # The same users sent as unknown ids with their whole training history.
+    whole = {}
+    for u in tested:
+        cold = f"cold-user:{u}"
+        got = pipeline.recommend([cold], k=K, history={cold: history.get(u, [])})
+        whole[u] = got["item_id"].tolist()
+    whole_q = quality(whole, tested)
 
     print("\n| history | scored on (list) | users | list NDCG@10 / Recall@20 | popularity "
           "NDCG@10 / Recall@20 | NDCG@10 ratio |")
@@ -190,6 +199,8 @@ def main():
               f"{pop[0]:.4f} / {pop[1]:.4f} | {ratio:.2f}× |")
     print(f"| all training items (known user) | test items | {len(tested)} | "
           f"{full_q[0]:.4f} / {full_q[1]:.4f} | | |")
+    print(f"| all training items (unknown user, as history) | test items | {len(tested)} | "
+          f"{whole_q[0]:.4f} / {whole_q[1]:.4f} | | |")
 
 
 if __name__ == "__main__":

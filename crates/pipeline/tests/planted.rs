@@ -517,13 +517,20 @@ fn new_users_are_ranked_with_their_own_weights() {
         .features
         .iter()
         .position(|&f| f == ListFeature::Cosine);
-    let new_user = head.weights.new_user.as_ref().unwrap();
+    let new_user = head.weights.for_new_user(5).unwrap();
+    assert_eq!(new_user.history, 5);
     // The known users' lists never compute the feature: its weight stays at 0.
     assert_eq!(head.weights.weights[k.unwrap()], 0.0);
     assert!(new_user.weights[k.unwrap()] > 0.0, "{new_user:?}");
     ranking.save(&base.path().join("ranking")).unwrap();
     let mut without = RankingModel::load(&base.path().join("ranking")).unwrap();
-    without.relevance.as_mut().unwrap().weights.new_user = None;
+    without
+        .relevance
+        .as_mut()
+        .unwrap()
+        .weights
+        .new_users
+        .clear();
     without.save(&base.path().join("without")).unwrap();
 
     let it = &d.interactions;

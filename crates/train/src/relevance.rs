@@ -104,11 +104,13 @@ pub struct RelevanceTrainConfig {
     pub ials: IalsTrainConfig,
     /// Neighbours kept per item for the `cosine` feature.
     pub neighbours: usize,
-    /// History lengths of the new users' training lists: every user with held-out rows
-    /// and more fitting rows than `n` also gets a list as a new user whose history is
-    /// their first `n` fitting items by time, for each `n` here. Their own weights
-    /// ([`shortlist_model::NewUserWeights`]) score users known only by a request's
-    /// history. Empty: new users are scored with the known users' weights.
+    /// History lengths of the new users' training lists: for each `n` here, every user
+    /// with held-out rows and more fitting rows than `n` also gets a list as a new user
+    /// whose history is their first `n` fitting items by time, and those lists get
+    /// their own weights ([`shortlist_model::NewUserWeights`]), which score users known
+    /// only by a request's history of about that length
+    /// ([`shortlist_model::RelevanceWeights::for_new_user`]). Empty: new users are
+    /// scored with the known users' weights.
     pub new_user_histories: Vec<usize>,
 }
 
@@ -136,7 +138,7 @@ impl Default for RelevanceTrainConfig {
             ease: EaseTrainConfig::default(),
             ials: IalsTrainConfig::default(),
             neighbours: 100,
-            new_user_histories: vec![3, 5, 10, 20],
+            new_user_histories: vec![3, 5, 10, 20, 50],
         }
     }
 }
@@ -316,14 +318,14 @@ pub fn train_relevance_with(
     let w = fit_weights(&lists, cfg, progress);
     progress.finish();
     let report = report_of(&lists, &w, cfg, candidate_recall);
-    let new_user = new_user_weights(dataset, train, &fit, &held, &stage, cfg, progress)?;
-    let head = final_head(dataset, train, spec, cfg, &w, &report, new_user, progress)?;
+    let new_users = new_user_weights(dataset, train, &fit, &held, &stage, cfg, progress)?;
+    let head = final_head(dataset, train, spec, cfg, &w, &report, new_users, progress)?;
     Ok((head, report))
 }
 
-/// Step 4b: the weights of new users' lists (see
-/// [`RelevanceTrainConfig::new_user_histories`]) with their training facts; `None`
-/// without history lengths or without any such list.
+/// Step 4b: the weights of new users' lists, one set per history length of
+/// [`RelevanceTrainConfig::new_user_histories`] that has lists, with their training
+/// facts.
 fn new_user_weights(
     dataset: &Dataset,
     train: &[usize],
@@ -332,45 +334,43 @@ fn new_user_weights(
     stage: &FittedStage,
     cfg: &RelevanceTrainConfig,
     progress: &dyn Progress,
-) -> Result<Option<NewUserWeights>> {
-    if cfg.new_user_histories.is_empty() {
-        return Ok(None);
+) -> Result<Vec<NewUserWeights>> {
+    let mut lengths = cfg.new_user_histories.clone();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut sets = Vec::new();
+    for n in lengths {
+        let (lists, candidate_recall) =
+            build_new_user_lists(dataset, train, fit, held, stage, cfg, n)?;
+        if lists.z.is_empty() {
+            continue;
+        }
+        progress.start(
+            &format!(
+                "relevance head: weights of new users with {n} items, on {} lists",
+                lists.z.len()
+            ),
+            Some(cfg.epochs as u64),
+        );
+        let w = fit_weights(&lists, cfg, progress);
+        progress.finish();
+        let report = report_of(&lists, &w, cfg, candidate_recall);
+        let mut metrics = std::collections::BTreeMap::new();
+        metrics.insert("lists".into(), report.lists as f64);
+        metrics.insert("candidate_recall".into(), report.candidate_recall);
+        metrics.insert("holdout_ndcg@10_retrieval".into(), report.ndcg10.0);
+        metrics.insert("holdout_ndcg@10_head".into(), report.ndcg10.1);
+        let nf = cfg.features.len();
+        let (weights, cold) = w.split_at(nf);
+        sets.push(NewUserWeights {
+            history: u32::try_from(n).unwrap_or(u32::MAX),
+            weights: weights.to_vec(),
+            cold_weights: cold.get(..nf).map(<[f32]>::to_vec).unwrap_or_default(),
+            cold_bias: cold.get(nf).copied().unwrap_or(0.0),
+            metrics,
+        });
     }
-    let (lists, candidate_recall) = build_new_user_lists(
-        dataset,
-        train,
-        fit,
-        held,
-        &stage.retrieval,
-        &stage.head,
-        cfg,
-    )?;
-    if lists.z.is_empty() {
-        return Ok(None);
-    }
-    progress.start(
-        &format!(
-            "relevance head: new users' weights on {} lists",
-            lists.z.len()
-        ),
-        Some(cfg.epochs as u64),
-    );
-    let w = fit_weights(&lists, cfg, progress);
-    progress.finish();
-    let report = report_of(&lists, &w, cfg, candidate_recall);
-    let mut metrics = std::collections::BTreeMap::new();
-    metrics.insert("lists".into(), report.lists as f64);
-    metrics.insert("candidate_recall".into(), report.candidate_recall);
-    metrics.insert("holdout_ndcg@10_retrieval".into(), report.ndcg10.0);
-    metrics.insert("holdout_ndcg@10_head".into(), report.ndcg10.1);
-    let nf = cfg.features.len();
-    let (weights, cold) = w.split_at(nf);
-    Ok(Some(NewUserWeights {
-        weights: weights.to_vec(),
-        cold_weights: cold.get(..nf).map(<[f32]>::to_vec).unwrap_or_default(),
-        cold_bias: cold.get(nf).copied().unwrap_or(0.0),
-        metrics,
-    }))
+    Ok(sets)
 }
 
 /// Step 1: the fitting rows and the held-out rows (an error when none is held out).
@@ -454,7 +454,7 @@ impl FittedStage {
                 own_share: cfg.own_share,
                 cold_weights: Vec::new(),
                 cold_bias: 0.0,
-                new_user: None,
+                new_users: Vec::new(),
             },
             ease: fitted.ease,
             ials: fitted.ials,
@@ -511,7 +511,7 @@ fn report_of(
 }
 
 /// Step 5: the head served with the ranking model: the weights `w` (and the new
-/// users' `new_user`), EASE, iALS and the neighbours fitted again on all training rows
+/// users' `new_users`), EASE, iALS and the neighbours fitted again on all training rows
 /// in the ranking model's vocabularies `spec`, and the report's figures as metrics.
 #[allow(clippy::too_many_arguments)]
 fn final_head(
@@ -521,7 +521,7 @@ fn final_head(
     cfg: &RelevanceTrainConfig,
     w: &[f32],
     report: &RelevanceReport,
-    new_user: Option<NewUserWeights>,
+    new_users: Vec<NewUserWeights>,
     progress: &dyn Progress,
 ) -> Result<RelevanceHead> {
     let ui = UserItems::with_spec(dataset, train, spec.clone());
@@ -547,7 +547,7 @@ fn final_head(
             own_share: cfg.own_share,
             cold_weights,
             cold_bias,
-            new_user,
+            new_users,
         },
         ease: sources.ease,
         ials: sources.ials,

@@ -10,7 +10,7 @@ use shortlist_index::{ExactIndex, Filter, TopKIndex};
 use shortlist_model::relevance::{standardise, OWN_CANDIDATES_MAX_ITEMS};
 use shortlist_model::{ListInputs, RankingModel, RelevanceHead, RetrievalModel};
 
-use super::{own_count, Lists, RelevanceTrainConfig};
+use super::{own_count, FittedStage, Lists, RelevanceTrainConfig};
 use crate::error::{Error, Result};
 
 /// A list's standardised features, labels, cold flags and number of positives.
@@ -236,9 +236,9 @@ impl ListBuilder<'_> {
     }
 }
 
-/// The new users' lists (see [`RelevanceTrainConfig::new_user_histories`]): for each
-/// history length `n` and each user with held-out rows and more than `n` fitting rows,
-/// a list for the user as a new user whose history is their first `n` fitting items
+/// The new users' lists of history length `n` (see
+/// [`RelevanceTrainConfig::new_user_histories`]): for each user with held-out rows and
+/// more than `n` fitting rows, a list for the user as a new user whose history is their first `n` fitting items
 /// by time, made as the served pipeline makes a history request's list: the first
 /// stage's query pooled from the history, the head's own candidates from an iALS
 /// fold-in, every fitting item of the user excluded (only held-out items are
@@ -249,10 +249,11 @@ pub(super) fn build_new_user_lists(
     train: &[usize],
     fit: &[usize],
     held: &[usize],
-    retrieval: &RetrievalModel,
-    head: &RelevanceHead,
+    stage: &FittedStage,
     cfg: &RelevanceTrainConfig,
+    n: usize,
 ) -> Result<(Lists, f64)> {
+    let (retrieval, head) = (&stage.retrieval, &stage.head);
     let spec = &retrieval.spec;
     let (positives, _) = held_positives(dataset, held, spec);
     let in_time_order = items_in_time_order(dataset, fit, spec);
@@ -275,22 +276,14 @@ pub(super) fn build_new_user_lists(
         shared_rows: None,
         gram: &gram,
     };
-    let jobs: Vec<(u32, usize)> = cfg
-        .new_user_histories
-        .iter()
-        .flat_map(|&n| {
-            let (positives, in_time_order) = (&positives, &in_time_order);
-            (0..spec.user_id.len() as u32).filter_map(move |u| {
-                let known = in_time_order[u as usize].len();
-                (!positives[u as usize].is_empty() && known > n).then_some((u, n))
-            })
-        })
+    let users: Vec<u32> = (0..spec.user_id.len() as u32)
+        .filter(|&u| !positives[u as usize].is_empty() && in_time_order[u as usize].len() > n)
         .collect();
-    let built: Vec<Option<BuiltList>> = jobs
+    let built: Vec<Option<BuiltList>> = users
         .par_iter()
-        .map(|&(u, n)| builder.new_user_list(u, &in_time_order[u as usize][..n]))
+        .map(|&u| builder.new_user_list(u, &in_time_order[u as usize][..n]))
         .collect::<Result<Vec<_>>>()?;
-    let held_total: usize = jobs.iter().map(|&(u, _)| positives[u as usize].len()).sum();
+    let held_total: usize = users.iter().map(|&u| positives[u as usize].len()).sum();
     let mut lists = Lists {
         features: cfg.features.len(),
         ..Default::default()
