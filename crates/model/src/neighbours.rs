@@ -13,6 +13,11 @@
 
 use crate::error::{Error, Result};
 
+/// Up to this many history items, [`ItemNeighbours::score_items`] searches each
+/// candidate in each history item's neighbours instead of merging them with the
+/// ordered candidates.
+const SEARCH_MAX_HISTORY: usize = 16;
+
 /// Each item row's nearest item rows by cosine, as a compressed sparse row matrix.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemNeighbours {
@@ -89,6 +94,19 @@ impl ItemNeighbours {
     /// item has `items[j]` among its neighbours). `history` holds distinct rows.
     pub fn score_items(&self, history: &[u32], items: &[u32], out: &mut [f32]) {
         out[..items.len()].fill(0.0);
+        if history.len() <= SEARCH_MAX_HISTORY {
+            // A short history: a binary search per (history item, candidate) costs less
+            // than ordering the candidates.
+            for &h in history {
+                let (rows, sims) = self.row(h);
+                for (o, i) in out.iter_mut().zip(items) {
+                    if let Ok(p) = rows.binary_search(i) {
+                        *o += sims[p];
+                    }
+                }
+            }
+            return;
+        }
         // Candidates in row order, so each neighbour row (ascending) is one merge.
         let mut order: Vec<(u32, usize)> = items.iter().copied().zip(0..).collect();
         order.sort_unstable();
@@ -137,6 +155,11 @@ mod tests {
         // Candidates out of order, one repeated, one outside the model.
         n.score_items(&[1, 2], &[3, 1, 2, 7, 3], &mut out);
         assert_eq!(out, [0.25, 0.5, 0.5, 0.0, 0.25]);
+        // A long history takes the merge path: the same sums.
+        let long: Vec<u32> = (0..40).collect();
+        let mut merged = [9.0; 5];
+        n.score_items(&long, &[3, 1, 2, 7, 3], &mut merged);
+        assert_eq!(merged, [0.25, 0.75, 0.5, 0.0, 0.25]);
         n.score_items(&[], &[1, 2], &mut out);
         assert_eq!(out[..2], [0.0, 0.0]);
         assert_eq!(n.row(9), (&[][..], &[][..]));
