@@ -82,6 +82,18 @@ fn with_head(features: Vec<shortlist_model::ListFeature>, epochs: usize) -> Trai
     }
 }
 
+/// A small rating model trained for one epoch, with the relevance head `relevance`.
+fn one_epoch_with(relevance: RelevanceTrainConfig) -> TrainConfig {
+    TrainConfig {
+        embedding_dim: 4,
+        hidden: vec![8],
+        epochs: 1,
+        batch_size: 512,
+        relevance: Some(relevance),
+        ..Default::default()
+    }
+}
+
 fn ndcg10(d: &Dataset, train: &[usize], test: &[usize], stages: &Stages<'_>) -> f64 {
     ndcg10_of(&evaluator(d, train, test), |u| {
         let r = recommend(
@@ -134,27 +146,20 @@ fn the_relevance_head_improves_on_its_first_stage() {
     let (d, train, test) = data();
     let base = tempfile::tempdir().unwrap();
     save_retrieval(&d, &train, base.path());
-    let cfg = TrainConfig {
-        embedding_dim: 4,
-        hidden: vec![8],
-        epochs: 1,
-        batch_size: 512,
-        relevance: Some(RelevanceTrainConfig {
-            retrieval: retrieval_config(),
-            candidates: 50,
-            ials: IalsTrainConfig {
-                factors: 8,
-                regularization: 5.0,
-                ..Default::default()
-            },
-            ease: EaseTrainConfig {
-                lambda: 50.0,
-                ..Default::default()
-            },
+    let cfg = one_epoch_with(RelevanceTrainConfig {
+        retrieval: retrieval_config(),
+        candidates: 50,
+        ials: IalsTrainConfig {
+            factors: 8,
+            regularization: 5.0,
             ..Default::default()
-        }),
+        },
+        ease: EaseTrainConfig {
+            lambda: 50.0,
+            ..Default::default()
+        },
         ..Default::default()
-    };
+    });
     let (ranking, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
     ranking.save(&base.path().join("ranking")).unwrap();
     let primary = source(&base.path().join("retrieval"));
@@ -492,36 +497,30 @@ fn new_users_are_ranked_with_their_own_weights() {
     let (d, train, test) = clustered();
     let base = tempfile::tempdir().unwrap();
     save_retrieval(&d, &train, base.path());
-    let cfg = TrainConfig {
-        embedding_dim: 4,
-        hidden: vec![8],
-        epochs: 1,
-        batch_size: 512,
-        relevance: Some(RelevanceTrainConfig {
-            features: vec![
-                ListFeature::Retrieval,
-                ListFeature::LogPopularity,
-                ListFeature::Cosine,
-            ],
-            retrieval: retrieval_config(),
-            candidates: 50,
-            own_share: 0.0,
-            ..Default::default()
-        }),
+    let cfg = one_epoch_with(RelevanceTrainConfig {
+        features: vec![
+            ListFeature::Retrieval,
+            ListFeature::LogPopularity,
+            ListFeature::Cosine,
+        ],
+        retrieval: retrieval_config(),
+        candidates: 50,
+        own_share: 0.0,
         ..Default::default()
-    };
+    });
     let (ranking, _) = shortlist_train::train_ranking(&d, &train, &[], &cfg).unwrap();
     let head = ranking.relevance.as_ref().unwrap();
     let k = head
         .weights
         .features
         .iter()
-        .position(|&f| f == ListFeature::Cosine);
+        .position(|&f| f == ListFeature::Cosine)
+        .unwrap();
     let new_user = head.weights.for_new_user(5).unwrap();
     assert_eq!(new_user.history, 5);
     // The known users' lists never compute the feature: its weight stays at 0.
-    assert_eq!(head.weights.weights[k.unwrap()], 0.0);
-    assert!(new_user.weights[k.unwrap()] > 0.0, "{new_user:?}");
+    assert_eq!(head.weights.weights[k], 0.0);
+    assert!(new_user.weights[k] > 0.0, "{new_user:?}");
     ranking.save(&base.path().join("ranking")).unwrap();
     let mut without = RankingModel::load(&base.path().join("ranking")).unwrap();
     without

@@ -335,13 +335,9 @@ fn new_user_weights(
     cfg: &RelevanceTrainConfig,
     progress: &dyn Progress,
 ) -> Result<Vec<NewUserWeights>> {
-    let mut lengths = cfg.new_user_histories.clone();
-    lengths.sort_unstable();
-    lengths.dedup();
     let mut sets = Vec::new();
-    for n in lengths {
-        let (lists, candidate_recall) =
-            build_new_user_lists(dataset, train, fit, held, stage, cfg, n)?;
+    for (n, lists, candidate_recall) in build_new_user_lists(dataset, train, fit, held, stage, cfg)?
+    {
         if lists.z.is_empty() {
             continue;
         }
@@ -354,23 +350,26 @@ fn new_user_weights(
         );
         let w = fit_weights(&lists, cfg, progress);
         progress.finish();
-        let report = report_of(&lists, &w, cfg, candidate_recall);
-        let mut metrics = std::collections::BTreeMap::new();
-        metrics.insert("lists".into(), report.lists as f64);
-        metrics.insert("candidate_recall".into(), report.candidate_recall);
-        metrics.insert("holdout_ndcg@10_retrieval".into(), report.ndcg10.0);
-        metrics.insert("holdout_ndcg@10_head".into(), report.ndcg10.1);
-        let nf = cfg.features.len();
-        let (weights, cold) = w.split_at(nf);
+        let (weights, cold_weights, cold_bias) = split_weights(&w, cfg.features.len());
         sets.push(NewUserWeights {
             history: u32::try_from(n).unwrap_or(u32::MAX),
-            weights: weights.to_vec(),
-            cold_weights: cold.get(..nf).map(<[f32]>::to_vec).unwrap_or_default(),
-            cold_bias: cold.get(nf).copied().unwrap_or(0.0),
-            metrics,
+            weights,
+            cold_weights,
+            cold_bias,
+            metrics: report_of(&lists, &w, cfg, candidate_recall).metrics(),
         });
     }
     Ok(sets)
+}
+
+/// Fitted parameters (see [`loss_and_grad`]) as `(weights, cold weights, cold bias)`
+/// for `nf` features: no cold weights when none were learned.
+fn split_weights(w: &[f32], nf: usize) -> (Vec<f32>, Vec<f32>, f32) {
+    if w.len() == 2 * nf + 1 {
+        (w[..nf].to_vec(), w[nf..2 * nf].to_vec(), w[2 * nf])
+    } else {
+        (w[..nf].to_vec(), Vec::new(), 0.0)
+    }
 }
 
 /// Step 1: the fitting rows and the held-out rows (an error when none is held out).
@@ -483,6 +482,22 @@ impl FittedStage {
     }
 }
 
+impl RelevanceReport {
+    /// The figures stored with the weights in the manifest.
+    fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        [
+            ("lists", self.lists as f64),
+            ("cold_positives", self.cold_positives as f64),
+            ("candidate_recall", self.candidate_recall),
+            ("holdout_ndcg@10_retrieval", self.ndcg10.0),
+            ("holdout_ndcg@10_head", self.ndcg10.1),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 /// What the fitted weights `w` achieve on the training lists, against the retrieval
 /// order.
 fn report_of(
@@ -527,23 +542,12 @@ fn final_head(
     let ui = UserItems::with_spec(dataset, train, spec.clone());
     let popularity = ui.popularity.clone();
     let sources = fit_sources(ui, &cfg.ease, &cfg.ials, cfg, "all training rows", progress)?;
-    let mut metrics = std::collections::BTreeMap::new();
-    metrics.insert("lists".into(), report.lists as f64);
-    metrics.insert("cold_positives".into(), report.cold_positives as f64);
-    metrics.insert("candidate_recall".into(), report.candidate_recall);
-    metrics.insert("holdout_ndcg@10_retrieval".into(), report.ndcg10.0);
-    metrics.insert("holdout_ndcg@10_head".into(), report.ndcg10.1);
-    let nf = cfg.features.len();
-    let (cold_weights, cold_bias) = if w.len() == 2 * nf + 1 {
-        (w[nf..2 * nf].to_vec(), w[2 * nf])
-    } else {
-        (Vec::new(), 0.0)
-    };
+    let (weights, cold_weights, cold_bias) = split_weights(w, cfg.features.len());
     let head = RelevanceHead {
         weights: RelevanceWeights {
             features: cfg.features.clone(),
-            weights: w[..nf].to_vec(),
-            metrics,
+            weights,
+            metrics: report.metrics(),
             own_share: cfg.own_share,
             cold_weights,
             cold_bias,

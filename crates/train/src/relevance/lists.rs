@@ -72,18 +72,7 @@ pub(super) fn build_lists(
         .par_iter()
         .map(|&u| builder.list(u))
         .collect::<Result<Vec<_>>>()?;
-    let mut lists = Lists {
-        features: cfg.features.len(),
-        ..Default::default()
-    };
-    let mut found_total = 0;
-    for (z, labels, cold, found) in built.into_iter().flatten() {
-        lists.z.push(z);
-        lists.labels.push(labels);
-        lists.cold.push(cold);
-        found_total += found;
-    }
-    Ok((lists, found_total as f64 / held_total.max(1) as f64))
+    Ok(collect(built, cfg.features.len(), held_total))
 }
 
 /// Held-out items per retrieval user row, in retrieval item rows, and the number of
@@ -154,7 +143,7 @@ impl ListBuilder<'_> {
     /// (iALS), random trained negatives; `None` when it holds no held-out item.
     fn list(&self, u: u32) -> Result<Option<BuiltList>> {
         let (retrieval, head, cfg) = (self.retrieval, self.head, self.cfg);
-        let (candidates, positives, in_train) = (self.candidates, self.positives, self.in_train);
+        let in_train = self.in_train;
         let d = retrieval.dim();
         let num_oov = retrieval.spec.item_id.num_oov();
         let ni = retrieval.num_items() as u64;
@@ -176,11 +165,7 @@ impl ListBuilder<'_> {
         };
         if let (Some(m), true) = (&head.ials, own > 0) {
             for (j, _) in m.top_items(u, own, &exclude) {
-                if !items.contains(&j) {
-                    items.push(j);
-                    let c = &candidates[j as usize * d..(j as usize + 1) * d];
-                    scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
-                }
+                self.add(q, j, &mut items, &mut scores);
             }
         }
         let first = items.len();
@@ -196,54 +181,90 @@ impl ListBuilder<'_> {
             {
                 continue;
             }
-            items.push(j);
-            let c = &candidates[j as usize * d..(j as usize + 1) * d];
-            scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
+            self.add(q, j, &mut items, &mut scores);
         }
-        let labels: Vec<f32> = items
-            .iter()
-            .map(|i| f32::from(positives[u as usize].contains(i)))
-            .collect();
-        let found = labels.iter().filter(|&&l| l > 0.0).count();
-        if found == 0 {
+        let Some((labels, found)) = self.labels(u, &items) else {
             return Ok(None);
-        }
+        };
         let mut shared_scores = Vec::new();
         if let Some((m, urows, irows)) = self.shared_rows {
             let its: Vec<u32> = items.iter().map(|&j| irows[j as usize]).collect();
             shared_scores.resize(items.len(), 0.0);
             m.shared_scores(urows[u as usize], &its, &mut shared_scores);
         }
+        let inputs = ListInputs {
+            ials_query: head.ials.as_ref().map(|m| m.user_factors.row(u as usize)),
+            history: seen,
+            ease_user: None,
+            items: &items,
+            retrieval: &scores,
+            shared: &shared_scores,
+            new_user: false,
+        };
+        Ok(Some(self.built(&inputs, labels, found)))
+    }
+
+    /// Adds item row `j` (scored `q · candidate`) to a list unless it holds it already.
+    fn add(&self, q: &[f32], j: u32, items: &mut Vec<u32>, scores: &mut Vec<f32>) {
+        if items.contains(&j) {
+            return;
+        }
+        let d = q.len();
+        let c = &self.candidates[j as usize * d..(j as usize + 1) * d];
+        items.push(j);
+        scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
+    }
+
+    /// The labels of user `u`'s list of `items` (1: held out) and how many are
+    /// positive; `None` without any.
+    fn labels(&self, u: u32, items: &[u32]) -> Option<(Vec<f32>, usize)> {
+        let labels: Vec<f32> = items
+            .iter()
+            .map(|i| f32::from(self.positives[u as usize].contains(i)))
+            .collect();
+        let found = labels.iter().filter(|&&l| l > 0.0).count();
+        (found > 0).then_some((labels, found))
+    }
+
+    /// The list of `inputs`: its standardised features, `labels`, cold flags and
+    /// number of positives.
+    fn built(&self, inputs: &ListInputs<'_>, labels: Vec<f32>, found: usize) -> BuiltList {
         let mut z = Vec::new();
-        head.features_into(
-            &ListInputs {
-                ials_query: head.ials.as_ref().map(|m| m.user_factors.row(u as usize)),
-                history: seen,
-                ease_user: None,
-                items: &items,
-                retrieval: &scores,
-                shared: &shared_scores,
-                new_user: false,
-            },
-            &mut z,
-        );
-        for row in z.chunks_exact_mut(items.len()) {
+        self.head.features_into(inputs, &mut z);
+        for row in z.chunks_exact_mut(inputs.items.len()) {
             standardise(row);
         }
-        debug_assert_eq!(z.len(), cfg.features.len() * items.len());
-        let cold = items.iter().map(|&i| head.is_cold(i)).collect();
-        Ok(Some((z, labels, cold, found)))
+        debug_assert_eq!(z.len(), self.cfg.features.len() * inputs.items.len());
+        let cold = inputs.items.iter().map(|&i| self.head.is_cold(i)).collect();
+        (z, labels, cold, found)
     }
 }
 
-/// The new users' lists of history length `n` (see
-/// [`RelevanceTrainConfig::new_user_histories`]): for each user with held-out rows and
-/// more than `n` fitting rows, a list for the user as a new user whose history is their first `n` fitting items
-/// by time, made as the served pipeline makes a history request's list: the first
-/// stage's query pooled from the history, the head's own candidates from an iALS
-/// fold-in, every fitting item of the user excluded (only held-out items are
-/// positives: the fitted models saw the rest of the user's rows). With the share of
-/// held-out rows found in the lists.
+/// The training lists of `built` (users without one skipped) with the share of the
+/// `held_total` held-out rows they hold (the candidate recall).
+fn collect(built: Vec<Option<BuiltList>>, features: usize, held_total: usize) -> (Lists, f64) {
+    let mut lists = Lists {
+        features,
+        ..Default::default()
+    };
+    let mut found_total = 0;
+    for (z, labels, cold, found) in built.into_iter().flatten() {
+        lists.z.push(z);
+        lists.labels.push(labels);
+        lists.cold.push(cold);
+        found_total += found;
+    }
+    (lists, found_total as f64 / held_total.max(1) as f64)
+}
+
+/// The new users' lists, per history length `n` of
+/// [`RelevanceTrainConfig::new_user_histories`] (ascending, each once): for each user
+/// with held-out rows and more than `n` fitting rows, a list for the user as a new
+/// user whose history is their first `n` fitting items by time, made as the served
+/// pipeline makes a history request's list: the first stage's query pooled from the
+/// history, the head's own candidates from an iALS fold-in, every fitting item of the
+/// user excluded (only held-out items are positives: the fitted models saw the rest of
+/// the user's rows). With each length's candidate recall.
 pub(super) fn build_new_user_lists(
     dataset: &Dataset,
     train: &[usize],
@@ -251,8 +272,7 @@ pub(super) fn build_new_user_lists(
     held: &[usize],
     stage: &FittedStage,
     cfg: &RelevanceTrainConfig,
-    n: usize,
-) -> Result<(Lists, f64)> {
+) -> Result<Vec<(usize, Lists, f64)>> {
     let (retrieval, head) = (&stage.retrieval, &stage.head);
     let spec = &retrieval.spec;
     let (positives, _) = held_positives(dataset, held, spec);
@@ -276,26 +296,23 @@ pub(super) fn build_new_user_lists(
         shared_rows: None,
         gram: &gram,
     };
-    let users: Vec<u32> = (0..spec.user_id.len() as u32)
-        .filter(|&u| !positives[u as usize].is_empty() && in_time_order[u as usize].len() > n)
-        .collect();
-    let built: Vec<Option<BuiltList>> = users
-        .par_iter()
-        .map(|&u| builder.new_user_list(u, &in_time_order[u as usize][..n]))
-        .collect::<Result<Vec<_>>>()?;
-    let held_total: usize = users.iter().map(|&u| positives[u as usize].len()).sum();
-    let mut lists = Lists {
-        features: cfg.features.len(),
-        ..Default::default()
-    };
-    let mut found_total = 0;
-    for (z, labels, cold, found) in built.into_iter().flatten() {
-        lists.z.push(z);
-        lists.labels.push(labels);
-        lists.cold.push(cold);
-        found_total += found;
+    let mut lengths = cfg.new_user_histories.clone();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut out = Vec::with_capacity(lengths.len());
+    for n in lengths {
+        let users: Vec<u32> = (0..spec.user_id.len() as u32)
+            .filter(|&u| !positives[u as usize].is_empty() && in_time_order[u as usize].len() > n)
+            .collect();
+        let built: Vec<Option<BuiltList>> = users
+            .par_iter()
+            .map(|&u| builder.new_user_list(u, &in_time_order[u as usize][..n]))
+            .collect::<Result<Vec<_>>>()?;
+        let held_total: usize = users.iter().map(|&u| positives[u as usize].len()).sum();
+        let (lists, recall) = collect(built, cfg.features.len(), held_total);
+        out.push((n, lists, recall));
     }
-    Ok((lists, found_total as f64 / held_total.max(1) as f64))
+    Ok(out)
 }
 
 /// Each retrieval user row's distinct item rows among `rows`, in time order (ties, and
@@ -350,38 +367,21 @@ impl ListBuilder<'_> {
         };
         if let (Some(m), Some(x), true) = (&head.ials, &x, own > 0) {
             for (j, _) in m.top_items_for(x, own, &exclude) {
-                if !items.contains(&j) {
-                    items.push(j);
-                    let c = &self.candidates[j as usize * d..(j as usize + 1) * d];
-                    scores.push(q.iter().zip(c).map(|(a, b)| a * b).sum());
-                }
+                self.add(&q, j, &mut items, &mut scores);
             }
         }
-        let labels: Vec<f32> = items
-            .iter()
-            .map(|i| f32::from(self.positives[u as usize].contains(i)))
-            .collect();
-        let found = labels.iter().filter(|&&l| l > 0.0).count();
-        if found == 0 {
+        let Some((labels, found)) = self.labels(u, &items) else {
             return Ok(None);
-        }
-        let mut z = Vec::new();
-        head.features_into(
-            &ListInputs {
-                ials_query: x.as_deref(),
-                history: &rows,
-                ease_user: None,
-                items: &items,
-                retrieval: &scores,
-                shared: &[],
-                new_user: true,
-            },
-            &mut z,
-        );
-        for row in z.chunks_exact_mut(items.len()) {
-            standardise(row);
-        }
-        let cold = items.iter().map(|&i| head.is_cold(i)).collect();
-        Ok(Some((z, labels, cold, found)))
+        };
+        let inputs = ListInputs {
+            ials_query: x.as_deref(),
+            history: &rows,
+            ease_user: None,
+            items: &items,
+            retrieval: &scores,
+            shared: &[],
+            new_user: true,
+        };
+        Ok(Some(self.built(&inputs, labels, found)))
     }
 }

@@ -119,3 +119,42 @@ fn holdout_keeps_one_row_per_user_and_is_seeded() {
     assert_eq!(users_fit, users_all);
     assert!((held.len() as f64 - 60.0).abs() <= 20.0, "{}", held.len());
 }
+
+#[test]
+fn new_user_settings_are_checked_by_name() {
+    let bad = |cfg: RelevanceTrainConfig| cfg.validate().unwrap_err().to_string();
+    assert_eq!(
+        bad(RelevanceTrainConfig {
+            neighbours: 0,
+            ..Default::default()
+        }),
+        "invalid relevance.neighbours: the cosine feature needs at least 1 neighbour per item"
+    );
+    assert_eq!(
+        bad(RelevanceTrainConfig {
+            new_user_histories: vec![5, 0],
+            ..Default::default()
+        }),
+        "invalid relevance.new_user_histories: expected history lengths of at least 1"
+    );
+    // Without the cosine feature no neighbours are needed.
+    assert!(RelevanceTrainConfig {
+        features: vec![ListFeature::Retrieval],
+        neighbours: 0,
+        ..Default::default()
+    }
+    .validate()
+    .is_ok());
+}
+
+#[test]
+fn fitted_parameters_split_into_warm_and_cold_weights() {
+    assert_eq!(
+        split_weights(&[1.0, 2.0, 3.0, 4.0, 5.0], 2),
+        (vec![1.0, 2.0], vec![3.0, 4.0], 5.0)
+    );
+    assert_eq!(
+        split_weights(&[1.0, 2.0], 2),
+        (vec![1.0, 2.0], Vec::new(), 0.0)
+    );
+}
