@@ -190,3 +190,70 @@ fn export_onnx_writes_the_graphs_and_the_features_json_beside_them() {
         )
     );
 }
+
+#[test]
+fn export_compact_writes_loadable_8_bit_copies_of_the_latest_versions() {
+    let (tmp, base) = base_path(&[("retrieval", "2"), ("retrieval", "10"), ("ranking", "1")]);
+    let out = tmp.path().join("compact");
+    let (b, out_s) = (base.to_str().unwrap(), out.to_str().unwrap());
+    let report = json_report(&export(
+        "compact",
+        &["--model-base-path", b, "--out", out_s, "--json"],
+    ));
+    let retrieval = &report["models"]["retrieval"];
+    assert_eq!(retrieval["version"], 10);
+    assert_eq!(
+        retrieval["left_out"],
+        serde_json::json!(["index.safetensors"])
+    );
+    assert_eq!(report["models"]["ranking"]["version"], 1);
+    // The fixtures' tensors are below the 4,096 values quantised: only ids shrink.
+    for (name, version) in [("retrieval", "10"), ("ranking", "1")] {
+        let dir = out.join(name).join(version);
+        let written = report["models"][name]["bytes_after"].as_u64().unwrap();
+        let on_disk: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert_eq!(written, on_disk, "{name}");
+        assert!(written < report["models"][name]["bytes_before"].as_u64().unwrap());
+        shortlist_pipeline::load_dir(&dir).unwrap();
+    }
+    assert!(!out.join("retrieval/2").exists());
+    // The copies bundle like any model.
+    let bundle = tmp.path().join("compact.bundle");
+    let o = export(
+        "bundle",
+        &[
+            "--model-base-path",
+            out_s,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Bad input: exit 2 and a message naming the flag or the directory.
+    let bad = |args: &[&str]| {
+        let o = export("compact", args);
+        assert_eq!(o.status.code(), Some(2));
+        String::from_utf8_lossy(&o.stderr).trim().to_string()
+    };
+    assert_eq!(
+        bad(&["--model-base-path", b, "--out", out_s, "--ease-keep", "0"]),
+        "error: --ease-keep must be at least 1"
+    );
+    assert_eq!(
+        bad(&["--model-base-path", b, "--out", b]),
+        format!(
+            "error: --out {b} is the model base path itself: write the compact copies elsewhere"
+        )
+    );
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = empty.to_str().unwrap();
+    assert_eq!(
+        bad(&["--model-base-path", e, "--out", out_s]),
+        format!("error: {e}: no model in it (expected BASE/<name>/<version>/)")
+    );
+}

@@ -560,38 +560,14 @@ impl<'a, 'd> Reader<'a, 'd> {
 }
 
 impl Reader<'_, '_> {
-    fn raw(&self, name: &str, dtype: Dtype) -> Result<(Vec<usize>, &[u8])> {
-        let t = self
-            .st
-            .tensor(name)
-            .map_err(|e| Error::corrupt(self.path, format!("tensor {name}: {e}")))?;
-        if t.dtype() != dtype {
-            return Err(Error::corrupt(
-                self.path,
-                format!(
-                    "tensor {name} has dtype {:?}, expected {dtype:?}",
-                    t.dtype()
-                ),
-            ));
-        }
-        Ok((t.shape().to_vec(), t.data()))
-    }
-
+    /// A float tensor with its shape, F32 or compact ([`crate::compact`]).
     pub(crate) fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let (shape, data) = self.raw(name, Dtype::F32)?;
-        let v = data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok((shape, v))
+        crate::compact::read_f32(self.st, self.path, name)
     }
 
+    /// An id tensor, U32 or compact U16 ([`crate::compact`]).
     pub(crate) fn u32(&self, name: &str) -> Result<Vec<u32>> {
-        let (_, data) = self.raw(name, Dtype::U32)?;
-        Ok(data
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        crate::compact::read_u32(self.st, self.path, name)
     }
 
     pub(crate) fn table(&self, name: &str) -> Result<EmbeddingTable> {

@@ -5,10 +5,16 @@
 //! A bundle is
 //!
 //! ```text
-//! "SLBUNDL1"                                    8 bytes, the magic (format version 1)
+//! "SLBUNDL2"                                    8 bytes, the magic (format version 2)
 //! count                                         u32 little-endian
-//! count × { path_len u32 · path · len u64 · content }   little-endian lengths
+//! count × { path_len u32 · path · entry }       little-endian lengths
+//! entry = 0u8 · len u64 · content               a file
+//!       | 1u8 · index u32                       the same content as entry `index` (earlier)
 //! ```
+//!
+//! Identical files (the feature spec shared by a model and its members, the titles
+//! of both models) are stored once. Version 1 bundles (`"SLBUNDL1"`, every entry
+//! `len u64 · content`) still unpack.
 //!
 //! where `path` is `<model name>/<path inside its directory>` (UTF-8, `/`-separated,
 //! no empty, `.` or `..` component), e.g. `ranking/member-0/weights.safetensors`.
@@ -25,8 +31,14 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::files::{MemoryFiles, ModelFiles};
 
-/// The first 8 bytes of a bundle (format version 1).
-pub const MAGIC: &[u8; 8] = b"SLBUNDL1";
+/// The first 8 bytes of a bundle (format version 2, written).
+pub const MAGIC: &[u8; 8] = b"SLBUNDL2";
+/// The first 8 bytes of a format version 1 bundle (read only).
+pub const MAGIC_V1: &[u8; 8] = b"SLBUNDL1";
+/// Entry tag: the content follows.
+const CONTENT: u8 = 0;
+/// Entry tag: the content of an earlier entry.
+const SAME_AS: u8 = 1;
 
 /// The files of a model directory that inference reads: the manifest, the
 /// weights, the feature spec, the titles and the item attributes (business rules;
@@ -112,20 +124,32 @@ fn collect(dir: &Path, prefix: &str, depth: usize, out: &mut MemoryFiles) -> Res
     Ok(())
 }
 
-/// Encodes `entries` (paths already checked) as a bundle.
+/// Encodes `entries` (paths already checked) as a bundle, identical contents once.
 fn encode(entries: &MemoryFiles) -> Result<Vec<u8>> {
     let too_big = |what: &str| Error::invalid("bundle", format!("{what} does not fit a bundle"));
-    let total: usize = entries.iter().map(|(k, v)| 12 + k.len() + v.len()).sum();
+    let total: usize = entries.iter().map(|(k, v)| 13 + k.len() + v.len()).sum();
     let mut out = Vec::with_capacity(12 + total);
     out.extend_from_slice(MAGIC);
     let count = u32::try_from(entries.len()).map_err(|_| too_big("the number of files"))?;
     out.extend_from_slice(&count.to_le_bytes());
-    for (path, content) in entries {
+    let mut first: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
+    for (i, (path, content)) in entries.iter().enumerate() {
         let len = u32::try_from(path.len()).map_err(|_| too_big(path))?;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(path.as_bytes());
-        out.extend_from_slice(&(content.len() as u64).to_le_bytes());
-        out.extend_from_slice(content);
+        match first.get(content.as_slice()) {
+            Some(&earlier) => {
+                out.push(SAME_AS);
+                out.extend_from_slice(&earlier.to_le_bytes());
+            }
+            None => {
+                // `i` fits: the count does.
+                first.insert(content, i as u32);
+                out.push(CONTENT);
+                out.extend_from_slice(&(content.len() as u64).to_le_bytes());
+                out.extend_from_slice(content);
+            }
+        }
     }
     Ok(out)
 }
@@ -154,6 +178,10 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.take(1, what)?[0])
+    }
+
     fn u32(&mut self, what: &str) -> Result<u32> {
         let b = self.take(4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -172,7 +200,8 @@ impl<'a> Cursor<'a> {
 pub fn unpack(bytes: &[u8]) -> Result<MemoryFiles> {
     let mut c = Cursor { bytes, at: 0 };
     let magic = c.take(MAGIC.len(), "the magic")?;
-    if magic != MAGIC {
+    let v1 = magic == MAGIC_V1;
+    if magic != MAGIC && !v1 {
         return Err(Error::corrupt(
             "bundle",
             format!(
@@ -184,6 +213,8 @@ pub fn unpack(bytes: &[u8]) -> Result<MemoryFiles> {
     }
     let count = c.u32("the file count")?;
     let mut files = MemoryFiles::new();
+    // Every entry's content in order, for references to earlier entries.
+    let mut order: Vec<&[u8]> = Vec::new();
     for i in 0..count {
         let len = c.u32(&format!("entry {i}'s path length"))? as usize;
         let raw = c.take(len, &format!("entry {i}'s path"))?;
@@ -199,13 +230,41 @@ pub fn unpack(bytes: &[u8]) -> Result<MemoryFiles> {
                     ),
                 )
             })?;
-        let size = c.u64(&format!("the length of {path}"))?;
-        let size = usize::try_from(size)
-            .map_err(|_| Error::corrupt("bundle", format!("{path}: {size} bytes")))?;
-        let content = c.take(size, path)?;
+        let tag = if v1 {
+            CONTENT
+        } else {
+            c.u8(&format!("the entry tag of {path}"))?
+        };
+        let content = match tag {
+            CONTENT => {
+                let size = c.u64(&format!("the length of {path}"))?;
+                let size = usize::try_from(size)
+                    .map_err(|_| Error::corrupt("bundle", format!("{path}: {size} bytes")))?;
+                c.take(size, path)?
+            }
+            SAME_AS => {
+                let j = c.u32(&format!("the entry {path} repeats"))?;
+                match order.get(j as usize) {
+                    Some(content) => content,
+                    None => {
+                        return Err(Error::corrupt(
+                            "bundle",
+                            format!("{path} repeats entry {j}, which is not an earlier entry (it is entry {i})"),
+                        ))
+                    }
+                }
+            }
+            other => {
+                return Err(Error::corrupt(
+                    "bundle",
+                    format!("{path}: entry tag {other}, expected {CONTENT} (content) or {SAME_AS} (an earlier entry's)"),
+                ))
+            }
+        };
         if files.insert(path.to_string(), content.to_vec()).is_some() {
             return Err(Error::corrupt("bundle", format!("{path} appears twice")));
         }
+        order.push(content);
     }
     if c.at != bytes.len() {
         return Err(Error::corrupt(
@@ -300,8 +359,23 @@ mod tests {
                 ("retrieval/manifest.json", b"{}"),
             ]
         );
-        let total: usize = got.iter().map(|(k, v)| 12 + k.len() + v.len()).sum();
+        // Each entry: path length, path, tag, then the content's length and content,
+        // or for retrieval/manifest.json (the same `{}` as entry 1) the entry number.
+        let total: usize = got
+            .iter()
+            .map(|(k, v)| {
+                let rest = if *k == "retrieval/manifest.json" {
+                    4
+                } else {
+                    8 + v.len()
+                };
+                4 + k.len() + 1 + rest
+            })
+            .sum();
         assert_eq!(bytes.len(), 12 + total);
+        let repeat = bytes.len() - 4;
+        assert_eq!(bytes[repeat - 1], SAME_AS);
+        assert_eq!(u32::from_le_bytes(bytes[repeat..].try_into().unwrap()), 1);
         // A nested model opens from the same tree.
         let files = Arc::new(files);
         let member = open(&files, "ranking").unwrap().sub("member-0").unwrap();
@@ -313,16 +387,36 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_bundle_still_unpacks() {
+        // Hand-built: magic, 2 files, each path then length and content, no tags.
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&2u32.to_le_bytes());
+        for (path, content) in [
+            ("a/manifest.json", &b"{}"[..]),
+            ("a/weights.safetensors", b"w"),
+        ] {
+            v1.extend_from_slice(&(path.len() as u32).to_le_bytes());
+            v1.extend_from_slice(path.as_bytes());
+            v1.extend_from_slice(&(content.len() as u64).to_le_bytes());
+            v1.extend_from_slice(content);
+        }
+        let files = unpack(&v1).unwrap();
+        assert_eq!(files["a/manifest.json"], b"{}");
+        assert_eq!(files["a/weights.safetensors"], b"w");
+        assert_eq!(files.len(), 2);
+    }
+
+    #[test]
     fn bad_bundles_and_names_are_errors_saying_what_and_where() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), &[("m/manifest.json", b"{}")]);
         let m = d.path().join("m");
         let good = pack(&[("a", &m)]).unwrap();
-        assert_eq!(good.len(), 12 + 4 + "a/manifest.json".len() + 8 + 2);
+        assert_eq!(good.len(), 12 + 4 + "a/manifest.json".len() + 1 + 8 + 2);
         let err = |b: &[u8]| unpack(b).unwrap_err().to_string();
         assert_eq!(
             err(b"PK\x03\x04 not a bundle"),
-            "bundle: starts with \"PK\\u{3}\\u{4} not\", expected \"SLBUNDL1\" (not a shortlist \
+            "bundle: starts with \"PK\\u{3}\\u{4} not\", expected \"SLBUNDL2\" (not a shortlist \
              bundle, or another format version)"
         );
         assert_eq!(
@@ -345,6 +439,21 @@ mod tests {
         assert_eq!(
             err(&good[..10]),
             "bundle: truncated: the file count needs 4 bytes at offset 8, the bundle has 10"
+        );
+        // An entry repeating one that is not earlier, and an unknown tag.
+        let tag_at = 12 + 4 + "a/manifest.json".len();
+        let mut forward = good[..tag_at].to_vec();
+        forward.push(SAME_AS);
+        forward.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            err(&forward),
+            "bundle: a/manifest.json repeats entry 0, which is not an earlier entry (it is entry 0)"
+        );
+        let mut tag = good.clone();
+        tag[tag_at] = 7;
+        assert_eq!(
+            err(&tag),
+            "bundle: a/manifest.json: entry tag 7, expected 0 (content) or 1 (an earlier entry's)"
         );
         assert_eq!(
             pack(&[("a/b", &m)]).unwrap_err().to_string(),

@@ -38,6 +38,7 @@ pub mod artifact;
 pub mod attributes;
 pub mod autorec;
 pub mod bundle;
+pub mod compact;
 pub mod cross;
 pub mod dense;
 pub mod embedding;

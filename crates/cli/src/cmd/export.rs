@@ -1,5 +1,6 @@
 //! `shortlist export`: models in forms other runtimes load — a bundle for the
-//! WebAssembly build (`shortlist-wasm`), ONNX graphs (`shortlist-onnx`).
+//! WebAssembly build (`shortlist-wasm`), ONNX graphs (`shortlist-onnx`), compact
+//! 8-bit copies of a base path (`shortlist_model::compact`).
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,26 @@ pub enum ExportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write 8-bit copies of the latest version of every model under a model base
+    /// path to another base path (same names and versions), for a small browser
+    /// bundle: float matrices quantised per row, an EASE model's item–item weights
+    /// cut to their largest per row, ids in 16 bits. The copies are served, evaluated
+    /// and bundled like any model; saved indexes are left out (the exact index is
+    /// built on load).
+    Compact {
+        /// A model base directory as served (`BASE/<name>/<version>/`).
+        #[arg(long)]
+        model_base_path: PathBuf,
+        /// The base directory to write (each version directory replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Weights kept per row of an EASE model's item–item matrix.
+        #[arg(long, default_value_t = shortlist_model::compact::DEFAULT_EASE_KEEP)]
+        ease_keep: usize,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs an export subcommand.
@@ -64,6 +85,12 @@ pub fn run(c: ExportCommand) -> Result<()> {
             json,
         } => bundle(&model_base_path, &retrieval, &ranking, &out, json),
         ExportCommand::Onnx { model, out, json } => onnx(&model, &out, json),
+        ExportCommand::Compact {
+            model_base_path,
+            out,
+            ease_keep,
+            json,
+        } => compact(&model_base_path, &out, ease_keep, json),
     }
 }
 
@@ -127,6 +154,99 @@ fn bundle(base: &Path, retrieval: &str, ranking: &str, out: &Path, json: bool) -
     for (n, (v, d)) in &models {
         println!("  {n}: version {v} ({})", d.display());
     }
+    Ok(())
+}
+
+fn compact(base: &Path, out: &Path, ease_keep: usize, json: bool) -> Result<()> {
+    if ease_keep == 0 {
+        return Err(BadInput("--ease-keep must be at least 1".into()).into());
+    }
+    if base.canonicalize().ok() == out.canonicalize().ok() {
+        return Err(BadInput(format!(
+            "--out {} is the model base path itself: write the compact copies elsewhere",
+            out.display()
+        ))
+        .into());
+    }
+    let rd = std::fs::read_dir(base).map_err(|e| {
+        BadInput(format!(
+            "{}: {e} (expected a model base directory, BASE/<name>/<version>/)",
+            base.display()
+        ))
+    })?;
+    let mut names: Vec<String> = Vec::new();
+    for entry in rd {
+        let entry = entry.with_context(|| format!("reading {}", base.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.')
+            && entry.path().is_dir()
+            && shortlist_pipeline::latest_version(&entry.path())?.is_some()
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        return Err(BadInput(format!(
+            "{}: no model in it (expected BASE/<name>/<version>/)",
+            base.display()
+        ))
+        .into());
+    }
+    let opts = shortlist_model::compact::CompactOptions {
+        ease_keep,
+        ..Default::default()
+    };
+    let mut rows = Vec::new();
+    for name in &names {
+        let (version, dir) = latest(base, name)?;
+        let to = out.join(name).join(version.to_string());
+        let r = shortlist_model::compact::compact_dir(&dir, &to, &opts)
+            .with_context(|| format!("compacting {}", dir.display()))?;
+        // Checked as the server will read it.
+        shortlist_pipeline::load_dir(&to)
+            .with_context(|| format!("{} does not load", to.display()))?;
+        rows.push((name, version, to, r));
+    }
+    if json {
+        let models: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(n, v, to, r)| {
+                (
+                    n.to_string(),
+                    json!({
+                        "version": v,
+                        "dir": to.display().to_string(),
+                        "bytes_before": r.bytes_before,
+                        "bytes_after": r.bytes_after,
+                        "models": r.models,
+                        "quantised_tensors": r.quantised,
+                        "left_out": r.left_out,
+                    }),
+                )
+            })
+            .collect();
+        return print_json(&json!({ "out": out.display().to_string(), "models": models }));
+    }
+    for (n, v, to, r) in &rows {
+        println!(
+            "{n} version {v}: {:.2} MB -> {:.2} MB ({} tensors in 8 bits, {} model director{}) in {}",
+            r.bytes_before as f64 / 1e6,
+            r.bytes_after as f64 / 1e6,
+            r.quantised,
+            r.models,
+            if r.models == 1 { "y" } else { "ies" },
+            to.display()
+        );
+        if !r.left_out.is_empty() {
+            println!("  left out (built on load): {}", r.left_out.join(", "));
+        }
+    }
+    println!(
+        "serve them with `shortlist serve --model-base-path {}`; `shortlist eval --pipeline {} --test TEST` measures them",
+        out.display(),
+        out.display()
+    );
     Ok(())
 }
 
