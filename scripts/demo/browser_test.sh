@@ -44,7 +44,7 @@ if [ "$SYNTH" = 1 ]; then
     "$BIN" -q data synth --kind products --users 400 --items 300 --interactions 12000 --seed 7 --out "$OUT/synth"
     "$BIN" -q train retrieval --data "$OUT/synth" --epochs 3 --out "$BASE/retrieval/1" > "$OUT/train-retrieval.log"
     "$BIN" -q train ranking --data "$OUT/synth" --epochs 2 --out "$BASE/ranking/1" > "$OUT/train-ranking.log"
-elif [ "$BASE" = models/movielens ]; then
+elif [[ "$BASE" == models/movielens* ]]; then
     QUERIES=(--query "star wars" --query "toy story" --query "fargo")
 fi
 [ -d "$BASE" ] || { echo "error: no model base path $BASE (run: cargo run --release -- quickstart)" >&2; exit 1; }

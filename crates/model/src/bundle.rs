@@ -8,21 +8,26 @@
 //! "SLBUNDL2"                                    8 bytes, the magic (format version 2)
 //! count                                         u32 little-endian
 //! count × { path_len u32 · path · entry }       little-endian lengths
-//! entry = 0u8 · len u64 · content               a file
+//! entry = 0u8 · len u64 · crc u32 · content     a file, with its CRC-32
 //!       | 1u8 · index u32                       the same content as entry `index` (earlier)
 //! ```
 //!
 //! Identical files (the feature spec shared by a model and its members, the titles
-//! of both models) are stored once. Version 1 bundles (`"SLBUNDL1"`, every entry
-//! `len u64 · content`) still unpack.
+//! of both models) are stored once. A format 1 bundle (`"SLBUNDL1"`: no CRCs, no
+//! repeats) is refused with a message saying to export it again.
+//!
+//! **Checks.** [`pack`] reads every file through [`ModelFiles`], so each is checked
+//! against its manifest's size and SHA-256 before it is packed; [`unpack`] checks
+//! each file's CRC-32; [`open`] then checks sizes and manifests' file lists but does
+//! not recompute the SHA-256s (5 MB of them cost 35–70 ms in a browser's
+//! WebAssembly, the CRCs a few).
 //!
 //! where `path` is `<model name>/<path inside its directory>` (UTF-8, `/`-separated,
 //! no empty, `.` or `..` component), e.g. `ranking/member-0/weights.safetensors`.
 //! Nothing may follow the last entry. Only the files the loaders read are packed
 //! ([`INFERENCE_FILES`], in the model directory and its nested model directories:
 //! ensemble members, the relevance head's models); saved indexes and curves stay
-//! out. The files are not re-encoded: [`crate::files::ModelFiles::in_memory`]
-//! checks each one against its manifest's size and SHA-256 as on disk.
+//! out. The files are not re-encoded.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,7 +38,7 @@ use crate::files::{MemoryFiles, ModelFiles};
 
 /// The first 8 bytes of a bundle (format version 2, written).
 pub const MAGIC: &[u8; 8] = b"SLBUNDL2";
-/// The first 8 bytes of a format version 1 bundle (read only).
+/// The first 8 bytes of a format version 1 bundle (refused with a clear message).
 pub const MAGIC_V1: &[u8; 8] = b"SLBUNDL1";
 /// Entry tag: the content follows.
 const CONTENT: u8 = 0;
@@ -81,26 +86,32 @@ pub fn pack(models: &[(&str, &Path)]) -> Result<Vec<u8>> {
                 format!("{name:?} is given twice"),
             ));
         }
-        collect(dir, name, MAX_DEPTH, &mut entries)?;
-        if !entries.contains_key(&format!("{name}/{}", crate::files::MANIFEST)) {
+        if !dir.join(crate::files::MANIFEST).is_file() {
             return Err(Error::corrupt(
                 dir.join(crate::files::MANIFEST),
                 "missing: not a model directory",
             ));
         }
+        collect(dir, name, MAX_DEPTH, &mut entries)?;
     }
     encode(&entries)
 }
 
-/// Adds the inference files of the model directory `dir` under `prefix/`.
+/// Adds the inference files of the model directory `dir` under `prefix/`, each
+/// read through [`ModelFiles`] (checked against the manifest's size and SHA-256).
 fn collect(dir: &Path, prefix: &str, depth: usize, out: &mut MemoryFiles) -> Result<()> {
+    let files = ModelFiles::open(dir)?;
+    out.insert(
+        format!("{prefix}/{}", crate::files::MANIFEST),
+        files.manifest().to_vec(),
+    );
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if name.starts_with('.') {
+        if name.starts_with('.') || name == crate::files::MANIFEST {
             continue;
         }
         let path = entry.path();
@@ -113,12 +124,7 @@ fn collect(dir: &Path, prefix: &str, depth: usize, out: &mut MemoryFiles) -> Res
                 collect(&path, &format!("{prefix}/{name}"), depth - 1, out)?;
             }
         } else if INFERENCE_FILES.contains(&name.as_str()) {
-            let bytes = shortlist_core::input::read_regular(
-                &path,
-                shortlist_core::input::max_input_bytes(),
-            )
-            .map_err(|e| Error::io(&path, e))?;
-            out.insert(format!("{prefix}/{name}"), bytes);
+            out.insert(format!("{prefix}/{name}"), files.read(&name)?);
         }
     }
     Ok(())
@@ -127,7 +133,7 @@ fn collect(dir: &Path, prefix: &str, depth: usize, out: &mut MemoryFiles) -> Res
 /// Encodes `entries` (paths already checked) as a bundle, identical contents once.
 fn encode(entries: &MemoryFiles) -> Result<Vec<u8>> {
     let too_big = |what: &str| Error::invalid("bundle", format!("{what} does not fit a bundle"));
-    let total: usize = entries.iter().map(|(k, v)| 13 + k.len() + v.len()).sum();
+    let total: usize = entries.iter().map(|(k, v)| 17 + k.len() + v.len()).sum();
     let mut out = Vec::with_capacity(12 + total);
     out.extend_from_slice(MAGIC);
     let count = u32::try_from(entries.len()).map_err(|_| too_big("the number of files"))?;
@@ -147,6 +153,7 @@ fn encode(entries: &MemoryFiles) -> Result<Vec<u8>> {
                 first.insert(content, i as u32);
                 out.push(CONTENT);
                 out.extend_from_slice(&(content.len() as u64).to_le_bytes());
+                out.extend_from_slice(&crc32fast::hash(content).to_le_bytes());
                 out.extend_from_slice(content);
             }
         }
@@ -200,8 +207,13 @@ impl<'a> Cursor<'a> {
 pub fn unpack(bytes: &[u8]) -> Result<MemoryFiles> {
     let mut c = Cursor { bytes, at: 0 };
     let magic = c.take(MAGIC.len(), "the magic")?;
-    let v1 = magic == MAGIC_V1;
-    if magic != MAGIC && !v1 {
+    if magic == MAGIC_V1 {
+        return Err(Error::corrupt(
+            "bundle",
+            "format version 1 (written before 3 December 2026): export it again with `shortlist export bundle`",
+        ));
+    }
+    if magic != MAGIC {
         return Err(Error::corrupt(
             "bundle",
             format!(
@@ -230,17 +242,22 @@ pub fn unpack(bytes: &[u8]) -> Result<MemoryFiles> {
                     ),
                 )
             })?;
-        let tag = if v1 {
-            CONTENT
-        } else {
-            c.u8(&format!("the entry tag of {path}"))?
-        };
+        let tag = c.u8(&format!("the entry tag of {path}"))?;
         let content = match tag {
             CONTENT => {
                 let size = c.u64(&format!("the length of {path}"))?;
                 let size = usize::try_from(size)
                     .map_err(|_| Error::corrupt("bundle", format!("{path}: {size} bytes")))?;
-                c.take(size, path)?
+                let want = c.u32(&format!("the CRC-32 of {path}"))?;
+                let content = c.take(size, path)?;
+                let got = crc32fast::hash(content);
+                if got != want {
+                    return Err(Error::corrupt(
+                        "bundle",
+                        format!("{path}: CRC-32 {got:08x} differs from the bundle's {want:08x} (corrupt)"),
+                    ));
+                }
+                content
             }
             SAME_AS => {
                 let j = c.u32(&format!("the entry {path} repeats"))?;
@@ -278,9 +295,10 @@ pub fn unpack(bytes: &[u8]) -> Result<MemoryFiles> {
     Ok(files)
 }
 
-/// The model directory `name` of an unpacked bundle, opened with every check of
-/// [`ModelFiles`] (sizes and SHA-256s against its manifest); messages name it
-/// `bundle/<name>/…`.
+/// The model directory `name` of a bundle's files ([`unpack`]), opened with the
+/// checks of [`ModelFiles`] (no file outside its manifest's list, listed sizes)
+/// except the SHA-256s, checked when the bundle was packed (its CRCs when it was
+/// unpacked); messages name it `bundle/<name>/…`.
 pub fn open(files: &Arc<MemoryFiles>, name: &str) -> Result<ModelFiles> {
     let prefix = format!("{name}/");
     if !files
@@ -295,7 +313,12 @@ pub fn open(files: &Arc<MemoryFiles>, name: &str) -> Result<ModelFiles> {
             format!("no model {name:?} in the bundle (it holds: {names:?})"),
         ));
     }
-    ModelFiles::memory_at(&Path::new("bundle").join(name), Arc::clone(files), prefix)
+    ModelFiles::memory_at(
+        &Path::new("bundle").join(name),
+        Arc::clone(files),
+        prefix,
+        true,
+    )
 }
 
 #[cfg(test)]
@@ -359,7 +382,7 @@ mod tests {
                 ("retrieval/manifest.json", b"{}"),
             ]
         );
-        // Each entry: path length, path, tag, then the content's length and content,
+        // Each entry: path length, path, tag, then the content's length, CRC-32 and content,
         // or for retrieval/manifest.json (the same `{}` as entry 1) the entry number.
         let total: usize = got
             .iter()
@@ -367,7 +390,7 @@ mod tests {
                 let rest = if *k == "retrieval/manifest.json" {
                     4
                 } else {
-                    8 + v.len()
+                    8 + 4 + v.len()
                 };
                 4 + k.len() + 1 + rest
             })
@@ -386,24 +409,19 @@ mod tests {
         );
     }
 
+    /// CRC-32 (IEEE, as zlib's `crc32`) of `{}` and of `{]`.
+    const CRC_OF_BRACES: u32 = 0xa3a6_bf43;
+    const CRC_OF_CORRUPT: u32 = 0x98c8_9f8b;
+
     #[test]
-    fn a_version_1_bundle_still_unpacks() {
-        // Hand-built: magic, 2 files, each path then length and content, no tags.
+    fn a_version_1_bundle_is_refused_saying_to_export_it_again() {
         let mut v1 = MAGIC_V1.to_vec();
-        v1.extend_from_slice(&2u32.to_le_bytes());
-        for (path, content) in [
-            ("a/manifest.json", &b"{}"[..]),
-            ("a/weights.safetensors", b"w"),
-        ] {
-            v1.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            v1.extend_from_slice(path.as_bytes());
-            v1.extend_from_slice(&(content.len() as u64).to_le_bytes());
-            v1.extend_from_slice(content);
-        }
-        let files = unpack(&v1).unwrap();
-        assert_eq!(files["a/manifest.json"], b"{}");
-        assert_eq!(files["a/weights.safetensors"], b"w");
-        assert_eq!(files.len(), 2);
+        v1.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            unpack(&v1).unwrap_err().to_string(),
+            "bundle: format version 1 (written before 3 December 2026): export it again with \
+             `shortlist export bundle`"
+        );
     }
 
     #[test]
@@ -412,8 +430,20 @@ mod tests {
         write(d.path(), &[("m/manifest.json", b"{}")]);
         let m = d.path().join("m");
         let good = pack(&[("a", &m)]).unwrap();
-        assert_eq!(good.len(), 12 + 4 + "a/manifest.json".len() + 1 + 8 + 2);
+        assert_eq!(good.len(), 12 + 4 + "a/manifest.json".len() + 1 + 8 + 4 + 2);
         let err = |b: &[u8]| unpack(b).unwrap_err().to_string();
+        // The CRC-32 of `{}`, then a corrupt byte (`{]`).
+        let crc_at = good.len() - 6;
+        assert_eq!(&good[crc_at..crc_at + 4], &CRC_OF_BRACES.to_le_bytes());
+        let mut corrupt = good.clone();
+        *corrupt.last_mut().unwrap() = b']';
+        assert_eq!(
+            err(&corrupt),
+            format!(
+                "bundle: a/manifest.json: CRC-32 {CRC_OF_CORRUPT:08x} differs from the bundle's \
+                 {CRC_OF_BRACES:08x} (corrupt)"
+            )
+        );
         assert_eq!(
             err(b"PK\x03\x04 not a bundle"),
             "bundle: starts with \"PK\\u{3}\\u{4} not\", expected \"SLBUNDL2\" (not a shortlist \

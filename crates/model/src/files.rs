@@ -20,9 +20,11 @@
 //!   so nothing unverified is ever loaded. Hidden files (`.name`) are ignored.
 //!
 //! The same checks apply to a model directory held in memory
-//! ([`ModelFiles::in_memory`], e.g. unpacked from a bundle in a browser), except
-//! that a listed file the bundle left out (a saved index, curves) is not an error
-//! until something reads it.
+//! ([`ModelFiles::in_memory`]), except that a listed file left out of the tree (a
+//! saved index, curves) is not an error until something reads it. A bundle's
+//! directories ([`crate::bundle::open`]) skip recomputing the SHA-256s: the bundle
+//! was packed from files checked against them, and each file's CRC-32 was checked
+//! when it was unpacked.
 //!
 //! Manifests written before sealing existed have no `files` map and still load
 //! (their weights checksum is checked as before; other files only for kind and
@@ -65,10 +67,13 @@ enum Backing {
     /// The directory on disk.
     Disk,
     /// A tree in memory; `prefix` is this model directory's path inside it (empty,
-    /// or ending in `/`).
+    /// or ending in `/`). `checked`: the contents were verified before they reached
+    /// memory (a bundle: against the manifests when packed, by checksum when
+    /// unpacked), so reading checks sizes but does not recompute SHA-256s.
     Memory {
         files: Arc<MemoryFiles>,
         prefix: String,
+        checked: bool,
     },
 }
 
@@ -210,7 +215,7 @@ impl std::fmt::Debug for Backing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backing::Disk => f.write_str("Disk"),
-            Backing::Memory { files, prefix } => f
+            Backing::Memory { files, prefix, .. } => f
                 .debug_struct("Memory")
                 .field("files", &files.len())
                 .field("prefix", prefix)
@@ -242,10 +247,17 @@ impl ModelFiles {
     /// skipped by [`ModelFiles::verify_unread`] (a bundle leaves out what inference
     /// does not need: saved indexes, curves).
     pub fn in_memory(label: &Path, files: Arc<MemoryFiles>) -> Result<Self> {
-        Self::memory_at(label, files, String::new())
+        Self::memory_at(label, files, String::new(), false)
     }
 
-    pub(crate) fn memory_at(label: &Path, files: Arc<MemoryFiles>, prefix: String) -> Result<Self> {
+    /// The model directory at `prefix` of an in-memory tree; `checked`: see
+    /// `Backing::Memory`.
+    pub(crate) fn memory_at(
+        label: &Path,
+        files: Arc<MemoryFiles>,
+        prefix: String,
+        checked: bool,
+    ) -> Result<Self> {
         let mpath = label.join(MANIFEST);
         let manifest = files
             .get(&format!("{prefix}{MANIFEST}"))
@@ -267,7 +279,11 @@ impl ModelFiles {
             label,
             manifest,
             max_bytes,
-            Backing::Memory { files, prefix },
+            Backing::Memory {
+                files,
+                prefix,
+                checked,
+            },
         )
     }
 
@@ -276,10 +292,15 @@ impl ModelFiles {
     pub fn sub(&self, name: &str) -> Result<Self> {
         match &self.backing {
             Backing::Disk => Self::open_with_limit(&self.dir.join(name), self.max_bytes),
-            Backing::Memory { files, prefix } => Self::memory_at(
+            Backing::Memory {
+                files,
+                prefix,
+                checked,
+            } => Self::memory_at(
                 &self.dir.join(name),
                 Arc::clone(files),
                 format!("{prefix}{name}/"),
+                *checked,
             ),
         }
     }
@@ -303,7 +324,7 @@ impl ModelFiles {
     fn covered(&self) -> Result<Vec<String>> {
         match &self.backing {
             Backing::Disk => covered_files(&self.dir),
-            Backing::Memory { files, prefix } => Ok(covered_memory(files, prefix)),
+            Backing::Memory { files, prefix, .. } => Ok(covered_memory(files, prefix)),
         }
     }
 
@@ -402,9 +423,15 @@ impl ModelFiles {
             ),
             None => None,
         };
+        let mut checked = false;
         let bytes = match &self.backing {
             Backing::Disk => self.read_disk(&path, entry)?,
-            Backing::Memory { files, prefix } => {
+            Backing::Memory {
+                files,
+                prefix,
+                checked: c,
+            } => {
+                checked = *c;
                 let bytes = files.get(&format!("{prefix}{rel}")).ok_or_else(|| {
                     Error::io(
                         &path,
@@ -429,7 +456,7 @@ impl ModelFiles {
                 bytes.clone()
             }
         };
-        if let Some(e) = entry {
+        if let Some(e) = entry.filter(|_| !checked) {
             let sum = sha256_hex(&bytes);
             if sum != e.sha256 {
                 return Err(Error::corrupt(
@@ -482,7 +509,7 @@ impl ModelFiles {
             Some(files) => {
                 let done = self.read.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 for rel in files.keys().filter(|r| !done.contains(*r)) {
-                    if let Backing::Memory { files, prefix } = &self.backing {
+                    if let Backing::Memory { files, prefix, .. } = &self.backing {
                         if !files.contains_key(&format!("{prefix}{rel}")) {
                             continue; // left out of the bundle, never read
                         }

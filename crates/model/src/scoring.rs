@@ -102,19 +102,31 @@ impl RankingModel {
         {
             return;
         }
-        // Side inputs of every row (other side's columns zero), then one GEMM per side.
+        // Each side's inputs of every row and the first layer's rows for them, then one
+        // GEMM per side: the other side's columns would only add zero products.
         let side_part = |side: Side, rows: usize| -> Vec<f32> {
-            let mut x = vec![0.0; rows * w];
+            let mut cols = Vec::new();
+            let mut at = 0;
+            for f in &self.features {
+                let fw = f.width();
+                if f.side == side {
+                    cols.extend(at..at + fw);
+                }
+                at += fw;
+            }
+            let ws = cols.len();
+            let mut x = vec![0.0; rows * ws];
             for r in 0..rows {
-                let mut at = 0;
-                for f in &self.features {
-                    let fw = f.width();
-                    if f.side == side {
-                        f.fill(r as u32, &mut x[r * w + at..r * w + at + fw]);
-                    }
-                    at += fw;
+                let mut off = r * ws;
+                for f in self.features.iter().filter(|f| f.side == side) {
+                    f.fill(r as u32, &mut x[off..off + f.width()]);
+                    off += f.width();
                 }
             }
+            let weight: Vec<f32> = cols
+                .iter()
+                .flat_map(|&c| layer.weight[c * h..(c + 1) * h].iter().copied())
+                .collect();
             let mut y = vec![0.0; rows * h];
             if side == Side::User {
                 for row in y.chunks_exact_mut(h) {
@@ -123,10 +135,10 @@ impl RankingModel {
             }
             crate::kernel::gemm(
                 rows,
-                w,
+                ws,
                 h,
                 crate::kernel::Operand::new(&x),
-                crate::kernel::Operand::new(&layer.weight),
+                crate::kernel::Operand::new(&weight),
                 1.0,
                 &mut y,
             );

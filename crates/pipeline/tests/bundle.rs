@@ -1,7 +1,7 @@
 //! Models loaded from a bundle (`shortlist_model::bundle`, what the WebAssembly
 //! build loads in a browser) answer exactly as the same models loaded from their
-//! directories; a bundle whose files differ from their manifests is refused with
-//! an error naming the file.
+//! directories; a file that differs from its manifest is refused when packed, a
+//! corrupt bundle when unpacked, with an error naming the file.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -132,18 +132,38 @@ fn a_bundle_holds_the_inference_files_only_and_answers_as_the_directories() {
 
 #[test]
 fn a_bundle_file_that_differs_from_its_manifest_is_refused_naming_it() {
-    let mut files = bundle::unpack(&fixture_bundle()).unwrap();
-    let w = files.get_mut("ranking/weights.safetensors").unwrap();
-    let last = w.len() - 1;
-    w[last] ^= 1;
-    let files = Arc::new(files);
-    let err = load_files(&bundle::open(&files, "ranking").unwrap())
-        .err()
-        .unwrap()
-        .to_string();
+    // Packing checks each file against its manifest.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ranking");
+    std::fs::create_dir(&dir).unwrap();
+    for e in std::fs::read_dir(fixture("ranking")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let w = dir.join("weights.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&w, &bytes).unwrap();
+    let err = bundle::pack(&[("ranking", &dir)]).unwrap_err().to_string();
     assert!(
-        err.starts_with("bundle/ranking/weights.safetensors: SHA-256 ")
+        err.starts_with(&format!("{}: SHA-256 ", w.display()))
             && err.ends_with("(corrupt or changed after saving)"),
+        "{err}"
+    );
+
+    // Unpacking checks each file's CRC-32.
+    let mut packed = fixture_bundle();
+    let weights = std::fs::read(fixture("ranking").join("weights.safetensors")).unwrap();
+    let at = packed
+        .windows(weights.len())
+        .position(|w| w == weights.as_slice())
+        .unwrap();
+    packed[at + weights.len() - 1] ^= 1;
+    let err = bundle::unpack(&packed).unwrap_err().to_string();
+    assert!(
+        err.starts_with("bundle: ranking/weights.safetensors: CRC-32 ")
+            && err.ends_with("(corrupt)"),
         "{err}"
     );
 

@@ -174,7 +174,7 @@ fn bad_requests_and_bundles_are_errors_naming_the_field() {
         "Malformed request body: missing field `item_ids` at line 1 column 17"
     );
     assert_eq!(
-        Engine::from_bundle(b"SLBUNDL1").err().unwrap(),
+        Engine::from_bundle(b"SLBUNDL2").err().unwrap(),
         "bundle: truncated: the file count needs 4 bytes at offset 8, the bundle has 8"
     );
     let only_ranking = shortlist_model::bundle::pack(&[("ranking", &fixture("ranking"))]).unwrap();
