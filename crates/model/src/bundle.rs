@@ -19,7 +19,7 @@
 //! **Checks.** [`pack`] reads every file through [`ModelFiles`], so each is checked
 //! against its manifest's size and SHA-256 before it is packed; [`unpack`] checks
 //! each file's CRC-32; [`open`] then checks sizes and manifests' file lists but does
-//! not recompute the SHA-256s (5 MB of them cost 35–70 ms in a browser's
+//! not recompute the SHA-256s (5 MB of them cost 30–70 ms in a browser's
 //! WebAssembly, the CRCs a few).
 //!
 //! where `path` is `<model name>/<path inside its directory>` (UTF-8, `/`-separated,
