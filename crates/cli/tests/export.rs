@@ -249,6 +249,14 @@ fn export_compact_writes_loadable_8_bit_copies_of_the_latest_versions() {
             "error: --out {b} is the model base path itself: write the compact copies elsewhere"
         )
     );
+    let missing = tmp.path().join("missing");
+    let m = missing.to_str().unwrap();
+    let err = bad(&["--model-base-path", m, "--out", out_s]);
+    assert!(
+        err.starts_with(&format!("error: {m}: "))
+            && err.ends_with("(expected a model base directory, BASE/<name>/<version>/)"),
+        "{err}"
+    );
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let e = empty.to_str().unwrap();

@@ -161,7 +161,12 @@ fn compact(base: &Path, out: &Path, ease_keep: usize, json: bool) -> Result<()> 
     if ease_keep == 0 {
         return Err(BadInput("--ease-keep must be at least 1".into()).into());
     }
-    if base.canonicalize().ok() == out.canonicalize().ok() {
+    // Only comparable when both exist; an --out yet to be created is never the base.
+    let same = matches!(
+        (base.canonicalize(), out.canonicalize()),
+        (Ok(b), Ok(o)) if b == o
+    );
+    if same {
         return Err(BadInput(format!(
             "--out {} is the model base path itself: write the compact copies elsewhere",
             out.display()
