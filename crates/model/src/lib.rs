@@ -18,6 +18,9 @@
 //! * [`files`]: every file of a model directory listed with its size and SHA-256 in
 //!   the manifest ([`files::seal`]), and read back only verified, regular and
 //!   size-checked ([`files::ModelFiles`]).
+//! * [`compact`]: 8-bit copies of a model directory (`shortlist export compact`), read
+//!   back by every loader; [`bundle`]: model directories packed into one blob for the
+//!   WebAssembly build.
 //!
 //! ```
 //! use shortlist_data::synth::{generate, SynthConfig};
