@@ -155,6 +155,10 @@ def main():
         shot = os.path.join(args.out, "demo.png")
         driver.screenshot(shot)
         t = state["timings"]
+        # Steady state: 300 more queries, after the page's own (its figure is the
+        # first queries', run by freshly compiled, baseline-tier code).
+        t["wasm_steady_mean_ms"] = driver.js("return window.demoMeasureSteady(300);")
+        t["wasm_steady_runs"] = 300
         report = {
             "liked": liked,
             "items": len(server["items"]),
@@ -174,7 +178,8 @@ def main():
               f"instantiate {t['instantiate_ms']:.0f}, model load {t['model_load_ms']:.0f}); "
               f"first recommendation {t['first_recommendation_ms']:.0f} ms after turning it on; "
               f"per query {t['wasm_per_query_mean_ms']:.3f} ms (mean of {t['wasm_per_query_runs']}, "
-              f"median {t['wasm_per_query_median_ms']:.1f}); "
+              f"median {t['wasm_per_query_median_ms']:.1f}; then {t['wasm_steady_mean_ms']:.3f} ms, "
+              f"mean of {t['wasm_steady_runs']} more); "
               f"bundle {t['bundle_bytes'] / 1e6:.2f} MB, module {t['module_bytes'] / 1e6:.2f} MB")
         print(f"screenshot: {shot}")
     finally:

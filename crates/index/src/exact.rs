@@ -486,7 +486,10 @@ mod tests {
             .enumerate()
             .filter(|(i, _)| keep(*i as u32))
             .map(|(i, row)| {
-                let s = row.iter().zip(q).fold(0f32, |s, (&x, &y)| y.mul_add(x, s));
+                let s = row
+                    .iter()
+                    .zip(q)
+                    .fold(0f32, |s, (&x, &y)| crate::kernel::fused(y, x, s));
                 Hit {
                     item: i as u32,
                     score: sanitize(s),

@@ -483,7 +483,9 @@ pub(crate) fn exact_scores(
     out.clear();
     out.extend(which.iter().map(|&i| {
         let row = &items[i as usize * dim..(i as usize + 1) * dim];
-        row.iter().zip(q).fold(0f32, |s, (&x, &y)| y.mul_add(x, s))
+        row.iter()
+            .zip(q)
+            .fold(0f32, |s, (&x, &y)| crate::kernel::fused(y, x, s))
     }));
 }
 

@@ -139,7 +139,8 @@ impl IvfIndex {
             Budget::Lists(p) => (p.min(lists), f64::INFINITY),
             Budget::Items(b) => {
                 let mean = (self.n.saturating_sub(self.head_len()) as f64 / lists as f64).max(1.0);
-                let m = ((b - self.head_len() as f64).max(0.0) / mean * 2.0).ceil() as usize + 8;
+                let m = ((b - self.head_len() as f64).max(0.0) / mean * 2.0).ceil() as usize;
+                let m = m.saturating_add(8);
                 (m.min(lists), b)
             }
         };

@@ -53,7 +53,7 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-        std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
+        std::array::from_fn(|l| super::fused(a[l], b[l], c[l]))
     }
     #[inline(always)]
     unsafe fn gt(v: Self::V, thr: Self::V) -> u32 {
