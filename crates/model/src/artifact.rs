@@ -87,7 +87,7 @@ pub struct Manifest {
     pub relevance: Option<RelevanceWeights>,
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
@@ -103,6 +103,15 @@ impl Tensors {
     }
     /// The tensors as safetensors bytes (`path` names the file in errors).
     pub(crate) fn serialize(&self, path: &Path) -> Result<Vec<u8>> {
+        self.serialize_with(path, None)
+    }
+
+    /// [`Tensors::serialize`] with the file's metadata (string pairs).
+    pub(crate) fn serialize_with(
+        &self,
+        path: &Path,
+        metadata: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Vec<u8>> {
         let views = self
             .0
             .iter()
@@ -112,7 +121,7 @@ impl Tensors {
                     .map_err(|e| Error::invalid(name.clone(), e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
-        safetensors::serialize(views, None).map_err(|e| Error::corrupt(path, e.to_string()))
+        safetensors::serialize(views, metadata).map_err(|e| Error::corrupt(path, e.to_string()))
     }
 
     pub(crate) fn u32(&mut self, name: String, v: &[u32]) {

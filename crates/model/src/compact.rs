@@ -29,10 +29,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use shortlist_core::atomic::AtomicDir;
 use shortlist_core::hash::fnv1a64;
 
+use crate::artifact::{f32_bytes, Tensors};
 use crate::error::{Error, Result};
 use crate::files::{ModelFiles, MANIFEST};
 
@@ -271,14 +272,6 @@ fn compact_weights(
             dtype => out.push((name.to_string(), dtype, shape, data.to_vec())),
         }
     }
-    let views = out
-        .iter()
-        .map(|(name, dtype, shape, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| Error::invalid(name.clone(), e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let meta = HashMap::from([(
         METADATA_KEY.to_string(),
         format!(
@@ -286,17 +279,12 @@ fn compact_weights(
             opts.min_elements, opts.ease_keep
         ),
     )]);
-    let b = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::corrupt(path, e.to_string()))?;
+    let b = Tensors(out).serialize_with(path, Some(meta))?;
     Ok((b, quantised))
 }
 
 fn scale_name(name: &str) -> String {
     format!("{name}{SCALE}")
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 fn i8_bytes(v: &[i8]) -> Vec<u8> {
@@ -346,10 +334,7 @@ fn sparse_rows(name: &str, v: &[f32], r: usize, c: usize, keep: usize) -> Vec<En
         order.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()).then(a.cmp(&b)));
         let kept = &mut order[..keep];
         kept.sort_unstable();
-        let scale = scale_of(
-            kept.first()
-                .map_or(0.0, |_| kept.iter().fold(0f32, |m, &j| m.max(row[j].abs()))),
-        );
+        let scale = scale_of(kept.iter().fold(0f32, |m, &j| m.max(row[j].abs())));
         for &j in kept.iter() {
             q.push(quantise(row[j], scale));
             cols.push(j);
@@ -526,6 +511,7 @@ pub(crate) fn read_u32(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use safetensors::tensor::TensorView;
 
     /// A weights file of `(name, dtype, shape, bytes)`.
     fn file(tensors: &[Encoded]) -> Vec<u8> {

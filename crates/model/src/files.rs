@@ -423,15 +423,10 @@ impl ModelFiles {
             ),
             None => None,
         };
-        let mut checked = false;
+        let checked = matches!(self.backing, Backing::Memory { checked: true, .. });
         let bytes = match &self.backing {
             Backing::Disk => self.read_disk(&path, entry)?,
-            Backing::Memory {
-                files,
-                prefix,
-                checked: c,
-            } => {
-                checked = *c;
+            Backing::Memory { files, prefix, .. } => {
                 let bytes = files.get(&format!("{prefix}{rel}")).ok_or_else(|| {
                     Error::io(
                         &path,

@@ -179,19 +179,20 @@ fn compact(base: &Path, out: &Path, ease_keep: usize, json: bool) -> Result<()> 
             base.display()
         ))
     })?;
-    let mut names: Vec<String> = Vec::new();
+    // (name, latest version, its directory) of every model under the base path.
+    let mut models: Vec<(String, u64, PathBuf)> = Vec::new();
     for entry in rd {
         let entry = entry.with_context(|| format!("reading {}", base.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.')
-            && entry.path().is_dir()
-            && shortlist_pipeline::latest_version(&entry.path())?.is_some()
-        {
-            names.push(name);
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        if let Some((version, dir)) = shortlist_pipeline::latest_version(&entry.path())? {
+            models.push((name, version, dir));
         }
     }
-    names.sort();
-    if names.is_empty() {
+    models.sort();
+    if models.is_empty() {
         return Err(BadInput(format!(
             "{}: no model in it (expected BASE/<name>/<version>/)",
             base.display()
@@ -203,10 +204,9 @@ fn compact(base: &Path, out: &Path, ease_keep: usize, json: bool) -> Result<()> 
         ..Default::default()
     };
     let mut rows = Vec::new();
-    for name in &names {
-        let (version, dir) = latest(base, name)?;
+    for (name, version, dir) in &models {
         let to = out.join(name).join(version.to_string());
-        let r = shortlist_model::compact::compact_dir(&dir, &to, &opts)
+        let r = shortlist_model::compact::compact_dir(dir, &to, &opts)
             .with_context(|| format!("compacting {}", dir.display()))?;
         // Checked as the server will read it.
         shortlist_pipeline::load_dir(&to)
