@@ -367,7 +367,8 @@ impl RankingModel {
                 .map_err(|e| Error::corrupt(&mpath, e.to_string()))?;
             model.relevance = Some(head);
         }
-        model.prepare_scoring();
+        // Each member prepared its own cache in its `load_from`.
+        model.prepare_own_scoring();
         Ok(model)
     }
 }
@@ -465,9 +466,11 @@ pub(crate) fn parse_manifest<M: serde::de::DeserializeOwned>(
 /// Reads and parses the verified `features.json` of `files`.
 pub(crate) fn read_spec(files: &ModelFiles) -> Result<FeatureSpec> {
     let path = files.path(FEATURES);
-    let text = String::from_utf8(files.read(FEATURES)?)
-        .map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?;
-    Ok(FeatureSpec::from_json(&text, &path)?)
+    files.parsed_spec(files.read(FEATURES)?, |bytes| {
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?;
+        Ok(FeatureSpec::from_json(text, &path)?)
+    })
 }
 
 /// Checks a manifest's model kind and format version (errors name the manifest).

@@ -375,6 +375,10 @@ pub(crate) fn read_f32(
     path: &Path,
     name: &str,
 ) -> Result<(Vec<usize>, Vec<f32>)> {
+    if let Some(sparse) = read_sparse(st, path, name)? {
+        let dense = sparse.to_dense();
+        return Ok((vec![sparse.rows, sparse.cols], dense));
+    }
     let bad = |msg: String| Error::corrupt(path, format!("tensor {name}{msg}"));
     let t = st.tensor(name).map_err(|e| bad(format!(": {e}")))?;
     match t.dtype() {
@@ -386,14 +390,7 @@ pub(crate) fn read_f32(
                 .collect(),
         )),
         Dtype::I8 => {
-            let q: Vec<i8> = t.data().iter().map(|&b| b as i8).collect();
-            if st.tensor(&scale_name(name)).is_err() {
-                return Err(bad(format!(" is 8-bit but has no {name}{SCALE}")));
-            }
-            let (scale_shape, scales) = read_f32(st, path, &scale_name(name))?;
-            if st.tensor(&format!("{name}{COLS}")).is_ok() {
-                return read_sparse(st, path, name, t.shape(), &q, &scales);
-            }
+            let (scale_shape, scales) = scales_of(st, path, name)?;
             let rows = match t.shape() {
                 [_] => 1,
                 [r, _] => *r,
@@ -410,10 +407,10 @@ pub(crate) fn read_f32(
                     scales.len()
                 )));
             }
-            let cols = q.len().checked_div(rows).unwrap_or(0);
-            let mut v = Vec::with_capacity(q.len());
-            for (row, &s) in q.chunks(cols.max(1)).zip(&scales) {
-                v.extend(row.iter().map(|&x| f32::from(x) * s));
+            let cols = t.data().len().checked_div(rows).unwrap_or(0);
+            let mut v = Vec::with_capacity(t.data().len());
+            for (row, &s) in t.data().chunks(cols.max(1)).zip(&scales) {
+                v.extend(row.iter().map(|&x| f32::from(x as i8) * s));
             }
             Ok((t.shape().to_vec(), v))
         }
@@ -423,16 +420,82 @@ pub(crate) fn read_f32(
     }
 }
 
-/// The dense values of a sparse tensor (codes `q` of shape `rows × keep`).
-fn read_sparse(
+/// The per-row scales of the 8-bit tensor `name` (`name:scale`) with their shape.
+fn scales_of(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    if st.tensor(&scale_name(name)).is_err() {
+        return Err(Error::corrupt(
+            path,
+            format!("tensor {name} is 8-bit but has no {name}{SCALE}"),
+        ));
+    }
+    read_f32(st, path, &scale_name(name))
+}
+
+/// A matrix of which only `keep` entries per row are stored (a compact EASE
+/// matrix): row `i`'s columns are `col_index[i·keep..(i+1)·keep]`, increasing, with
+/// the values at the same places; every other entry is 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseRows {
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns of the dense matrix.
+    pub cols: usize,
+    /// Entries stored per row.
+    pub keep: usize,
+    /// Column of each stored entry, `rows × keep`.
+    pub col_index: Vec<u32>,
+    /// Value of each stored entry, `rows × keep`.
+    pub values: Vec<f32>,
+}
+
+impl SparseRows {
+    /// Row `i`'s columns and values (empty past the last row).
+    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let range = i * self.keep..(i + 1) * self.keep;
+        match (self.col_index.get(range.clone()), self.values.get(range)) {
+            (Some(c), Some(v)) => (c, v),
+            _ => (&[], &[]),
+        }
+    }
+
+    /// Entry `(i, j)` (0 where none is stored).
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        let (cols, vals) = self.row(i);
+        let Ok(j) = u32::try_from(j) else {
+            return 0.0;
+        };
+        cols.binary_search(&j).map_or(0.0, |k| vals[k])
+    }
+
+    /// The dense `rows × cols` matrix, row-major.
+    pub fn to_dense(&self) -> Vec<f32> {
+        let mut v = vec![0f32; self.rows * self.cols];
+        for i in 0..self.rows {
+            let (cols, vals) = self.row(i);
+            for (&c, &x) in cols.iter().zip(vals) {
+                v[i * self.cols + c as usize] = x;
+            }
+        }
+        v
+    }
+}
+
+/// The tensor `name` when it is stored sparse (`name:cols` beside 8-bit codes
+/// `rows × keep`), checked: the columns of each row increasing and inside the dense
+/// shape `name:shape`. `None` when the tensor is stored otherwise.
+pub(crate) fn read_sparse(
     st: &SafeTensors<'_>,
     path: &Path,
     name: &str,
-    qshape: &[usize],
-    q: &[i8],
-    scales: &[f32],
-) -> Result<(Vec<usize>, Vec<f32>)> {
+) -> Result<Option<SparseRows>> {
     let bad = |msg: String| Error::corrupt(path, format!("tensor {name}{msg}"));
+    let Ok(t) = st.tensor(name) else {
+        return Ok(None);
+    };
+    if t.dtype() != Dtype::I8 || st.tensor(&format!("{name}{COLS}")).is_err() {
+        return Ok(None);
+    }
+    let (_, scales) = scales_of(st, path, name)?;
     let dense = read_u32(st, path, &format!("{name}{SHAPE}"))?;
     let [r, c] = dense[..] else {
         return Err(bad(format!(
@@ -441,19 +504,19 @@ fn read_sparse(
         )));
     };
     let (r, c) = (r as usize, c as usize);
-    let keep = match qshape {
+    let keep = match t.shape() {
         [rows, keep] if *rows == r && *keep <= c => *keep,
-        _ => {
+        qshape => {
             return Err(bad(format!(
                 " has shape {qshape:?}, expected [{r}, at most {c}]"
             )))
         }
     };
-    let cols = read_u32(st, path, &format!("{name}{COLS}"))?;
-    if cols.len() != r * keep {
+    let col_index = read_u32(st, path, &format!("{name}{COLS}"))?;
+    if col_index.len() != r * keep {
         return Err(bad(format!(
             "{COLS} has {} values, expected {} ({r} rows of {keep})",
-            cols.len(),
+            col_index.len(),
             r * keep
         )));
     }
@@ -463,25 +526,28 @@ fn read_sparse(
             scales.len()
         )));
     }
-    let len = r
-        .checked_mul(c)
+    r.checked_mul(c)
         .filter(|&n| n <= (1 << 31))
         .ok_or_else(|| bad(format!("{SHAPE} [{r}, {c}] is too large")))?;
-    let mut v = vec![0f32; len];
-    for i in 0..r {
-        let mut last = None;
-        for j in i * keep..(i + 1) * keep {
-            let col = cols[j] as usize;
-            if col >= c || last.is_some_and(|l| col <= l) {
-                return Err(bad(format!(
-                    "{COLS}: row {i}'s columns are not increasing and below {c}"
-                )));
-            }
-            last = Some(col);
-            v[i * c + col] = f32::from(q[j]) * scales[i];
+    for (i, row) in col_index.chunks(keep.max(1)).enumerate() {
+        let increasing = row.windows(2).all(|w| w[0] < w[1]);
+        if !increasing || row.last().is_some_and(|&l| l as usize >= c) {
+            return Err(bad(format!(
+                "{COLS}: row {i}'s columns are not increasing and below {c}"
+            )));
         }
     }
-    Ok((vec![r, c], v))
+    let mut values = Vec::with_capacity(r * keep);
+    for (row, &s) in t.data().chunks(keep.max(1)).zip(&scales) {
+        values.extend(row.iter().map(|&x| f32::from(x as i8) * s));
+    }
+    Ok(Some(SparseRows {
+        rows: r,
+        cols: c,
+        keep,
+        col_index,
+        values,
+    }))
 }
 
 /// The tensor `name` as U32 values, stored as U32 or (compact) U16.

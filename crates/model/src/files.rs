@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shortlist_core::input::{max_input_bytes, open_regular};
+use shortlist_features::FeatureSpec;
 
 use crate::error::{Error, Result};
 
@@ -208,6 +209,20 @@ pub struct ModelFiles {
     max_bytes: u64,
     read: Mutex<BTreeSet<String>>,
     backing: Backing,
+    /// The last `features.json` parsed in this directory tree, with its bytes (see
+    /// [`ModelFiles::parsed_spec`]).
+    last_spec: Arc<SpecMemo>,
+}
+
+/// The last `features.json` parsed in a directory tree: its bytes and spec.
+#[derive(Default)]
+struct SpecMemo(Mutex<Option<(Vec<u8>, FeatureSpec)>>);
+
+impl std::fmt::Debug for SpecMemo {
+    // Not the bytes nor the vocabularies.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpecMemo")
+    }
 }
 
 impl std::fmt::Debug for Backing {
@@ -290,7 +305,7 @@ impl ModelFiles {
     /// The model directory `name` inside this one (an ensemble member, a relevance
     /// model), from the same source.
     pub fn sub(&self, name: &str) -> Result<Self> {
-        match &self.backing {
+        let mut sub = match &self.backing {
             Backing::Disk => Self::open_with_limit(&self.dir.join(name), self.max_bytes),
             Backing::Memory {
                 files,
@@ -302,7 +317,29 @@ impl ModelFiles {
                 format!("{prefix}{name}/"),
                 *checked,
             ),
+        }?;
+        sub.last_spec = Arc::clone(&self.last_spec);
+        Ok(sub)
+    }
+
+    /// The feature spec of `bytes` (a `features.json` just read and verified), parsed
+    /// by `parse` unless the same bytes were parsed last in this directory tree: an
+    /// ensemble's members and a ranking model's relevance models carry the same
+    /// vocabularies, parsed once per load instead of once per directory.
+    pub(crate) fn parsed_spec(
+        &self,
+        bytes: Vec<u8>,
+        parse: impl FnOnce(&[u8]) -> Result<FeatureSpec>,
+    ) -> Result<FeatureSpec> {
+        let mut last = self.last_spec.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((b, spec)) = last.as_ref() {
+            if *b == bytes {
+                return Ok(spec.clone());
+            }
         }
+        let spec = parse(&bytes)?;
+        *last = Some((bytes, spec.clone()));
+        Ok(spec)
     }
 
     /// Whether the files are read from disk (rather than from memory).
@@ -358,6 +395,7 @@ impl ModelFiles {
             max_bytes,
             read: Mutex::new(BTreeSet::new()),
             backing,
+            last_spec: Arc::default(),
         };
         if let Some(listed) = &files.listed {
             for rel in files.covered()? {

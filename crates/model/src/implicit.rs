@@ -21,6 +21,7 @@ use crate::artifact::{
     check_manifest, parse_manifest, read_spec, read_weights, tensors, Reader, Tensors, FEATURES,
     FORMAT_VERSION, MANIFEST, WEIGHTS,
 };
+use crate::compact::SparseRows;
 use crate::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
 use crate::files::ModelFiles;
@@ -41,22 +42,73 @@ pub struct EaseConfig {
     pub lambda: f64,
 }
 
-/// EASE: `score(u, j) = Σ_{i ∈ history(u)} B[i][j]` with a dense `items × items`
-/// weight matrix `B` whose diagonal is zero.
+/// EASE: `score(u, j) = Σ_{i ∈ history(u)} B[i][j]` with an `items × items` weight
+/// matrix `B` whose diagonal is zero.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EaseModel {
     /// Hyper-parameters.
     pub config: EaseConfig,
     /// Id vocabularies (row 0 of each is the out-of-vocabulary slot).
     pub spec: FeatureSpec,
-    /// `B`, `items × items`, row-major (`B[i][j]`: how much history item `i` votes for `j`).
-    pub weights: Vec<f32>,
+    /// `B` (`B[i][j]`: how much history item `i` votes for `j`).
+    pub weights: ItemWeights,
     /// Each user row's training item rows (sorted).
     pub seen: Csr,
     /// Training interactions per item row.
     pub popularity: Vec<u32>,
     /// Training facts.
     pub meta: ModelMeta,
+}
+
+/// EASE's item–item matrix `B`: dense as fitted, or only each row's largest weights
+/// as a compact model stores them ([`crate::compact`]; kept sparse in memory too: a
+/// tenth of the dense matrix's memory and of its loading time for MovieLens 100k).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemWeights {
+    /// `items × items`, row-major.
+    Dense(Vec<f32>),
+    /// The stored entries of each row; every other weight is 0.
+    Sparse(SparseRows),
+}
+
+impl ItemWeights {
+    /// Adds row `i` of the `n × n` matrix into `out` (nothing for a row past the end).
+    fn add_row(&self, n: usize, i: usize, out: &mut [f32]) {
+        match self {
+            ItemWeights::Dense(w) => {
+                if let Some(row) = w.get(i * n..(i + 1) * n) {
+                    out.iter_mut().zip(row).for_each(|(o, w)| *o += w);
+                }
+            }
+            ItemWeights::Sparse(s) => {
+                let (cols, vals) = s.row(i);
+                for (&c, &v) in cols.iter().zip(vals) {
+                    if let Some(o) = out.get_mut(c as usize) {
+                        *o += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dense `n × n` matrix, row-major.
+    pub fn to_dense(&self, n: usize) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            ItemWeights::Dense(w) => w.as_slice().into(),
+            ItemWeights::Sparse(s) if s.rows == n && s.cols == n => s.to_dense().into(),
+            ItemWeights::Sparse(s) => {
+                // A matrix of another shape is refused by `check`; keep what fits.
+                let mut v = vec![0f32; n * n];
+                for i in 0..s.rows.min(n) {
+                    let (cols, vals) = s.row(i);
+                    for (&c, &x) in cols.iter().zip(vals).filter(|(&c, _)| (c as usize) < n) {
+                        v[i * n + c as usize] = x;
+                    }
+                }
+                v.into()
+            }
+        }
+    }
 }
 
 impl EaseModel {
@@ -75,9 +127,7 @@ impl EaseModel {
         let n = self.num_items();
         out[..n].fill(0.0);
         for &h in history {
-            if let Some(row) = self.weights.get(h as usize * n..(h as usize + 1) * n) {
-                out.iter_mut().zip(row).for_each(|(o, w)| *o += w);
-            }
+            self.weights.add_row(n, h as usize, &mut out[..n]);
         }
     }
 
@@ -86,11 +136,23 @@ impl EaseModel {
         let n = self.num_items();
         out[..items.len()].fill(0.0);
         for &h in history {
-            let Some(row) = self.weights.get(h as usize * n..(h as usize + 1) * n) else {
-                continue;
-            };
-            for (o, &j) in out.iter_mut().zip(items) {
-                *o += row.get(j as usize).copied().unwrap_or(0.0);
+            match &self.weights {
+                ItemWeights::Dense(w) => {
+                    let Some(row) = w.get(h as usize * n..(h as usize + 1) * n) else {
+                        continue;
+                    };
+                    for (o, &j) in out.iter_mut().zip(items) {
+                        *o += row.get(j as usize).copied().unwrap_or(0.0);
+                    }
+                }
+                ItemWeights::Sparse(s) => {
+                    if h as usize >= s.rows {
+                        continue;
+                    }
+                    for (o, &j) in out.iter_mut().zip(items) {
+                        *o += s.get(h as usize, j as usize);
+                    }
+                }
             }
         }
     }
@@ -109,9 +171,7 @@ impl EaseModel {
         }
         out.par_chunks_mut(n).enumerate().for_each(|(u, row)| {
             for &h in self.seen.row(u) {
-                if let Some(w) = self.weights.get(h as usize * n..(h as usize + 1) * n) {
-                    row.iter_mut().zip(w).for_each(|(o, &x)| *o += x);
-                }
+                self.weights.add_row(n, h as usize, row);
             }
         });
         out
@@ -121,13 +181,17 @@ impl EaseModel {
     pub fn check(&self) -> Result<()> {
         let (nu, ni) = (self.spec.user_id.len(), self.spec.item_id.len());
         check_common(&self.seen, &self.popularity, nu, ni)?;
-        if self.weights.len() != ni * ni {
-            return Err(Error::invalid(
+        match &self.weights {
+            ItemWeights::Dense(w) if w.len() != ni * ni => Err(Error::invalid(
                 "weights",
-                format!("expected {ni}×{ni} values, got {}", self.weights.len()),
-            ));
+                format!("expected {ni}×{ni} values, got {}", w.len()),
+            )),
+            ItemWeights::Sparse(s) if (s.rows, s.cols) != (ni, ni) => Err(Error::invalid(
+                "weights",
+                format!("expected {ni}×{ni} values, got {}×{}", s.rows, s.cols),
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Saves into `dir` (replaced atomically) with the item `titles` by row (may be
@@ -135,7 +199,7 @@ impl EaseModel {
     pub fn save(&self, dir: &Path, titles: &[String]) -> Result<()> {
         let n = self.num_items();
         let mut t = Tensors(Vec::new());
-        t.f32("weights".into(), vec![n, n], &self.weights);
+        t.f32("weights".into(), vec![n, n], &self.weights.to_dense(n));
         put_common(&mut t, &self.seen, &self.popularity);
         save_simple(
             dir,
@@ -158,8 +222,13 @@ impl EaseModel {
     pub fn load_from(files: &ModelFiles) -> Result<Self> {
         load_simple(files, EASE_KIND, |config, meta, spec, r| {
             let (seen, popularity) = get_common(r)?;
+            // A compact model's sparse matrix stays sparse.
+            let weights = match crate::compact::read_sparse(r.st, r.path, "weights")? {
+                Some(sparse) => ItemWeights::Sparse(sparse),
+                None => ItemWeights::Dense(r.f32("weights")?.1),
+            };
             Ok(EaseModel {
-                weights: r.f32("weights")?.1,
+                weights,
                 config,
                 spec,
                 seen,
@@ -226,14 +295,22 @@ impl IalsModel {
     pub fn gram(&self) -> Vec<f32> {
         let f = self.dim();
         let mut g = vec![0f32; f * f];
+        // The upper triangle, then its mirror: `y[a]·y[b]` and `y[b]·y[a]` are the same
+        // float, summed over the items in the same order, so the matrix is exactly
+        // symmetric and half the work.
         for j in 0..self.num_items() {
             let y = self.item_factors.row(j);
             for a in 0..f {
                 let ya = y[a];
-                g[a * f..(a + 1) * f]
+                g[a * f + a..(a + 1) * f]
                     .iter_mut()
-                    .zip(y)
+                    .zip(&y[a..])
                     .for_each(|(v, yb)| *v += ya * yb);
+            }
+        }
+        for a in 0..f {
+            for b in 0..a {
+                g[a * f + b] = g[b * f + a];
             }
         }
         g

@@ -64,7 +64,7 @@ pub use cross::CrossNet;
 pub use dense::{Activation, Dense, Mlp};
 pub use embedding::EmbeddingTable;
 pub use error::{Error, Result};
-pub use implicit::{EaseConfig, EaseModel, IalsConfig, IalsModel};
+pub use implicit::{EaseConfig, EaseModel, IalsConfig, IalsModel, ItemWeights};
 pub use neighbours::ItemNeighbours;
 pub use ranking::{
     sigmoid, InputFeature, Lookup, ModelMeta, Objective, Prediction, RankingConfig, RankingModel,
@@ -259,6 +259,15 @@ mod tests {
         let back = RankingModel::load(&dir.path().join("e")).unwrap();
         assert_eq!(back, e);
         assert!(back.cache.is_some() && back.members[0].cache.is_some());
+        // Loading prepares every member once, with the same caches as preparing anew.
+        let mut fresh = back.clone();
+        fresh.prepare_scoring();
+        for (x, y) in [(&back, &fresh), (&back.members[0], &fresh.members[0])] {
+            let (cx, cy) = (x.cache.as_ref().unwrap(), y.cache.as_ref().unwrap());
+            assert_eq!(cx.user, cy.user);
+            assert_eq!(cx.item, cy.item);
+            assert_eq!(cx.user_vec, cy.user_vec);
+        }
         let pback = back.predict_batch(&users, &items);
         for (x, y) in pe.iter().zip(&pback) {
             assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0));
@@ -268,6 +277,34 @@ mod tests {
             .predict_batch(&users, &items)
             .iter()
             .all(|v| (0.0..=0.1).contains(v)));
+    }
+
+    #[test]
+    fn a_directory_tree_parses_the_same_feature_spec_once() {
+        let spec = random_model(false).spec;
+        let d = tempfile::tempdir().unwrap();
+        for sub in ["", "member-0"] {
+            std::fs::create_dir_all(d.path().join(sub)).unwrap();
+            std::fs::write(d.path().join(sub).join("manifest.json"), "{}").unwrap();
+        }
+        let root = files::ModelFiles::open(d.path()).unwrap();
+        let member = root.sub("member-0").unwrap();
+        let parses = std::cell::Cell::new(0);
+        let parse = |_: &[u8]| {
+            parses.set(parses.get() + 1);
+            Ok(spec.clone())
+        };
+        let (a, b) = (b"{\"a\": 1}".to_vec(), b"{\"b\": 2}".to_vec());
+        assert_eq!(root.parsed_spec(a.clone(), parse).unwrap(), spec);
+        assert_eq!(member.parsed_spec(a.clone(), parse).unwrap(), spec);
+        assert_eq!(parses.get(), 1);
+        member.parsed_spec(b, parse).unwrap();
+        root.parsed_spec(a, parse).unwrap();
+        assert_eq!(parses.get(), 3);
+        // Another tree parses its own.
+        let other = files::ModelFiles::open(d.path()).unwrap();
+        other.parsed_spec(b"{\"b\": 2}".to_vec(), parse).unwrap();
+        assert_eq!(parses.get(), 4);
     }
 
     #[test]

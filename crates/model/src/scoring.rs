@@ -89,6 +89,12 @@ impl RankingModel {
         for m in &mut self.members {
             m.prepare_scoring();
         }
+        self.prepare_own_scoring();
+    }
+
+    /// [`RankingModel::prepare_scoring`] of this model alone, its members left as they
+    /// are (loading prepares each member as it reads it).
+    pub(crate) fn prepare_own_scoring(&mut self) {
         self.cache = None;
         let (nu, ni) = (self.num_users(), self.num_items());
         let layer = &self.mlp.layers[0];

@@ -178,8 +178,7 @@ pub struct RankingStage {
 }
 
 /// The most memory the precomputed EASE scores of known users may take (MovieLens
-/// 100k: 6.3 MB; 1M: 89 MB). Not in the WebAssembly build, whose first answer would
-/// wait for them and whose users arrive with a history.
+/// 100k: 6.3 MB; 1M: 89 MB); never in WebAssembly ([`crate::PRECOMPUTE_USER_TABLES`]).
 const EASE_USER_SCORES_MAX_BYTES: usize = 128 << 20;
 
 /// Ids of loaded ranking stages (never reused, unlike addresses).
@@ -254,7 +253,7 @@ impl RankingStage {
             .as_ref()
             .and_then(|h| h.ease.as_ref())
             .filter(|m| {
-                !cfg!(target_arch = "wasm32")
+                crate::PRECOMPUTE_USER_TABLES
                     && m.num_users().saturating_mul(m.num_items()) * 4 <= EASE_USER_SCORES_MAX_BYTES
             })
             .map(|m| m.user_scores());

@@ -5,14 +5,15 @@
 //! item–item weights, scored densely).
 //!
 //! Everything that does not depend on the request is computed at load time: every
-//! known user's query vector, the index, the popularity fallback order.
+//! known user's query vector (natively; see [`crate::PRECOMPUTE_USER_TABLES`]), the
+//! index, the popularity fallback order.
 
 use std::path::Path;
 
 use shortlist_features::FeatureSpec;
 use shortlist_index::{AnyIndex, ExactIndex, ItemBitmap, TopKIndex};
 use shortlist_model::files::ModelFiles;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use shortlist_model::attributes::{ItemAttributes, RawValue};
 
@@ -185,7 +186,8 @@ enum Scorer {
     /// `query(user) · candidate(item)` through an index (two towers).
     TwoTower {
         model: RetrievalModel,
-        queries: Vec<f32>,
+        /// Every known user's query (`users × dim`), computed at load or on first use.
+        queries: OnceLock<Vec<f32>>,
         index: AnyIndex,
     },
     /// `x_user · y_item` through an index (iALS); `gram` = `YᵀY` for fold-ins.
@@ -232,8 +234,12 @@ impl ModelSource {
                     model.dim(),
                     model.num_items(),
                 )?;
+                let queries = OnceLock::new();
+                if crate::PRECOMPUTE_USER_TABLES {
+                    let _ = queries.set(model.all_queries());
+                }
                 Scorer::TwoTower {
-                    queries: model.all_queries(),
+                    queries,
                     model,
                     index,
                 }
@@ -398,7 +404,9 @@ impl ModelSource {
         match &self.scorer {
             Scorer::TwoTower { model, queries, .. } => {
                 let d = model.dim();
-                queries.get(u * d..(u + 1) * d)
+                queries
+                    .get_or_init(|| model.all_queries())
+                    .get(u * d..(u + 1) * d)
             }
             Scorer::Ials { model, .. } => Some(model.user_factors.row(u)),
             Scorer::Ease { .. } => None,

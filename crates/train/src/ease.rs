@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use shortlist_core::Dataset;
 use shortlist_features::FeatureConfig;
 use shortlist_model::linalg::spd_inverse;
-use shortlist_model::{EaseConfig, EaseModel, ModelMeta};
+use shortlist_model::{EaseConfig, EaseModel, ItemWeights, ModelMeta};
 
 use crate::error::{Error, Result};
 use crate::interactions::UserItems;
@@ -103,7 +103,7 @@ pub fn fit_ease(ui: UserItems, cfg: &EaseTrainConfig, meta: ModelMeta) -> Result
     let model = EaseModel {
         config: EaseConfig { lambda: cfg.lambda },
         spec: ui.spec,
-        weights,
+        weights: ItemWeights::Dense(weights),
         seen: ui.by_user,
         popularity: ui.popularity,
         meta,
@@ -215,7 +215,8 @@ mod tests {
             })
             .collect();
         let want = direct(&x, 3.0);
-        for (k, (&got, &w)) in model.weights.iter().zip(&want).enumerate() {
+        let weights = model.weights.to_dense(n);
+        for (k, (&got, &w)) in weights.iter().zip(&want).enumerate() {
             assert!(
                 (got as f64 - w).abs() < 1e-5,
                 "B[{}][{}]: {got} vs {w}",
@@ -223,7 +224,7 @@ mod tests {
                 k % n
             );
         }
-        assert!((0..n).all(|i| model.weights[i * n + i] == 0.0));
+        assert!((0..n).all(|i| weights[i * n + i] == 0.0));
         // Scoring sums the rows of the user's items.
         let hist = model.seen.row(1).to_vec();
         let mut all = vec![0f32; n];
@@ -285,6 +286,66 @@ mod tests {
             nonzero += row.iter().filter(|v| **v != 0.0).count();
         }
         assert!(nonzero > 0);
+    }
+
+    #[test]
+    fn sparse_weights_score_like_their_dense_matrix_bit_for_bit() {
+        let m = small_model();
+        let n = m.num_items();
+        let dense = m.weights.to_dense(n).into_owned();
+        // Keep the 4 largest weights of each row, columns increasing.
+        let keep = 4;
+        let (mut col_index, mut values) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let row = &dense[i * n..(i + 1) * n];
+            let mut cols: Vec<u32> = (0..n as u32).collect();
+            cols.sort_by(|&a, &b| row[b as usize].abs().total_cmp(&row[a as usize].abs()));
+            cols.truncate(keep);
+            cols.sort_unstable();
+            values.extend(cols.iter().map(|&c| row[c as usize]));
+            col_index.extend(cols);
+        }
+        let sparse = shortlist_model::compact::SparseRows {
+            rows: n,
+            cols: n,
+            keep,
+            col_index,
+            values,
+        };
+        let mut s = m.clone();
+        s.weights = ItemWeights::Sparse(sparse.clone());
+        s.check().unwrap();
+        let mut d = m.clone();
+        d.weights = ItemWeights::Dense(sparse.to_dense());
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&s.user_scores()), bits(&d.user_scores()));
+        let items: Vec<u32> = (0..n as u32).rev().collect();
+        let history = [3u32, 1, 7, n as u32 + 5];
+        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+        s.score_items(&history, &items, &mut a);
+        d.score_items(&history, &items, &mut b);
+        assert_eq!(bits(&a), bits(&b));
+        assert!(a.iter().filter(|v| **v != 0.0).count() >= keep);
+        s.scores_into(&history, &mut a);
+        d.scores_into(&history, &mut b);
+        assert_eq!(bits(&a), bits(&b));
+        // Saved dense; loaded back equal to the dense form.
+        let dir = tempfile::tempdir().unwrap();
+        s.save(&dir.path().join("s"), &[]).unwrap();
+        assert_eq!(EaseModel::load(&dir.path().join("s")).unwrap(), d);
+        // A matrix of another shape is refused.
+        let mut wrong = s.clone();
+        wrong.weights = ItemWeights::Sparse(shortlist_model::compact::SparseRows {
+            rows: n - 1,
+            ..sparse
+        });
+        assert_eq!(
+            wrong.check().unwrap_err().to_string(),
+            format!(
+                "invalid weights: expected {n}×{n} values, got {}×{n}",
+                n - 1
+            )
+        );
     }
 
     #[test]

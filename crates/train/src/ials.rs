@@ -440,6 +440,16 @@ mod tests {
         // give the same factor from the same history.
         half_step(&mut m.user_factors, &m.item_factors, &m.seen, &cfg).unwrap();
         let g = m.gram();
+        // The serving gram (upper triangle, mirrored) is the training one (every
+        // entry summed; one chunk here) bit for bit.
+        assert!(m.num_items() < 1024);
+        assert_eq!(
+            g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            gram(&m.item_factors)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        );
         for u in [2usize, 11] {
             let hist: Vec<(u32, f32)> = m.seen.row(u).iter().map(|&i| (i, 1.0)).collect();
             let x = m.fold_in(&g, &hist).unwrap();
