@@ -58,6 +58,14 @@ pub mod retrieval;
 pub mod retrieval_artifact;
 pub mod scoring;
 
+/// Whether loading a model computes its per-user tables (known users' query vectors,
+/// EASE scores, the ranking model's user rows of its scoring cache): natively yes, so
+/// that a server answers known users at full speed from its first request; not in
+/// WebAssembly, where loading is on the page's critical path and the browser's users
+/// arrive with a history (each table row is computed on its first use there, the EASE
+/// scores never).
+pub const PRECOMPUTE_USER_TABLES: bool = !cfg!(target_arch = "wasm32");
+
 pub use artifact::{Manifest, FORMAT_VERSION};
 pub use autorec::{AutoRec, AutoRecConfig};
 pub use cross::CrossNet;
@@ -235,6 +243,43 @@ mod tests {
     }
 
     #[test]
+    fn rows_computed_on_first_use_equal_the_precomputed_ones_bit_for_bit() {
+        for side in [false, true] {
+            let mut now = random_model(side);
+            now.prepare_own_scoring_with(true);
+            let mut lazy = now.clone();
+            lazy.prepare_own_scoring_with(false);
+            let users: Vec<u32> = (0..now.num_users() as u32).rev().collect();
+            let items: Vec<u32> = users
+                .iter()
+                .map(|u| (u * 3) % now.num_items() as u32)
+                .collect();
+            let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(lazy.predict_batch(&users, &items)),
+                bits(now.predict_batch(&users, &items))
+            );
+            let (cn, cl) = (now.cache.as_ref().unwrap(), lazy.cache.as_ref().unwrap());
+            for i in 0..now.num_items() {
+                assert_eq!(
+                    bits(cl.item_part(&lazy, i).to_vec()),
+                    bits(cn.item_part(&now, i).to_vec())
+                );
+            }
+            for u in 0..now.num_users() {
+                assert_eq!(
+                    bits(cl.user_part(&lazy, u).to_vec()),
+                    bits(cn.user_part(&now, u).to_vec())
+                );
+                assert_eq!(
+                    bits(cl.user_vector(&lazy, u).to_vec()),
+                    bits(cn.user_vector(&now, u).to_vec())
+                );
+            }
+        }
+    }
+
+    #[test]
     fn ensembles_average_their_members_and_round_trip() {
         let mut a = random_model(true);
         a.config.clip = None;
@@ -264,9 +309,13 @@ mod tests {
         fresh.prepare_scoring();
         for (x, y) in [(&back, &fresh), (&back.members[0], &fresh.members[0])] {
             let (cx, cy) = (x.cache.as_ref().unwrap(), y.cache.as_ref().unwrap());
-            assert_eq!(cx.user, cy.user);
-            assert_eq!(cx.item, cy.item);
-            assert_eq!(cx.user_vec, cy.user_vec);
+            for i in 0..x.num_items() {
+                assert_eq!(cx.item_part(x, i), cy.item_part(y, i));
+            }
+            for u in 0..x.num_users() {
+                assert_eq!(cx.user_part(x, u), cy.user_part(y, u));
+                assert_eq!(cx.user_vector(x, u), cy.user_vector(y, u));
+            }
         }
         let pback = back.predict_batch(&users, &items);
         for (x, y) in pe.iter().zip(&pback) {

@@ -121,8 +121,18 @@ fn folded(g: &mut Graph, model: &RankingModel, user: &str, item: &str) -> Option
     let inv = 1.0 / m as f32;
     let h1: Vec<usize> = members.iter().map(|m| m.mlp.layers[0].output).collect();
     let width: usize = h1.iter().sum();
-    let user_parts: Vec<&[f32]> = caches.iter().map(|c| &c.user[..]).collect();
-    let item_parts: Vec<&[f32]> = caches.iter().map(|c| &c.item[..]).collect();
+    let user_tables: Vec<Vec<f32>> = members
+        .iter()
+        .zip(&caches)
+        .map(|(mm, c)| (0..nu).flat_map(|u| c.user_part(mm, u).to_vec()).collect())
+        .collect();
+    let user_parts: Vec<&[f32]> = user_tables.iter().map(Vec::as_slice).collect();
+    let item_tables: Vec<Vec<f32>> = members
+        .iter()
+        .zip(&caches)
+        .map(|(mm, c)| (0..ni).flat_map(|i| c.item_part(mm, i).to_vec()).collect())
+        .collect();
+    let item_parts: Vec<&[f32]> = item_tables.iter().map(Vec::as_slice).collect();
     let cu = side_by_side(nu, &h1, &user_parts);
     let ci = side_by_side(ni, &h1, &item_parts);
     let cu = g.f32s("first_layer/user", &[nu, width], &cu);
@@ -174,7 +184,7 @@ fn folded(g: &mut Graph, model: &RankingModel, user: &str, item: &str) -> Option
             for u in 0..nu {
                 let row = &mut uv[(u * m + k) * e..(u * m + k + 1) * e];
                 if dot {
-                    for (r, v) in row.iter_mut().zip(&caches[k].user_vec[u * d..(u + 1) * d]) {
+                    for (r, v) in row.iter_mut().zip(caches[k].user_vector(mm, u)) {
                         *r = v * inv;
                     }
                 }

@@ -43,12 +43,7 @@ pub use request::{history_strength, Limits, RankAnswer, RecommendAnswer};
 pub use rules::{Condition, Freshness, Op, Rules};
 pub use source::{Candidate, CandidateSource, HistoryItem, ModelSource, Retrieved, User, UserPath};
 
-/// Whether loading a model computes its per-user tables (known users' query vectors,
-/// EASE scores): natively yes, so that a server answers known users at full speed
-/// from its first request; not in WebAssembly, where loading is on the page's
-/// critical path and the browser's users arrive with a history (the query vectors are
-/// then computed on the first known user's request, the EASE scores never).
-pub(crate) const PRECOMPUTE_USER_TABLES: bool = !cfg!(target_arch = "wasm32");
+pub(crate) use shortlist_model::PRECOMPUTE_USER_TABLES;
 
 /// A loaded model version: a candidate source or a ranking model. Built once per
 /// load, so the size difference of the variants does not matter.
