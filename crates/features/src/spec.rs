@@ -38,8 +38,12 @@ pub struct FeatureConfig {
 }
 
 /// How one side feature is turned into model inputs.
+///
+/// Written as an object tagged by `"type"`; read through [`TransformFields`] rather
+/// than serde's internally tagged enum, which buffers every value of the object
+/// (vocabularies of thousands of strings) before reading it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(tag = "type", rename_all = "kebab-case", try_from = "TransformFields")]
 pub enum Transform {
     /// One value → one vocabulary index.
     Categorical {
@@ -65,6 +69,51 @@ pub enum Transform {
         /// The token vocabulary.
         vocab: Vocabulary,
     },
+}
+
+/// The kinds of [`Transform`], as its `"type"` names them.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum TransformKind {
+    Categorical,
+    MultiCategorical,
+    Numeric,
+    Text,
+}
+
+/// Every field a [`Transform`] object may have, read in one pass.
+#[derive(Deserialize)]
+struct TransformFields {
+    #[serde(rename = "type")]
+    kind: TransformKind,
+    vocab: Option<Vocabulary>,
+    normalizer: Option<Normalizer>,
+    buckets: Option<Bucketizer>,
+    tokenizer: Option<Tokenizer>,
+}
+
+impl TryFrom<TransformFields> for Transform {
+    type Error = String;
+
+    fn try_from(f: TransformFields) -> std::result::Result<Self, String> {
+        let missing = |name: &str| format!("missing field `{name}`");
+        Ok(match f.kind {
+            TransformKind::Categorical => Transform::Categorical {
+                vocab: f.vocab.ok_or_else(|| missing("vocab"))?,
+            },
+            TransformKind::MultiCategorical => Transform::MultiCategorical {
+                vocab: f.vocab.ok_or_else(|| missing("vocab"))?,
+            },
+            TransformKind::Numeric => Transform::Numeric {
+                normalizer: f.normalizer.ok_or_else(|| missing("normalizer"))?,
+                buckets: f.buckets,
+            },
+            TransformKind::Text => Transform::Text {
+                tokenizer: f.tokenizer.ok_or_else(|| missing("tokenizer"))?,
+                vocab: f.vocab.ok_or_else(|| missing("vocab"))?,
+            },
+        })
+    }
 }
 
 /// One fitted side feature.
@@ -642,6 +691,29 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with("m/features.json: invalid feature spec: missing field"),
+            "{e}"
+        );
+        // A transform without the field of its kind, or of an unknown kind.
+        let spec = FeatureSpec::fit(&d, &[0, 1, 2, 3], &config()).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&spec.to_json()).unwrap();
+        let t = &mut json["item_features"][1]["transform"];
+        assert_eq!(t["type"], "multi-categorical");
+        t.as_object_mut().unwrap().remove("vocab");
+        let e = FeatureSpec::from_json(&json.to_string(), Path::new("f.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.json: invalid feature spec: missing field `vocab`"),
+            "{e}"
+        );
+        json["item_features"][1]["transform"]["type"] = "colour".into();
+        let e = FeatureSpec::from_json(&json.to_string(), Path::new("f.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "f.json: invalid feature spec: unknown variant `colour`, expected one of"
+            ),
             "{e}"
         );
     }

@@ -185,8 +185,16 @@ struct File {
     columns: Vec<FileColumn>,
 }
 
+/// One column as written, tagged by `"type"`; read through [`ColumnFields`] rather
+/// than serde's internally tagged enum, which buffers every value before reading it
+/// again.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    deny_unknown_fields,
+    try_from = "ColumnFields"
+)]
 enum FileColumn {
     Categorical {
         name: String,
@@ -200,6 +208,118 @@ enum FileColumn {
         name: String,
         values: Vec<Option<f64>>,
     },
+}
+
+/// The kinds of [`FileColumn`], as its `"type"` names them.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ColumnKind {
+    Categorical,
+    MultiCategorical,
+    Numeric,
+}
+
+/// A [`FileColumn`] object's fields, read in one pass.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnFields {
+    #[serde(rename = "type")]
+    kind: ColumnKind,
+    name: String,
+    values: Vec<Cell>,
+}
+
+/// One value of a column as written: null, a string, a number or a list of strings.
+enum Cell {
+    Null,
+    Text(String),
+    Number(f64),
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Cell {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct CellVisitor;
+        impl<'de> serde::de::Visitor<'de> for CellVisitor {
+            type Value = Cell;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("null, a string, a number or a list of strings")
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Cell, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_none<E>(self) -> std::result::Result<Cell, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Cell, E> {
+                Ok(Cell::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Cell, E> {
+                Ok(Cell::Text(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Cell, E> {
+                Ok(Cell::Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Cell, E> {
+                Ok(Cell::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Cell, E> {
+                Ok(Cell::Number(v as f64))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Cell, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    v.push(s);
+                }
+                Ok(Cell::List(v))
+            }
+        }
+        d.deserialize_any(CellVisitor)
+    }
+}
+
+impl TryFrom<ColumnFields> for FileColumn {
+    type Error = String;
+
+    fn try_from(c: ColumnFields) -> std::result::Result<Self, String> {
+        let name = c.name;
+        let bad = |k: usize, what: &str| format!("column {name:?}: value {k} is not {what}");
+        let values = c.values.into_iter().enumerate();
+        Ok(match c.kind {
+            ColumnKind::Categorical => FileColumn::Categorical {
+                values: values
+                    .map(|(k, v)| match v {
+                        Cell::Null => Ok(None),
+                        Cell::Text(s) => Ok(Some(s)),
+                        _ => Err(bad(k, "a string or null")),
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+                name,
+            },
+            ColumnKind::MultiCategorical => FileColumn::MultiCategorical {
+                values: values
+                    .map(|(k, v)| match v {
+                        Cell::List(l) => Ok(l),
+                        _ => Err(bad(k, "a list of strings")),
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+                name,
+            },
+            ColumnKind::Numeric => FileColumn::Numeric {
+                values: values
+                    .map(|(k, v)| match v {
+                        Cell::Null => Ok(None),
+                        Cell::Number(x) => Ok(Some(x)),
+                        _ => Err(bad(k, "a number or null")),
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+                name,
+            },
+        })
+    }
 }
 
 impl ItemAttributes {
@@ -550,6 +670,60 @@ mod tests {
         assert_eq!(cat2.labels().unwrap().name(cat2.label(2).unwrap()), "shoes");
         assert_eq!(price2.number(2), Some(49.99));
         assert_eq!(back.rows(), 3);
+        let tags2 = &back.get("tags").unwrap().values;
+        let sale2 = tags2.labels().unwrap().get("sale").unwrap();
+        assert!(tags2.has_any(2, &[sale2]) && !tags2.has_any(1, &[sale2]));
+        // A value of the wrong kind, or a column of an unknown type, names the column.
+        let path = dir.path().join(ATTRIBUTES);
+        let good: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let column = |json: &serde_json::Value, name: &str| {
+            json["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|c| c["name"] == name)
+                .unwrap()
+        };
+        for (name, field, value, want) in [
+            (
+                "price",
+                "values",
+                serde_json::json!([null, null, "cheap"]),
+                "column \"price\": value 2 is not a number or null",
+            ),
+            (
+                "tags",
+                "values",
+                serde_json::json!([[], "red", []]),
+                "column \"tags\": value 1 is not a list of strings",
+            ),
+            (
+                "category",
+                "values",
+                serde_json::json!([null, 3, null]),
+                "column \"category\": value 1 is not a string or null",
+            ),
+            (
+                "price",
+                "type",
+                serde_json::json!("colour"),
+                "unknown variant `colour`",
+            ),
+        ] {
+            let mut json = good.clone();
+            let k = column(&json, name);
+            json["columns"][k][field] = value;
+            std::fs::write(&path, json.to_string()).unwrap();
+            let e = ItemAttributes::read(dir.path(), &vocab)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("invalid attribute table: {want}")),
+                "{e}"
+            );
+        }
+        std::fs::write(&path, good.to_string()).unwrap();
         // Another vocabulary: refused, naming the row.
         let other = Vocabulary::from_values(vec!["a".into(), "b".into()], 1);
         let e = ItemAttributes::read(dir.path(), &other)
