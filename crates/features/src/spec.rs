@@ -39,7 +39,7 @@ pub struct FeatureConfig {
 
 /// How one side feature is turned into model inputs.
 ///
-/// Written as an object tagged by `"type"`; read through [`TransformFields`] rather
+/// Written as an object tagged by `"type"`; read through `TransformFields` rather
 /// than serde's internally tagged enum, which buffers every value of the object
 /// (vocabularies of thousands of strings) before reading it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

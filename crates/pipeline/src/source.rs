@@ -5,8 +5,9 @@
 //! item–item weights, scored densely).
 //!
 //! Everything that does not depend on the request is computed at load time: every
-//! known user's query vector (natively; see [`crate::PRECOMPUTE_USER_TABLES`]), the
-//! index, the popularity fallback order.
+//! known user's query vector (natively; see
+//! [`shortlist_model::PRECOMPUTE_USER_TABLES`]), the index, the popularity fallback
+//! order.
 
 use std::path::Path;
 
