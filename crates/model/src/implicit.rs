@@ -134,10 +134,10 @@ impl EaseModel {
     /// Writes the scores of `items` for a user with item-row `history` into `out`.
     pub fn score_items(&self, history: &[u32], items: &[u32], out: &mut [f32]) {
         let n = self.num_items();
-        out[..items.len()].fill(0.0);
-        for &h in history {
-            match &self.weights {
-                ItemWeights::Dense(w) => {
+        match &self.weights {
+            ItemWeights::Dense(w) => {
+                out[..items.len()].fill(0.0);
+                for &h in history {
                     let Some(row) = w.get(h as usize * n..(h as usize + 1) * n) else {
                         continue;
                     };
@@ -145,13 +145,17 @@ impl EaseModel {
                         *o += row.get(j as usize).copied().unwrap_or(0.0);
                     }
                 }
-                ItemWeights::Sparse(s) => {
-                    if h as usize >= s.rows {
-                        continue;
-                    }
-                    for (o, &j) in out.iter_mut().zip(items) {
-                        *o += s.get(h as usize, j as usize);
-                    }
+            }
+            ItemWeights::Sparse(_) => {
+                // The history's rows added into one scratch row (in history order, as
+                // the dense sums), then the items looked up: one pass over each row's
+                // stored weights instead of a search per (row, item) pair.
+                let mut all = vec![0f32; n];
+                for &h in history {
+                    self.weights.add_row(n, h as usize, &mut all);
+                }
+                for (o, &j) in out.iter_mut().zip(items) {
+                    *o = all.get(j as usize).copied().unwrap_or(0.0);
                 }
             }
         }
