@@ -458,15 +458,6 @@ impl SparseRows {
         }
     }
 
-    /// Entry `(i, j)` (0 where none is stored).
-    pub fn get(&self, i: usize, j: usize) -> f32 {
-        let (cols, vals) = self.row(i);
-        let Ok(j) = u32::try_from(j) else {
-            return 0.0;
-        };
-        cols.binary_search(&j).map_or(0.0, |k| vals[k])
-    }
-
     /// The dense `rows × cols` matrix, row-major.
     pub fn to_dense(&self) -> Vec<f32> {
         let mut v = vec![0f32; self.rows * self.cols];

@@ -91,21 +91,14 @@ impl ItemWeights {
         }
     }
 
-    /// The dense `n × n` matrix, row-major.
+    /// The dense `n × n` matrix, row-major (a sparse matrix of another shape, which
+    /// [`EaseModel::check`] refuses, gives its own shape).
     pub fn to_dense(&self, n: usize) -> std::borrow::Cow<'_, [f32]> {
         match self {
             ItemWeights::Dense(w) => w.as_slice().into(),
-            ItemWeights::Sparse(s) if s.rows == n && s.cols == n => s.to_dense().into(),
             ItemWeights::Sparse(s) => {
-                // A matrix of another shape is refused by `check`; keep what fits.
-                let mut v = vec![0f32; n * n];
-                for i in 0..s.rows.min(n) {
-                    let (cols, vals) = s.row(i);
-                    for (&c, &x) in cols.iter().zip(vals).filter(|(&c, _)| (c as usize) < n) {
-                        v[i * n + c as usize] = x;
-                    }
-                }
-                v.into()
+                debug_assert_eq!((s.rows, s.cols), (n, n));
+                s.to_dense().into()
             }
         }
     }

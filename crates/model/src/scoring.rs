@@ -32,9 +32,9 @@ pub struct ScoringCache {
 /// use.
 #[derive(Debug, Clone)]
 enum Rows {
-    /// Every row, `users × width`, row-major.
+    /// Every row, `rows × width`, row-major.
     Table(Vec<f32>),
-    /// One slot per user, filled on first use.
+    /// One slot per row, filled on first use.
     OnFirstUse(Vec<OnceLock<Box<[f32]>>>),
 }
 
@@ -50,11 +50,11 @@ impl Rows {
         Rows::OnFirstUse((0..n).map(|_| OnceLock::new()).collect())
     }
 
-    /// Row `u` (`width` values), computed by `compute` if it is not yet.
-    fn row(&self, u: usize, width: usize, compute: impl FnOnce(&mut [f32])) -> &[f32] {
+    /// Row `r` (`width` values), computed by `compute` if it is not yet.
+    fn row(&self, r: usize, width: usize, compute: impl FnOnce(&mut [f32])) -> &[f32] {
         match self {
-            Rows::Table(t) => &t[u * width..(u + 1) * width],
-            Rows::OnFirstUse(rows) => rows[u].get_or_init(|| {
+            Rows::Table(t) => &t[r * width..(r + 1) * width],
+            Rows::OnFirstUse(rows) => rows[r].get_or_init(|| {
                 let mut r = vec![0f32; width];
                 compute(&mut r);
                 r.into()

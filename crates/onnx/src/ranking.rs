@@ -92,6 +92,9 @@ pub fn graph_with(model: &RankingModel, from_caches: bool) -> Result<Vec<u8>> {
     ))
 }
 
+/// A row's first-layer part from a member's scoring cache.
+type Part = for<'a> fn(&'a ScoringCache, &RankingModel, usize) -> &'a [f32];
+
 /// The ensemble's prediction before the clip, `[N, 1]`, for a rating (or multitask)
 /// model whose members all carry the scoring cache our scorer uses
 /// (`RankingModel::prepare_scoring`: the first MLP layer's user part and item part per
@@ -121,20 +124,25 @@ fn folded(g: &mut Graph, model: &RankingModel, user: &str, item: &str) -> Option
     let inv = 1.0 / m as f32;
     let h1: Vec<usize> = members.iter().map(|m| m.mlp.layers[0].output).collect();
     let width: usize = h1.iter().sum();
-    let user_tables: Vec<Vec<f32>> = members
-        .iter()
-        .zip(&caches)
-        .map(|(mm, c)| (0..nu).flat_map(|u| c.user_part(mm, u).to_vec()).collect())
-        .collect();
-    let user_parts: Vec<&[f32]> = user_tables.iter().map(Vec::as_slice).collect();
-    let item_tables: Vec<Vec<f32>> = members
-        .iter()
-        .zip(&caches)
-        .map(|(mm, c)| (0..ni).flat_map(|i| c.item_part(mm, i).to_vec()).collect())
-        .collect();
-    let item_parts: Vec<&[f32]> = item_tables.iter().map(Vec::as_slice).collect();
-    let cu = side_by_side(nu, &h1, &user_parts);
-    let ci = side_by_side(ni, &h1, &item_parts);
+    // Each member's first-layer parts of every row (computed now where the cache
+    // fills its rows on first use).
+    let tables = |rows: usize, part: Part| -> Vec<Vec<f32>> {
+        members
+            .iter()
+            .zip(&caches)
+            .map(|(mm, c)| {
+                (0..rows)
+                    .flat_map(|r| part(c, mm, r).iter().copied())
+                    .collect()
+            })
+            .collect()
+    };
+    let (user_tables, item_tables) = (
+        tables(nu, ScoringCache::user_part),
+        tables(ni, ScoringCache::item_part),
+    );
+    let cu = side_by_side(nu, &h1, &user_tables);
+    let ci = side_by_side(ni, &h1, &item_tables);
     let cu = g.f32s("first_layer/user", &[nu, width], &cu);
     let ci = g.f32s("first_layer/item", &[ni, width], &ci);
     let (cu, ci) = (g.gather(&cu, user), g.gather(&ci, item));
@@ -317,7 +325,7 @@ fn autorec_blend(g: &mut Graph, a: &AutoRec, acc: &str, user: &str, item: &str) 
 }
 
 /// `rows × Σ widths` row-major: row r is row r of every part (`rows × widths[k]`) in turn.
-fn side_by_side(rows: usize, widths: &[usize], parts: &[&[f32]]) -> Vec<f32> {
+fn side_by_side(rows: usize, widths: &[usize], parts: &[Vec<f32>]) -> Vec<f32> {
     let mut out = Vec::with_capacity(rows * widths.iter().sum::<usize>());
     for r in 0..rows {
         for (p, &w) in parts.iter().zip(widths) {
