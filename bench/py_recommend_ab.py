@@ -6,7 +6,7 @@ Each DIR holds a package `shortlist/` staged as python/tests/pytest.rs stages it
 (python/shortlist/*.py plus a build's target/release/deps/lib_shortlist.so copied as
 shortlist/_shortlist.abi3.so). Rounds alternate OLD and NEW; each round is one fresh
 process per package that fits the retrieval model (3 epochs, seed 42) and times the
-extension's call, the arrays and the DataFrame (median of 31 calls each). Prints
+extension's call, the arrays and the DataFrame (median of 301 calls each). Prints
 every round, then the medians over rounds.
 """
 
@@ -28,7 +28,7 @@ model = shortlist.Retrieval(epochs=3, seed=42).fit(train, progress=False)
 users = train.to_pandas()["user_id"].unique()
 raw, ids = model._fitted(), _ids(users)
 
-def median_ms(f, n=31):
+def median_ms(f, n=301):
     times = []
     for _ in range(n):
         t = time.perf_counter()

@@ -478,7 +478,7 @@ impl Model {
         k: usize,
         exclude_seen: bool,
     ) -> PyResult<(
-        Vec<String>,
+        Vec<Bound<'py, PyAny>>,
         Bound<'py, PyArray1<u32>>,
         Bound<'py, PyArray1<u32>>,
         Bound<'py, PyArray1<f32>>,
@@ -515,7 +515,7 @@ impl Model {
             })
             .map_err(py_err)?;
         Ok((
-            users.uniques,
+            users.unique_objects(py),
             PyArray1::from_vec(py, codes),
             PyArray1::from_vec(py, rows),
             PyArray1::from_vec(py, scores),

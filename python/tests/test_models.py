@@ -185,7 +185,8 @@ def test_fit_releases_the_gil(dataset):
     try:
         time.sleep(0.05)
         start_count, t0 = count[0], time.perf_counter()
-        shortlist.Retrieval(epochs=40).fit(train, test, progress=False)
+        # 40 epochs took 0.19 s on a fast machine, too short to tell: 120.
+        shortlist.Retrieval(epochs=120).fit(train, test, progress=False)
         elapsed, during = time.perf_counter() - t0, count[0] - start_count
     finally:
         stop.set()
@@ -301,6 +302,22 @@ def test_ids_as_lists_series_and_integer_arrays(frames):
     assert lists["user_id"].tolist() == ["3"] * 8 + ["500"] * 4
     with pytest.raises(ValueError, match="user_ids: expected a list of ids or a numpy integer array"):
         ease.predict({"a": 1}, ["1"])
+    # Ids are read from the str objects' own UTF-8 (no copy): non-ASCII text, a
+    # subclass and fresh objects of one text name one user; a lone surrogate has no
+    # UTF-8 form and is refused with Python's own error.
+    accents = pd.DataFrame({"user": ["zoë", "zoë", "Łukasz", "李", "🙂"] * 20,
+                            "item": [f"i{j % 7}" for j in range(100)], "stars": 4.0, "ts": 0})
+    small = shortlist.EASE().fit(shortlist.Dataset.from_pandas(accents, user="user", item="item",
+                                                            rating="stars", timestamp="ts"))
+    asked = ["zoë", "".join(["zo", "ë"]), Name("李"), "🙂", "Łukasz", "nobody"]
+    got = small.recommend(asked, k=2, exclude_seen=False, as_frame=False)
+    assert got["user_id"].tolist() == ["zoë"] * 4 + ["李"] * 2 + ["🙂"] * 2 + ["Łukasz"] * 2 + ["nobody"] * 2
+    np.testing.assert_array_equal(got["score"][:2], got["score"][2:4])
+    # The distinct ids come back as the objects given (the first of each text).
+    raw_ids = small._fitted().recommend(asked, 2, True)[0]
+    assert raw_ids[0] is asked[0] and raw_ids[-1] is asked[-1] and type(raw_ids[2]) is str
+    with pytest.raises(UnicodeEncodeError):
+        small.predict(["\ud800"], ["i1"])
     with pytest.raises(ValueError, match="k: expected at least 1"):
         ease.recommend(u, k=0)
 
