@@ -12,6 +12,7 @@ mod dataset;
 mod ids;
 mod model;
 mod pipeline;
+mod threads;
 
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -51,6 +52,7 @@ pub(crate) fn bad(msg: impl Into<String>) -> PyErr {
 /// The extension module.
 #[pymodule]
 fn _shortlist(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    threads::init_pool();
     m.add_class::<dataset::Dataset>()?;
     m.add_class::<model::Model>()?;
     m.add_class::<pipeline::Pipeline>()?;

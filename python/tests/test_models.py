@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -194,6 +196,41 @@ def test_fit_releases_the_gil(dataset):
     assert elapsed > 0.2, "the fit is too short to tell"
     # A held GIL would let the thread run only at the 100 ms signal checks.
     assert during > 20_000 * elapsed, (during, elapsed)
+
+
+def _worker_cpus():
+    # CPUs allowed to each of this process's threads named sl-pool-N (the pool's).
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            name = f.read().strip()
+        if name.startswith("sl-pool-"):
+            with open(f"/proc/self/task/{tid}/status") as f:
+                line = next(x for x in f if x.startswith("Cpus_allowed_list:"))
+            out[name] = line.split(":")[1].strip()
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning applies on Linux with at least 2 CPUs")
+def test_pool_workers_are_pinned_to_distinct_cpus(dataset, tmp_path):
+    # The test process itself: its pool was built at import (SHORTLIST_PIN_THREADS unset
+    # by the harness).
+    shortlist.EASE().fit(dataset).recommend(["u1"], k=2)
+    cpus = _worker_cpus()
+    allowed = sorted(os.sched_getaffinity(0))
+    if os.environ.get("SHORTLIST_PIN_THREADS") == "0" or int(os.environ.get("RAYON_NUM_THREADS") or 0) > len(allowed):
+        pytest.skip("pinning turned off for this process")
+    assert sorted(cpus) == sorted(f"sl-pool-{i}" for i in range(len(allowed)))
+    assert sorted(int(c) for c in cpus.values()) == allowed
+    # Turned off: no pool of ours, the workers are rayon's own (unpinned, unnamed).
+    code = ("import os, shortlist, pandas as pd, sys; sys.path.insert(0, os.environ['TESTS']); "
+            "import test_models as t; d = shortlist.Dataset.from_pandas(pd.DataFrame("
+            "{'user': ['a', 'b'] * 5, 'item': list('vwxyz') * 2}), user='user', item='item'); shortlist.EASE().fit(d); "
+            "print(t._worker_cpus())")
+    env = dict(os.environ, SHORTLIST_PIN_THREADS="0", TESTS=os.path.dirname(__file__))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "{}", out.stderr
 
 
 def test_ctrl_c_interrupts_fit(dataset):
