@@ -7,9 +7,9 @@
 //! 1.7 ms instead of 0.85 after 20 ms of idle, the same as one worker
 //! (`batch_recommend` with a gap, BENCHMARKS.md "The Python package"). With worker
 //! `i` pinned to the `i`-th CPU the process may use, it took 1.07 ms. Only when the
-//! pool has no more workers than the process has CPUs (`RAYON_NUM_THREADS` may ask
-//! for more: then nothing is pinned), only on Linux, and not when
-//! `SHORTLIST_PIN_THREADS=0`. The pinned workers are named `sl-pool-N` (what `top -H`
+//! pool has exactly one worker per CPU the process may use (not under a container's
+//! CPU quota smaller than its CPU set, nor with a `RAYON_NUM_THREADS` other than that
+//! count), only on Linux, and not when `SHORTLIST_PIN_THREADS=0`. The pinned workers are named `sl-pool-N` (what `top -H`
 //! and `/proc/PID/task/*/comm` show).
 
 /// Builds rayon's global pool with pinned workers (see the module docs). Does
@@ -21,12 +21,17 @@ pub fn init_pool() {
             return;
         }
         let cpus = allowed_cpus();
+        // rayon's own choice: `RAYON_NUM_THREADS`, else the available parallelism,
+        // which also counts a container's CPU quota.
         let workers = std::env::var("RAYON_NUM_THREADS")
             .ok()
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|&n| n > 0)
-            .unwrap_or(cpus.len());
-        if cpus.len() < 2 || workers > cpus.len() {
+            .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+            .unwrap_or(0);
+        // Pinned only when the workers are exactly the process's CPUs, one each: fewer
+        // workers (a quota, a smaller RAYON_NUM_THREADS) may run on any of them.
+        if cpus.len() < 2 || workers != cpus.len() {
             return;
         }
         // An error means the pool was already built (by an earlier import in this

@@ -211,6 +211,16 @@ def _worker_cpus():
     return out
 
 
+def _cpu_quota():
+    # Whether this cgroup (v2) caps the CPUs below the affinity set's count.
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()
+    except (OSError, ValueError):
+        return False
+    return quota != "max" and float(quota) / float(period) < len(os.sched_getaffinity(0))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
                     reason="pinning applies on Linux with at least 2 CPUs")
 def test_pool_workers_are_pinned_to_distinct_cpus(dataset, tmp_path):
@@ -219,8 +229,8 @@ def test_pool_workers_are_pinned_to_distinct_cpus(dataset, tmp_path):
     shortlist.EASE().fit(dataset).recommend(["u1"], k=2)
     cpus = _worker_cpus()
     allowed = sorted(os.sched_getaffinity(0))
-    if os.environ.get("SHORTLIST_PIN_THREADS") == "0" or int(os.environ.get("RAYON_NUM_THREADS") or 0) > len(allowed):
-        pytest.skip("pinning turned off for this process")
+    if os.environ.get("SHORTLIST_PIN_THREADS") == "0" or os.environ.get("RAYON_NUM_THREADS") or _cpu_quota():
+        pytest.skip("pinning does not apply to this process (turned off, RAYON_NUM_THREADS, a CPU quota)")
     assert sorted(cpus) == sorted(f"sl-pool-{i}" for i in range(len(allowed)))
     assert sorted(int(c) for c in cpus.values()) == allowed
     # Turned off: no pool of ours, the workers are rayon's own (unpinned, unnamed).
