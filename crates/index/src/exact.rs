@@ -42,15 +42,31 @@ pub const TENSOR_NAME: &str = "items";
 /// the scheduling.
 const QUERY_BLOCK: usize = 32;
 
-/// Up to this many bytes of `f32` items, a single query skips the int8 prefilter: the
-/// items stay in a core's L2 cache, the f32 kernel is then compute-bound and fast,
-/// and the prefilter's exact rescoring of the candidates it cannot rule out costs
-/// more than its smaller scan saves. Measured with `examples/exact_single.rs` on an
-/// AVX-512 VNNI core (1 MiB L2), k = 100, 85 excluded: 1,682 × 64 (0.4 MiB) 7.9 µs
-/// f32 vs 15.9 µs int8; 5,000 × 64 (1.3 MiB) 23.9 vs 31.9; 7,000 × 64 (1.8 MiB) a
-/// tie; 10,000 × 64 (2.6 MiB) 92 vs 56. Both kernels give the same hits bit for bit.
+/// Up to this many bytes of `f32` items, a single query may skip the int8 prefilter:
+/// the items stay in a core's L2 cache, the f32 kernel is then compute-bound and fast,
+/// and the prefilter's exact rescoring of the candidates it cannot rule out can cost
+/// more than its smaller scan saves — when `k` is large beside the catalogue (see
+/// [`INT8_ITEMS_PER_RESULT`]). Measured with `examples/exact_single.rs` on a Zen 4
+/// core (1 MiB L2), 2026-11-24, k = 100, 85 excluded: 1,682 × 64 (0.4 MiB) 7.9 µs f32
+/// vs 15.9 µs int8; 5,000 × 64 (1.3 MiB) 23.9 vs 31.9; 7,000 × 64 (1.8 MiB) a tie;
+/// 10,000 × 64 (2.6 MiB) 92 vs 56. Both kernels give the same hits bit for bit.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const F32_RESIDENT_BYTES: usize = 3 << 19;
+
+/// A cache-resident catalogue still goes through the int8 prefilter for a single query
+/// when it holds at least this many items per result asked for (and at least
+/// [`INT8_MIN_ITEMS`]): the prefilter then rules out almost every item. The int8 path
+/// has become faster since the measurement above (2026-12-04, the same example on a
+/// Zen 4 VM, wall time per query, f32 vs int8): 1,682 items, dim 32, k 10: 2.56 vs
+/// 1.53 µs; k 40: 3.88 vs 2.72; k 100: 5.53 vs 5.16; dim 64, k 10: 5.02 vs 2.24; k 100
+/// with 85 excluded: 8.87 vs 7.18; 500 items, k 10: 1.32 vs 0.83 (dim 32); but 500
+/// items, k 100: 3.16 vs 5.14, and 200 items, k 10: 0.76 vs 1.00.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const INT8_ITEMS_PER_RESULT: usize = 16;
+
+/// See [`INT8_ITEMS_PER_RESULT`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const INT8_MIN_ITEMS: usize = 512;
 
 /// Exact top-K by inner product over an `n × dim` row-major item matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,14 +177,26 @@ impl ExactIndex {
         Ok(gate.into_sorted())
     }
 
-    /// The kernel for one query: the best one, except that a catalogue small enough
-    /// to stay in cache skips the int8 prefilter (see [`F32_RESIDENT_BYTES`]).
-    fn single_query_kernel(&self) -> Kernel {
+    /// The kernel for one query asking for `k` results: the best one, except that a
+    /// catalogue small enough to stay in cache skips the int8 prefilter when `k` is
+    /// large beside it or it is tiny (see [`F32_RESIDENT_BYTES`],
+    /// [`INT8_ITEMS_PER_RESULT`]).
+    fn single_query_kernel(&self, k: usize) -> Kernel {
         let kernel = Kernel::best();
         #[cfg(target_arch = "x86_64")]
-        if kernel == Kernel::Int8 && self.items.len() * 4 <= F32_RESIDENT_BYTES {
-            return Kernel::Avx512;
+        {
+            let n = self.len();
+            let prefilter_pays =
+                n >= INT8_MIN_ITEMS && n >= k.saturating_mul(INT8_ITEMS_PER_RESULT);
+            if kernel == Kernel::Int8
+                && self.items.len() * 4 <= F32_RESIDENT_BYTES
+                && !prefilter_pays
+            {
+                return Kernel::Avx512;
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = k;
         kernel
     }
 
@@ -319,7 +347,7 @@ impl TopKIndex for ExactIndex {
     }
 
     fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Hit>> {
-        self.search_with(self.single_query_kernel(), query, k, filter)
+        self.search_with(self.single_query_kernel(k), query, k, filter)
     }
 
     fn search_batch<'f>(
@@ -344,29 +372,38 @@ mod tests {
         (0..len).map(|_| rng.normal() as f32).collect()
     }
 
-    /// A single query over a catalogue that stays in cache skips the int8
-    /// prefilter; a larger one uses it (when the CPU has it); both give the hits of
-    /// the brute-force reference.
+    /// A single query over a catalogue that stays in cache skips the int8 prefilter
+    /// when it asks for many results beside the catalogue's size, or the catalogue is
+    /// tiny; otherwise (and always over a larger catalogue) it uses it, when the CPU
+    /// has it. Every case gives the hits of the brute-force reference.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn single_queries_skip_the_prefilter_only_for_cache_resident_catalogues() {
         let mut rng = Rng::new(5);
         let dim = 64;
         let small_n = F32_RESIDENT_BYTES / (4 * dim);
-        for (n, small) in [(small_n, true), (small_n + 1, false)] {
+        let few = small_n / INT8_ITEMS_PER_RESULT;
+        for (n, k, f32_wins) in [
+            (small_n, few + 1, true),
+            (small_n, few, false),
+            (small_n, 100, false),
+            (INT8_MIN_ITEMS - 1, 10, true),
+            (INT8_MIN_ITEMS, 10, false),
+            (small_n + 1, small_n, false),
+        ] {
             let items = random(&mut rng, n * dim);
             let index = ExactIndex::new(items.clone(), dim).unwrap();
             let want = match Kernel::best() {
-                Kernel::Int8 if small => Kernel::Avx512,
+                Kernel::Int8 if f32_wins => Kernel::Avx512,
                 best => best,
             };
-            assert_eq!(index.single_query_kernel(), want, "n {n}");
+            assert_eq!(index.single_query_kernel(k), want, "n {n} k {k}");
             let q = random(&mut rng, dim);
-            let got = index.search(&q, 100, &Filter::None).unwrap();
+            let got = index.search(&q, k, &Filter::None).unwrap();
             assert_same(
                 &got,
-                &brute_force(&items, dim, &q, 100, |_| true),
-                &format!("n {n}"),
+                &brute_force(&items, dim, &q, k, |_| true),
+                &format!("n {n} k {k}"),
             );
         }
     }
