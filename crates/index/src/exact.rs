@@ -46,8 +46,8 @@ const QUERY_BLOCK: usize = 32;
 /// the items stay in a core's L2 cache, the f32 kernel is then compute-bound and fast,
 /// and the prefilter's exact rescoring of the candidates it cannot rule out can cost
 /// more than its smaller scan saves — when `k` is large beside the catalogue (see
-/// [`INT8_ITEMS_PER_RESULT`]). Measured with `examples/exact_single.rs` on a Zen 4
-/// core (1 MiB L2), 2026-11-24, k = 100, 85 excluded: 1,682 × 64 (0.4 MiB) 7.9 µs f32
+/// [`INT8_ITEMS_PER_RESULT`]). First measured with `examples/exact_single.rs` on an
+/// AVX-512 VNNI core (1 MiB L2), k = 100, 85 excluded: 1,682 × 64 (0.4 MiB) 7.9 µs f32
 /// vs 15.9 µs int8; 5,000 × 64 (1.3 MiB) 23.9 vs 31.9; 7,000 × 64 (1.8 MiB) a tie;
 /// 10,000 × 64 (2.6 MiB) 92 vs 56. Both kernels give the same hits bit for bit.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -56,7 +56,7 @@ const F32_RESIDENT_BYTES: usize = 3 << 19;
 /// A cache-resident catalogue still goes through the int8 prefilter for a single query
 /// when it holds at least this many items per result asked for (and at least
 /// [`INT8_MIN_ITEMS`]): the prefilter then rules out almost every item. The int8 path
-/// has become faster since the measurement above (2026-12-04, the same example on a
+/// has become faster since that first measurement (2026-12-04, the same example on a
 /// Zen 4 VM, wall time per query, f32 vs int8): 1,682 items, dim 32, k 10: 2.56 vs
 /// 1.53 µs; k 40: 3.88 vs 2.72; k 100: 5.53 vs 5.16; dim 64, k 10: 5.02 vs 2.24; k 100
 /// with 85 excluded: 8.87 vs 7.18; 500 items, k 10: 1.32 vs 0.83 (dim 32); but 500

@@ -159,12 +159,12 @@ impl IvfIndex {
             opened >= want
         };
         // The best `m` lists by key (`q·c + β ν r` of `[q, ‖q‖]`): the coarse index's
-        // own exact top `m`, through its int8 prefilter where the CPU has it (a quarter
-        // of the centres' bytes read, and no selection over every list's score here);
-        // the same scores, bit for bit, as scoring every list.
+        // own exact top `m` (its single-query kernel: the int8 prefilter where it pays,
+        // a quarter of the centres' bytes read, and no selection over every list's
+        // score here); the same scores, bit for bit, as scoring every list.
         let first: Vec<u64> = self
             .coarse
-            .search_with(Kernel::best(), &aug, m, &Filter::None)?
+            .search(&aug, m, &Filter::None)?
             .iter()
             .map(|h| quant::key(sanitize(h.score), h.item))
             .collect();
