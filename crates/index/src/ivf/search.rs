@@ -35,15 +35,7 @@ impl IvfIndex {
         if admissible == 0 {
             return Ok(Vec::new());
         }
-        let budget = match mode {
-            SearchMode::Probes(p) => Budget::Lists((*p).clamp(1, self.lists())),
-            SearchMode::Target(t) => {
-                // At least as many items as hold `k` admissible ones on average.
-                let depth = calibration::depth(k, admissible, self.n);
-                let needed = k as f64 * self.n as f64 / admissible as f64;
-                Budget::Items(self.calibration.budget(depth, t.for_k(k)).max(needed))
-            }
-        };
+        let budget = self.budget(mode, k, admissible);
         let exact_is_cheaper = match budget {
             Budget::Items(b) => admissible as f64 * EXACT_COST <= b.min(self.n as f64),
             // A fixed number of lists: allow-lists are scored exactly, as always.
@@ -97,6 +89,64 @@ impl IvfIndex {
         }
     }
 
+    /// How much a search in `mode` for `k` results opens when `admissible` of the
+    /// items pass its filter.
+    fn budget(&self, mode: &SearchMode, k: usize, admissible: usize) -> Budget {
+        match mode {
+            SearchMode::Probes(p) => Budget::Lists((*p).clamp(1, self.lists())),
+            SearchMode::Target(t) => {
+                // At least as many items as hold `k` admissible ones on average.
+                let depth = calibration::depth(k, admissible, self.n);
+                let needed = k as f64 * self.n as f64 / admissible.max(1) as f64;
+                Budget::Items(self.calibration.budget(depth, t.for_k(k)).max(needed))
+            }
+        }
+    }
+
+    /// The lists a search for `k` results of `query` opens first when `admissible` of
+    /// the items pass its filter: list numbers in opening order, the head
+    /// ([`IvfIndex::lists`]) first when the index has one. Items kept beside the index
+    /// (added while serving, each in its [`IvfIndex::list_of`]) are found as the
+    /// index's own are by scanning theirs.
+    pub fn opened_lists(&self, query: &[f32], k: usize, admissible: usize) -> Result<Vec<u32>> {
+        crate::index_base::check_query(query.len(), self.dim)?;
+        let mut ids = Vec::new();
+        if k == 0 || self.n == 0 {
+            return Ok(ids);
+        }
+        let budget = self.budget(&self.mode, k, admissible.clamp(1, self.n));
+        self.open_lists(query, &budget, Some(&mut ids))?;
+        Ok(ids)
+    }
+
+    /// The list an item of vector `v` joins: the head ([`IvfIndex::lists`]) when its
+    /// norm reaches the head's smallest, else its nearest centre (L2), as the build
+    /// assigns items.
+    pub fn list_of(&self, v: &[f32]) -> Result<u32> {
+        crate::index_base::check_query(v.len(), self.dim)?;
+        let lists = self.lists();
+        let head = &self.ranges[lists];
+        if head.valid_end > head.blocks.start * BLOCK {
+            let p = head.valid_end - 1;
+            let smallest = norm(&self.items[p * self.dim..(p + 1) * self.dim]);
+            if norm(v) >= smallest {
+                return Ok(lists as u32);
+            }
+        }
+        let mut best = (f64::INFINITY, 0u32);
+        for (l, c) in self.centroids.chunks_exact(self.dim).enumerate() {
+            let d: f64 = c
+                .iter()
+                .zip(v)
+                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                .sum();
+            if d < best.0 {
+                best = (d, l as u32);
+            }
+        }
+        Ok(best.1)
+    }
+
     /// One exact top-`k` over `ranges` (`adm` filters stored positions, or items for a
     /// bitmap): the int8 kernel, or `f32` for a query it cannot take.
     pub(super) fn scan(
@@ -118,6 +168,17 @@ impl IvfIndex {
 
     /// The lists a query opens, head first, each with its bound for this query.
     pub(super) fn open(&self, query: &[f32], budget: &Budget) -> Result<Vec<Range>> {
+        self.open_lists(query, budget, None)
+    }
+
+    /// [`IvfIndex::open`], also writing the list numbers into `ids` when given (the
+    /// head is list [`IvfIndex::lists`]).
+    fn open_lists(
+        &self,
+        query: &[f32],
+        budget: &Budget,
+        mut ids: Option<&mut Vec<u32>>,
+    ) -> Result<Vec<Range>> {
         let lists = self.lists();
         let qn = norm(query);
         let nu = qn as f32;
@@ -128,6 +189,9 @@ impl IvfIndex {
         let mut out: Vec<Range> = Vec::new();
         if !head.blocks.is_empty() {
             out.push(head.clone());
+            if let Some(ids) = ids.as_deref_mut() {
+                ids.push(lists as u32);
+            }
         }
         let (m, want) = match *budget {
             Budget::Lists(p) => (p.min(lists), f64::INFINITY),
@@ -155,6 +219,9 @@ impl IvfIndex {
                 }
                 opened += range_len(&r) as f64;
                 out.push(r);
+                if let Some(ids) = ids.as_deref_mut() {
+                    ids.push(l as u32);
+                }
             }
             opened >= want
         };

@@ -603,3 +603,82 @@ fn a_query_opens_the_best_lists_by_key_in_order() {
         }
     }
 }
+
+#[test]
+fn items_kept_beside_the_index_in_their_lists_are_found_as_its_own() {
+    let mut rng = Rng::new(23);
+    let (n, held, dim) = (20_000, 2_000, 16);
+    let centres = centres_of(&mut rng, 80, dim);
+    // Heavy-tailed norms, so that the build makes a head and some held-out items join it.
+    let all = around(&mut rng, &centres, n + held, true);
+    let (items, extra) = all.split_at(n * dim);
+    let ivf = IvfIndex::build(items, dim, IvfParams::default()).unwrap();
+    assert!(ivf.head_len() > 0);
+    // An indexed item's list is the one the build put it in.
+    let list_at = |p: usize| {
+        (0..=ivf.lists())
+            .find(|&l| {
+                let r = &ivf.ranges[l];
+                r.blocks.start * BLOCK <= p && p < r.valid_end
+            })
+            .unwrap() as u32
+    };
+    let mut same = 0;
+    for i in 0..n {
+        let v = &items[i * dim..(i + 1) * dim];
+        same += usize::from(ivf.list_of(v).unwrap() == list_at(ivf.pos[i] as usize));
+    }
+    // (Every one here; an item whose norm ties the head's smallest may go either way.)
+    assert!(same as f64 >= 0.999 * n as f64, "{same} of {n}");
+    let extra_lists: Vec<u32> = extra
+        .chunks_exact(dim)
+        .map(|v| ivf.list_of(v).unwrap())
+        .collect();
+    assert!(extra_lists.iter().any(|&l| l as usize == ivf.lists()));
+    // Exact top 10 over both sets against: the index's search, plus the held-out items
+    // of the lists that search opens, scored exactly.
+    let exact = ExactIndex::new(all.to_vec(), dim).unwrap();
+    let (mut found, mut total, mut found_extra, mut total_extra) = (0, 0, 0, 0);
+    for _ in 0..200 {
+        let q = around(&mut rng, &centres, 1, false);
+        let opened = ivf.opened_lists(&q, 10, n).unwrap();
+        assert!(!opened.is_empty());
+        let mut hits: Vec<(u32, f32)> = ivf
+            .search(&q, 10, &Filter::None)
+            .unwrap()
+            .iter()
+            .map(|h| (h.item, h.score))
+            .collect();
+        for (j, v) in extra.chunks_exact(dim).enumerate() {
+            if opened.contains(&extra_lists[j]) {
+                let s: f32 = q.iter().zip(v).map(|(a, b)| a * b).sum();
+                hits.push(((n + j) as u32, s));
+            }
+        }
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1));
+        hits.truncate(10);
+        let want = exact.search(&q, 10, &Filter::None).unwrap();
+        for w in &want {
+            let got = hits.iter().any(|h| h.0 == w.item);
+            total += 1;
+            found += usize::from(got);
+            if w.item as usize >= n {
+                total_extra += 1;
+                found_extra += usize::from(got);
+            }
+        }
+    }
+    let (r, r_extra) = (
+        found as f64 / total as f64,
+        found_extra as f64 / total_extra as f64,
+    );
+    assert!(total_extra >= 100, "{total_extra}");
+    assert!(r >= 0.93, "recall@10 {r}");
+    assert!(r_extra >= 0.9, "recall@10 of the held-out items {r_extra} ({total_extra})");
+    // Fewer lists than every list: the scan of held-out items is not the whole set.
+    let q = around(&mut rng, &centres, 1, false);
+    assert!(ivf.opened_lists(&q, 10, n).unwrap().len() < ivf.lists());
+    // Bad input is named.
+    assert!(ivf.list_of(&[1.0; 3]).is_err());
+    assert!(ivf.opened_lists(&[1.0; 3], 10, n).is_err());
+}
