@@ -7,10 +7,19 @@
 //!   `RetrievalModel::candidate_from_features`); iALS and EASE cannot place an item
 //!   without interactions, so there it is known (attributes, titles, retirement) but
 //!   never retrieved.
-//! * The added vectors form a small exact index searched beside the model's own
-//!   index (exact or IVF, left untouched); the two hit lists are merged by score.
-//!   The saved index is not rebuilt: an approximate index keeps its calibrated
-//!   recall on the trained items, and added items are found exactly.
+//! * Over an IVF index, an added item joins the list the index would put it in
+//!   ([`IvfIndex::list_of`](shortlist_index::IvfIndex::list_of)): each list keeps its
+//!   added rows beside the trained ones, and a query scans the added rows of the lists
+//!   its search opens ([`IvfIndex::opened_lists`](shortlist_index::IvfIndex::opened_lists)),
+//!   so an added item is found as a trained one is and a query's cost grows with the
+//!   lists it opens, not with every item added. Over an exact index the added vectors
+//!   form a small exact index of their own. Either way the saved index is neither
+//!   rebuilt nor changed (the IVF index keeps its calibration), and the two hit lists
+//!   are merged by score.
+//! * The added vectors are stored in chunks that later changes do not copy, and an
+//!   IVF list's added rows are copied only when a change touches that list, so a batch
+//!   of changes costs about its own size over an IVF index (the exact side index is
+//!   rebuilt whole).
 //! * Updating an item retires its current row and adds a new one.
 //! * A retired item is left out of every search, of the popularity fallback and of
 //!   the pipeline's merged candidates.
@@ -88,6 +97,54 @@ impl Arena {
     }
 }
 
+/// Rows per chunk of [`Rows`].
+const ROWS_PER_CHUNK: usize = 1024;
+
+/// The added items' vectors, `dim` wide, in chunks of [`ROWS_PER_CHUNK`] rows: a
+/// state cloned for the next batch shares every chunk, and only the last one, when a
+/// reader still holds it, is copied as it grows.
+#[derive(Clone, Default)]
+pub(crate) struct Rows {
+    dim: usize,
+    chunks: Vec<Arc<Vec<f32>>>,
+}
+
+impl Rows {
+    fn new(dim: usize) -> Self {
+        Rows {
+            dim,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// Appends one row (`dim` values).
+    fn push(&mut self, v: &[f32]) {
+        let full = ROWS_PER_CHUNK * self.dim;
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < full => Arc::make_mut(last).extend_from_slice(v),
+            _ => {
+                let mut c = Vec::with_capacity(full);
+                c.extend_from_slice(v);
+                self.chunks.push(Arc::new(c));
+            }
+        }
+    }
+
+    /// Row `i` (empty beyond the last).
+    pub(crate) fn row(&self, i: usize) -> &[f32] {
+        let off = (i % ROWS_PER_CHUNK) * self.dim;
+        self.chunks
+            .get(i / ROWS_PER_CHUNK)
+            .and_then(|c| c.get(off..off + self.dim))
+            .unwrap_or(&[])
+    }
+
+    /// Every row, one after the other.
+    fn to_vec(&self) -> Vec<f32> {
+        self.chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+}
+
 /// The live rows at one moment (replaced whole on every change batch).
 #[derive(Clone, Default)]
 pub(crate) struct State {
@@ -97,12 +154,17 @@ pub(crate) struct State {
     pub count: u32,
     /// Current row of every added or updated item.
     pub by_id: FxHashMap<String, u32>,
-    /// `count × dim` candidate vectors (zeros where `placed` is false).
-    pub vectors: Vec<f32>,
+    /// `count` candidate vectors (zeros where `placed` is false).
+    pub vectors: Rows,
     /// Whether a live row has a vector (two-tower models only).
     pub placed: Vec<bool>,
-    /// The exact index over `vectors` (`None` while empty).
+    /// The exact index over `vectors` (`None` while empty, or when `lists` holds them).
     pub index: Option<Arc<ExactIndex>>,
+    /// Over an IVF index: per list of the index (the head last), the live rows (offsets
+    /// from the model's `base`) placed in it and not retired; `None` otherwise.
+    pub lists: Option<Vec<Arc<Vec<u32>>>>,
+    /// Over an IVF index: the list of every live row (`u32::MAX`: none).
+    pub list_of_row: Vec<u32>,
     /// Retired rows (model rows and live rows), sorted.
     pub retired: Vec<u32>,
     /// Attributes of every row (model rows, then live rows), when the model has any.
@@ -130,6 +192,11 @@ pub(crate) trait Placer {
     fn model_row(&self, item_id: &str) -> Option<u32>;
     /// The model's item feature names (what `place` takes).
     fn feature_names(&self) -> Vec<String>;
+    /// The number of lists of the model's IVF index, the head included; `None` when
+    /// its index is not IVF.
+    fn index_lists(&self) -> Option<usize>;
+    /// The IVF list a vector joins (see `IvfIndex::list_of`); `None` without one.
+    fn list_of(&self, v: &[f32]) -> Option<u32>;
 }
 
 impl Live {
@@ -142,6 +209,7 @@ impl Live {
             arena: Arena::default(),
             state: RwLock::new(Arc::new(State {
                 attributes: attributes.map(Arc::new),
+                vectors: Rows::new(dim),
                 ..State::default()
             })),
             writer: Mutex::new(()),
@@ -234,9 +302,22 @@ impl Live {
         let mut attrs = st.attributes.take().map(Arc::unwrap_or_clone);
         let mut retired: FxHashSet<u32> = st.retired.iter().copied().collect();
         let mut vec = vec![0f32; self.dim];
+        if st.lists.is_none() {
+            st.lists = placer
+                .index_lists()
+                .map(|n| (0..n).map(|_| Arc::new(Vec::new())).collect());
+        }
         for c in todo {
             if let Some(old) = Self::row(&st, placer, c.item_id()) {
                 retired.insert(old);
+                // A retired live row leaves its list.
+                let off = old.checked_sub(self.base).map(|o| o as usize);
+                let l = off.and_then(|o| st.list_of_row.get(o)).copied();
+                if let (Some(lists), Some(l), Some(off)) = (st.lists.as_mut(), l, off) {
+                    if let Some(list) = lists.get_mut(l as usize) {
+                        Arc::make_mut(list).retain(|&r| r as usize != off);
+                    }
+                }
             }
             if let ItemChange::Put {
                 item_id,
@@ -261,12 +342,20 @@ impl Live {
                         false
                     }
                 };
-                if placed {
-                    st.vectors.extend_from_slice(&vec);
-                } else {
-                    st.vectors.extend(std::iter::repeat_n(0.0, self.dim));
+                if !placed {
+                    vec.fill(0.0);
                 }
+                st.vectors.push(&vec);
                 st.placed.push(placed);
+                let list = match st.lists.as_mut() {
+                    Some(lists) if placed => placer.list_of(&vec).and_then(|l| {
+                        let list = lists.get_mut(l as usize)?;
+                        Arc::make_mut(list).push(st.count);
+                        Some(l)
+                    }),
+                    _ => None,
+                };
+                st.list_of_row.push(list.unwrap_or(u32::MAX));
                 st.by_id.insert(item_id.clone(), row);
                 st.count += 1;
             }
@@ -276,10 +365,10 @@ impl Live {
         r.sort_unstable();
         st.retired = r;
         st.attributes = attrs.map(Arc::new);
-        st.index = if st.count == 0 {
+        st.index = if st.count == 0 || st.lists.is_some() {
             None
         } else {
-            ExactIndex::new(st.vectors.clone(), self.dim)
+            ExactIndex::new(st.vectors.to_vec(), self.dim)
                 .ok()
                 .map(Arc::new)
         };

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use shortlist_features::FeatureSpec;
-use shortlist_index::{AnyIndex, ExactIndex, ItemBitmap, TopKIndex};
+use shortlist_index::{AnyIndex, ExactIndex, ItemBitmap, IvfIndex, TopKIndex};
 use shortlist_model::files::ModelFiles;
 use std::sync::{Arc, OnceLock};
 
@@ -323,6 +323,21 @@ impl ModelSource {
         }
     }
 
+    /// The model's IVF index, when it has one (added items join its lists).
+    pub(crate) fn ivf(&self) -> Option<&IvfIndex> {
+        match &self.scorer {
+            Scorer::TwoTower {
+                index: AnyIndex::Ivf(ivf),
+                ..
+            }
+            | Scorer::Ials {
+                index: AnyIndex::Ivf(ivf),
+                ..
+            } => Some(ivf),
+            _ => None,
+        }
+    }
+
     /// Number of item rows (vocabulary, OOV slots included).
     pub fn num_items(&self) -> usize {
         self.popularity().len()
@@ -540,6 +555,14 @@ impl Placer for ModelSource {
             .map(|f| f.name.clone())
             .collect()
     }
+
+    fn index_lists(&self) -> Option<usize> {
+        self.ivf().map(|ivf| ivf.lists() + 1)
+    }
+
+    fn list_of(&self, v: &[f32]) -> Option<u32> {
+        self.ivf()?.list_of(v).ok()
+    }
 }
 
 impl CandidateSource for ModelSource {
@@ -618,7 +641,6 @@ impl CandidateSource for ModelSource {
             (Scorer::TwoTower { .. }, true) => self.query(&r),
             _ => None,
         };
-        let d = st.vectors.len().checked_div(st.count as usize).unwrap_or(0);
         let mut next = scores.into_iter();
         for (o, &row) in out.iter_mut().zip(&rows) {
             *o = if row == u32::MAX {
@@ -628,7 +650,7 @@ impl CandidateSource for ModelSource {
             } else {
                 let i = (row - base) as usize;
                 match (&query, st.placed.get(i)) {
-                    (Some(q), Some(true)) => dot(q, &st.vectors[i * d..(i + 1) * d]),
+                    (Some(q), Some(true)) => dot(q, st.vectors.row(i)),
                     _ => f32::NAN,
                 }
             };

@@ -90,7 +90,7 @@ impl ModelSource {
                     let query = &queries[q * d..(q + 1) * d];
                     merge_live(
                         &mut hits,
-                        search_live(&st, base, query, k, exclude, None)?,
+                        search_live(&st, base, self.ivf(), query, k, exclude, None)?,
                         k,
                     );
                     Ok(RowList {

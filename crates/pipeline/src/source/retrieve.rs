@@ -2,7 +2,9 @@
 //! the index search (or EASE's dense scores) merged with the added items' hits.
 //! **Hot**: the served request path's first stage.
 
-use shortlist_index::{Filter, ItemBitmap, TopKIndex};
+use std::sync::Arc;
+
+use shortlist_index::{Filter, ItemBitmap, IvfIndex, TopKIndex};
 
 use super::{Candidate, ModelSource, Resolved, Retrieved, Scorer, User, UserPath};
 use crate::error::{Error, Result};
@@ -137,7 +139,8 @@ impl ModelSource {
                             search(index, &q, k, &Filter::AllowBitmap(&own))?
                         }
                     };
-                    merge_live(&mut hits, search_live(st, base, &q, k, exclude, allow)?, k);
+                    let live = search_live(st, base, self.ivf(), &q, k, exclude, allow)?;
+                    merge_live(&mut hits, live, k);
                     hits
                 }
                 None => Vec::new(),
@@ -175,15 +178,20 @@ pub(super) fn merge_live(hits: &mut Vec<(u32, f32)>, live: Vec<(u32, f32)>, k: u
 
 /// The best `k` added items for query `q` (rows from `base`), leaving out rows in
 /// `exclude` and, with `allow`, rows it does not hold; items without a vector are
-/// never returned.
+/// never returned. Over the model's IVF index `ivf`, only the added rows of the lists
+/// its search for `q` opens are scored.
 pub(super) fn search_live(
     st: &State,
     base: u32,
+    ivf: Option<&IvfIndex>,
     q: &[f32],
     k: usize,
     exclude: &[u32],
     allow: Option<&ItemBitmap>,
 ) -> Result<Vec<(u32, f32)>> {
+    if let (Some(lists), Some(ivf)) = (&st.lists, ivf) {
+        return search_lists(st, lists, base, ivf, q, k, exclude, allow);
+    }
     let Some(index) = &st.index else {
         return Ok(Vec::new());
     };
@@ -214,6 +222,55 @@ pub(super) fn search_live(
         .into_iter()
         .map(|(i, s)| (base + i, s))
         .collect())
+}
+
+/// [`search_live`] over an IVF index: the added rows of the lists the index's own
+/// search opens, scored exactly.
+#[allow(clippy::too_many_arguments)] // search_live's arguments, split by index kind
+fn search_lists(
+    st: &State,
+    lists: &[Arc<Vec<u32>>],
+    base: u32,
+    ivf: &IvfIndex,
+    q: &[f32],
+    k: usize,
+    exclude: &[u32],
+    allow: Option<&ItemBitmap>,
+) -> Result<Vec<(u32, f32)>> {
+    if k == 0 || st.count == 0 || lists.iter().all(|l| l.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let mut live_excluded: Vec<u32> = exclude
+        .iter()
+        .filter(|&&e| e >= base && e < base + st.count)
+        .map(|&e| e - base)
+        .collect();
+    live_excluded.sort_unstable();
+    // The depth the model's own search uses: its admissible items.
+    let admissible = match allow {
+        Some(a) => a.count(),
+        None => ivf.len().saturating_sub(exclude.len()),
+    };
+    let opened = ivf
+        .opened_lists(q, k, admissible)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut hits: Vec<(u32, f32)> = Vec::new();
+    for l in opened {
+        for &off in lists.get(l as usize).map(|v| v.as_slice()).unwrap_or(&[]) {
+            if live_excluded.binary_search(&off).is_ok()
+                || allow.is_some_and(|a| !a.contains(base + off))
+            {
+                continue;
+            }
+            let s = super::dot(q, st.vectors.row(off as usize));
+            if !s.is_nan() {
+                hits.push((base + off, s));
+            }
+        }
+    }
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    hits.truncate(k);
+    Ok(hits)
 }
 
 fn search(
