@@ -192,6 +192,49 @@ fn recall(
     hit as f64 / (10 * sample.len()) as f64
 }
 
+/// Of the exact top-10 slots of the `sample` users that hold added items (rows past
+/// the model's), how many there are and how many `source`'s lists hold.
+fn added_recall(
+    model: &RetrievalModel,
+    queries: &[f32],
+    sample: &[String],
+    source: &dyn CandidateSource,
+    exact: &ExactIndex,
+    live_ids: &[String],
+) -> (usize, usize) {
+    let (mut slots, mut found) = (0, 0);
+    let excl: Vec<u32> = (0..model.spec.item_id.num_oov()).collect();
+    for u in sample {
+        let row = model.spec.user_id.get(u).unwrap() as usize;
+        let q = &queries[row * DIM..(row + 1) * DIM];
+        let got = source.retrieve(&User::id(u), 10, false, &[]).unwrap();
+        for h in exact.search(q, 10, &Filter::Exclude(&excl)).unwrap() {
+            let Some(i) = (h.item as usize).checked_sub(model.num_items()) else {
+                continue;
+            };
+            slots += 1;
+            found += usize::from(got.candidates.iter().any(|c| c.item_id == live_ids[i]));
+        }
+    }
+    (slots, found)
+}
+
+/// Median time of one `retrieve(k = 100)` over the `sample` users, one thread, in µs
+/// (three passes).
+fn retrieve_us(source: &dyn CandidateSource, sample: &[String]) -> f64 {
+    let mut t: Vec<f64> = Vec::with_capacity(3 * sample.len());
+    for _ in 0..3 {
+        for u in sample {
+            let s = Instant::now();
+            let r = source.retrieve(&User::id(u), 100, false, &[]).unwrap();
+            t.push(s.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(r);
+        }
+    }
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
 /// Requests served and failed by the readers, stopped by `stop`.
 struct Readers {
     stop: Arc<AtomicBool>,
@@ -301,8 +344,9 @@ fn main() {
     let exact = ExactIndex::new(all.clone(), DIM).unwrap();
     let before = recall(&model, &queries, &sample, &*source, &exact, &[]);
     println!(
-        "recall@10 before: {before:.4} ({} sampled users, IVF vs exact over {n} items)",
-        sample.len()
+        "recall@10 before: {before:.4} ({} sampled users, IVF vs exact over {n} items); retrieve(k=100) median {:.1} µs",
+        sample.len(),
+        retrieve_us(&*source, &sample)
     );
 
     // Readers retrieve while the items are added.
@@ -357,9 +401,14 @@ fn main() {
                 .count()
         })
         .sum::<usize>();
+    let (slots, found_added) = added_recall(&model, &queries, &sample, &*source, &exact, &live_ids);
     println!(
         "recall@10 after: {after:.4} (exact over {} items; {found} of the sampled top-10 slots hold added items); change {:+.4}",
         n + added,
         after - before
+    );
+    println!(
+        "added items: {found_added} of the {slots} exact top-10 slots they hold found; retrieve(k=100) median {:.1} µs",
+        retrieve_us(&*source, &sample)
     );
 }

@@ -145,6 +145,68 @@ impl Rows {
     }
 }
 
+/// The added rows of one IVF list, by decreasing norm, their vectors side by side (a
+/// query reads a list's rows in one sweep, as the index reads its own, instead of
+/// rows scattered over every added vector).
+#[derive(Clone, Default)]
+pub(crate) struct LiveList {
+    /// Offsets from the model's `base`.
+    pub rows: Vec<u32>,
+    /// `‖v‖` of each row.
+    pub norms: Vec<f32>,
+    /// `rows.len() × dim` vectors.
+    pub vectors: Vec<f32>,
+}
+
+impl LiveList {
+    fn insert(&mut self, off: u32, v: &[f32]) {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let at = self.norms.partition_point(|&n| n >= norm);
+        self.rows.insert(at, off);
+        self.norms.insert(at, norm);
+        let d = v.len();
+        self.vectors.splice(at * d..at * d, v.iter().copied());
+    }
+
+    fn remove(&mut self, off: u32) {
+        if let Some(at) = self.rows.iter().position(|&r| r == off) {
+            let d = self.vectors.len() / self.rows.len();
+            self.rows.remove(at);
+            self.norms.remove(at);
+            self.vectors.drain(at * d..(at + 1) * d);
+        }
+    }
+}
+
+/// The current live row of every added or updated item id: the ids of recent batches
+/// in a small map cloned with each state, the older ones in a shared map that absorbs
+/// the recent one once it holds a quarter as many, so that a batch costs about its own
+/// size (amortised) rather than a copy of every id.
+#[derive(Clone, Default)]
+pub(crate) struct LiveIds {
+    older: Arc<FxHashMap<String, u32>>,
+    recent: FxHashMap<String, u32>,
+}
+
+impl LiveIds {
+    /// The live row of `item_id`.
+    pub(crate) fn get(&self, item_id: &str) -> Option<&u32> {
+        self.recent.get(item_id).or_else(|| self.older.get(item_id))
+    }
+
+    fn insert(&mut self, item_id: String, row: u32) {
+        self.recent.insert(item_id, row);
+    }
+
+    /// Moves the recent ids into the shared map when they are many enough.
+    fn settle(&mut self) {
+        if self.recent.len() >= 1024.max(self.older.len() / 4) {
+            let older = Arc::make_mut(&mut self.older);
+            older.extend(self.recent.drain());
+        }
+    }
+}
+
 /// The live rows at one moment (replaced whole on every change batch).
 #[derive(Clone, Default)]
 pub(crate) struct State {
@@ -153,16 +215,17 @@ pub(crate) struct State {
     /// Live rows (after the model's `base` rows).
     pub count: u32,
     /// Current row of every added or updated item.
-    pub by_id: FxHashMap<String, u32>,
+    pub by_id: LiveIds,
     /// `count` candidate vectors (zeros where `placed` is false).
     pub vectors: Rows,
     /// Whether a live row has a vector (two-tower models only).
     pub placed: Vec<bool>,
     /// The exact index over `vectors` (`None` while empty, or when `lists` holds them).
     pub index: Option<Arc<ExactIndex>>,
-    /// Over an IVF index: per list of the index (the head last), the live rows (offsets
-    /// from the model's `base`) placed in it and not retired; `None` otherwise.
-    pub lists: Option<Vec<Arc<Vec<u32>>>>,
+    /// Over an IVF index: per list of the index (the head last), the live rows placed in
+    /// it and not retired, by decreasing norm (a scan stops where `‖q‖ ‖v‖` cannot
+    /// reach the scores it must beat); `None` otherwise.
+    pub lists: Option<Vec<Arc<LiveList>>>,
     /// Over an IVF index: the list of every live row (`u32::MAX`: none).
     pub list_of_row: Vec<u32>,
     /// Retired rows (model rows and live rows), sorted.
@@ -195,8 +258,9 @@ pub(crate) trait Placer {
     /// The number of lists of the model's IVF index, the head included; `None` when
     /// its index is not IVF.
     fn index_lists(&self) -> Option<usize>;
-    /// The IVF list a vector joins (see `IvfIndex::list_of`); `None` without one.
-    fn list_of(&self, v: &[f32]) -> Option<u32>;
+    /// The IVF list each row of `vectors` joins (see `IvfIndex::lists_of`); `None`
+    /// without one.
+    fn lists_of(&self, vectors: &[f32]) -> Option<Vec<u32>>;
 }
 
 impl Live {
@@ -302,10 +366,12 @@ impl Live {
         let mut attrs = st.attributes.take().map(Arc::unwrap_or_clone);
         let mut retired: FxHashSet<u32> = st.retired.iter().copied().collect();
         let mut vec = vec![0f32; self.dim];
+        // Placed rows of this batch and their vectors, for their IVF lists.
+        let (mut pending, mut pending_vectors) = (Vec::new(), Vec::new());
         if st.lists.is_none() {
             st.lists = placer
                 .index_lists()
-                .map(|n| (0..n).map(|_| Arc::new(Vec::new())).collect());
+                .map(|n| (0..n).map(|_| Arc::new(LiveList::default())).collect());
         }
         for c in todo {
             if let Some(old) = Self::row(&st, placer, c.item_id()) {
@@ -315,7 +381,7 @@ impl Live {
                 let l = off.and_then(|o| st.list_of_row.get(o)).copied();
                 if let (Some(lists), Some(l), Some(off)) = (st.lists.as_mut(), l, off) {
                     if let Some(list) = lists.get_mut(l as usize) {
-                        Arc::make_mut(list).retain(|&r| r as usize != off);
+                        Arc::make_mut(list).remove(off as u32);
                     }
                 }
             }
@@ -347,19 +413,34 @@ impl Live {
                 }
                 st.vectors.push(&vec);
                 st.placed.push(placed);
-                let list = match st.lists.as_mut() {
-                    Some(lists) if placed => placer.list_of(&vec).and_then(|l| {
-                        let list = lists.get_mut(l as usize)?;
-                        Arc::make_mut(list).push(st.count);
-                        Some(l)
-                    }),
-                    _ => None,
-                };
-                st.list_of_row.push(list.unwrap_or(u32::MAX));
+                // Its list is found with the batch's others, below.
+                st.list_of_row.push(u32::MAX);
+                if placed && st.lists.is_some() {
+                    pending.push(st.count);
+                    pending_vectors.extend_from_slice(&vec);
+                }
                 st.by_id.insert(item_id.clone(), row);
                 st.count += 1;
             }
         }
+        if let (Some(lists), Some(found)) = (
+            st.lists.as_mut(),
+            Some(&pending_vectors)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| placer.lists_of(v)),
+        ) {
+            for (&off, &l) in pending.iter().zip(&found) {
+                // Replaced or retired later in the same batch: never listed.
+                if retired.contains(&(self.base + off)) {
+                    continue;
+                }
+                if let Some(list) = lists.get_mut(l as usize) {
+                    Arc::make_mut(list).insert(off, st.vectors.row(off as usize));
+                    st.list_of_row[off as usize] = l;
+                }
+            }
+        }
+        st.by_id.settle();
         st.seq = first + changes.len() as u64;
         let mut r: Vec<u32> = retired.into_iter().collect();
         r.sort_unstable();

@@ -560,8 +560,8 @@ impl Placer for ModelSource {
         self.ivf().map(|ivf| ivf.lists() + 1)
     }
 
-    fn list_of(&self, v: &[f32]) -> Option<u32> {
-        self.ivf()?.list_of(v).ok()
+    fn lists_of(&self, vectors: &[f32]) -> Option<Vec<u32>> {
+        self.ivf()?.lists_of(vectors).ok()
     }
 }
 

@@ -256,7 +256,12 @@ fn added_items_in_ivf_lists_match_the_exact_side_index() {
         let (ia, ib) = (ids(&a), ids(&b));
         // Equal scores may swap places at the cut; nearly every id is shared.
         let shared = ia.iter().filter(|i| ib.binary_search(i).is_ok()).count();
-        eprintln!("DEBUG {} {} {}", shared, ia.len(), ib.iter().filter(|i| i.starts_with("NEW")).count());
+        eprintln!(
+            "DEBUG {} {} {}",
+            shared,
+            ia.len(),
+            ib.iter().filter(|i| i.starts_with("NEW")).count()
+        );
         assert!(shared + 1 >= ia.len(), "{ia:?} vs {ib:?}");
         assert!(!ib.iter().any(|i| i == "NEW1" || *i == trained_id));
         assert!(ib.iter().filter(|i| *i == "NEW0").count() <= 1);

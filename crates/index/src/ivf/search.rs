@@ -26,6 +26,35 @@ impl IvfIndex {
         filter: &Filter<'_>,
         mode: &SearchMode,
     ) -> Result<Vec<Hit>> {
+        self.search_lists(query, k, filter, mode, None)
+    }
+
+    /// [`TopKIndex::search`], also saying which lists it opened: their numbers in
+    /// opening order (the head is [`IvfIndex::lists`]), or `None` when it scored the
+    /// admissible items one by one instead (in effect every list) or returned at once.
+    /// Items kept beside the index in their [`IvfIndex::list_of`] are found as the
+    /// index's own are by scanning those lists.
+    pub fn search_opened(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter<'_>,
+    ) -> Result<(Vec<Hit>, Option<Vec<u32>>)> {
+        let mut ids = Vec::new();
+        let hits = self.search_lists(query, k, filter, &self.mode, Some(&mut ids))?;
+        Ok((hits, Some(ids).filter(|i| !i.is_empty())))
+    }
+
+    /// [`IvfIndex::search_mode`], writing the lists opened into `ids` when given (left
+    /// empty when none were).
+    fn search_lists(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter<'_>,
+        mode: &SearchMode,
+        mut ids: Option<&mut Vec<u32>>,
+    ) -> Result<Vec<Hit>> {
         crate::index_base::check_query(query.len(), self.dim)?;
         let adm = Admissible::prepare(filter, self.n)?;
         if k == 0 || self.n == 0 {
@@ -74,7 +103,10 @@ impl IvfIndex {
         };
         let mut budget = budget;
         loop {
-            let ranges = self.open(query, &budget)?;
+            if let Some(ids) = ids.as_deref_mut() {
+                ids.clear();
+            }
+            let ranges = self.open_lists(query, &budget, ids.as_deref_mut())?;
             let all = ranges.len() >= self.lists() + usize::from(self.head_len() > 0);
             let hits = self.scan(query, k, &scan_adm, &ranges);
             // Never short: when the opened lists held fewer admissible items than asked
@@ -124,27 +156,35 @@ impl IvfIndex {
     /// assigns items.
     pub fn list_of(&self, v: &[f32]) -> Result<u32> {
         crate::index_base::check_query(v.len(), self.dim)?;
+        Ok(self.lists_of(v)?.first().copied().unwrap_or(0))
+    }
+
+    /// [`IvfIndex::list_of`] of every row of `vectors` (`m × dim`), in one batched
+    /// search of the centres.
+    pub fn lists_of(&self, vectors: &[f32]) -> Result<Vec<u32>> {
+        if self.dim == 0 || !vectors.len().is_multiple_of(self.dim) {
+            return Err(Error::invalid(
+                "vectors",
+                format!(
+                    "{} values are not whole rows of the index's dimension {}",
+                    vectors.len(),
+                    self.dim
+                ),
+            ));
+        }
+        let mut out = layout::nearest(vectors, self.dim, &self.centroids)?;
         let lists = self.lists();
         let head = &self.ranges[lists];
         if head.valid_end > head.blocks.start * BLOCK {
             let p = head.valid_end - 1;
             let smallest = norm(&self.items[p * self.dim..(p + 1) * self.dim]);
-            if norm(v) >= smallest {
-                return Ok(lists as u32);
+            for (l, v) in out.iter_mut().zip(vectors.chunks_exact(self.dim)) {
+                if norm(v) >= smallest {
+                    *l = lists as u32;
+                }
             }
         }
-        let mut best = (f64::INFINITY, 0u32);
-        for (l, c) in self.centroids.chunks_exact(self.dim).enumerate() {
-            let d: f64 = c
-                .iter()
-                .zip(v)
-                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                .sum();
-            if d < best.0 {
-                best = (d, l as u32);
-            }
-        }
-        Ok(best.1)
+        Ok(out)
     }
 
     /// One exact top-`k` over `ranges` (`adm` filters stored positions, or items for a

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 use shortlist_index::{Filter, TopKIndex};
 
-use super::retrieve::{merge_live, search_live};
+use super::retrieve::{merge_live, search_live, LiveLists};
 use super::{ModelSource, Scorer, User, UserPath};
 use crate::error::{Error, Result};
 
@@ -86,11 +86,24 @@ impl ModelSource {
                     };
                     let mut hits: Vec<(u32, f32)> =
                         hits.into_iter().map(|h| (h.item, h.score)).collect();
+                    let floor = match hits.get(k.wrapping_sub(1)) {
+                        Some(h) => h.1,
+                        None => f32::NEG_INFINITY,
+                    };
                     let d = index.dim();
                     let query = &queries[q * d..(q + 1) * d];
                     merge_live(
                         &mut hits,
-                        search_live(&st, base, self.ivf(), query, k, exclude, None)?,
+                        search_live(
+                            &st,
+                            base,
+                            self.ivf().map(LiveLists::Ask),
+                            floor,
+                            query,
+                            k,
+                            exclude,
+                            None,
+                        )?,
                         k,
                     );
                     Ok(RowList {

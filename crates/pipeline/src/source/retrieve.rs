@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use shortlist_index::{Filter, ItemBitmap, IvfIndex, TopKIndex};
+use shortlist_index::{AnyIndex, Filter, ItemBitmap, IvfIndex, TopKIndex};
 
 use super::{Candidate, ModelSource, Resolved, Retrieved, Scorer, User, UserPath};
 use crate::error::{Error, Result};
-use crate::live::{Live, State};
+use crate::live::{Live, LiveList, State};
 
 /// One user's retrieved rows: (item row, score) best first, whether the user id is
 /// known to the model, and how the query was built.
@@ -126,20 +126,38 @@ impl ModelSource {
         Ok(match &self.scorer {
             Scorer::TwoTower { index, .. } | Scorer::Ials { index, .. } => match self.query(r) {
                 Some(q) => {
-                    let mut hits = match allow {
-                        None => search(index, &q, k, &Filter::Exclude(exclude))?,
-                        Some(a) => {
-                            let mut own = ItemBitmap::none(base as usize);
-                            for row in a.iter().take_while(|&row| row < base) {
-                                own.insert(row);
-                            }
-                            for &e in exclude.iter().filter(|&&e| e < base) {
-                                own.remove(e);
-                            }
-                            search(index, &q, k, &Filter::AllowBitmap(&own))?
+                    let own = allow.map(|a| {
+                        let mut own = ItemBitmap::none(base as usize);
+                        for row in a.iter().take_while(|&row| row < base) {
+                            own.insert(row);
                         }
+                        for &e in exclude.iter().filter(|&&e| e < base) {
+                            own.remove(e);
+                        }
+                        own
+                    });
+                    let filter = match &own {
+                        None => Filter::Exclude(exclude),
+                        Some(own) => Filter::AllowBitmap(own),
                     };
-                    let live = search_live(st, base, self.ivf(), &q, k, exclude, allow)?;
+                    // Added items in the IVF lists: scan those the search opened.
+                    let (mut hits, lists) = match (index, &st.lists) {
+                        (AnyIndex::Ivf(ivf), Some(_)) if st.count > 0 => {
+                            let (hits, opened) = ivf
+                                .search_opened(&q, k, &filter)
+                                .map_err(|e| Error::Internal(e.to_string()))?;
+                            let hits = hits.into_iter().map(|h| (h.item, h.score)).collect();
+                            (hits, Some(LiveLists::from_search(opened)))
+                        }
+                        _ => (search(index, &q, k, &filter)?, None),
+                    };
+                    // An added item must beat the k-th of the model's hits to count.
+                    let floor = if hits.len() >= k {
+                        hits.last().map_or(f32::NEG_INFINITY, |h| h.1)
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    let live = search_live(st, base, lists, floor, &q, k, exclude, allow)?;
                     merge_live(&mut hits, live, k);
                     hits
                 }
@@ -176,21 +194,42 @@ pub(super) fn merge_live(hits: &mut Vec<(u32, f32)>, live: Vec<(u32, f32)>, k: u
     }
 }
 
+/// Which IVF lists' added rows a query scans.
+pub(super) enum LiveLists<'a> {
+    /// The lists the model's search opened.
+    Opened(Vec<u32>),
+    /// Every list (the model's search scored its items one by one).
+    All,
+    /// Those this index's search for the query would open (when the model's search
+    /// was made without saying).
+    Ask(&'a IvfIndex),
+}
+
+impl LiveLists<'_> {
+    /// The lists of an [`IvfIndex::search_opened`] answer.
+    pub(super) fn from_search(opened: Option<Vec<u32>>) -> Self {
+        opened.map_or(LiveLists::All, LiveLists::Opened)
+    }
+}
+
 /// The best `k` added items for query `q` (rows from `base`), leaving out rows in
 /// `exclude` and, with `allow`, rows it does not hold; items without a vector are
-/// never returned. Over the model's IVF index `ivf`, only the added rows of the lists
-/// its search for `q` opens are scored.
+/// never returned. Over the model's IVF index (`lists` given, added items in its
+/// lists) only the added rows of the lists `lists` names are scored; otherwise the
+/// added items' exact index is searched.
+#[allow(clippy::too_many_arguments)] // one search: state, rows, lists, query, filters
 pub(super) fn search_live(
     st: &State,
     base: u32,
-    ivf: Option<&IvfIndex>,
+    lists: Option<LiveLists<'_>>,
+    floor: f32,
     q: &[f32],
     k: usize,
     exclude: &[u32],
     allow: Option<&ItemBitmap>,
 ) -> Result<Vec<(u32, f32)>> {
-    if let (Some(lists), Some(ivf)) = (&st.lists, ivf) {
-        return search_lists(st, lists, base, ivf, q, k, exclude, allow);
+    if let (Some(by_list), Some(lists)) = (&st.lists, lists) {
+        return search_lists(st, by_list, base, lists, floor, q, k, exclude, allow);
     }
     let Some(index) = &st.index else {
         return Ok(Vec::new());
@@ -224,20 +263,22 @@ pub(super) fn search_live(
         .collect())
 }
 
-/// [`search_live`] over an IVF index: the added rows of the lists the index's own
-/// search opens, scored exactly.
+/// [`search_live`] over an IVF index: the added rows of the lists `which` names (of
+/// `lists`, every list's added rows), scored exactly; rows that cannot score above
+/// `floor` (`‖q‖ ‖v‖` below it) are not scored.
 #[allow(clippy::too_many_arguments)] // search_live's arguments, split by index kind
 fn search_lists(
     st: &State,
-    lists: &[Arc<Vec<u32>>],
+    lists: &[Arc<LiveList>],
     base: u32,
-    ivf: &IvfIndex,
+    which: LiveLists<'_>,
+    floor: f32,
     q: &[f32],
     k: usize,
     exclude: &[u32],
     allow: Option<&ItemBitmap>,
 ) -> Result<Vec<(u32, f32)>> {
-    if k == 0 || st.count == 0 || lists.iter().all(|l| l.is_empty()) {
+    if k == 0 || st.count == 0 {
         return Ok(Vec::new());
     }
     let mut live_excluded: Vec<u32> = exclude
@@ -246,30 +287,51 @@ fn search_lists(
         .map(|&e| e - base)
         .collect();
     live_excluded.sort_unstable();
-    // The depth the model's own search uses: its admissible items.
-    let admissible = match allow {
-        Some(a) => a.count(),
-        None => ivf.len().saturating_sub(exclude.len()),
+    let opened: Vec<u32> = match which {
+        LiveLists::Opened(o) => o,
+        LiveLists::All => (0..lists.len() as u32).collect(),
+        LiveLists::Ask(ivf) => {
+            // The depth the model's own search uses: its admissible items.
+            let admissible = match allow {
+                Some(a) => a.count(),
+                None => ivf.len().saturating_sub(exclude.len()),
+            };
+            ivf.opened_lists(q, k, admissible)
+                .map_err(|e| Error::Internal(e.to_string()))?
+        }
     };
-    let opened = ivf
-        .opened_lists(q, k, admissible)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let qn = q.iter().map(|x| x * x).sum::<f32>().sqrt();
     let mut hits: Vec<(u32, f32)> = Vec::new();
+    let dim = q.len();
     for l in opened {
-        for &off in lists.get(l as usize).map(|v| v.as_slice()).unwrap_or(&[]) {
+        let Some(list) = lists.get(l as usize) else {
+            continue;
+        };
+        let rows = list.vectors.chunks_exact(dim);
+        for ((&off, &norm), v) in list.rows.iter().zip(&list.norms).zip(rows) {
+            // Cauchy–Schwarz, with room for the rounding of both sides; the rows are
+            // by decreasing norm, so the rest of the list cannot either.
+            if f64::from(qn) * f64::from(norm) * (1.0 + 1e-4) < f64::from(floor) {
+                break;
+            }
             if live_excluded.binary_search(&off).is_ok()
                 || allow.is_some_and(|a| !a.contains(base + off))
             {
                 continue;
             }
-            let s = super::dot(q, st.vectors.row(off as usize));
-            if !s.is_nan() {
+            let s = shortlist_model::autorec::dot(q, v);
+            // Below the model's k-th hit it cannot enter the merged list.
+            if s >= floor {
                 hits.push((base + off, s));
             }
         }
     }
-    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    hits.truncate(k);
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if hits.len() > k {
+        hits.select_nth_unstable_by(k - 1, order);
+        hits.truncate(k);
+    }
+    hits.sort_by(order);
     Ok(hits)
 }
 
