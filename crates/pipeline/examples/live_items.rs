@@ -2,7 +2,9 @@
 //! an IVF index, 10,000 items added (in batches of 100, through the live layer the
 //! server's `/v1/items` uses) while reader threads keep retrieving; recall@10 of the
 //! served lists against the exact top 10 over every item, before and after, the
-//! requests served and failed meanwhile, and the time to apply a batch.
+//! requests served and failed meanwhile, the time to apply a batch, how many of the
+//! exact top-10 slots that added items hold were found, and the median time of one
+//! `retrieve(k = 100)` before and after.
 //!
 //! ```text
 //! cargo run --release -p shortlist-pipeline --example live_items -- [--items 1000000] [--added 10000]

@@ -197,6 +197,11 @@ pub(super) fn kmeans(
 /// The nearest centre (L2; ties: the lower list) of every row of `data`, through the
 /// exact index: `argmin ‖v − c‖² = argmax v·c − ‖c‖²/2`.
 pub(super) fn nearest(data: &[f32], dim: usize, centroids: &[f32]) -> Result<Vec<u32>> {
+    nearest_with(&centre_index(dim, centroids)?, data, dim)
+}
+
+/// The exact index [`nearest`] searches: each centre `c` as `[c, −‖c‖²/2]`.
+pub(super) fn centre_index(dim: usize, centroids: &[f32]) -> Result<ExactIndex> {
     let aug: Vec<f32> = centroids
         .chunks_exact(dim)
         .flat_map(|c| {
@@ -204,7 +209,11 @@ pub(super) fn nearest(data: &[f32], dim: usize, centroids: &[f32]) -> Result<Vec
             c.iter().copied().chain([-half as f32])
         })
         .collect();
-    let index = ExactIndex::new(aug, dim + 1)?;
+    ExactIndex::new(aug, dim + 1)
+}
+
+/// [`nearest`] through a [`centre_index`] made once.
+pub(super) fn nearest_with(index: &ExactIndex, data: &[f32], dim: usize) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(data.len() / dim);
     for chunk in data.chunks(65_536 * dim) {
         let queries: Vec<f32> = chunk

@@ -136,6 +136,9 @@ pub struct IvfIndex {
     pos: Vec<u32>,
     int8: Option<Int8Items>,
     calibration: Calibration,
+    /// The centres as [`layout::nearest`] searches them, made on the first
+    /// [`IvfIndex::lists_of`] (items added while serving).
+    centres: std::sync::OnceLock<ExactIndex>,
 }
 
 impl IvfIndex {
@@ -282,6 +285,7 @@ impl IvfIndex {
             pos: lay.pos,
             int8,
             calibration: Calibration::empty(),
+            centres: std::sync::OnceLock::new(),
         })
     }
 

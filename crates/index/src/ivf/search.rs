@@ -172,7 +172,14 @@ impl IvfIndex {
                 ),
             ));
         }
-        let mut out = layout::nearest(vectors, self.dim, &self.centroids)?;
+        let centres = match self.centres.get() {
+            Some(c) => c,
+            None => {
+                let c = layout::centre_index(self.dim, &self.centroids)?;
+                self.centres.get_or_init(|| c)
+            }
+        };
+        let mut out = layout::nearest_with(centres, vectors, self.dim)?;
         let lists = self.lists();
         let head = &self.ranges[lists];
         if head.valid_end > head.blocks.start * BLOCK {
