@@ -268,4 +268,34 @@ fn added_items_in_ivf_lists_match_the_exact_side_index() {
         live_hits += ib.iter().filter(|i| i.starts_with("NEW")).count();
     }
     assert!(live_hits >= 25, "{live_hits} added items in the lists");
+
+    // A filter that admits five added items and one trained item: exactly those come
+    // back (none of the model's own lists holds them all), the same from both indexes.
+    let mut wanted: Vec<u32> = (10..15)
+        .map(|j| listed.item_row(&format!("NEW{j}")).unwrap())
+        .collect();
+    wanted.push(listed.item_row(d.items.raw(5)).unwrap());
+    let rows = exact
+        .attributes()
+        .map_or(0, |a| a.rows())
+        .max(listed.item_row("NEW59").unwrap() as usize + 1);
+    let mut allow = shortlist_index::ItemBitmap::none(rows);
+    for &r in &wanted {
+        allow.insert(r);
+    }
+    let user = User::id(d.users.raw(d.interactions.users[t.train_rows[0]]));
+    for source in [&exact, &listed] {
+        let got = source
+            .retrieve_allowed(&user, 10, false, &[], &allow)
+            .unwrap();
+        let mut rows: Vec<u32> = got
+            .candidates
+            .iter()
+            .map(|c| source.item_row(c.item_id).unwrap())
+            .collect();
+        rows.sort_unstable();
+        let mut want = wanted.clone();
+        want.sort_unstable();
+        assert_eq!(rows, want);
+    }
 }
