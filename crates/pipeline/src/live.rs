@@ -10,7 +10,7 @@
 //! * Over an IVF index, an added item joins the list the index would put it in
 //!   ([`IvfIndex::list_of`](shortlist_index::IvfIndex::list_of)): each list keeps its
 //!   added rows beside the trained ones, and a query scans the added rows of the lists
-//!   its search opens ([`IvfIndex::opened_lists`](shortlist_index::IvfIndex::opened_lists)),
+//!   its search opens ([`IvfIndex::search_opened`](shortlist_index::IvfIndex::search_opened)),
 //!   so an added item is found as a trained one is and a query's cost grows with the
 //!   lists it opens, not with every item added. Over an exact index the added vectors
 //!   form a small exact index of their own. Either way the saved index is neither
@@ -423,12 +423,20 @@ impl Live {
                 st.count += 1;
             }
         }
-        if let (Some(lists), Some(found)) = (
-            st.lists.as_mut(),
-            Some(&pending_vectors)
-                .filter(|v| !v.is_empty())
-                .and_then(|v| placer.lists_of(v)),
-        ) {
+        let found = match (&st.lists, pending.is_empty()) {
+            (Some(_), false) => {
+                let found = placer.lists_of(&pending_vectors);
+                if found.is_none() {
+                    warnings.push(format!(
+                        "{} added items could not be placed in the index's lists: they are known but not retrieved",
+                        pending.len()
+                    ));
+                }
+                found
+            }
+            _ => None,
+        };
+        if let (Some(lists), Some(found)) = (st.lists.as_mut(), found) {
             for (&off, &l) in pending.iter().zip(&found) {
                 // Replaced or retired later in the same batch: never listed.
                 if retired.contains(&(self.base + off)) {
