@@ -7,7 +7,7 @@
 //! `retrieve(k = 100)` before and after.
 //!
 //! ```text
-//! cargo run --release -p shortlist-pipeline --example live_items -- [--items 1000000] [--added 10000]
+//! cargo run --release -p shortlist-pipeline --example live_items -- [--items 1000000] [--added 10000] [--save DIR]
 //! ```
 //!
 //! The model is synthetic (no training: the figures are about the index and the live
@@ -327,9 +327,20 @@ fn main() {
     eprintln!("model built in {:.1}s", t.elapsed().as_secs_f64());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("1");
+    // `--save DIR`: also keep the model as `DIR/retrieval/1` (to serve it over HTTP).
+    let args: Vec<String> = std::env::args().collect();
+    let save = args
+        .iter()
+        .position(|a| a == "--save")
+        .and_then(|p| args.get(p + 1))
+        .map(|d| std::path::Path::new(d).join("retrieval").join("1"));
     let t = Instant::now();
     let queries = model.all_queries();
     save_with_ivf(&model, &queries, &path);
+    if let Some(keep) = &save {
+        save_with_ivf(&model, &queries, keep);
+        eprintln!("saved to {}", keep.display());
+    }
     eprintln!(
         "IVF index of {n} items built and saved in {:.1}s",
         t.elapsed().as_secs_f64()
