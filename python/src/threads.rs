@@ -9,8 +9,8 @@
 //! `i` pinned to the `i`-th CPU the process may use, it took 1.07 ms. Only when the
 //! pool has exactly one worker per CPU the process may use (not under a container's
 //! CPU quota smaller than its CPU set, nor with a `RAYON_NUM_THREADS` other than that
-//! count), only on Linux, and not when `SHORTLIST_PIN_THREADS=0`. The pinned workers are named `sl-pool-N` (what `top -H`
-//! and `/proc/PID/task/*/comm` show).
+//! count), only on Linux, and not when `SHORTLIST_PIN_THREADS=0`. The pinned workers
+//! are named `sl-pool-N` (what `top -H` and `/proc/PID/task/*/comm` show).
 
 /// Builds rayon's global pool with pinned workers (see the module docs). Does
 /// nothing when the pool exists already or pinning does not apply.

@@ -156,8 +156,19 @@ fn save_with_ivf(model: &RetrievalModel, queries: &[f32], path: &std::path::Path
     staging.commit().unwrap();
 }
 
-/// recall@10 of `source`'s lists for the `sample` users against `exact`'s top 10 of
-/// their queries (rows past the model's are the added items `live_ids`).
+/// How `source`'s top-10 lists for the `sample` users compare with `exact`'s top 10
+/// of their queries (rows past the model's are the added items `live_ids`).
+struct Recall {
+    /// recall@10.
+    recall: f64,
+    /// Slots of the served lists that hold added items.
+    served_added: usize,
+    /// Slots of the exact lists that hold added items, and how many of those the
+    /// served lists hold.
+    exact_added: usize,
+    found_added: usize,
+}
+
 fn recall(
     model: &RetrievalModel,
     queries: &[f32],
@@ -165,60 +176,39 @@ fn recall(
     source: &dyn CandidateSource,
     exact: &ExactIndex,
     live_ids: &[String],
-) -> f64 {
+) -> Recall {
+    let mut r = Recall {
+        recall: 0.0,
+        served_added: 0,
+        exact_added: 0,
+        found_added: 0,
+    };
     let mut hit = 0usize;
-    for u in sample {
-        let row = model.spec.user_id.get(u).unwrap() as usize;
-        let q = &queries[row * DIM..(row + 1) * DIM];
-        let oov = model.spec.item_id.num_oov();
-        let excl: Vec<u32> = (0..oov).collect();
-        let truth: Vec<String> = exact
-            .search(q, 10, &Filter::Exclude(&excl))
-            .unwrap()
-            .iter()
-            .map(|h| {
-                let i = h.item as usize;
-                match model.spec.item_id.value(h.item) {
-                    Some(id) => id.to_owned(),
-                    None => live_ids[i - model.num_items()].clone(),
-                }
-            })
-            .collect();
-        let got = source.retrieve(&User::id(u), 10, false, &[]).unwrap();
-        hit += got
-            .candidates
-            .iter()
-            .filter(|c| truth.iter().any(|t| t == c.item_id))
-            .count();
-    }
-    hit as f64 / (10 * sample.len()) as f64
-}
-
-/// Of the exact top-10 slots of the `sample` users that hold added items (rows past
-/// the model's), how many there are and how many `source`'s lists hold.
-fn added_recall(
-    model: &RetrievalModel,
-    queries: &[f32],
-    sample: &[String],
-    source: &dyn CandidateSource,
-    exact: &ExactIndex,
-    live_ids: &[String],
-) -> (usize, usize) {
-    let (mut slots, mut found) = (0, 0);
     let excl: Vec<u32> = (0..model.spec.item_id.num_oov()).collect();
     for u in sample {
         let row = model.spec.user_id.get(u).unwrap() as usize;
         let q = &queries[row * DIM..(row + 1) * DIM];
         let got = source.retrieve(&User::id(u), 10, false, &[]).unwrap();
+        let served = |id: &str| got.candidates.iter().any(|c| c.item_id == id);
         for h in exact.search(q, 10, &Filter::Exclude(&excl)).unwrap() {
-            let Some(i) = (h.item as usize).checked_sub(model.num_items()) else {
-                continue;
+            let id = match (h.item as usize).checked_sub(model.num_items()) {
+                None => model.spec.item_id.value(h.item).unwrap(),
+                Some(i) => {
+                    r.exact_added += 1;
+                    r.found_added += usize::from(served(&live_ids[i]));
+                    &live_ids[i]
+                }
             };
-            slots += 1;
-            found += usize::from(got.candidates.iter().any(|c| c.item_id == live_ids[i]));
+            hit += usize::from(served(id));
         }
+        r.served_added += got
+            .candidates
+            .iter()
+            .filter(|c| c.item_id.starts_with("new"))
+            .count();
     }
-    (slots, found)
+    r.recall = hit as f64 / (10 * sample.len()) as f64;
+    r
 }
 
 /// Median time of one `retrieve(k = 100)` over the `sample` users, one thread, in µs
@@ -355,7 +345,7 @@ fn main() {
         .collect();
     let mut all = model.all_candidates();
     let exact = ExactIndex::new(all.clone(), DIM).unwrap();
-    let before = recall(&model, &queries, &sample, &*source, &exact, &[]);
+    let before = recall(&model, &queries, &sample, &*source, &exact, &[]).recall;
     println!(
         "recall@10 before: {before:.4} ({} sampled users, IVF vs exact over {n} items); retrieve(k=100) median {:.1} µs",
         sample.len(),
@@ -402,26 +392,17 @@ fn main() {
     }
     let exact = ExactIndex::new(all, DIM).unwrap();
     let after = recall(&model, &queries, &sample, &*source, &exact, &live_ids);
-    let found = sample
-        .iter()
-        .map(|u| {
-            source
-                .retrieve(&User::id(u), 10, false, &[])
-                .unwrap()
-                .candidates
-                .iter()
-                .filter(|c| c.item_id.starts_with("new"))
-                .count()
-        })
-        .sum::<usize>();
-    let (slots, found_added) = added_recall(&model, &queries, &sample, &*source, &exact, &live_ids);
     println!(
-        "recall@10 after: {after:.4} (exact over {} items; {found} of the sampled top-10 slots hold added items); change {:+.4}",
+        "recall@10 after: {:.4} (exact over {} items; {} of the sampled top-10 slots hold added items); change {:+.4}",
+        after.recall,
         n + added,
-        after - before
+        after.served_added,
+        after.recall - before
     );
     println!(
-        "added items: {found_added} of the {slots} exact top-10 slots they hold found; retrieve(k=100) median {:.1} µs",
+        "added items: {} of the {} exact top-10 slots they hold found; retrieve(k=100) median {:.1} µs",
+        after.found_added,
+        after.exact_added,
         retrieve_us(&*source, &sample)
     );
 }

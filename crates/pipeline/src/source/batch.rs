@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 use shortlist_index::{Filter, TopKIndex};
 
-use super::retrieve::{merge_live, search_live, LiveLists};
+use super::retrieve::{live_floor, merge_live, search_live, LiveLists};
 use super::{ModelSource, Scorer, User, UserPath};
 use crate::error::{Error, Result};
 
@@ -86,10 +86,7 @@ impl ModelSource {
                     };
                     let mut hits: Vec<(u32, f32)> =
                         hits.into_iter().map(|h| (h.item, h.score)).collect();
-                    let floor = match hits.get(k.wrapping_sub(1)) {
-                        Some(h) => h.1,
-                        None => f32::NEG_INFINITY,
-                    };
+                    let floor = live_floor(&hits, k);
                     let d = index.dim();
                     let query = &queries[q * d..(q + 1) * d];
                     merge_live(

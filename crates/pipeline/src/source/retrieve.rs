@@ -151,12 +151,7 @@ impl ModelSource {
                         }
                         _ => (search(index, &q, k, &filter)?, None),
                     };
-                    // An added item must beat the k-th of the model's hits to count.
-                    let floor = if hits.len() >= k {
-                        hits.last().map_or(f32::NEG_INFINITY, |h| h.1)
-                    } else {
-                        f32::NEG_INFINITY
-                    };
+                    let floor = live_floor(&hits, k);
                     let live = search_live(st, base, lists, floor, &q, k, exclude, allow)?;
                     merge_live(&mut hits, live, k);
                     hits
@@ -192,6 +187,25 @@ pub(super) fn merge_live(hits: &mut Vec<(u32, f32)>, live: Vec<(u32, f32)>, k: u
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         hits.truncate(k);
     }
+}
+
+/// The score an added item must reach to enter the model's best-`k` `hits` (sorted,
+/// best first): the `k`-th one's, or `−∞` while there are fewer.
+pub(super) fn live_floor(hits: &[(u32, f32)], k: usize) -> f32 {
+    match k.checked_sub(1).and_then(|i| hits.get(i)) {
+        Some(h) => h.1,
+        None => f32::NEG_INFINITY,
+    }
+}
+
+/// The rows of `exclude` that are live rows of `st` (from `base`), as offsets from
+/// `base`.
+fn live_offsets<'e>(exclude: &'e [u32], base: u32, st: &State) -> impl Iterator<Item = u32> + 'e {
+    let end = base + st.count;
+    exclude
+        .iter()
+        .filter(move |&&e| e >= base && e < end)
+        .map(move |&e| e - base)
 }
 
 /// Which IVF lists' added rows a query scans.
@@ -251,11 +265,8 @@ pub(super) fn search_live(
             ok.remove(i as u32);
         }
     }
-    for &e in exclude
-        .iter()
-        .filter(|&&e| e >= base && e < base + st.count)
-    {
-        ok.remove(e - base);
+    for off in live_offsets(exclude, base, st) {
+        ok.remove(off);
     }
     Ok(search(index.as_ref(), q, k, &Filter::AllowBitmap(&ok))?
         .into_iter()
@@ -281,11 +292,7 @@ fn search_lists(
     if k == 0 || st.count == 0 {
         return Ok(Vec::new());
     }
-    let mut live_excluded: Vec<u32> = exclude
-        .iter()
-        .filter(|&&e| e >= base && e < base + st.count)
-        .map(|&e| e - base)
-        .collect();
+    let mut live_excluded: Vec<u32> = live_offsets(exclude, base, st).collect();
     live_excluded.sort_unstable();
     let opened: Vec<u32> = match which {
         LiveLists::Opened(o) => o,
