@@ -125,6 +125,9 @@ pub fn config(args: &ServeArgs) -> Result<shortlist_serve::ServeConfig> {
 /// Runs the server until SIGINT/SIGTERM.
 pub fn run(args: &ServeArgs) -> Result<()> {
     let config = config(args)?;
+    // Hot reloads free and allocate whole models: without a fixed threshold glibc
+    // would carve each new version from the heap and RSS would climb (see the docs).
+    shortlist_core::alloc::fix_mmap_threshold();
     report_layout(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
