@@ -212,8 +212,10 @@ fn product_configs_share_their_first_stage() {
     assert_eq!(head.retrieval, r);
     assert_eq!(head.holdout_by, HoldoutBy::Time);
     assert!(r.cold_items && r.item_id_dropout > 0.0);
+    assert_eq!(r.temperature, 4.0);
     assert_eq!(r.features.item_features, ["*"]);
-    // Apart from the item features and the dropout, the served first stage is the
+    // Apart from the item features, the dropout and the softmax temperature (4.0,
+    // chosen on a validation carve of the product log), the served first stage is the
     // default one.
     let default = RetrievalTrainConfig::from_toml(
         include_str!("../../../configs/retrieval-default.toml"),
@@ -224,6 +226,7 @@ fn product_configs_share_their_first_stage() {
         RetrievalTrainConfig {
             item_id_dropout: default.item_id_dropout,
             features: default.features.clone(),
+            temperature: default.temperature,
             ..r
         },
         default
