@@ -96,9 +96,17 @@ unsafe impl GlobalAlloc for HugePageAlloc {
 /// it from a heap: glibc's initial value, kept fixed by [`fix_mmap_threshold`].
 pub const MMAP_THRESHOLD_BYTES: usize = 128 << 10;
 
+/// Whether the user chose glibc's mmap threshold at start-up, through
+/// `MALLOC_MMAP_THRESHOLD_` or the `glibc.malloc.mmap_threshold` tunable of
+/// `GLIBC_TUNABLES`: then [`fix_mmap_threshold`] leaves it alone.
+pub fn mmap_threshold_set_by_user() -> bool {
+    std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some()
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.mmap_threshold"))
+}
+
 /// Keeps glibc's mmap threshold at [`MMAP_THRESHOLD_BYTES`] for the life of the
-/// process, unless the user set `MALLOC_MMAP_THRESHOLD_` (then theirs stands).
-/// Returns whether it was set.
+/// process, unless the user set it ([`mmap_threshold_set_by_user`]: then theirs
+/// stands). Returns whether it was set.
 ///
 /// Why a long-running server needs it: by default glibc raises the threshold to
 /// the size of every mapped block freed (up to 32 MiB), so after a hot reload frees
@@ -113,7 +121,7 @@ pub const MMAP_THRESHOLD_BYTES: usize = 128 << 10;
 pub fn fix_mmap_threshold() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
+        if mmap_threshold_set_by_user() {
             return false;
         }
         let bytes = libc::c_int::try_from(MMAP_THRESHOLD_BYTES).unwrap_or(libc::c_int::MAX);

@@ -22,8 +22,8 @@ fn a_freed_large_block_no_longer_moves_medium_blocks_onto_the_heap() {
         drop(block);
         mapped
     }
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
-        return; // the user's setting stands, and so does the allocator's behaviour
+    if shortlist_core::alloc::mmap_threshold_set_by_user() {
+        return; // the user's setting stands, and glibc's threshold no longer moves
     }
     const MIB: usize = 1 << 20;
     // glibc's default: a freed 8 MiB mapping raises the threshold past 1 MiB, so the

@@ -212,7 +212,6 @@ fn product_configs_share_their_first_stage() {
     assert_eq!(head.retrieval, r);
     assert_eq!(head.holdout_by, HoldoutBy::Time);
     assert!(r.cold_items && r.item_id_dropout > 0.0);
-    assert_eq!(r.temperature, 4.0);
     assert_eq!(r.features.item_features, ["*"]);
     // Apart from the item features, the dropout and the softmax temperature (4.0,
     // chosen on a validation carve of the product log), the served first stage is the
