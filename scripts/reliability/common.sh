@@ -6,14 +6,17 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RELY_WORK="${RELY_WORK:-/tmp/shortlist-reliability}"
-BIN="$ROOT/target/release/shortlist"
+BIN="${SHORTLIST_BIN:-$ROOT/target/release/shortlist}"
 STRESS="$ROOT/target/release/examples/stress"
 PORT="${PORT:-18501}"
 ADDR="127.0.0.1:$PORT"
 mkdir -p "$RELY_WORK"
 
 build() {
-  (cd "$ROOT" && cargo build --release -p shortlist-cli -p shortlist-serve --example stress >&2)
+  # Two commands: with `--example`, cargo builds only the examples of the
+  # packages named, so one command would leave a stale `shortlist` binary.
+  (cd "$ROOT" && cargo build --release -p shortlist-cli >&2 \
+    && cargo build --release -p shortlist-serve --example stress >&2)
 }
 
 # The quickstart models (MovieLens 100k, trained once): $RELY_WORK/models/movielens/{retrieval,ranking}/1.

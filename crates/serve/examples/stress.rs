@@ -23,6 +23,10 @@
 //!   BODY_FILE named `*.jsonl` holds one body per line, sent in turn (e.g. the
 //!   `bodies.jsonl` of `big_catalogue`: many users rather than one).
 //!
+//! With `STRESS_EXPECT=1`, requests with a body are sent as curl sends large
+//! ones: the head with `Expect: 100-continue`, the body only after `100 Continue`;
+//! a connection the server closes after an answer is reopened.
+//!
 //! Client sockets bind to 127.0.0.2–127.0.0.9 in turn when ADDR is on loopback,
 //! so tens of thousands of connections do not run out of ephemeral ports.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -59,8 +63,9 @@ async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
-/// Reads one response; returns its status.
-async fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
+/// Reads one response; returns its status and whether the server closes the
+/// connection after it (`Connection: close`).
+async fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool)> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let mut line = String::new();
     if r.read_line(&mut line).await? == 0 {
@@ -72,6 +77,7 @@ async fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("status line"))?;
     let mut len = 0usize;
+    let mut close = false;
     loop {
         line.clear();
         if r.read_line(&mut line).await? == 0 {
@@ -85,11 +91,40 @@ async fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
             if k.eq_ignore_ascii_case("content-length") {
                 len = v.trim().parse().map_err(|_| bad("content-length"))?;
             }
+            if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
+                close = true;
+            }
         }
     }
     let mut body = vec![0; len];
     r.read_exact(&mut body).await?;
-    Ok(status)
+    Ok((status, close))
+}
+
+/// Sends one request and reads its answer. With `STRESS_EXPECT=1` the head carries
+/// `Expect: 100-continue` and the body is sent only after `100 Continue` (as curl
+/// does for large bodies), so a refusal costs no upload.
+async fn exchange(c: &mut BufReader<TcpStream>, req: &[u8]) -> std::io::Result<(u16, bool)> {
+    let split = req.windows(4).position(|w| w == b"\r\n\r\n");
+    match split.filter(|_| expect_continue()) {
+        Some(end) => {
+            let mut head = req[..end + 2].to_vec();
+            head.extend_from_slice(b"Expect: 100-continue\r\n\r\n");
+            c.get_mut().write_all(&head).await?;
+            let (status, close) = read_response(c).await?;
+            if status != 100 {
+                return Ok((status, close));
+            }
+            c.get_mut().write_all(&req[end + 4..]).await?;
+        }
+        None => c.get_mut().write_all(req).await?,
+    }
+    read_response(c).await
+}
+
+fn expect_continue() -> bool {
+    static EXPECT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EXPECT.get_or_init(|| std::env::var("STRESS_EXPECT").is_ok_and(|v| v == "1"))
 }
 
 fn request(path: &str, body: &[u8]) -> Vec<u8> {
@@ -184,17 +219,17 @@ async fn closed_loop(addr: SocketAddr, conns: usize, secs: f64, req: Arc<Vec<u8>
                 }
                 let Some(c) = conn.as_mut() else { continue };
                 let sent = Instant::now();
-                let r = async {
-                    c.get_mut().write_all(&req).await?;
-                    read_response(c).await
-                }
-                .await;
-                match r {
-                    Ok(status) => t.record(
-                        (sent - start).as_secs_f32(),
-                        sent.elapsed().as_micros() as u32,
-                        status,
-                    ),
+                match exchange(c, &req).await {
+                    Ok((status, close)) => {
+                        t.record(
+                            (sent - start).as_secs_f32(),
+                            sent.elapsed().as_micros() as u32,
+                            status,
+                        );
+                        if close {
+                            conn = None;
+                        }
+                    }
                     Err(e) => {
                         show_error("request", &e);
                         t.conn_errors += 1;
@@ -317,7 +352,7 @@ async fn slowloris(addr: SocketAddr, conns: usize, secs: f64, probe: bool) {
             })
             .await;
             match r {
-                Ok(Ok(200)) => probes.push(t.elapsed().as_micros() as u32),
+                Ok(Ok((200, _))) => probes.push(t.elapsed().as_micros() as u32),
                 _ => probe_failures += 1,
             }
         }
@@ -381,12 +416,7 @@ async fn soak(addr: SocketAddr, conns: usize, secs: f64, rate: f64, reqs: Arc<Ve
                 }
                 let Some(c) = conn.as_mut() else { continue };
                 let req = &reqs[sent.fetch_add(1, Relaxed) as usize % reqs.len()];
-                let r = async {
-                    c.get_mut().write_all(req).await?;
-                    read_response(c).await
-                }
-                .await;
-                match r {
+                match exchange(c, req).await.map(|(status, _)| status) {
                     Ok(200) => {
                         ok.fetch_add(1, Relaxed);
                         lat.lock().unwrap().push(next.elapsed().as_micros() as u32);

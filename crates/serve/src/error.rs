@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 /// | [`Unimplemented`](Self::Unimplemented) | 501 |
 /// | [`Unavailable`](Self::Unavailable) | 503 |
 /// | [`Overloaded`](Self::Overloaded) | 503 with `Retry-After: 1` |
+/// | [`OverloadedBodyUnsent`](Self::OverloadedBodyUnsent) | 503 with `Retry-After: 1` and `Connection: close` |
 /// | [`DeadlineExceeded`](Self::DeadlineExceeded) | 504 |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -50,6 +51,11 @@ pub enum ApiError {
     /// `Retry-After: 1`.
     #[error("{0}")]
     Overloaded(String),
+    /// Refused at once by load shedding before a client that sent `Expect:
+    /// 100-continue` was asked for its body: answered with `Retry-After: 1` and
+    /// `Connection: close` (the unsent body cannot be told apart from a next request).
+    #[error("{0}")]
+    OverloadedBodyUnsent(String),
     /// The request took longer than [`ServeConfig::request_timeout`](crate::ServeConfig::request_timeout).
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -80,7 +86,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_)
+            | ApiError::Overloaded(_)
+            | ApiError::OverloadedBodyUnsent(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -96,6 +104,7 @@ impl ApiError {
             | ApiError::Unimplemented(m)
             | ApiError::Unavailable(m)
             | ApiError::Overloaded(m)
+            | ApiError::OverloadedBodyUnsent(m)
             | ApiError::DeadlineExceeded(m) => m,
         }
     }
@@ -119,9 +128,16 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&serde_json::json!({ "error": self.public_message() }))
             .unwrap_or_else(|_| br#"{"error":"Internal error"}"#.to_vec());
         let mut resp = json_response(self.status(), body);
-        if matches!(self, ApiError::Overloaded(_)) {
+        if matches!(
+            self,
+            ApiError::Overloaded(_) | ApiError::OverloadedBodyUnsent(_)
+        ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, ApiError::OverloadedBodyUnsent(_)) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
@@ -189,6 +205,12 @@ mod tests {
                 .map(|v| v.as_bytes()),
             Some(&b"1"[..])
         );
+        assert!(resp.headers().get(header::CONNECTION).is_none());
+        let resp = ApiError::OverloadedBodyUnsent("busy".into()).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let header_of = |name| resp.headers().get(name).map(|v| v.as_bytes());
+        assert_eq!(header_of(header::RETRY_AFTER), Some(&b"1"[..]));
+        assert_eq!(header_of(header::CONNECTION), Some(&b"close"[..]));
         let resp = ApiError::Unavailable("not ready".into()).into_response();
         assert!(resp.headers().get(header::RETRY_AFTER).is_none());
     }

@@ -226,6 +226,103 @@ async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
     s.stop().await;
 }
 
+/// A server whose one computation slot is held by a slow `/v1/rank` for ~500 ms.
+async fn saturated() -> (TestServer, tokio::task::JoinHandle<common::Resp>) {
+    let mut spec = ranking_spec(0.0);
+    spec["compute_ms"] = json!(500);
+    let s = start_ready(&[("ranking", &spec)], |c| {
+        c.compute_threads = 1;
+        c.max_in_flight = 1;
+    })
+    .await;
+    let mut a = s.client().await;
+    let slow = tokio::spawn(async move {
+        a.post("/v1/rank", &json!({"user_id": "42", "item_ids": ["2"]}))
+            .await
+    });
+    while metric(&metrics_text(&s).await, "shortlist_in_flight_requests") != Some(1.0) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (s, slow)
+}
+
+fn rank_head(len: usize, expect: bool) -> String {
+    let expect = if expect {
+        "Expect: 100-continue\r\n"
+    } else {
+        ""
+    };
+    format!("POST /v1/rank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{expect}Content-Length: {len}\r\n\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_that_expects_continue_never_sends_its_body() {
+    let (s, slow) = saturated().await;
+    let body = serde_json::to_vec(&json!({"user_id": "42", "item_ids": ["2"]})).unwrap();
+    let mut c = s.client().await;
+    c.send_raw(rank_head(body.len(), true).as_bytes())
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(1), c.read_response())
+        .await
+        .expect("no answer without the body")
+        .unwrap();
+    assert_eq!(
+        r.status, 503,
+        "the first answer is the refusal, not 100 Continue"
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    // The body was never asked for, so the connection cannot carry another request.
+    let rest = tokio::time::timeout(Duration::from_secs(2), c.read_until_closed())
+        .await
+        .expect("the connection stays open after a refused 100-continue request");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(slow.await.unwrap().status, 200);
+
+    // Admitted, the same request is asked for its body and answered.
+    let mut c = s.client().await;
+    c.send_raw(rank_head(body.len(), true).as_bytes())
+        .await
+        .unwrap();
+    let cont = c.read_response_head().await.unwrap();
+    assert_eq!(cont, 100);
+    c.send_raw(&body).await.unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_body_is_read_and_the_connection_kept() {
+    let (s, slow) = saturated().await;
+    let body = serde_json::to_vec(&json!({"user_id": "42", "item_ids": ["2", "3"]})).unwrap();
+    let mut c = s.client().await;
+    let (first, second) = body.split_at(body.len() / 2);
+    c.send_raw(rank_head(body.len(), false).as_bytes())
+        .await
+        .unwrap();
+    c.send_raw(first).await.unwrap();
+    // The refusal waits for the rest of the body, so that the connection can
+    // carry the next request.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c.read_response())
+            .await
+            .is_err(),
+        "answered before the body was read"
+    );
+    c.send_raw(second).await.unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("connection"), None);
+    assert_eq!(slow.await.unwrap().status, 200);
+    let r = c
+        .post("/v1/rank", &json!({"user_id": "42", "item_ids": ["2"]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_timeout_covers_computation() {
     let mut spec = ranking_spec(0.0);

@@ -356,6 +356,16 @@ impl Client {
         self.read_response().await
     }
 
+    /// Reads an interim answer without a body (`100 Continue`): its status.
+    pub async fn read_response_head(&mut self) -> std::io::Result<u16> {
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+        let mut blank = String::new();
+        self.stream.read_line(&mut blank).await?;
+        status.ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))
+    }
+
     pub async fn read_response(&mut self) -> std::io::Result<Resp> {
         let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
         let mut line = String::new();
