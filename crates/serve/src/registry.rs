@@ -6,7 +6,8 @@
 //!   blocking task, off the request path, then swaps it in with one atomic pointer
 //!   store ([`arc_swap::ArcSwap`]). Requests that already hold the old version finish
 //!   on it; the old version is freed by the poller thread once nobody uses it, so a
-//!   large model is never dropped on a request thread.
+//!   large model is never dropped on a request thread, and its freed pages are then
+//!   given back to the system (memory stays level across reloads).
 //! * Models load independently: each model's versions load on their own thread, so
 //!   a slow or huge version of one model never delays another's.
 //! * A version that fails to load (error or panic in the loader) is logged, shown
