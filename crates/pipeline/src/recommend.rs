@@ -273,6 +273,7 @@ fn gather_candidates<'a>(
     let own = match (stages.ranker, retrieved.path) {
         (Some(r), UserPath::Known | UserPath::History) => r.candidates(
             &req.user,
+            req.k,
             req.num_candidates,
             req.exclude_seen,
             req.exclude_items,

@@ -82,6 +82,7 @@ impl Ranker for Table {
     fn candidates<'a>(
         &'a self,
         _u: &User<'_>,
+        _k: usize,
         _n: usize,
         _seen: bool,
         exclude: &[&str],
