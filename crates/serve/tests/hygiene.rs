@@ -172,8 +172,9 @@ async fn at_the_cap_the_oldest_idle_connection_makes_room() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
+/// A server (ranking and retrieval models) whose one computation slot is held by a
+/// slow `/v1/rank` for ~500 ms.
+async fn saturated() -> (TestServer, tokio::task::JoinHandle<common::Resp>) {
     let mut spec = ranking_spec(0.0);
     spec["compute_ms"] = json!(500);
     let s = start_ready(
@@ -192,6 +193,12 @@ async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
     while metric(&metrics_text(&s).await, "shortlist_in_flight_requests") != Some(1.0) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    (s, slow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
+    let (s, slow) = saturated().await;
     let mut b = s.client().await;
     for (path, body) in [
         ("/v1/rank", json!({"user_id": "42", "item_ids": ["2"]})),
@@ -224,26 +231,6 @@ async fn beyond_the_in_flight_limit_the_answer_is_503_at_once() {
     assert_eq!(metric(&text, "shortlist_shed_requests_total"), Some(3.0));
     assert_eq!(metric(&text, "shortlist_in_flight_requests"), Some(0.0));
     s.stop().await;
-}
-
-/// A server whose one computation slot is held by a slow `/v1/rank` for ~500 ms.
-async fn saturated() -> (TestServer, tokio::task::JoinHandle<common::Resp>) {
-    let mut spec = ranking_spec(0.0);
-    spec["compute_ms"] = json!(500);
-    let s = start_ready(&[("ranking", &spec)], |c| {
-        c.compute_threads = 1;
-        c.max_in_flight = 1;
-    })
-    .await;
-    let mut a = s.client().await;
-    let slow = tokio::spawn(async move {
-        a.post("/v1/rank", &json!({"user_id": "42", "item_ids": ["2"]}))
-            .await
-    });
-    while metric(&metrics_text(&s).await, "shortlist_in_flight_requests") != Some(1.0) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    (s, slow)
 }
 
 fn rank_head(len: usize, expect: bool) -> String {
